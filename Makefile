@@ -1,0 +1,53 @@
+# kvmviz developer tasks. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+KVMVIZ_PORT ?= 8888
+PYTEST_ARGS ?=
+
+# The install stamp is named after a checksum of pyproject.toml, and also depends on it:
+# editing the dependencies reinstalls; a second `make test` with nothing changed installs nothing.
+STAMP := $(VENV)/.installed-$(firstword $(shell cksum < pyproject.toml))
+
+.DEFAULT_GOAL := help
+.PHONY: help install lab test format bench clean strip
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP) ## create the venv (VENV, default .venv) and install kvmviz[dev] into it (skipped when up to date)
+
+lab: $(STAMP) ## start JupyterLab on notebooks/ (prints the URL; opens a browser only with a display)
+	@open=False; \
+	if [ -z "$${CI:-}" ] && { [ -n "$${DISPLAY:-}" ] || [ -n "$${WAYLAND_DISPLAY:-}" ] || \
+		[ "$$(uname -s)" = Darwin ]; }; then open=True; fi; \
+	root=; if [ "$$(id -u)" = 0 ]; then root=--allow-root; fi; \
+	set -x; exec $(VENV)/bin/jupyter lab notebooks/ --port=$(KVMVIZ_PORT) \
+		--ServerApp.open_browser=$$open $$root
+
+test: $(STAMP) ## lint, check formatting, run all tests (notebooks executed too)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+format: $(STAMP) ## format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP) ## run the engine benchmark against its reference implementation
+	$(VENV)/bin/python benchmarks/engine.py
+
+strip: ## remove outputs and execution counts from notebooks/*.ipynb
+	$(PYTHON) tools/strip_notebooks.py notebooks
+
+clean: ## remove the venv and caches (never sources, notebooks or figures)
+	if [ -f $(VENV)/pyvenv.cfg ]; then rm -rf $(VENV); fi
+	rm -rf .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,151 @@
+"""Metrics of a :class:`~kvmviz.engine.Run`: reader stalls, brownout, a kernel comparison.
+
+Views call these; none of them re-simulates except :func:`compare_kernels`, which runs the same
+scenario and seed once per kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .kernels import KERNELS
+
+__all__ = [
+    "brownout",
+    "compare_kernels",
+    "stall_stats",
+    "summarize",
+]
+
+
+def stall_stats(run) -> pd.Series:
+    """Reader stall: how long fault attempts waited for ``mmu_lock``, µs.
+
+    Returns
+    -------
+    pandas.Series
+        ``mean, p50, p99, max`` of ``wait_us`` over all fault attempts, ``stalled_share`` (share
+        of attempts that waited at all) and ``total_ms`` (vCPU time lost, summed).
+    """
+    wait = run.faults["wait_us"].to_numpy()
+    if wait.size == 0:
+        values = dict.fromkeys(["mean_us", "p50_us", "p99_us", "max_us", "stalled_share"], 0.0)
+        values["total_ms"] = 0.0
+        return pd.Series(values)
+    return pd.Series(
+        {
+            "mean_us": wait.mean(),
+            "p50_us": np.percentile(wait, 50),
+            "p99_us": np.percentile(wait, 99),
+            "max_us": wait.max(),
+            "stalled_share": float((wait > 0).mean()),
+            "total_ms": wait.sum() * 1e-3,
+        }
+    )
+
+
+def brownout(run, bin_us: float | None = None) -> pd.DataFrame:
+    """Share of the VM's vCPUs stalled on ``mmu_lock`` over time.
+
+    A vCPU is stalled from the moment its fault asks for ``mmu_lock`` until it is granted. The
+    share is averaged exactly over each time bin (it integrates the waiting intervals).
+
+    Parameters
+    ----------
+    run : Run
+    bin_us : float, optional
+        Bin width, µs; default: 200 bins over the scenario's duration.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_us`` (bin start), ``stalled_share`` in [0, 1] of all ``n_vcpus``.
+    """
+    duration = run.scenario.duration_us
+    bin_us = duration / 200 if bin_us is None else float(bin_us)
+    if not bin_us > 0:
+        raise ValueError(f"bin_us must be > 0, got {bin_us}")
+    edges = np.arange(0.0, duration + bin_us, bin_us)
+    nbins = len(edges) - 1
+    waiting = run.faults.loc[run.faults["wait_us"] > 0, ["t_request_us", "t_grant_us"]]
+    starts = np.clip(waiting["t_request_us"].to_numpy(), 0, edges[-1])
+    ends = np.clip(waiting["t_grant_us"].to_numpy(), 0, edges[-1])
+
+    # Integral of (number waiting) over each bin = sum over intervals of their overlap.
+    # F(x) = sum_i overlap([s_i, e_i), [0, x)) is piecewise linear; bin area = F(b) - F(a).
+    def cumulative(x: np.ndarray) -> np.ndarray:
+        s_sorted, e_sorted = np.sort(starts), np.sort(ends)
+        cs, ce = (
+            np.concatenate([[0], np.cumsum(s_sorted)]),
+            np.concatenate([[0], np.cumsum(e_sorted)]),
+        )
+        ns = np.searchsorted(s_sorted, x, "right")
+        ne = np.searchsorted(e_sorted, x, "right")
+        return (ns * x - cs[ns]) - (ne * x - ce[ne])
+
+    area = np.diff(cumulative(edges))
+    share = area / (bin_us * run.scenario.n_vcpus)
+    return pd.DataFrame({"t_us": edges[:-1], "stalled_share": share[:nbins]})
+
+
+def summarize(run) -> pd.Series:
+    """The headline numbers of one run, as shown in the toggle notebook's table.
+
+    Returns
+    -------
+    pandas.Series
+        Stall statistics (:func:`stall_stats`), ``brownout_mean`` (mean share of vCPUs stalled),
+        ``brownout_peak`` (largest share in any of 200 bins), ``faults``, ``faults_retried``,
+        ``notifier_callbacks``, ``lock_taken`` and ``lock_avoided`` (callbacks that did not
+        take ``mmu_lock``), ``writer_wait_mean_us``.
+    """
+    stats = stall_stats(run)
+    curve = brownout(run)
+    notifiers = run.notifiers
+    locked = notifiers["locked"]
+    out = pd.Series(
+        {
+            **stats.to_dict(),
+            "brownout_mean": float(curve["stalled_share"].mean()) if len(curve) else 0.0,
+            "brownout_peak": float(curve["stalled_share"].max()) if len(curve) else 0.0,
+            "faults": int((run.faults["retries"] == 0).sum()),
+            "faults_retried": int(run.faults["retry"].sum()),
+            "notifier_callbacks": len(notifiers),
+            "lock_taken": int(locked.sum()),
+            "lock_avoided": int((~locked).sum()),
+            "writer_wait_mean_us": float(notifiers.loc[locked, "wait_us"].mean())
+            if locked.any()
+            else 0.0,
+        },
+        name=f"{run.kernel} {run.policy}",
+    )
+    return out
+
+
+def compare_kernels(scenario=None, *, policy: str = "qrwlock", seed: int = 0,
+                    kernels=KERNELS, simulate=None) -> pd.DataFrame:  # fmt: skip
+    """Run the same scenario and seed on each kernel and tabulate :func:`summarize`.
+
+    Parameters
+    ----------
+    scenario : Scenario, optional
+    policy : str
+    seed : int
+    kernels : sequence of str
+        Default all of :data:`kvmviz.KERNELS`.
+    simulate : callable, optional
+        ``simulate(scenario, kernel, policy, seed)``; default :func:`kvmviz.simulate`, pass a
+        cached one to reuse runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kernel (index ``kernel``), the columns of :func:`summarize`.
+    """
+    if simulate is None:
+        from .engine import simulate
+    rows = [summarize(simulate(scenario, kernel, policy, seed)) for kernel in kernels]
+    frame = pd.DataFrame(rows)
+    frame.index = pd.Index(list(kernels), name="kernel")
+    return frame

@@ -1,0 +1,149 @@
+"""MMU-notifier callbacks and seeded generators of notification streams, by cause.
+
+An *event* is what the primary MMU does once (a munmap, a page migration, an aging pass over one
+page); it fires one to three *callbacks* in a fixed order. Since 6bdb913f0a70 (v3.7) a page move
+is always bracketed: ``invalidate_range_start`` -> ``change_pte`` -> ``invalidate_range_end``
+(KERNEL.md §1.2, §1.6). Aging calls are unpaired.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .kernels import CALLBACKS
+from .memslots import PAGE_SHIFT, MemslotLayout
+from .presets import VMM_HEAP
+from .scenario import NOTIFIER_CAUSES, Scenario
+
+__all__ = [
+    "CALLBACKS",
+    "EVENT_KINDS",
+    "NOTIFIER_CAUSES",
+    "generate_stream",
+    "stream_from_callbacks",
+]
+
+START, END = "invalidate_range_start", "invalidate_range_end"
+# Callback sequence of each kind of event.
+EVENT_KINDS = {
+    "pair": (START, END),  # munmap, madvise(MADV_DONTNEED), mprotect, NUMA hinting
+    "move": (START, "change_pte", END),  # migration, KSM merge, COW (6bdb913f0a70)
+    "clear_flush_young": ("clear_flush_young",),  # reclaim / DAMON aging
+    "clear_young": ("clear_young",),  # idle page tracking
+    "test_young": ("test_young",),  # khugepaged / reclaim youngness checks
+}
+
+_STREAM_COLUMNS = ["event", "cause", "kind", "t_us", "hva_start", "hva_end"]
+
+
+def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
+    """A seeded stream of notification events for ``scenario``.
+
+    Events arrive as a Poisson process at ``scenario.notifier_rate_hz`` over
+    ``scenario.duration_us``. Each is spurious (misses every memslot) with probability
+    ``spurious_share``:
+
+    * ``vmm_self``: the VMM munmaps or madvises its own memory, a start/end pair on 1-512 pages
+      of its heap (the ``spurious_munmap`` / ``spurious_madv`` phases of the real trace);
+    * ``vmm_aging``: the host ages the VMM's own pages, one ``clear_flush_young`` or
+      ``test_young`` on one page (``kdamond`` in the real trace).
+
+    Otherwise it hits guest memory, by ``relevant_mix``:
+
+    * ``migration`` and ``ksm``: a page move on one guest page (start, change_pte, end);
+    * ``guest_aging``: an aging call on one guest page.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event: ``event, cause, kind, t_us, hva_start, hva_end`` (hvas uint64,
+        end exclusive), sorted by time.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6E6F74]))  # "not"
+    expected = scenario.notifier_rate_hz * scenario.duration_us * 1e-6
+    n = int(rng.poisson(expected))
+    t_us = np.sort(rng.uniform(0.0, scenario.duration_us, n))
+    spurious = rng.random(n) < scenario.spurious_share
+    pair = rng.random(n) < scenario.spurious_pair_share
+    mix = np.asarray(scenario.relevant_mix) / sum(scenario.relevant_mix)
+    relevant_cause = rng.choice(3, size=n, p=mix)
+    cause = np.where(spurious, np.where(pair, 0, 1), 2 + relevant_cause)
+    # Aging calls: which callback (kdamond issues both clear_flush_young and test_young).
+    aging_kind = rng.choice(["clear_flush_young", "test_young", "clear_young"], size=n)
+    kind = np.empty(n, dtype=object)
+    kind[cause == 0] = "pair"
+    kind[(cause == 2) | (cause == 3)] = "move"
+    unpaired = (cause == 1) | (cause == 4)
+    kind[unpaired] = aging_kind[unpaired]
+    kind[(cause == 1) & (aging_kind == "clear_young")] = "clear_flush_young"
+    # Sizes: spurious munmaps span 1..512 pages (log-uniform); everything else is one page.
+    npages = np.where(cause == 0, np.exp(rng.uniform(0, np.log(512), n)).astype(np.int64), 1)
+    heap_pages = (VMM_HEAP[1] - VMM_HEAP[0]) >> PAGE_SHIFT
+    heap_page = rng.integers(0, heap_pages - 512, n)
+    guest_hva = random_guest_hvas(scenario.layout, rng, n)
+    start = np.where(
+        cause <= 1,
+        np.uint64(VMM_HEAP[0]) + (heap_page.astype(np.uint64) << np.uint64(PAGE_SHIFT)),
+        guest_hva,
+    )
+    end = start + (npages.astype(np.uint64) << np.uint64(PAGE_SHIFT))
+    return pd.DataFrame(
+        {
+            "event": np.arange(n),
+            "cause": pd.Categorical.from_codes(cause, categories=list(NOTIFIER_CAUSES)),
+            "kind": kind.astype(str),
+            "t_us": t_us,
+            "hva_start": start.astype(np.uint64),
+            "hva_end": end.astype(np.uint64),
+        }
+    )[_STREAM_COLUMNS]
+
+
+def random_guest_hvas(layout: MemslotLayout, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` page-aligned hvas drawn uniformly from the guest RAM of address space 0."""
+    slots = [s for s in layout if s.as_id == 0]
+    npages = np.array([s.npages for s in slots], dtype=np.int64)
+    cumulative = np.cumsum(npages)
+    page = rng.integers(0, cumulative[-1], n)
+    which = np.searchsorted(cumulative, page, side="right")
+    offset = page - (cumulative[which] - npages[which])
+    base = np.array([s.userspace_addr for s in slots], dtype=np.uint64)
+    return base[which] + (offset.astype(np.uint64) << np.uint64(PAGE_SHIFT))
+
+
+def stream_from_callbacks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check a hand-made or imported event table and return it in the generator's form.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``t_us, kind, hva_start, hva_end`` and optionally ``cause``; ``kind`` one of
+        :data:`EVENT_KINDS`.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending row and what was expected.
+    """
+    missing = {"t_us", "kind", "hva_start", "hva_end"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"event table lacks columns {sorted(missing)}")
+    out = frame.copy()
+    if "cause" not in out:
+        out["cause"] = "unknown"
+    for i, (kind, s, e, t) in enumerate(zip(out["kind"], out["hva_start"], out["hva_end"],
+                                            out["t_us"], strict=True)):  # fmt: skip
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"event row {i}: kind {kind!r} is not one of {sorted(EVENT_KINDS)}")
+        if not int(s) < int(e):
+            raise ValueError(
+                f"event row {i}: hva_start {int(s):#x} is not below hva_end {int(e):#x}"
+            )
+        if not np.isfinite(t) or t < 0:
+            raise ValueError(f"event row {i}: t_us {t!r} is not a time >= 0")
+    out = out.sort_values("t_us", kind="stable").reset_index(drop=True)
+    out["event"] = np.arange(len(out))
+    out["hva_start"] = out["hva_start"].astype(np.uint64)
+    out["hva_end"] = out["hva_end"].astype(np.uint64)
+    return out[_STREAM_COLUMNS]

@@ -1,0 +1,240 @@
+"""Lock policies for ``mmu_lock`` and an exact replay of a list of lock requests.
+
+Three policies, each a small state machine with the same two verbs (``request``, ``release``):
+
+``"qrwlock"``
+    The kernel's fair rwlock (``kernel/locking/qrwlock.c``, KERNEL.md §4). A reader gets in at
+    once iff no writer holds *or waits*; otherwise it queues FIFO on ``wait_lock``. A writer is
+    granted when it is at the head of the queue and nobody holds the lock; while it waits for the
+    readers already inside it holds ``wait_lock``, so every newer reader queues behind it
+    (``queued_write_lock_slowpath``). When a writer leaves, the readers at the head of the queue
+    enter together, up to the next queued writer.
+``"reader-pref"``
+    The unfair contrast: a reader gets in unless a writer *holds*; when a writer leaves, every
+    waiting reader goes before any waiting writer; writers are FIFO among themselves.
+``"spinlock"``
+    Every request exclusive, FIFO: the legacy shadow MMU, whose faults take ``mmu_lock`` for
+    write (KERNEL.md §4.8), or x86 before 531810caa9f4.
+
+Hand-off is free and ties are broken deterministically: requests are ordered by arrival time,
+then by index, and at one instant every release happens before any arrival.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+import numpy as np
+
+__all__ = ["POLICIES", "LockPolicy", "make_lock", "replay"]
+
+POLICIES = ("qrwlock", "reader-pref", "spinlock")
+
+
+class LockPolicy:
+    """State of one ``mmu_lock`` under a policy.
+
+    ``request(who, is_writer)`` returns ``True`` if the request is granted at once, else queues
+    it; ``release(who, is_writer)`` returns the requests granted by that release, in grant order.
+    ``who`` is any hashable id.
+    """
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.readers = 0  # readers inside
+        self.writer = False  # a writer inside
+
+    def request(self, who, is_writer: bool) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def release(self, who, is_writer: bool) -> list:
+        if is_writer:
+            if not self.writer:
+                raise RuntimeError(f"{who!r} releases a write lock nobody holds")
+            self.writer = False
+        else:
+            if self.readers <= 0:
+                raise RuntimeError(f"{who!r} releases a read lock nobody holds")
+            self.readers -= 1
+        return self._dispatch()
+
+    def _dispatch(self) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _enter(self, is_writer: bool) -> None:
+        if is_writer:
+            self.writer = True
+        else:
+            self.readers += 1
+
+
+class _QRWLock(LockPolicy):
+    name = "qrwlock"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: deque = deque()  # wait_lock's FIFO (an MCS queue on x86)
+        self.queued_writers = 0
+
+    def request(self, who, is_writer: bool) -> bool:
+        if is_writer:
+            # queued_write_lock fast path: cmpxchg 0 -> _QW_LOCKED; fails if anyone is around.
+            if not self.writer and self.readers == 0 and not self.queue:
+                self.writer = True
+                return True
+            self.queued_writers += 1
+        elif not self.writer and self.queued_writers == 0:
+            # queued_read_lock fast path: no _QW_WMASK bits (no writer holding or waiting).
+            self.readers += 1
+            return True
+        self.queue.append((who, is_writer))
+        return False
+
+    def _dispatch(self) -> list:
+        granted = []
+        while self.queue and not self.writer:
+            who, is_writer = self.queue[0]
+            if is_writer:
+                # Waits for cnts == _QW_WAITING: every reader inside has left.
+                if self.readers:
+                    break
+                self.queue.popleft()
+                self.queued_writers -= 1
+                self.writer = True
+                granted.append(who)
+                break
+            self.queue.popleft()
+            self.readers += 1
+            granted.append(who)
+        return granted
+
+
+class _ReaderPrefLock(LockPolicy):
+    name = "reader-pref"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting_readers: deque = deque()
+        self.waiting_writers: deque = deque()
+
+    def request(self, who, is_writer: bool) -> bool:
+        if is_writer:
+            if not self.writer and self.readers == 0 and not self.waiting_writers:
+                self.writer = True
+                return True
+            self.waiting_writers.append(who)
+            return False
+        if not self.writer:
+            self.readers += 1
+            return True
+        self.waiting_readers.append(who)
+        return False
+
+    def _dispatch(self) -> list:
+        granted = []
+        if self.writer:
+            return granted
+        while self.waiting_readers:
+            granted.append(self.waiting_readers.popleft())
+            self.readers += 1
+        if self.readers == 0 and self.waiting_writers:
+            granted.append(self.waiting_writers.popleft())
+            self.writer = True
+        return granted
+
+
+class _SpinLock(LockPolicy):
+    name = "spinlock"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: deque = deque()
+
+    def request(self, who, is_writer: bool) -> bool:
+        if not self.writer and not self.queue:
+            self.writer = True
+            return True
+        self.queue.append(who)
+        return False
+
+    def release(self, who, is_writer: bool) -> list:
+        # Under a spinlock every holder is exclusive, readers included.
+        return super().release(who, True)
+
+    def _dispatch(self) -> list:
+        if self.writer or not self.queue:
+            return []
+        self.writer = True
+        return [self.queue.popleft()]
+
+
+_POLICY_CLASSES = {"qrwlock": _QRWLock, "reader-pref": _ReaderPrefLock, "spinlock": _SpinLock}
+
+
+def make_lock(policy: str) -> LockPolicy:
+    """A fresh lock of ``policy`` (one of :data:`POLICIES`)."""
+    try:
+        return _POLICY_CLASSES[policy]()
+    except KeyError:
+        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}") from None
+
+
+def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
+    """Grant time of every request in an open-loop request list.
+
+    Parameters
+    ----------
+    arrival : array_like of float
+        Time each request arrives, µs.
+    is_writer : array_like of bool
+        ``True`` for a write (exclusive) request; ignored under ``"spinlock"``.
+    hold : array_like of float
+        How long each request holds the lock once granted, µs (>= 0).
+    policy : {"qrwlock", "reader-pref", "spinlock"}
+
+    Returns
+    -------
+    numpy.ndarray of float
+        Grant time of each request, µs, in input order. Release is ``grant + hold``.
+
+    Examples
+    --------
+    A reader inside, a writer waiting for it, and a reader arriving behind the writer:
+
+    >>> replay([0, 1, 2], [False, True, False], [10, 5, 1]).tolist()
+    [0.0, 10.0, 15.0]
+    >>> replay([0, 1, 2], [False, True, False], [10, 5, 1], policy="reader-pref").tolist()
+    [0.0, 10.0, 2.0]
+    """
+    arrival = np.asarray(arrival, dtype=float)
+    is_writer = np.asarray(is_writer, dtype=bool)
+    hold = np.asarray(hold, dtype=float)
+    if not (arrival.ndim == is_writer.ndim == hold.ndim == 1):
+        raise ValueError("arrival, is_writer and hold must be one-dimensional")
+    if not (len(arrival) == len(is_writer) == len(hold)):
+        raise ValueError(
+            f"arrival, is_writer and hold differ in length: "
+            f"{len(arrival)}, {len(is_writer)}, {len(hold)}"
+        )
+    if not (np.isfinite(arrival).all() and np.isfinite(hold).all()):
+        raise ValueError("arrival and hold must be finite")
+    if (hold < 0).any():
+        raise ValueError("hold times must be >= 0")
+    lock = make_lock(policy)
+    grant = np.full(len(arrival), np.nan)
+    # Event heap of (time, kind, index): kind 0 = release, 1 = arrival, so at one instant every
+    # release happens before any arrival, and equal times resolve by index.
+    events = [(float(t), 1, i) for i, t in enumerate(arrival)]
+    heapq.heapify(events)
+    while events:
+        now, kind, i = heapq.heappop(events)
+        if kind == 1:
+            granted = [i] if lock.request(i, bool(is_writer[i])) else []
+        else:
+            granted = lock.release(i, bool(is_writer[i]))
+        for j in granted:
+            grant[j] = now
+            heapq.heappush(events, (now + float(hold[j]), 0, j))
+    return grant

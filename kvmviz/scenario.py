@@ -1,0 +1,168 @@
+"""``Scenario``: every parameter of a simulation, with its unit and where its default comes from.
+
+Times are microseconds (``_us``), rates are per second (``_hz``), sizes are 4 KiB pages unless a
+name says otherwise. Defaults come from ``PARAMETERS.md`` (the research notes in ``shared/``);
+the ones no public source measures are marked *free* and are there to be played with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .memslots import MemslotLayout
+
+__all__ = ["NOTIFIER_CAUSES", "Scenario"]
+
+# Causes of MMU notifications (see notifiers.py): the first two miss every memslot.
+NOTIFIER_CAUSES = ("vmm_self", "vmm_aging", "migration", "ksm", "guest_aging")
+
+
+def _default_layout() -> MemslotLayout:
+    from .presets import large_vm_layout
+
+    return large_vm_layout()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A VM, its vCPU workload and the stream of MMU notifications it sees.
+
+    Parameters
+    ----------
+    n_vcpus : int
+        vCPUs in the VM. Default 416: the m2-ultramem-416 VM the TDP MMU was built for
+        (Ben Gardon, TDP MMU cover letter 2020).
+    duration_us : float
+        Simulated time during which vCPUs fault and notifications arrive, µs. Work in flight at
+        the end runs to completion.
+    layout : MemslotLayout
+        The memslots; default :func:`kvmviz.presets.large_vm_layout` (q35, 12 TiB).
+    faulting_share : float
+        Share of vCPUs taking EPT violations; the rest stay in the guest. Default 0.9: the
+        huge-page rebuild after live migration, where "a significant percentage of vCPUs will be
+        attempting to handle page faults" (8931a454ae). *Free.*
+    guest_run_us : float
+        Mean time a faulting vCPU runs in the guest between two EPT violations (exponential).
+        *Free.*
+    vmexit_us : float
+        VM exit plus re-entry round trip, half on each side (Michael Roth, LKML 2020-12: about
+        2,550 cycles for a whole KVM_RUN round trip).
+    resolve_pfn_us : float
+        Mean time to resolve the pfn (GUP) outside ``mmu_lock``, after sampling
+        ``mmu_notifier_seq`` (exponential). Derived: a 1-vCPU fault round trip is about 2.9 µs.
+    read_hold_us : float
+        Mean time a fault holds ``mmu_lock`` for read to install the SPTE (exponential).
+        Derived: 110 s to populate 288 GiB with 96 vCPUs under a spinlock, about 1.5 µs a fault.
+    read_hold_per_vcpu_us : float
+        Extra mean read-hold per faulting vCPU: cache-line bouncing on the lock word and the
+        page tables when many vCPUs fault at once. Derived: +0.18 µs x N (Matlack, fast page
+        fault series, 64 vCPUs). Set to 0 to switch it off.
+    retry_check_us : float
+        Time the lock is held by an attempt that finds it must retry (check, then unlock).
+    notifier_rate_hz : float
+        Notification events per second (an event is a start/end pair, a page move or one
+        aging call). *Free*: no public number exists for a VMM's own mapping churn.
+    spurious_share : float
+        Share of events that miss every memslot: the VMM adjusting its own address space
+        (``vmm_self``) or the host aging the VMM's own pages (``vmm_aging``). "The vast majority
+        of notifications for these VMs will be spurious" (8931a454ae cover letter).
+    spurious_pair_share : float
+        Of the spurious events, the share that are invalidate_range_start/end pairs (munmap,
+        madvise); the rest are unpaired aging calls, as kdamond's in shared/data. *Free.*
+    relevant_mix : tuple of float
+        Relative weights of the memslot-hitting causes ``(migration, ksm, guest_aging)``.
+    invalidate_window_us : float
+        Time the primary MMU spends between invalidate_range_start and the next callback
+        (clearing PTEs, copying a page), µs. Derived: 1 µs per 4 KiB madvise + notifier pair
+        (memslot_perf_test).
+    memslot_walk_ns : float
+        Cost of visiting one memslot in the linear hva walk (before v5.17), ns. Derived:
+        about 3.6 ns per slot per notifier pair (Szmigiero, 32k slots).
+    lock_op_us : float
+        Uncontended lock plus unlock. Waiman Long's qrwlock numbers: 8-16 ns.
+    zap_base_us, zap_us_per_mib : float
+        Cost of zapping SPTEs for a hit: 5.4 µs per 2 MiB chunk (memslot_perf_test, derived).
+    tlb_flush_base_us, tlb_flush_per_vcpu_us : float
+        ``kvm_flush_remote_tlbs()`` cost, which grows with the vCPUs it must reach: about
+        2 µs + 0.5 µs x N (derived from Matlack's batched-flush numbers, 64 vCPUs).
+    age_us : float
+        Cost of test/clear Accessed on a hit range.
+    """
+
+    n_vcpus: int = 416
+    duration_us: float = 20_000.0
+    layout: MemslotLayout = field(default_factory=_default_layout)
+    faulting_share: float = 0.9
+    guest_run_us: float = 200.0
+    vmexit_us: float = 0.5
+    resolve_pfn_us: float = 1.0
+    read_hold_us: float = 1.5
+    read_hold_per_vcpu_us: float = 0.18
+    retry_check_us: float = 0.1
+    notifier_rate_hz: float = 2_000.0
+    spurious_share: float = 0.95
+    spurious_pair_share: float = 0.5
+    relevant_mix: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    invalidate_window_us: float = 1.0
+    memslot_walk_ns: float = 1.8
+    lock_op_us: float = 0.015
+    zap_base_us: float = 1.0
+    zap_us_per_mib: float = 2.2
+    tlb_flush_base_us: float = 2.0
+    tlb_flush_per_vcpu_us: float = 0.5
+    age_us: float = 0.5
+
+    def __post_init__(self) -> None:
+        def bad(name, expected):
+            raise ValueError(f"Scenario.{name} = {getattr(self, name)!r}: expected {expected}")
+
+        if isinstance(self.n_vcpus, bool) or not isinstance(self.n_vcpus, int) or self.n_vcpus < 1:
+            bad("n_vcpus", "an integer >= 1")
+        if not isinstance(self.layout, MemslotLayout):
+            bad("layout", "a kvmviz.MemslotLayout")
+        if not any(s.as_id == 0 for s in self.layout):
+            bad("layout", "at least one memslot in address space 0 for the vCPUs to fault on")
+        for f in fields(self):
+            if f.name in ("n_vcpus", "layout", "relevant_mix"):
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                bad(f.name, "a finite number >= 0")
+            if value == float("inf"):
+                bad(f.name, "a finite number >= 0")
+        for name in ("faulting_share", "spurious_share", "spurious_pair_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                bad(name, "a share between 0 and 1")
+        if self.duration_us <= 0:
+            bad("duration_us", "> 0")
+        if self.guest_run_us <= 0:
+            bad("guest_run_us", "> 0 (a vCPU must spend some time in the guest)")
+        mix = tuple(float(w) for w in self.relevant_mix)
+        if len(mix) != 3 or any(not w >= 0 for w in mix) or sum(mix) <= 0:
+            bad("relevant_mix", "three weights >= 0 for (migration, ksm, guest_aging), not all 0")
+        object.__setattr__(self, "relevant_mix", mix)
+
+    @property
+    def n_faulting(self) -> int:
+        """Number of vCPUs that take EPT violations."""
+        return round(self.n_vcpus * self.faulting_share)
+
+    @property
+    def mean_read_hold_us(self) -> float:
+        """Mean read-side hold, including the per-vCPU contention term."""
+        return self.read_hold_us + self.read_hold_per_vcpu_us * self.n_faulting
+
+    @property
+    def tlb_flush_us(self) -> float:
+        """Cost of one VM-wide remote TLB flush, µs."""
+        return self.tlb_flush_base_us + self.tlb_flush_per_vcpu_us * self.n_vcpus
+
+    def replace(self, **changes) -> Scenario:
+        """A copy with some parameters changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The parameters as a plain dict (layout summarised), for echoing with a figure."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["layout"] = repr(self.layout)
+        return out

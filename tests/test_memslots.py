@@ -1,0 +1,478 @@
+"""Memslot validation and the MMU-notifier hit test (KERNEL.md §2), against brute-force oracles.
+
+The oracles below never call :mod:`kvmviz.memslots`: they walk plain ``(as_id, slot, base_gfn,
+npages, userspace_addr)`` tuples exactly as ``__kvm_handle_hva_range()`` does.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvmviz.memslots import GfnRange, Memslot, MemslotError, MemslotLayout
+
+PAGE = 4096
+WINDOW_PAGES = 64
+# hva windows: a user-space one, one straddling 2**63 (int64 sign bit), one near the top of 2**64.
+WINDOW_BASES = (0x10000, 2**63 - 32 * PAGE, 2**64 - 80 * PAGE)
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+
+# -- brute-force oracles (KERNEL.md §2, one slot at a time) --------------------------------------
+def oracle_gfn_ranges(specs, hva_start, hva_end):
+    """Set of (as_id, slot, gfn_start, gfn_end) the kernel's slot walk produces for a range."""
+    out = set()
+    for as_id, slot, base_gfn, npages, uaddr in specs:
+        start = max(hva_start, uaddr)
+        end = min(hva_end, uaddr + (npages << 12))
+        if start >= end:
+            continue
+        gfn_start = base_gfn + ((start - uaddr) >> 12)
+        gfn_end = base_gfn + ((end + PAGE - 1 - uaddr) >> 12)
+        out.add((as_id, slot, gfn_start, gfn_end))
+    return out
+
+
+def oracle_hits(specs, hva_start, hva_end):
+    """True iff some slot survives the clip step (``max(start) < min(end)``)."""
+    return any(
+        max(hva_start, uaddr) < min(hva_end, uaddr + npages * PAGE)
+        for _, _, _, npages, uaddr in specs
+    )
+
+
+def build(specs):
+    """A MemslotLayout from oracle tuples."""
+    return MemslotLayout(
+        Memslot(slot=slot, base_gfn=base_gfn, npages=npages, userspace_addr=uaddr, as_id=as_id)
+        for as_id, slot, base_gfn, npages, uaddr in specs
+    )
+
+
+# -- strategies ----------------------------------------------------------------------------------
+@st.composite
+def layouts(draw):
+    """(window base, slot tuples): 1..12 slots, gfn-disjoint per as_id, hvas crowded in 64 pages."""
+    base = draw(st.sampled_from(WINDOW_BASES))
+    n = draw(st.integers(1, 12))
+    next_gfn = {0: draw(st.sampled_from([0, 0x100000])), 1: draw(st.sampled_from([0, 0x30]))}
+    used = {0: set(), 1: set()}
+    specs = []
+    for _ in range(n):
+        as_id = draw(st.integers(0, 1))
+        as0 = [s for s in specs if s[0] == 0]
+        if as_id == 1 and as0 and draw(st.booleans()):
+            # SMM alias: as_id 1 reuses the hva range of an as_id 0 slot.
+            _, _, _, npages, uaddr = draw(st.sampled_from(as0))
+        else:
+            npages = draw(st.one_of(st.just(1), st.integers(1, 16)))
+            uaddr = base + PAGE * draw(st.integers(0, WINDOW_PAGES - npages))
+        slot = draw(st.integers(0, 32766).filter(lambda k, a=as_id: k not in used[a]))
+        used[as_id].add(slot)
+        base_gfn = next_gfn[as_id] + draw(st.sampled_from([0, 0, 1, 3]))  # 0: gfn-adjacent slots
+        next_gfn[as_id] = base_gfn + npages
+        specs.append((as_id, slot, base_gfn, npages, uaddr))
+    return base, draw(st.permutations(specs))
+
+
+@st.composite
+def hva_points(draw, base, specs):
+    """An hva near the window: anywhere, page-ish offsets, or right on/next to a slot edge."""
+    edges = []
+    for _, _, _, npages, uaddr in specs:
+        end = uaddr + npages * PAGE
+        edges += [uaddr - 1, uaddr, uaddr + 1, end - 1, end, end + 1]
+    return draw(
+        st.one_of(
+            st.integers(base - 2 * PAGE, base + (WINDOW_PAGES + 2) * PAGE),
+            st.builds(
+                lambda page, off: base + page * PAGE + off,
+                st.integers(-2, WINDOW_PAGES + 1),
+                st.sampled_from([0, 1, PAGE // 2, PAGE - 1]),
+            ),
+            st.sampled_from(edges),
+        )
+    )
+
+
+@st.composite
+def hva_range(draw, base, specs):
+    """A half-open hva range, possibly empty or reversed, often ending exactly at a slot start."""
+    start = draw(hva_points(base, specs))
+    end = draw(
+        st.one_of(
+            hva_points(base, specs),
+            st.builds(lambda d: start + d, st.integers(-PAGE, 3 * PAGE)),
+            st.sampled_from([s[4] for s in specs]),  # ends exactly where a slot starts
+        )
+    )
+    return start, end
+
+
+@st.composite
+def layout_and_ranges(draw, min_size=0):
+    """A layout and 0..20 hva ranges around its window."""
+    base, specs = draw(layouts())
+    ranges = draw(st.lists(hva_range(base, specs), min_size=min_size, max_size=20))
+    return specs, ranges
+
+
+# -- validation ----------------------------------------------------------------------------------
+def test_memslot_error_is_a_value_error():
+    """MemslotError subclasses ValueError, so callers can catch either."""
+    assert issubclass(MemslotError, ValueError)
+
+
+@pytest.mark.parametrize("uaddr", [0x10001, 0x10800, 0x10FFF, 0x7F0000000001])
+def test_unaligned_userspace_addr_is_rejected(uaddr):
+    """userspace_addr must be 4 KiB aligned; the error names the slot and the alignment rule."""
+    with pytest.raises(MemslotError, match=r"memslot 3\b") as info:
+        Memslot(slot=3, base_gfn=0, npages=1, userspace_addr=uaddr)
+    assert "aligned" in str(info.value)
+    assert f"{uaddr:#x}" in str(info.value)
+
+
+@pytest.mark.parametrize("npages", [0, -1, -512])
+def test_non_positive_npages_is_rejected(npages):
+    """A slot must cover at least one page: npages <= 0 is rejected, naming slot and rule."""
+    with pytest.raises(MemslotError, match=r"memslot 7\b") as info:
+        Memslot(slot=7, base_gfn=0, npages=npages, userspace_addr=0x10000)
+    assert "npages must be > 0" in str(info.value)
+    assert str(npages) in str(info.value)
+
+
+@pytest.mark.parametrize("as_id", [-1, 2, 3])
+def test_as_id_outside_the_two_x86_address_spaces_is_rejected(as_id):
+    """x86 has address spaces 0 (normal) and 1 (SMM) only; anything else is rejected."""
+    with pytest.raises(MemslotError, match=r"memslot 4\b") as info:
+        Memslot(slot=4, base_gfn=0, npages=1, userspace_addr=0x10000, as_id=as_id)
+    assert f"as_id {as_id}" in str(info.value)
+    assert "0 or 1" in str(info.value)
+
+
+def test_valid_as_ids_are_accepted():
+    """as_id 0 and 1 both construct fine and keep their values."""
+    assert Memslot(0, 0, 1, 0x10000, as_id=0).as_id == 0
+    assert Memslot(0, 0, 1, 0x10000, as_id=1).as_id == 1
+
+
+def test_duplicate_slot_id_in_one_address_space_is_rejected():
+    """(as_id, slot) is a key: the same slot id twice in one address space is an error."""
+    a = Memslot(slot=5, base_gfn=0, npages=1, userspace_addr=0x10000)
+    b = Memslot(slot=5, base_gfn=100, npages=1, userspace_addr=0x20000)
+    with pytest.raises(MemslotError, match=r"memslot 5\b") as info:
+        MemslotLayout([a, b])
+    assert "as_id 0" in str(info.value)
+    assert "twice" in str(info.value)
+
+
+def test_same_slot_id_in_both_address_spaces_is_fine():
+    """Slot ids are per address space, so slot 5 may exist in as_id 0 and as_id 1."""
+    a = Memslot(slot=5, base_gfn=0, npages=1, userspace_addr=0x10000, as_id=0)
+    b = Memslot(slot=5, base_gfn=100, npages=1, userspace_addr=0x20000, as_id=1)
+    assert len(MemslotLayout([a, b])) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ((0, 10), (9, 20)),  # partial overlap by one gfn
+        ((0, 10), (0, 10)),  # identical gfn ranges
+        ((10, 20), (0, 11)),  # the second starts lower
+        ((0, 100), (40, 41)),  # one-page slot inside a big one
+    ],
+)
+def test_gfn_overlap_in_one_address_space_is_rejected(first, second):
+    """Two slots of one address space may not share a gfn; the error names both slots."""
+    a = Memslot(slot=1, base_gfn=first[0], npages=first[1] - first[0], userspace_addr=0x100000)
+    b = Memslot(slot=2, base_gfn=second[0], npages=second[1] - second[0], userspace_addr=0x900000)
+    with pytest.raises(MemslotError, match="overlaps") as info:
+        MemslotLayout([a, b])
+    message = str(info.value)
+    assert re.search(r"memslot 1\b", message)
+    assert re.search(r"memslot 2\b", message)
+    assert "address space 0" in message
+
+
+def test_gfn_overlap_with_a_non_neighbour_is_rejected():
+    """A big slot overlapping a later slot is caught even when a third slot sits between them."""
+    slots = [
+        Memslot(slot=1, base_gfn=0, npages=100, userspace_addr=0x100000),
+        Memslot(slot=2, base_gfn=10, npages=5, userspace_addr=0x800000),
+        Memslot(slot=3, base_gfn=50, npages=5, userspace_addr=0x900000),
+        Memslot(slot=4, base_gfn=200, npages=5, userspace_addr=0xA00000),
+    ]
+    with pytest.raises(MemslotError, match="overlaps"):
+        MemslotLayout(slots)
+    with pytest.raises(MemslotError, match="overlaps"):
+        MemslotLayout([slots[0], slots[2], slots[3]])
+
+
+def test_gfn_adjacent_slots_are_fine():
+    """gfn ranges are half-open: [0, 10) and [10, 20) touch but do not overlap."""
+    layout = MemslotLayout(
+        [
+            Memslot(slot=1, base_gfn=0, npages=10, userspace_addr=0x100000),
+            Memslot(slot=2, base_gfn=10, npages=10, userspace_addr=0x900000),
+        ]
+    )
+    assert [s.slot for s in layout.slots] == [1, 2]
+
+
+def test_same_gfns_in_different_address_spaces_are_fine():
+    """SMM (as_id 1) may map the very same gfns as as_id 0: no overlap error across spaces."""
+    layout = MemslotLayout(
+        [
+            Memslot(slot=0, base_gfn=0, npages=16, userspace_addr=0x100000, as_id=0),
+            Memslot(slot=0, base_gfn=0, npages=16, userspace_addr=0x100000, as_id=1),
+        ]
+    )
+    assert [(s.as_id, s.slot) for s in layout.slots] == [(0, 0), (1, 0)]
+
+
+def test_overlapping_hvas_are_fine():
+    """Two slots may be backed by overlapping host memory; only gfns must be disjoint."""
+    layout = MemslotLayout(
+        [
+            Memslot(slot=0, base_gfn=0, npages=16, userspace_addr=0x100000),
+            Memslot(slot=1, base_gfn=100, npages=16, userspace_addr=0x104000),
+        ]
+    )
+    assert layout.gfn_ranges(0x105000, 0x106000) == [
+        GfnRange(0, 0, 5, 6),
+        GfnRange(0, 1, 101, 102),
+    ]
+
+
+# -- hand-worked examples ------------------------------------------------------------------------
+def test_kernel_md_worked_example():
+    """KERNEL.md §2: [0x7f0000201800, 0x7f0000203001) in a 2 GiB slot hits gfns 0x201..0x203."""
+    layout = MemslotLayout(
+        [Memslot(slot=0, base_gfn=0, npages=0x80000, userspace_addr=0x7F0000000000)]
+    )
+    assert layout.gfn_ranges(0x7F0000201800, 0x7F0000203001) == [GfnRange(0, 0, 0x201, 0x204)]
+    assert layout.gfn_ranges(0x7F0000201800, 0x7F0000203001)[0].npages == 3
+    assert layout.hits(0x7F0000201800, 0x7F0000203001) is True
+    # The QEMU heap at 0x5555... misses every slot.
+    assert layout.hits(0x555555554000, 0x555555556000) is False
+    assert layout.gfn_ranges(0x555555554000, 0x555555556000) == []
+
+
+def test_range_ending_at_slot_start_misses():
+    """Ranges are half-open: one ending exactly where a slot starts touches no guest page."""
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0x40, npages=4, userspace_addr=0x20000)])
+    assert layout.hits(0x10000, 0x20000) is False
+    assert layout.gfn_ranges(0x10000, 0x20000) == []
+    assert layout.hit_mask(np.array([0x10000], np.uint64), np.array([0x20000], np.uint64)).tolist() == [
+        False
+    ]
+    # One byte more and the first page is hit.
+    assert layout.gfn_ranges(0x10000, 0x20001) == [GfnRange(0, 0, 0x40, 0x41)]
+
+
+def test_range_starting_at_slot_last_byte_hits():
+    """A range starting on the slot's last byte reaches exactly the slot's last gfn."""
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0x40, npages=4, userspace_addr=0x20000)])
+    assert layout.hits(0x23FFF, 0x30000) is True
+    assert layout.gfn_ranges(0x23FFF, 0x30000) == [GfnRange(0, 0, 0x43, 0x44)]
+    # Starting exactly at the slot's end is a miss.
+    assert layout.hits(0x24000, 0x30000) is False
+
+
+def test_empty_and_reversed_ranges_never_hit():
+    """start >= end describes no bytes, so it hits nothing even inside a slot."""
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=4, userspace_addr=0x20000)])
+    assert layout.hits(0x21000, 0x21000) is False
+    assert layout.hits(0x22000, 0x21000) is False
+    assert layout.gfn_ranges(0x21000, 0x21000) == []
+    assert layout.gfn_ranges(0x22000, 0x21000) == []
+
+
+def test_smm_alias_yields_one_range_per_address_space_in_as_order():
+    """An hva aliased in as_id 1 gives two gfn ranges, address space 0 first, whatever the input."""
+    layout = MemslotLayout(
+        [
+            Memslot(slot=0, base_gfn=0x0, npages=8, userspace_addr=0x40000, as_id=1),
+            Memslot(slot=9, base_gfn=0x100, npages=8, userspace_addr=0x40000, as_id=0),
+        ]
+    )
+    assert layout.gfn_ranges(0x41000, 0x42800) == [
+        GfnRange(0, 9, 0x101, 0x103),
+        GfnRange(1, 0, 0x1, 0x3),
+    ]
+
+
+def test_gfn_ranges_walk_by_gfn_not_by_hva_or_slot_id():
+    """Within an address space ranges come out by gfn, even when hva and slot id run backwards."""
+    layout = MemslotLayout(
+        [
+            Memslot(slot=1, base_gfn=0x200, npages=1, userspace_addr=0x10000),
+            Memslot(slot=2, base_gfn=0x100, npages=1, userspace_addr=0x11000),
+            Memslot(slot=0, base_gfn=0x300, npages=1, userspace_addr=0x12000),
+        ]
+    )
+    assert layout.gfn_ranges(0x10000, 0x13000) == [
+        GfnRange(0, 2, 0x100, 0x101),
+        GfnRange(0, 1, 0x200, 0x201),
+        GfnRange(0, 0, 0x300, 0x301),
+    ]
+
+
+def test_hits_above_2_63():
+    """hvas with the top bit set are plain unsigned addresses, not negative numbers."""
+    base = 2**63 + 0x1000
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=base)])
+    assert layout.hits(base - 1, base) is False
+    assert layout.hits(base - 1, base + 1) is True
+    assert layout.hits(2**64 - PAGE, 2**64 - 1) is False
+    assert layout.gfn_ranges(base + PAGE, 2**64 - 1) == [GfnRange(0, 0, 1, 2)]
+
+
+def test_empty_layout_hits_nothing():
+    """With no memslots every notification is spurious."""
+    layout = MemslotLayout([])
+    assert layout.hits(0, 2**63) is False
+    assert layout.gfn_ranges(0, 2**63) == []
+    got = layout.hit_mask(np.array([0, 5], np.uint64), np.array([10, 6], np.uint64))
+    assert got.tolist() == [False, False]
+
+
+def test_hit_mask_accepts_python_ints_straddling_2_63():
+    """A plain Python list may mix hvas below and above 2**63; both are valid unsigned hvas."""
+    base = 2**63 - PAGE
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=base)])
+    starts = [0x1000, 2**63 - 1, 2**63 + PAGE]
+    ends = [0x2000, 2**63, 2**63 + 2 * PAGE]
+    assert layout.hit_mask(starts, ends).tolist() == [False, True, False]
+
+
+def test_hit_mask_accepts_empty_python_lists():
+    """Zero ranges given as empty lists give an empty boolean mask, like empty uint64 arrays."""
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=0x10000)])
+    empty = np.array([], dtype=np.uint64)
+    assert layout.hit_mask(empty, empty).shape == (0,)
+    got = layout.hit_mask([], [])
+    assert got.dtype == bool
+    assert got.shape == (0,)
+
+
+def test_hit_mask_rejects_mismatched_shapes_and_negative_hvas():
+    """hit_mask needs one end per start, and hvas are unsigned."""
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=0x10000)])
+    with pytest.raises(ValueError, match="differ in shape"):
+        layout.hit_mask(np.array([1, 2], np.uint64), np.array([3], np.uint64))
+    with pytest.raises(ValueError, match="negative"):
+        layout.hit_mask(np.array([-1]), np.array([3]))
+
+
+def test_slot_ending_at_top_of_address_space_is_usable():
+    """A slot the validator accepts up to exactly 2**64 can be hit-tested and tabulated."""
+    top = Memslot(slot=0, base_gfn=0, npages=1, userspace_addr=2**64 - PAGE)
+    layout = MemslotLayout([top])
+    assert layout.hits(2**64 - 2, 2**64 - 1) is True
+    frame = layout.to_frame()
+    assert frame["hva_start"].tolist() == [2**64 - PAGE]
+
+
+# -- properties against the oracle ---------------------------------------------------------------
+@SETTINGS
+@given(layout_and_ranges())
+def test_hits_and_gfn_ranges_match_brute_force(case):
+    """hits() and gfn_ranges() agree with walking every slot as the kernel does (KERNEL.md §2)."""
+    specs, ranges = case
+    layout = build(specs)
+    for start, end in ranges:
+        expected = oracle_gfn_ranges(specs, start, end)
+        got = layout.gfn_ranges(start, end)
+        assert all(isinstance(r, GfnRange) for r in got)
+        assert {tuple(r) for r in got} == expected
+        assert len(got) == len(expected)
+        # Documented order: address space 0 before 1, by gfn inside each address space.
+        keys = [(r.as_id, r.gfn_start) for r in got]
+        assert keys == sorted(keys)
+        assert layout.hits(start, end) is oracle_hits(specs, start, end)
+        assert bool(expected) is oracle_hits(specs, start, end)
+
+
+@SETTINGS
+@given(layout_and_ranges())
+def test_hit_mask_matches_brute_force_on_uint64_arrays(case):
+    """Vectorised hit_mask on uint64 arrays equals the per-range brute-force verdict."""
+    specs, ranges = case
+    layout = build(specs)
+    starts = np.array([s for s, _ in ranges], dtype=np.uint64)
+    ends = np.array([e for _, e in ranges], dtype=np.uint64)
+    got = layout.hit_mask(starts, ends)
+    assert got.dtype == bool
+    assert got.shape == (len(ranges),)
+    assert got.tolist() == [oracle_hits(specs, s, e) for s, e in ranges]
+
+
+@SETTINGS
+@given(layout_and_ranges(min_size=1))
+def test_hit_mask_matches_brute_force_on_python_int_lists(case):
+    """hit_mask on plain Python int lists (hvas up to 2**64 - 1) equals the brute-force verdict."""
+    specs, ranges = case
+    layout = build(specs)
+    got = layout.hit_mask([s for s, _ in ranges], [e for _, e in ranges])
+    assert got.tolist() == [oracle_hits(specs, s, e) for s, e in ranges]
+
+
+@SETTINGS
+@given(layouts())
+def test_slots_are_listed_in_kernel_walk_order(case):
+    """layout.slots holds every slot once, as_id 0 before 1, each address space by base_gfn."""
+    _, specs = case
+    layout = build(specs)
+    listed = [(s.as_id, s.slot, s.base_gfn, s.npages, s.userspace_addr) for s in layout.slots]
+    assert sorted(listed) == sorted(specs)
+    assert listed == sorted(specs, key=lambda t: (t[0], t[2]))
+    assert layout.total_pages == sum(t[3] for t in specs)
+
+
+# -- scale ---------------------------------------------------------------------------------------
+def test_hit_mask_at_32764_one_page_slots():
+    """With the x86 maximum of 32764 one-page slots, 10**5 ranges match a chunked brute force."""
+    rng = np.random.default_rng(20210402)
+    base = 0x7F0000000000
+    span_pages = 70_000
+    n_slots, n_ranges = 32764, 10**5
+    pages = rng.choice(span_pages, size=n_slots, replace=False)
+    gfns = rng.permutation(n_slots) * 2  # gfn order unrelated to hva order, with gaps
+    layout = MemslotLayout(
+        Memslot(slot=i, base_gfn=int(gfns[i]), npages=1, userspace_addr=base + int(pages[i]) * PAGE)
+        for i in range(n_slots)
+    )
+    assert len(layout) == n_slots
+
+    # Ranges as byte offsets from `base`: arbitrary ones, and ones ending exactly at a slot start.
+    lo_off, hi_off = -2 * PAGE, (span_pages + 2) * PAGE
+    starts = rng.integers(lo_off, hi_off, size=n_ranges)
+    ends = starts + rng.integers(-PAGE, 3 * PAGE, size=n_ranges)
+    at_slot = rng.integers(0, n_ranges, size=n_ranges // 10)
+    ends[at_slot] = pages[rng.integers(0, n_slots, size=at_slot.size)] * PAGE
+    starts[at_slot] = ends[at_slot] - rng.integers(1, 2 * PAGE, size=at_slot.size)
+
+    got = layout.hit_mask(
+        (starts + base).astype(np.uint64), (ends + base).astype(np.uint64)
+    )
+
+    # Brute force over every (range, slot) pair: max(s, lo) < min(e, hi) <=> s < hi, lo < e, s < e.
+    slot_lo = (pages * PAGE).astype(np.int32)
+    slot_hi = slot_lo + np.int32(PAGE)
+    s32, e32 = starts.astype(np.int32), ends.astype(np.int32)
+    expected = np.empty(n_ranges, dtype=bool)
+    chunk = 32  # small chunks keep the (chunk x 32764) temporaries in cache
+    for i in range(0, n_ranges, chunk):
+        s = s32[i : i + chunk, None]
+        e = e32[i : i + chunk, None]
+        expected[i : i + chunk] = ((s < slot_hi) & (slot_lo < e)).any(axis=1)
+    expected &= s32 < e32
+
+    assert 0.2 < expected.mean() < 0.9  # the mix really contains both hits and misses
+    np.testing.assert_array_equal(got, expected)
