@@ -4,15 +4,28 @@ A teaching model of Linux KVM's rules around commit 8931a454ae ("KVM: Take mmu_l
 handling MMU notifier iff the hva hits a memslot", v5.13) and 071064f14d87 (v5.15).
 """
 
-from . import kernels, metrics, notifiers, presets, rwlock
+from . import exercises, kernels, metrics, notifiers, presets, rwlock
 from .engine import Run, simulate
 from .kernels import CALLBACKS, KERNELS, rule, takes_lock
 from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
 from .metrics import brownout, compare_kernels, stall_stats, summarize
 from .rwlock import POLICIES, replay
 from .scenario import Scenario
+from .theme import set_theme
 
 __version__ = "0.1.0"
+
+# The views load matplotlib and ipywidgets: imported on first use, so the model stays light.
+_LAZY = ("plot", "widgets")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'kvmviz' has no attribute {name!r}")
+
 
 __all__ = [
     "CALLBACKS",
@@ -26,15 +39,19 @@ __all__ = [
     "Scenario",
     "brownout",
     "compare_kernels",
+    "exercises",
     "kernels",
     "metrics",
     "notifiers",
+    "plot",
     "presets",
     "replay",
     "rule",
     "rwlock",
+    "set_theme",
     "simulate",
     "stall_stats",
     "summarize",
     "takes_lock",
+    "widgets",
 ]

@@ -18,12 +18,14 @@ zap and one VM-wide TLB flush (``__kvm_handle_hva_range``, KERNEL.md §2).
 
 Two implementations of the same model give identical tables for the same inputs:
 
-* an event-driven one over the lock state machines of :mod:`kvmviz.rwlock`, for every policy;
-* a vectorised one for ``"qrwlock"``, which advances all vCPUs with numpy between writer
-  arrivals. Under qrwlock a reader that requests at ``t`` is granted at once unless a writer
-  arrived at or before ``t`` and has not yet left, in which case it enters when the most recent
-  such writer leaves; and a writer enters once the writer before it has left and every reader
-  inside has left. So between two writer arrivals the vCPUs are independent of each other.
+* an event-driven one over the lock state machines of :mod:`kvmviz.rwlock`, for every policy:
+  the reference, easy to read, slow;
+* a compiled one for ``"qrwlock"`` (:mod:`kvmviz._closed_loop`, numba when installed), which
+  takes the writers in arrival order and advances the vCPUs between them. Under qrwlock a reader
+  that requests at ``t`` is granted at once unless a writer arrived at or before ``t`` and has
+  not yet left, in which case it enters when the most recent such writer leaves; and a writer
+  enters once the writer before it has left and every reader inside has left. So between two
+  writer arrivals the vCPUs are independent of each other.
 
 Every random number is drawn per (vCPU, attempt) from a seeded stream, so both implementations,
 and any two runs with the same seed, see the same workload.
@@ -39,9 +41,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ._closed_loop import attempt_draws, page_hva, run_qrwlock
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE
-from .notifiers import EVENT_KINDS, generate_stream, random_guest_hvas
+from .notifiers import EVENT_KINDS, generate_stream
 from .rwlock import POLICIES, make_lock
 from .scenario import Scenario
 
@@ -49,7 +52,6 @@ __all__ = ["Run", "simulate"]
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
 _SINGLE_HVA = {"change_pte", "test_young"}  # these callbacks carry one hva, not a range
-_CHUNK = 64  # attempts per vCPU drawn at a time
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +69,7 @@ class Run:
         fault`` (the vCPU's fault number: ``(vcpu, fault)`` names a fault), ``retries``
         (retries this fault had before this attempt), ``hva, t_exit_us,
         t_request_us, t_grant_us, t_release_us, wait_us, hold_us, retry`` (this attempt found
-        an invalidation and must fault again).
+        an invalidation and must fault again). Sorted by vCPU, then time.
     notifiers : pandas.DataFrame
         One row per callback: ``event, cause, callback, hva_start, hva_end, hit, locked,
         t_arrive_us, t_grant_us, t_release_us, wait_us, hold_us`` (NaN grant and zero wait/hold
@@ -122,8 +124,8 @@ def simulate(
     stream : pandas.DataFrame, optional
         Notification events to use instead of generating them (e.g. from a real trace), in the
         form of :func:`kvmviz.notifiers.generate_stream`.
-    method : {"auto", "vectorized", "events"}
-        ``"auto"`` picks the vectorised engine for ``"qrwlock"``, else the event-driven one.
+    method : {"auto", "compiled", "events"}
+        ``"auto"`` picks the compiled engine for ``"qrwlock"``, else the event-driven one.
 
     Returns
     -------
@@ -136,10 +138,10 @@ def simulate(
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
     if policy not in POLICIES:
         raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
-    if method not in ("auto", "vectorized", "events"):
-        raise ValueError(f"unknown method {method!r}; expected 'auto', 'vectorized' or 'events'")
-    if method == "vectorized" and policy != "qrwlock":
-        raise ValueError("the vectorized engine models qrwlock only; use method='events'")
+    if method not in ("auto", "compiled", "events"):
+        raise ValueError(f"unknown method {method!r}; expected 'auto', 'compiled' or 'events'")
+    if method == "compiled" and policy != "qrwlock":
+        raise ValueError("the compiled engine models qrwlock only; use method='events'")
     seed = int(seed)
     if stream is None:
         stream = generate_stream(scenario, seed)
@@ -147,7 +149,7 @@ def simulate(
     if method == "events" or (method == "auto" and policy != "qrwlock"):
         _run_events(model, policy)
     else:
-        _run_vectorized(model)
+        _run_compiled(model)
     faults, notifiers = model.tables()
     return Run(scenario, kernel, policy, seed, faults, notifiers)
 
@@ -156,77 +158,30 @@ def simulate(
 # What both engines share: the workload draws, the callback plan, the costs and the records.
 # --------------------------------------------------------------------------------------------
 class _Draws:
-    """Random numbers per (vCPU, attempt), drawn in chunks of attempts from seeded streams."""
+    """The random numbers of every (vCPU, attempt), from a counter-based generator.
+
+    ``at(v, a)`` depends only on the seed, the vCPU and the attempt number, so both engines
+    (which visit attempts in different orders) see the same workload.
+    """
 
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
-        self.seed = seed
         self.m = scenario.n_faulting
-        self.cap = 0
-        self.guest = np.empty((self.m, 0))
-        self.resolve = np.empty((self.m, 0))
-        self.hold = np.empty((self.m, 0))
-        self.hva = np.empty((self.m, 0), dtype=np.uint64)
+        self.key = np.uint64(int(seed) & (2**64 - 1)) ^ np.uint64(0x6B766D76697A)  # "kvmviz"
+        # Guest pages are numbered over the slots of address space 0, in walk order.
+        slots = [x for x in scenario.layout if x.as_id == 0]
+        npages = np.array([x.npages for x in slots], dtype=np.int64)
+        self.slot_first_page = np.concatenate([[0], np.cumsum(npages)[:-1]]).astype(np.int64)
+        self.slot_hva = np.array([x.userspace_addr for x in slots], dtype=np.uint64)
+        self.total_pages = int(npages.sum())
 
-    def _grow(self, need: int) -> None:
-        chunks = []
-        for c in range(self.cap // _CHUNK, (need // _CHUNK) + 1):
-            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x76637075, c]))
-            s = self.scenario
-            shape = (self.m, _CHUNK)
-            chunks.append(
-                (
-                    rng.exponential(s.guest_run_us, shape),
-                    rng.exponential(s.resolve_pfn_us, shape),
-                    rng.exponential(1.0, shape),  # scaled by the policy's mean hold
-                    random_guest_hvas(s.layout, rng, self.m * _CHUNK).reshape(shape),
-                )
-            )
-        self.guest = np.hstack([self.guest, *(c[0] for c in chunks)])
-        self.resolve = np.hstack([self.resolve, *(c[1] for c in chunks)])
-        self.hold = np.hstack([self.hold, *(c[2] for c in chunks)])
-        self.hva = np.hstack([self.hva, *(c[3] for c in chunks)])
-        self.cap = self.guest.shape[1]
-
-    def hold_at(self, vcpu, attempt):
-        """Standard-exponential hold draws (the caller scales them) at (vCPU, attempt)."""
-        return self.hold.ravel().take(vcpu * self.cap + attempt)
-
-    def at(self, vcpu, attempt):
-        """(guest_run, resolve, hold, hva) for vCPU(s) ``vcpu`` at attempt(s) ``attempt``."""
-        need = int(np.max(attempt)) if np.size(attempt) else 0
-        if need >= self.cap:
-            self._grow(max(need, 2 * self.cap))
-        flat = vcpu * self.cap + attempt
-        return (
-            self.guest.ravel().take(flat),
-            self.resolve.ravel().take(flat),
-            self.hold.ravel().take(flat),
-            self.hva.ravel().take(flat),
+    def at(self, vcpu: int, attempt: int):
+        """(guest_run_us, resolve_us, standard-exponential hold, hva) of one attempt."""
+        s = self.scenario
+        guest, resolve, hold, page = attempt_draws(
+            self.key, vcpu, attempt, s.guest_run_us, s.resolve_pfn_us, self.total_pages
         )
-
-
-class _Steps:
-    """A growing step function of (count, range_lo, range_hi) over time, as numpy arrays."""
-
-    def __init__(self) -> None:
-        self.n = 1
-        self.t = np.full(64, -np.inf)
-        self.v = np.zeros(64, dtype=np.int64)
-        self.lo = np.zeros(64, dtype=np.uint64)
-        self.hi = np.zeros(64, dtype=np.uint64)
-
-    def append(self, t: float, v: int, lo: int, hi: int) -> None:
-        if self.n == len(self.t):
-            self.t, self.v, self.lo, self.hi = (
-                np.resize(a, 2 * self.n) for a in (self.t, self.v, self.lo, self.hi)
-            )
-        self.t[self.n], self.v[self.n], self.lo[self.n], self.hi[self.n] = t, v, lo, hi
-        self.n += 1
-
-    def arrays(self):
-        n = self.n
-        return self.t[:n], self.v[:n], self.lo[:n], self.hi[:n]
+        return guest, resolve, hold, page_hva(page, self.slot_first_page, self.slot_hva)
 
 
 class _Model:
@@ -241,51 +196,69 @@ class _Model:
         self.mean_hold = scenario.mean_read_hold_us
         self._plan_callbacks()
         # Reader records (filled by the engines as arrays or lists of scalars).
-        self.reader_chunks: list[tuple] = []
+        self.reader_chunks: list[tuple] = []  # one tuple per attempt (event engine)
+        self.sorted_attempts: tuple | None = None  # column arrays (compiled engine)
         self.cb_grant = np.full(len(self.cb_callback), np.nan)
         self.cb_arrive = np.full(len(self.cb_callback), np.nan)
         self.cb_done = np.full(len(self.cb_callback), np.nan)
 
     # -- the notifications ------------------------------------------------------------------
     def _plan_callbacks(self) -> None:
-        s, layout = self.s, self.s.layout
-        callbacks, events, starts, ends = [], [], [], []
-        for event, kind, lo, hi in zip(self.stream["event"], self.stream["kind"],
-                                       self.stream["hva_start"], self.stream["hva_end"],
-                                       strict=True):  # fmt: skip
-            for cb in EVENT_KINDS[kind]:
-                callbacks.append(cb)
-                events.append(event)
-                starts.append(int(lo))
-                ends.append(int(lo) + PAGE_SIZE if cb in _SINGLE_HVA else int(hi))
-        self.cb_callback = np.array(callbacks, dtype=object)
-        self.cb_event = np.array(events, dtype=np.int64)
-        self.cb_start = np.array(starts, dtype=np.uint64)
-        self.cb_end = np.array(ends, dtype=np.uint64)
+        """Expand the events into their callbacks and look up each one's rule and cost."""
+        s, layout, stream = self.s, self.s.layout, self.stream
+        kinds = list(EVENT_KINDS)
+        kind_code = pd.Categorical(stream["kind"], categories=kinds).codes.astype(np.int64)
+        if (kind_code < 0).any():
+            raise ValueError(f"event kinds must be among {kinds}")
+        seq_len = np.array([len(EVENT_KINDS[k]) for k in kinds], dtype=np.int64)[kind_code]
+        n_events = len(stream)
+        n = int(seq_len.sum())
+        first = (np.cumsum(seq_len) - seq_len).astype(np.int64)
+        owner = np.repeat(np.arange(n_events), seq_len)
+        pos = np.arange(n) - first[owner]
+        # The callback at each (kind, position in the event), as an index into CALLBACKS.
+        table = np.full((len(kinds), 3), -1, dtype=np.int64)
+        for k, kind in enumerate(kinds):
+            for j, cb in enumerate(EVENT_KINDS[kind]):
+                table[k, j] = CALLBACKS.index(cb)
+        code = table[kind_code[owner], pos]
+        self.cb_callback = np.array(CALLBACKS, dtype=object)[code]
+        self.cb_event = stream["event"].to_numpy(dtype=np.int64)[owner]
+        self.cb_start = stream["hva_start"].to_numpy(dtype=np.uint64)[owner]
+        single = np.isin(code, [CALLBACKS.index(c) for c in _SINGLE_HVA])
+        self.cb_end = np.where(
+            single,
+            self.cb_start + np.uint64(PAGE_SIZE),
+            stream["hva_end"].to_numpy(np.uint64)[owner],
+        )
         self.cb_hit = layout.hit_mask(self.cb_start, self.cb_end)
-        n = len(callbacks)
-        self.cb_locked = np.zeros(n, dtype=bool)
-        self.cb_count = np.zeros(n, dtype=np.int64)
-        self.cb_bump = np.zeros(n, dtype=bool)
-        self.cb_cost = np.zeros(n)  # hold if locked, else time spent walking outside the lock
-        self.cb_gap = np.zeros(n)  # time to the next callback of the same event
-        self.cb_next = np.full(n, -1, dtype=np.int64)
-        for i, cb in enumerate(callbacks):
-            r = rule(self.kernel, cb, bool(self.cb_hit[i]))
-            self.cb_locked[i], self.cb_count[i], self.cb_bump[i] = (
-                r.takes_lock, r.count_delta, r.bumps_seq,
-            )  # fmt: skip
-            self.cb_cost[i] = self._cost(cb, bool(self.cb_hit[i]), r.takes_lock, i)
-            if i + 1 < n and events[i + 1] == events[i]:
-                self.cb_next[i] = i + 1
-                self.cb_gap[i] = s.invalidate_window_us
-        self.event_first = {}
-        for i in range(n - 1, -1, -1):
-            self.event_first[int(events[i])] = i
-        self.event_time = dict(zip(self.stream["event"].tolist(), self.stream["t_us"].tolist(),
-                                   strict=True))  # fmt: skip
+        # The rule and the cost of each (callback, hit) pair, looked up for all callbacks.
+        locked = np.zeros((len(CALLBACKS), 2), dtype=bool)
+        delta = np.zeros((len(CALLBACKS), 2), dtype=np.int64)
+        bump = np.zeros((len(CALLBACKS), 2), dtype=bool)
+        cost = np.zeros((len(CALLBACKS), 2))
+        for c, cb in enumerate(CALLBACKS):
+            for h in (0, 1):  # integer indices: a bool index would be a mask
+                r = rule(self.kernel, cb, bool(h))
+                locked[c, h], delta[c, h], bump[c, h] = r.takes_lock, r.count_delta, r.bumps_seq
+                cost[c, h] = self._cost(cb, bool(h), r.takes_lock, pages=0)
+        hit = self.cb_hit.astype(np.int64)
+        self.cb_locked = locked[code, hit]
+        self.cb_count = delta[code, hit]
+        self.cb_bump = bump[code, hit]
+        self.cb_cost = cost[code, hit]  # hold if locked, else time walking outside the lock
+        zapping = np.flatnonzero(self.cb_locked & self.cb_hit & (code == 0))
+        for i in zapping:  # the zap of a start that hits grows with the pages it reaches
+            ranges = layout.gfn_ranges(int(self.cb_start[i]), int(self.cb_end[i]))
+            pages = sum(g.npages for g in ranges)
+            self.cb_cost[i] = self._cost(_START, True, True, pages=pages)
+        has_next = pos + 1 < seq_len[owner]
+        self.cb_next = np.where(has_next, np.arange(n) + 1, -1).astype(np.int64)
+        self.cb_gap = np.where(has_next, s.invalidate_window_us, 0.0)
+        self.first_time = stream["t_us"].to_numpy(dtype=float)
+        self.first_cb = first
 
-    def _cost(self, callback: str, hit: bool, locked: bool, i: int) -> float:
+    def _cost(self, callback: str, hit: bool, locked: bool, pages: int) -> float:
         s = self.s
         walk = len(s.layout) * s.memslot_walk_ns * 1e-3
         if self.kernel == "v5.12" and callback != _END:
@@ -297,8 +270,6 @@ class _Model:
         work = 0.0
         if hit and locked:
             if callback == _START:
-                ranges = s.layout.gfn_ranges(int(self.cb_start[i]), int(self.cb_end[i]))
-                pages = sum(g.npages for g in ranges)
                 work = s.zap_base_us + s.zap_us_per_mib * pages * PAGE_SIZE / 2**20
                 work += s.tlb_flush_us  # flush_on_ret, under the lock (__kvm_handle_hva_range)
             elif callback == "clear_flush_young":
@@ -309,7 +280,7 @@ class _Model:
         return (s.lock_op_us + walk + work) if locked else walk
 
     def first_arrivals(self) -> list[tuple[float, int]]:
-        return [(self.event_time[e], i) for e, i in sorted(self.event_first.items())]
+        return list(zip(self.first_time.tolist(), self.first_cb.tolist(), strict=True))
 
     # -- the effects of callbacks on mmu_notifier_count / seq ---------------------------------
     def init_state(self) -> None:
@@ -317,9 +288,6 @@ class _Model:
         self.range_lo = 0
         self.range_hi = 0
         self.bump_times: list[float] = []
-        self._bumps = np.empty(256)
-        # Step function of (count, range) over time, for the vectorised retry check.
-        self.steps = _Steps()
 
     def on_writer_grant(self, i: int, now: float) -> None:
         if self.cb_count[i] > 0:
@@ -331,37 +299,39 @@ class _Model:
             else:
                 self.range_lo, self.range_hi = min(self.range_lo, lo), max(self.range_hi, hi)
             self.count += 1
-            self._step(now)
 
     def on_writer_release(self, i: int, now: float) -> None:
         if self.cb_bump[i]:
-            # mmu_notifier_seq++ (then smp_wmb, count--)
-            n = len(self.bump_times)
-            if n == len(self._bumps):
-                self._bumps = np.resize(self._bumps, 2 * n)
-            self._bumps[n] = now
-            self.bump_times.append(now)
+            self.bump_times.append(now)  # mmu_notifier_seq++, then smp_wmb(), then count--
         if self.cb_count[i] < 0:
             self.count -= 1
-            self._step(now)
-
-    def _step(self, now: float) -> None:
-        self.steps.append(now, self.count, self.range_lo, self.range_hi)
 
     # -- output --------------------------------------------------------------------------------
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The ``faults`` and ``notifiers`` tables of the run."""
-        cols = ["vcpu", "fault", "retries", "hva", "t_exit_us", "t_request_us", "t_grant_us",
-                "t_release_us", "retry"]  # fmt: skip
+        cols = [
+            "vcpu",
+            "fault",
+            "retries",
+            "hva",
+            "t_exit_us",
+            "t_request_us",
+            "t_grant_us",
+            "t_release_us",
+            "retry",
+        ]
         dtypes = [np.int64, np.int64, np.int64, np.uint64, float, float, float, float, bool]
-        if self.reader_chunks:
-            parts = list(zip(*self.reader_chunks, strict=True))
-            data = {c: np.concatenate([np.atleast_1d(p) for p in part]).astype(d, copy=False)
-                    for c, part, d in zip(cols, parts, dtypes, strict=True)}  # fmt: skip
+        if self.sorted_attempts is not None:
+            data = dict(zip(cols, self.sorted_attempts, strict=True))
         else:
-            data = {c: np.array([], dtype=d) for c, d in zip(cols, dtypes, strict=True)}
-        order = np.lexsort((data["vcpu"], data["t_request_us"]))
-        data = {c: a[order] for c, a in data.items()}
+            parts = list(zip(*self.reader_chunks, strict=True)) or [()] * len(cols)
+            data = {
+                c: np.array(part, dtype=d) for c, part, d in zip(cols, parts, dtypes, strict=True)
+            }
+            # By vCPU, then in time: the event engine records a vCPU's attempts in time order,
+            # so a stable sort on the vCPU alone is enough.
+            order = np.argsort(data["vcpu"], kind="stable")
+            data = {c: a[order] for c, a in data.items()}
         data["wait_us"] = data["t_grant_us"] - data["t_request_us"]
         data["hold_us"] = data["t_release_us"] - data["t_grant_us"]
         retry = data.pop("retry")
@@ -465,14 +435,14 @@ def _run_events(model: _Model, policy: str) -> None:
     is_retry = np.zeros(m, dtype=bool)
     hold = np.zeros(m)
 
-    guest, resolve, _, first_hva = draws.at(np.arange(m), np.zeros(m, dtype=np.int64))
     for v in range(m):
-        t_exit[v] = guest[v]
+        guest, resolve, _, first_hva = draws.at(v, 0)
+        t_exit[v] = guest
         if t_exit[v] >= s.duration_us:
             continue
         t_snap[v] = t_exit[v] + half
-        t_req[v] = t_snap[v] + resolve[v]
-        hva[v] = first_hva[v]
+        t_req[v] = t_snap[v] + resolve
+        hva[v] = first_hva
         push(t_req[v], _REQUEST, ("r", v))
     for t, i in model.first_arrivals():
         push(t, _ARRIVE, ("w", i))
@@ -483,7 +453,7 @@ def _run_events(model: _Model, policy: str) -> None:
         bumped = bisect.bisect_right(bumps, now) > bisect.bisect_right(bumps, t_snap[v])
         in_range = model.count > 0 and model.range_lo <= int(hva[v]) < model.range_hi
         is_retry[v] = bool(bumped or in_range)
-        h = s.retry_check_us if is_retry[v] else model.mean_hold * draws.hold_at(v, attempt[v])
+        h = s.retry_check_us if is_retry[v] else model.mean_hold * draws.at(v, attempt[v])[2]
         hold[v] = h
         push(now + h, _RELEASE, ("r", v))
 
@@ -544,99 +514,48 @@ def _run_events(model: _Model, policy: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The vectorised engine: qrwlock only, all vCPUs advanced together between writer arrivals.
+# The compiled engine: qrwlock only, the loop of _closed_loop.py (numba when installed).
 # --------------------------------------------------------------------------------------------
-def _run_vectorized(model: _Model) -> None:
+def _run_compiled(model: _Model) -> None:
     s, draws = model.s, model.draws
-    model.init_state()
     m = draws.m
-    half = model.half_exit
-    vcpus = np.arange(m)
-    attempt = np.zeros(m, dtype=np.int64)
-    guest, resolve, _, hva = draws.at(vcpus, attempt)
-    t_exit = guest.copy()
-    t_snap = t_exit + half
-    t_req = t_snap + resolve
-    t_req[t_exit >= s.duration_us] = np.inf
-    fault = np.zeros(m, dtype=np.int64)
-    retries = np.zeros(m, dtype=np.int64)
-    last_release = np.full(m, -np.inf)
-
-    cap = 1024
-    w_arrive = np.empty(cap)
-    w_release = np.empty(cap)
-    nw = 0
-
-    def advance(until: float) -> None:
-        bumps = model._bumps[: len(model.bump_times)]
-        cnt_t, cnt_v, cnt_lo, cnt_hi = model.steps.arrays()
-        arr, rel = w_arrive[:nw], w_release[:nw]
-        while True:
-            act = np.flatnonzero(t_req < until)
-            if act.size == 0:
-                return
-            r = t_req[act]
-            # qrwlock: wait for the most recent writer that arrived at or before r, if still there.
-            if nw:
-                k = np.searchsorted(arr, r, "right") - 1
-                pending_release = np.where(k >= 0, rel[np.maximum(k, 0)], -np.inf)
-                g = np.where(pending_release > r, pending_release, r)
-            else:
-                g = r
-            # mmu_notifier_retry_hva(): seq moved since the snapshot, or hva in a live range.
-            bumped = np.searchsorted(bumps, g, "right") > np.searchsorted(
-                bumps, t_snap[act], "right"
-            )
-            j = np.searchsorted(cnt_t, g, "right") - 1
-            h = hva[act]
-            in_range = (cnt_v[j] > 0) & (cnt_lo[j] <= h) & (h < cnt_hi[j])
-            retry = bumped | in_range
-            a = attempt[act]
-            hold = np.where(retry, s.retry_check_us, model.mean_hold * draws.hold_at(act, a))
-            released = g + hold
-            model.reader_chunks.append(
-                (act, fault[act], retries[act], h, t_exit[act], r, g, released, retry)
-            )
-            last_release[act] = released
-            # The next attempt: the same fault again at once on retry, else a new one.
-            a = a + 1
-            attempt[act] = a
-            g_next, r_next, _, hva_next = draws.at(act, a)
-            exit_next = released + half + np.where(retry, 0.0, g_next)
-            t_exit[act] = exit_next
-            t_snap[act] = exit_next + half
-            new = ~retry
-            retries[act] = np.where(retry, retries[act] + 1, 0)
-            hva[act] = np.where(retry, h, hva_next)
-            fault[act] += new
-            req = exit_next + half + r_next
-            req[new & (exit_next >= s.duration_us)] = np.inf
-            t_req[act] = req
-
-    heap = [(t, i) for t, i in model.first_arrivals()]
-    heapq.heapify(heap)
-    last_writer_release = -np.inf
-    while heap:
-        now, i = heapq.heappop(heap)
-        model.cb_arrive[i] = now
-        if not model.cb_locked[i]:
-            done = now + model.cb_cost[i]
-        else:
-            advance(now)  # every reader that requested before this writer arrived
-            head = max(now, last_writer_release)
-            grant = max(head, float(last_release.max()) if m else head)
-            model.cb_grant[i] = grant
-            model.on_writer_grant(i, grant)
-            done = grant + model.cb_cost[i]
-            model.on_writer_release(i, done)
-            last_writer_release = done
-            if nw == len(w_arrive):
-                w_arrive = np.resize(w_arrive, 2 * nw)
-                w_release = np.resize(w_release, 2 * nw)
-            w_arrive[nw], w_release[nw] = now, done
-            nw += 1
-        model.cb_done[i] = done
-        j = model.cb_next[i]
-        if j >= 0:
-            heapq.heappush(heap, (done + model.cb_gap[i], j))
-    advance(np.inf)
+    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + model.mean_hold
+    first_time, first_cb = model.first_time, model.first_cb
+    # numba does not check bounds: make sure the arrays agree before handing them over.
+    if len(first_time) != len(first_cb) or (len(first_cb) and first_cb.max() >= len(model.cb_next)):
+        raise AssertionError("inconsistent callback plan")
+    cap = int(1.3 * s.duration_us / cycle) + 64  # attempts per vCPU, with room for retries
+    dtypes = (np.int64, np.int64, np.int64, np.uint64, float, float, float, float, np.bool_)
+    while True:
+        out = tuple(np.empty(m * cap, dtype=d) for d in dtypes)
+        n = run_qrwlock(
+            float(s.duration_us),
+            float(model.half_exit),
+            float(model.mean_hold),
+            float(s.retry_check_us),
+            draws.key,
+            m,
+            float(s.guest_run_us),
+            float(s.resolve_pfn_us),
+            draws.total_pages,
+            draws.slot_first_page,
+            draws.slot_hva,
+            model.cb_locked,
+            model.cb_count,
+            model.cb_bump,
+            model.cb_cost,
+            model.cb_gap,
+            model.cb_next,
+            model.cb_start,
+            model.cb_end,
+            first_time,
+            first_cb,
+            *out,
+            model.cb_arrive,
+            model.cb_grant,
+            model.cb_done,
+        )
+        if n >= 0:
+            break
+        cap *= 2  # a vCPU retried more than expected: more room, same result
+    model.sorted_attempts = tuple(a[:n] for a in out)

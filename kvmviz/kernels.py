@@ -76,51 +76,69 @@ def _build() -> dict[tuple[str, str, bool], Rule]:
     for hit in (False, True):
         # -- v5.12: everything under KVM_MMU_LOCK (531810caa9f4 made it write_lock on x86) --
         table["v5.12", "invalidate_range_start", hit] = Rule(
-            True, +1, False,
+            True,
+            +1,
+            False,
             "kvm_mmu_notifier_invalidate_range_start: KVM_MMU_LOCK, count++ (531810caa9f4)",
-        )  # fmt: skip
+        )
         table["v5.12", "invalidate_range_end", hit] = Rule(
-            True, -1, True,
+            True,
+            -1,
+            True,
             "kvm_mmu_notifier_invalidate_range_end: KVM_MMU_LOCK, seq++, count-- (531810caa9f4)",
-        )  # fmt: skip
+        )
         table["v5.12", "change_pte", hit] = Rule(
-            True, 0, True,
+            True,
+            0,
+            True,
             "kvm_mmu_notifier_change_pte: KVM_MMU_LOCK, seq++ (bump removed by c13fda237f08)",
-        )  # fmt: skip
+        )
         for cb in ("clear_flush_young", "clear_young", "test_young"):
             table["v5.12", cb, hit] = Rule(
                 True, 0, False, f"kvm_mmu_notifier_{cb}: KVM_MMU_LOCK always (531810caa9f4)"
             )
         # -- v5.13: 8931a454aea0, lock only at the first memslot hit, except the on_lock path --
         table["v5.13", "invalidate_range_start", hit] = Rule(
-            True, +1, False,
+            True,
+            +1,
+            False,
             "__kvm_handle_hva_range: on_lock path takes the lock up front (8931a454aea0)",
-        )  # fmt: skip
+        )
         table["v5.13", "invalidate_range_end", hit] = Rule(
-            True, -1, True,
+            True,
+            -1,
+            True,
             "__kvm_handle_hva_range: on_lock path takes the lock up front (8931a454aea0)",
-        )  # fmt: skip
+        )
         table["v5.13", "change_pte", hit] = Rule(
-            hit, 0, False,
+            hit,
+            0,
+            False,
             "__kvm_handle_hva_range: lock at first hit (8931a454aea0); no seq++ (c13fda237f08)",
-        )  # fmt: skip
+        )
         for cb in ("clear_flush_young", "clear_young", "test_young"):
             table["v5.13", cb, hit] = Rule(
                 hit, 0, False, "__kvm_handle_hva_range: lock only at the first hit (8931a454aea0)"
             )
         # -- v5.15: 071064f14d87, the on_lock path runs at the first hit too --
         table["v5.15", "invalidate_range_start", hit] = Rule(
-            hit, +1 if hit else 0, False,
+            hit,
+            +1 if hit else 0,
+            False,
             "__kvm_handle_hva_range: on_lock (count++) at the first hit (071064f14d87)",
-        )  # fmt: skip
+        )
         table["v5.15", "invalidate_range_end", hit] = Rule(
-            hit, -1 if hit else 0, hit,
+            hit,
+            -1 if hit else 0,
+            hit,
             "__kvm_handle_hva_range: on_lock (seq++, count--) at the first hit (071064f14d87)",
-        )  # fmt: skip
+        )
         table["v5.15", "change_pte", hit] = Rule(
-            hit, 0, False,
+            hit,
+            0,
+            False,
             "kvm_mmu_notifier_change_pte: returns early if count == 0 (071064f14d87)",
-        )  # fmt: skip
+        )
         for cb in ("clear_flush_young", "clear_young", "test_young"):
             table["v5.15", cb, hit] = Rule(
                 hit, 0, False, "__kvm_handle_hva_range: lock only at the first hit (8931a454aea0)"

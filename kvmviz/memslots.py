@@ -21,6 +21,7 @@ __all__ = [
     "KVM_MEM_SLOTS_NUM",
     "PAGE_SHIFT",
     "PAGE_SIZE",
+    "TASK_SIZE_MAX",
     "GfnRange",
     "Memslot",
     "MemslotError",
@@ -33,6 +34,9 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 KVM_ADDRESS_SPACE_NUM = 2
 # 4fc096a99e01 (v5.12): KVM_MEM_SLOTS_NUM = SHRT_MAX, ids 0..32766 per address space.
 KVM_MEM_SLOTS_NUM = 32767
+# x86-64 TASK_SIZE_MAX with 5-level paging, (1 << 56) - PAGE_SIZE: __kvm_set_memory_region's
+# access_ok() rejects a userspace_addr range that ends above it.
+TASK_SIZE_MAX = (1 << 56) - PAGE_SIZE
 _U64 = 1 << 64
 
 
@@ -113,10 +117,11 @@ class Memslot:
                 f"memslot {self.slot} (as_id {self.as_id}): userspace_addr "
                 f"{self.userspace_addr:#x} is not 4 KiB aligned (__kvm_set_memory_region: -EINVAL)"
             )
-        if self.userspace_addr < 0 or self.userspace_addr + self.npages * PAGE_SIZE > _U64:
+        if self.userspace_addr < 0 or self.userspace_addr + self.npages * PAGE_SIZE > TASK_SIZE_MAX:
             raise MemslotError(
-                f"memslot {self.slot} (as_id {self.as_id}): hva range "
-                f"{self.userspace_addr:#x} + {self.npages} pages leaves the 64-bit address space"
+                f"memslot {self.slot} (as_id {self.as_id}): hva range {self.userspace_addr:#x} + "
+                f"{self.npages} pages is not user memory (access_ok: must end at or below "
+                f"TASK_SIZE_MAX = {TASK_SIZE_MAX:#x})"
             )
         if self.base_gfn < 0 or (self.base_gfn + self.npages) << PAGE_SHIFT > _U64:
             raise MemslotError(
@@ -329,7 +334,12 @@ class MemslotLayout:
 
 
 def _as_u64(values, name: str) -> np.ndarray:
-    array = np.asarray(values)
+    if not isinstance(values, np.ndarray):
+        # Python ints may exceed int64 (hvas up to 2**64): go through objects, never floats.
+        values = np.array(values, dtype=object)
+        if values.size == 0:
+            return np.zeros(values.shape, dtype=np.uint64)
+    array = values
     if array.dtype == np.uint64:
         return array
     if array.dtype.kind == "i":
@@ -339,6 +349,10 @@ def _as_u64(values, name: str) -> np.ndarray:
     if array.dtype.kind == "u":
         return array.astype(np.uint64)
     if array.dtype == object:
+        if not all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in array.ravel()
+        ):
+            raise TypeError(f"{name}: expected integer hvas")
         flat = [int(v) for v in array.ravel()]
         if any(not 0 <= v < _U64 for v in flat):
             raise ValueError(f"{name}: hvas must be in [0, 2**64)")

@@ -123,8 +123,9 @@ def summarize(run) -> pd.Series:
     return out
 
 
-def compare_kernels(scenario=None, *, policy: str = "qrwlock", seed: int = 0,
-                    kernels=KERNELS, simulate=None) -> pd.DataFrame:  # fmt: skip
+def compare_kernels(
+    scenario=None, *, policy: str = "qrwlock", seed: int = 0, kernels=KERNELS, simulate=None
+) -> pd.DataFrame:
     """Run the same scenario and seed on each kernel and tabulate :func:`summarize`.
 
     Parameters

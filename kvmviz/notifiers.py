@@ -132,8 +132,9 @@ def stream_from_callbacks(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     if "cause" not in out:
         out["cause"] = "unknown"
-    for i, (kind, s, e, t) in enumerate(zip(out["kind"], out["hva_start"], out["hva_end"],
-                                            out["t_us"], strict=True)):  # fmt: skip
+    for i, (kind, s, e, t) in enumerate(
+        zip(out["kind"], out["hva_start"], out["hva_end"], out["t_us"], strict=True)
+    ):
         if kind not in EVENT_KINDS:
             raise ValueError(f"event row {i}: kind {kind!r} is not one of {sorted(EVENT_KINDS)}")
         if not int(s) < int(e):

@@ -24,8 +24,14 @@ VMM_HEAP = (0x555555554000, 0x555555554000 + 4 * GiB)
 
 
 def _slot(slot, gpa, size, ua, flags=0, as_id=0) -> Memslot:
-    return Memslot(slot=slot, base_gfn=gpa >> PAGE_SHIFT, npages=size >> PAGE_SHIFT,
-                   userspace_addr=ua, as_id=as_id, flags=flags)  # fmt: skip
+    return Memslot(
+        slot=slot,
+        base_gfn=gpa >> PAGE_SHIFT,
+        npages=size >> PAGE_SHIFT,
+        userspace_addr=ua,
+        as_id=as_id,
+        flags=flags,
+    )
 
 
 def q35_512m_layout() -> MemslotLayout:
@@ -70,9 +76,11 @@ def large_vm_layout(ram_bytes: int = 12 * TiB, *, smm: bool = False) -> MemslotL
         _slot(3, 0xE0000, 0x20000, rom_hva + 0x220000, flags=0x2),
         _slot(4, 0xFFFC0000, 0x40000, rom_hva + 0x200000 - 0x40000, flags=0x2),
     ]
-    smram = [
-        Memslot(s.slot, s.base_gfn, s.npages, s.userspace_addr, as_id=1) for s in ram
-    ] if smm else []  # fmt: skip
+    smram = (
+        [Memslot(s.slot, s.base_gfn, s.npages, s.userspace_addr, as_id=1) for s in ram]
+        if smm
+        else []
+    )
     return MemslotLayout(ram + roms + smram)
 
 

@@ -13,12 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmviz.memslots import GfnRange, Memslot, MemslotError, MemslotLayout
+from kvmviz.memslots import TASK_SIZE_MAX, GfnRange, Memslot, MemslotError, MemslotLayout
 
 PAGE = 4096
 WINDOW_PAGES = 64
-# hva windows: a user-space one, one straddling 2**63 (int64 sign bit), one near the top of 2**64.
-WINDOW_BASES = (0x10000, 2**63 - 32 * PAGE, 2**64 - 80 * PAGE)
+# Slots must end at or below x86-64 TASK_SIZE_MAX (5-level paging): (1 << 56) - 4 KiB.
+USER_TOP = 2**56 - PAGE
+# hva windows for slots: low user space, and the very top of user space.
+WINDOW_BASES = (0x10000, USER_TOP - WINDOW_PAGES * PAGE)
+# Notifier ranges may still carry any 64-bit hva; these sit above the int64 sign bit.
+HIGH_HVAS = (2**63 - 1, 2**63, 2**63 + PAGE + 1, 2**64 - PAGE, 2**64 - 1)
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -55,62 +59,68 @@ def build(specs):
 
 
 # -- strategies ----------------------------------------------------------------------------------
+# Kept flat (a few integer draws, decoded by hand) so that 200 examples stay fast.
+_SLOT = st.tuples(
+    st.integers(0, 1),  # as_id
+    st.sampled_from((1, 1, 2, 3, 5, 16, 40)),  # npages: one-page slots common, some huge
+    st.integers(0, WINDOW_PAGES - 1),  # first hva page in the window
+    st.integers(-4, 11),  # >= 0 in as_id 1: alias the hva range of that as_id 0 slot
+    st.sampled_from((0, 0, 1, 3)),  # gfn gap before the slot; 0 makes gfn-adjacent slots
+)
+
+
 @st.composite
 def layouts(draw):
     """(window base, slot tuples): 1..12 slots, gfn-disjoint per as_id, hvas crowded in 64 pages."""
     base = draw(st.sampled_from(WINDOW_BASES))
-    n = draw(st.integers(1, 12))
+    raw = draw(st.lists(_SLOT, min_size=1, max_size=12))
+    salt = draw(st.integers(0, 32766))
     next_gfn = {0: draw(st.sampled_from([0, 0x100000])), 1: draw(st.sampled_from([0, 0x30]))}
-    used = {0: set(), 1: set()}
     specs = []
-    for _ in range(n):
-        as_id = draw(st.integers(0, 1))
+    for k, (as_id, npages, page, alias, gap) in enumerate(raw):
         as0 = [s for s in specs if s[0] == 0]
-        if as_id == 1 and as0 and draw(st.booleans()):
+        if as_id == 1 and as0 and alias >= 0:
             # SMM alias: as_id 1 reuses the hva range of an as_id 0 slot.
-            _, _, _, npages, uaddr = draw(st.sampled_from(as0))
+            _, _, _, npages, uaddr = as0[alias % len(as0)]
         else:
-            npages = draw(st.one_of(st.just(1), st.integers(1, 16)))
-            uaddr = base + PAGE * draw(st.integers(0, WINDOW_PAGES - npages))
-        slot = draw(st.integers(0, 32766).filter(lambda k, a=as_id: k not in used[a]))
-        used[as_id].add(slot)
-        base_gfn = next_gfn[as_id] + draw(st.sampled_from([0, 0, 1, 3]))  # 0: gfn-adjacent slots
+            uaddr = base + PAGE * min(page, WINDOW_PAGES - npages)
+        slot = (salt + 7919 * k) % 32767  # distinct for k < 12 (7919 is prime to 32767)
+        base_gfn = next_gfn[as_id] + gap
         next_gfn[as_id] = base_gfn + npages
         specs.append((as_id, slot, base_gfn, npages, uaddr))
     return base, draw(st.permutations(specs))
 
 
-@st.composite
-def hva_points(draw, base, specs):
-    """An hva near the window: anywhere, page-ish offsets, or right on/next to a slot edge."""
-    edges = []
-    for _, _, _, npages, uaddr in specs:
-        end = uaddr + npages * PAGE
-        edges += [uaddr - 1, uaddr, uaddr + 1, end - 1, end, end + 1]
-    return draw(
-        st.one_of(
-            st.integers(base - 2 * PAGE, base + (WINDOW_PAGES + 2) * PAGE),
-            st.builds(
-                lambda page, off: base + page * PAGE + off,
-                st.integers(-2, WINDOW_PAGES + 1),
-                st.sampled_from([0, 1, PAGE // 2, PAGE - 1]),
-            ),
-            st.sampled_from(edges),
-        )
-    )
+_OFFSETS = (0, 1, PAGE // 2, PAGE - 1)
+_POINT = st.tuples(
+    st.sampled_from((0, 0, 1, 1, 2, 2, 3)), st.integers(0, (WINDOW_PAGES + 4) * PAGE)
+)
+_RANGE = st.tuples(_POINT, st.sampled_from((0, 1, 1, 2)), _POINT, st.integers(-PAGE, 3 * PAGE))
 
 
-@st.composite
-def hva_range(draw, base, specs):
+def decode_point(mode, x, base, specs):
+    """An hva near the window (anywhere, page-ish, on/next to a slot edge) or at/above 2**63."""
+    if mode == 0:
+        return base - 2 * PAGE + x
+    if mode == 1:
+        return base + (x // PAGE - 2) * PAGE + _OFFSETS[x % 4]
+    if mode == 3:
+        return HIGH_HVAS[x % len(HIGH_HVAS)]
+    _, _, _, npages, uaddr = specs[x % len(specs)]
+    end = uaddr + npages * PAGE
+    return (uaddr - 1, uaddr, uaddr + 1, end - 1, end, end + 1)[(x // 7) % 6]
+
+
+def decode_range(raw, base, specs):
     """A half-open hva range, possibly empty or reversed, often ending exactly at a slot start."""
-    start = draw(hva_points(base, specs))
-    end = draw(
-        st.one_of(
-            hva_points(base, specs),
-            st.builds(lambda d: start + d, st.integers(-PAGE, 3 * PAGE)),
-            st.sampled_from([s[4] for s in specs]),  # ends exactly where a slot starts
-        )
-    )
+    (smode, sx), end_mode, (emode, ex), delta = raw
+    start = decode_point(smode, sx, base, specs)
+    if end_mode == 0:
+        end = decode_point(emode, ex, base, specs)
+    elif end_mode == 1:
+        end = min(start + delta, 2**64 - 1)  # an hva is a u64
+    else:
+        end = specs[ex % len(specs)][4]  # ends exactly where a slot starts
     return start, end
 
 
@@ -118,8 +128,8 @@ def hva_range(draw, base, specs):
 def layout_and_ranges(draw, min_size=0):
     """A layout and 0..20 hva ranges around its window."""
     base, specs = draw(layouts())
-    ranges = draw(st.lists(hva_range(base, specs), min_size=min_size, max_size=20))
-    return specs, ranges
+    raw = draw(st.lists(_RANGE, min_size=min_size, max_size=20))
+    return specs, [decode_range(r, base, specs) for r in raw]
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -268,9 +278,9 @@ def test_range_ending_at_slot_start_misses():
     layout = MemslotLayout([Memslot(slot=0, base_gfn=0x40, npages=4, userspace_addr=0x20000)])
     assert layout.hits(0x10000, 0x20000) is False
     assert layout.gfn_ranges(0x10000, 0x20000) == []
-    assert layout.hit_mask(np.array([0x10000], np.uint64), np.array([0x20000], np.uint64)).tolist() == [
-        False
-    ]
+    assert layout.hit_mask(
+        np.array([0x10000], np.uint64), np.array([0x20000], np.uint64)
+    ).tolist() == [False]
     # One byte more and the first page is hit.
     assert layout.gfn_ranges(0x10000, 0x20001) == [GfnRange(0, 0, 0x40, 0x41)]
 
@@ -323,14 +333,18 @@ def test_gfn_ranges_walk_by_gfn_not_by_hva_or_slot_id():
     ]
 
 
-def test_hits_above_2_63():
-    """hvas with the top bit set are plain unsigned addresses, not negative numbers."""
-    base = 2**63 + 0x1000
+def test_hits_with_hvas_above_2_63():
+    """Range bounds with the top bit set are huge unsigned hvas, not negative numbers."""
+    base = USER_TOP - 2 * PAGE
     layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=base)])
-    assert layout.hits(base - 1, base) is False
-    assert layout.hits(base - 1, base + 1) is True
-    assert layout.hits(2**64 - PAGE, 2**64 - 1) is False
+    assert layout.hits(base + PAGE, 2**63 + PAGE) is True  # reaches the slot's second page
+    assert layout.hits(2**63, 2**64 - 1) is False  # entirely above user space
+    assert layout.hits(USER_TOP, 2**64 - 1) is False  # starts where the slot ends
     assert layout.gfn_ranges(base + PAGE, 2**64 - 1) == [GfnRange(0, 0, 1, 2)]
+    assert layout.gfn_ranges(2**63, 2**64 - 1) == []
+    starts = np.array([base, 2**63, USER_TOP - 1], np.uint64)
+    ends = np.array([2**63, 2**64 - 1, 2**63], np.uint64)
+    assert layout.hit_mask(starts, ends).tolist() == [True, False, True]
 
 
 def test_empty_layout_hits_nothing():
@@ -344,11 +358,10 @@ def test_empty_layout_hits_nothing():
 
 def test_hit_mask_accepts_python_ints_straddling_2_63():
     """A plain Python list may mix hvas below and above 2**63; both are valid unsigned hvas."""
-    base = 2**63 - PAGE
-    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=base)])
-    starts = [0x1000, 2**63 - 1, 2**63 + PAGE]
-    ends = [0x2000, 2**63, 2**63 + 2 * PAGE]
-    assert layout.hit_mask(starts, ends).tolist() == [False, True, False]
+    layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=0x10000)])
+    starts = [0x10000, 2**63, 0x12000]
+    ends = [2**63 + 1, 2**64 - 1, 2**64 - 1]
+    assert layout.hit_mask(starts, ends).tolist() == [True, False, False]
 
 
 def test_hit_mask_accepts_empty_python_lists():
@@ -370,13 +383,45 @@ def test_hit_mask_rejects_mismatched_shapes_and_negative_hvas():
         layout.hit_mask(np.array([-1]), np.array([3]))
 
 
-def test_slot_ending_at_top_of_address_space_is_usable():
-    """A slot the validator accepts up to exactly 2**64 can be hit-tested and tabulated."""
-    top = Memslot(slot=0, base_gfn=0, npages=1, userspace_addr=2**64 - PAGE)
+def test_slot_must_end_within_user_space():
+    """x86-64 user space ends at TASK_SIZE_MAX = 2**56 - 4 KiB: a slot may end there, not beyond."""
+    assert TASK_SIZE_MAX == USER_TOP
+    top = Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=USER_TOP - 2 * PAGE)
+    assert top.hva_end == USER_TOP
     layout = MemslotLayout([top])
-    assert layout.hits(2**64 - 2, 2**64 - 1) is True
-    frame = layout.to_frame()
-    assert frame["hva_start"].tolist() == [2**64 - PAGE]
+    assert layout.hits(USER_TOP - 1, USER_TOP) is True
+    assert layout.to_frame()["hva_end"].tolist() == [USER_TOP]
+    with pytest.raises(MemslotError, match=r"memslot 6\b") as info:
+        Memslot(slot=6, base_gfn=0, npages=2, userspace_addr=USER_TOP - PAGE)
+    assert "TASK_SIZE_MAX" in str(info.value)
+    with pytest.raises(MemslotError, match="TASK_SIZE_MAX"):
+        Memslot(slot=6, base_gfn=0, npages=1, userspace_addr=2**63)
+
+
+def test_exhaustive_ranges_over_nested_and_aliased_hvas():
+    """Every range on a half-page grid matches brute force when slots nest inside one another."""
+    base = 0x100000
+    specs = [
+        (0, 0, 0x000, 64, base),  # a big slot holding the others' hvas
+        (0, 1, 0x100, 1, base + 4 * PAGE),  # nested, ends early
+        (0, 2, 0x200, 2, base + 10 * PAGE),  # nested, starts after slot 1 ends
+        (0, 3, 0x300, 4, base + 80 * PAGE),  # outside, after a gap
+        (1, 0, 0x000, 2, base + 10 * PAGE),  # SMM alias of slot 2
+        (1, 1, 0x010, 1, base + 84 * PAGE),  # adjacent to slot 3's end
+    ]
+    layout = build(specs)
+    grid = [base + k * PAGE // 2 for k in range(-2, 2 * 86 + 2)]
+    starts, ends, expected = [], [], []
+    for s in grid:
+        for e in grid:
+            starts.append(s)
+            ends.append(e)
+            expected.append(oracle_hits(specs, s, e))
+    got = layout.hit_mask(np.array(starts, np.uint64), np.array(ends, np.uint64))
+    assert got.tolist() == expected
+    for s, e in [(base + 20 * PAGE, base + 21 * PAGE), (base + 63 * PAGE, base + 90 * PAGE)]:
+        assert layout.hits(s, e) is True
+        assert {tuple(r) for r in layout.gfn_ranges(s, e)} == oracle_gfn_ranges(specs, s, e)
 
 
 # -- properties against the oracle ---------------------------------------------------------------
@@ -458,9 +503,7 @@ def test_hit_mask_at_32764_one_page_slots():
     ends[at_slot] = pages[rng.integers(0, n_slots, size=at_slot.size)] * PAGE
     starts[at_slot] = ends[at_slot] - rng.integers(1, 2 * PAGE, size=at_slot.size)
 
-    got = layout.hit_mask(
-        (starts + base).astype(np.uint64), (ends + base).astype(np.uint64)
-    )
+    got = layout.hit_mask((starts + base).astype(np.uint64), (ends + base).astype(np.uint64))
 
     # Brute force over every (range, slot) pair: max(s, lo) < min(e, hi) <=> s < hi, lo < e, s < e.
     slot_lo = (pages * PAGE).astype(np.int32)

@@ -1,0 +1,7 @@
+"""``python -m kvmviz``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

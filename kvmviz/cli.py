@@ -1,0 +1,91 @@
+"""``kvmviz`` on the command line: ``python -m kvmviz simulate`` and ``python -m kvmviz quiz``.
+
+Every run echoes its parameters, so any screenshot of the output can be reproduced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import exercises
+from .kernels import KERNELS
+from .metrics import compare_kernels
+from .rwlock import POLICIES
+from .scenario import Scenario
+
+__all__ = ["main"]
+
+_QUIZ = {
+    "takes-lock": exercises.takes_lock_question,
+    "zapped-gfns": exercises.zapped_gfns,
+    "grant-order": exercises.grant_order,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kvmviz",
+        description="KVM mmu_lock vs MMU notifiers, before and after Linux 8931a454ae.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="compare v5.12 / v5.13 / v5.15 on one scenario")
+    sim.add_argument("--vcpus", type=int, default=Scenario.n_vcpus, help="vCPUs (default 416)")
+    sim.add_argument("--duration-ms", type=float, default=20.0, help="simulated ms (default 20)")
+    sim.add_argument(
+        "--rate",
+        type=float,
+        default=Scenario.notifier_rate_hz,
+        help="notification events per second",
+    )
+    sim.add_argument(
+        "--spurious",
+        type=float,
+        default=Scenario.spurious_share,
+        help="share of notifications that miss every memslot",
+    )
+    sim.add_argument("--policy", choices=POLICIES, default="qrwlock")
+    sim.add_argument("-s", "--seed", type=int, default=0)
+    quiz = sub.add_parser("quiz", help="a seeded exercise; -c reveals the answer")
+    quiz.add_argument("kind", choices=sorted(_QUIZ), nargs="?", default="takes-lock")
+    quiz.add_argument("-s", "--seed", type=int, default=0)
+    quiz.add_argument("-c", "--compute", action="store_true", help="show the answer")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kvmviz`` script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        try:
+            scenario = Scenario(
+                n_vcpus=args.vcpus,
+                duration_us=args.duration_ms * 1000,
+                notifier_rate_hz=args.rate,
+                spurious_share=args.spurious,
+            )
+        except ValueError as error:
+            print(f"kvmviz simulate: {error}", file=sys.stderr)
+            return 2
+        print(
+            f"# kvmviz simulate --vcpus {args.vcpus} --duration-ms {args.duration_ms:g} "
+            f"--rate {args.rate:g} --spurious {args.spurious:g} --policy {args.policy} "
+            f"-s {args.seed}"
+        )
+        table = compare_kernels(scenario, policy=args.policy, seed=args.seed, kernels=KERNELS)
+        columns = [
+            "p99_us",
+            "mean_us",
+            "brownout_mean",
+            "faults_retried",
+            "lock_taken",
+            "lock_avoided",
+        ]
+        print(table[columns].round(3).to_string())
+        return 0
+    question = _QUIZ[args.kind](seed=args.seed)
+    print(f"# kvmviz quiz {args.kind} -s {args.seed}{' -c' if args.compute else ''}")
+    print(question.question)
+    print()
+    print(question.reveal() if args.compute else "Answer: ?  (run again with -c to reveal)")
+    return 0

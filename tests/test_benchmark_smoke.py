@@ -1,0 +1,97 @@
+"""benchmarks/engine.py: a --quick run reports a number for each engine, and the SimPy qrwlock it
+uses as the reference grants exactly as :func:`kvmviz.rwlock.replay` does. No timing assertions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kvmviz.rwlock import replay
+
+simpy = pytest.importorskip("simpy")
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARK = ROOT / "benchmarks" / "engine.py"
+
+# "  kvmviz     200.0 ms        60,207     0.119       505,860   (best of 1: 0.119)"
+ENGINE_ROW = re.compile(
+    r"^\s*(?P<engine>kvmviz|SimPy)\s+[\d.]+ ms\s+(?P<acq>[\d,]+)\s+(?P<wall>[\d.]+)"
+    r"\s+(?P<rate>[\d,]+)\s",
+    re.MULTILINE,
+)
+RATIO = re.compile(r"^ratio kvmviz/SimPy: (?P<ratio>[\d.]+)x", re.MULTILINE)
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_quick_run_reports_both_engines_and_the_ratio():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    rows = {}
+    for m in ENGINE_ROW.finditer(out):
+        rows.setdefault(m["engine"], m)  # the first table: the shared configuration
+    assert set(rows) == {"kvmviz", "SimPy"}, out
+    for engine, m in rows.items():
+        for field in ("acq", "wall", "rate"):
+            assert _number(m[field]) > 0, f"{engine} {field}: {m[0]!r}"
+    ratio = RATIO.search(out)
+    assert ratio is not None, out
+    assert _number(ratio["ratio"]) > 0
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("kvmviz_benchmark_engine", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _simpy_replay(qrwlock_class, arrival, is_writer, hold) -> np.ndarray:
+    env = simpy.Environment()
+    lock = qrwlock_class(env)
+    grant = np.full(len(arrival), np.nan)
+
+    def request(i):
+        yield env.timeout(arrival[i])
+        wait = lock.request(bool(is_writer[i]))
+        if wait is not None:
+            yield wait
+        grant[i] = env.now
+        yield env.timeout(hold[i])
+        lock.release(bool(is_writer[i]))
+
+    for i in range(len(arrival)):
+        env.process(request(i))
+    env.run()
+    return grant
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_simpy_qrwlock_matches_kvmviz_replay(seed):
+    bench = _load_benchmark()
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    arrival = np.sort(rng.uniform(0, 50 * n**0.5, n))  # continuous times: no ties
+    is_writer = rng.random(n) < rng.uniform(0, 0.6)
+    hold = rng.exponential(np.where(is_writer, 5.0, 20.0))
+    expected = replay(arrival, is_writer, hold, policy="qrwlock")
+    got = _simpy_replay(bench.QRWLock, arrival, is_writer, hold)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
