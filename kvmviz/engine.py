@@ -146,10 +146,12 @@ def simulate(
     if stream is None:
         stream = generate_stream(scenario, seed)
     model = _Model(scenario, kernel, stream, seed)
-    if method == "events" or (method == "auto" and policy != "qrwlock"):
-        _run_events(model, policy)
-    else:
-        _run_compiled(model)
+    # The random draws wrap around 64 bits on purpose (numba does so silently).
+    with np.errstate(over="ignore"):
+        if method == "events" or (method == "auto" and policy != "qrwlock"):
+            _run_events(model, policy)
+        else:
+            _run_compiled(model)
     faults, notifiers = model.tables()
     return Run(scenario, kernel, policy, seed, faults, notifiers)
 
@@ -320,7 +322,7 @@ class _Model:
             "t_release_us",
             "retry",
         ]
-        dtypes = [np.int64, np.int64, np.int64, np.uint64, float, float, float, float, bool]
+        dtypes = [np.int32, np.int32, np.int32, np.uint64, float, float, float, float, bool]
         if self.sorted_attempts is not None:
             data = dict(zip(cols, self.sorted_attempts, strict=True))
         else:
@@ -525,7 +527,7 @@ def _run_compiled(model: _Model) -> None:
     if len(first_time) != len(first_cb) or (len(first_cb) and first_cb.max() >= len(model.cb_next)):
         raise AssertionError("inconsistent callback plan")
     cap = int(1.3 * s.duration_us / cycle) + 64  # attempts per vCPU, with room for retries
-    dtypes = (np.int64, np.int64, np.int64, np.uint64, float, float, float, float, np.bool_)
+    dtypes = (np.int32, np.int32, np.int32, np.uint64, float, float, float, float, np.bool_)
     while True:
         out = tuple(np.empty(m * cap, dtype=d) for d in dtypes)
         n = run_qrwlock(
