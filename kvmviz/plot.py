@@ -227,7 +227,16 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
+def _notifier_spans(to_x, ranges) -> dict[bool, list[tuple[float, float]]]:
+    """(x, width) of each notifier range on the compressed axis, hits and misses apart."""
+    spans: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for a, b, hit in zip(ranges["hva_start"], ranges["hva_end"], ranges["hit"], strict=True):
+        x0, x1 = to_x(int(a)), to_x(int(b))
+        spans[bool(hit)].append((x0, max(x1 - x0, 0.006)))
+    return spans
+
+
+def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, regions=()):
     """The VMM's address space with its memslots and, optionally, notifier ranges on it.
 
     The hva axis is compressed: each cluster of memslots and notifier ranges is drawn to its own
@@ -242,6 +251,9 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
     notifiers : pandas.DataFrame, optional
         With ``hva_start, hva_end`` and ``hit`` columns (``Run.notifiers``); one range per
         event is drawn (its first callback), at most ``max_ranges``.
+    regions : sequence of (hva_start, hva_end), optional
+        Other stretches of the address space to draw as segments even with no range on them
+        (e.g. :data:`kvmviz.presets.VMM_HEAP`), so that the axis does not depend on the ranges.
     ax : matplotlib.axes.Axes, optional
 
     Returns
@@ -254,7 +266,7 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
         ranges = notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
         ranges = ranges.head(max_ranges)
         other = list(zip(ranges["hva_start"], ranges["hva_end"], strict=True))
-    to_x, placed, total = _segments([(s.hva_start, s.hva_end) for s in layout], other)
+    to_x, placed, total = _segments([(s.hva_start, s.hva_end) for s in layout], [*other, *regions])
     as_ids = sorted({s.as_id for s in layout})
     row_of = {as_id: i for i, as_id in enumerate(as_ids)}
     # Slots whose hvas overlap in one address space (QEMU's isa-bios aliases the top of
@@ -285,8 +297,9 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
             )
         )
         if x1 - x0 > 0.5:
-            label = f"slot {slot.slot}, {_size(slot.size_bytes)}"
-            if x1 - x0 > 1.5 and lanes_in[slot.as_id] == 1:
+            label = f"slot {slot.slot}\n{_size(slot.size_bytes)}"
+            if x1 - x0 > 2.5 and lanes_in[slot.as_id] == 1:
+                label = f"slot {slot.slot}, {_size(slot.size_bytes)}"
                 label += f"\ngfn {slot.base_gfn:#x}–{slot.gfn_end:#x}"
             ax.text(
                 (x0 + x1) / 2,
@@ -300,36 +313,25 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
             )
     top = len(as_ids)
     if ranges is not None:
-        for a, b, hit in zip(ranges["hva_start"], ranges["hva_end"], ranges["hit"], strict=True):
-            x0, x1 = to_x(int(a)), to_x(int(b))
+        # One collection per kind (not a patch per range): a map of 400 ranges draws at once.
+        spans = _notifier_spans(to_x, ranges)
+        for hit, label in ((True, "notifier hits"), (False, "notifier misses (spurious)")):
             key = "hit" if hit else "miss"
-            ax.add_patch(
-                Rectangle(
-                    (x0, top + 0.15),
-                    max(x1 - x0, 0.006),
-                    0.7,
-                    facecolor=COLORS[key],
-                    edgecolor=COLORS[key],
-                    hatch=HATCHES.get(key, ""),
-                    linewidth=0.5,
-                    alpha=0.9 if hit else 0.6,
-                )
+            ax.broken_barh(
+                spans[hit],
+                (top + 0.15, 0.7),
+                facecolor=COLORS[key],
+                edgecolor=COLORS[key],
+                hatch=HATCHES.get(key, ""),
+                linewidth=0.5,
+                alpha=0.9 if hit else 0.6,
+                label=label,
+                gid=f"notifiers-{key}",
             )
-        ax.add_patch(Rectangle((0, 0), 0, 0, facecolor=COLORS["hit"], label="notifier hits"))
-        ax.add_patch(
-            Rectangle(
-                (0, 0),
-                0,
-                0,
-                facecolor=COLORS["miss"],
-                hatch=HATCHES["miss"],
-                label="notifier misses (spurious)",
-            )
-        )
     previous_end = None
     for a, b, x0, width in placed:
         if previous_end != a:
-            ax.text(x0, -0.08, f"{a:#x}", ha="left", va="top", fontsize="xx-small", rotation=20)
+            ax.text(x0, -0.08, f"{a:#x}", ha="left", va="top", fontsize="xx-small")
             if previous_end is not None:
                 ax.text(x0 - 0.25, top / 2, "//", ha="center", va="center", color=COLORS["miss"])
         if not any(s.hva_start <= a < s.hva_end for s in layout):
@@ -351,7 +353,7 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
     ax.set_xlabel("host virtual address (hva), gaps between clusters cut out")
     ax.set_title("Memslots in the VMM's address space")
     if ranges is not None:
-        ax.legend(loc="upper right", fontsize="small", ncol=2)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="small", ncol=2)
     ax.spines["left"].set_visible(False)
     return ax
 

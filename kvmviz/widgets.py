@@ -7,6 +7,7 @@ import html
 import io
 import time
 
+import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -14,6 +15,7 @@ from . import plot
 from .engine import simulate
 from .kernels import KERNELS
 from .metrics import summarize
+from .presets import VMM_HEAP
 from .scenario import Scenario
 from .theme import KERNEL_STYLES, set_theme
 
@@ -31,13 +33,16 @@ def _cached_summary(run):
     return summarize(run)
 
 
-def _png(canvas) -> bytes:
-    buffer = io.BytesIO()
-    canvas.print_png(buffer, pil_kwargs={"compress_level": 1})
-    # Constrained layout is solved on the first draw, then frozen: re-solving it on every
-    # redraw would triple the cost of a redraw.
-    canvas.figure.set_layout_engine("none")
-    return buffer.getvalue()
+def _first_callbacks(notifiers):
+    return notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
+
+
+def _set_spans(collection, spans, y) -> None:
+    """Move the bars of a ``broken_barh`` collection to new (x, width) spans."""
+    y0, height = y
+    collection.set_verts(
+        [[(x, y0), (x, y0 + height), (x + w, y0 + height), (x + w, y0)] for x, w in spans]
+    )
 
 
 def _table_html(rows: dict, selected: str) -> str:
@@ -123,19 +128,16 @@ class ToggleDashboard:
         self.table = w.HTML()
         self.image = w.Image(format="png")
         self.image.layout.max_width = "100%"
-        self.map_image = w.Image(format="png")
-        self.map_image.layout.max_width = "100%"
         self.timing = w.HTML()
-        # Two figures: the stall views change with every control, the memslot map only with
-        # the scenario (all kernels see the same notification stream).
-        self.figure = Figure(figsize=(11, 3.9), dpi=80, layout="constrained")
+        # One figure, drawn in full once; afterwards only the lines and range marks move.
+        self.figure = Figure(figsize=(11, 6.2), dpi=80, layout="constrained")
         self.canvas = FigureCanvasAgg(self.figure)
-        self.ax_cdf, self.ax_brownout = self.figure.subplots(1, 2)
-        self.map_figure = Figure(figsize=(11, 2.5), dpi=80, layout="constrained")
-        self.map_canvas = FigureCanvasAgg(self.map_figure)
-        self.ax_map = self.map_figure.subplots()
+        grid = self.figure.add_gridspec(2, 2, height_ratios=[1.5, 1])
+        self.ax_cdf = self.figure.add_subplot(grid[0, 0])
+        self.ax_brownout = self.figure.add_subplot(grid[0, 1])
+        self.ax_map = self.figure.add_subplot(grid[1, :])
+        self._background = None
         self._drawn_scenario = None
-        self._drawn_stream = None
         for control in (self.kernel, self.vcpus, self.spurious, self.rate):
             control.observe(self._changed, names="value")
         self.widget = w.VBox(
@@ -144,7 +146,6 @@ class ToggleDashboard:
                 w.HBox([w.VBox([self.vcpus, self.spurious, self.rate]), self.table]),
                 self.headline,
                 self.image,
-                self.map_image,
                 self.timing,
             ]
         )
@@ -173,26 +174,20 @@ class ToggleDashboard:
         selected = self.kernel.value
         summaries = {k: _cached_summary(r) for k, r in runs.items()}
         scenario = self.scenario
-        if self._drawn_scenario is None:
-            plot.stall_cdf(runs, ax=self.ax_cdf, highlight=selected)
-            plot.brownout(runs, ax=self.ax_brownout, highlight=selected)
+        if self._background is None:
+            self._draw_static(runs, selected)
         if scenario != self._drawn_scenario:
-            # New runs: new data in the same lines (recreating axes would cost 3x the time).
             for ax in (self.ax_cdf, self.ax_brownout):
                 plot.update(ax, runs, highlight=selected)
+            self._fix_limits(scenario)
+            spans = plot._notifier_spans(self._to_x, _first_callbacks(runs[selected].notifiers))
+            for hit, collection in self._span_collections.items():
+                _set_spans(collection, spans[hit], self._span_y)
             self._drawn_scenario = scenario
-            # The notification stream (so the map) does not depend on the vCPU count.
-            stream_key = scenario.replace(n_vcpus=1)
-            if stream_key != self._drawn_stream:
-                self.ax_map.clear()
-                plot.memslot_map(scenario.layout, runs[selected].notifiers, ax=self.ax_map)
-                self.map_image.value = _png(self.map_canvas)
-                self._drawn_stream = stream_key
         else:
-            # Same runs, another kernel selected: restyle the lines, keep every other artist.
             for ax in (self.ax_cdf, self.ax_brownout):
                 plot.restyle(ax, highlight=selected)
-        self.image.value = _png(self.canvas)
+        self.image.value = self._blit()
         self.table.value = _table_html(summaries, selected)
         s, ref = summaries[selected], summaries["v5.12"]
         self.headline.value = (
@@ -205,12 +200,58 @@ class ToggleDashboard:
         )
         elapsed = time.perf_counter() - started
         self.timing.value = (
-            f'<small style="color:#777">{self.scenario.n_vcpus} vCPUs, '
-            f"{self.scenario.duration_us / 1000:.0f} ms simulated, seed {self.seed}; "
+            f'<small style="color:#777">{scenario.n_vcpus} vCPUs, '
+            f"{scenario.duration_us / 1000:.0f} ms simulated, seed {self.seed}; "
             f"updated in {1000 * elapsed:.0f} ms</small>"
         )
         self.last_update_s = elapsed
         return elapsed
+
+    # -- drawing: everything static once, then only the moving artists (blitting) ----------
+    def _draw_static(self, runs, selected) -> None:
+        plot.stall_cdf(runs, ax=self.ax_cdf, highlight=selected)
+        plot.brownout(runs, ax=self.ax_brownout, highlight=selected)
+        # The map's axis is fixed by the memslots and the VMM's own memory, not by the ranges
+        # of one run, so a new run only moves its range marks.
+        plot.memslot_map(
+            self.base.layout, runs[selected].notifiers, ax=self.ax_map, regions=[VMM_HEAP]
+        )
+        intervals = [(x.hva_start, x.hva_end) for x in self.base.layout]
+        self._to_x = plot._segments(intervals, [VMM_HEAP])[0]
+        self._span_collections = {
+            hit: next(c for c in self.ax_map.collections if c.get_gid() == f"notifiers-{key}")
+            for hit, key in ((True, "hit"), (False, "miss"))
+        }
+        self._span_y = (len({x.as_id for x in self.base.layout}) + 0.15, 0.7)
+        self._fix_limits(self.scenario)
+        legends = [ax.get_legend() for ax in (self.ax_cdf, self.ax_brownout)]
+        self._moving = [
+            *self.ax_cdf.get_lines(),
+            *self.ax_brownout.get_lines(),
+            *self._span_collections.values(),
+            *(legend for legend in legends if legend is not None),
+        ]
+        for artist in self._moving:
+            artist.set_animated(True)
+        self.canvas.draw()  # solves the layout once and draws every static artist
+        self.figure.set_layout_engine("none")
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self._drawn_scenario = self.scenario
+
+    def _fix_limits(self, scenario) -> None:
+        # Fixed limits keep the ticks (the static part) valid for every run.
+        self.ax_cdf.set_xlim(0.08, 1e5)
+        self.ax_brownout.set_xlim(0, scenario.duration_us / 1000)
+
+    def _blit(self) -> bytes:
+        self.canvas.restore_region(self._background)
+        for artist in self._moving:
+            artist.axes.draw_artist(artist)
+        width, height = self.canvas.get_width_height()
+        image = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
 
     def _ipython_display_(self):
         from IPython.display import display
