@@ -122,7 +122,7 @@ class ToggleDashboard:
         )
         for slider in (self.vcpus, self.spurious, self.rate):
             slider.style.description_width = "120px"
-            slider.layout.width = "420px"
+            slider.layout.width = "440px"
         self.headline = w.HTML()
         self.headline.add_class("kvmviz-headline")
         self.table = w.HTML()
@@ -143,7 +143,15 @@ class ToggleDashboard:
         self.widget = w.VBox(
             [
                 self.kernel,
-                w.HBox([w.VBox([self.vcpus, self.spurious, self.rate]), self.table]),
+                w.HBox(
+                    [
+                        w.VBox(
+                            [self.vcpus, self.spurious, self.rate],
+                            layout=w.Layout(min_width="460px", flex="0 0 auto"),
+                        ),
+                        self.table,
+                    ]
+                ),
                 self.headline,
                 self.image,
                 self.timing,
