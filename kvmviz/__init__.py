@@ -4,7 +4,7 @@ A teaching model of Linux KVM's rules around commit 8931a454ae ("KVM: Take mmu_l
 handling MMU notifier iff the hva hits a memslot", v5.13) and 071064f14d87 (v5.15).
 """
 
-from . import exercises, kernels, metrics, notifiers, presets, rwlock
+from . import exercises, kernels, metrics, notifiers, presets, rwlock, traces
 from .engine import Run, simulate
 from .kernels import CALLBACKS, KERNELS, rule, takes_lock
 from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
@@ -12,6 +12,7 @@ from .metrics import brownout, compare_kernels, stall_stats, summarize
 from .rwlock import POLICIES, replay
 from .scenario import Scenario
 from .theme import set_theme
+from .traces import load_ftrace, load_qemu_memslots
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,8 @@ __all__ = [
     "compare_kernels",
     "exercises",
     "kernels",
+    "load_ftrace",
+    "load_qemu_memslots",
     "metrics",
     "notifiers",
     "plot",
@@ -53,5 +56,6 @@ __all__ = [
     "stall_stats",
     "summarize",
     "takes_lock",
+    "traces",
     "widgets",
 ]

@@ -1,0 +1,1255 @@
+"""Read real traces: tracefs / ``trace-cmd report`` text and QEMU's memslot log.
+
+A trace recorded on a KVM host (KERNEL.md §5) says which hva ranges the MMU notifiers reported,
+when, from which task, and whether ``mmu_lock`` was contended; QEMU's ``kvm_set_user_memory``
+log (KERNEL.md §6.1) says where the memslots were. With both, every notifier range can be
+classified as a hit or a miss with the model's own hit test, summarised per phase of the
+experiment, and replayed through the engine as a notification stream:
+
+>>> events = load_ftrace("data/traces/notifier-phases-linux6.18.txt")   # doctest: +SKIP
+>>> layout = load_layout_json("data/traces/notifier-phases-linux6.18.layout.json")  # doctest: +SKIP
+>>> phase_summary(classify(events, layout))                             # doctest: +SKIP
+
+The parsers stream: a file is read line by line, never whole, into columns preallocated from
+its line count and filled a chunk of records at a time, so the memory used is the frame's plus
+a constant (``keep_text=False`` drops the raw payloads, the bulk of the frame;
+``benchmarks/traces.py`` measures it). A line that is neither a record nor a known header is an
+error naming the file, the line and what was expected, unless ``lenient=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
+from .notifiers import stream_from_callbacks
+
+__all__ = [
+    "NOTIFIER_EVENTS",
+    "TraceParseError",
+    "TraceParseWarning",
+    "classify",
+    "compare_replay",
+    "load_ftrace",
+    "load_layout",
+    "load_layout_json",
+    "load_qemu_memslots",
+    "memslot_events",
+    "phase_summary",
+    "replay",
+    "to_stream",
+]
+
+# The kvm: tracepoint each MMU-notifier callback fires (KERNEL.md §5.1). kvm_age_hva fires for
+# clear_young as well as clear_flush_young; a trace cannot tell them apart, so it maps to the
+# more common clear_flush_young (reclaim, DAMON).
+NOTIFIER_EVENTS = {
+    "kvm_unmap_hva_range": "invalidate_range_start",
+    "kvm_set_spte_hva": "change_pte",
+    "kvm_age_hva": "clear_flush_young",
+    "kvm_test_age_hva": "test_young",
+}
+_CALLBACKS = ("invalidate_range_start", "change_pte", "clear_flush_young", "test_young")
+_U64 = 1 << 64
+_INT32_MAX = (1 << 31) - 1
+_MAX_SNIPPET = 120
+_MAX_SKIPPED = 100
+_CHUNK = 65536  # records per chunk of column arrays
+_PROGRESS_EVERY = 4096  # lines between progress reports
+
+RECORD_SHAPE = "'<comm>-<pid> [<cpu>] [<flags>] <seconds>: <event>: <fields>'"
+
+
+class TraceParseError(ValueError):
+    """A line of a trace that is not what the format allows.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    line : int
+        1-based line number.
+    text : str
+        The offending line, truncated to 120 characters.
+    expected : str
+        What the parser expected there.
+    """
+
+    def __init__(self, path, line: int, text: str, expected: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.text = _snippet(text)
+        self.expected = expected
+        super().__init__(f"{self.path}, line {line}: expected {expected}; got {self.text!r}")
+
+
+class TraceParseWarning(UserWarning):
+    """Emitted once by the lenient parsers when they skipped malformed lines."""
+
+
+def _snippet(text: str) -> str:
+    return text if len(text) <= _MAX_SNIPPET else text[:_MAX_SNIPPET] + "…"
+
+
+def _undecodable(line: str, err: UnicodeEncodeError) -> tuple[str, str]:
+    """A line read with errors="surrogateescape" that holds bytes that are not UTF-8."""
+    text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    byte = ord(line[err.start]) - 0xDC00
+    return text, f"UTF-8 text (byte {byte:#04x} at character {err.start + 1} is not)"
+
+
+# -- ftrace text --------------------------------------------------------------------------------
+# comm and pid: the pid is the digits after the last '-' before the [cpu] field (comms may hold
+# spaces, slashes, dashes and digits: "CPU 12/KVM-4090", "<...>-77", "kworker/u8:2-1"). An optional
+# "(tgid)" column (options/record-tgid), then 4 or 5 latency flag characters or none (trace-cmd
+# report without -l), the timestamp in seconds (a raw count with counter clocks).
+_RECORD = re.compile(
+    # comm: anything, where a '-' may not be followed by "<digits> [" (that '-' ends the comm).
+    r"[ \t]*(?P<comm>[^-]*(?:-(?!\d{1,10}[ \t]+[\[(])[^-]*)*)-(?P<pid>\d{1,10})[ \t]+"
+    r"(?:\([ \t]*[-\d]{1,10}\)[ \t]+)?\[(?P<cpu>\d{1,10})\][ \t]+"
+    r"(?:(?P<flags>[^\s\[\]:]{4,5})[ \t]+)?(?P<ts>\d{1,20}(?:\.\d{1,12})?):[ \t]+"
+    r"(?:(?P<event>[A-Za-z_][\w.+-]*):(?:[ \t]+(?P<text>.*))?"
+    r"|(?P<stack><(?:user )?stack trace ?>)"
+    r"|(?P<func>\S+ <-\S+))",
+    re.ASCII,
+)
+_FRAME = re.compile(r"[ \t]*=>[ \t]*\S.*")
+_LOST = re.compile(
+    r"[ \t]*CPU:?[ \t]*\d+[ \t]+\["
+    r"(?:LOST[ \t]+(?P<n>\d{1,19})[ \t]+EVENTS|(?P<m>\d{1,19})?[ \t]*EVENTS DROPPED)\][ \t]*",
+    re.ASCII,
+)
+_HEADER = re.compile(
+    r"[ \t]*(?:version[ \t]*=[ \t]*\d+|cpus[ \t]*=[ \t]*\d+|CPU[ \t]+\d+[ \t]+is empty)[ \t]*",
+    re.ASCII,
+)
+_STACK_EVENTS = frozenset({"<stack trace>", "<user stack trace>", "kernel_stack", "user_stack"})
+
+# "%#016lx": 0x and zero padding to 16 characters; a zero value prints without the 0x.
+_HEX = r"(0x[0-9a-fA-F]{1,32}|0{1,16})"
+_FAST = r"(?: fast_only: \d)?"  # a proposed extra field of the aging events (KERNEL.md §5.1)
+_UNMAP = re.compile(rf"mmu notifier unmap range: {_HEX} -- {_HEX}")
+_AGE = re.compile(rf"mmu notifier age hva: {_HEX} -- {_HEX}{_FAST}")
+_SET_PTE = re.compile(rf"mmu notifier set pte hva: {_HEX}")
+_TEST_AGE = re.compile(rf"mmu notifier test age hva: {_HEX}{_FAST}")
+_FAULT_NEW = re.compile(
+    r"vcpu (\d{1,10}) rip " + rf"{_HEX} address {_HEX} error_code {_HEX}", re.ASCII
+)  # v6.1+
+_FAULT_OLD = re.compile(r"address ([0-9a-fA-F]+) error_code ([0-9a-fA-F]+)")  # <= v6.0
+_CONT_BEGIN = re.compile(r"(\S+) \(flags=([^()\s]*)\)")
+_CONT_END = re.compile(r"(\S+) \(ret=(-?\d{1,10})\)", re.ASCII)
+_PHASE = re.compile(r"PHASE[ \t]+(\S.*?)[ \t]*")
+_PRINT_IP = re.compile(r"(?:tracing_mark_write|0x[0-9a-fA-F]+|\(nil\)):[ \t]?(.*)")
+
+_EXPECT = {
+    "kvm_unmap_hva_range": "'mmu notifier unmap range: 0x<start> -- 0x<end>' with start <= end",
+    "kvm_age_hva": "'mmu notifier age hva: 0x<start> -- 0x<end>' with start <= end",
+    "kvm_set_spte_hva": "'mmu notifier set pte hva: 0x<hva>' (a 64-bit page address)",
+    "kvm_test_age_hva": "'mmu notifier test age hva: 0x<hva>' (a 64-bit page address)",
+    "kvm_page_fault": (
+        "'vcpu <n> rip 0x<rip> address 0x<addr> error_code 0x<code>' (v6.1+) or "
+        "'address <hex> error_code <hex>' (up to v6.0)"
+    ),
+    "contention_begin": "'<lock> (flags=<FLAG|FLAG>)'",
+    "contention_end": "'<lock> (ret=<int>)'",
+}
+
+
+def _u64(hexdigits: str) -> int:
+    value = int(hexdigits, 16)
+    if value >= _U64:
+        raise ValueError
+    return value
+
+
+# Columns of load_ftrace: name -> dtype. Codes of categorical columns are int32 (-1: missing);
+# the nullable ones ("?") carry a mask, True where the record has no such field.
+_DENSE = {
+    "line": np.int64,
+    "comm": np.int32,
+    "pid": np.int32,
+    "cpu": np.int32,
+    "flags": np.int32,
+    "t_s": np.float64,
+    "event": np.int32,
+    "phase": np.int32,
+}
+_SPARSE = {  # group -> its columns, in the order of the parsed tuples
+    "hva": {"hva_start": np.uint64, "hva_end": np.uint64, "callback": np.int32},
+    "fault": {"vcpu": np.int64, "rip": np.uint64, "address": np.uint64, "error_code": np.uint64},
+    "lock": {"lock": np.int32, "lock_flags": np.int32, "ret": np.int64},
+    "mark": {"mark": np.int32},
+}
+_CODED = frozenset({"callback", "lock", "lock_flags", "mark"})  # missing = code -1, no mask
+
+
+class _Columns:
+    """The frame's columns, preallocated for ``capacity`` records and filled a chunk at a time.
+
+    Records are gathered in per-chunk Python lists (bounded: ``_CHUNK`` records), then copied
+    into the final arrays, so the memory is that of the frame plus one chunk. ``capacity`` is
+    the file's line count (an upper bound on records); the arrays are trimmed in place at the
+    end, and grown if the file turns out longer (it grew while being read).
+    """
+
+    def __init__(self, capacity: int, keep_text: bool) -> None:
+        self.keep_text = keep_text
+        self.rows: list[tuple] = []  # (line, comm, pid, cpu, flags, ts, event, phase)
+        self.texts: list[str] = []
+        self.sparse: dict[str, list] = {group: [] for group in _SPARSE}
+        self.cap = max(int(capacity), 16)
+        self.n = 0  # records already copied into the arrays
+        self.arrays: dict[str, np.ndarray] = {}
+        for name, dtype in _DENSE.items():
+            self.arrays[name] = np.zeros(self.cap, dtype=dtype)
+        for columns in _SPARSE.values():
+            for name, dtype in columns.items():
+                if name in _CODED:
+                    self.arrays[name] = np.full(self.cap, -1, dtype=dtype)
+                else:
+                    self.arrays[name] = np.zeros(self.cap, dtype=dtype)
+                    self.arrays[name + "?"] = np.ones(self.cap, dtype=bool)
+        if keep_text:
+            self.arrays["text"] = np.full(self.cap, "", dtype=object)
+
+    def _grow(self, needed: int) -> None:
+        cap = max(needed, self.cap + self.cap // 2)
+        for name, old in self.arrays.items():
+            fill = True if name.endswith("?") else -1 if name in _CODED else 0
+            new = np.full(cap, fill if old.dtype != object else "", dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            self.arrays[name] = new
+        self.cap = cap
+
+    def flush(self) -> None:
+        rows, m, n = self.rows, len(self.rows), self.n
+        if not m:
+            return
+        if n + m > self.cap:
+            self._grow(n + m)
+        arrays = self.arrays
+        for name, values in zip(_DENSE, zip(*rows, strict=True), strict=True):
+            arrays[name][n : n + m] = values
+        if self.keep_text:
+            arrays["text"][n : n + m] = self.texts
+        for group, columns in _SPARSE.items():
+            entries = self.sparse[group]
+            if not entries:
+                continue
+            idx = n + np.fromiter((e[0] for e in entries), dtype=np.int64, count=len(entries))
+            for k, name in enumerate(columns, start=1):
+                column = [e[k] for e in entries]
+                at = idx
+                if None in column:  # absent fields: old kvm_page_fault (no vcpu, rip), locks
+                    keep = np.fromiter((v is not None for v in column), bool, count=len(column))
+                    column = [v for v in column if v is not None]
+                    at = idx[keep]
+                arrays[name][at] = column
+                if name not in _CODED:
+                    arrays[name + "?"][at] = False
+            entries.clear()
+        self.n += m
+        rows.clear()
+        self.texts.clear()
+
+    def finish(self) -> dict[str, np.ndarray]:
+        """The arrays, trimmed to the records (in place: no copy of the columns)."""
+        self.flush()
+        for array in self.arrays.values():
+            array.resize(self.n, refcheck=False)  # owned, never viewed: realloc shrinks it
+        return self.arrays
+
+
+def _count_lines(path: Path) -> int:
+    """Lines of a regular file (1 MiB reads), to size the columns; a guess for other files."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return _CHUNK
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")  # a last line without a newline
+
+
+@dataclass
+class _Skips:
+    path: str
+    lenient: bool
+    lines: list
+    count: int = 0
+
+    def bad(self, lineno: int, text: str, expected: str) -> None:
+        if not self.lenient:
+            raise TraceParseError(self.path, lineno, text, expected)
+        self.count += 1
+        if len(self.lines) < _MAX_SKIPPED:
+            self.lines.append((lineno, f"expected {expected}; got {_snippet(text)!r}"))
+
+    def warn(self, what: str) -> None:
+        if self.count:
+            first_line, first_reason = self.lines[0]
+            warnings.warn(
+                f"{self.path}: skipped {self.count} malformed {what} line"
+                f"{'s' if self.count > 1 else ''} (first: line {first_line}, {first_reason}); "
+                "see .attrs['skipped']",
+                TraceParseWarning,
+                stacklevel=3,
+            )
+
+
+class _StderrProgress:
+    """``progress=True``: one self-overwriting line on stderr, at most 5 updates a second."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        final = done >= total
+        if not final and now - self.last < 0.2:
+            return
+        self.last = now
+        pct = 100.0 * done / total if total else 100.0
+        sys.stderr.write(
+            f"\r{self.name}: {pct:5.1f}% ({done / 1e6:.1f} / {total / 1e6:.1f} MB)"
+            + ("\n" if final else "")
+        )
+        sys.stderr.flush()
+
+
+def _progress_callback(progress, path: Path) -> Callable[[int, int], None] | None:
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return _StderrProgress(path.name)
+    if callable(progress):
+        return progress
+    raise TypeError(
+        f"progress must be None, True or a callable(bytes_read, total), got {progress!r}"
+    )
+
+
+def _range(pattern: re.Pattern, callback: int):
+    def parse(text: str):
+        m = pattern.fullmatch(text)
+        if m is None:
+            return None
+        start, end = _u64(m[1]), _u64(m[2])
+        return None if start > end else (0, start, end, callback)
+
+    return parse
+
+
+def _one_hva(pattern: re.Pattern, callback: int):
+    def parse(text: str):
+        m = pattern.fullmatch(text)
+        if m is None:
+            return None
+        hva = _u64(m[1])
+        return None if hva + PAGE_SIZE >= _U64 else (0, hva, hva + PAGE_SIZE, callback)
+
+    return parse
+
+
+def _page_fault(text: str):
+    m = _FAULT_NEW.fullmatch(text)
+    if m is not None:
+        return (1, int(m[1]), _u64(m[2]), _u64(m[3]), _u64(m[4]))
+    m = _FAULT_OLD.fullmatch(text)
+    return None if m is None else (1, None, None, _u64(m[1]), _u64(m[2]))
+
+
+def _contention_begin(text: str):
+    m = _CONT_BEGIN.fullmatch(text)
+    return None if m is None else (2, m[1], m[2], None)
+
+
+def _contention_end(text: str):
+    m = _CONT_END.fullmatch(text)
+    return None if m is None else (2, m[1], None, int(m[2]))
+
+
+# Parsers of the payloads with a known format: a tuple of fields, or None when malformed.
+_PAYLOADS = {
+    "kvm_unmap_hva_range": _range(_UNMAP, _CALLBACKS.index("invalidate_range_start")),
+    "kvm_set_spte_hva": _one_hva(_SET_PTE, _CALLBACKS.index("change_pte")),
+    "kvm_age_hva": _range(_AGE, _CALLBACKS.index("clear_flush_young")),
+    "kvm_test_age_hva": _one_hva(_TEST_AGE, _CALLBACKS.index("test_young")),
+    "kvm_page_fault": _page_fault,
+    "contention_begin": _contention_begin,
+    "contention_end": _contention_end,
+}
+
+
+def load_ftrace(
+    path,
+    *,
+    lenient: bool = False,
+    progress=None,
+    keep_text: bool = True,
+) -> pd.DataFrame:
+    """Parse a tracefs ``trace`` file or ``trace-cmd report`` output into a tidy frame.
+
+    Understands the raw tracefs format (header comment block, 4 or 5 latency flag columns, an
+    optional ``(tgid)`` column, ``<...>`` comms, comms with spaces such as ``CPU 12/KVM-4090``:
+    the pid is the number after the last ``-`` before ``[cpu]``) and ``trace-cmd report``
+    output (``version = 6``, ``cpus=N``, ``CPU n is empty`` headers; records with or without
+    the latency column, ``-t`` nanosecond timestamps). Every record is kept, whatever its event.
+
+    Stack traces (``<stack trace>`` records of the ``stacktrace`` option or trigger, trace-cmd's
+    ``kernel_stack``) are records too; their `` => frame`` lines are joined, one frame per line,
+    into the record's ``text``. ``CPU:N [LOST M EVENTS]`` lines are counted in
+    ``attrs["lost_events"]``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The text file, read line by line (lines end at ``\n``; a ``\r`` before it and
+        trailing blanks are dropped). A line that is not valid UTF-8 is malformed.
+    lenient : bool, default False
+        Skip malformed lines instead of raising; they are listed in ``attrs["skipped"]`` (at
+        most 100 ``(line, reason)`` pairs), counted in ``attrs["skipped_count"]``, and one
+        :class:`TraceParseWarning` gives the count.
+    progress : None, True or callable, optional
+        ``True`` prints the share of bytes read to stderr; a callable is called as
+        ``progress(bytes_read, total_bytes)`` every few thousand lines and once at the end.
+    keep_text : bool, default True
+        Keep the raw payload of every record in ``text``. It is most of the frame's memory;
+        with ``False`` the column is left out. The parsed fields and ``mark`` are unaffected;
+        stack frames, which live in ``text``, are then dropped (still counted).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, in file order:
+
+        ``line`` (1-based line in the file), ``comm``, ``pid``, ``cpu``, ``flags`` (the latency
+        flag characters, ``""`` without them), ``t_s`` (seconds, as printed), ``t_us`` (µs since
+        the first record), ``event`` (as printed; ``"<stack trace>"``, ``"function"`` for the
+        function tracer's ``f <-parent`` lines), ``text`` (the payload after ``event:``), and
+        parsed fields (nullable, ``<NA>`` where the event has none; strings are categorical):
+
+        * MMU notifiers (``kvm_unmap_hva_range``, ``kvm_age_hva``, ``kvm_test_age_hva``,
+          ``kvm_set_spte_hva``): ``hva_start``, ``hva_end`` (UInt64, end exclusive; single-hva
+          events cover ``[hva, hva + 4096)``) and ``callback``, the callback the event stands
+          for (:data:`NOTIFIER_EVENTS`; ``kvm_age_hva`` also fires for ``clear_young``, which a
+          trace cannot tell apart: it is reported as ``clear_flush_young``);
+        * ``kvm_page_fault``: ``vcpu``, ``rip`` (v6.1+ format only), ``address``,
+          ``error_code``;
+        * ``contention_begin`` / ``contention_end``: ``lock`` (the pointer as printed, hashed
+          unless ``options/hash-ptr`` is 0), ``lock_flags`` (``"SPIN|WRITE"``...), ``ret``;
+        * ``tracing_mark_write`` (and trace-cmd's ``print``): ``mark``, the message; a
+          ``PHASE <name>`` mark starts a phase: ``phase`` holds the name on that record and
+          every following one, until the next ``PHASE`` mark.
+
+        ``attrs``: ``path``, ``format`` (``"tracefs"`` or ``"trace-cmd"``), ``event_counts``
+        (records per event, in order of first appearance), ``line_counts`` (``records``,
+        ``comments``, ``blank``, ``headers``, ``stack_frames``, ``lost``, ``skipped`` and
+        ``total``: every line of the file is in exactly one of the first seven),
+        ``lost_events``, ``skipped``, ``skipped_count``.
+
+    Raises
+    ------
+    TraceParseError
+        At the first malformed line (unless ``lenient``), naming the file, the line number,
+        the line (truncated to 120 characters) and what was expected there.
+    """
+    path = Path(path)
+    report = _progress_callback(progress, path)
+    total_bytes = os.path.getsize(path)
+    skips = _Skips(str(path), lenient, [])
+    cols = _Columns(_count_lines(path), keep_text)
+    # Interned strings -> codes (dict.setdefault(value, len(dict)): one C call per lookup).
+    comms, flagss, events, phases = {}, {}, {}, {}
+    locks, lock_flagss, marks = {}, {}, {}
+    counts = dict.fromkeys(("comments", "blank", "headers", "stack_frames", "lost"), 0)
+    lost_events = 0
+    trace_cmd = False
+    phase = -1
+    in_stack = False
+    record = _RECORD.fullmatch
+    rows, texts, sparse = cols.rows, cols.texts, cols.sparse
+    hva_rows, fault_rows, lock_rows, mark_rows = (
+        sparse[k] for k in ("hva", "fault", "lock", "mark")
+    )
+    lineno = 0
+    # Text mode for speed, splitting on "\n" only (a UTF-8 BOM is dropped); bytes that are not
+    # UTF-8 come through as lone surrogates (surrogateescape) and make their line malformed.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="\n") as f:
+        for lineno, line in enumerate(f, start=1):
+            if report is not None and not lineno % _PROGRESS_EVERY:
+                report(f.buffer.tell(), total_bytes)
+            line = line.rstrip()  # the newline, a "\r" before it, trailing blanks
+            if not line.isascii():
+                try:
+                    line.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    skips.bad(lineno, *_undecodable(line, err))  # leaves a stack trace open
+                    continue
+            m = record(line)
+            if m is None:
+                stripped = line.strip()
+                if not stripped:
+                    counts["blank"] += 1
+                elif stripped[0] == "#":
+                    counts["comments"] += 1
+                elif _FRAME.fullmatch(line):
+                    if not in_stack:
+                        skips.bad(lineno, line, "a stack frame (' => ...') after a stack trace")
+                        continue
+                    counts["stack_frames"] += 1
+                    if keep_text:
+                        texts[-1] = f"{texts[-1]}\n{stripped}" if texts[-1] else stripped
+                elif (lost := _LOST.fullmatch(line)) is not None:
+                    counts["lost"] += 1
+                    lost_events += int(lost["n"] or lost["m"] or 0)
+                    in_stack = False
+                elif _HEADER.fullmatch(line):
+                    counts["headers"] += 1
+                    trace_cmd = True
+                else:
+                    skips.bad(lineno, line, f"a trace record {RECORD_SHAPE}")
+                continue
+            comm, pid, cpu, flags, ts, event, text, stack, func = m.groups()
+            pid, cpu = int(pid), int(cpu)
+            if pid > _INT32_MAX or cpu > _INT32_MAX:
+                skips.bad(lineno, line, f"a trace record {RECORD_SHAPE} with pid and cpu < 2**31")
+                continue
+            if stack is not None:
+                event, text, values = stack.replace(" >", ">"), "", None
+            elif func is not None:
+                event, text, values = "function", func, None
+            else:
+                if text is None:
+                    text = ""
+                parse = _PAYLOADS.get(event)
+                if parse is None:
+                    values = None
+                else:
+                    try:
+                        values = parse(text)
+                    except ValueError:  # a hex value of more than 64 bits
+                        values = None
+                    if values is None:
+                        skips.bad(lineno, line, f"a {event} payload {_EXPECT[event]}")
+                        continue
+            if len(rows) >= _CHUNK:
+                cols.flush()
+            i = len(rows)
+            if values is not None:
+                kind = values[0]
+                if kind == 0:  # notifier: (0, start, end, callback code)
+                    hva_rows.append((i, values[1], values[2], values[3]))
+                elif kind == 1:  # page fault: (1, vcpu, rip, address, error_code)
+                    fault_rows.append((i, values[1], values[2], values[3], values[4]))
+                else:  # lock: (2, lock, flags or None, ret or None)
+                    lock_flag = values[2]
+                    if lock_flag is not None:
+                        lock_flag = lock_flagss.setdefault(lock_flag, len(lock_flagss))
+                    lock_rows.append(
+                        (i, locks.setdefault(values[1], len(locks)), lock_flag, values[3])
+                    )
+            elif event == "tracing_mark_write" or event == "print":
+                mark = text
+                if event == "print" and (ip := _PRINT_IP.fullmatch(text)) is not None:
+                    mark = ip[1]
+                mark_rows.append((i, marks.setdefault(mark, len(marks))))
+                if (ph := _PHASE.fullmatch(mark)) is not None:
+                    phase = phases.setdefault(ph[1], len(phases))
+            elif event in _STACK_EVENTS:
+                text = ""  # trace-cmd's "kernel_stack: <stack trace >": frames follow
+            in_stack = event in _STACK_EVENTS
+            rows.append(
+                (
+                    lineno,
+                    comms.setdefault(comm, len(comms)),
+                    pid,
+                    cpu,
+                    flagss.setdefault(flags or "", len(flagss)),
+                    float(ts),
+                    events.setdefault(event, len(events)),
+                    phase,
+                )
+            )
+            texts.append(text)
+    if report is not None:
+        report(total_bytes, total_bytes)
+    skips.warn("trace")
+
+    arrays = cols.finish()
+
+    def nullable(name: str):
+        return pd.arrays.IntegerArray(arrays.pop(name), arrays.pop(name + "?"))
+
+    def coded(name: str, interned: dict):
+        return pd.Categorical.from_codes(arrays.pop(name), categories=list(interned))
+
+    t_s = arrays.pop("t_s")
+    data = {
+        "line": arrays.pop("line"),
+        "comm": coded("comm", comms),
+        "pid": arrays.pop("pid"),
+        "cpu": arrays.pop("cpu"),
+        "flags": coded("flags", flagss),
+        "t_s": t_s,
+        "t_us": (t_s - t_s[0]) * 1e6 if len(t_s) else t_s.copy(),
+        "event": coded("event", events),
+    }
+    if keep_text:
+        data["text"] = arrays.pop("text")
+    data["hva_start"] = nullable("hva_start")
+    data["hva_end"] = nullable("hva_end")
+    data["callback"] = pd.Categorical.from_codes(arrays.pop("callback"), list(_CALLBACKS))
+    for name in ("vcpu", "rip", "address", "error_code"):
+        data[name] = nullable(name)
+    data["lock"] = coded("lock", locks)
+    data["lock_flags"] = coded("lock_flags", lock_flagss)
+    data["ret"] = nullable("ret")
+    data["mark"] = coded("mark", marks)
+    data["phase"] = coded("phase", phases)
+    frame = pd.DataFrame(data, copy=False)
+    event_codes = data["event"].codes
+    per_event = np.bincount(event_codes, minlength=len(events)) if len(frame) else []
+    counts_total = {"records": len(frame), **counts, "skipped": skips.count, "total": lineno}
+    frame.attrs.update(
+        path=str(path),
+        format="trace-cmd" if trace_cmd else "tracefs",
+        event_counts={name: int(n) for name, n in zip(events, per_event, strict=True)},
+        line_counts=counts_total,
+        lost_events=lost_events,
+        skipped=skips.lines,
+        skipped_count=skips.count,
+    )
+    return frame
+
+
+# -- QEMU memslot log ---------------------------------------------------------------------------
+# `-d trace:kvm_set_user_memory` lines start with the event name; the log backend of `-trace`
+# prefixes "<tid>@<sec>.<usec>:", and `-msg timestamp=on` an ISO timestamp.
+_QEMU_LINE = re.compile(
+    r"[ \t]*(?:(?P<tid>\d{1,10})@(?P<sec>\d{1,20}\.\d{1,12}):[ \t]*"
+    r"|(?P<stamp>\d[-\dT:.,Z+]*)[ \t]+)?"
+    r"kvm_set_user_memory(?:[ \t]+(?P<payload>.*?))?[ \t]*",
+    re.ASCII,
+)
+_QEMU_PAYLOAD = re.compile(
+    r"(?:AddrSpace#(?P<as_id>\d{1,10})[ \t]+)?Slot#(?P<slot>\d{1,10})"
+    r"[ \t]+flags=0x(?P<flags>[0-9a-fA-F]+)"
+    r"[ \t]+gpa=0x(?P<gpa>[0-9a-fA-F]+)[ \t]+size=0x(?P<size>[0-9a-fA-F]+)"
+    r"[ \t]+ua=0x(?P<ua>[0-9a-fA-F]+)"
+    r"(?:[ \t]+guest_memfd=(?P<fd>-?\d{1,10})[ \t]+guest_memfd_offset=0x(?P<fd_off>[0-9a-fA-F]+))?"
+    r"[ \t]+ret=(?P<ret>-?\d{1,10})",
+    re.ASCII,
+)
+QEMU_SHAPE = (
+    "'kvm_set_user_memory [AddrSpace#<as>] Slot#<n> flags=0x<f> gpa=0x<gpa> size=0x<size> "
+    "ua=0x<hva> [guest_memfd=<fd> guest_memfd_offset=0x<off>] ret=<int>'"
+)
+
+
+@dataclass(frozen=True)
+class _SetMemory:
+    line: int
+    t_s: float
+    as_id: int
+    slot: int
+    flags: int
+    gpa: int
+    size: int
+    ua: int
+    guest_memfd: int | None
+    guest_memfd_offset: int | None
+    ret: int
+    format: str
+
+
+def _qemu_records(path: Path, skips: _Skips) -> Iterator[_SetMemory]:
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            # Other lines of the log (monitor echo, mtree dumps) may hold anything: decode
+            # leniently; a trace line with undecodable bytes fails the payload pattern below.
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            m = _QEMU_LINE.fullmatch(line)
+            if m is None:
+                continue
+            p = _QEMU_PAYLOAD.fullmatch(m["payload"] or "")
+            if p is None:
+                skips.bad(lineno, line, QEMU_SHAPE)
+                continue
+            values = {k: int(p[k], 16) for k in ("flags", "gpa", "size", "ua")}
+            if any(v >= _U64 for v in values.values()) or values["flags"] >= 1 << 32:
+                skips.bad(lineno, line, QEMU_SHAPE + " with 64-bit values (32-bit flags)")
+                continue
+            slot = int(p["slot"])
+            if p["as_id"] is not None:
+                as_id = int(p["as_id"])
+                fmt = "guest_memfd" if p["fd"] is not None else "addrspace"
+            else:  # older QEMU: the ioctl's slot field, as_id in the upper 16 bits
+                as_id, slot = slot >> 16, slot & 0xFFFF
+                fmt = "slot" if p["fd"] is None else "guest_memfd"
+            fd_off = None if p["fd_off"] is None else int(p["fd_off"], 16)
+            if fd_off is not None and fd_off >= _U64:
+                skips.bad(lineno, line, QEMU_SHAPE + " with a 64-bit guest_memfd_offset")
+                continue
+            yield _SetMemory(
+                line=lineno,
+                t_s=float(m["sec"]) if m["sec"] else float("nan"),
+                as_id=as_id,
+                slot=slot,
+                guest_memfd=None if p["fd"] is None else int(p["fd"]),
+                guest_memfd_offset=fd_off,
+                ret=int(p["ret"]),
+                format=fmt,
+                **values,
+            )
+
+
+def memslot_events(path, *, lenient: bool = False) -> pd.DataFrame:
+    """Every ``kvm_set_user_memory`` line of a QEMU trace log, one row each.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A log written with ``-d trace:kvm_set_user_memory -D <file>`` or ``-trace
+        kvm_set_user_memory`` (optionally ``<tid>@<seconds>:`` or timestamp prefixes); other
+        lines are ignored. The three formats of KERNEL.md §6.1 are understood: ``Slot#N``
+        (as_id in the upper 16 bits of N), ``AddrSpace#A Slot#N`` and the guest_memfd format.
+    lenient : bool, default False
+        Skip malformed ``kvm_set_user_memory`` lines (warning once) instead of raising.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``line, t_s`` (NaN without a ``@seconds`` prefix), ``as_id, slot, flags, gpa, size, ua``
+        (uint64), ``guest_memfd, guest_memfd_offset`` (nullable), ``ret``, ``action``
+        (``"add"``, or ``"delete"`` for ``size=0x0``), ``applied`` (``ret == 0``: a failed
+        ioctl changed nothing) and ``format`` (``"slot"``, ``"addrspace"`` or
+        ``"guest_memfd"``). ``attrs["failed"]`` counts the lines with ``ret != 0``;
+        ``attrs["skipped"]`` / ``attrs["skipped_count"]`` the malformed lines skipped.
+
+    Raises
+    ------
+    TraceParseError
+        For a ``kvm_set_user_memory`` line that does not follow any of the formats.
+    """
+    path = Path(path)
+    skips = _Skips(str(path), lenient, [])
+    recs = list(_qemu_records(path, skips))
+    skips.warn("kvm_set_user_memory")
+    u64 = ("gpa", "size", "ua")
+    frame = pd.DataFrame(
+        {
+            "line": np.array([r.line for r in recs], dtype=np.int64),
+            "t_s": np.array([r.t_s for r in recs], dtype=np.float64),
+            "as_id": np.array([r.as_id for r in recs], dtype=np.int64),
+            "slot": np.array([r.slot for r in recs], dtype=np.int64),
+            "flags": np.array([r.flags for r in recs], dtype=np.int64),
+            **{k: np.array([getattr(r, k) for r in recs], dtype=np.uint64) for k in u64},
+            "guest_memfd": pd.array([r.guest_memfd for r in recs], dtype="Int64"),
+            "guest_memfd_offset": pd.array([r.guest_memfd_offset for r in recs], dtype="UInt64"),
+            "ret": np.array([r.ret for r in recs], dtype=np.int64),
+            "action": pd.Categorical(
+                ["delete" if r.size == 0 else "add" for r in recs], categories=["add", "delete"]
+            ),
+            "applied": np.array([r.ret == 0 for r in recs], dtype=bool),
+            "format": pd.Categorical(
+                [r.format for r in recs], categories=["slot", "addrspace", "guest_memfd"]
+            ),
+        }
+    )
+    frame.attrs.update(
+        path=str(path),
+        failed=sum(r.ret != 0 for r in recs),
+        skipped=skips.lines,
+        skipped_count=skips.count,
+    )
+    return frame
+
+
+def load_qemu_memslots(path, at: int | None = None, *, lenient: bool = False) -> MemslotLayout:
+    """The memslot layout a QEMU ``kvm_set_user_memory`` log leaves, or had at some moment.
+
+    Replays the registrations in order, as ``__kvm_set_memory_region()`` applied them: a line
+    with ``size=0x0`` deletes the slot, a line for an existing ``(as_id, slot)`` replaces it,
+    a line with ``ret != 0`` (a failed ioctl) changes nothing (count them with
+    :func:`memslot_events`, ``attrs["failed"]``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log; see :func:`memslot_events` for the formats and prefixes understood.
+    at : int, optional
+        Replay only the first ``at`` ``kvm_set_user_memory`` lines (failed ones included):
+        ``at=1`` is the layout after the first registration, ``at=0`` is empty. Default: all.
+    lenient : bool, default False
+        Skip malformed lines, and registrations the kernel could not have accepted (a
+        delete of an absent slot, misaligned or overlapping slots), warning once.
+
+    Returns
+    -------
+    MemslotLayout
+
+    Raises
+    ------
+    TraceParseError
+        For a malformed line or an impossible registration, naming the line.
+    ValueError
+        If ``at`` is negative or larger than the number of ``kvm_set_user_memory`` lines.
+    """
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int | np.integer) or at < 0):
+        raise ValueError(f"at must be None or an integer >= 0, got {at!r}")
+    path = Path(path)
+    skips = _Skips(str(path), lenient, [])
+    slots: dict[tuple[int, int], Memslot] = {}
+    replayed = 0
+    records = _qemu_records(path, skips)
+    for rec in records:
+        if at is not None and replayed >= at:
+            records.close()  # closes the file now
+            break
+        replayed += 1
+        if rec.ret != 0:
+            continue
+        key = (rec.as_id, rec.slot)
+        where = f"slot {rec.slot} of address space {rec.as_id}"
+        if rec.size == 0:
+            if key not in slots:
+                skips.bad(rec.line, _line_text(path, rec.line), f"a delete of a registered {where}")
+                continue
+            del slots[key]
+            continue
+        problem = None
+        if rec.gpa % PAGE_SIZE or rec.size % PAGE_SIZE:
+            problem = f"a page-aligned gpa and size for {where}"
+        else:
+            try:
+                new = Memslot(
+                    slot=rec.slot,
+                    base_gfn=rec.gpa >> PAGE_SHIFT,
+                    npages=rec.size >> PAGE_SHIFT,
+                    userspace_addr=rec.ua,
+                    as_id=rec.as_id,
+                    flags=rec.flags,
+                )
+            except MemslotError as err:
+                problem = f"a memslot KVM accepts ({err})"
+            else:
+                for other_key, other in slots.items():
+                    if (
+                        other_key != key
+                        and other.as_id == new.as_id
+                        and other.base_gfn < new.gfn_end
+                        and new.base_gfn < other.gfn_end
+                    ):
+                        problem = (
+                            f"{where} not to overlap slot {other.slot} "
+                            f"(gfn {other.base_gfn:#x}-{other.gfn_end:#x}; KVM returns -EEXIST)"
+                        )
+                        break
+        if problem is not None:
+            skips.bad(rec.line, _line_text(path, rec.line), problem)
+            continue
+        slots[key] = new
+    skips.warn("kvm_set_user_memory")
+    if at is not None and replayed < at:
+        raise ValueError(
+            f"{path}: at={at} but the log has only {replayed} kvm_set_user_memory lines"
+        )
+    return MemslotLayout(slots.values())
+
+
+def _line_text(path: Path, lineno: int) -> str:
+    """One line of a (small) log, for an error message."""
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, start=1):
+            if i == lineno:
+                return raw.decode("utf-8", "replace").rstrip("\r\n")
+    return ""
+
+
+def load_layout_json(path) -> MemslotLayout:
+    """A memslot layout from JSON, as in ``data/traces/notifier-phases-linux6.18.layout.json``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An object with a ``"memslots"`` list (or the list itself); each memslot has ``slot``,
+        ``guest_phys_addr``, ``memory_size``, ``userspace_addr`` and optionally ``as_id`` and
+        ``flags`` (default 0), each an int or a hex string (``"0x7fafeb200000"``), as in
+        ``struct kvm_userspace_memory_region``. Other keys are ignored; ``page_size``, if
+        present, must be 4096.
+
+    Returns
+    -------
+    MemslotLayout
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the memslot when a field is missing, not a number, or not page
+        aligned; :class:`~kvmviz.MemslotError` (a ValueError) for slots KVM would reject.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from None
+    if isinstance(doc, dict):
+        if doc.get("page_size", PAGE_SIZE) != PAGE_SIZE:
+            raise ValueError(f"{path}: page_size must be {PAGE_SIZE}, got {doc['page_size']!r}")
+        if "memslots" not in doc:
+            raise ValueError(f"{path}: expected a 'memslots' list, found keys {sorted(doc)}")
+        doc = doc["memslots"]
+    if not isinstance(doc, list):
+        raise ValueError(f"{path}: expected a list of memslots, got {type(doc).__name__}")
+
+    def number(entry: dict, key: str, i: int, default=None) -> int:
+        if key not in entry:
+            if default is not None:
+                return default
+            raise ValueError(f"{path}: memslot #{i} lacks {key!r}")
+        value = entry[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value, 0)
+            except ValueError:
+                pass
+        raise ValueError(
+            f"{path}: memslot #{i}: {key} must be an int or a hex string, got {value!r}"
+        )
+
+    slots = []
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: memslot #{i} is not an object: {entry!r}")
+        gpa = number(entry, "guest_phys_addr", i)
+        size = number(entry, "memory_size", i)
+        if gpa % PAGE_SIZE or size % PAGE_SIZE:
+            raise ValueError(
+                f"{path}: memslot #{i}: guest_phys_addr {gpa:#x} and memory_size {size:#x} "
+                "must be multiples of 4096"
+            )
+        slots.append(
+            Memslot(
+                slot=number(entry, "slot", i),
+                base_gfn=gpa >> PAGE_SHIFT,
+                npages=size >> PAGE_SHIFT,
+                userspace_addr=number(entry, "userspace_addr", i),
+                as_id=number(entry, "as_id", i, 0),
+                flags=number(entry, "flags", i, 0),
+            )
+        )
+    return MemslotLayout(slots)
+
+
+# -- analysis -----------------------------------------------------------------------------------
+def _require(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: the frame lacks columns {missing}; {_HINT[what]}")
+
+
+_HINT = {
+    "classify": "pass the frame of load_ftrace()",
+    "phase_summary": "pass the frame of classify(load_ftrace(...), layout)",
+    "to_stream": "pass the frame of load_ftrace() or classify()",
+}
+
+
+def classify(events: pd.DataFrame, layout: MemslotLayout) -> pd.DataFrame:
+    """Mark each MMU-notifier record as a hit or a miss of the memslots.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        The frame of :func:`load_ftrace`.
+    layout : MemslotLayout
+        The VM's memslots (:func:`load_layout_json`, :func:`load_qemu_memslots`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with two columns added: ``hit`` (nullable boolean: whether the record's hva
+        range overlaps a memslot, by :meth:`MemslotLayout.hit_mask`, the condition under which
+        the kernel takes ``mmu_lock`` since 8931a454ae; ``<NA>`` for records that are not
+        notifiers) and ``gfn_ranges`` (the :class:`~kvmviz.GfnRange` list of
+        :meth:`MemslotLayout.gfn_ranges` for notifier records, empty for a miss; ``None``
+        otherwise).
+    """
+    _require(events, ("hva_start", "hva_end", "callback"), "classify")
+    if not isinstance(layout, MemslotLayout):
+        raise TypeError(f"layout must be a MemslotLayout, got {type(layout).__name__}")
+    out = events.copy(deep=False)
+    notifier = events["callback"].notna().to_numpy()
+    starts = events["hva_start"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
+    ends = events["hva_end"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
+    hit = layout.hit_mask(starts, ends)
+    hit_values = np.zeros(len(events), dtype=bool)
+    hit_values[notifier] = hit
+    hit_col = pd.arrays.BooleanArray(hit_values, ~notifier)
+    ranges = np.full(len(events), None, dtype=object)
+    cache: dict[tuple[int, int], list] = {}
+    rows = np.flatnonzero(notifier)
+    for row, s, e, h in zip(rows, starts.tolist(), ends.tolist(), hit.tolist(), strict=True):
+        if not h:
+            ranges[row] = []
+            continue
+        key = (s, e)
+        if key not in cache:
+            cache[key] = layout.gfn_ranges(s, e)
+        ranges[row] = list(cache[key])
+    out["hit"] = hit_col
+    out["gfn_ranges"] = ranges
+    return out
+
+
+NO_PHASE = "(none)"
+
+
+def phase_summary(classified: pd.DataFrame) -> pd.DataFrame:
+    """What happened in each phase of the experiment (``PHASE <name>`` marks), in order.
+
+    Parameters
+    ----------
+    classified : pandas.DataFrame
+        The frame of :func:`classify`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by phase, in order of appearance (``"(none)"`` first for records before the
+        first mark, if any). Columns: ``start_us`` and ``duration_us`` (from the phase's first
+        record to the next phase's), ``records``; ``notifiers`` and one count per callback
+        (``invalidate_range_start``, ``change_pte``, ``clear_flush_young``, ``test_young``);
+        ``hits`` and ``misses`` of the notifier records; ``contention_begin`` and one
+        ``contention_begin[<flags>]`` column per flags string seen (``SPIN|WRITE``: a writer
+        waited for an rwlock, such as ``mmu_lock``); ``contention_end``; ``page_faults``
+        (``kvm_page_fault`` records).
+    """
+    _require(
+        classified, ("event", "callback", "hit", "phase", "t_us", "lock_flags"), "phase_summary"
+    )
+    phase = classified["phase"]
+    if not isinstance(phase.dtype, pd.CategoricalDtype):
+        phase = phase.astype("category")
+    names = [str(c) for c in phase.cat.categories]
+    codes = phase.cat.codes.to_numpy().astype(np.int64)
+    has_none = bool((codes < 0).any())
+    labels = ([NO_PHASE] if has_none else []) + names
+    key = codes + (1 if has_none else 0)
+    # Order of appearance (categories come from load_ftrace in that order; re-derive anyway).
+    order = list(dict.fromkeys(key.tolist()))
+    n = len(labels)
+
+    def count(mask) -> np.ndarray:
+        return np.bincount(key[np.asarray(mask, dtype=bool)], minlength=n)
+
+    event = classified["event"].astype(str).to_numpy()
+    callback = classified["callback"]
+    notifier = callback.notna().to_numpy()
+    hit = classified["hit"].fillna(False).to_numpy(dtype=bool)
+    t_us = classified["t_us"].to_numpy(dtype=float)
+    out = {
+        "start_us": np.full(n, np.nan),
+        "records": np.bincount(key, minlength=n),
+        "notifiers": count(notifier),
+    }
+    first = {}
+    for i, k in enumerate(key.tolist()):
+        first.setdefault(k, i)
+    for k, i in first.items():
+        out["start_us"][k] = t_us[i]
+    for name in _CALLBACKS:
+        out[name] = count((callback == name).to_numpy())
+    out["hits"] = count(notifier & hit)
+    out["misses"] = count(notifier & ~hit)
+    begin = event == "contention_begin"
+    out["contention_begin"] = count(begin)
+    flags = classified["lock_flags"].astype(object).to_numpy()
+    for value in dict.fromkeys(flags[begin].tolist()):
+        if pd.isna(value):
+            continue
+        out[f"contention_begin[{value}]"] = count(begin & (flags == value))
+    out["contention_end"] = count(event == "contention_end")
+    out["page_faults"] = count(event == "kvm_page_fault")
+    summary = pd.DataFrame(out, index=pd.Index(labels, name="phase")).iloc[order]
+    starts = summary["start_us"].to_numpy()
+    ends = np.append(starts[1:], t_us.max() if len(t_us) else np.nan)
+    summary.insert(1, "duration_us", ends - starts)
+    return summary
+
+
+def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
+    """The trace's MMU notifications as the engine's event stream.
+
+    Notifier records become events of :data:`kvmviz.notifiers.EVENT_KINDS` (checked and put in
+    the generator's form by :func:`kvmviz.notifiers.stream_from_callbacks`), with ``cause`` the
+    task that caused them (``comm``) and ``t_us`` the record's time since the first record.
+    The choices, since a trace shows only some callbacks:
+
+    * ``kvm_unmap_hva_range`` is an ``invalidate_range_start`` whose end is not traced (there
+      is no tracepoint for ``invalidate_range_end``): a ``"pair"`` on its range.
+    * ``kvm_set_spte_hva`` (``change_pte``, up to v6.9) always sits inside a start/end bracket
+      (6bdb913f0a70): it is folded into the latest ``kvm_unmap_hva_range`` of the same task when
+      its page lies within that range, which turns the pair into a ``"move"``. One with no such
+      range before it (a truncated trace) becomes a ``"move"`` of its own page; both cases are
+      counted in ``attrs["folded_change_pte"]`` and ``attrs["unpaired_change_pte"]``.
+    * ``kvm_age_hva`` is ``"clear_flush_young"`` (it fires for ``clear_young`` too: they
+      cannot be told apart), ``kvm_test_age_hva`` is ``"test_young"`` on one page.
+    * Empty ranges (start == end) are dropped (``attrs["empty_dropped"]``): no callback
+      reaches a memslot with them. If records are out of time order so that some ``t_us`` is
+      negative, times are shifted to start at 0.
+
+    Parameters
+    ----------
+    classified : pandas.DataFrame
+        The frame of :func:`load_ftrace` or :func:`classify`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``event, cause, kind, t_us, hva_start, hva_end``, as :func:`kvmviz.simulate` accepts
+        for ``stream=``.
+    """
+    _require(classified, ("callback", "hva_start", "hva_end", "t_us", "comm", "pid"), "to_stream")
+    notifier = classified["callback"].notna().to_numpy()
+    rows = classified.loc[notifier]
+    callbacks = rows["callback"].astype(str).tolist()
+    starts = rows["hva_start"].to_numpy(dtype=np.uint64).tolist()
+    ends = rows["hva_end"].to_numpy(dtype=np.uint64).tolist()
+    times = rows["t_us"].to_numpy(dtype=float).tolist()
+    comms = rows["comm"].astype(str).tolist()
+    pids = rows["pid"].to_numpy().tolist()
+    kind_of = {"clear_flush_young": "clear_flush_young", "test_young": "test_young"}
+    out_t, out_kind, out_s, out_e, out_cause = [], [], [], [], []
+    last_pair: dict[int, int] = {}
+    folded = unpaired = empty = 0
+    for cb, s, e, t, comm, pid in zip(callbacks, starts, ends, times, comms, pids, strict=True):
+        if cb == "change_pte":
+            j = last_pair.get(pid)
+            if j is not None and out_s[j] <= s and e <= out_e[j]:
+                out_kind[j] = "move"
+                folded += 1
+                continue
+            unpaired += 1
+            kind = "move"
+        elif s >= e:
+            empty += 1
+            continue
+        elif cb == "invalidate_range_start":
+            kind = "pair"
+            last_pair[pid] = len(out_t)
+        else:
+            kind = kind_of[cb]
+        out_t.append(t)
+        out_kind.append(kind)
+        out_s.append(s)
+        out_e.append(e)
+        out_cause.append(comm)
+    t = np.array(out_t, dtype=float)
+    if len(t) and t.min() < 0:
+        t = t - t.min()
+    stream = stream_from_callbacks(
+        pd.DataFrame(
+            {
+                "t_us": t,
+                "kind": out_kind,
+                "hva_start": np.array(out_s, dtype=np.uint64),
+                "hva_end": np.array(out_e, dtype=np.uint64),
+                "cause": out_cause,
+            }
+        )
+    )
+    stream.attrs.update(folded_change_pte=folded, unpaired_change_pte=unpaired, empty_dropped=empty)
+    return stream
+
+
+def replay(
+    events: pd.DataFrame,
+    layout: MemslotLayout,
+    kernel: str = "v5.15",
+    *,
+    n_vcpus: int = 64,
+    policy: str = "qrwlock",
+    seed: int = 0,
+    scenario=None,
+):
+    """What a recorded notification stream would have cost on ``kernel``.
+
+    The real notifications (their times, callbacks and hva ranges, from :func:`to_stream`)
+    drive the closed-loop engine against a modelled population of ``n_vcpus`` faulting vCPUs
+    on ``layout``; everything else comes from ``scenario`` (default :class:`kvmviz.Scenario`).
+    Run it once per kernel to ask what 8931a454ae and 071064f14d87 would have done for this
+    workload (:func:`compare_replay`).
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        :func:`load_ftrace` output, classified or not.
+    layout : MemslotLayout
+        The VM's memslots while the trace was recorded.
+    kernel : {"v5.12", "v5.13", "v5.15"}
+    n_vcpus : int
+        Modelled vCPUs.
+    policy : str
+        Lock policy, see :mod:`kvmviz.rwlock`.
+    seed : int
+        Seeds the vCPU workload; the notifications are the recorded ones.
+    scenario : Scenario, optional
+        vCPU and cost parameters.
+
+    Returns
+    -------
+    Run
+    """
+    from .engine import simulate
+    from .scenario import Scenario
+
+    classified = events if "hit" in events.columns else classify(events, layout)
+    stream = to_stream(classified)
+    # Run until the last recorded notification, plus a millisecond for it to play out.
+    end_us = (float(stream["t_us"].max()) if len(stream) else 0.0) + 1000.0
+    base = Scenario(layout=layout) if scenario is None else scenario
+    modelled = base.replace(layout=layout, n_vcpus=int(n_vcpus), duration_us=end_us)
+    return simulate(modelled, kernel, policy, seed, stream=stream)
+
+
+def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None, **kwargs):
+    """:func:`replay` on each kernel; returns ``(table, runs)``.
+
+    ``table`` has one row per kernel with the columns of :func:`kvmviz.metrics.summarize`;
+    ``runs`` maps kernel to :class:`~kvmviz.engine.Run`. Other keywords go to :func:`replay`.
+    """
+    from .kernels import KERNELS
+    from .metrics import summarize
+
+    kernels = KERNELS if kernels is None else tuple(kernels)
+    classified = events if "hit" in events.columns else classify(events, layout)
+    runs = {k: replay(classified, layout, k, **kwargs) for k in kernels}
+    table = pd.DataFrame([summarize(r) for r in runs.values()])
+    table.index = pd.Index(list(kernels), name="kernel")
+    return table, runs
+
+
+def load_layout(path) -> MemslotLayout:
+    """A memslot layout from a JSON layout file or a QEMU ``kvm_set_user_memory`` log."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return load_layout_json(path)
+    return load_qemu_memslots(path)

@@ -1,0 +1,878 @@
+"""kvmviz.traces on the real samples of data/ (a Linux 6.18 tracefs capture, a QEMU 7.2 memslot
+log) and on synthetic lines for the formats the samples do not contain.
+
+The counts that check the parser are made here independently, with plain string operations on
+the file, never with the parser's own patterns.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kvmviz as kv
+from kvmviz import traces as kt
+from kvmviz.memslots import GfnRange
+from kvmviz.presets import q35_512m_layout
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+TRACE = DATA / "traces" / "notifier-phases-linux6.18.txt"
+LAYOUT = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
+QEMU = DATA / "qemu" / "q35-512m-paused.txt"
+SHARED = Path("/work/shared/data")
+
+VMM_PID = 15444  # the micro-VMM's main thread (file header)
+PHASES = [
+    "idle",
+    "spurious_munmap",
+    "spurious_madv",
+    "relevant_madv",
+    "mprotect",
+    "ksm",
+    "aging",
+    "end",
+]
+
+
+@pytest.fixture(scope="module")
+def events():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean file: no TraceParseWarning
+        return kt.load_ftrace(TRACE)
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return kt.load_layout_json(LAYOUT)
+
+
+@pytest.fixture(scope="module")
+def classified(events, layout):
+    return kt.classify(events, layout)
+
+
+def file_lines(path: Path) -> list[str]:
+    """Lines split on "\\n" only, as the parsers count them."""
+    data = path.read_bytes().decode("utf-8")
+    lines = data.split("\n")
+    return lines[:-1] if data.endswith("\n") else lines
+
+
+def write(tmp_path: Path, text: str, name: str = "trace.txt") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- data/: copies of the shared samples ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "traces/notifier-phases-linux6.18.txt",
+        "traces/notifier-phases-linux6.18.layout.json",
+        "traces/event-formats-linux6.18.txt",
+        "qemu/q35-512m-paused.txt",
+    ],
+)
+def test_data_files_are_unchanged_copies(rel):
+    assert (DATA / rel).is_file()
+    if not (SHARED / rel).is_file():
+        pytest.skip("the shared originals are not mounted here")
+    assert (DATA / rel).read_bytes() == (SHARED / rel).read_bytes()
+
+
+def test_data_readme_describes_provenance_and_recording():
+    text = (DATA / "README.md").read_text(encoding="utf-8")
+    for needle in (
+        "Linux 6.18",
+        "QEMU 7.2",
+        "trace-cmd record -e kvm:kvm_unmap_hva_range",
+        "-d trace:kvm_set_user_memory",
+    ):
+        assert needle in text
+
+
+# -- the real trace ------------------------------------------------------------------------------
+def test_real_trace_parses_with_no_skipped_line(events):
+    assert events.attrs["skipped"] == []
+    assert events.attrs["skipped_count"] == 0
+    assert events.attrs["format"] == "tracefs"
+    assert events.attrs["lost_events"] == 0
+    assert len(events) > 1000
+
+
+def test_every_line_of_the_real_trace_is_accounted_for(events):
+    lines = file_lines(TRACE)
+    counts = events.attrs["line_counts"]
+    assert counts["total"] == len(lines) == 1541
+    parts = ("records", "comments", "blank", "headers", "stack_frames", "lost", "skipped")
+    assert sum(counts[k] for k in parts) == len(lines)
+    # Independently: '#' lines, ' => ' frame lines, and the rest are records.
+    comments = sum(line.startswith("#") for line in lines)
+    frames = sum(line.startswith(" => ") for line in lines)
+    assert counts["comments"] == comments == 17
+    assert counts["stack_frames"] == frames
+    assert counts["records"] == len(events) == len(lines) - comments - frames
+    assert counts["blank"] == counts["headers"] == counts["lost"] == 0
+
+
+def _grep_event(line: str) -> str:
+    """The event of a record line, by splitting: '<task> [cpu] flags ts: event: text'."""
+    after_cpu = line.split("] ", 1)[1]
+    after_ts = after_cpu.split(": ", 1)[1]
+    if after_ts.startswith("<stack trace>"):
+        return "<stack trace>"
+    return after_ts.split(":", 1)[0]
+
+
+def test_event_counts_match_an_independent_count(events):
+    lines = file_lines(TRACE)
+    expected = collections.Counter(
+        _grep_event(line)
+        for line in lines
+        if not line.startswith("#") and not line.startswith(" => ")
+    )
+    assert events.attrs["event_counts"] == dict(expected)
+    assert events["event"].value_counts().to_dict() == dict(expected)
+    # And a plain substring count of the main events.
+    text = TRACE.read_text(encoding="utf-8")
+    for event, n in {
+        "kvm_unmap_hva_range": 814,
+        "kvm_age_hva": 167,
+        "kvm_test_age_hva": 108,
+        "contention_begin": 19,
+        "contention_end": 80,
+        "tracing_mark_write": 15,
+    }.items():
+        assert text.count(f": {event}: ") == n == expected[event]
+
+
+def test_line_numbers_point_at_the_records(events):
+    lines = file_lines(TRACE)
+    for row in events.itertuples():
+        line = lines[row.line - 1]
+        assert f"{row.comm}-{row.pid} " in line
+        assert f"[{row.cpu:03d}]" in line
+        assert f" {row.t_s:.6f}: " in line
+        if row.event != "<stack trace>":
+            assert line.endswith(f"{row.event}: {row.text}")
+
+
+def test_record_fields(events):
+    first = events.iloc[0]
+    assert tuple(first[["line", "comm", "pid", "cpu", "flags"]]) == (
+        18,
+        "python3",
+        VMM_PID,
+        1,
+        "...1.",
+    )
+    assert first.t_s == pytest.approx(1341.111466)
+    assert first.t_us == 0.0
+    assert (first.event, first.mark, first.phase) == ("tracing_mark_write", "PHASE idle", "idle")
+    unmap = events.iloc[1]
+    assert unmap.event == "kvm_unmap_hva_range"
+    assert (unmap.hva_start, unmap.hva_end) == (0x7FAFEA200000, 0x7FAFEAA00000)
+    assert unmap.callback == "invalidate_range_start"
+    assert unmap.t_us == pytest.approx(1341.111794e6 - 1341.111466e6, abs=1e-3)
+    assert events["hva_start"].dtype == "UInt64" and events["hva_end"].dtype == "UInt64"
+    # Every notifier record has its range; nothing else has one.
+    notifier = events["event"].isin(list(kt.NOTIFIER_EVENTS)).to_numpy()
+    assert events["callback"].notna().to_numpy().tolist() == notifier.tolist()
+    assert events["hva_start"].notna().to_numpy().tolist() == notifier.tolist()
+    assert (events.loc[notifier, "hva_start"] <= events.loc[notifier, "hva_end"]).all()
+    mapping = events.loc[notifier].groupby("event", observed=True)["callback"].unique()
+    assert {e: list(c) for e, c in mapping.items()} == {
+        "kvm_unmap_hva_range": ["invalidate_range_start"],
+        "kvm_age_hva": ["clear_flush_young"],
+        "kvm_test_age_hva": ["test_young"],
+    }
+    test_age = events[events["event"] == "kvm_test_age_hva"]
+    assert ((test_age["hva_end"] - test_age["hva_start"]) == 4096).all()
+    # Locks: the pointers are hashed and printed without 0x on this host.
+    begin = events[events["event"] == "contention_begin"]
+    assert set(begin["lock_flags"]) == {"SPIN|WRITE"}
+    assert set(begin["lock"]) == {"ffff88817d705000"}
+    end = events[events["event"] == "contention_end"]
+    assert (end["ret"] == 0).all() and end["lock_flags"].isna().all()
+    assert events.loc[~events["event"].str.startswith("contention"), "lock"].isna().all()
+    # Other events are kept with their text.
+    get_page = events[events["event"] == "kvm_mmu_get_page"].iloc[0]
+    assert get_page.text == "sp gen 0 gfn 0 l4 8-byte q0 wux nxe ad root 0 sync new"
+
+
+def test_stack_traces_carry_their_frames(events):
+    stacks = events[events["event"] == "<stack trace>"]
+    assert len(stacks) == 19
+    frames = stacks["text"].str.split("\n")
+    assert frames.map(len).sum() == events.attrs["line_counts"]["stack_frames"]
+    assert (frames.str[0] == "=> trace_event_raw_event_contention_begin").all()
+    assert (frames.str[1] == "=> queued_write_lock_slowpath").all()
+    # Each follows the contention_begin it belongs to, on the same task.
+    before = events.index.get_indexer(stacks.index) - 1
+    assert (events["event"].iloc[before].to_numpy() == "contention_begin").all()
+    assert (events["pid"].iloc[before].to_numpy() == stacks["pid"].to_numpy()).all()
+
+
+def test_phases_follow_the_marks(events):
+    assert list(events["phase"].cat.categories) == PHASES
+    assert events["phase"].notna().all()  # the first record is the first mark
+    marks = events[events["mark"].notna()]
+    assert len(marks) == 15
+    lines = file_lines(TRACE)
+    current = None
+    for row in events.itertuples():  # forward fill, checked line by line
+        line = lines[row.line - 1]
+        if "tracing_mark_write: PHASE " in line:
+            current = line.split("tracing_mark_write: PHASE ", 1)[1]
+        assert row.phase == current
+    # Non-PHASE marks are kept as marks and do not start a phase.
+    assert "mprotect unpopulated-unrelated 0x7fafeb4b6000-0x7fafeb4c6000" in set(marks["mark"])
+
+
+# -- classification of the real trace, phase by phase ----------------------------------------------
+def test_layout_json(layout):
+    assert [(s.slot, s.base_gfn, s.npages, s.userspace_addr) for s in layout] == [
+        (0, 0, 0x200, 0x7FAFEB200000),
+        (1, 0x10000, 0x800, 0x7FAFEAA00000),
+    ]
+
+
+def test_classify_columns(events, classified):
+    assert classified["hit"].dtype == "boolean"
+    notifier = classified["callback"].notna()
+    assert classified.loc[~notifier, "hit"].isna().all()
+    assert classified.loc[notifier, "hit"].notna().all()
+    assert classified.loc[~notifier, "gfn_ranges"].isna().all()
+    hits = classified[classified["hit"].fillna(False)]
+    misses = classified[notifier & ~classified["hit"].fillna(False)]
+    assert (misses["gfn_ranges"].map(len) == 0).all()
+    assert (hits["gfn_ranges"].map(len) > 0).all()
+    assert "hit" not in events.columns  # the input is not modified
+    # The madvise of the relevant phase: 16 pages at the start of slot 1.
+    row = classified[(classified["phase"] == "relevant_madv") & (classified["pid"] == VMM_PID)]
+    row = row[row["event"] == "kvm_unmap_hva_range"].iloc[0]
+    assert row.gfn_ranges == [GfnRange(as_id=0, slot=1, gfn_start=0x10000, gfn_end=0x10010)]
+
+
+def _unmaps(classified, phase):
+    rows = classified[(classified["phase"] == phase)]
+    return rows[rows["event"] == "kvm_unmap_hva_range"]
+
+
+@pytest.mark.parametrize("phase", ["spurious_munmap", "spurious_madv"])
+def test_spurious_phases_are_all_misses(classified, phase):
+    unmaps = _unmaps(classified, phase)
+    assert 190 <= len(unmaps) <= 210  # "about 200"
+    assert not unmaps["hit"].any()
+    assert (unmaps["pid"] == VMM_PID).all()
+
+
+def test_relevant_madv_hits(classified):
+    unmaps = _unmaps(classified, "relevant_madv")
+    vmm = unmaps[unmaps["pid"] == VMM_PID]
+    assert len(vmm) == 200 and vmm["hit"].all()
+    # The only misses: the vCPU thread tearing down its stack as it exits, after the madvises.
+    others = unmaps[unmaps["pid"] != VMM_PID]
+    assert len(others) == 3 and not others["hit"].any()
+    assert others["line"].min() > vmm["line"].max()
+
+
+def test_write_contention_only_where_notifiers_hit(classified):
+    begin = classified[classified["event"] == "contention_begin"]
+    write = begin[begin["lock_flags"].astype(str).str.contains("WRITE")]
+    by_phase = write["phase"].value_counts()
+    assert by_phase["relevant_madv"] == 19
+    for phase in ("idle", "spurious_munmap", "spurious_madv"):
+        assert by_phase[phase] == 0
+
+
+def test_phase_summary(classified):
+    summary = kt.phase_summary(classified)
+    assert list(summary.index) == PHASES
+    assert summary.index.name == "phase"
+    s = summary.loc
+    assert s["spurious_munmap", "invalidate_range_start"] == 200
+    assert s["spurious_munmap", "misses"] == 200 and s["spurious_munmap", "hits"] == 0
+    assert s["spurious_madv", "misses"] == 200 and s["spurious_madv", "hits"] == 0
+    assert s["relevant_madv", "hits"] == 200 and s["relevant_madv", "misses"] == 3
+    assert s["relevant_madv", "contention_begin[SPIN|WRITE]"] == 19
+    assert summary["contention_begin[SPIN|WRITE]"].drop("relevant_madv").eq(0).all()
+    assert 185 <= s["ksm", "hits"] <= 200  # ~192 single-page hits
+    assert s["aging", "clear_flush_young"] + s["aging", "test_young"] > 200
+    assert s["aging", "misses"] > 10 * s["aging", "hits"]  # mostly misses
+    assert summary["change_pte"].eq(0).all() and summary["page_faults"].eq(0).all()
+    # Totals agree with the frame.
+    assert summary["records"].sum() == len(classified)
+    assert summary["notifiers"].sum() == classified["callback"].notna().sum()
+    assert (summary["hits"] + summary["misses"]).tolist() == summary["notifiers"].tolist()
+    callbacks = ["invalidate_range_start", "change_pte", "clear_flush_young", "test_young"]
+    assert summary[callbacks].sum(axis=1).tolist() == summary["notifiers"].tolist()
+    assert summary["contention_end"].sum() == 80
+    assert summary["start_us"].is_monotonic_increasing
+    assert (summary["duration_us"] >= 0).all()
+    assert s["idle", "start_us"] == 0.0
+
+
+def test_phase_summary_needs_classify(events):
+    with pytest.raises(ValueError, match=r"lacks columns \['hit'\].*classify"):
+        kt.phase_summary(events)
+
+
+def test_phase_summary_records_before_the_first_mark(tmp_path):
+    path = write(
+        tmp_path,
+        " a-1 [000] 1.000000: kvm_test_age_hva: mmu notifier test age hva: 0x1000\n"
+        " a-1 [000] 2.000000: tracing_mark_write: PHASE one\n"
+        " a-1 [000] 3.000000: kvm_test_age_hva: mmu notifier test age hva: 0x9000\n",
+    )
+    layout = kv.MemslotLayout([kv.Memslot(slot=0, base_gfn=0, npages=4, userspace_addr=0x8000)])
+    summary = kt.phase_summary(kt.classify(kt.load_ftrace(path), layout))
+    assert list(summary.index) == ["(none)", "one"]
+    assert summary["test_young"].tolist() == [1, 1]
+    assert summary["hits"].tolist() == [0, 1]
+    assert summary["duration_us"].tolist() == [1e6, 1e6]
+
+
+# -- the engine's stream ---------------------------------------------------------------------------
+def test_to_stream_of_the_real_trace(classified, layout):
+    stream = kt.to_stream(classified)
+    assert list(stream.columns) == ["event", "cause", "kind", "t_us", "hva_start", "hva_end"]
+    assert stream["kind"].value_counts().to_dict() == {
+        "pair": 814,
+        "clear_flush_young": 167,
+        "test_young": 108,
+    }
+    assert set(stream["cause"]) == {"python3", "kdamond.0", "ksmd"}
+    assert stream["t_us"].is_monotonic_increasing
+    assert stream.attrs["folded_change_pte"] == stream.attrs["unpaired_change_pte"] == 0
+    notifier = classified[classified["callback"].notna()]
+    assert stream["hva_start"].tolist() == notifier["hva_start"].tolist()
+    # The engine runs it, and its own hit test agrees with classify().
+    scenario = kv.Scenario(layout=layout, n_vcpus=2, duration_us=float(stream["t_us"].max()) + 1)
+    run = kv.simulate(scenario, kernel="v5.15", stream=stream)
+    by_event = run.notifiers.groupby("event")["hit"].first()
+    assert by_event.tolist() == notifier["hit"].astype(bool).tolist()
+    locked = run.notifiers.groupby("event")["locked"].any()
+    assert locked.tolist() == by_event.tolist()  # v5.15: only hits take mmu_lock
+
+
+def test_to_stream_folds_change_pte_into_moves(tmp_path):
+    path = write(
+        tmp_path,
+        " ksmd-37 [000] 1.000000: kvm_unmap_hva_range: mmu notifier unmap range: "
+        "0x007f0000000000 -- 0x007f0000001000\n"
+        " qemu-9 [001] 1.000001: kvm_age_hva: mmu notifier age hva: 0x007f0000100000 -- "
+        "0x007f0000101000\n"
+        " ksmd-37 [000] 1.000002: kvm_set_spte_hva: mmu notifier set pte hva: 0x007f0000000000\n"
+        " ksmd-37 [000] 1.000003: kvm_unmap_hva_range: mmu notifier unmap range: "
+        "0x007f0000200000 -- 0x007f0000201000\n"
+        " ksmd-37 [000] 1.000004: kvm_set_spte_hva: mmu notifier set pte hva: 0x007f0000300000\n"
+        " qemu-9 [001] 1.000005: kvm_test_age_hva: mmu notifier test age hva: 0x007f0000100000\n",
+    )
+    stream = kt.to_stream(kt.load_ftrace(path))
+    assert stream["kind"].tolist() == ["move", "clear_flush_young", "pair", "move", "test_young"]
+    assert stream.attrs["folded_change_pte"] == 1
+    assert stream.attrs["unpaired_change_pte"] == 1
+    assert stream.loc[3, "hva_start"] == 0x7F0000300000
+    assert stream.loc[3, "hva_end"] == 0x7F0000301000
+    assert stream["cause"].tolist() == ["ksmd", "qemu", "ksmd", "ksmd", "qemu"]
+    assert stream["t_us"].tolist() == pytest.approx([0, 1, 3, 4, 5])
+
+
+# -- QEMU memslot log ------------------------------------------------------------------------------
+def test_qemu_log_replays_to_the_final_layout():
+    layout = kt.load_qemu_memslots(QEMU)
+    assert layout == q35_512m_layout()
+    slot0 = next(s for s in layout if s.slot == 0)
+    assert (slot0.base_gfn, slot0.size_bytes, slot0.userspace_addr) == (0, 0xC0000, 0x7F6FFBE00000)
+
+
+def test_qemu_log_at_gives_intermediate_layouts():
+    assert len(kt.load_qemu_memslots(QEMU, at=0)) == 0
+    first = kt.load_qemu_memslots(QEMU, at=1)
+    assert [(s.slot, s.base_gfn, s.size_bytes, s.userspace_addr) for s in first] == [
+        (0, 0, 512 << 20, 0x7F6FFBE00000)
+    ]
+    assert {s.slot for s in kt.load_qemu_memslots(QEMU, at=3)} == {0, 1, 2}
+    assert {s.slot for s in kt.load_qemu_memslots(QEMU, at=4)} == {0, 1}  # SMRAM alias deleted
+    assert {s.slot for s in kt.load_qemu_memslots(QEMU, at=5)} == {1}  # slot 0 deleted...
+    five = kt.load_qemu_memslots(QEMU, at=6)  # ... and re-added, smaller
+    assert next(s for s in five if s.slot == 0).size_bytes == 0xC0000
+    assert kt.load_qemu_memslots(QEMU, at=9) == kt.load_qemu_memslots(QEMU)
+    with pytest.raises(ValueError, match="only 9 kvm_set_user_memory lines"):
+        kt.load_qemu_memslots(QEMU, at=10)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="at must be"):
+            kt.load_qemu_memslots(QEMU, at=bad)
+
+
+def test_memslot_events_of_the_real_log():
+    ev = kt.memslot_events(QEMU)
+    lines = file_lines(QEMU)
+    expected = [i + 1 for i, line in enumerate(lines) if line.startswith("kvm_set_user_memory ")]
+    assert ev["line"].tolist() == expected
+    assert ev["action"].tolist() == ["add"] * 3 + ["delete"] * 2 + ["add"] * 4
+    assert ev["slot"].tolist() == [0, 1, 2, 2, 0, 0, 2, 3, 4]
+    assert (ev["as_id"] == 0).all() and ev["applied"].all() and ev.attrs["failed"] == 0
+    assert (ev["format"] == "slot").all()
+    assert ev["ua"].dtype == np.uint64 and ev.loc[0, "ua"] == 0x7F6FFBE00000
+    assert ev.loc[0, "size"] == 0x20000000 and ev.loc[1, "flags"] == 2
+    assert ev["guest_memfd"].isna().all() and ev["t_s"].isna().all()
+    # Replaying a prefix of the events agrees with at=.
+    for at in range(len(ev) + 1):
+        layout = kt.load_qemu_memslots(QEMU, at=at)
+        alive = {}
+        for row in ev.iloc[:at].itertuples():
+            if row.action == "delete":
+                alive.pop((row.as_id, row.slot))
+            else:
+                alive[(row.as_id, row.slot)] = (row.gpa >> 12, row.size >> 12, row.ua)
+        assert {(s.as_id, s.slot): (s.base_gfn, s.npages, s.userspace_addr) for s in layout} == (
+            alive
+        )
+
+
+QEMU_SYNTHETIC = (
+    "# a -trace log of a newer QEMU, with the log backend's <tid>@<seconds>: prefixes\n"
+    "qemu-system-x86_64: -trace kvm_set_user_memory: some unrelated message\n"
+    "4242@1700000000.000001:kvm_set_user_memory"
+    " AddrSpace#0 Slot#0 flags=0x0 gpa=0x0 size=0x80000000"
+    " ua=0x7f0000000000 ret=0\n"
+    "4242@1700000000.000002:kvm_set_user_memory"
+    " AddrSpace#1 Slot#0 flags=0x0 gpa=0x0 size=0x80000000"
+    " ua=0x7f0000000000 ret=0\n"
+    "4242@1700000000.000003:kvm_set_user_memory"
+    " AddrSpace#0 Slot#1 flags=0x2 gpa=0x40000000 size=0x1000"
+    " ua=0x7f1000000000 ret=-17\n"
+    "4242@1700000000.000004:kvm_set_user_memory"
+    " AddrSpace#0 Slot#2 flags=0x4 gpa=0x100000000 size=0x200000"
+    " ua=0x7f2000000000 guest_memfd=12 guest_memfd_offset=0x200000 ret=0\n"
+    "2024-05-01T10:00:00.123456Z kvm_set_user_memory"
+    " AddrSpace#0 Slot#0 flags=0x0 gpa=0x0 size=0x0"
+    " ua=0x7f0000000000 ret=0\n"
+    "kvm_set_user_memory Slot#65539 flags=0x1 gpa=0x80000000 size=0x1000"
+    " ua=0x7f3000000000 ret=0\n"
+)
+
+
+def test_qemu_other_formats(tmp_path):
+    path = write(tmp_path, QEMU_SYNTHETIC, "qemu.log")
+    ev = kt.memslot_events(path)
+    assert ev["format"].tolist() == [
+        "addrspace",
+        "addrspace",
+        "addrspace",
+        "guest_memfd",
+        "addrspace",
+        "slot",
+    ]
+    assert ev["as_id"].tolist() == [0, 1, 0, 0, 0, 1]
+    assert ev["slot"].tolist() == [0, 0, 1, 2, 0, 3]  # Slot#65539: as_id 1, slot 3
+    assert ev["ret"].tolist() == [0, 0, -17, 0, 0, 0]
+    assert ev["applied"].tolist() == [True, True, False, True, True, True]
+    assert ev.attrs["failed"] == 1
+    assert ev.loc[3, "guest_memfd"] == 12 and ev.loc[3, "guest_memfd_offset"] == 0x200000
+    assert ev.loc[0, "t_s"] == pytest.approx(1700000000.000001)
+    layout = kt.load_qemu_memslots(path)
+    got = {(s.as_id, s.slot): (s.base_gfn, s.npages, s.userspace_addr, s.flags) for s in layout}
+    assert got == {
+        (1, 0): (0, 0x80000, 0x7F0000000000, 0),
+        (0, 2): (0x100000, 0x200, 0x7F2000000000, 4),
+        (1, 3): (0x80000, 1, 0x7F3000000000, 1),
+    }
+    # The failed ioctl (ret=-17) registered nothing, but counts for at=.
+    assert {(s.as_id, s.slot) for s in kt.load_qemu_memslots(path, at=3)} == {(0, 0), (1, 0)}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("kvm_set_user_memory Slot#0 flags=0x0 gpa=0x0 size=0x1000 ret=0", "ua=0x<hva>"),
+        ("kvm_set_user_memory Slot#0 flags=0x0 gpa=0xzz size=0x1000 ua=0x0 ret=0", "gpa=0x<gpa>"),
+        ("kvm_set_user_memory", "Slot#<n>"),
+        (
+            "kvm_set_user_memory Slot#0 flags=0x0 gpa=0x0 size=0x1000 ua=0x1" + "0" * 16 + " ret=0",
+            "64-bit",
+        ),
+    ],
+)
+def test_qemu_malformed_lines(tmp_path, line, expected):
+    path = write(tmp_path, "# log\n" + line + "\n", "qemu.log")
+    with pytest.raises(kt.TraceParseError) as err:
+        kt.memslot_events(path)
+    assert err.value.line == 2 and err.value.path == str(path)
+    assert str(path) in str(err.value) and "line 2" in str(err.value) and expected in str(err.value)
+    with pytest.warns(kt.TraceParseWarning, match="skipped 1 malformed"):
+        ev = kt.memslot_events(path, lenient=True)
+    assert len(ev) == 0 and ev.attrs["skipped_count"] == 1
+
+
+def test_qemu_impossible_registrations(tmp_path):
+    path = write(
+        tmp_path,
+        "kvm_set_user_memory Slot#0 flags=0x0 gpa=0x0 size=0x2000 ua=0x7f0000000000 ret=0\n"
+        "kvm_set_user_memory Slot#1 flags=0x0 gpa=0x1000 size=0x1000 ua=0x7f1000000000 ret=0\n"
+        "kvm_set_user_memory Slot#5 flags=0x0 gpa=0x0 size=0x0 ua=0x7f1000000000 ret=0\n"
+        "kvm_set_user_memory Slot#6 flags=0x0 gpa=0x800 size=0x1000 ua=0x7f1000000000 ret=0\n",
+        "qemu.log",
+    )
+    with pytest.raises(
+        kt.TraceParseError, match=r"line 2: expected slot 1 .*not to overlap slot 0"
+    ):
+        kt.load_qemu_memslots(path)
+    with pytest.warns(kt.TraceParseWarning, match="skipped 3"):
+        layout = kt.load_qemu_memslots(path, lenient=True)
+    assert [s.slot for s in layout] == [0]
+
+
+def test_layout_json_variants_and_errors(tmp_path, layout):
+    ints = write(
+        tmp_path,
+        f'[{{"slot": 0, "guest_phys_addr": 0, "memory_size": {0x200000}, '
+        f'"userspace_addr": {0x7FAFEB200000}}}, {{"slot": 1, "as_id": 0, "flags": 0, '
+        f'"guest_phys_addr": {0x10000000}, "memory_size": "0x800000", '
+        '"userspace_addr": "0x7fafeaa00000"}]',
+        "ints.json",
+    )
+    assert kt.load_layout_json(ints) == layout
+    for body, match in [
+        ('{"memslots": [{"slot": 0}]}', "memslot #0 lacks 'guest_phys_addr'"),
+        ('{"memslots": [{"slot": 0, "guest_phys_addr": "zz", "memory_size": 1}]}', "hex string"),
+        ('{"slots": []}', "expected a 'memslots' list"),
+        ('{"page_size": 2097152, "memslots": []}', "page_size must be 4096"),
+        ("not json", "not JSON"),
+        (
+            '[{"slot": 0, "guest_phys_addr": 4096, "memory_size": 100, "userspace_addr": 0}]',
+            "multiples of 4096",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=match) as err:
+            kt.load_layout_json(write(tmp_path, body, "bad.json"))
+        assert "bad.json" in str(err.value)
+
+
+# -- synthetic ftrace formats -------------------------------------------------------------------
+TRACE_CMD = (
+    "version = 6\n"
+    "CPU 0 is empty\n"
+    "cpus=4\n"
+    "  qemu-system-x86-4021  [001]  8123.456789: kvm_unmap_hva_range:"
+    "  mmu notifier unmap range: 0x007f2c40000000 -- 0x007f2c40200000\n"
+    "     CPU 12/KVM-4090    [012]  8123.456801: contention_begin:"
+    "     0xffff9a3c81234000 (flags=SPIN|READ)\n"
+    "     CPU 12/KVM-4090    [012]  8123.456950: contention_end:"
+    "       0xffff9a3c81234000 (ret=0)\n"
+    "      CPU 3/KVM-4081    [003]  8123.457010: kvm_page_fault:"
+    "       vcpu 3 rip 0xffffffff81a0b2c4 address 0x00000001234a5000 error_code 0x182\n"
+    "           <...>-77     [000]  8123.457011: kvm_age_hva:"
+    "          mmu notifier age hva: 0x007f2c40001000 -- 0x007f2c40002000\n"
+    "            bash-1234   [002]  8123.500000: print:"
+    "                tracing_mark_write: PHASE warm up\n"
+    "       kdamond.0-77     [000]  8123.600000: kvm_test_age_hva:"
+    "     mmu notifier test age hva: 0x007f2c40003000\n"
+    "            ksmd-37     [003]  8123.700000: kernel_stack:         <stack trace >\n"
+    " => queued_write_lock_slowpath (ffffffff8112a0c6)\n"
+    " => kvm_mmu_notifier_invalidate_range_start (ffffffff8112a0c7)\n"
+)
+
+
+def test_trace_cmd_report_without_latency_column(tmp_path):
+    df = kt.load_ftrace(write(tmp_path, TRACE_CMD))
+    assert df.attrs["format"] == "trace-cmd"
+    assert df.attrs["line_counts"] == {
+        "records": 8,
+        "comments": 0,
+        "blank": 0,
+        "headers": 3,
+        "stack_frames": 2,
+        "lost": 0,
+        "skipped": 0,
+        "total": 13,
+    }
+    assert df["comm"].tolist() == [
+        "qemu-system-x86",
+        "CPU 12/KVM",
+        "CPU 12/KVM",
+        "CPU 3/KVM",
+        "<...>",
+        "bash",
+        "kdamond.0",
+        "ksmd",
+    ]
+    assert df["pid"].tolist() == [4021, 4090, 4090, 4081, 77, 1234, 77, 37]
+    assert df["cpu"].tolist() == [1, 12, 12, 3, 0, 2, 0, 3]
+    assert (df["flags"] == "").all()
+    assert df.loc[0, "text"] == "mmu notifier unmap range: 0x007f2c40000000 -- 0x007f2c40200000"
+    assert (df.loc[0, "hva_start"], df.loc[0, "hva_end"]) == (0x7F2C40000000, 0x7F2C40200000)
+    assert (df.loc[1, "lock"], df.loc[1, "lock_flags"]) == ("0xffff9a3c81234000", "SPIN|READ")
+    assert df.loc[2, "ret"] == 0
+    fault = df.loc[3]
+    assert (fault.vcpu, fault.rip, fault.address, fault.error_code) == (
+        3,
+        0xFFFFFFFF81A0B2C4,
+        0x1234A5000,
+        0x182,
+    )
+    assert df.loc[4, "callback"] == "clear_flush_young"
+    assert (df.loc[5, "mark"], df.loc[5, "phase"]) == ("PHASE warm up", "warm up")
+    assert df["phase"].isna().tolist() == [True] * 5 + [False] * 3
+    assert (df.loc[6, "hva_start"], df.loc[6, "hva_end"]) == (0x7F2C40003000, 0x7F2C40004000)
+    assert df.loc[7, "event"] == "kernel_stack"
+    assert df.loc[7, "text"].split("\n") == [
+        "=> queued_write_lock_slowpath (ffffffff8112a0c6)",
+        "=> kvm_mmu_notifier_invalidate_range_start (ffffffff8112a0c7)",
+    ]
+    assert df["t_us"].tolist() == pytest.approx(
+        [0, 12, 161, 221, 222, 43211, 143211, 243211], abs=1e-3
+    )
+
+
+def test_trace_cmd_report_with_latency_column_and_nanoseconds(tmp_path):
+    df = kt.load_ftrace(
+        write(
+            tmp_path,
+            "cpus=2\n"
+            "  CPU 0/KVM-19526 [001] d..1 8123.456801123: contention_begin: "
+            "0xffff (flags=SPIN|WRITE)\n"
+            "  CPU 0/KVM-19526 [001] d..1. 8123.456802123: contention_end: 0xffff (ret=-4)\n",
+        )
+    )
+    assert df["comm"].tolist() == ["CPU 0/KVM"] * 2
+    assert df["flags"].tolist() == ["d..1", "d..1."]
+    assert df["t_s"].tolist() == pytest.approx([8123.456801123, 8123.456802123], abs=1e-9)
+    assert df["t_us"].tolist() == pytest.approx([0.0, 1.0], abs=1e-5)
+    assert df["ret"].tolist() == [pd.NA, -4]
+
+
+def test_tracefs_variants(tmp_path):
+    text = (
+        "# tracer: nop\n"
+        "#\n"
+        "\n"
+        # 4 flag columns (older kernels), old kvm_page_fault format
+        "     CPU 0/KVM-19526 [003] .... 100.000001: kvm_page_fault: "
+        "address 7fe00000 error_code 6\n"
+        # a (tgid) column (options/record-tgid), a comm with dashes and digits
+        "  kworker/u8:2-1-5 (    5) [000] d.h1. 100.000002: kvm_age_hva: mmu notifier age hva: "
+        "0x1000 -- 0x3000\n"
+        "CPU:1 [LOST 7 EVENTS]\n"
+        "  sh-9 [000] ..... 100.000003: <stack trace>\n"
+        " => a\n"
+        " => b\n"
+        "  sh-9 [000] ..... 100.000004: <user stack trace>\n"
+        " => <00007f0000001234>\n"
+        "  sh-9 [000] ..... 100.000005: do_syscall_64 <-entry_SYSCALL_64_after_hwframe\n"
+        "  sh-9 [000] ..... 100.000006: tracing_mark_write: \r\n"
+        "  sh-9 [000] ..... 100.000007: kvm_set_spte_hva: mmu notifier set pte hva: 0x7f00\r\n"
+    )
+    df = kt.load_ftrace(write(tmp_path, text))
+    assert df["event"].tolist() == [
+        "kvm_page_fault",
+        "kvm_age_hva",
+        "<stack trace>",
+        "<user stack trace>",
+        "function",
+        "tracing_mark_write",
+        "kvm_set_spte_hva",
+    ]
+    assert df.loc[0, "flags"] == "...."
+    assert (df.loc[0, "address"], df.loc[0, "error_code"]) == (0x7FE00000, 6)
+    assert df.loc[0, "vcpu"] is pd.NA and df.loc[0, "rip"] is pd.NA
+    assert (df.loc[1, "comm"], df.loc[1, "pid"]) == ("kworker/u8:2-1", 5)
+    assert df.loc[2, "text"] == "=> a\n=> b"
+    assert df.loc[3, "text"] == "=> <00007f0000001234>"
+    assert df.loc[4, "text"] == "do_syscall_64 <-entry_SYSCALL_64_after_hwframe"
+    assert df.loc[5, "mark"] == ""
+    assert (df.loc[6, "hva_start"], df.loc[6, "hva_end"]) == (0x7F00, 0x7F00 + 4096)
+    assert df.attrs["lost_events"] == 7
+    counts = df.attrs["line_counts"]
+    assert (counts["comments"], counts["blank"], counts["lost"], counts["stack_frames"]) == (
+        2,
+        1,
+        1,
+        3,
+    )
+    assert counts["total"] == 14
+
+
+def test_empty_and_comment_only_files(tmp_path):
+    for text in ("", "# tracer: nop\n#\n"):
+        df = kt.load_ftrace(write(tmp_path, text))
+        assert len(df) == 0
+        assert "hva_start" in df.columns and "phase" in df.columns
+        assert df.attrs["event_counts"] == {}
+        assert kt.classify(df, q35_512m_layout())["hit"].dtype == "boolean"
+        assert len(kt.to_stream(df)) == 0
+
+
+# -- errors -------------------------------------------------------------------------------------
+GOOD = "  a-1 [000] ..... 1.000000: kvm_test_age_hva: mmu notifier test age hva: 0x1000\n"
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ("this is not a trace line", "a trace record '<comm>-<pid> [<cpu>]"),
+        ("  a-1 [000] ..... 1.0 kvm_test_age_hva: x", "a trace record"),
+        (
+            "  a-1 [000] ..... 1.000001: kvm_unmap_hva_range: mmu notifier unmap range: 0x2000",
+            "a kvm_unmap_hva_range payload 'mmu notifier unmap range: 0x<start> -- 0x<end>'",
+        ),
+        (
+            "  a-1 [000] ..... 1.000001: kvm_unmap_hva_range: mmu notifier unmap range: "
+            "0x2000 -- 0x1000",
+            "with start <= end",
+        ),
+        (
+            "  a-1 [000] ..... 1.000001: kvm_age_hva: mmu notifier age hva: 0xg000 -- 0x1000",
+            "a kvm_age_hva payload",
+        ),
+        (
+            "  a-1 [000] ..... 1.000001: kvm_test_age_hva: mmu notifier test age hva: 0x1"
+            + "0" * 16,
+            "64-bit",
+        ),
+        ("  a-1 [000] ..... 1.000001: kvm_page_fault: vcpu 1 address 0x1", "error_code"),
+        ("  a-1 [000] ..... 1.000001: contention_begin: ffff (flags=SPIN", "(flags=<FLAG|FLAG>)"),
+        ("  a-1 [000] ..... 1.000001: contention_end: ffff (ret=x)", "(ret=<int>)"),
+        (" => orphan_frame", "a stack frame (' => ...') after a stack trace"),
+        ("  a-99999999999 [000] ..... 1.0: x: y", "a trace record"),
+        ("  a-1 [9999999999] ..... 1.0: x: y", "pid and cpu < 2**31"),
+    ],
+)
+def test_malformed_lines_name_file_line_and_expectation(tmp_path, bad, expected):
+    path = write(tmp_path, "# header\n" + GOOD + bad + "\n" + GOOD)
+    with pytest.raises(kt.TraceParseError) as err:
+        kt.load_ftrace(path)
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert message.startswith(f"{path}, line 3: expected ")
+    assert expected in message
+    assert repr(bad[:120] + ("…" if len(bad) > 120 else "")) in message
+    assert (err.value.path, err.value.line) == (str(path), 3)
+    with pytest.warns(kt.TraceParseWarning) as caught:
+        df = kt.load_ftrace(path, lenient=True)
+    assert len(caught) == 1 and "skipped 1 malformed trace line " in str(caught[0].message)
+    assert len(df) == 2 and df["line"].tolist() == [2, 4]
+    assert df.attrs["skipped_count"] == 1
+    ((line, reason),) = df.attrs["skipped"]
+    assert line == 3 and expected in reason
+
+
+def test_long_lines_are_truncated_in_messages(tmp_path):
+    bad = "x" * 500
+    with pytest.raises(kt.TraceParseError) as err:
+        kt.load_ftrace(write(tmp_path, bad + "\n"))
+    assert err.value.text == "x" * 120 + "…"
+    assert "x" * 121 not in str(err.value)
+
+
+def test_undecodable_bytes_are_a_malformed_line(tmp_path):
+    path = tmp_path / "binary.txt"
+    path.write_bytes(GOOD.encode() + b"  a-1 [000] 1.0: ev: \xff\xfe bytes\n" + GOOD.encode())
+    with pytest.raises(kt.TraceParseError, match=r"line 2: expected UTF-8 text \(byte 0xff") as e:
+        kt.load_ftrace(path)
+    assert "ev: \ufffd\ufffd bytes" in str(e.value)
+    with pytest.warns(kt.TraceParseWarning):
+        df = kt.load_ftrace(path, lenient=True)
+    assert df["line"].tolist() == [1, 3]
+    # A byte-order mark is not part of the first line.
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf# tracer: nop\n" + GOOD.encode())
+    assert kt.load_ftrace(bom).attrs["line_counts"]["comments"] == 1
+    # Valid UTF-8 beyond ASCII is fine (comms are arbitrary bytes in the kernel).
+    ok = write(tmp_path, "  wörker-3 [000] 1.0: tracing_mark_write: PHASE é\n", "utf8.txt")
+    assert kt.load_ftrace(ok)["phase"].tolist() == ["é"]
+
+
+def test_lenient_keeps_at_most_100_reasons_and_the_total(tmp_path):
+    path = write(tmp_path, GOOD + "garbage\n" * 150 + GOOD)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = kt.load_ftrace(path, lenient=True)
+    relevant = [w for w in caught if issubclass(w.category, kt.TraceParseWarning)]
+    assert len(relevant) == 1
+    assert "skipped 150 malformed trace lines (first: line 2" in str(relevant[0].message)
+    assert df.attrs["skipped_count"] == 150 == df.attrs["line_counts"]["skipped"]
+    assert len(df.attrs["skipped"]) == 100
+    assert [line for line, _ in df.attrs["skipped"]] == list(range(2, 102))
+    assert len(df) == 2
+
+
+# -- streaming: chunks, progress, memory ----------------------------------------------------------
+def test_small_chunks_give_the_same_frame(events, monkeypatch):
+    monkeypatch.setattr(kt, "_CHUNK", 7)  # stack traces and phases straddle chunk boundaries
+    monkeypatch.setattr(kt, "_PROGRESS_EVERY", 5)
+    seen = []
+    chunked = kt.load_ftrace(TRACE, progress=lambda done, total: seen.append((done, total)))
+    pd.testing.assert_frame_equal(chunked, events)
+    assert chunked.attrs == events.attrs
+    size = TRACE.stat().st_size
+    assert len(seen) > 100
+    assert all(total == size for _, total in seen)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == (size, size)
+
+
+def test_columns_grow_when_the_line_count_is_too_low(events, monkeypatch):
+    monkeypatch.setattr(kt, "_count_lines", lambda path: 1)  # e.g. a file still being written
+    monkeypatch.setattr(kt, "_CHUNK", 100)
+    pd.testing.assert_frame_equal(kt.load_ftrace(TRACE), events)
+
+
+def test_count_lines(tmp_path):
+    for text, n in [("", 0), ("a", 1), ("a\n", 1), ("a\nb", 2), ("\n\n", 2)]:
+        assert kt._count_lines(write(tmp_path, text)) == n
+    assert kt._count_lines(TRACE) == len(file_lines(TRACE))
+    last = write(tmp_path, GOOD + GOOD.rstrip("\n"))  # no newline at the end
+    assert kt.load_ftrace(last)["line"].tolist() == [1, 2]
+
+
+def test_progress_true_prints_to_stderr(capsys):
+    kt.load_ftrace(TRACE, progress=True)
+    err = capsys.readouterr().err
+    assert "notifier-phases-linux6.18.txt: 100.0%" in err and err.endswith("\n")
+    with pytest.raises(TypeError, match="progress must be"):
+        kt.load_ftrace(TRACE, progress="yes")
+
+
+def test_keep_text_false_drops_only_the_text(events):
+    lean = kt.load_ftrace(TRACE, keep_text=False)
+    assert "text" not in lean.columns
+    pd.testing.assert_frame_equal(lean, events.drop(columns="text"))
+    assert lean.memory_usage(deep=True).sum() < events.memory_usage(deep=True).sum() / 2
+
+
+def test_compact_dtypes(events):
+    for column in ("comm", "event", "flags", "callback", "lock", "lock_flags", "mark", "phase"):
+        assert isinstance(events[column].dtype, pd.CategoricalDtype), column
+    assert events["pid"].dtype == np.int32 and events["line"].dtype == np.int64
+
+
+def test_benchmark_quick_smoke():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "traces.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(
+        r"^\s+\d+\.\d+\s+([\d,]+)\s+(yes|no)\s+([\d.]+)\s+([\d,]+)", proc.stdout, re.M
+    )
+    assert {r[1] for r in rows} == {"yes", "no"}, proc.stdout
+    for lines, _, wall, rate in rows:
+        assert int(lines.replace(",", "")) > 40_000 and float(wall) > 0
+        assert int(rate.replace(",", "")) > 0
