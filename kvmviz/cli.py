@@ -1,4 +1,4 @@
-"""``kvmviz`` on the command line: ``python -m kvmviz simulate`` and ``python -m kvmviz quiz``.
+"""``kvmviz`` on the command line: ``python -m kvmviz simulate``, ``figures`` and ``quiz``.
 
 Every run echoes its parameters, so any screenshot of the output can be reproduced.
 """
@@ -46,6 +46,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--policy", choices=POLICIES, default="qrwlock")
     sim.add_argument("-s", "--seed", type=int, default=0)
+    figs = sub.add_parser(
+        "figures", help="render every figure of the notebooks and the README into a directory"
+    )
+    figs.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    figs.add_argument(
+        "--format",
+        default="svg,png",
+        metavar="FMT[,FMT]",
+        help="comma-separated file formats among svg, png, pdf (default svg,png)",
+    )
+    figs.add_argument("--context", choices=("paper", "talk"), default="paper")
+    figs.add_argument("-s", "--seed", type=int, default=0)
+    figs.add_argument("--force", action="store_true", help="overwrite existing files")
+    figs.add_argument(
+        "--no-animations",
+        action="store_true",
+        help="skip the exports other modules register (the animations take most of the time)",
+    )
     quiz = sub.add_parser("quiz", help="a seeded exercise; -c reveals the answer")
     quiz.add_argument("kind", choices=sorted(_QUIZ), nargs="?", default="takes-lock")
     quiz.add_argument("-s", "--seed", type=int, default=0)
@@ -83,9 +101,46 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print(table[columns].round(3).to_string())
         return 0
+    if args.command == "figures":
+        return _figures(args)
     question = _QUIZ[args.kind](seed=args.seed)
     print(f"# kvmviz quiz {args.kind} -s {args.seed}{' -c' if args.compute else ''}")
     print(question.question)
     print()
     print(question.reveal() if args.compute else "Answer: ?  (run again with -c to reveal)")
+    return 0
+
+
+def _figures(args) -> int:
+    from . import figures  # loads matplotlib: only for this command
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = [f for f in formats if f not in figures.FORMATS]
+    if unknown or not formats:
+        print(
+            f"kvmviz figures: unknown format(s) {', '.join(unknown) or '(none)'}; "
+            f"expected some of {', '.join(figures.FORMATS)}",
+            file=sys.stderr,
+        )
+        return 2
+    flags = (" --force" if args.force else "") + (" --no-animations" if args.no_animations else "")
+    print(
+        f"# kvmviz figures --out {args.out} --format {','.join(formats)} "
+        f"--context {args.context} -s {args.seed}{flags}"
+    )
+    try:
+        written = figures.render_all(
+            args.out,
+            formats=formats,
+            context=args.context,
+            seed=args.seed,
+            force=args.force,
+            extra=not args.no_animations,
+        )
+    except FileExistsError as error:
+        message = str(error).replace("pass force=True", "add --force to overwrite them")
+        print(f"kvmviz figures: {message}; nothing was written", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
     return 0

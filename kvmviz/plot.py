@@ -7,6 +7,7 @@ mapping) made elsewhere. Call :func:`kvmviz.set_theme` first for the house look.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import tempfile
 from collections.abc import Mapping
@@ -14,13 +15,31 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, NullFormatter
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from .kernels import CALLBACKS, KERNELS
+from .memslots import PAGE_SHIFT
 from .metrics import brownout as brownout_curve
+from .metrics import summarize
 from .theme import COLORS, HATCHES, KERNEL_STYLES
 
-__all__ = ["brownout", "memslot_map", "restyle", "save", "stall_cdf", "update"]
+__all__ = [
+    "brownout",
+    "compare_kernels",
+    "contention_table",
+    "contention_text",
+    "gfn_map",
+    "lock_timeline",
+    "memslot_map",
+    "restyle",
+    "save",
+    "stall_cdf",
+    "update",
+]
 
 _WAIT_FLOOR_US = 0.1  # waits below this are drawn at the floor of the log axis
 
@@ -236,7 +255,9 @@ def _notifier_spans(to_x, ranges) -> dict[bool, list[tuple[float, float]]]:
     return spans
 
 
-def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, regions=()):
+def memslot_map(
+    layout, notifiers=None, *, ax=None, max_ranges: int = 400, regions=(), gfn_view: bool = False
+):
     """The VMM's address space with its memslots and, optionally, notifier ranges on it.
 
     The hva axis is compressed: each cluster of memslots and notifier ranges is drawn to its own
@@ -251,15 +272,43 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, regio
     notifiers : pandas.DataFrame, optional
         With ``hva_start, hva_end`` and ``hit`` columns (``Run.notifiers``); one range per
         event is drawn (its first callback), at most ``max_ranges``.
+    ax : matplotlib.axes.Axes, optional
+        With ``gfn_view=True``: a pair ``(hva_ax, gfn_ax)``, or None for a new figure.
+    max_ranges : int
+        Draw at most this many notifier ranges (the first ones in time).
     regions : sequence of (hva_start, hva_end), optional
         Other stretches of the address space to draw as segments even with no range on them
         (e.g. :data:`kvmviz.presets.VMM_HEAP`), so that the axis does not depend on the ranges.
-    ax : matplotlib.axes.Axes, optional
+    gfn_view : bool
+        Also draw the guest-physical side below the hva map (:func:`gfn_map`): where in each
+        address space the notifier hits land. With ``ax=None`` this makes a new two-row figure.
 
     Returns
     -------
     matplotlib.axes.Axes
+        The hva map (with ``gfn_view``, the gfn map is the next axes of the figure).
+
+    See Also
+    --------
+    gfn_map : the same layout and notifier hits on the guest-physical axis.
     """
+    if gfn_view:
+        if ax is None:
+            rows = len({s.as_id for s in layout})
+            _fig, (ax, ax_gfn) = plt.subplots(
+                2,
+                1,
+                figsize=(10, 2.2 + 1.1 * rows),
+                height_ratios=[rows + (notifiers is not None), rows],
+                layout="constrained",
+            )
+        elif isinstance(ax, Axes):
+            raise ValueError("gfn_view=True needs a pair of axes (hva_ax, gfn_ax) or ax=None")
+        else:
+            ax, ax_gfn = ax
+        memslot_map(layout, notifiers, ax=ax, max_ranges=max_ranges, regions=regions)
+        gfn_map(layout, notifiers, ax=ax_gfn, max_ranges=max_ranges)
+        return ax
     ax = ax or plt.gca()
     ranges, other = None, []
     if notifiers is not None and len(notifiers):
@@ -294,6 +343,7 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, regio
                 facecolor=COLORS["memslot"],
                 edgecolor="white",
                 linewidth=0.8,
+                gid=f"memslot-as{slot.as_id}-slot{slot.slot}",
             )
         )
         if x1 - x0 > 0.5:
@@ -358,8 +408,603 @@ def memslot_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, regio
     return ax
 
 
+def _first_callbacks(notifiers, max_ranges: int):
+    ranges = notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
+    return ranges.head(max_ranges)
+
+
+def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
+    """The guest-physical side of a layout: each address space's memslots on the gfn axis and,
+    optionally, the guest frames that notifier hits reach.
+
+    The gfn axis is compressed like the hva axis of :func:`memslot_map`: each memslot is drawn
+    to its own scale, with a width growing with the log of its size, and the gaps between
+    memslots are cut out (``//``); the first gfn of each slot is written under it.
+    Memslots are green bars, one row per address space (as_id 1 is x86's SMM). Above each slot,
+    vermilion marks show the gfn ranges a notifier hit reaches, computed exactly as
+    ``__kvm_handle_hva_range()`` does (:meth:`MemslotLayout.gfn_ranges`): an hva aliased in both
+    address spaces reaches both. Misses reach no guest frame, so they do not appear here.
+
+    Parameters
+    ----------
+    layout : MemslotLayout
+    notifiers : pandas.DataFrame, optional
+        With ``hva_start, hva_end`` and ``hit`` columns (``Run.notifiers``); the first callback
+        of each event is used, at most ``max_ranges`` events (the same as :func:`memslot_map`).
+    ax : matplotlib.axes.Axes, optional
+    max_ranges : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    See Also
+    --------
+    memslot_map : the hva side; ``memslot_map(..., gfn_view=True)`` draws both.
+    """
+    ax = ax or plt.gca()
+    # The axis is built from byte addresses (gpa) so that segment widths match the hva map's.
+    to_x, placed, total = _segments(
+        [(s.base_gfn << PAGE_SHIFT, s.gfn_end << PAGE_SHIFT) for s in layout], []
+    )
+    as_ids = sorted({s.as_id for s in layout})
+    row_of = {as_id: i for i, as_id in enumerate(as_ids)}
+    for slot in layout:
+        x0, x1 = to_x(slot.base_gfn << PAGE_SHIFT), to_x(slot.gfn_end << PAGE_SHIFT)
+        y = row_of[slot.as_id] + 0.08
+        ax.add_patch(
+            Rectangle(
+                (x0, y),
+                max(x1 - x0, 0.004),
+                0.5,
+                facecolor=COLORS["memslot"],
+                edgecolor="white",
+                linewidth=0.8,
+                gid=f"gfn-memslot-as{slot.as_id}-slot{slot.slot}",
+            )
+        )
+        if x1 - x0 > 0.7:
+            label = f"slot {slot.slot}"
+            if x1 - x0 > 1.6:
+                label += f", {_size(slot.size_bytes)}"
+            ax.text(
+                (x0 + x1) / 2,
+                y + 0.25,
+                label,
+                ha="center",
+                va="center",
+                fontsize="x-small",
+                color="white",
+                clip_on=True,
+            )
+    handles = [Patch(facecolor=COLORS["memslot"], label="memslot")]
+    if notifiers is not None and len(notifiers):
+        ranges = _first_callbacks(notifiers, max_ranges)
+        ranges = ranges[ranges["hit"].to_numpy(dtype=bool)]
+        spans: dict[int, list[tuple[float, float]]] = {as_id: [] for as_id in as_ids}
+        for a, b in zip(ranges["hva_start"], ranges["hva_end"], strict=True):
+            for reached in layout.gfn_ranges(int(a), int(b)):
+                x0 = to_x(reached.gfn_start << PAGE_SHIFT)
+                x1 = to_x(reached.gfn_end << PAGE_SHIFT)
+                spans[reached.as_id].append((x0, max(x1 - x0, 0.006)))
+        for as_id in as_ids:
+            ax.broken_barh(
+                spans[as_id],
+                (row_of[as_id] + 0.62, 0.3),
+                facecolor=COLORS["hit"],
+                edgecolor=COLORS["hit"],
+                linewidth=0.5,
+                gid=f"gfn-hits-as{as_id}",
+            )
+        n_reached = sum(len(x) for x in spans.values())
+        handles.append(
+            Patch(
+                facecolor=COLORS["hit"],
+                label=f"guest frames reached by {len(ranges)} notifier hits "
+                f"({n_reached} gfn ranges)",
+            )
+        )
+    previous_end = None
+    for start, end, x0, _width in placed:
+        ax.text(x0, -0.06, f"{start >> PAGE_SHIFT:#x}", ha="left", va="top", fontsize="xx-small")
+        if previous_end is not None and previous_end != start:
+            ax.text(
+                x0 - 0.25, len(as_ids) / 2, "//", ha="center", va="center", color=COLORS["miss"]
+            )
+        previous_end = end
+    ax.set_yticks(np.arange(len(as_ids)) + 0.5, [_as_name(a) for a in as_ids])
+    ax.set_ylim(-0.3, len(as_ids))
+    ax.set_xlim(-0.05, total + 0.05)
+    ax.set_xticks([])
+    ax.set_xlabel("guest frame number (gfn, 4 KiB pages), gaps between memslots cut out")
+    ax.set_title("Memslots in guest-physical memory")
+    ax.legend(
+        handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="small", ncol=2
+    )
+    ax.spines["left"].set_visible(False)
+    return ax
+
+
+def _as_name(as_id: int) -> str:
+    return "as_id 1 (SMM)" if as_id == 1 else f"as_id {as_id}"
+
+
+# --------------------------------------------------------------------------------------------
+# The lock timeline.
+# --------------------------------------------------------------------------------------------
+def _busy_time(starts, ends, edges) -> np.ndarray:
+    """Per bin of ``edges``, the time covered by the intervals ``[starts, ends)``, summed."""
+    starts = np.sort(np.clip(starts, edges[0], edges[-1]))
+    ends = np.sort(np.clip(ends, edges[0], edges[-1]))
+    cum_s = np.concatenate([[0.0], np.cumsum(starts)])
+    cum_e = np.concatenate([[0.0], np.cumsum(ends)])
+    n_s = np.searchsorted(starts, edges, "right")
+    n_e = np.searchsorted(ends, edges, "right")
+    # F(x) = sum of overlaps of the intervals with (-inf, x): piecewise linear in x.
+    covered = (n_s * edges - cum_s[n_s]) - (n_e * edges - cum_e[n_e])
+    return np.diff(covered)
+
+
+def _queue_depth(run, start_us: float, end_us: float):
+    """(t_us, waiting): how many acquisitions of ``mmu_lock`` wait at each instant, as steps."""
+    lock = run.lock
+    waited = lock["wait_us"].to_numpy() > 0
+    requests = lock["t_request_us"].to_numpy()[waited]
+    grants = lock["t_grant_us"].to_numpy()[waited]
+    times = np.concatenate([requests, grants])
+    delta = np.concatenate([np.ones(requests.size), -np.ones(grants.size)])
+    order = np.lexsort((delta, times))  # at one instant, grants before requests
+    times, depth = times[order], np.cumsum(delta[order])
+    first = np.searchsorted(times, start_us, "right")
+    last = np.searchsorted(times, end_us, "left")
+    before = depth[first - 1] if first > 0 else 0.0
+    t = np.concatenate([[start_us], times[first:last], [end_us]])
+    waiting = np.concatenate([[before], depth[first:last], [depth[last - 1] if last > 0 else 0]])
+    return t, waiting
+
+
+def _spans(starts, widths, scale: float, min_width: float) -> list[tuple[float, float]]:
+    return [(a * scale, max(w * scale, min_width)) for a, w in zip(starts, widths, strict=True)]
+
+
+_STATE_STYLE = {
+    "read": {"facecolor": COLORS["read"], "edgecolor": COLORS["read"], "linewidth": 0},
+    "write": {"facecolor": COLORS["write"], "edgecolor": COLORS["write"], "linewidth": 0},
+    # The hatch takes the edge colour: white dots on orange stay visible in grey scale.
+    "wait": {
+        "facecolor": COLORS["wait"],
+        "edgecolor": "white",
+        "linewidth": 0,
+        "hatch": HATCHES["wait"],
+    },
+}
+_SKIP_MARK = {"marker": "|", "markersize": 9, "markeredgewidth": 1.5, "color": COLORS["miss"]}
+
+
+def lock_timeline(
+    run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 32, groups: int = 8
+):
+    """Who holds and who waits for ``mmu_lock`` from ``start_us`` to ``end_us``.
+
+    One lane per vCPU: empty (white) while it is not on the lock (running in the guest,
+    exiting, resolving the pfn), orange with dots while it waits for ``mmu_lock``, blue while it
+    holds it for read. Above them one lane for the notifier callbacks: orange while a callback
+    waits, vermilion while it holds the lock for write, and a grey tick where a callback
+    skipped the lock (the kernel's rule let it, :func:`kvmviz.takes_lock`). Below, in a second
+    axes, the queue depth: how many acquisitions (faults and callbacks) wait at each instant.
+
+    Intervals shorter than 0.5 % of the window (a notifier's 40 ns hold, say) are drawn at that
+    width, so that none disappears.
+
+    With more vCPUs than ``max_lanes``, lanes would be thinner than a line: the vCPUs that take
+    faults are then split into ``groups`` lanes of consecutive vCPUs, and each lane shows, over
+    300 time bins, the share of its vCPUs holding the lock (blue, from the bottom of the lane)
+    and waiting for it (orange, stacked above). A lane full of orange means every vCPU of the
+    group is stalled. The vCPUs that never fault (``Scenario.faulting_share``) are left out of
+    the groups and counted in the title.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float
+        The window, µs of simulated time. Windows of 2 ms or more are labelled in ms.
+    ax : matplotlib.axes.Axes or pair of Axes, optional
+        ``None``: a new figure with the lanes above the queue depth (``fig.axes == [lanes,
+        queue]``, sharing x). A pair ``(lanes_ax, queue_ax)``: draw into them. A single Axes:
+        the lanes only, without the queue depth.
+    max_lanes : int
+        Most vCPUs to draw one lane each.
+    groups : int
+        Lanes to group the faulting vCPUs into, beyond ``max_lanes`` vCPUs.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes of the lanes.
+
+    Examples
+    --------
+    >>> run = kv.simulate(kv.Scenario(n_vcpus=8), kernel="v5.12")  # doctest: +SKIP
+    >>> kv.plot.lock_timeline(run, 1_000, 1_400)  # doctest: +SKIP
+    """
+    start_us, end_us = float(start_us), float(end_us)
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
+    if max_lanes < 1 or groups < 1:
+        raise ValueError(f"max_lanes and groups must be >= 1, got {max_lanes} and {groups}")
+    if ax is None:
+        _fig, (ax_lanes, ax_queue) = plt.subplots(
+            2, 1, sharex=True, figsize=(10, 5), height_ratios=[3, 1], layout="constrained"
+        )
+    elif isinstance(ax, Axes):
+        ax_lanes, ax_queue = ax, None
+    else:
+        ax_lanes, ax_queue = ax
+    scale, unit = (1e-3, "ms") if end_us - start_us >= 2000 else (1.0, "µs")
+    min_width = 0.005 * (end_us - start_us) * scale
+    height = 0.8
+
+    faults = run.faults
+    in_window = (faults["t_request_us"].to_numpy() < end_us) & (
+        faults["t_release_us"].to_numpy() > start_us
+    )
+    window = faults[in_window]
+    n_vcpus = run.scenario.n_vcpus
+    title = f"mmu_lock on {run.kernel}, {n_vcpus} vCPUs"
+    if n_vcpus <= max_lanes:
+        lane_y = 1.4 + np.arange(n_vcpus)  # rows from the top: notifiers, a gap, the vCPUs
+        by_vcpu = dict(tuple(window.groupby("vcpu", sort=True)))
+        for v in range(n_vcpus):
+            attempts = by_vcpu.get(v)
+            if attempts is None:
+                continue
+            waited = attempts[attempts["wait_us"].to_numpy() > 0]
+            y = (lane_y[v], height)
+            ax_lanes.broken_barh(
+                _spans(waited["t_request_us"], waited["wait_us"], scale, min_width),
+                y,
+                gid=f"lane-vcpu{v}-wait",
+                **_STATE_STYLE["wait"],
+            )
+            ax_lanes.broken_barh(
+                _spans(attempts["t_grant_us"], attempts["hold_us"], scale, min_width),
+                y,
+                gid=f"lane-vcpu{v}-read",
+                **_STATE_STYLE["read"],
+            )
+        ticks, labels = list(lane_y), [f"vCPU {v}" for v in range(n_vcpus)]
+    else:
+        faulting = run.scenario.n_faulting
+        bounds = np.linspace(0, faulting, min(groups, max(faulting, 1)) + 1).round().astype(int)
+        lane_y = 1.4 + 1.5 * np.arange(len(bounds) - 1)  # taller lanes: each is a small chart
+        height = 1.3
+        edges = np.linspace(start_us, end_us, 301)
+        x = edges * scale
+        vcpu = window["vcpu"].to_numpy()
+        requests = window["t_request_us"].to_numpy()
+        grants = window["t_grant_us"].to_numpy()
+        releases = window["t_release_us"].to_numpy()
+        for lane, (first, stop) in enumerate(itertools.pairwise(bounds)):
+            mine = (vcpu >= first) & (vcpu < stop)
+            norm = np.diff(edges) * max(stop - first, 1)
+            holding = _busy_time(grants[mine], releases[mine], edges) / norm
+            waiting = _busy_time(requests[mine], grants[mine], edges) / norm
+            bottom = lane_y[lane] + height  # y grows downwards (the axis is inverted)
+            hold_top = bottom - height * np.append(holding, holding[-1])
+            wait_top = hold_top - height * np.append(waiting, waiting[-1])
+            ax_lanes.fill_between(
+                x,
+                bottom,
+                hold_top,
+                step="post",
+                gid=f"lane-group{lane}-read",
+                **_STATE_STYLE["read"],
+            )
+            ax_lanes.fill_between(
+                x,
+                hold_top,
+                wait_top,
+                step="post",
+                gid=f"lane-group{lane}-wait",
+                **_STATE_STYLE["wait"],
+            )
+            ax_lanes.axhline(bottom, color="#cccccc", linewidth=0.5, zorder=0)
+        ticks = list(lane_y)
+        labels = [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]
+        title = (
+            f"mmu_lock on {run.kernel}: the {faulting} faulting vCPUs of {n_vcpus}, "
+            f"in {len(ticks)} lanes (share of each lane's vCPUs holding / waiting)"
+        )
+
+    notifiers = run.notifiers
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
+    # A callback that skipped the lock is an instant: shown if it falls in the window.
+    shown = notifiers[(arrive < end_us) & (release >= start_us)]
+    taken = shown[shown["locked"].to_numpy(dtype=bool)]
+    waited = taken[taken["wait_us"].to_numpy() > 0]
+    ax_lanes.broken_barh(
+        _spans(waited["t_arrive_us"], waited["wait_us"], scale, min_width),
+        (0, 0.8),
+        gid="lane-notifier-wait",
+        **_STATE_STYLE["wait"],
+    )
+    ax_lanes.broken_barh(
+        _spans(taken["t_grant_us"], taken["hold_us"], scale, min_width),
+        (0, 0.8),
+        gid="lane-notifier-write",
+        **_STATE_STYLE["write"],
+    )
+    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
+    ax_lanes.plot(
+        skipped["t_arrive_us"].to_numpy() * scale,
+        np.full(len(skipped), 0.4),
+        linestyle="none",
+        gid="lane-notifier-skipped",
+        **_SKIP_MARK,
+    )
+    ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
+    ax_lanes.tick_params(axis="y", length=0)
+    ax_lanes.set_ylim(ticks[-1] + height + 0.2 if ticks else 1.0, -0.2)
+    ax_lanes.set_xlim(start_us * scale, end_us * scale)
+    ax_lanes.spines["left"].set_visible(False)
+    ax_lanes.set_title(title, loc="left")
+    fault_mode = "write" if run.policy == "spinlock" else "read"  # the legacy MMU's lock
+    handles = [
+        Patch(label=f"fault holds mmu_lock\nfor {fault_mode}", **_STATE_STYLE["read"]),
+        Patch(label="notifier holds it\nfor write", **_STATE_STYLE["write"]),
+        Patch(label="waiting for it", **_STATE_STYLE["wait"]),
+        Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
+        Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
+    ]
+    ax_lanes.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        handlelength=1.4,
+        labelspacing=0.9,
+    )
+    time_label = f"simulated time ({unit})"
+    if ax_queue is None:
+        ax_lanes.set_xlabel(time_label)
+        return ax_lanes
+    t, waiting = _queue_depth(run, start_us, end_us)
+    ax_queue.fill_between(
+        t * scale, waiting, step="post", gid="queue-depth", **_STATE_STYLE["wait"]
+    )
+    ax_queue.step(t * scale, waiting, where="post", color=COLORS["wait"], linewidth=0.8)
+    ax_queue.set_ylim(0, max(1.0, float(waiting.max()) * 1.1))
+    ax_queue.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+    ax_queue.set_xlim(start_us * scale, end_us * scale)
+    ax_queue.set_ylabel("waiting\n(acquisitions)")
+    ax_queue.set_xlabel(time_label)
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels side by side.
+# --------------------------------------------------------------------------------------------
+# metric -> (what it measures, unit, factor from the table's value to the unit)
+_METRICS = {
+    "p99_us": ("p99 fault stall", "µs", 1.0),
+    "p50_us": ("median fault stall", "µs", 1.0),
+    "mean_us": ("mean fault stall", "µs", 1.0),
+    "max_us": ("longest fault stall", "µs", 1.0),
+    "stalled_share": ("fault attempts that waited", "%", 100.0),
+    "total_ms": ("vCPU time lost waiting", "ms", 1.0),
+    "brownout_mean": ("vCPU time stalled on mmu_lock", "%", 100.0),
+    "brownout_peak": ("peak share of vCPUs stalled", "%", 100.0),
+    "faults": ("faults resolved", "faults", 1.0),
+    "faults_retried": ("fault attempts retried", "attempts", 1.0),
+    "notifier_callbacks": ("notifier callbacks", "callbacks", 1.0),
+    "lock_taken": ("callbacks taking mmu_lock", "callbacks", 1.0),
+    "lock_avoided": ("callbacks skipping mmu_lock", "callbacks", 1.0),
+    "writer_wait_mean_us": ("mean notifier wait for mmu_lock", "µs", 1.0),
+}
+
+
+def _kernel_table(table_or_runs) -> pd.DataFrame:
+    if isinstance(table_or_runs, pd.DataFrame):
+        return table_or_runs
+    runs = _runs(table_or_runs)
+    frame = pd.DataFrame([summarize(run) for run in runs.values()])
+    frame.index = pd.Index(list(runs), name="kernel")
+    return frame
+
+
+def _value_label(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{value:.1f}%"
+    if abs(value) >= 100 or float(value).is_integer():
+        text = f"{value:,.0f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}" if unit in ("µs", "ms") else text
+
+
+def _kernel_tick(kernel: str) -> str:
+    """``"v5.13 (8931a454ae)"`` -> ``"v5.13\n8931a454ae"``."""
+    label = KERNEL_STYLES.get(kernel, {"label": kernel})["label"]
+    version, _, note = label.partition(" (")
+    return f"{version}\n{note.rstrip(')')}" if note else version
+
+
+def compare_kernels(table_or_runs, *, ax=None, metric: str = "p99_us"):
+    """One metric for each kernel, side by side: a bar per kernel, its value written on it.
+
+    Parameters
+    ----------
+    table_or_runs : pandas.DataFrame or mapping of kernel to Run
+        The table of :func:`kvmviz.compare_kernels` (one row per kernel, indexed by kernel),
+        or runs of the same scenario on each kernel (summarised with
+        :func:`kvmviz.summarize`).
+    ax : matplotlib.axes.Axes, optional
+    metric : str
+        A column of the table: ``"p99_us"``, ``"brownout_mean"`` (drawn in %),
+        ``"lock_taken"``, ... Shares are drawn as percentages.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Notes
+    -----
+    Bars take the kernel colours of :data:`kvmviz.theme.KERNEL_STYLES` (greys, and blue for
+    the kernel with both fixes); each bar is named under it, so no legend is needed. The title
+    says what is measured, the y axis its unit.
+    """
+    table = _kernel_table(table_or_runs)
+    if metric not in table.columns:
+        raise KeyError(f"no metric {metric!r}; expected one of {list(table.columns)}")
+    ax = ax or plt.gca()
+    what, unit, factor = _METRICS.get(metric, (metric, "", 1.0))
+    order = [k for k in KERNELS if k in table.index] + [k for k in table.index if k not in KERNELS]
+    values = table.loc[order, metric].astype(float).to_numpy() * factor
+    top = max(float(np.nanmax(values)) if len(values) else 0.0, 1e-12)
+    for i, (kernel, value) in enumerate(zip(order, values, strict=True)):
+        style = KERNEL_STYLES.get(kernel, {"color": COLORS["read"]})
+        ax.bar(i, value, width=0.62, color=style["color"], gid=f"bar|{kernel}")
+        ax.text(
+            i,
+            value + 0.02 * top,
+            _value_label(value, unit),
+            ha="center",
+            va="bottom",
+            fontsize="small",
+            color=COLORS["text"],
+        )
+    ax.set_xticks(range(len(order)), [_kernel_tick(k) for k in order], fontsize="small")
+    ax.tick_params(axis="x", length=0)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_ylim(0, top * 1.15)
+    ax.set_ylabel(unit or "value")
+    ax.set_title(what)
+    return ax
+
+
+# --------------------------------------------------------------------------------------------
+# perf lock contention.
+# --------------------------------------------------------------------------------------------
+# Where each acquisition takes mmu_lock, as perf would name the caller: the fault path
+# (direct_page_fault, arch/x86/kvm/mmu/mmu.c) and the MMU-notifier callbacks of
+# virt/kvm/kvm_main.c, into which __kvm_handle_hva_range() is inlined (__always_inline).
+_CALLERS = {
+    "page_fault": "direct_page_fault",
+    **{cb: f"kvm_mmu_notifier_{cb}" for cb in CALLBACKS},
+}
+_CONTENTION_COLUMNS = ["contended", "total_wait_us", "max_wait_us", "avg_wait_us", "type", "caller"]
+
+
+def contention_table(run) -> pd.DataFrame:
+    """``mmu_lock`` contention of a run by lock type and caller, as ``perf lock contention``.
+
+    Parameters
+    ----------
+    run : Run
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (type, caller) whose acquisitions ever waited: ``contended`` (acquisitions
+        that waited longer than 0), ``total_wait_us``, ``max_wait_us``, ``avg_wait_us`` (total
+        over contended, as perf), ``type`` (``rwlock:R`` for faults and ``rwlock:W`` for
+        notifier callbacks; ``spinlock`` under the ``"spinlock"`` policy) and ``caller``
+        (``direct_page_fault``, ``kvm_mmu_notifier_invalidate_range_start``, ...). Sorted by
+        total wait, longest first (perf's default ``-k wait_total``).
+
+    See Also
+    --------
+    contention_text : the same table as perf prints it.
+    """
+    lock = run.lock
+    waited = lock[lock["wait_us"].to_numpy() > 0]
+    if run.policy == "spinlock":
+        lock_type = np.full(len(waited), "spinlock", dtype=object)
+    else:
+        lock_type = np.where(waited["mode"].to_numpy() == "read", "rwlock:R", "rwlock:W")
+    frame = pd.DataFrame(
+        {
+            "type": lock_type,
+            "caller": waited["callback"].astype(str).map(_CALLERS).to_numpy(),
+            "wait_us": waited["wait_us"].to_numpy(),
+        }
+    )
+    table = frame.groupby(["type", "caller"], sort=True).agg(
+        contended=("wait_us", "size"),
+        total_wait_us=("wait_us", "sum"),
+        max_wait_us=("wait_us", "max"),
+    )
+    table["avg_wait_us"] = table["total_wait_us"] / table["contended"]
+    table = table.reset_index().sort_values(
+        ["total_wait_us", "caller"], ascending=[False, True], kind="stable"
+    )
+    table["contended"] = table["contended"].astype(np.int64)
+    return table[_CONTENTION_COLUMNS].reset_index(drop=True)
+
+
+def _perf_time(ns: int, width: int = 12) -> str:
+    """A duration as perf's ``lock_stat_key_print_time()`` prints it (tools/perf)."""
+    for base, unit in ((3600e9, "h "), (60e9, "m "), (1e9, "s "), (1e6, "ms"), (1e3, "us")):
+        if ns >= base:
+            return f"{ns / base:{width - 3}.2f} {unit}"
+    return f"{ns:{width - 3}d} ns"
+
+
+def contention_text(run) -> str:
+    """:func:`contention_table` as ``perf lock contention`` prints it on a terminal.
+
+    The default fields and layout of ``perf lock contention`` (tools/perf/builtin-lock.c):
+    ``contended``, ``total wait``, ``max wait``, ``avg wait``, then ``type`` and ``caller``;
+    times in ns, µs ("us"), ms or s with two decimals; the average is the integer division of
+    the total by the contended count, in ns. Callers have no ``+0x..`` offset: the model has
+    no code addresses.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(kv.plot.contention_text(run))  # doctest: +SKIP
+     contended   total wait     max wait     avg wait         type   caller
+    <BLANKLINE>
+          8469       3.53 s       1.52 ms    417.20 us     rwlock:R   direct_page_fault
+    ...
+    """
+    table = contention_table(run)
+    lines = [
+        f"{'contended':>10} {'total wait':>12} {'max wait':>12} {'avg wait':>12}   "
+        f"{'type':>10}   caller",
+        "",
+    ]
+    for row in table.itertuples(index=False):
+        total_ns = round(row.total_wait_us * 1000)
+        max_ns = round(row.max_wait_us * 1000)
+        avg_ns = total_ns // row.contended
+        lines.append(
+            f"{row.contended:10d} {_perf_time(total_ns)} {_perf_time(max_ns)} "
+            f"{_perf_time(avg_ns)}   {row.type:>10}   {row.caller}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Saving.
+# --------------------------------------------------------------------------------------------
+FORMATS = ("svg", "png", "pdf")
+"""The file formats :func:`save` writes."""
+
+
 def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path]:
     """Write ``fig`` as ``path`` + each format, atomically and reproducibly.
+
+    Every format is rendered in memory first, then written to a temporary file next to its
+    target and renamed over it, so a failure (a bad format, a full disk) leaves no partial or
+    half-written file behind. SVG and PDF carry no date, so the same figure gives the same
+    bytes (with :func:`kvmviz.set_theme`, which fixes ``svg.hashsalt``).
 
     Parameters
     ----------
@@ -368,29 +1013,47 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
         Destination without suffix (a suffix is replaced).
     formats : sequence of {"svg", "png", "pdf"}
     force : bool
-        Overwrite existing files; otherwise an existing file raises ``FileExistsError``.
+        Overwrite existing files; otherwise, if any target exists, raise ``FileExistsError``
+        before writing anything.
 
     Returns
     -------
     list of Path
+        The files written, in the order of ``formats``.
     """
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"formats must be among {FORMATS}, got {formats!r}")
     base = Path(path)
     targets = [base.with_suffix("." + f) for f in formats]
     if not force:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise FileExistsError(f"refusing to overwrite {', '.join(existing)} (pass force=True)")
-    written = []
-    for target, fmt in zip(targets, formats, strict=True):
-        target.parent.mkdir(parents=True, exist_ok=True)
+    payloads = []
+    for fmt in formats:
         buffer = io.BytesIO()
         metadata = (
             {"Date": None} if fmt == "svg" else ({"CreationDate": None} if fmt == "pdf" else {})
         )
         fig.savefig(buffer, format=fmt, metadata=metadata)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, target)
-        written.append(target)
-    return written
+        payloads.append(buffer.getvalue())
+    base.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    temporaries: list[str] = []
+    try:
+        for target, payload in zip(targets, payloads, strict=True):
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            temporaries.append(tmp)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a figure is for everyone
+        for tmp, target in zip(temporaries, targets, strict=True):
+            os.replace(tmp, target)
+    finally:
+        for tmp in temporaries:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return targets

@@ -1,0 +1,365 @@
+"""Every figure of the notebooks and the README, rendered to files: ``kvmviz figures``.
+
+Each figure has a name (its file name), a fixed size in inches and a builder that draws it from
+seeded simulations with the functions of :mod:`kvmviz.plot`. :func:`render_all` writes them
+all, reproducibly: the same seed gives byte-identical SVG files.
+
+Other modules add their own exports through :data:`EXTRA`. :func:`render_all` imports
+:mod:`kvmviz.animate` (if it exists) so that it can register there, and otherwise calls its
+``render_all`` if it has one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+from matplotlib.figure import Figure
+
+from . import plot
+from .engine import simulate
+from .kernels import KERNELS
+from .metrics import compare_kernels
+from .notifiers import generate_stream
+from .presets import VMM_HEAP, q35_512m_layout
+from .scenario import Scenario
+from .theme import KERNEL_STYLES, set_theme
+
+__all__ = ["EXTRA", "FIGURES", "FORMATS", "render_all"]
+
+FORMATS = plot.FORMATS
+
+# The VM of the notebooks: 416 vCPUs, 12 TiB, every parameter at its cited default.
+LARGE_VM = Scenario()
+# A fault storm on a small VM (guest runs 10 µs between faults, 5,000 notifications a second),
+# so that a window of a few tens of µs shows readers queueing behind a writer.
+SMALL_VM = Scenario(
+    n_vcpus=8, faulting_share=1.0, guest_run_us=10.0, notifier_rate_hz=5_000.0, duration_us=5_000.0
+)
+# The memslot maps draw the notifications of a longer stretch (200 ms) than the runs (20 ms),
+# so that a few of the rare hits show up; only the stream is generated, nothing is simulated.
+MAP_DURATION_US = 200_000.0
+
+ExtraExport = Callable[[Path, Sequence[str], bool], list[Path]]
+EXTRA: list[ExtraExport] = []
+"""Other exports, called by :func:`render_all` as ``hook(out_dir, formats, force)``.
+
+Each returns the paths it wrote, and must raise ``FileExistsError`` before writing anything if
+a file exists and ``force`` is false. :func:`render_all` checks its own figures first, then
+calls the hooks, then writes its figures: so refusing to overwrite stays all or nothing. A hook
+may also have a ``targets(out_dir, formats)`` attribute listing the paths it would write,
+checked along with the figures'. ``formats`` are the figures' formats; a hook writing other
+kinds of files (HTML, GIF) may ignore them.
+"""
+
+
+# Figure sizes are given for the "paper" context; others scale them with their fonts
+# (seaborn's font scales 0.8 / 1 / 1.5), so that every context keeps the same layout.
+_SIZE_SCALE = {"paper": 1.0, "notebook": 1.25, "talk": 1.875}
+
+
+class _Render:
+    """What the builders share in one render: the seed, the size scale, the runs made so far."""
+
+    def __init__(self, seed: int, context: str = "paper") -> None:
+        self.seed = seed
+        self.scale = _SIZE_SCALE[context]
+        self._cache: dict = {}
+
+    def figure(self, width_in: float, height_in: float) -> Figure:
+        """A new figure, its size given in inches for the paper context."""
+        # Figure, not pyplot: no GUI backend, no global figure list to leak into.
+        size = (width_in * self.scale, height_in * self.scale)
+        return Figure(figsize=size, layout="constrained")
+
+    def run(self, scenario: Scenario, kernel: str):
+        key = ("run", scenario, kernel)
+        if key not in self._cache:
+            self._cache[key] = simulate(scenario, kernel, "qrwlock", self.seed)
+        return self._cache[key]
+
+    def kernels(self, scenario: Scenario = LARGE_VM) -> dict:
+        return {kernel: self.run(scenario, kernel) for kernel in KERNELS}
+
+    def stream(self, scenario: Scenario):
+        """A notification stream with the hit column the memslot maps need."""
+        key = ("stream", scenario)
+        if key not in self._cache:
+            stream = generate_stream(scenario, self.seed)
+            stream["hit"] = scenario.layout.hit_mask(
+                stream["hva_start"].to_numpy(), stream["hva_end"].to_numpy()
+            )
+            self._cache[key] = stream
+        return self._cache[key]
+
+
+def _caption(fig: Figure, text: str) -> None:
+    fig.suptitle(text, x=0.01, ha="left", fontsize="medium", fontweight="bold")
+
+
+def _notifications(stream) -> str:
+    return (
+        f"{len(stream)} MMU notifications in {MAP_DURATION_US / 1000:.0f} ms, "
+        f"{int(stream['hit'].sum())} of them hit guest memory"
+    )
+
+
+def _memslot_figure(render: _Render, layout, stream, title: str) -> Figure:
+    rows = len({s.as_id for s in layout})
+    fig = render.figure(10, 2.6 + 1.2 * rows)
+    axes = fig.subplots(2, 1, height_ratios=[rows + 1, rows])
+    plot.memslot_map(layout, stream, ax=axes, regions=[VMM_HEAP], gfn_view=True)
+    _caption(fig, title)
+    return fig
+
+
+def memslots_large_vm(render: _Render) -> Figure:
+    """The 12 TiB VM's memslots, hva and gfn sides, with 200 ms of notifications on them."""
+    scenario = LARGE_VM.replace(duration_us=MAP_DURATION_US)
+    stream = render.stream(scenario)
+    ram_tib = sum(s.size_bytes for s in scenario.layout if s.as_id == 0) / 2**40
+    return _memslot_figure(
+        render,
+        scenario.layout,
+        stream,
+        f"A {ram_tib:.0f} TiB q35 VM: {_notifications(stream)}",
+    )
+
+
+def memslots_q35(render: _Render) -> Figure:
+    """The memslots QEMU 7.2 registers for ``-machine q35 -m 512``, with notifications."""
+    scenario = Scenario(layout=q35_512m_layout(), duration_us=MAP_DURATION_US)
+    stream = render.stream(scenario)
+    return _memslot_figure(
+        render,
+        scenario.layout,
+        stream,
+        f"qemu-system-x86_64 -machine q35 -m 512: {_notifications(stream)}",
+    )
+
+
+def stall_cdf(render: _Render) -> Figure:
+    """Fault stalls on the three kernels, as cumulative distributions."""
+    fig = render.figure(6.4, 4.0)
+    plot.stall_cdf(render.kernels(), ax=fig.subplots())
+    return fig
+
+
+def brownout(render: _Render) -> Figure:
+    """The share of vCPUs stalled over time on the three kernels."""
+    fig = render.figure(6.4, 4.0)
+    ax = plot.brownout(render.kernels(), ax=fig.subplots())
+    _label_lines(ax)
+    return fig
+
+
+def kernel_comparison(render: _Render) -> Figure:
+    """Cause and effect per kernel: callbacks taking the lock, p99 stall, vCPU time stalled."""
+    table = compare_kernels(
+        LARGE_VM,
+        seed=render.seed,
+        simulate=lambda scenario, kernel, _p, _s: render.run(scenario, kernel),
+    )
+    fig = render.figure(10, 3.4)
+    for ax, metric in zip(
+        fig.subplots(1, 3), ("lock_taken", "p99_us", "brownout_mean"), strict=True
+    ):
+        plot.compare_kernels(table, ax=ax, metric=metric)
+    _caption(
+        fig,
+        f"The same {LARGE_VM.n_vcpus}-vCPU VM, workload and {LARGE_VM.duration_us / 1000:.0f} ms "
+        "of notifications on three kernels",
+    )
+    return fig
+
+
+def _busiest_window(run, width_us: float, lead: float = 0.25) -> tuple[float, float]:
+    """A window of ``width_us`` around the notifier callback that waited longest for the lock."""
+    taken = run.notifiers[run.notifiers["locked"].to_numpy(dtype=bool)]
+    if len(taken) == 0:
+        return 0.0, width_us
+    worst = taken.loc[taken["wait_us"].idxmax()]
+    start = max(0.0, float(worst["t_arrive_us"]) - lead * width_us)
+    return start, start + width_us
+
+
+def _timeline_figure(render: _Render, run, width_us: float, height: float, title: str) -> Figure:
+    fig = render.figure(10, height)
+    axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    plot.lock_timeline(run, *_busiest_window(run, width_us), ax=axes)
+    _caption(fig, title)
+    return fig
+
+
+def lock_timeline_8_vcpus(render: _Render) -> Figure:
+    """Eight vCPUs in a fault storm on v5.12: a writer waits, and new faults queue behind it."""
+    return _timeline_figure(
+        render,
+        render.run(SMALL_VM, "v5.12"),
+        60.0,
+        4.8,
+        f"A fault storm on {SMALL_VM.n_vcpus} vCPUs (a fault every ~{SMALL_VM.guest_run_us:.0f} µs "
+        f"of guest time, {SMALL_VM.notifier_rate_hz:,.0f} notifications/s), around the longest "
+        "writer wait",
+    )
+
+
+def lock_timeline_416_vcpus(render: _Render) -> Figure:
+    """The 416-vCPU VM on v5.12 around its longest writer wait, vCPUs grouped in lanes."""
+    return _timeline_figure(
+        render,
+        render.run(LARGE_VM, "v5.12"),
+        3_000.0,
+        6.2,
+        f"The {LARGE_VM.n_vcpus}-vCPU VM of the notebooks, around its longest writer wait",
+    )
+
+
+def before_after(render: _Render) -> Figure:
+    """The README's headline: v5.12 against v5.15, stall CDF and brownout side by side."""
+    kernels = render.kernels()
+    pair = {k: kernels[k] for k in ("v5.12", "v5.15")}
+    fig = render.figure(10, 3.8)
+    ax_cdf, ax_brownout = fig.subplots(1, 2)
+    plot.stall_cdf(pair, ax=ax_cdf)
+    plot.brownout(pair, ax=ax_brownout)
+    _label_lines(ax_brownout)
+    before, after = (100 * kernels[k].summary()["brownout_mean"] for k in ("v5.12", "v5.15"))
+    _caption(
+        fig,
+        f"{LARGE_VM.n_vcpus} vCPUs, {LARGE_VM.spurious_share:.0%} of MMU notifications "
+        f"spurious: {before:.0f}% of vCPU time stalled on v5.12, {after:.0f}% on v5.15",
+    )
+    return fig
+
+
+def _label_lines(ax) -> None:
+    """Name each kernel's line at the right edge, at the height of its mean (no legend)."""
+    left, right = ax.get_xlim()
+    for line in ax.get_lines():
+        kernel = (line.get_gid() or "").partition("|")[2]
+        if kernel not in KERNEL_STYLES:
+            continue
+        mean = float(line.get_ydata().mean())
+        mark = [right - 0.015 * (right - left), right]
+        ax.plot(mark, [mean, mean], color=line.get_color(), clip_on=False)
+        ax.annotate(
+            f"{kernel}: mean {mean:.0f}%",
+            xy=(right, mean),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color=line.get_color(),
+            annotation_clip=False,
+        )
+    ax.set_xlim(left, right)
+
+
+FIGURES: dict[str, Callable[[_Render], Figure]] = {
+    "memslots-large-vm": memslots_large_vm,
+    "memslots-q35": memslots_q35,
+    "stall-cdf": stall_cdf,
+    "brownout": brownout,
+    "kernel-comparison": kernel_comparison,
+    "lock-timeline-8-vcpus": lock_timeline_8_vcpus,
+    "lock-timeline-416-vcpus": lock_timeline_416_vcpus,
+    "before-after": before_after,
+}
+"""Figure name (the file name, without suffix) -> builder."""
+
+
+def _load_extras(seed: int) -> list[ExtraExport]:
+    """The hooks of :data:`EXTRA`, after importing :mod:`kvmviz.animate` if it exists.
+
+    Importing it lets it register into :data:`EXTRA`; if it registered nothing but has a
+    ``render_all(out_dir, *, force, seed)``, that is called instead, with its own formats.
+    """
+    try:
+        animate = importlib.import_module(".animate", __package__)
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.animate":
+            raise  # animate exists but needs something missing: say so
+        return list(EXTRA)
+    hooks = list(EXTRA)
+    registered = any(getattr(h, "__module__", None) == animate.__name__ for h in hooks)
+    if not registered and callable(getattr(animate, "render_all", None)):
+
+        def animations(out_dir, _formats, force):
+            return animate.render_all(out_dir, force=force, seed=seed)
+
+        hooks.append(animations)
+    return hooks
+
+
+def render_all(
+    out_dir,
+    *,
+    formats: Sequence[str] = ("svg", "png"),
+    context: str = "paper",
+    seed: int = 0,
+    force: bool = False,
+    only: Sequence[str] | None = None,
+    extra: bool = True,
+) -> list[Path]:
+    """Render every figure into ``out_dir``, one file per figure and format.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if needed.
+    formats : sequence of {"svg", "png", "pdf"}
+    context : {"paper", "notebook", "talk"}
+        Passed to :func:`kvmviz.set_theme` (for this call only: the global matplotlib
+        settings are restored afterwards).
+    seed : int
+        Seeds every simulation; the same seed gives byte-identical SVG files.
+    force : bool
+        Overwrite existing files. Otherwise, if any file to be written exists, raise
+        ``FileExistsError`` before writing anything.
+    only : sequence of str, optional
+        Names of :data:`FIGURES` to render (default all).
+    extra : bool
+        Also run the hooks of :data:`EXTRA` (the animations of :mod:`kvmviz.animate`, which
+        take most of the time), before the figures.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    names = list(FIGURES) if only is None else list(only)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figures {unknown}; expected some of {list(FIGURES)}")
+    out = Path(out_dir)
+    formats = tuple(formats)
+    if not formats or any(f not in FORMATS for f in formats):
+        raise ValueError(f"formats must be among {FORMATS}, got {formats!r}")
+    hooks = _load_extras(seed) if extra else []
+    if not force:
+        targets = [out / f"{name}.{fmt}" for name in names for fmt in formats]
+        for hook in hooks:
+            if hasattr(hook, "targets"):
+                targets.extend(Path(t) for t in hook.targets(out, formats))
+        existing = [t.name for t in targets if t.exists()]
+        if existing:
+            shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+            raise FileExistsError(
+                f"refusing to overwrite {len(existing)} existing file(s) in {out}: {shown} "
+                "(pass force=True)"
+            )
+    written: list[Path] = []
+    render = _Render(seed, context)
+    with mpl.rc_context():
+        set_theme(context)
+        # Hooks first: one that finds its files present raises before writing anything, and
+        # so before any figure is written either.
+        for hook in hooks:
+            written += hook(out, formats, force)
+        for name in names:
+            fig = FIGURES[name](render)
+            written += plot.save(fig, out / name, formats=formats, force=force)
+    return written
