@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the exports other modules register (the animations take most of the time)",
     )
+    rep = sub.add_parser(
+        "replay", help="what a recorded notifier trace would cost on v5.12 / v5.13 / v5.15"
+    )
+    rep.add_argument("trace", help="tracefs `trace` file or `trace-cmd report` output")
+    rep.add_argument(
+        "--layout", required=True, help="memslots: QEMU kvm_set_user_memory log or JSON layout"
+    )
+    rep.add_argument("--vcpus", type=int, default=64, help="modelled vCPUs (default 64)")
+    rep.add_argument("--policy", choices=POLICIES, default="qrwlock")
+    rep.add_argument("-s", "--seed", type=int, default=0)
+    rep.add_argument(
+        "--lenient", action="store_true", help="skip (and count) malformed trace lines"
+    )
     quiz = sub.add_parser("quiz", help="a seeded exercise; -c reveals the answer")
     quiz.add_argument("kind", choices=sorted(_QUIZ), nargs="?", default="takes-lock")
     quiz.add_argument("-s", "--seed", type=int, default=0)
@@ -103,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "figures":
         return _figures(args)
+    if args.command == "replay":
+        return _replay(args)
     question = _QUIZ[args.kind](seed=args.seed)
     print(f"# kvmviz quiz {args.kind} -s {args.seed}{' -c' if args.compute else ''}")
     print(question.question)
@@ -143,4 +158,30 @@ def _figures(args) -> int:
         return 2
     for path in written:
         print(path)
+    return 0
+
+
+def _replay(args) -> int:
+    from . import plot, traces  # plot's table helpers load matplotlib: only for this command
+
+    print(
+        f"# kvmviz replay {args.trace} --layout {args.layout} --vcpus {args.vcpus} "
+        f"--policy {args.policy} -s {args.seed}{' --lenient' if args.lenient else ''}"
+    )
+    try:
+        layout = traces.load_layout(args.layout)
+        events = traces.load_ftrace(args.trace, lenient=args.lenient, progress=True)
+        table, runs = traces.compare_replay(
+            events, layout, n_vcpus=args.vcpus, policy=args.policy, seed=args.seed
+        )
+    except (OSError, ValueError) as error:
+        print(f"kvmviz replay: {error}", file=sys.stderr)
+        return 2
+    counts = events.attrs.get("line_counts", {})
+    print(f"{len(events)} records from {counts.get('total', '?')} lines; {layout!r}")
+    columns = ["p99_us", "mean_us", "brownout_mean", "faults_retried", "lock_taken", "lock_avoided"]
+    print(table[columns].round(3).to_string())
+    for kernel, run in runs.items():
+        print(f"\n# perf lock contention, as it would read on {kernel}")
+        print(plot.contention_text(run))
     return 0

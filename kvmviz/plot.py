@@ -220,7 +220,16 @@ def _segments(slot_intervals, other_intervals, cluster_gap: int = 1 << 30):
     ]
     # A range that crosses a slot's end widens that slot's segment (overlap merge, no gap).
     segments = merge([tuple(x) for x in slots] + inside)
-    segments = sorted(segments + merge(outside, cluster_gap))
+    # Ranges outside every slot cluster when close, but a cluster never reaches across a slot.
+    clusters: list[list[int]] = []
+    for a, b in sorted(outside):
+        if clusters and a < clusters[-1][1] + cluster_gap:
+            end = clusters[-1][1]
+            if not any(end <= lo < a or end < hi <= a for lo, hi in segments):
+                clusters[-1][1] = max(end, b)
+                continue
+        clusters.append([a, b])
+    segments = sorted(segments + clusters)
     placed, pos, prev_end = [], 0.0, None
     for a, b in segments:
         if prev_end is not None and a != prev_end:
