@@ -17,7 +17,7 @@ from .traces import load_ftrace, load_qemu_memslots
 __version__ = "0.1.0"
 
 # The views load matplotlib and ipywidgets: imported on first use, so the model stays light.
-_LAZY = ("plot", "widgets")
+_LAZY = ("animate", "figures", "plot", "widgets")
 
 
 def __getattr__(name):
@@ -38,9 +38,11 @@ __all__ = [
     "MemslotLayout",
     "Run",
     "Scenario",
+    "animate",
     "brownout",
     "compare_kernels",
     "exercises",
+    "figures",
     "kernels",
     "load_ftrace",
     "load_qemu_memslots",

@@ -387,10 +387,12 @@ def memslot_map(
                 label=label,
                 gid=f"notifiers-{key}",
             )
-    previous_end = None
+    previous_end, last_label = None, -np.inf
     for a, b, x0, width in placed:
         if previous_end != a:
-            ax.text(x0, -0.08, f"{a:#x}", ha="left", va="top", fontsize="xx-small")
+            if x0 - last_label >= 1.4:  # room for a 14-digit address
+                ax.text(x0, -0.08, f"{a:#x}", ha="left", va="top", fontsize="xx-small")
+                last_label = x0
             if previous_end is not None:
                 ax.text(x0 - 0.25, top / 2, "//", ha="center", va="center", color=COLORS["miss"])
         if not any(s.hva_start <= a < s.hva_end for s in layout):

@@ -1,0 +1,1411 @@
+"""Animations: the ``mmu_lock`` queue, and notifier ranges landing on the memslot map.
+
+Both are drawn from a run's tidy tables and never simulate:
+
+* :func:`queue_frames` / :func:`draw_queue` / :func:`queue_animation`: who is inside
+  ``mmu_lock`` and who waits for it (FIFO), frame by frame; one panel per kernel on the same
+  workload, so the queues of v5.12 and v5.15 compare directly.
+* :func:`memslot_animation`: notifier ranges arriving one by one on
+  :func:`kvmviz.plot.memslot_map`; a hit takes ``mmu_lock`` for write, a miss passes by without
+  it where the kernel allows (the ``locked`` column of ``Run.notifiers``).
+
+An :class:`Animation` is one fixed figure whose static part is drawn once; each frame restores
+that background and draws only the moving artists (Agg blitting, as the dashboard does). Play
+one live with :func:`player`, or export it with :func:`to_html` (one self-contained file) or
+:func:`to_gif`; :func:`render_all` writes the standard ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import PIL.Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Arc, FancyBboxPatch, Patch, Rectangle
+from matplotlib.path import Path as MplPath
+from matplotlib.transforms import Bbox
+
+from . import plot
+from .engine import simulate
+from .presets import VMM_HEAP
+from .scenario import Scenario
+from .theme import COLORS, HATCHES, KERNEL_STYLES, set_theme
+
+__all__ = [
+    "MEMSLOT_SCENARIO",
+    "QUEUE_SCENARIO",
+    "Animation",
+    "QueueState",
+    "busiest_window",
+    "draw_queue",
+    "memslot_animation",
+    "player",
+    "queue_animation",
+    "queue_frames",
+    "render_all",
+    "standard_animations",
+    "to_gif",
+    "to_html",
+]
+
+# The standard animations' workloads (free parameters, chosen to be watched): enough vCPUs
+# faulting that several readers are inside at once, and notifications often enough that writers
+# queue in a 60 µs window. Most notifications are spurious, as in the 8931a454ae cover letter.
+QUEUE_SCENARIO = Scenario(
+    n_vcpus=24,
+    duration_us=4_000.0,
+    guest_run_us=30.0,
+    notifier_rate_hz=20_000.0,
+    spurious_share=0.9,
+)
+# Hits and misses in even measure, so both are seen landing within a few seconds.
+MEMSLOT_SCENARIO = Scenario(
+    n_vcpus=24, duration_us=4_000.0, notifier_rate_hz=20_000.0, spurious_share=0.6
+)
+_QUEUE_WINDOW_US = 60.0
+_FORMATS = ("html", "gif")
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue: frame states from the lock table
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class QueueState:
+    """``mmu_lock`` at one instant: who holds it, who waits for it, who passed it by.
+
+    Attributes
+    ----------
+    t_us : float
+        The instant, µs.
+    kernel : str
+    holders : pandas.DataFrame
+        Rows of ``Run.lock`` with ``t_grant_us <= t_us < t_release_us``, in grant order, plus
+        ``kind`` ("reader" / "writer").
+    waiters : pandas.DataFrame
+        Rows of ``Run.lock`` with ``t_request_us <= t_us < t_grant_us``, in FIFO order (request
+        time; at one instant a writer before a reader, as the engine orders them), plus
+        ``kind``, ``position`` (0 is the head of the queue) and ``blocked_readers``: for a
+        writer, the waiting readers queued behind it; 0 for a reader.
+    passing : pandas.DataFrame
+        Notifier callbacks (rows of ``Run.notifiers``) that arrived in the last ``recent_us``
+        before ``t_us`` and did not take the lock.
+    callbacks_locked, callbacks_skipped : int
+        Notifier callbacks arrived by ``t_us`` that took ``mmu_lock`` / skipped it.
+    """
+
+    t_us: float
+    kernel: str
+    holders: pd.DataFrame
+    waiters: pd.DataFrame
+    passing: pd.DataFrame
+    callbacks_locked: int
+    callbacks_skipped: int
+
+    @property
+    def readers_inside(self) -> int:
+        return int((self.holders["kind"] == "reader").sum())
+
+    @property
+    def writer_inside(self) -> bool:
+        return bool((self.holders["kind"] == "writer").any())
+
+    @property
+    def head_writer(self) -> pd.Series | None:
+        """The first waiting writer in the queue, or ``None``."""
+        writers = self.waiters[self.waiters["kind"] == "writer"]
+        return None if writers.empty else writers.iloc[0]
+
+    @property
+    def blocked_readers(self) -> int:
+        """Waiting readers queued behind the first waiting writer (0 if no writer waits)."""
+        head = self.head_writer
+        return 0 if head is None else int(head["blocked_readers"])
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Holders and waiters in one tidy table, with ``place`` ("inside" / "waiting")."""
+        return pd.concat(
+            [self.holders.assign(place="inside"), self.waiters.assign(place="waiting")],
+            ignore_index=True,
+        )
+
+    @property
+    def caption(self) -> str:
+        """One sentence saying what the picture shows."""
+        waiting = len(self.waiters)
+        if self.writer_inside:
+            writer = self.holders[self.holders["kind"] == "writer"].iloc[0]
+            text = f"writer ({writer['callback']}) holds mmu_lock alone"
+            return text + (
+                f"; {_count(waiting, 'other')} wait{'s' * (waiting == 1)}" * bool(waiting)
+            )
+        if self.head_writer is not None:
+            return (
+                f"writer waits for {_count(self.readers_inside, 'reader')} inside; "
+                f"{_count(self.blocked_readers, 'new reader')} blocked"
+            )
+        if self.readers_inside:
+            n = self.readers_inside
+            verb = "share" if n > 1 else "holds"
+            return f"{_count(n, 'reader')} {verb} mmu_lock for read; nobody waits"
+        return "mmu_lock is free"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _fifo(lock: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a lock table in queue order: by request time, a writer first at a tie (the
+    engine handles, at one instant, notifier arrivals before vCPU requests)."""
+    kind = np.where(lock["mode"].to_numpy() == "write", "writer", "reader")
+    out = lock.assign(kind=kind)
+    order = np.lexsort((out["t_grant_us"].to_numpy(), kind == "reader", out["t_request_us"]))
+    return out.iloc[order]
+
+
+def queue_frames(
+    run, start_us: float, end_us: float, *, n_frames: int = 120, recent_us: float | None = None
+) -> list[QueueState]:
+    """The state of ``mmu_lock`` at ``n_frames`` evenly spaced instants of ``[start_us, end_us)``.
+
+    Parameters
+    ----------
+    run : Run
+        Read: ``run.lock`` (holders and waiters), ``run.notifiers`` (callbacks that skipped the
+        lock), ``run.kernel``.
+    start_us, end_us : float
+        The window, µs; frame ``i`` is at ``start_us + i * (end_us - start_us) / n_frames``.
+    n_frames : int
+    recent_us : float, optional
+        How long a callback that skipped the lock stays in ``passing``; default three frames.
+
+    Returns
+    -------
+    list of QueueState
+    """
+    start_us, end_us = float(start_us), float(end_us)
+    if not end_us > start_us:
+        raise ValueError(f"end_us ({end_us}) must be greater than start_us ({start_us})")
+    if int(n_frames) < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    n_frames = int(n_frames)
+    step = (end_us - start_us) / n_frames
+    recent_us = 3 * step if recent_us is None else float(recent_us)
+    lock = run.lock
+    # Only the rows that can appear in the window.
+    near = (lock["t_request_us"].to_numpy() <= end_us) & (
+        lock["t_release_us"].to_numpy() > start_us
+    )
+    lock = _fifo(lock[near]).reset_index(drop=True)
+    request = lock["t_request_us"].to_numpy()
+    grant = lock["t_grant_us"].to_numpy()
+    release = lock["t_release_us"].to_numpy()
+    by_grant = np.argsort(grant, kind="stable")
+    is_reader = (lock["kind"] == "reader").to_numpy()
+    notifiers = run.notifiers
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    arrive_locked = np.sort(arrive[locked])
+    arrive_skipped = np.sort(arrive[~locked])
+    skipped = notifiers[~locked].sort_values("t_arrive_us", kind="stable")
+    skipped_arrive = skipped["t_arrive_us"].to_numpy()
+    states = []
+    for t in start_us + step * np.arange(n_frames):
+        inside = by_grant[(grant[by_grant] <= t) & (t < release[by_grant])]
+        waiting = np.flatnonzero((request <= t) & (t < grant))  # already in FIFO order
+        readers_behind = np.cumsum(is_reader[waiting][::-1])[::-1] - is_reader[waiting]
+        waiters = lock.iloc[waiting].assign(
+            position=np.arange(len(waiting)),
+            blocked_readers=np.where(is_reader[waiting], 0, readers_behind),
+        )
+        lo, hi = np.searchsorted(skipped_arrive, [t - recent_us, t], side="right")
+        states.append(
+            QueueState(
+                t_us=float(t),
+                kernel=run.kernel,
+                holders=lock.iloc[inside],
+                waiters=waiters,
+                passing=skipped.iloc[lo:hi],
+                callbacks_locked=int(np.searchsorted(arrive_locked, t, side="right")),
+                callbacks_skipped=int(np.searchsorted(arrive_skipped, t, side="right")),
+            )
+        )
+    return states
+
+
+def busiest_window(run, width_us: float) -> tuple[float, float]:
+    """The window of ``width_us`` in which writers spend the most time waiting for ``mmu_lock``.
+
+    The score of a window is the total writer waiting time inside it (the overlap of every
+    writer's ``[t_request_us, t_grant_us)`` with the window). It is piecewise linear in the
+    window's start, so its maximum is found exactly among the starts where a wait begins or ends
+    at an edge; where a plateau of starts all score the maximum, its middle is returned, so the
+    waiting is centred. If no writer ever waits, the window with the most waiting of any kind
+    is returned; if nobody waits at all, the first window of the run.
+
+    Returns
+    -------
+    (start_us, end_us) : tuple of float
+    """
+    width_us = float(width_us)
+    if not width_us > 0:
+        raise ValueError(f"width_us must be positive, got {width_us}")
+    lock = run.lock
+    waited = lock[lock["wait_us"].to_numpy() > 0]
+    writers = waited[waited["mode"].to_numpy() == "write"]
+    rows = writers if len(writers) else waited
+    if rows.empty:
+        first = float(lock["t_request_us"].min()) if len(lock) else 0.0
+        return first, first + width_us
+    a = np.sort(rows["t_request_us"].to_numpy())
+    b = np.sort(rows["t_grant_us"].to_numpy())
+    # Every breakpoint of the score, as a start: a wait begins or ends at either edge.
+    candidates = np.unique(np.concatenate([a, b, a - width_us, b - width_us, [0.0]]))
+    candidates = candidates[candidates >= 0]
+    score = _waited_by(candidates + width_us, a, b) - _waited_by(candidates, a, b)
+    best = np.flatnonzero(score >= score.max() * (1 - 1e-9))
+    # Best starts next to each other form one plateau: take the middle of the first one.
+    plateau = [best[0]]
+    for i in best[1:]:
+        if i != plateau[-1] + 1:
+            break
+        plateau.append(i)
+    start = (candidates[plateau[0]] + candidates[plateau[-1]]) / 2
+    return float(start), float(start + width_us)
+
+
+def _waited_by(t, begin, end):
+    """Total waiting time before each of the times ``t``, of waits ``[begin_i, end_i)``: the
+    sum of ``clip(t - begin_i, 0, end_i - begin_i)``, from prefix sums of the sorted edges."""
+
+    def ramp(edges):  # sum over edges e < t of (t - e)
+        k = np.searchsorted(edges, t, side="left")
+        return k * t - np.concatenate([[0.0], np.cumsum(edges)])[k]
+
+    return ramp(begin) - ramp(end)
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue: drawing
+# ---------------------------------------------------------------------------------------------
+# One panel, in data units of one slot (a square is 0.7 wide): the lock is a box of
+# _BOX_COLS x _BOX_ROWS reader slots; the queue is one line of _QUEUE_SLOTS to its right, its
+# head next to the box; notifier callbacks that skip the lock pass by in a lane below.
+_BOX_COLS, _BOX_ROWS = 5, 3
+_QUEUE_SLOTS = 23
+_QUEUE_X0 = _BOX_COLS + 1.3  # centre of the head of the queue
+_QUEUE_Y = _BOX_ROWS - 0.5  # centre of the queue's line (level with the box's top row)
+_PASS_SLOTS = 6
+_PASS_Y = 0.5
+_SQUARE = 0.7  # a 0.3 gap: room for the outlines, kept apart for blitting (_Sprite)
+_XLIM = (-0.5, _QUEUE_X0 + _QUEUE_SLOTS + 0.9)
+_YLIM = (-1.75, 4.75)
+_SHORT = {
+    "invalidate_range_start": "inv. start",
+    "invalidate_range_end": "inv. end",
+    "change_pte": "change_pte",
+    "clear_flush_young": "flush_young",
+    "clear_young": "clear_young",
+    "test_young": "test_young",
+}
+# Waiting: an orange dashed outline (a hatch would be the usual second channel, but Agg takes a
+# millisecond per hatched patch, too slow for 15 frames a second with 30 squares).
+_WAITING = {"edgecolor": COLORS["wait"], "linestyle": (0, (2.2, 1.2)), "linewidth": 2.2}
+_INSIDE = {"edgecolor": "white", "linestyle": "-", "linewidth": 0.8}
+_ID_STYLE = {
+    "ha": "center",
+    "va": "center",
+    "fontsize": 7,
+    "color": "white",
+    "weight": "bold",
+    "zorder": 4,
+}
+_MORE = {"ha": "center", "va": "center", "fontsize": 8, "weight": "bold", "color": "#222222"}
+
+
+@dataclass(frozen=True)
+class _QueuePlan:
+    """What one panel shows at one frame, in plain Python values (cheap to apply)."""
+
+    clock: str
+    readers: tuple[str, ...]  # vCPU numbers of the readers inside, as shown
+    readers_more: int
+    writer: str  # label of the writer inside, "" if none
+    queue: tuple[tuple[str, str], ...]  # (kind, label) per waiter shown, head first
+    queue_more: int
+    gate: int  # queue position of the first waiting writer, -1 if none shown
+    blocked: int  # readers queued behind it
+    passing: int
+    caption: str
+    stats: str
+
+
+def _queue_plan(state: QueueState) -> _QueuePlan:
+    kinds = state.holders["kind"].to_numpy()
+    who = state.holders["who"].to_numpy()
+    readers = [str(v) for v in who[kinds == "reader"]]
+    cap_inside = _BOX_COLS * _BOX_ROWS
+    n_in = len(readers) if len(readers) <= cap_inside else cap_inside - 1
+    writer = ""
+    if (kinds == "writer").any():
+        row = state.holders[kinds == "writer"].iloc[0]
+        writer = f"writer\n{_SHORT.get(row['callback'], row['callback'])}\nevent {row['who']}"
+    w_kind = state.waiters["kind"].to_numpy()
+    w_who = state.waiters["who"].to_numpy()
+    w_cb = state.waiters["callback"].astype(str).to_numpy()
+    n_q = len(w_kind) if len(w_kind) <= _QUEUE_SLOTS else _QUEUE_SLOTS - 1
+    queue = tuple(
+        (k, str(v) if k == "reader" else _SHORT.get(c, c))
+        for k, v, c in zip(w_kind[:n_q], w_who[:n_q], w_cb[:n_q], strict=True)
+    )
+    head = state.head_writer
+    gate = int(head["position"]) if head is not None and int(head["position"]) < n_q else -1
+    return _QueuePlan(
+        clock=f"t = {state.t_us:,.1f} µs",
+        readers=tuple(readers[:n_in]),
+        readers_more=len(readers) - n_in,
+        writer=writer,
+        queue=queue,
+        queue_more=len(w_kind) - n_q,
+        gate=gate,
+        blocked=state.blocked_readers,
+        passing=len(state.passing),
+        caption=state.caption,
+        stats=(
+            f"so far: {_count(state.callbacks_locked, 'notifier callback')} took mmu_lock, "
+            f"{state.callbacks_skipped} skipped it"
+        ),
+    )
+
+
+def _panel_title(kernel: str) -> str:
+    return KERNEL_STYLES.get(kernel, {}).get("label", kernel)
+
+
+class _Sprite:
+    """Moving artists that only ever cover the static background (never each other): drawn
+    once per look, then restored from the pixels kept for that look (text is what costs most
+    in Agg, and the same labels come back frame after frame)."""
+
+    def __init__(self, artists) -> None:
+        self.artists = list(artists)
+
+    def key(self) -> tuple:
+        """What the artists look like now (the properties that kvmviz's animations change)."""
+        return tuple(
+            (a.get_visible(), a.get_text(), a.get_position(), a.get_color())
+            if hasattr(a, "get_text")
+            else (a.get_visible(), a.get_facecolor(), a.get_edgecolor(), a.get_linestyle())
+            for a in self.artists
+        )
+
+    def bbox(self, renderer) -> Bbox | None:
+        """The pixels the artists cover, or None if none: their extents, widened by half the
+        widest outline (extents leave strokes out) and 2 pixels of antialiasing. The layout
+        keeps these boxes apart, or one sprite's pixels would carry a neighbour's edge."""
+        shown = [
+            a
+            for a in self.artists
+            if a.get_visible() and not (hasattr(a, "get_text") and not a.get_text())
+        ]
+        if not shown:
+            return None
+        stroke = max((a.get_linewidth() for a in shown if hasattr(a, "get_hatch")), default=0)
+        pad = 2 + renderer.points_to_pixels(stroke) / 2
+        return Bbox.union([a.get_window_extent(renderer) for a in shown]).padded(pad)
+
+
+class _QueueView:
+    """The artists of one queue panel: static ones drawn once, moving ones pooled (a fixed
+    number of squares and labels, shown or hidden per frame, so frames blit fast)."""
+
+    def __init__(self, ax, title: str) -> None:
+        self.ax = ax
+        ax.set_xlim(*_XLIM)
+        ax.set_ylim(*_YLIM)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(title, loc="left")
+        text = COLORS["text"]
+        ax.add_patch(
+            FancyBboxPatch(
+                (0, 0),
+                _BOX_COLS,
+                _BOX_ROWS,
+                boxstyle="round,pad=0.12",
+                facecolor="#f2f2f2",
+                edgecolor=text,
+                linewidth=1.6,
+                zorder=1,
+            )
+        )
+        ax.text(0, _BOX_ROWS + 0.3, "inside mmu_lock", fontsize="small", weight="bold", color=text)
+        ax.text(
+            _QUEUE_X0 - 0.4,
+            _BOX_ROWS + 1.15,
+            "waiting (FIFO): the first in line, next to the lock, goes in next",
+            fontsize="small",
+            weight="bold",
+            color=COLORS["wait"],
+        )
+        ax.annotate(
+            "",
+            xy=(_BOX_COLS + 0.25, _QUEUE_Y),
+            xytext=(_QUEUE_X0 - 0.45, _QUEUE_Y),
+            arrowprops={"arrowstyle": "-|>", "color": COLORS["wait"], "lw": 1.4},
+        )
+        # Moving artists, pooled.
+        self.clock = ax.set_title(" ", loc="right")
+        self.readers = [
+            self._square(c + 0.5, _BOX_ROWS - 0.5 - r)
+            for r in range(_BOX_ROWS)
+            for c in range(_BOX_COLS)
+        ]
+        self.reader_ids = [ax.text(*self._centre(p), "", **_ID_STYLE) for p in self.readers]
+        self.more_inside = ax.text(_BOX_COLS - 0.5, 0.5, "", **_MORE)
+        # A writer holds mmu_lock alone: one big square filling the box.
+        self.writer = self._square(_BOX_COLS / 2, _BOX_ROWS / 2, size=2.2)
+        self.writer.set(facecolor=COLORS["write"], **_INSIDE)
+        self.writer_label = ax.text(_BOX_COLS / 2, _BOX_ROWS / 2, "", **_ID_STYLE)
+        self.queue = [self._square(_QUEUE_X0 + k, _QUEUE_Y) for k in range(_QUEUE_SLOTS)]
+        self.queue_ids = [ax.text(*self._centre(p), "", **_ID_STYLE) for p in self.queue]
+        self.queue_labels = [
+            ax.text(
+                _QUEUE_X0 + k - 0.25,
+                _QUEUE_Y + 0.5,
+                "",
+                rotation=30,
+                rotation_mode="anchor",
+                fontsize=7,
+                color=COLORS["write"],
+            )
+            for k in range(_QUEUE_SLOTS)
+        ]
+        self.more_queue = ax.text(_QUEUE_X0 + _QUEUE_SLOTS - 1, _QUEUE_Y, "", **_MORE)
+        (self.gate,) = ax.plot([], [], color=COLORS["write"], linewidth=3.5, solid_capstyle="butt")
+        (self.bracket,) = ax.plot([], [], color=COLORS["write"], linewidth=1.2)
+        self.bracket_text = ax.text(0, 0, "", ha="center", va="top", fontsize=8, color=text)
+        self.passing = [self._square(_QUEUE_X0 + k, _PASS_Y, size=0.6) for k in range(_PASS_SLOTS)]
+        for patch in self.passing:
+            patch.set(facecolor="white", edgecolor=COLORS["miss"], hatch=HATCHES["miss"])
+        self.passing_text = ax.text(0, _PASS_Y, "", va="center", fontsize=8, color=COLORS["miss"])
+        self.caption = ax.text(0, -0.55, "", va="top", fontsize="medium", color=text)
+        self.stats = ax.text(0, -1.35, "", va="top", fontsize="small", color=COLORS["miss"])
+
+    def _square(self, x: float, y: float, size: float = _SQUARE) -> Rectangle:
+        patch = Rectangle((x - size / 2, y - size / 2), size, size, visible=False, zorder=3)
+        self.ax.add_patch(patch)
+        return patch
+
+    @staticmethod
+    def _centre(patch: Rectangle) -> tuple[float, float]:
+        return patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height() / 2
+
+    @property
+    def sprites(self) -> list[list]:
+        """The moving artists that never overlap one another, each with its look's key."""
+
+        squares = [
+            *zip(self.readers, self.reader_ids, strict=True),
+            *zip(self.queue, self.queue_ids, strict=True),
+            (self.writer, self.writer_label),
+        ]
+        texts = [self.clock, self.more_inside, self.more_queue, self.bracket_text]
+        texts += [self.passing_text, self.caption, self.stats]
+        return [
+            *(list(pair) for pair in squares),
+            *([t] for t in texts),
+            *([p] for p in self.passing),
+        ]
+
+    @property
+    def overlays(self) -> list:
+        """The moving artists that may overlap others: drawn every frame, on top."""
+        return [self.gate, self.bracket, *self.queue_labels]
+
+    def update(self, plan: _QueuePlan) -> None:
+        self.clock.set_text(plan.clock)
+        for k, (patch, label) in enumerate(zip(self.readers, self.reader_ids, strict=True)):
+            shown = k < len(plan.readers)
+            patch.set_visible(shown)
+            _set_id(label, plan.readers[k] if shown else "")
+            if shown:
+                patch.set(facecolor=COLORS["read"], **_INSIDE)
+        self.more_inside.set_text(f"+{plan.readers_more}" if plan.readers_more else "")
+        self.writer.set_visible(bool(plan.writer))
+        self.writer_label.set_text(plan.writer)
+        # The queue, its head next to the box.
+        for k, (patch, label, name) in enumerate(
+            zip(self.queue, self.queue_ids, self.queue_labels, strict=True)
+        ):
+            shown = k < len(plan.queue)
+            patch.set_visible(shown)
+            kind, text = plan.queue[k] if shown else ("", "")
+            _set_id(label, text if kind == "reader" else "W" if shown else "")
+            name.set_text(text if kind == "writer" else "")
+            if shown:
+                patch.set(facecolor=COLORS["write" if kind == "writer" else "read"], **_WAITING)
+        self.more_queue.set_text(f"+{plan.queue_more}" if plan.queue_more else "")
+        # The first waiting writer shuts the door on every reader that comes after it.
+        self.gate.set_data([], [])
+        self.bracket.set_data([], [])
+        self.bracket_text.set_text("")
+        if plan.gate >= 0:
+            x_gate = _QUEUE_X0 + plan.gate + 0.5
+            self.gate.set_data([x_gate, x_gate], [_QUEUE_Y - 0.7, _QUEUE_Y + 0.7])
+            last = len(plan.queue) - 1
+            if last > plan.gate:
+                x0, x1 = _QUEUE_X0 + plan.gate + 0.65, _QUEUE_X0 + last + 0.4
+                y = _QUEUE_Y - 0.6
+                self.bracket.set_data([x0, x0, x1, x1], [y + 0.12, y, y, y + 0.12])
+                self.bracket_text.set_position(((x0 + x1) / 2, y - 0.1))
+                self.bracket_text.set_text(
+                    f"{_count(plan.blocked, 'reader')} blocked by the waiting writer"
+                    if plan.blocked
+                    else "queued behind the waiting writer"
+                )
+        # Callbacks that skip the lock pass by below, without queueing.
+        n_pass = min(plan.passing, _PASS_SLOTS)
+        for k, patch in enumerate(self.passing):
+            patch.set_visible(k < n_pass)
+        self.passing_text.set_position((_QUEUE_X0 + n_pass - 0.1, _PASS_Y))
+        self.passing_text.set_text(
+            f"{_count(plan.passing, 'notifier callback')} passed by without the lock "
+            "(its range missed every memslot)"
+            if plan.passing
+            else ""
+        )
+        self.caption.set_text(plan.caption)
+        self.stats.set_text(plan.stats)
+
+
+def _set_id(label, text: str) -> None:
+    """Write a vCPU number in its square, smaller from three digits on (416-vCPU VMs)."""
+    label.set_text(text)
+    label.set_fontsize(_ID_STYLE["fontsize"] if len(text) < 3 else 5.5)
+
+
+def _legend_handles() -> list[Patch]:
+    return [
+        Patch(
+            facecolor=COLORS["read"], edgecolor="white", label="reader: vCPU page fault (vCPU no.)"
+        ),
+        Patch(facecolor=COLORS["write"], edgecolor="white", label="writer: notifier callback (W)"),
+        Patch(facecolor="#bbbbbb", label="waiting (orange dashed outline)", **_WAITING),
+        Patch(
+            facecolor="white",
+            edgecolor=COLORS["miss"],
+            hatch=HATCHES["miss"],
+            label="callback that skips the lock",
+        ),
+    ]
+
+
+def draw_queue(state: QueueState, *, ax=None, title: str | None = None, legend: bool = True):
+    """Draw ``mmu_lock`` at one instant: holders inside the box, waiters queued outside.
+
+    Readers (vCPU page faults) are blue squares numbered with their vCPU, writers (notifier
+    callbacks) vermilion; a waiting one has an orange dashed outline. The queue runs left to
+    right from its head, next to the box. The first waiting writer is marked by a bar: every
+    reader behind it waits although the lock is only held for read (the qrwlock's fairness).
+
+    Parameters
+    ----------
+    state : QueueState
+        From :func:`queue_frames`.
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+        Default: the kernel's label. The time is shown on the right.
+    legend : bool
+        Add the key (reader, writer, waiting, skips the lock) below the axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.gca()
+    view = _QueueView(ax, _panel_title(state.kernel) if title is None else title)
+    view.update(_queue_plan(state))
+    if legend:
+        ax.legend(
+            handles=_legend_handles(),
+            loc="upper left",
+            bbox_to_anchor=(0.0, 0.0),
+            ncols=4,
+            fontsize="small",
+        )
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Animations: a figure drawn once, moving artists blitted per frame
+# ---------------------------------------------------------------------------------------------
+class Animation:
+    """Frames over one fixed figure: the static part is drawn once, each frame only the moving
+    artists (Agg blitting).
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        Built with every artist the animation uses.
+    n_frames : int
+    update : callable
+        ``update(i)`` sets the moving artists to frame ``i``.
+    moving : sequence of Artist
+        The artists ``update`` changes; they are drawn per frame, everything else once.
+    sprites : sequence of sequence of Artist, optional
+        Groups of moving artists (a square and its label, a caption) that only ever cover the
+        static background, never another group; drawn before ``moving``. Each look of a group
+        (its text, colours, visibility) is drawn once, then restored from its pixels.
+    fps : float
+        Suggested playback speed (player, HTML, GIF).
+    name : str
+        A file-name-like label.
+    rc : dict, optional
+        matplotlib settings every frame is drawn with (default: the current ones), so the frames
+        do not depend on what the caller changes in between.
+    """
+
+    def __init__(
+        self,
+        figure: Figure,
+        n_frames: int,
+        update: Callable[[int], None],
+        moving: Sequence,
+        *,
+        sprites: Sequence[Sequence] = (),
+        fps: float = 10,
+        name: str = "animation",
+        rc: dict | None = None,
+    ) -> None:
+        if int(n_frames) < 1:
+            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        self.figure = figure
+        self.canvas = FigureCanvasAgg(figure)
+        self.n_frames = int(n_frames)
+        self.fps = float(fps)
+        self.name = name
+        self._update = update
+        self._moving = list(moving)
+        self._sprites = [_Sprite(group) for group in sprites]
+        self._pixels: list[dict] = [{} for _ in self._sprites]
+        self._rc = _snapshot_rc() if rc is None else rc
+        self._background = None
+        self._progress = None
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def _prepare(self) -> None:
+        """Draw everything static once (solving the layout) and keep it as the background."""
+        fig = self.figure
+        # A thin bar along the bottom edge shows how far the animation has run (and keeps
+        # every frame distinct, which GIF writers rely on not to merge frames).
+        fig.add_artist(Line2D([0, 1], [0.004, 0.004], color="#e4e4e4", linewidth=3))
+        self._progress = fig.add_artist(Line2D([0, 0], [0.004, 0.004], color="#888888", lw=3))
+        self._moving.append(self._progress)
+        self._update(0)
+        for artist in [*self._moving, *(a for s in self._sprites for a in s.artists)]:
+            artist.set_animated(True)
+        self.canvas.draw()
+        fig.set_layout_engine("none")  # the layout is solved: keep it for every frame
+        self._background = self.canvas.copy_from_bbox(fig.bbox)
+
+    def draw(self, i: int) -> None:
+        """Draw frame ``i`` onto the canvas."""
+        i = int(i)
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
+        with mpl.rc_context(self._rc):
+            if self._background is None:
+                self._prepare()
+            canvas = self.canvas
+            canvas.restore_region(self._background)
+            self._update(i)
+            self._progress.set_xdata([0, (i + 1) / self.n_frames])
+            renderer = canvas.get_renderer()
+            for sprite, pixels in zip(self._sprites, self._pixels, strict=True):
+                key = sprite.key()
+                region = pixels.get(key)
+                if region is not None:
+                    canvas.restore_region(region)
+                    continue
+                for artist in sprite.artists:
+                    artist.draw(renderer)
+                bbox = sprite.bbox(renderer)
+                if bbox is not None:
+                    pixels[key] = canvas.copy_from_bbox(bbox)
+            for artist in self._moving:
+                artist.draw(renderer)
+
+    def image(self, i: int) -> PIL.Image.Image:
+        """Frame ``i`` as an RGB image."""
+        self.draw(i)
+        width, height = self.canvas.get_width_height()
+        rgba = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
+        return rgba.convert("RGB")
+
+    def png(self, i: int, *, compress_level: int = 1) -> bytes:
+        """Frame ``i`` as PNG bytes (fast compression by default, for live playback)."""
+        buffer = io.BytesIO()
+        self.image(i).save(buffer, format="PNG", compress_level=compress_level)
+        return buffer.getvalue()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(player(self))
+
+
+def _snapshot_rc() -> dict:
+    """The current matplotlib settings, without those that steer the GUI rather than a frame."""
+    skip = {"backend", "backend_fallback", "interactive", "webagg.port", "webagg.address"}
+    return {k: v for k, v in mpl.rcParams.items() if k not in skip}
+
+
+def _themed(build: Callable[[dict], Animation], context: str = "notebook") -> Animation:
+    """Build an animation under the kvmviz theme without changing the caller's settings."""
+    with mpl.rc_context():
+        set_theme(context)
+        return build(_snapshot_rc())
+
+
+def queue_animation(
+    runs,
+    start_us: float | None = None,
+    end_us: float | None = None,
+    n_frames: int = 120,
+    *,
+    fps: float = 10,
+    width_us: float = _QUEUE_WINDOW_US,
+    figsize: tuple[float, float] | None = None,
+    dpi: float = 80,
+) -> Animation:
+    """The ``mmu_lock`` queue over a window, one panel per run, one above the other.
+
+    Give runs of the same scenario and seed on two kernels (``{"v5.12": run_a, "v5.15":
+    run_b}``): the vCPUs fault identically until the notifiers' locking differs, and the panels
+    share one scale, so the queues' lengths compare directly.
+
+    Parameters
+    ----------
+    runs : Run or mapping of label to Run
+        A label that is a kernel name is shown as that kernel's long label.
+    start_us, end_us : float, optional
+        The window, µs; default :func:`busiest_window` of the first run, ``width_us`` wide.
+    n_frames : int
+    fps : float
+    width_us : float
+        Width of the default window, µs.
+    figsize : (float, float), optional
+        Inches; default 11 wide and 2.5 high per panel.
+    dpi : float
+
+    Returns
+    -------
+    Animation
+    """
+    runs = {runs.kernel: runs} if hasattr(runs, "lock") else dict(runs)
+    if not runs:
+        raise ValueError("queue_animation needs at least one run")
+    if start_us is None or end_us is None:
+        start_us, end_us = busiest_window(next(iter(runs.values())), width_us)
+    frames = [queue_frames(run, start_us, end_us, n_frames=n_frames) for run in runs.values()]
+    plans: list[list[_QueuePlan | None]] = [[None] * len(f) for f in frames]
+
+    def build(rc):
+        fig = Figure(figsize=figsize or (11, 0.6 + 2.5 * len(runs)), dpi=dpi, layout="constrained")
+        axes = fig.subplots(len(runs), 1, squeeze=False)[:, 0]
+        titles = [_panel_title(label) for label in runs]
+        views = [_QueueView(ax, title) for ax, title in zip(axes, titles, strict=True)]
+        fig.legend(handles=_legend_handles(), loc="outside upper center", ncols=4, fontsize="small")
+
+        def update(i: int) -> None:
+            for view, states, cache in zip(views, frames, plans, strict=True):
+                if cache[i] is None:
+                    cache[i] = _queue_plan(states[i])
+                view.update(cache[i])
+
+        name = "queue-" + "-vs-".join(str(label) for label in runs)
+        return Animation(
+            fig,
+            len(frames[0]),
+            update,
+            [a for view in views for a in view.overlays],
+            sprites=[s for view in views for s in view.sprites],
+            fps=fps,
+            name=name,
+            rc=rc,
+        )
+
+    return _themed(build)
+
+
+# ---------------------------------------------------------------------------------------------
+# The memslot map: notifier ranges arriving one by one
+# ---------------------------------------------------------------------------------------------
+_WORK = {  # what KVM does under the lock for a range that hits (__kvm_handle_hva_range)
+    "invalidate_range_start": "zap SPTEs + TLB flush",
+    "change_pte": "zap SPTEs + TLB flush",
+    "clear_flush_young": "clear Accessed\n+ TLB flush",
+    "clear_young": "clear Accessed bits",
+    "test_young": "test Accessed bits",
+}
+
+
+def _events(run, first_event: int, n_events: int) -> pd.DataFrame:
+    """One row per notification event (its first callback's range and arrival), with how many
+    of its callbacks took the lock and which callbacks it ran."""
+    notifiers = run.notifiers.sort_values(["t_arrive_us", "event"], kind="stable")
+    grouped = notifiers.groupby("event", sort=False)
+    events = grouped.first()
+    events["n_locked"] = grouped["locked"].sum().astype(int)
+    events["n_callbacks"] = grouped.size()
+    events["callbacks"] = grouped["callback"].agg(lambda c: " → ".join(_SHORT.get(x, x) for x in c))
+    events = events.sort_values("t_arrive_us", kind="stable").reset_index()
+    return events.iloc[first_event : first_event + n_events].reset_index(drop=True)
+
+
+def _why(kernel: str, event: pd.Series, slots: str) -> str:
+    """Why the event took ``mmu_lock`` or not, in a few short lines."""
+    if event["hit"]:
+        return f"hits {slots}:\n{_WORK.get(event['callback'], 'update SPTEs')}"
+    if event["n_locked"] and kernel == "v5.12":
+        return "misses, but v5.12\nlocks for every\ncallback"
+    if event["n_locked"]:
+        # 8931a454ae: the on_lock path of start/end "does not yet support lock elision".
+        return "misses, but start/end\nstill lock on v5.13\n(8931a454ae)"
+    return "misses every\nmemslot: nothing\nto do"
+
+
+def memslot_animation(
+    run,
+    *,
+    n_events: int = 24,
+    frames_per_event: int = 5,
+    first_event: int = 0,
+    regions=(VMM_HEAP,),
+    fps: float = 10,
+    figsize: tuple[float, float] = (11, 4.4),
+    dpi: float = 80,
+) -> Animation:
+    """Notifier ranges arriving one by one on the memslot map of ``run``.
+
+    Each event's range drops onto the map: a hit is vermilion and the ``mmu_lock`` padlock
+    beside the map flashes shut (taken for write); a miss is grey and hatched, and on v5.13
+    (unpaired callbacks) and v5.15 (all callbacks) the padlock stays open. Earlier ranges stay
+    on the map. The map itself (:func:`kvmviz.plot.memslot_map`) is drawn once.
+
+    Parameters
+    ----------
+    run : Run
+    n_events : int
+        Notification events shown, from ``first_event`` in arrival order.
+    frames_per_event : int
+        Frames per event: the range falls, lands, the padlock flashes and fades.
+    first_event : int
+    regions : sequence of (hva_start, hva_end)
+        Drawn as segments of the map even with no range on them (the VMM's heap).
+    fps : float
+    figsize : (float, float)
+        Inches.
+    dpi : float
+
+    Returns
+    -------
+    Animation
+    """
+    if int(frames_per_event) < 1:
+        raise ValueError(f"frames_per_event must be >= 1, got {frames_per_event}")
+    fpe = int(frames_per_event)
+    events = _events(run, int(first_event), int(n_events))
+    if events.empty:
+        raise ValueError(f"run has no notification events from number {first_event}")
+    layout = run.scenario.layout
+    kernel = run.kernel
+    landing = min(2, fpe - 1)  # the frame (within an event) at which the range lands
+    why = [
+        _why(
+            kernel,
+            event,
+            ", ".join(
+                sorted(
+                    {f"slot {g.slot}" for g in layout.gfn_ranges(event.hva_start, event.hva_end)}
+                )
+            ),
+        )
+        for _, event in events.iterrows()
+    ]
+    locked_before = np.concatenate([[0], np.cumsum(events["n_locked"])])
+    callbacks_before = np.concatenate([[0], np.cumsum(events["n_callbacks"])])
+    hits = events["hit"].to_numpy(dtype=bool)
+
+    def build(rc):
+        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        grid = fig.add_gridspec(1, 2, width_ratios=[6.0, 1.2])
+        ax = fig.add_subplot(grid[0])
+        ax_lock = fig.add_subplot(grid[1])
+        shown = run.notifiers[run.notifiers["event"].isin(events["event"])]
+        plot.memslot_map(layout, shown, ax=ax, regions=regions)
+        fig.suptitle(
+            f"Notifier ranges arriving on the memslots: {_panel_title(kernel)}",
+            x=0.01,
+            ha="left",
+            fontsize="large",
+            weight="bold",
+        )
+        # The map's legend moves to the figure, out of the way of the event line.
+        ax.get_legend().remove()
+        fig.legend(
+            handles=[
+                Patch(facecolor=COLORS["memslot"], label="memslot"),
+                Patch(facecolor=COLORS["hit"], label="range hits a memslot"),
+                Patch(
+                    facecolor=COLORS["miss"],
+                    hatch=HATCHES["miss"],
+                    alpha=0.6,
+                    label="range misses (spurious)",
+                ),
+            ],
+            loc="outside lower center",
+            ncols=3,
+            fontsize="small",
+        )
+        # The axis memslot_map drew: the same segments from the same ranges.
+        ranges = shown.drop_duplicates("event")
+        to_x = plot._segments(
+            [(s.hva_start, s.hva_end) for s in layout],
+            [*zip(ranges["hva_start"], ranges["hva_end"], strict=True), *regions],
+        )[0]
+        past = {
+            hit: next(c for c in ax.collections if c.get_gid() == f"notifiers-{key}")
+            for hit, key in ((True, "hit"), (False, "miss"))
+        }
+        top = len({s.as_id for s in layout})
+        row_y = top + 0.15
+        ax.set_ylim(-0.35, top + 2.3)  # room above the notifier row for ranges to fall from
+        x0 = np.array([to_x(int(a)) for a in events["hva_start"]])
+        x1 = np.array([to_x(int(b)) for b in events["hva_end"]])
+        # A 4 KiB range in a 12 TiB slot is far below a pixel: draw every range wide enough
+        # to be seen, centred on where it is.
+        width = np.maximum(x1 - x0, 0.1)
+        left = (x0 + x1) / 2 - width / 2
+        event_line = ax.set_title(" ", loc="left", fontsize="medium")
+        current = Rectangle((0, 0), 0, 0.7, zorder=5, linewidth=0)
+        ax.add_patch(current)
+        (pointer,) = ax.plot([], [], marker="v", markersize=12, linestyle="", zorder=6)
+        band = Rectangle((0, -0.1), 0, top + 0.1, alpha=0.45, zorder=0.5, linewidth=0)
+        ax.add_patch(band)
+
+        ax_lock.set_xlim(0, 1)
+        ax_lock.set_ylim(-0.75, 1.45)
+        ax_lock.set_axis_off()
+        ax_lock.text(0.5, 1.3, "mmu_lock", ha="center", weight="bold", fontsize="medium")
+        body = FancyBboxPatch(
+            (0.22, 0.42), 0.56, 0.36, boxstyle="round,pad=0.03", linewidth=2.0, zorder=3
+        )
+        ax_lock.add_patch(body)
+        shackle = Arc((0.5, 0.78), 0.34, 0.46, theta1=0, theta2=180, linewidth=5, zorder=2)
+        ax_lock.add_patch(shackle)
+        status = ax_lock.text(0.5, 0.3, "", ha="center", va="top", weight="bold", fontsize="small")
+        reason = ax_lock.text(0.5, 0.1, "", ha="center", va="top", fontsize="x-small")
+        tally = ax_lock.text(0.5, -0.5, "", ha="center", va="top", fontsize="x-small")
+
+        def update(i: int) -> None:
+            k, phase = divmod(i, fpe)
+            event = events.iloc[k]
+            hit, n_locked = bool(hits[k]), int(event["n_locked"])
+            for h, collection in past.items():
+                before = np.flatnonzero(hits[:k] == h)
+                _set_spans(collection, zip(left[before], width[before], strict=True), row_y, 0.7)
+            colour = COLORS["hit" if hit else "miss"]
+            landed = phase >= landing
+            y = row_y + (landing - phase) * 0.5
+            current.set_bounds(left[k], y, width[k], 0.7)
+            current.set_facecolor(colour)
+            current.set_hatch(None if hit else HATCHES["miss"])
+            pointer.set_data([left[k] + width[k] / 2], [y + 0.9])
+            pointer.set_color(colour)
+            band.set_visible(landed)
+            band.set_bounds(left[k], -0.1, width[k], top + 0.2)
+            band.set_facecolor(colour)
+            size = plot._size(int(event["hva_end"]) - int(event["hva_start"]))
+            event_line.set_text(
+                f"event {int(event['event'])} at t = {event['t_arrive_us']:,.1f} µs: "
+                f"{event['callbacks']} on {size}" + (f" → {'hit' if hit else 'miss'}" * landed)
+            )
+            # The padlock: shut and flashing vermilion when taken, open and grey when skipped.
+            flash = 1.0 - 0.6 * (phase - landing) / max(fpe - 1 - landing, 1)
+            closed, lock_colour, fill, style = True, COLORS["miss"], "#eeeeee", "-"
+            status.set_text("")
+            reason.set_text(why[k] if landed else "")
+            if landed and n_locked:
+                lock_colour, fill = COLORS["write"], _mix(COLORS["write"], flash)
+                status.set_text("taken for write" + (f" ({n_locked}×)" if n_locked > 1 else ""))
+            elif landed:
+                closed, fill, style = False, "white", "--"
+                status.set_text("not taken")
+            body.set(facecolor=fill, edgecolor=lock_colour, linestyle=style)
+            shackle.set(center=(0.5, 0.78 if closed else 0.9), edgecolor=lock_colour)
+            status.set_color(lock_colour)
+            done = k + 1 if landed else k
+            taken = int(locked_before[done])
+            tally.set_text(
+                f"so far: taken {taken}×,\nskipped {int(callbacks_before[done]) - taken}×\n"
+                f"({done} of {len(events)} events)"
+            )
+
+        return Animation(
+            fig,
+            len(events) * fpe,
+            update,
+            [*past.values(), band, current, pointer, body, shackle],
+            sprites=[[text] for text in (event_line, status, reason, tally)],
+            fps=fps,
+            name=f"memslots-{kernel}",
+            rc=rc,
+        )
+
+    return _themed(build)
+
+
+def _set_spans(collection, spans, y0: float, height: float) -> None:
+    """Give a ``broken_barh`` collection new (x, width) spans, as one compound path: Agg
+    rasterises a hatch once per path (about a millisecond), so one path for all the bars keeps
+    a map of many hatched misses as fast as one of a few."""
+    bars = [
+        MplPath(
+            [(x, y0), (x, y0 + height), (x + w, y0 + height), (x + w, y0), (x, y0)], closed=True
+        )
+        for x, w in spans
+    ]
+    if not bars:
+        collection.set_verts([])
+        return
+    compound = MplPath.make_compound_path(*bars)
+    collection.set_verts_and_codes([compound.vertices], [compound.codes])
+
+
+def _mix(colour: str, amount: float) -> tuple:
+    """``colour`` blended with white: ``amount`` 1 is the colour, 0 white."""
+    rgb = np.array(mpl.colors.to_rgb(colour))
+    return tuple(1 - amount * (1 - rgb))
+
+
+# ---------------------------------------------------------------------------------------------
+# Live in the notebook
+# ---------------------------------------------------------------------------------------------
+def player(animation: Animation):
+    """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
+
+    Each frame is rendered by blitting when first shown and kept, so a second loop costs
+    nothing. Display the returned box as a cell's last line.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Its ``.children``: an HBox of (Play, IntSlider), then the Image.
+    """
+    import ipywidgets as w
+
+    last = len(animation) - 1
+    play = w.Play(
+        value=0,
+        min=0,
+        max=last,
+        step=1,
+        interval=max(1, round(1000 / animation.fps)),
+        description="play",
+    )
+    slider = w.IntSlider(value=0, min=0, max=last, description="frame", readout=True)
+    w.jslink((play, "value"), (slider, "value"))
+    image = w.Image(value=animation.png(0), format="png")
+    image.layout.max_width = "100%"
+    rendered = {}
+
+    def show(change) -> None:
+        i = int(change["new"])
+        if i not in rendered:
+            rendered[i] = animation.png(i)
+        image.value = rendered[i]
+
+    slider.observe(show, names="value")
+    box = w.VBox([w.HBox([play, slider]), image])
+    box.add_class("kvmviz-player")
+    return box
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------
+def _write_atomic(path, data: bytes, *, force: bool) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, so a reader
+    never sees half a file; refuse to replace an existing file unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an animation is for everyone
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>@TITLE@</title>
+<style>
+body { font-family: "DejaVu Sans", Verdana, sans-serif; color: #222; margin: 1.5em; }
+figure { margin: 0; display: inline-block; }
+img { display: block; max-width: 100%; height: auto; border: 1px solid #ddd; }
+.controls { display: flex; align-items: center; gap: 0.8em; margin-top: 0.5em; }
+.controls input { flex: 1; }
+button { min-width: 5em; }
+output { font-variant-numeric: tabular-nums; color: #555; }
+</style>
+</head>
+<body>
+<figure>
+<img id="frame" width="@WIDTH@" height="@HEIGHT@" alt="@TITLE@">
+<div class="controls">
+<button id="play" type="button">Play</button>
+<input id="slider" type="range" min="0" max="@LAST@" value="0" step="1" aria-label="frame">
+<output id="label"></output>
+</div>
+<figcaption><small>@CAPTION@</small></figcaption>
+</figure>
+<script>
+"use strict";
+const frames = [
+@FRAMES@
+];
+(function () {
+  const img = document.getElementById("frame");
+  const slider = document.getElementById("slider");
+  const button = document.getElementById("play");
+  const label = document.getElementById("label");
+  let timer = null;
+  function show(i) {
+    slider.value = i;
+    img.src = frames[i];
+    label.textContent = "frame " + (i + 1) + " / " + frames.length;
+  }
+  function stop() {
+    clearInterval(timer);
+    timer = null;
+    button.textContent = "Play";
+  }
+  function play() {
+    timer = setInterval(function () {
+      show((Number(slider.value) + 1) % frames.length);
+    }, @INTERVAL@);
+    button.textContent = "Pause";
+  }
+  button.addEventListener("click", function () { if (timer) { stop(); } else { play(); } });
+  slider.addEventListener("input", function () { stop(); show(Number(slider.value)); });
+  show(0);
+})();
+</script>
+</body>
+</html>
+"""
+
+
+def _indexed_frames(animation: Animation):
+    """Every frame in 256 colours, all on one palette made from the first, middle and last
+    frames (median cut, no dithering: flat colours stay flat, and the same animation always
+    gives the same bytes). A quarter of the size of full-colour PNGs, and what GIF needs."""
+    n = len(animation)
+    samples = [animation.image(i) for i in sorted({0, n // 2, n - 1})]
+    width, height = samples[0].size
+    sheet = PIL.Image.new("RGB", (width, height * len(samples)))
+    for j, sample in enumerate(samples):
+        sheet.paste(sample, (0, height * j))
+    palette = sheet.quantize(256, method=PIL.Image.Quantize.MEDIANCUT, dither=PIL.Image.Dither.NONE)
+    # Median cut averages its boxes, so the background would come out near-white. Pillow maps a
+    # colour to the entry nearest the centre of its small box of colours: whiten that entry
+    # until white maps to white (a few near-whites merge, unseen).
+    white = PIL.Image.new("RGB", (1, 1), "white")
+    colours = palette.getpalette()
+    for _ in range(16):
+        index = white.quantize(palette=palette, dither=PIL.Image.Dither.NONE).getpixel((0, 0))
+        if colours[3 * index : 3 * index + 3] == [255, 255, 255]:
+            break
+        colours[3 * index : 3 * index + 3] = [255, 255, 255]
+        palette.putpalette(colours)
+    for i in range(n):
+        yield animation.image(i).quantize(palette=palette, dither=PIL.Image.Dither.NONE)
+
+
+def to_html(animation: Animation, path, *, force: bool = False) -> Path:
+    """Write ``animation`` as one self-contained HTML file: every frame a base64 PNG, and a
+    small inline player (play/pause, slider). No external script, style sheet or font: it works
+    offline, from a file or an e-mail attachment.
+
+    Parameters
+    ----------
+    animation : Animation
+    path : str or Path
+    force : bool
+        Overwrite an existing file; otherwise raise ``FileExistsError``.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
+    frames = []
+    for frame in _indexed_frames(animation):
+        buffer = io.BytesIO()
+        frame.save(buffer, format="PNG", compress_level=6)
+        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+        frames.append(f'"data:image/png;base64,{encoded}"')
+    width, height = animation.canvas.get_width_height()
+    title = html.escape(f"kvmviz: {animation.name}")
+    text = (
+        _HTML.replace("@FRAMES@", ",\n".join(frames))
+        .replace("@TITLE@", title)
+        .replace("@WIDTH@", str(width))
+        .replace("@HEIGHT@", str(height))
+        .replace("@LAST@", str(len(animation) - 1))
+        .replace("@INTERVAL@", str(max(1, round(1000 / animation.fps))))
+        .replace("@CAPTION@", f"{len(animation)} frames at {animation.fps:g} per second")
+    )
+    return _write_atomic(path, text.encode("utf-8"), force=force)
+
+
+def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) -> Path:
+    """Write ``animation`` as a looping GIF (Pillow), one GIF frame per animation frame.
+
+    Parameters
+    ----------
+    animation : Animation
+    path : str or Path
+    fps : float
+        Frames per second (GIF stores delays in 10 ms steps).
+    force : bool
+        Overwrite an existing file; otherwise raise ``FileExistsError``.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    frames = list(_indexed_frames(animation))
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=round(1000 / fps),
+        loop=0,
+    )
+    return _write_atomic(path, buffer.getvalue(), force=force)
+
+
+def _standard_queue(seed: int) -> Animation:
+    runs = {k: simulate(QUEUE_SCENARIO, k, seed=seed) for k in ("v5.12", "v5.15")}
+    window = busiest_window(runs["v5.12"], _QUEUE_WINDOW_US)
+    return queue_animation(runs, *window, n_frames=120)
+
+
+def _standard_memslots(seed: int) -> Animation:
+    return memslot_animation(simulate(MEMSLOT_SCENARIO, "v5.13", seed=seed))
+
+
+_STANDARD = {
+    "queue-v5.12-vs-v5.15": _standard_queue,
+    "memslot-arrivals-v5.13": _standard_memslots,
+}
+
+
+def standard_animations(seed: int = 0, names: Sequence[str] | None = None) -> dict[str, Animation]:
+    """The animations of the blog and the notebooks, by file name.
+
+    * ``queue-v5.12-vs-v5.15``: :data:`QUEUE_SCENARIO` on both kernels, 120 frames over the
+      60 µs where v5.12's writers wait most (:func:`busiest_window`);
+    * ``memslot-arrivals-v5.13``: the first 24 notification events of :data:`MEMSLOT_SCENARIO`
+      on v5.13, 5 frames each.
+
+    Parameters
+    ----------
+    seed : int
+    names : sequence of str, optional
+        Build only these (default all).
+    """
+    names = list(_STANDARD) if names is None else list(names)
+    unknown = [n for n in names if n not in _STANDARD]
+    if unknown:
+        raise ValueError(f"unknown animations {unknown}; expected among {list(_STANDARD)}")
+    return {name: _STANDARD[name](seed) for name in names}
+
+
+def render_all(
+    out_dir, *, formats: Sequence[str] = _FORMATS, force: bool = False, seed: int = 0
+) -> list[Path]:
+    """Write the standard animations (:func:`standard_animations`) into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if missing.
+    formats : sequence of {"html", "gif"}
+    force : bool
+        Overwrite existing files; otherwise an existing one raises ``FileExistsError`` before
+        anything is written.
+    seed : int
+
+    Returns
+    -------
+    list of Path
+        The files written, animation by animation, in the order of ``formats``.
+    """
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in _FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"formats must be among {_FORMATS}, got {formats!r}")
+    out = Path(out_dir)
+    targets = [out / f"{name}.{fmt}" for name in _STANDARD for fmt in formats]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not force:
+        raise FileExistsError(f"refusing to overwrite {', '.join(existing)} (pass force=True)")
+    written = []
+    for name, animation in standard_animations(seed).items():
+        for fmt in formats:
+            target = out / f"{name}.{fmt}"
+            export = to_html if fmt == "html" else to_gif
+            written.append(export(animation, target, force=force))
+    return written
