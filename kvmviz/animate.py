@@ -22,6 +22,7 @@ import html
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -792,7 +793,7 @@ def queue_animation(
     end_us: float | None = None,
     n_frames: int = 120,
     *,
-    fps: float = 10,
+    fps: float = 20,
     width_us: float = _QUEUE_WINDOW_US,
     figsize: tuple[float, float] | None = None,
     dpi: float = 80,
@@ -901,7 +902,7 @@ def memslot_animation(
     frames_per_event: int = 5,
     first_event: int = 0,
     regions=(VMM_HEAP,),
-    fps: float = 10,
+    fps: float = 20,
     figsize: tuple[float, float] = (11, 4.4),
     dpi: float = 80,
 ) -> Animation:
@@ -1114,8 +1115,9 @@ def _mix(colour: str, amount: float) -> tuple:
 def player(animation: Animation):
     """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
 
-    Each frame is rendered by blitting when first shown and kept, so a second loop costs
-    nothing. Display the returned box as a cell's last line.
+    Every frame is rendered (by blitting) in a background thread as soon as the player is
+    made, and kept: playback then only sends bytes to the browser. Display the returned box
+    as a cell's last line.
 
     Returns
     -------
@@ -1137,14 +1139,24 @@ def player(animation: Animation):
     w.jslink((play, "value"), (slider, "value"))
     image = w.Image(value=animation.png(0), format="png")
     image.layout.max_width = "100%"
-    rendered = {}
+    rendered = {0: image.value}
+    lock = threading.Lock()  # one figure: render one frame at a time
+
+    def frame(i: int) -> bytes:
+        with lock:
+            if i not in rendered:
+                rendered[i] = animation.png(i)
+            return rendered[i]
 
     def show(change) -> None:
-        i = int(change["new"])
-        if i not in rendered:
-            rendered[i] = animation.png(i)
-        image.value = rendered[i]
+        image.value = frame(int(change["new"]))
 
+    def prerender() -> None:
+        # Render every frame ahead of the first Play, so playback only sends bytes.
+        for i in range(len(animation)):
+            frame(i)
+
+    threading.Thread(target=prerender, name="kvmviz-prerender", daemon=True).start()
     slider.observe(show, names="value")
     box = w.VBox([w.HBox([play, slider]), image])
     box.add_class("kvmviz-player")

@@ -188,4 +188,28 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     )
     assert not errors, errors
     page.screenshot(path=str(ARTIFACTS / "04-end.png"), full_page=False)
+    _play_the_queue_animation(page)
     page.close()
+
+
+def _play_the_queue_animation(page) -> None:
+    """Press ▶ on the queue animation: the frames shown in the browser change, and keep
+    changing. The rate is printed (measured, not asserted: this machine is shared)."""
+    player = page.locator(".kvmviz-player").first
+    player.scroll_into_view_if_needed()
+    image = player.locator("img").first
+    # Count frame changes inside the page (a MutationObserver), not by polling from here.
+    image.evaluate(
+        """img => { window.kvmvizFrames = 0;
+                   new MutationObserver(() => window.kvmvizFrames++)
+                       .observe(img, {attributes: true, attributeFilter: ['src']}); }"""
+    )
+    time.sleep(6.0)  # a reader looks at the first frame; the player renders the rest meanwhile
+    player.locator("button").first.click()  # the Play button
+    started = time.monotonic()
+    time.sleep(4.0)
+    frames = page.evaluate("window.kvmvizFrames")
+    elapsed = time.monotonic() - started
+    page.screenshot(path=str(ARTIFACTS / "04-animation.png"), full_page=False)
+    print(f"queue animation: {frames} frames in {elapsed:.1f} s = {frames / elapsed:.1f} fps")
+    assert frames > 10, "the animation did not play"
