@@ -262,7 +262,7 @@ class _Model:
 
     def _cost(self, callback: str, hit: bool, locked: bool, pages: int) -> float:
         s = self.s
-        walk = len(s.layout) * s.memslot_walk_ns * 1e-3
+        walk = s.memslot_walk_us  # linear up to v5.16, interval tree from ed922739c919
         if self.kernel == "v5.12" and callback != _END:
             # v5.12 x86 walked the memslots twice, for the rmaps and again per TDP root
             # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range; removed by 3039bcc74498).

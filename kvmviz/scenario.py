@@ -7,6 +7,7 @@ the ones no public source measures are marked *free* and are there to be played 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 from .memslots import MemslotLayout
@@ -76,8 +77,12 @@ class Scenario:
         (clearing PTEs, copying a page), µs. Derived: 1 µs per 4 KiB madvise + notifier pair
         (memslot_perf_test).
     memslot_walk_ns : float
-        Cost of visiting one memslot in the linear hva walk (before v5.17), ns. Derived:
-        about 3.6 ns per slot per notifier pair (Szmigiero, 32k slots).
+        Cost of visiting one memslot in the hva walk, ns. Derived: about 3.6 ns per slot per
+        notifier pair (Szmigiero, 32k slots).
+    memslot_lookup : {"linear", "interval-tree"}
+        How a notifier finds the memslots its range touches: every slot of each address space
+        (``kvm_for_each_memslot``, up to v5.16), or the hva interval tree of ed922739c919
+        (v5.17), which visits about log2(n) nodes.
     lock_op_us : float
         Uncontended lock plus unlock. Waiman Long's qrwlock numbers: 8-16 ns.
     zap_base_us, zap_us_per_mib : float
@@ -105,6 +110,7 @@ class Scenario:
     relevant_mix: tuple[float, float, float] = (1.0, 1.0, 1.0)
     invalidate_window_us: float = 1.0
     memslot_walk_ns: float = 1.8
+    memslot_lookup: str = "linear"
     lock_op_us: float = 0.015
     zap_base_us: float = 1.0
     zap_us_per_mib: float = 2.2
@@ -123,7 +129,7 @@ class Scenario:
         if not any(s.as_id == 0 for s in self.layout):
             bad("layout", "at least one memslot in address space 0 for the vCPUs to fault on")
         for f in fields(self):
-            if f.name in ("n_vcpus", "layout", "relevant_mix"):
+            if f.name in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
@@ -137,6 +143,8 @@ class Scenario:
             bad("duration_us", "> 0")
         if self.guest_run_us <= 0:
             bad("guest_run_us", "> 0 (a vCPU must spend some time in the guest)")
+        if self.memslot_lookup not in ("linear", "interval-tree"):
+            bad("memslot_lookup", "'linear' (up to v5.16) or 'interval-tree' (v5.17+)")
         mix = tuple(float(w) for w in self.relevant_mix)
         if len(mix) != 3 or any(not w >= 0 for w in mix) or sum(mix) <= 0:
             bad("relevant_mix", "three weights >= 0 for (migration, ksm, guest_aging), not all 0")
@@ -151,6 +159,13 @@ class Scenario:
     def mean_read_hold_us(self) -> float:
         """Mean read-side hold, including the per-vCPU contention term."""
         return self.read_hold_us + self.read_hold_per_vcpu_us * self.n_faulting
+
+    @property
+    def memslot_walk_us(self) -> float:
+        """Cost of finding the memslots a notifier range touches, µs (one walk)."""
+        n = len(self.layout)
+        visited = n if self.memslot_lookup == "linear" else math.ceil(math.log2(n + 1)) + 1
+        return visited * self.memslot_walk_ns * 1e-3
 
     @property
     def tlb_flush_us(self) -> float:

@@ -312,3 +312,18 @@ def test_engines_agree_on_random_scenarios(
     b = kv.simulate(scenario, kernel, seed=seed, method="events")
     pd.testing.assert_frame_equal(a.faults, b.faults)
     pd.testing.assert_frame_equal(a.notifiers, b.notifiers)
+
+
+def test_memslot_lookup_costs():
+    """A linear walk visits every slot (up to v5.16); the interval tree (ed922739c919) about
+    log2(n); a locked miss on v5.12 holds mmu_lock for two such walks."""
+    layout = kv.presets.many_memslots_layout(1023)
+    linear = kv.Scenario(layout=layout, memslot_walk_ns=2.0)
+    tree = linear.replace(memslot_lookup="interval-tree")
+    assert linear.memslot_walk_us == pytest.approx(1023 * 2.0e-3)
+    assert tree.memslot_walk_us == pytest.approx((10 + 1) * 2.0e-3)
+    stream = _stream([(100.0, "clear_young", 0x1000, 0x2000)])  # a miss, unpaired
+    run = kv.simulate(linear.replace(n_vcpus=2, duration_us=500.0), "v5.12", stream=stream)
+    assert run.notifiers.hold_us.iloc[0] == pytest.approx(linear.lock_op_us + 2 * 1023 * 2e-3)
+    with pytest.raises(ValueError, match="memslot_lookup"):
+        kv.Scenario(memslot_lookup="hash")
