@@ -1166,12 +1166,18 @@ def player(animation: Animation):
 # ---------------------------------------------------------------------------------------------
 # Export
 # ---------------------------------------------------------------------------------------------
-def _write_atomic(path, data: bytes, *, force: bool) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, so a reader
-    never sees half a file; refuse to replace an existing file unless ``force``."""
+def _free_target(path, force: bool) -> Path:
+    """``path`` as a Path, if it may be written: refuse early, before any frame is rendered."""
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
+    return path
+
+
+def _write_atomic(path, data: bytes, *, force: bool) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, so a reader
+    never sees half a file; refuse to replace an existing file unless ``force``."""
+    path = _free_target(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
@@ -1291,9 +1297,7 @@ def to_html(animation: Animation, path, *, force: bool = False) -> Path:
     -------
     Path
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
+    path = _free_target(path, force)
     frames = []
     for frame in _indexed_frames(animation):
         buffer = io.BytesIO()
@@ -1330,9 +1334,7 @@ def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) 
     -------
     Path
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
+    path = _free_target(path, force)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
     frames = list(_indexed_frames(animation))

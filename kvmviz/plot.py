@@ -248,6 +248,21 @@ def _segments(slot_intervals, other_intervals, cluster_gap: int = 1 << 30):
     return to_x, placed, pos
 
 
+def _slot_bar(ax, x0: float, x1: float, y: float, height: float, *, gid: str) -> None:
+    """One memslot as a green bar, at least visible however narrow."""
+    ax.add_patch(
+        Rectangle(
+            (x0, y),
+            max(x1 - x0, 0.004),
+            height,
+            facecolor=COLORS["memslot"],
+            edgecolor="white",
+            linewidth=0.8,
+            gid=gid,
+        )
+    )
+
+
 def _size(nbytes: int) -> str:
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if nbytes >= 1 << shift:
@@ -344,17 +359,7 @@ def memslot_map(
         x0, x1 = to_x(slot.hva_start), to_x(slot.hva_end)
         height = 0.8 / lanes_in[slot.as_id]
         y = row_of[slot.as_id] + 0.1 + lane_of[slot] * height
-        ax.add_patch(
-            Rectangle(
-                (x0, y),
-                max(x1 - x0, 0.004),
-                height,
-                facecolor=COLORS["memslot"],
-                edgecolor="white",
-                linewidth=0.8,
-                gid=f"memslot-as{slot.as_id}-slot{slot.slot}",
-            )
-        )
+        _slot_bar(ax, x0, x1, y, height, gid=f"memslot-as{slot.as_id}-slot{slot.slot}")
         if x1 - x0 > 0.5:
             label = f"slot {slot.slot}\n{_size(slot.size_bytes)}"
             if x1 - x0 > 2.5 and lanes_in[slot.as_id] == 1:
@@ -463,17 +468,7 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
     for slot in layout:
         x0, x1 = to_x(slot.base_gfn << PAGE_SHIFT), to_x(slot.gfn_end << PAGE_SHIFT)
         y = row_of[slot.as_id] + 0.08
-        ax.add_patch(
-            Rectangle(
-                (x0, y),
-                max(x1 - x0, 0.004),
-                0.5,
-                facecolor=COLORS["memslot"],
-                edgecolor="white",
-                linewidth=0.8,
-                gid=f"gfn-memslot-as{slot.as_id}-slot{slot.slot}",
-            )
-        )
+        _slot_bar(ax, x0, x1, y, 0.5, gid=f"gfn-memslot-as{slot.as_id}-slot{slot.slot}")
         if x1 - x0 > 0.7:
             label = f"slot {slot.slot}"
             if x1 - x0 > 1.6:
