@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 KVMVIZ_PORT ?= 8888
+KVMVIZ_DASHBOARD_PORT ?= 8866
 PYTEST_ARGS ?=
 
 # The install stamp is named after a checksum of pyproject.toml, and also depends on it:
@@ -9,11 +10,11 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed-$(firstword $(shell cksum < pyproject.toml))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test format bench clean strip
+.PHONY: help install lab dashboard test format bench clean strip nav
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,15 @@ lab: $(STAMP) ## start JupyterLab on notebooks/ (prints the URL; opens a browser
 	set -x; exec $(VENV)/bin/jupyter lab notebooks/ --port=$(KVMVIZ_PORT) \
 		--ServerApp.open_browser=$$open $$root
 
+# Voila runs dashboard/toggle.ipynb and shows its outputs only. The `kvmviz` template
+# (dashboard/jupyter/voila/templates/) is Voila's `lab` one without its CDN links: nothing is
+# fetched from outside localhost. No --allow-root needed: Voila has no root check.
+dashboard: $(STAMP) ## serve chapter 04's kernel toggle without code, for a projector (Voila)
+	@echo "kvmviz dashboard: http://127.0.0.1:$(KVMVIZ_DASHBOARD_PORT)/ (Ctrl-C stops it)"
+	@export JUPYTER_PATH="$(CURDIR)/dashboard/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}"; \
+	set -x; exec $(VENV)/bin/voila dashboard/toggle.ipynb --port=$(KVMVIZ_DASHBOARD_PORT) \
+		--Voila.port_retries=0 --no-browser --Voila.ip=127.0.0.1 --template=kvmviz
+
 test: $(STAMP) ## lint, check formatting, run all tests (notebooks executed too)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -46,6 +56,9 @@ bench: $(STAMP) ## run the engine benchmark against its reference implementation
 
 strip: ## remove outputs and execution counts from notebooks/*.ipynb
 	$(PYTHON) tools/strip_notebooks.py notebooks
+
+nav: ## regenerate the navigation cells of notebooks/NN-*.ipynb (and 00-index's chapter table)
+	$(PYTHON) tools/nav.py notebooks
 
 clean: ## remove the venv and caches (never sources, notebooks or figures)
 	if [ -f $(VENV)/pyvenv.cfg ]; then rm -rf $(VENV); fi

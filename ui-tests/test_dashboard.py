@@ -1,0 +1,259 @@
+"""Workshop mode: chapter 04's kernel toggle served by Voila, driven in a real headless Chromium.
+
+Starts Voila the way `make dashboard` does (same flags, same `kvmviz` template) on a free
+localhost port over a temporary copy of ``dashboard/``, opens it, reads the p99 stall the
+dashboard shows, flips the toggle to v5.15 and checks that the p99 drops, that no code and no
+error is shown, and that the page fetched nothing from outside localhost (every request is
+recorded; any that leaves the machine is aborted and fails the test). Screenshots go to
+``ui-tests/artifacts/``.
+
+Needs Voila (the ``lab`` extra), Debian's ``chromium`` and Playwright for Python (which drives it
+through ``executable_path``: downloading a browser is impossible here). Without them the tests
+skip, unless ``KVMVIZ_REQUIRE_BROWSER=1`` (set by ``.ci/run``) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD = ROOT / "dashboard"
+NOTEBOOK = "toggle.ipynb"
+ARTIFACTS = ROOT / "ui-tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRED = os.environ.get("KVMVIZ_REQUIRE_BROWSER", "") not in ("", "0")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# What `make dashboard` passes to Voila besides the notebook and the port.
+VOILA_FLAGS = [
+    "--Voila.port_retries=0",
+    "--no-browser",
+    "--Voila.ip=127.0.0.1",
+    "--template=kvmviz",
+]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"browser tests required (KVMVIZ_REQUIRE_BROWSER=1) but {reason}")
+    pytest.skip(reason)
+
+
+def _missing_browser() -> str | None:
+    if CHROMIUM is None:
+        return "no chromium on PATH (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install -e '.[test]')"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- without a server -----------------------------------------------------------------------
+
+
+def test_dashboard_notebook_shows_only_the_toggle():
+    """Committed without outputs; one markdown intro and one code cell building the dashboard."""
+    nb = json.loads((DASHBOARD / NOTEBOOK).read_text(encoding="utf-8"))
+    kinds = [c["cell_type"] for c in nb["cells"]]
+    assert kinds[0] == "markdown" and kinds.count("code") == 1, kinds
+    (code,) = (c for c in nb["cells"] if c["cell_type"] == "code")
+    assert not code["outputs"] and code["execution_count"] is None, "run `make strip`"
+    assert "kv.widgets.toggle_dashboard(" in "".join(code["source"])
+
+
+def test_make_dashboard_uses_the_same_voila_flags():
+    """The server below is the one `make dashboard` starts: the Makefile passes these flags."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ndashboard:", 1)[1].split("\n\n", 1)[0]
+    for flag in [*VOILA_FLAGS, "dashboard/toggle.ipynb", "dashboard/jupyter"]:
+        assert flag in recipe, f"`make dashboard` no longer passes {flag}"
+
+
+# --- Voila ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory):
+    """Voila on a free localhost port over a copy of dashboard/; yields its URL."""
+    try:
+        import voila as _  # noqa: F401
+    except ImportError:
+        _skip_or_fail("Voila is not installed (pip install -e '.[lab]')")
+    work = tmp_path_factory.mktemp("voila")
+    shutil.copytree(DASHBOARD, work / "dashboard")
+    jupyter = work / "dashboard" / "jupyter"
+    # The kernel runs this very interpreter, whatever `python3` kernelspec the machine has.
+    spec = jupyter / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3",
+                "language": "python",
+            }
+        ),
+        encoding="utf-8",
+    )
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(work / "dashboard" / NOTEBOOK),
+        f"--port={port}",
+        *VOILA_FLAGS,
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "MPLBACKEND")}
+    env["JUPYTER_PATH"] = str(jupyter)
+    log_path = work / "voila.log"
+    log = open(log_path, "w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:  # a static file: answering it starts no kernel
+                urllib.request.urlopen(f"{url}voila/static/voila.js", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break  # the server answers
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Voila did not start: {log_path.read_text()}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        print(log_path.read_text()[-3000:])
+
+
+def test_voila_page_links_nothing_outside_localhost(voila):
+    """The page Voila renders (the notebook run, code stripped) names no external script or
+    stylesheet: Voila's `lab` template would link Font Awesome from a CDN, ours does not."""
+    with urllib.request.urlopen(voila, timeout=180) as response:
+        page = response.read().decode("utf-8")
+    external = [
+        url
+        for url in re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)|import\(\s*["']([^"']+)""", page)
+        for url in url
+        if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname
+        if urlsplit(url).hostname not in LOCAL_HOSTS
+    ]
+    assert not external, external
+    assert "toggle_dashboard" not in page, "Voila shows the code"
+    assert "There was an error when executing cell" not in page
+
+
+# --- in Chromium ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing_browser()
+    if reason:
+        _skip_or_fail(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def _p99(page, kernel: str, timeout_ms: int = 60_000) -> float:
+    locator = page.locator(f'.kvmviz-p99[data-kernel="{kernel}"]')
+    locator.wait_for(timeout=timeout_ms)
+    return float(locator.get_attribute("data-p99-us"))
+
+
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS
+
+
+@pytest.mark.browser
+def test_dashboard_in_chromium(browser, voila):
+    """Open the dashboard, flip the toggle to v5.15: the p99 stall shown drops; no code, no
+    error, and not a single request to anywhere but localhost."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requests: list[str] = []
+    outside: list[str] = []
+
+    def route(route):
+        requests.append(route.request.url)
+        if _is_local(route.request.url):
+            route.continue_()
+        else:  # never let it leave the machine, and fail below
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    started = time.monotonic()
+    page.goto(voila, timeout=180_000)
+    try:
+        # The first run in a fresh environment also compiles the engine (numba, cached after).
+        before = _p99(page, "v5.12", timeout_ms=180_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "dashboard-failed.png"), full_page=True)
+        raise
+    print(f"dashboard shown {time.monotonic() - started:.1f} s after the request")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-v5.12.png"))
+    page.get_by_role("button", name="v5.15", exact=True).click()
+    after = _p99(page, "v5.15")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-v5.15.png"))
+    assert before > 0
+    assert after < 0.75 * before, (before, after)
+
+    text = page.locator("body").inner_text()
+    assert "toggle_dashboard" not in text and "import kvmviz" not in text, "code is shown"
+    for sign in ("There was an error", "Traceback", "Error:"):
+        assert sign not in text, f"{sign!r} on the page"
+    assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
+    assert not errors, errors
+    assert not outside, f"requests to outside localhost: {outside}"
+    assert sockets and all(_is_local(url) for url in sockets), sockets
+    assert len(requests) > 10, requests  # the recording itself works
+    print(f"{len(requests)} requests and {len(sockets)} websockets, all to localhost")
+    context.close()
