@@ -95,3 +95,29 @@ def test_simpy_qrwlock_matches_kvmviz_replay(seed):
     expected = replay(arrival, is_writer, hold, policy="qrwlock")
     got = _simpy_replay(bench.QRWLock, arrival, is_writer, hold)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
+def test_notebook_benchmark_reports_the_reference_and_each_chapter_asked_for():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "notebooks.py"), "00"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reference = re.search(r"^reference .*?([\d.]+) s$", proc.stdout, re.MULTILINE)
+    chapter = re.search(r"^00-index\.ipynb\s+([\d.]+) s\s+([\d.]+)x reference", proc.stdout, re.M)
+    assert reference and chapter, proc.stdout
+    assert float(reference[1]) > 0 and float(chapter[1]) > 0
+    assert "01-memslots" not in proc.stdout  # only the chapter asked for
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "notebooks.py"), "99"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode != 0 and "no notebook numbered 99" in bad.stderr
