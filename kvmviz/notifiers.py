@@ -1,9 +1,13 @@
 """MMU-notifier callbacks and seeded generators of notification streams, by cause.
 
 An *event* is what the primary MMU does once (a munmap, a page migration, an aging pass over one
-page); it fires one to three *callbacks* in a fixed order. Since 6bdb913f0a70 (v3.7) a page move
-is always bracketed: ``invalidate_range_start`` -> ``change_pte`` -> ``invalidate_range_end``
-(KERNEL.md §1.2, §1.6). Aging calls are unpaired.
+page); it fires one to three *callbacks* in a fixed order. Since 6bdb913f0a70 (v3.7)
+``change_pte`` is always bracketed: ``invalidate_range_start`` -> ``change_pte`` ->
+``invalidate_range_end`` (KERNEL.md §1.2, §1.6). Only ``set_pte_at_notify()`` fires it, whose
+callers are KSM (``replace_page``), copy-on-write (``wp_page_copy``), uprobes and device-memory
+migration; ordinary page migration installs the new PTE with a plain ``set_pte_at()`` in
+``remove_migration_pte()`` (mm/migrate.c) and so fires only the start/end pair of
+``try_to_migrate_one()`` (``try_to_unmap_one()`` before v5.16). Aging calls are unpaired.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ __all__ = [
 START, END = "invalidate_range_start", "invalidate_range_end"
 # Callback sequence of each kind of event.
 EVENT_KINDS = {
-    "pair": (START, END),  # munmap, madvise(MADV_DONTNEED), mprotect, NUMA hinting
-    "move": (START, "change_pte", END),  # migration, KSM merge, COW (6bdb913f0a70)
+    "pair": (START, END),  # munmap, madvise(MADV_DONTNEED), mprotect, page migration
+    "move": (START, "change_pte", END),  # set_pte_at_notify: KSM merge, COW (6bdb913f0a70)
     "clear_flush_young": ("clear_flush_young",),  # reclaim / DAMON aging
     "clear_young": ("clear_young",),  # idle page tracking
     "test_young": ("test_young",),  # khugepaged / reclaim youngness checks
@@ -51,7 +55,10 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
 
     Otherwise it hits guest memory, by ``relevant_mix``:
 
-    * ``migration`` and ``ksm``: a page move on one guest page (start, change_pte, end);
+    * ``migration``: a page migrated (NUMA balancing, compaction), a start/end pair on one
+      guest page (``try_to_migrate_one()``; ``remove_migration_pte()`` uses a plain
+      ``set_pte_at()``, so no ``change_pte``);
+    * ``ksm``: KSM's ``replace_page()`` merging one guest page (start, change_pte, end);
     * ``guest_aging``: an aging call on one guest page.
 
     Returns
@@ -72,8 +79,8 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
     # Aging calls: which callback (kdamond issues both clear_flush_young and test_young).
     aging_kind = rng.choice(["clear_flush_young", "test_young", "clear_young"], size=n)
     kind = np.empty(n, dtype=object)
-    kind[cause == 0] = "pair"
-    kind[(cause == 2) | (cause == 3)] = "move"
+    kind[(cause == 0) | (cause == 2)] = "pair"
+    kind[cause == 3] = "move"
     unpaired = (cause == 1) | (cause == 4)
     kind[unpaired] = aging_kind[unpaired]
     kind[(cause == 1) & (aging_kind == "clear_young")] = "clear_flush_young"
