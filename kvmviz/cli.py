@@ -20,6 +20,11 @@ _QUIZ = {
     "takes-lock": exercises.takes_lock_question,
     "zapped-gfns": exercises.zapped_gfns,
     "grant-order": exercises.grant_order,
+    "must-retry": exercises.must_retry,
+    "callback-order": exercises.callback_order,
+    "reader-wait": exercises.reader_wait,
+    "walk-threshold": exercises.memslot_walk_threshold,
+    "flush-hold": exercises.hit_flush_hold,
 }
 
 

@@ -48,7 +48,7 @@ from .notifiers import EVENT_KINDS, generate_stream
 from .rwlock import POLICIES, make_lock
 from .scenario import Scenario
 
-__all__ = ["Run", "simulate"]
+__all__ = ["Run", "replay_run", "simulate"]
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
 _SINGLE_HVA = {"change_pte", "test_young"}  # these callbacks carry one hva, not a range
@@ -561,3 +561,102 @@ def _run_compiled(model: _Model) -> None:
             break
         cap *= 2  # a vCPU retried more than expected: more room, same result
     model.sorted_attempts = tuple(a[:n] for a in out)
+
+
+# --------------------------------------------------------------------------------------------
+# A hand-made request list as a Run, so every view can draw it.
+# --------------------------------------------------------------------------------------------
+def replay_run(
+    arrival,
+    is_writer,
+    hold,
+    policy: str = "qrwlock",
+    *,
+    kernel: str = "v5.12",
+    callback: str = "invalidate_range_start",
+) -> Run:
+    """An open-loop request list, granted by :func:`kvmviz.rwlock.replay`, as a :class:`Run`.
+
+    The views (:func:`kvmviz.plot.lock_timeline`, :func:`kvmviz.animate.queue_animation`, the
+    metrics) then draw a hand-made scene exactly as they draw a simulation. Each reader becomes
+    one fault attempt of its own vCPU, vCPUs numbered 0, 1, ... in request order; each writer
+    becomes one notification event of a single ``callback`` that takes ``mmu_lock`` for write,
+    events numbered 0, 1, ... in request order. The writers are spurious ones (cause
+    ``vmm_self``, a page of the VMM's heap): which callback it is changes no grant, only labels.
+
+    Parameters
+    ----------
+    arrival, is_writer, hold : array_like
+        As :func:`kvmviz.rwlock.replay`: arrival time (µs), write request?, hold time (µs).
+    policy : {"qrwlock", "reader-pref", "spinlock"}
+    kernel : str
+        Only a label here (the notifier rules are not applied); default ``"v5.12"``, the first
+        x86 kernel whose ``mmu_lock`` is an rwlock (531810caa9f4).
+    callback : str
+        The writers' callback name, one of :data:`kvmviz.CALLBACKS`.
+
+    Returns
+    -------
+    Run
+        ``run.faults`` has one row per reader (``vcpu``), ``run.notifiers`` one per writer
+        (``event``); ``run.scenario`` has one vCPU per reader (at least one), all faulting, and
+        lasts until the last release.
+
+    Examples
+    --------
+    >>> run = replay_run([0, 1, 2], [False, True, False], [10, 5, 1])
+    >>> run.lock[["holder", "who", "t_grant_us"]].values.tolist()
+    [['vcpu', 0, 0.0], ['notifier', 0, 10.0], ['vcpu', 1, 15.0]]
+    """
+    from .presets import VMM_HEAP
+    from .rwlock import replay
+    from .scenario import NOTIFIER_CAUSES
+
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    if callback not in CALLBACKS:
+        raise ValueError(f"unknown callback {callback!r}; expected one of {CALLBACKS}")
+    grant = replay(arrival, is_writer, hold, policy=policy)  # validates the three arrays
+    arrival = np.asarray(arrival, dtype=float)
+    writer = np.asarray(is_writer, dtype=bool)
+    hold = np.asarray(hold, dtype=float)
+    release = grant + hold
+    r, w = ~writer, writer
+    n_readers, n_writers = int(r.sum()), int(w.sum())
+    zeros = np.zeros(n_readers, dtype=np.int32)
+    faults = pd.DataFrame(
+        {
+            "vcpu": np.arange(n_readers, dtype=np.int32),
+            "fault": zeros,
+            "retries": zeros,
+            "hva": np.zeros(n_readers, dtype=np.uint64),
+            "t_exit_us": arrival[r],
+            "t_request_us": arrival[r],
+            "t_grant_us": grant[r],
+            "t_release_us": release[r],
+            "wait_us": grant[r] - arrival[r],
+            "hold_us": hold[r],
+            "retry": np.zeros(n_readers, dtype=bool),
+        }
+    )
+    page = np.full(n_writers, VMM_HEAP[0], dtype=np.uint64)
+    notifiers = pd.DataFrame(
+        {
+            "event": np.arange(n_writers, dtype=np.int64),
+            "cause": pd.Categorical(["vmm_self"] * n_writers, categories=NOTIFIER_CAUSES),
+            "callback": [callback] * n_writers,
+            "hva_start": page,
+            "hva_end": page + np.uint64(PAGE_SIZE),
+            "hit": np.zeros(n_writers, dtype=bool),
+            "locked": np.ones(n_writers, dtype=bool),
+            "t_arrive_us": arrival[w],
+            "t_grant_us": grant[w],
+            "t_release_us": release[w],
+            "wait_us": grant[w] - arrival[w],
+            "hold_us": hold[w],
+            "t_done_us": release[w],
+        }
+    )
+    end = float(release.max()) if release.size else 0.0
+    scenario = Scenario(n_vcpus=max(n_readers, 1), duration_us=max(end, 1.0), faulting_share=1.0)
+    return Run(scenario, kernel, policy, 0, faults, notifiers)

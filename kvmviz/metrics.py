@@ -14,6 +14,7 @@ from .kernels import KERNELS
 __all__ = [
     "brownout",
     "compare_kernels",
+    "notifier_counters",
     "stall_stats",
     "summarize",
 ]
@@ -149,4 +150,69 @@ def compare_kernels(
     rows = [summarize(simulate(scenario, kernel, policy, seed)) for kernel in kernels]
     frame = pd.DataFrame(rows)
     frame.index = pd.Index(list(kernels), name="kernel")
+    return frame
+
+
+def notifier_counters(run) -> pd.DataFrame:
+    """``mmu_notifier_count`` and ``mmu_notifier_seq`` through a run, one row per change.
+
+    Each callback changes them as :func:`kvmviz.kernels.rule` says for the run's kernel, at the
+    moments the engine applies the change: ``count`` goes up when an ``invalidate_range_start``
+    is granted ``mmu_lock`` (``kvm_inc_notifier_count``, under the write lock), and ``seq`` goes
+    up then ``count`` down when an ``invalidate_range_end`` releases it (``seq++``, ``smp_wmb()``,
+    ``count--``: KERNEL.md §3.1). On v5.12 a ``change_pte`` bumps ``seq`` too (the bump removed
+    by c13fda237f08). A callback that skipped the lock changes neither.
+
+    Parameters
+    ----------
+    run : Run
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_us, event, callback, hit, count_delta, seq_delta`` and the state after the change:
+        ``count, seq`` (both starting from 0) and ``range_start, range_end``, the hvas
+        ``mmu_notifier_retry_hva()`` checks while ``count`` is not 0: set to the callback's
+        range when ``count`` goes 0 -> 1, else widened to cover both (4a42d848db95).
+
+    Examples
+    --------
+    >>> import kvmviz as kv
+    >>> run = kv.simulate(kv.Scenario(n_vcpus=4, duration_us=2_000), kernel="v5.12")
+    >>> counters = notifier_counters(run)
+    >>> int(counters["seq"].iloc[-1]) == int(counters["seq_delta"].sum())
+    True
+    """
+    from .kernels import rule
+
+    notifiers = run.notifiers
+    rows = []
+    hvas = []
+    for row in notifiers[notifiers["locked"].to_numpy(dtype=bool)].itertuples(index=False):
+        effect = rule(run.kernel, row.callback, bool(row.hit))
+        seq_delta = int(effect.bumps_seq)
+        if effect.count_delta == 0 and not seq_delta:
+            continue
+        # count++ right after the lock is taken; seq++ and count-- just before it is dropped.
+        t_us = row.t_grant_us if effect.count_delta > 0 else row.t_release_us
+        rows.append((t_us, row.event, row.callback, bool(row.hit), effect.count_delta, seq_delta))
+        hvas.append((int(row.hva_start), int(row.hva_end)))
+    columns = ["t_us", "event", "callback", "hit", "count_delta", "seq_delta"]
+    frame = pd.DataFrame(rows, columns=columns)
+    order = np.argsort(frame["t_us"].to_numpy(), kind="stable")
+    frame = frame.iloc[order].reset_index(drop=True)
+    count, lo, hi = 0, 0, 0
+    counts, starts, ends = [], [], []
+    for i, delta in zip(order.tolist(), frame["count_delta"].tolist(), strict=True):
+        if delta > 0:  # kvm_inc_notifier_count: a new range at 0 -> 1, else the union
+            start, end = hvas[i]
+            lo, hi = (start, end) if count == 0 else (min(lo, start), max(hi, end))
+        count += delta
+        counts.append(count)
+        starts.append(lo)
+        ends.append(hi)
+    frame["count"] = np.array(counts, dtype=np.int64)
+    frame["seq"] = frame["seq_delta"].cumsum().astype(np.int64)
+    frame["range_start"] = np.array(starts, dtype=np.uint64)
+    frame["range_end"] = np.array(ends, dtype=np.uint64)
     return frame

@@ -25,7 +25,7 @@ from .kernels import CALLBACKS, KERNELS
 from .memslots import PAGE_SHIFT
 from .metrics import brownout as brownout_curve
 from .metrics import summarize
-from .theme import COLORS, HATCHES, KERNEL_STYLES
+from .theme import COLORS, HATCHES, KERNEL_STYLES, POLICY_STYLES
 
 __all__ = [
     "brownout",
@@ -36,6 +36,7 @@ __all__ = [
     "lock_timeline",
     "memslot_map",
     "restyle",
+    "retry_timeline",
     "save",
     "stall_cdf",
     "update",
@@ -113,7 +114,8 @@ def restyle(ax, *, highlight: str | None):
 
 
 def _style(label: str, highlight: str | None) -> dict:
-    base = dict(KERNEL_STYLES.get(label, {"color": COLORS["read"], "linestyle": "-"}))
+    fallback = {"color": COLORS["read"], "linestyle": "-"}
+    base = dict(KERNEL_STYLES.get(label) or POLICY_STYLES.get(label) or fallback)
     base.setdefault("label", label)
     if highlight is not None:
         if label == highlight:
@@ -1063,3 +1065,219 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return targets
+
+
+# --------------------------------------------------------------------------------------------
+# Fault retries: the seq snapshot, the check, the counters.
+# --------------------------------------------------------------------------------------------
+_SHORT_CALLBACK = {
+    "invalidate_range_start": "start",
+    "invalidate_range_end": "end",
+    "change_pte": "change_pte",
+    "clear_flush_young": "clear_flush_young",
+    "clear_young": "clear_young",
+    "test_young": "test_young",
+}
+_RESOLVE_STYLE = {"color": COLORS["read"], "linewidth": 1.2, "alpha": 0.55}
+_SNAPSHOT_MARK = {"marker": "o", "markersize": 5, "color": COLORS["text"], "linestyle": "none"}
+_RETRY_MARK = {
+    "marker": "X",
+    "markersize": 9,
+    "color": COLORS["write"],
+    "markeredgecolor": "white",
+    "linestyle": "none",
+}
+
+
+def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 12):
+    """Each fault's race with the notifiers: seq snapshot, pfn, check, and retries.
+
+    One lane per vCPU. A dot where the fault samples ``mmu_notifier_seq`` (half a VM exit after
+    the EPT violation), a thin blue line while it resolves the pfn outside ``mmu_lock``, orange
+    with dots while it waits for the lock, blue while it holds it for read; a vermilion cross
+    where ``mmu_notifier_retry_hva()`` sent it back to the guest to fault again (an attempt with
+    ``retry`` set in ``run.faults``). Above the vCPUs, the notifier callbacks as in
+    :func:`lock_timeline`, each named. Below, in a second axes, ``mmu_notifier_seq`` and
+    ``mmu_notifier_count`` over time (:func:`kvmviz.metrics.notifier_counters`).
+
+    Parameters
+    ----------
+    run : Run
+        A run with at most ``max_lanes`` vCPUs (use :func:`lock_timeline` for big ones).
+    start_us, end_us : float
+        The window, µs of simulated time.
+    ax : pair of Axes, optional
+        ``(lanes_ax, counters_ax)``; default a new figure with the two, sharing x.
+    max_lanes : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes of the lanes.
+
+    Examples
+    --------
+    >>> run = kv.simulate(kv.Scenario(n_vcpus=3, duration_us=50), kernel="v5.12")  # doctest: +SKIP
+    >>> kv.plot.retry_timeline(run, 0, 50)  # doctest: +SKIP
+    """
+    from .metrics import notifier_counters
+
+    start_us, end_us = float(start_us), float(end_us)
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
+    n_vcpus = run.scenario.n_vcpus
+    if n_vcpus > max_lanes:
+        raise ValueError(
+            f"{n_vcpus} vCPUs do not fit in {max_lanes} lanes; draw a smaller run, or use "
+            "kvmviz.plot.lock_timeline, which groups vCPUs"
+        )
+    if ax is None:
+        _fig, (ax_lanes, ax_count) = plt.subplots(
+            2, 1, sharex=True, figsize=(10, 4.8), height_ratios=[3, 1.4], layout="constrained"
+        )
+    else:
+        ax_lanes, ax_count = ax
+    min_width = 0.004 * (end_us - start_us)
+    height = 0.6
+
+    faults = run.faults
+    t_snap = faults["t_exit_us"].to_numpy() + run.scenario.vmexit_us / 2
+    keep = (t_snap < end_us) & (faults["t_release_us"].to_numpy() > start_us)
+    window = faults[keep].assign(t_snap_us=t_snap[keep])
+    lane_y = 1.5 + np.arange(n_vcpus)
+    for v, attempts in window.groupby("vcpu", sort=True):
+        y = lane_y[int(v)]
+        mid = y + height / 2
+        ax_lanes.hlines(
+            np.full(len(attempts), mid),
+            attempts["t_snap_us"],
+            attempts["t_request_us"],
+            gid=f"lane-vcpu{v}-resolve",
+            **_RESOLVE_STYLE,
+        )
+        ax_lanes.plot(attempts["t_snap_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
+        waited = attempts[attempts["wait_us"].to_numpy() > 0]
+        ax_lanes.broken_barh(
+            _spans(waited["t_request_us"], waited["wait_us"], 1.0, min_width),
+            (y, height),
+            gid=f"lane-vcpu{v}-wait",
+            **_STATE_STYLE["wait"],
+        )
+        ax_lanes.broken_barh(
+            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0, min_width),
+            (y, height),
+            gid=f"lane-vcpu{v}-read",
+            **_STATE_STYLE["read"],
+        )
+        retried = attempts[attempts["retry"].to_numpy(dtype=bool)]
+        ax_lanes.plot(
+            retried["t_release_us"],
+            np.full(len(retried), mid),
+            gid=f"lane-vcpu{v}-retry",
+            **_RETRY_MARK,
+        )
+
+    notifiers = run.notifiers
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
+    shown = notifiers[(arrive < end_us) & (release >= start_us)]
+    taken = shown[shown["locked"].to_numpy(dtype=bool)]
+    waited = taken[taken["wait_us"].to_numpy() > 0]
+    ax_lanes.broken_barh(
+        _spans(waited["t_arrive_us"], waited["wait_us"], 1.0, min_width),
+        (0.2, height),
+        gid="lane-notifier-wait",
+        **_STATE_STYLE["wait"],
+    )
+    ax_lanes.broken_barh(
+        _spans(taken["t_grant_us"], taken["hold_us"], 1.0, min_width),
+        (0.2, height),
+        gid="lane-notifier-write",
+        **_STATE_STYLE["write"],
+    )
+    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
+    ax_lanes.plot(
+        skipped["t_arrive_us"],
+        np.full(len(skipped), 0.2 + height / 2),
+        linestyle="none",
+        gid="lane-notifier-skipped",
+        **_SKIP_MARK,
+    )
+    events = list(shown.groupby("event", sort=False))
+    if len(events) <= 6:  # name each event's callbacks while there is room
+        for _event, callbacks in events:
+            names = " → ".join(_SHORT_CALLBACK[c] for c in callbacks["callback"])
+            ax_lanes.annotate(
+                f"{names} ({'hit' if callbacks['hit'].iloc[0] else 'miss'})",
+                (callbacks["t_arrive_us"].iloc[0], 0.2),
+                xytext=(-3, 3),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize="x-small",
+                color=COLORS["text"],
+            )
+    ax_lanes.set_yticks(
+        [0.2 + height / 2, *(y + height / 2 for y in lane_y)],
+        ["notifiers", *(f"vCPU {v}" for v in range(n_vcpus))],
+    )
+    ax_lanes.tick_params(axis="y", length=0)
+    ax_lanes.set_ylim(lane_y[-1] + height + 0.3, -0.9)
+    ax_lanes.set_xlim(start_us, end_us)
+    ax_lanes.spines["left"].set_visible(False)
+    ax_lanes.set_title(f"Fault retries on {run.kernel}, {n_vcpus} vCPUs", loc="left")
+    handles = [
+        Line2D([], [], label="samples\nmmu_notifier_seq", **_SNAPSHOT_MARK),
+        Line2D([], [], label="resolves the pfn\n(outside mmu_lock)", **_RESOLVE_STYLE),
+        Patch(label="waits for mmu_lock", **_STATE_STYLE["wait"]),
+        Patch(label="holds it for read", **_STATE_STYLE["read"]),
+        Line2D([], [], label="must retry", **_RETRY_MARK),
+        Patch(label="notifier holds it\nfor write", **_STATE_STYLE["write"]),
+        Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
+    ]
+    ax_lanes.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        handlelength=1.4,
+        labelspacing=0.8,
+    )
+
+    counters = notifier_counters(run)
+
+    def value_at(name: str, when: float) -> int:
+        earlier = counters.loc[counters["t_us"].to_numpy() <= when, name]
+        return int(earlier.iloc[-1]) if len(earlier) else 0
+
+    t_change = counters["t_us"].to_numpy()
+    changes = counters[(t_change > start_us) & (t_change <= end_us)]
+    t = np.concatenate([[start_us], changes["t_us"].to_numpy(), [end_us]])
+    top = 1
+    for name, style, offset in (
+        ("seq", {"color": COLORS["text"], "linestyle": "-"}, 5),
+        ("count", {"color": COLORS["write"], "linestyle": "--"}, -5),
+    ):
+        values = np.concatenate(
+            [[value_at(name, start_us)], changes[name].to_numpy(), [value_at(name, end_us)]]
+        )
+        top = max(top, int(values.max()))
+        ax_count.step(t, values, where="post", linewidth=1.8, gid=f"counter-{name}", **style)
+        ax_count.annotate(
+            f"mmu_notifier_{name}",
+            (end_us, values[-1]),
+            xytext=(4, offset),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color=style["color"],
+            annotation_clip=False,
+        )
+    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
+    ax_count.set_ylim(-0.3, top + 0.5)
+    ax_count.set_xlim(start_us, end_us)
+    ax_count.set_ylabel("value (count)")
+    ax_count.set_xlabel("simulated time (µs)")
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes

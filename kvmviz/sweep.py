@@ -407,7 +407,8 @@ def heatmaps(
     Returns
     -------
     matplotlib.figure.Figure
-        Its axes: the panels, then the colour bar.
+        Its axes: the panels, then the colour bar. With several panels the x label is written
+        once, under all of them (``fig.supxlabel``).
     """
     import matplotlib.pyplot as plt
 
@@ -435,6 +436,12 @@ def heatmaps(
         )
     for ax in axes[1:]:
         ax.set_ylabel("")
+    if len(axes) > 1:
+        # One x label under all the panels: a long one repeated per panel runs into its neighbour.
+        size = axes[0].xaxis.label.get_fontsize()
+        fig.supxlabel(axes[0].get_xlabel(), fontsize=size)
+        for ax in axes:
+            ax.set_xlabel("")
     bar = fig.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.9)
     bar.set_label(f"{what} ({unit})" if unit else what)
     bar.outline.set_visible(False)

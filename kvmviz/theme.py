@@ -12,6 +12,7 @@ __all__ = [
     "COLORS",
     "HATCHES",
     "KERNEL_STYLES",
+    "POLICY_STYLES",
     "set_theme",
 ]
 
@@ -30,6 +31,13 @@ KERNEL_STYLES = {
     "v5.12": {"color": "#333333", "linestyle": "-", "label": "v5.12 (always lock)"},
     "v5.13": {"color": "#949494", "linestyle": "--", "label": "v5.13 (8931a454ae)"},
     "v5.15": {"color": "#0173b2", "linestyle": "-", "label": "v5.15 (071064f14d87)"},
+}
+# Lock policies (kvmviz.rwlock), when runs are labelled by policy: the kernel's fair lock dark,
+# the unfair contrast in the accent, the exclusive lock light; a line style for each.
+POLICY_STYLES = {
+    "qrwlock": {"color": "#333333", "linestyle": "-", "label": "qrwlock (fair)"},
+    "reader-pref": {"color": "#0173b2", "linestyle": "--", "label": "reader-pref (unfair)"},
+    "spinlock": {"color": "#949494", "linestyle": ":", "label": "spinlock (exclusive)"},
 }
 
 _CONTEXTS = ("paper", "notebook", "talk")
