@@ -25,13 +25,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create the venv (VENV, default .venv) and install kvmviz[dev] into it (skipped when up to date)
 
+# A workshop room may have no internet: no news feed, no update check against PyPI, and no
+# pop-up asking whether to fetch news (jupyter/lab-settings/overrides.json sets the answer).
+# ui-tests/test_lab.py starts JupyterLab with the same flags.
+LAB_OFFLINE := --LabApp.news_url=None \
+	--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	--LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
+
 lab: $(STAMP) ## start JupyterLab on notebooks/ (prints the URL; opens a browser only with a display)
 	@open=False; \
 	if [ -z "$${CI:-}" ] && { [ -n "$${DISPLAY:-}" ] || [ -n "$${WAYLAND_DISPLAY:-}" ] || \
 		[ "$$(uname -s)" = Darwin ]; }; then open=True; fi; \
 	root=; if [ "$$(id -u)" = 0 ]; then root=--allow-root; fi; \
 	set -x; exec $(VENV)/bin/jupyter lab notebooks/ --port=$(KVMVIZ_PORT) \
-		--ServerApp.open_browser=$$open $$root
+		--ServerApp.open_browser=$$open $$root $(LAB_OFFLINE)
 
 # Voila runs dashboard/toggle.ipynb and shows its outputs only. The `kvmviz` template
 # (dashboard/jupyter/voila/templates/) is Voila's `lab` one without its CDN links: nothing is

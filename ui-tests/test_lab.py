@@ -21,11 +21,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "ui-tests" / "artifacts"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRED = os.environ.get("KVMVIZ_REQUIRE_BROWSER", "") not in ("", "0")
 
@@ -88,7 +90,9 @@ def lab(tmp_path_factory, browser):
         "--ServerApp.ip=127.0.0.1",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={work / 'notebooks'}",
-        "--LabApp.news_url=",
+        # as `make lab` (LAB_OFFLINE): no news feed, no update check, no pop-up asking
+        "--LabApp.news_url=None",
+        f"--LabApp.app_settings_dir={ROOT / 'jupyter' / 'lab-settings'}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if os.geteuid() == 0:
@@ -150,7 +154,19 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     """Run chapter 04 in JupyterLab, flip the toggle to v5.15: the p99 stall shown drops."""
     url, token = lab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside: list[str] = []
+
+    def route(route):  # a workshop room may have no internet: nothing may leave the machine
+        parts = urlsplit(route.request.url)
+        if parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{url}/lab/tree/04-the-optimization.ipynb?token={token}", timeout=120_000)
@@ -187,9 +203,12 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
         == 0
     )
     assert not errors, errors
+    # LAB_OFFLINE and jupyter/lab-settings: no pop-up asking to fetch Jupyter news
+    assert page.get_by_text("get notified about official Jupyter news").count() == 0
     page.screenshot(path=str(ARTIFACTS / "04-end.png"), full_page=False)
     _play_the_queue_animation(page)
-    page.close()
+    assert not outside, f"requests left localhost: {outside}"
+    context.close()
 
 
 def _play_the_queue_animation(page) -> None:
