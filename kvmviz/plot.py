@@ -589,6 +589,39 @@ _STATE_STYLE = {
 _SKIP_MARK = {"marker": "|", "markersize": 9, "markeredgewidth": 1.5, "color": COLORS["miss"]}
 
 
+def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale, min_width):
+    """The notifier lane of a timeline at ``y``: waits and write holds as bars, callbacks that
+    skipped the lock as marks (an instant, shown if it falls in the window). Returns the
+    callbacks shown."""
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
+    shown = notifiers[(arrive < end_us) & (release >= start_us)]
+    taken = shown[shown["locked"].to_numpy(dtype=bool)]
+    waited = taken[taken["wait_us"].to_numpy() > 0]
+    ax.broken_barh(
+        _spans(waited["t_arrive_us"], waited["wait_us"], scale, min_width),
+        (y, height),
+        gid="lane-notifier-wait",
+        **_STATE_STYLE["wait"],
+    )
+    ax.broken_barh(
+        _spans(taken["t_grant_us"], taken["hold_us"], scale, min_width),
+        (y, height),
+        gid="lane-notifier-write",
+        **_STATE_STYLE["write"],
+    )
+    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
+    ax.plot(
+        skipped["t_arrive_us"].to_numpy() * scale,
+        np.full(len(skipped), y + height / 2),
+        linestyle="none",
+        gid="lane-notifier-skipped",
+        **_SKIP_MARK,
+    )
+    return shown
+
+
 def lock_timeline(
     run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 32, groups: int = 8
 ):
@@ -724,34 +757,7 @@ def lock_timeline(
             f"in {len(ticks)} lanes (share of each lane's vCPUs holding / waiting)"
         )
 
-    notifiers = run.notifiers
-    arrive = notifiers["t_arrive_us"].to_numpy()
-    locked = notifiers["locked"].to_numpy(dtype=bool)
-    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
-    # A callback that skipped the lock is an instant: shown if it falls in the window.
-    shown = notifiers[(arrive < end_us) & (release >= start_us)]
-    taken = shown[shown["locked"].to_numpy(dtype=bool)]
-    waited = taken[taken["wait_us"].to_numpy() > 0]
-    ax_lanes.broken_barh(
-        _spans(waited["t_arrive_us"], waited["wait_us"], scale, min_width),
-        (0, 0.8),
-        gid="lane-notifier-wait",
-        **_STATE_STYLE["wait"],
-    )
-    ax_lanes.broken_barh(
-        _spans(taken["t_grant_us"], taken["hold_us"], scale, min_width),
-        (0, 0.8),
-        gid="lane-notifier-write",
-        **_STATE_STYLE["write"],
-    )
-    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
-    ax_lanes.plot(
-        skipped["t_arrive_us"].to_numpy() * scale,
-        np.full(len(skipped), 0.4),
-        linestyle="none",
-        gid="lane-notifier-skipped",
-        **_SKIP_MARK,
-    )
+    _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.0, 0.8, scale, min_width)
     ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
     ax_lanes.tick_params(axis="y", length=0)
     ax_lanes.set_ylim(ticks[-1] + height + 0.2 if ticks else 1.0, -0.2)
@@ -1177,33 +1183,7 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
             **_RETRY_MARK,
         )
 
-    notifiers = run.notifiers
-    arrive = notifiers["t_arrive_us"].to_numpy()
-    locked = notifiers["locked"].to_numpy(dtype=bool)
-    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
-    shown = notifiers[(arrive < end_us) & (release >= start_us)]
-    taken = shown[shown["locked"].to_numpy(dtype=bool)]
-    waited = taken[taken["wait_us"].to_numpy() > 0]
-    ax_lanes.broken_barh(
-        _spans(waited["t_arrive_us"], waited["wait_us"], 1.0, min_width),
-        (0.2, height),
-        gid="lane-notifier-wait",
-        **_STATE_STYLE["wait"],
-    )
-    ax_lanes.broken_barh(
-        _spans(taken["t_grant_us"], taken["hold_us"], 1.0, min_width),
-        (0.2, height),
-        gid="lane-notifier-write",
-        **_STATE_STYLE["write"],
-    )
-    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
-    ax_lanes.plot(
-        skipped["t_arrive_us"],
-        np.full(len(skipped), 0.2 + height / 2),
-        linestyle="none",
-        gid="lane-notifier-skipped",
-        **_SKIP_MARK,
-    )
+    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.2, height, 1.0, min_width)
     events = list(shown.groupby("event", sort=False))
     if len(events) <= 6:  # name each event's callbacks while there is room
         for _event, callbacks in events:

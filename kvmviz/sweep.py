@@ -22,14 +22,13 @@ Examples
 from __future__ import annotations
 
 import itertools
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 
+from ._progress import reporter
 from .engine import simulate
 from .kernels import KERNELS
 from .metrics import summarize
@@ -163,7 +162,7 @@ def grid(
         raise ValueError("seeds must name at least one seed")
     if policy not in POLICIES:
         raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
-    report = _progress_callback(progress)
+    report = reporter(progress, "sweep", _describe_runs, "done, total")
 
     names = list(axes)
     points = list(itertools.product(*(axes[n] for n in names)))
@@ -182,70 +181,8 @@ def grid(
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# Progress.
-# --------------------------------------------------------------------------------------------
-class _StderrProgress:
-    """One self-overwriting line on stderr, at most 5 updates a second."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        final = done >= total
-        if not final and now - self.last < 0.2:
-            return
-        self.last = now
-        sys.stderr.write(f"\rsweep: {done} / {total} runs" + ("\n" if final else ""))
-        sys.stderr.flush()
-
-
-class _WidgetProgress:
-    """An ipywidgets progress bar with a count, shown when first called."""
-
-    def __init__(self) -> None:
-        import ipywidgets as w
-
-        self.bar = w.IntProgress(value=0, min=0, max=1, description="sweep")
-        self.label = w.Label()
-        self.box = w.HBox([self.bar, self.label])
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.shown:
-            from IPython.display import display
-
-            display(self.box)
-            self.shown = True
-        self.bar.max = max(total, 1)
-        self.bar.value = done
-        self.label.value = f"{done} / {total} runs"
-        if done >= total:
-            self.bar.bar_style = "success"
-
-
-def _in_jupyter_kernel() -> bool:
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _progress_callback(progress) -> Callable[[int, int], None] | None:
-    if progress is None or progress is False:
-        return None
-    if progress is True:
-        if _in_jupyter_kernel():
-            try:
-                return _WidgetProgress()
-            except ImportError:
-                pass
-        return _StderrProgress()
-    if callable(progress):
-        return progress
-    raise TypeError(f"progress must be None, True or a callable(done, total), got {progress!r}")
+def _describe_runs(done: int, total: int) -> str:
+    return f"{done} / {total} runs"
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,16 +23,15 @@ import json
 import os
 import re
 import stat
-import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ._progress import reporter
 from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
 from .notifiers import stream_from_callbacks
 
@@ -310,37 +309,9 @@ class _Skips:
             )
 
 
-class _StderrProgress:
-    """``progress=True``: one self-overwriting line on stderr, at most 5 updates a second."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        final = done >= total
-        if not final and now - self.last < 0.2:
-            return
-        self.last = now
-        pct = 100.0 * done / total if total else 100.0
-        sys.stderr.write(
-            f"\r{self.name}: {pct:5.1f}% ({done / 1e6:.1f} / {total / 1e6:.1f} MB)"
-            + ("\n" if final else "")
-        )
-        sys.stderr.flush()
-
-
-def _progress_callback(progress, path: Path) -> Callable[[int, int], None] | None:
-    if progress is None or progress is False:
-        return None
-    if progress is True:
-        return _StderrProgress(path.name)
-    if callable(progress):
-        return progress
-    raise TypeError(
-        f"progress must be None, True or a callable(bytes_read, total), got {progress!r}"
-    )
+def _describe_bytes(done: int, total: int) -> str:
+    pct = 100.0 * done / total if total else 100.0
+    return f"{pct:5.1f}% ({done / 1e6:.1f} / {total / 1e6:.1f} MB)"
 
 
 def _range(pattern: re.Pattern, callback: int):
@@ -425,7 +396,8 @@ def load_ftrace(
         most 100 ``(line, reason)`` pairs), counted in ``attrs["skipped_count"]``, and one
         :class:`TraceParseWarning` gives the count.
     progress : None, True or callable, optional
-        ``True`` prints the share of bytes read to stderr; a callable is called as
+        ``True`` shows the share of bytes read: a progress bar in a Jupyter kernel, a line
+        on stderr elsewhere (the CLI); a callable is called as
         ``progress(bytes_read, total_bytes)`` every few thousand lines and once at the end.
     keep_text : bool, default True
         Keep the raw payload of every record in ``text``. It is most of the frame's memory;
@@ -469,7 +441,7 @@ def load_ftrace(
         the line (truncated to 120 characters) and what was expected there.
     """
     path = Path(path)
-    report = _progress_callback(progress, path)
+    report = reporter(progress, path.name, _describe_bytes, "bytes_read, total")
     total_bytes = os.path.getsize(path)
     skips = _Skips(str(path), lenient, [])
     cols = _Columns(_count_lines(path), keep_text)

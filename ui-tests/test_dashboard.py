@@ -18,24 +18,26 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from browsing import (
+    ARTIFACTS,
+    LOCAL_HOSTS,
+    ROOT,
+    free_port,
+    is_local,
+    keep_local,
+    skip_or_fail,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "dashboard"
 NOTEBOOK = "toggle.ipynb"
-ARTIFACTS = ROOT / "ui-tests" / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("KVMVIZ_REQUIRE_BROWSER", "") not in ("", "0")
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # What `make dashboard` passes to Voila besides the notebook and the port.
 VOILA_FLAGS = [
     "--Voila.port_retries=0",
@@ -43,28 +45,6 @@ VOILA_FLAGS = [
     "--Voila.ip=127.0.0.1",
     "--template=kvmviz",
 ]
-
-
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"browser tests required (KVMVIZ_REQUIRE_BROWSER=1) but {reason}")
-    pytest.skip(reason)
-
-
-def _missing_browser() -> str | None:
-    if CHROMIUM is None:
-        return "no chromium on PATH (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (pip install -e '.[test]')"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- without a server -----------------------------------------------------------------------
@@ -97,7 +77,7 @@ def voila(tmp_path_factory):
     try:
         import voila as _  # noqa: F401
     except ImportError:
-        _skip_or_fail("Voila is not installed (pip install -e '.[lab]')")
+        skip_or_fail("Voila is not installed (pip install -e '.[lab]')")
     work = tmp_path_factory.mktemp("voila")
     shutil.copytree(DASHBOARD, work / "dashboard")
     jupyter = work / "dashboard" / "jupyter"
@@ -114,7 +94,7 @@ def voila(tmp_path_factory):
         ),
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -172,39 +152,10 @@ def test_voila_page_links_nothing_outside_localhost(voila):
 # --- in Chromium ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing_browser()
-    if reason:
-        _skip_or_fail(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
 def _p99(page, kernel: str, timeout_ms: int = 60_000) -> float:
     locator = page.locator(f'.kvmviz-p99[data-kernel="{kernel}"]')
     locator.wait_for(timeout=timeout_ms)
     return float(locator.get_attribute("data-p99-us"))
-
-
-def _is_local(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS
 
 
 @pytest.mark.browser
@@ -213,18 +164,7 @@ def test_dashboard_in_chromium(browser, voila):
     error, and not a single request to anywhere but localhost."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    requests: list[str] = []
-    outside: list[str] = []
-
-    def route(route):
-        requests.append(route.request.url)
-        if _is_local(route.request.url):
-            route.continue_()
-        else:  # never let it leave the machine, and fail below
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", route)
+    requests, outside = keep_local(context)  # nothing leaves the machine; fails below
     page = context.new_page()
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
@@ -253,7 +193,7 @@ def test_dashboard_in_chromium(browser, voila):
     assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
     assert not errors, errors
     assert not outside, f"requests to outside localhost: {outside}"
-    assert sockets and all(_is_local(url) for url in sockets), sockets
+    assert sockets and all(is_local(url) for url in sockets), sockets
     assert len(requests) > 10, requests  # the recording itself works
     print(f"{len(requests)} requests and {len(sockets)} websockets, all to localhost")
     context.close()

@@ -15,72 +15,22 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "ui-tests" / "artifacts"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("KVMVIZ_REQUIRE_BROWSER", "") not in ("", "0")
+from browsing import ARTIFACTS, ROOT, free_port, keep_local
 
 pytestmark = pytest.mark.browser
-
-
-def _missing() -> str | None:
-    if CHROMIUM is None:
-        return "no chromium on PATH (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (pip install -e '.[test]')"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing()
-    if reason:
-        if REQUIRED:
-            pytest.fail(f"browser tests required (KVMVIZ_REQUIRE_BROWSER=1) but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, browser):
     work = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", work / "notebooks")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     command = [
         sys.executable,
         "-m",
@@ -155,17 +105,7 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     url, token = lab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    outside: list[str] = []
-
-    def route(route):  # a workshop room may have no internet: nothing may leave the machine
-        parts = urlsplit(route.request.url)
-        if parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", route)
+    _, outside = keep_local(context)  # a workshop room may have no internet
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
