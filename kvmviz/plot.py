@@ -1045,14 +1045,17 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise FileExistsError(f"refusing to overwrite {', '.join(existing)} (pass force=True)")
-    payloads = []
-    for fmt in formats:
+    rendered = {}
+    # Always in the order of FORMATS, SVG first: a figure already drawn by Agg lays its text out
+    # a hair differently, so the SVG's bytes would otherwise depend on the formats asked for.
+    for fmt in sorted(set(formats), key=FORMATS.index):
         buffer = io.BytesIO()
         metadata = (
             {"Date": None} if fmt == "svg" else ({"CreationDate": None} if fmt == "pdf" else {})
         )
         fig.savefig(buffer, format=fmt, metadata=metadata)
-        payloads.append(buffer.getvalue())
+        rendered[fmt] = buffer.getvalue()
+    payloads = [rendered[fmt] for fmt in formats]
     base.parent.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)

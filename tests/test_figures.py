@@ -46,6 +46,16 @@ def test_same_seed_same_bytes(tmp_path):
     assert (tmp_path / "c" / name).read_bytes() != (tmp_path / "a" / name).read_bytes()
 
 
+def test_svg_bytes_do_not_depend_on_the_other_formats_asked_for(tmp_path):
+    """`--format png,svg` and `--format svg` give the same SVG (it is always rendered first)."""
+    name = "lock-timeline-8-vcpus"
+    figures.render_all(tmp_path / "both", only=[name], formats=("png", "svg"), extra=False)
+    figures.render_all(tmp_path / "svg", only=[name], formats=("svg",), extra=False)
+    assert (tmp_path / "both" / f"{name}.svg").read_bytes() == (
+        tmp_path / "svg" / f"{name}.svg"
+    ).read_bytes()
+
+
 def test_refuses_to_overwrite_and_writes_nothing(tmp_path):
     """One existing target is enough: nothing at all is written, and it is left alone."""
     (tmp_path / "brownout.png").write_bytes(b"keep me")
