@@ -10,7 +10,7 @@ import sys
 
 from . import exercises
 from .kernels import KERNELS
-from .metrics import compare_kernels
+from .metrics import KERNEL_TABLE_COLUMNS, compare_kernels
 from .rwlock import POLICIES
 from .scenario import Scenario
 
@@ -109,15 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             f"-s {args.seed}"
         )
         table = compare_kernels(scenario, policy=args.policy, seed=args.seed, kernels=KERNELS)
-        columns = [
-            "p99_us",
-            "mean_us",
-            "brownout_mean",
-            "faults_retried",
-            "lock_taken",
-            "lock_avoided",
-        ]
-        print(table[columns].round(3).to_string())
+        print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
         return 0
     if args.command == "figures":
         return _figures(args)
@@ -184,8 +176,7 @@ def _replay(args) -> int:
         return 2
     counts = events.attrs.get("line_counts", {})
     print(f"{len(events)} records from {counts.get('total', '?')} lines; {layout!r}")
-    columns = ["p99_us", "mean_us", "brownout_mean", "faults_retried", "lock_taken", "lock_avoided"]
-    print(table[columns].round(3).to_string())
+    print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
     for kernel, run in runs.items():
         print(f"\n# perf lock contention, as it would read on {kernel}")
         print(plot.contention_text(run))

@@ -12,12 +12,28 @@ import pandas as pd
 from .kernels import KERNELS
 
 __all__ = [
+    "KERNEL_TABLE_COLUMNS",
     "brownout",
     "compare_kernels",
     "notifier_counters",
     "stall_stats",
     "summarize",
 ]
+
+
+# The per-kernel table every front end prints (CLI simulate and replay, the dashboard): the
+# readers' stall beside the writers' wait, so a policy that starves the writers (reader-pref)
+# cannot look like a win.
+KERNEL_TABLE_COLUMNS = (
+    "p99_us",
+    "mean_us",
+    "writer_wait_mean_us",
+    "writer_wait_max_us",
+    "brownout_mean",
+    "faults_retried",
+    "lock_taken",
+    "lock_avoided",
+)
 
 
 def stall_stats(run) -> pd.Series:
@@ -99,7 +115,8 @@ def summarize(run) -> pd.Series:
         Stall statistics (:func:`stall_stats`), ``brownout_mean`` (mean share of vCPUs stalled),
         ``brownout_peak`` (largest share in any of 200 bins), ``faults``, ``faults_retried``,
         ``notifier_callbacks``, ``lock_taken`` and ``lock_avoided`` (callbacks that did not
-        take ``mmu_lock``), ``writer_wait_mean_us``.
+        take ``mmu_lock``), ``writer_wait_mean_us`` and ``writer_wait_max_us`` (how long the
+        notifier callbacks that took ``mmu_lock`` waited for it; 0 when none took it).
     """
     stats = stall_stats(run)
     curve = brownout(run)
@@ -116,6 +133,9 @@ def summarize(run) -> pd.Series:
             "lock_taken": int(locked.sum()),
             "lock_avoided": int((~locked).sum()),
             "writer_wait_mean_us": float(notifiers.loc[locked, "wait_us"].mean())
+            if locked.any()
+            else 0.0,
+            "writer_wait_max_us": float(notifiers.loc[locked, "wait_us"].max())
             if locked.any()
             else 0.0,
         },

@@ -1,0 +1,80 @@
+"""Argument checks shared by the public API: refuse what a call cannot mean, by name.
+
+Each check returns the value in its canonical type or raises ``TypeError`` / ``ValueError``
+with one sentence naming the parameter, the value given and what was expected. Nothing is
+coerced: ``1.7``, ``"5"`` and ``True`` are not seeds, ``"False"`` is not a boolean.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["check_bool", "check_bool_array", "check_int", "check_number", "check_seed"]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as a Python int: a non-negative integer (numpy integers welcome).
+
+    Raises
+    ------
+    TypeError
+        For anything that is not an integer (``1.7``, ``"5"``, ``True``, ``None``).
+    ValueError
+        For a negative integer.
+    """
+    if not _is_int(seed):
+        raise TypeError(f"{name} = {seed!r}: expected a non-negative integer")
+    if seed < 0:
+        raise ValueError(f"{name} = {seed!r}: expected a non-negative integer")
+    return int(seed)
+
+
+def check_int(value, name: str, *, minimum: int | None = None) -> int:
+    """``value`` as a Python int (numpy integers welcome, booleans refused), ``>= minimum``."""
+    if not _is_int(value):
+        raise TypeError(f"{name} = {value!r}: expected an integer")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
+    return int(value)
+
+
+def check_number(value, name: str, *, minimum: float | None = None) -> float:
+    """``value`` as a finite float (ints and numpy numbers welcome; booleans, strings refused)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} = {value!r}: expected a finite number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} = {value!r}: expected a finite number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} = {value!r}: expected a finite number >= {minimum:g}")
+    return float(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a Python bool: only ``True``/``False`` (and numpy booleans) are booleans."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} = {value!r}: expected True or False")
+    return bool(value)
+
+
+def check_bool_array(values, name: str) -> np.ndarray:
+    """``values`` as a 1-D numpy bool array; refuses strings, numbers and objects.
+
+    A list of Python/numpy booleans or a numpy bool array is accepted; ``["False"]``, ``[0, 1]``
+    and ``[None]`` are refused (they would silently mean True or need a guess).
+    """
+    array = np.asarray(values)
+    if array.size == 0:
+        return np.zeros(0, dtype=bool)
+    if array.dtype != np.bool_:
+        raise TypeError(
+            f"{name}: expected booleans (True/False or a numpy bool array), got dtype "
+            f"{array.dtype} (e.g. {array.ravel()[0]!r})"
+        )
+    return array.reshape(-1)
