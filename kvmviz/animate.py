@@ -17,12 +17,14 @@ one live with :func:`player`, or export it with :func:`to_html` (one self-contai
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import io
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -709,6 +711,10 @@ class Animation:
         self._rc = _snapshot_rc() if rc is None else rc
         self._background = None
         self._progress = None
+        # matplotlib is not thread-safe: one figure, one draw at a time. Every path that
+        # touches the canvas (draw, image, png, and so every export) holds this lock, so a
+        # caller's own thread can never interleave with another draw of the same frames.
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return self.n_frames
@@ -733,7 +739,7 @@ class Animation:
         i = int(i)
         if not 0 <= i < self.n_frames:
             raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
-        with mpl.rc_context(self._rc):
+        with self._lock, mpl.rc_context(self._rc):
             if self._background is None:
                 self._prepare()
             canvas = self.canvas
@@ -757,10 +763,11 @@ class Animation:
 
     def image(self, i: int) -> PIL.Image.Image:
         """Frame ``i`` as an RGB image."""
-        self.draw(i)
-        width, height = self.canvas.get_width_height()
-        rgba = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
-        return rgba.convert("RGB")
+        with self._lock:  # the pixels are copied before another draw may start
+            self.draw(i)
+            width, height = self.canvas.get_width_height()
+            rgba = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
+            return rgba.convert("RGB")
 
     def png(self, i: int, *, compress_level: int = 1) -> bytes:
         """Frame ``i`` as PNG bytes (fast compression by default, for live playback)."""
@@ -1115,9 +1122,15 @@ def _mix(colour: str, amount: float) -> tuple:
 def player(animation: Animation):
     """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
 
-    Every frame is rendered (by blitting) in a background thread as soon as the player is
-    made, and kept: playback then only sends bytes to the browser. Display the returned box
-    as a cell's last line.
+    In a notebook, every frame is rendered ahead and kept, one frame per turn of the kernel's
+    event loop while it is idle, so playback then only sends bytes to the browser. Display
+    the returned box as a cell's last line. Outside a running event loop (a script, a test)
+    a frame is rendered when it is first shown.
+
+    All drawing happens on the thread that runs the kernel's event loop, the one that also
+    runs the cells and the slider's callbacks: the animation's figure is never drawn from two
+    threads at once (matplotlib is not thread-safe), however the learner steps, plays or
+    exports it meanwhile.
 
     Returns
     -------
@@ -1140,27 +1153,42 @@ def player(animation: Animation):
     image = w.Image(value=animation.png(0), format="png")
     image.layout.max_width = "100%"
     rendered = {0: image.value}
-    lock = threading.Lock()  # one figure: render one frame at a time
 
     def frame(i: int) -> bytes:
-        with lock:
-            if i not in rendered:
-                rendered[i] = animation.png(i)
-            return rendered[i]
+        if i not in rendered:
+            rendered[i] = animation.png(i)
+        return rendered[i]
 
     def show(change) -> None:
         image.value = frame(int(change["new"]))
 
-    def prerender() -> None:
-        # Render every frame ahead of the first Play, so playback only sends bytes.
-        for i in range(len(animation)):
-            frame(i)
-
-    threading.Thread(target=prerender, name="kvmviz-prerender", daemon=True).start()
     slider.observe(show, names="value")
     box = w.VBox([w.HBox([play, slider]), image])
     box.add_class("kvmviz-player")
+    _render_ahead(frame, len(animation), box)
     return box
+
+
+def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:
+    """Call ``frame(1)`` .. ``frame(n_frames - 1)`` on the running event loop, one per turn,
+    so the messages of the widgets (a slider moved) are served in between. Stops early when
+    ``owner`` (the player) is garbage-collected or its widget closed. Returns whether an event
+    loop was there to do it (ipykernel runs one on the main thread; a plain script has none)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    alive = weakref.ref(owner)
+
+    def step(i: int) -> None:
+        box = alive()
+        if i >= n_frames or box is None or getattr(box, "comm", True) is None:
+            return
+        frame(i)
+        loop.call_soon(step, i + 1)
+
+    loop.call_soon(step, 1)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------

@@ -261,6 +261,7 @@ class TestAnimations:
 
 class TestPlayer:
     def test_slider_drives_the_image(self, queue):
+        """The slider and Play button are linked; moving the slider shows that frame."""
         import ipywidgets as w
 
         box = animate.player(queue)
@@ -271,6 +272,73 @@ class TestPlayer:
         assert image.value == queue.png(0)
         slider.value = 5
         assert image.value == queue.png(5)
+
+    def test_starts_no_thread(self, queue):
+        """Outside an event loop (a script, this test) the player draws nothing ahead and
+        starts no thread: a frame is drawn when it is shown, on the caller's thread."""
+        import threading
+
+        before = set(threading.enumerate())
+        animate.player(queue)
+        assert set(threading.enumerate()) == before
+
+    def test_renders_ahead_on_the_event_loop_thread(self, queue, monkeypatch):
+        """Under a running event loop (as in ipykernel), every frame is drawn ahead, one per
+        loop turn, all on the loop's own thread, while the loop stays free for the slider."""
+        import asyncio
+        import threading
+
+        drawn = []
+        png = queue.png
+        monkeypatch.setattr(
+            queue, "png", lambda i: drawn.append((i, threading.get_ident())) or png(i)
+        )
+
+        async def main():
+            box = animate.player(queue)
+            turns = 0
+            while len(drawn) < N_FRAMES and turns < 10 * N_FRAMES:
+                await asyncio.sleep(0)  # one turn: at most one frame drawn meanwhile
+                turns += 1
+            return box, turns
+
+        box, turns = asyncio.run(main())
+        assert [i for i, _ in drawn] == list(range(N_FRAMES))
+        assert {ident for _, ident in drawn} == {threading.get_ident()}
+        assert turns >= N_FRAMES - 1  # not all at once: the loop served other work between
+        slider = box.children[0].children[1]
+        slider.value = 7
+        assert len(drawn) == N_FRAMES  # already rendered: nothing drawn again
+
+    def test_stops_when_closed(self, queue, monkeypatch):
+        """Closing the player's widget stops the frames it was still drawing ahead."""
+        import asyncio
+
+        drawn = []
+        png = queue.png
+        monkeypatch.setattr(queue, "png", lambda i: drawn.append(i) or png(i))
+
+        async def main():
+            box = animate.player(queue)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            box.close()
+            for _ in range(3 * N_FRAMES):
+                await asyncio.sleep(0)
+
+        asyncio.run(main())
+        assert 1 <= len(drawn) < N_FRAMES
+
+    def test_draws_are_serialised_across_threads(self, queue):
+        """Two threads drawing frames of one animation get the same pixels as one thread
+        drawing them in turn: every draw holds the animation's lock."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        expected = [queue.png(i) for i in range(N_FRAMES)]
+        order = [i % N_FRAMES for i in range(4 * N_FRAMES)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            got = list(pool.map(queue.png, order))
+        assert got == [expected[i] for i in order]
 
 
 class TestExport:
