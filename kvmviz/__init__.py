@@ -5,7 +5,7 @@ handling MMU notifier iff the hva hits a memslot", v5.13) and 071064f14d87 (v5.1
 """
 
 from . import exercises, kernels, metrics, notifiers, presets, rwlock, traces
-from .engine import Run, simulate
+from .engine import Run, TooMuchWork, estimate, simulate
 from .kernels import CALLBACKS, KERNELS, rule, takes_lock
 from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
 from .metrics import brownout, compare_kernels, stall_stats, summarize
@@ -38,9 +38,11 @@ __all__ = [
     "MemslotLayout",
     "Run",
     "Scenario",
+    "TooMuchWork",
     "animate",
     "brownout",
     "compare_kernels",
+    "estimate",
     "exercises",
     "figures",
     "kernels",

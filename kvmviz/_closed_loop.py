@@ -202,7 +202,7 @@ def run_qrwlock(
     hs = 0
     for k in range(first_cb.shape[0]):
         hs = _heap_push(heap_t, heap_i, hs, first_time[k], first_cb[k])
-    cap = o_vcpu.shape[0] // m
+    cap = o_vcpu.shape[0] // m if m > 0 else 0  # no faulting vCPU: only the notifiers run
     last_writer_release = -inf
     while True:
         if hs > 0:

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from ._checks import check_int, check_seed
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE
@@ -48,7 +50,7 @@ from .notifiers import EVENT_KINDS, generate_stream
 from .rwlock import POLICIES, make_lock
 from .scenario import Scenario
 
-__all__ = ["Run", "replay_run", "simulate"]
+__all__ = ["MAX_RECORDS", "Run", "TooMuchWork", "Work", "estimate", "replay_run", "simulate"]
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
 _SINGLE_HVA = {"change_pte", "test_young"}  # these callbacks carry one hva, not a range
@@ -100,6 +102,103 @@ class Run:
         return summarize(self)
 
 
+MAX_RECORDS = 4_000_000
+"""Default limit of :func:`simulate`: rows of the run's tables (about 1 GiB of memory)."""
+
+_BYTES_PER_ATTEMPT = 260  # the compiled engine's buffers (53 B), ``faults`` and ``lock`` rows
+_BYTES_PER_CALLBACK = 240  # the callback plan, ``notifiers`` and ``lock`` rows
+_MAX_CALLBACKS_PER_EVENT = max(len(seq) for seq in EVENT_KINDS.values())
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one :func:`simulate` call will do, estimated from its inputs before it starts.
+
+    Attributes
+    ----------
+    events : int
+        Notification events (a generous bound on the Poisson count: mean + 8 sd).
+    callbacks : int
+        Notifier callbacks (each event runs up to three).
+    attempts : int
+        Fault attempts, all vCPUs: ``n_faulting`` × (1.3 × ``duration_us`` / one fault cycle
+        + 64), the room the compiled engine reserves.
+    bytes : int
+        Memory of the tables and buffers, roughly.
+    """
+
+    events: int
+    callbacks: int
+    attempts: int
+    bytes: int
+
+    @property
+    def records(self) -> int:
+        """Rows of the run's tables: fault attempts plus notifier callbacks."""
+        return self.attempts + self.callbacks
+
+    def __str__(self) -> str:
+        return (
+            f"~{_count(self.attempts)} fault attempts and ~{_count(self.callbacks)} notifier "
+            f"callbacks (~{_size(self.bytes)} of tables)"
+        )
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"{n:.2g}"
+
+
+class TooMuchWork(ValueError):
+    """A simulation that would exceed its ``max_records`` limit; raised before any work."""
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _clamp(x: float) -> int:
+    """``x`` as an int, saturating far beyond any limit (``inf`` and ``1e300`` included)."""
+    return int(min(x, 1e30)) if math.isfinite(x) else 10**30
+
+
+def estimate(scenario: Scenario | None = None, *, stream: pd.DataFrame | None = None) -> Work:
+    """Estimate the work of simulating ``scenario`` without doing it (a few arithmetic steps).
+
+    Parameters
+    ----------
+    scenario : Scenario, optional
+        Default ``Scenario()``.
+    stream : pandas.DataFrame, optional
+        The notification events :func:`simulate` would be given; their count replaces the
+        Poisson estimate.
+
+    Returns
+    -------
+    Work
+
+    Examples
+    --------
+    >>> work = estimate(Scenario(n_vcpus=8, duration_us=1000.0))
+    >>> work.attempts, work.events
+    (492, 15)
+    """
+    s = Scenario() if scenario is None else scenario
+    if stream is None:
+        mean = s.notifier_rate_hz * s.duration_us * 1e-6
+        events = _clamp(mean + 8 * math.sqrt(mean) + 2) if mean > 0 else 0
+    else:
+        events = len(stream)
+    callbacks = _clamp(float(events) * _MAX_CALLBACKS_PER_EVENT)
+    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + s.mean_read_hold_us
+    attempts = _clamp(s.n_faulting * (1.3 * s.duration_us / cycle + 64)) if s.n_faulting else 0
+    size = _clamp(float(attempts) * _BYTES_PER_ATTEMPT + float(callbacks) * _BYTES_PER_CALLBACK)
+    return Work(events, callbacks, attempts, size)
+
+
 def simulate(
     scenario: Scenario | None = None,
     kernel: str = "v5.15",
@@ -108,8 +207,13 @@ def simulate(
     *,
     stream: pd.DataFrame | None = None,
     method: str = "auto",
+    max_records: int = MAX_RECORDS,
 ) -> Run:
     """Simulate ``scenario`` on ``kernel`` with ``mmu_lock`` under ``policy``.
+
+    Before any work, the size of the run is estimated (:func:`estimate`); a run whose tables
+    would exceed ``max_records`` rows is refused at once with :class:`TooMuchWork`, which
+    gives the estimate and says how to go ahead.
 
     Parameters
     ----------
@@ -126,10 +230,18 @@ def simulate(
         form of :func:`kvmviz.notifiers.generate_stream`.
     method : {"auto", "compiled", "events"}
         ``"auto"`` picks the compiled engine for ``"qrwlock"``, else the event-driven one.
+    max_records : int
+        The most fault attempts plus notifier callbacks this call may simulate; default
+        :data:`MAX_RECORDS` (about 1 GiB of tables). Raise it to go ahead with a bigger run.
 
     Returns
     -------
     Run
+
+    Raises
+    ------
+    TooMuchWork
+        The estimate exceeds ``max_records`` (a ``ValueError``).
     """
     scenario = Scenario() if scenario is None else scenario
     if not isinstance(scenario, Scenario):
@@ -142,7 +254,19 @@ def simulate(
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'compiled' or 'events'")
     if method == "compiled" and policy != "qrwlock":
         raise ValueError("the compiled engine models qrwlock only; use method='events'")
-    seed = int(seed)
+    seed = check_seed(seed)
+    max_records = check_int(max_records, "max_records", minimum=1)
+    work = estimate(scenario, stream=stream)
+    if work.records > max_records:
+        raise TooMuchWork(
+            f"this run would simulate {work}, more than max_records={max_records:,}: "
+            "shorten duration_us, lower n_vcpus or notifier_rate_hz"
+            + (
+                f", or pass max_records={work.records} to go ahead"
+                if work.bytes < 2**50
+                else " (no machine has the memory this run needs)"
+            )
+        )
     if stream is None:
         stream = generate_stream(scenario, seed)
     model = _Model(scenario, kernel, stream, seed)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_seed
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE, MemslotLayout
 from .presets import VMM_HEAP, q35_512m_layout
@@ -146,7 +147,7 @@ def _markdown_to_html(text: str) -> str:
 
 def _rng(kind: str, seed: int) -> np.random.Generator:
     # Seeds derive from readable strings, so two kinds with one seed differ.
-    return np.random.default_rng([int(seed), *kind.encode()])
+    return np.random.default_rng([check_seed(seed), *kind.encode()])
 
 
 def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
@@ -174,7 +175,7 @@ def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> E
     )
     where = "hits a memslot" if hit else "misses every memslot"
     explanation = f"The range {where}; {kernel}: {r.source}."
-    return Exercise("takes_lock", int(seed), question, bool(r.takes_lock), explanation)
+    return Exercise("takes_lock", check_seed(seed), question, bool(r.takes_lock), explanation)
 
 
 def zapped_gfns(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
@@ -197,7 +198,7 @@ def zapped_gfns(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
         "hva_to_gfn_memslot and the end rounded up to a page, so every page the range touches "
         f"is zapped: {', '.join(f'[{g.gfn_start:#x}, {g.gfn_end:#x})' for g in ranges)}."
     )
-    return Exercise("zapped_gfns", int(seed), question, answer, explanation)
+    return Exercise("zapped_gfns", check_seed(seed), question, answer, explanation)
 
 
 def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
@@ -223,7 +224,7 @@ def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
         "until no reader is inside.",
         "spinlock": "spinlock: one holder at a time, first come first served.",
     }[policy] + f" Grants: {grants}."
-    return Exercise(f"grant_order/{policy}", int(seed), question, grants, explanation)
+    return Exercise(f"grant_order/{policy}", check_seed(seed), question, grants, explanation)
 
 
 def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
@@ -282,7 +283,7 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
         f"t={grants[w]:g} and leaves at t={grants[w] + hold[w]:g}; request {asked} arrives at "
         f"t={arrival[asked]} and is granted at t={grants[asked]:g}: it waits {wait} µs."
     )
-    return Exercise(f"reader_wait/{policy}", int(seed), question, wait, explanation)
+    return Exercise(f"reader_wait/{policy}", check_seed(seed), question, wait, explanation)
 
 
 # The primary-MMU operations of chapter 02, each with the event kind it fires
@@ -443,7 +444,7 @@ def callback_order(seed: int = 0, layout: MemslotLayout | None = None) -> Exerci
         f"This range {where}; the callbacks that take mmu_lock for write: {locks} "
         "(kvmviz.kernels.rule)."
     )
-    return CallbackOrderExercise("callback_order", int(seed), question, answer, explanation)
+    return CallbackOrderExercise("callback_order", check_seed(seed), question, answer, explanation)
 
 
 def _one_event_hold_us(scenario, kernel: str, kind: str, hva: int, callback: str) -> float:
@@ -555,7 +556,7 @@ def memslot_walk_threshold(seed: int = 0) -> Exercise:
         f"{base.memslot_walk_ns:g} ns: {hold_us(answer):.4f} µs at n = {answer}, "
         f"{hold_us(answer - 1) if answer > 1 else 0:.4f} µs at n = {answer - 1}."
     )
-    return Exercise("memslot_walk_threshold", int(seed), question, answer, explanation)
+    return Exercise("memslot_walk_threshold", check_seed(seed), question, answer, explanation)
 
 
 def hit_flush_hold(seed: int = 0) -> Exercise:
@@ -597,7 +598,7 @@ def hit_flush_hold(seed: int = 0) -> Exercise:
         f"{s.tlb_flush_us:g} µs with {n_vcpus} vCPUs to reach. Hold: {hold_us:.3f} µs, "
         f"about {answer} µs, {s.tlb_flush_us / hold_us:.1%} of it the flush."
     )
-    return Exercise("hit_flush_hold", int(seed), question, answer, explanation)
+    return Exercise("hit_flush_hold", check_seed(seed), question, answer, explanation)
 
 
 @dataclass(frozen=True)
@@ -786,4 +787,4 @@ def must_retry(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
         f"takes `mmu_lock` and calls `mmu_notifier_retry_hva(kvm, {case.seq}, {case.hva:#x})`. "
         "Must the fault retry? (answer True or False)"
     )
-    return Exercise("must_retry", int(seed), question, bool(answer), "\n".join(lines))
+    return Exercise("must_retry", check_seed(seed), question, bool(answer), "\n".join(lines))

@@ -12,6 +12,9 @@ Other modules add their own exports through :data:`EXTRA`. :func:`render_all` im
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -290,6 +293,11 @@ def _load_extras(seed: int) -> list[ExtraExport]:
         def animations(out_dir, _formats, force):
             return animate.render_all(out_dir, force=force, seed=seed)
 
+        def targets(out_dir, _formats):
+            names = getattr(animate, "_STANDARD", {})
+            return [Path(out_dir) / f"{n}.{f}" for n in names for f in animate._FORMATS]
+
+        animations.targets = targets
         hooks.append(animations)
     return hooks
 
@@ -318,7 +326,7 @@ def render_all(
         Seeds every simulation; the same seed gives byte-identical SVG files.
     force : bool
         Overwrite existing files. Otherwise, if any file to be written exists, raise
-        ``FileExistsError`` before writing anything.
+        ``FileExistsError`` before doing any work.
     only : sequence of str, optional
         Names of :data:`FIGURES` to render (default all).
     extra : bool
@@ -329,6 +337,13 @@ def render_all(
     -------
     list of Path
         The files written.
+
+    Notes
+    -----
+    The whole set is written into a hidden temporary folder beside ``out_dir`` (on the same
+    file system) and moved into place only once every file is complete: a run interrupted or
+    failing halfway leaves ``out_dir`` as it was (the old set, if any, stays until the new one
+    replaces it) and removes its temporary folder, so the next run starts clean.
     """
     names = list(FIGURES) if only is None else list(only)
     unknown = [n for n in names if n not in FIGURES]
@@ -351,15 +366,40 @@ def render_all(
                 f"refusing to overwrite {len(existing)} existing file(s) in {out}: {shown} "
                 "(pass force=True)"
             )
-    written: list[Path] = []
-    render = _Render(seed, context)
-    with mpl.rc_context():
-        set_theme(context)
-        # Hooks first: one that finds its files present raises before writing anything, and
-        # so before any figure is written either.
-        for hook in hooks:
-            written += hook(out, formats, force)
-        for name in names:
-            fig = FIGURES[name](render)
-            written += plot.save(fig, out / name, formats=formats, force=force)
-    return written
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        staged: list[Path] = []
+        render = _Render(seed, context)
+        with mpl.rc_context():
+            set_theme(context)
+            for hook in hooks:
+                staged += hook(staging, formats, True)
+            for name in names:
+                fig = FIGURES[name](render)
+                staged += plot.save(fig, staging / name, formats=formats, force=True)
+        return _move_into_place(staging, staged, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(staging: Path, staged: list[Path], out: Path) -> list[Path]:
+    """Move a complete set from ``staging`` to ``out``: one rename of the folder when ``out``
+    does not exist yet, else one atomic rename per file (each replaces its old version)."""
+    relative = [p.relative_to(staging) for p in staged]
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the figures are for everyone
+    if not out.exists():
+        staging.rename(out)
+    else:
+        for rel in relative:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, out / rel)
+    return [out / rel for rel in relative]
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ._checks import check_bool
+
 __all__ = [
     "CALLBACKS",
     "FLUSH_ON_RET",
@@ -172,7 +174,7 @@ def rule(kernel: str, callback: str, hit: bool) -> Rule:
     Rule
     """
     _check(kernel, callback)
-    return _RULES[kernel, callback, bool(hit)]
+    return _RULES[kernel, callback, check_bool(hit, "hit")]  # "no" is not False
 
 
 def takes_lock(kernel: str, callback: str, hit: bool) -> bool:

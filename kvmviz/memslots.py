@@ -258,7 +258,8 @@ class MemslotLayout:
         half-open, so a range ending exactly where a slot starts is a miss, and an empty range
         never hits.
         """
-        return bool(self.hit_mask(np.array([hva_start]), np.array([hva_end]))[0])
+        start, end = _hva_pair(hva_start, hva_end)
+        return bool(self.hit_mask(start, end)[0])
 
     def hit_mask(self, starts, ends) -> np.ndarray:
         """Vectorised :meth:`hits` over arrays of ranges.
@@ -297,9 +298,9 @@ class MemslotLayout:
         included and ``gfn_end`` stays exclusive. An hva aliased in as_id 0 and 1 yields one
         range per address space. Order: address space 0 then 1, each by gfn.
         """
-        hva_start, hva_end = int(hva_start), int(hva_end)
-        if not (0 <= hva_start < _U64 and 0 <= hva_end <= _U64):
-            raise ValueError(f"hva range [{hva_start:#x}, {hva_end:#x}) is not 64-bit")
+        # The same checks as hits() and hit_mask(): integers in [0, 2**64), nothing coerced.
+        start, end = _hva_pair(hva_start, hva_end)
+        hva_start, hva_end = int(start[0]), int(end[0])
         out = []
         if hva_start >= hva_end:
             return out
@@ -331,6 +332,17 @@ class MemslotLayout:
             if slot.as_id == as_id and slot.base_gfn <= gfn < slot.gfn_end:
                 return slot
         return None
+
+
+def _hva_pair(hva_start, hva_end) -> tuple[np.ndarray, np.ndarray]:
+    """One range's bounds as 1-element uint64 arrays, checked as :meth:`hit_mask` checks
+    arrays: ``hits``, ``hit_mask`` and ``gfn_ranges`` accept and refuse the same values (an
+    ``unsigned long`` hva: an integer in ``[0, 2**64)``; floats, strings and booleans refused).
+    A range with ``start >= end`` is empty: it hits nothing, in all three."""
+    for name, value in (("hva_start", hva_start), ("hva_end", hva_end)):
+        if isinstance(value, np.ndarray) or not np.isscalar(value):
+            raise TypeError(f"{name}: expected one integer hva, got {type(value).__name__}")
+    return _as_u64([hva_start], "hva_start"), _as_u64([hva_end], "hva_end")
 
 
 def _as_u64(values, name: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._checks import check_seed
 from .kernels import CALLBACKS
 from .memslots import PAGE_SHIFT, MemslotLayout
 from .presets import VMM_HEAP
@@ -67,7 +68,7 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
         One row per event: ``event, cause, kind, t_us, hva_start, hva_end`` (hvas uint64,
         end exclusive), sorted by time.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6E6F74]))  # "not"
+    rng = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 0x6E6F74]))  # "not"
     expected = scenario.notifier_rate_hz * scenario.duration_us * 1e-6
     n = int(rng.poisson(expected))
     t_us = np.sort(rng.uniform(0.0, scenario.duration_us, n))

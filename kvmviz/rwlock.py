@@ -27,6 +27,8 @@ from collections import deque
 
 import numpy as np
 
+from ._checks import check_bool_array
+
 __all__ = ["POLICIES", "LockPolicy", "make_lock", "replay"]
 
 POLICIES = ("qrwlock", "reader-pref", "spinlock")
@@ -181,6 +183,14 @@ def make_lock(policy: str) -> LockPolicy:
         raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}") from None
 
 
+def _times(values, name: str) -> np.ndarray:
+    """``values`` as a float array; strings, booleans and objects are refused by name."""
+    array = np.asarray(values)
+    if array.size and (array.dtype.kind not in "iuf"):
+        raise TypeError(f"{name}: expected numbers (µs), got dtype {array.dtype}")
+    return array.astype(float)
+
+
 def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
     """Grant time of every request in an open-loop request list.
 
@@ -208,9 +218,9 @@ def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
     >>> replay([0, 1, 2], [False, True, False], [10, 5, 1], policy="reader-pref").tolist()
     [0.0, 10.0, 2.0]
     """
-    arrival = np.asarray(arrival, dtype=float)
-    is_writer = np.asarray(is_writer, dtype=bool)
-    hold = np.asarray(hold, dtype=float)
+    arrival = _times(arrival, "arrival")
+    is_writer = check_bool_array(is_writer, "is_writer")  # ["False"] is not False
+    hold = _times(hold, "hold")
     if not (arrival.ndim == is_writer.ndim == hold.ndim == 1):
         raise ValueError("arrival, is_writer and hold must be one-dimensional")
     if not (len(arrival) == len(is_writer) == len(hold)):

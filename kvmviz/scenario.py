@@ -8,7 +8,11 @@ the ones no public source measures are marked *free* and are there to be played 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
 
 from .memslots import MemslotLayout
 
@@ -119,23 +123,33 @@ class Scenario:
     age_us: float = 0.5
 
     def __post_init__(self) -> None:
-        def bad(name, expected):
-            raise ValueError(f"Scenario.{name} = {getattr(self, name)!r}: expected {expected}")
+        # Every field is checked by name and stored in its canonical type (numpy numbers
+        # welcome); a string, a boolean, NaN or infinity is refused, never coerced.
+        def bad(name, expected, value=None, error=ValueError):
+            value = getattr(self, name) if value is None else value
+            raise error(f"Scenario.{name} = {value!r}: expected {expected}")
 
-        if isinstance(self.n_vcpus, bool) or not isinstance(self.n_vcpus, int) or self.n_vcpus < 1:
+        def number(name, value, expected="a finite number >= 0"):
+            if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+                bad(name, expected, value, TypeError)
+            if not math.isfinite(value) or value < 0:
+                bad(name, expected, value)
+            return float(value)
+
+        n = self.n_vcpus
+        if isinstance(n, bool | np.bool_) or not isinstance(n, numbers.Integral):
+            bad("n_vcpus", "an integer >= 1", error=TypeError)
+        if n < 1:
             bad("n_vcpus", "an integer >= 1")
+        object.__setattr__(self, "n_vcpus", int(n))
         if not isinstance(self.layout, MemslotLayout):
-            bad("layout", "a kvmviz.MemslotLayout")
+            bad("layout", "a kvmviz.MemslotLayout", error=TypeError)
         if not any(s.as_id == 0 for s in self.layout):
             bad("layout", "at least one memslot in address space 0 for the vCPUs to fault on")
         for f in fields(self):
             if f.name in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup"):
                 continue
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                bad(f.name, "a finite number >= 0")
-            if value == float("inf"):
-                bad(f.name, "a finite number >= 0")
+            object.__setattr__(self, f.name, number(f.name, getattr(self, f.name)))
         for name in ("faulting_share", "spurious_share", "spurious_pair_share"):
             if not 0 <= getattr(self, name) <= 1:
                 bad(name, "a share between 0 and 1")
@@ -143,11 +157,20 @@ class Scenario:
             bad("duration_us", "> 0")
         if self.guest_run_us <= 0:
             bad("guest_run_us", "> 0 (a vCPU must spend some time in the guest)")
-        if self.memslot_lookup not in ("linear", "interval-tree"):
+        if not isinstance(self.memslot_lookup, str) or self.memslot_lookup not in (
+            "linear",
+            "interval-tree",
+        ):
             bad("memslot_lookup", "'linear' (up to v5.16) or 'interval-tree' (v5.17+)")
-        mix = tuple(float(w) for w in self.relevant_mix)
-        if len(mix) != 3 or any(not w >= 0 for w in mix) or sum(mix) <= 0:
-            bad("relevant_mix", "three weights >= 0 for (migration, ksm, guest_aging), not all 0")
+        expected = "three finite weights >= 0 for (migration, ksm, guest_aging), not all 0"
+        mix = self.relevant_mix
+        if isinstance(mix, str | bytes) or not isinstance(mix, Sequence | np.ndarray):
+            bad("relevant_mix", expected, error=TypeError)
+        if len(mix) != 3:
+            bad("relevant_mix", expected)
+        mix = tuple(number("relevant_mix", w, expected) for w in mix)
+        if sum(mix) <= 0:
+            bad("relevant_mix", expected)
         object.__setattr__(self, "relevant_mix", mix)
 
     @property

@@ -28,6 +28,7 @@ from dataclasses import fields
 import numpy as np
 import pandas as pd
 
+from ._checks import check_seed
 from ._progress import reporter
 from .engine import simulate
 from .kernels import KERNELS
@@ -154,7 +155,7 @@ def grid(
             )
         if isinstance(values, str) or len(values) == 0:
             raise ValueError(f"axis {name!r} needs a non-empty sequence of values, got {values!r}")
-    kernels, seeds = list(kernels), [int(s) for s in seeds]
+    kernels, seeds = list(kernels), [check_seed(s, "seeds") for s in seeds]
     unknown = [k for k in kernels if k not in KERNELS]
     if unknown or not kernels:
         raise ValueError(f"kernels must be a non-empty subset of {KERNELS}, got {kernels}")

@@ -327,3 +327,76 @@ def test_memslot_lookup_costs():
     assert run.notifiers.hold_us.iloc[0] == pytest.approx(linear.lock_op_us + 2 * 1023 * 2e-3)
     with pytest.raises(ValueError, match="memslot_lookup"):
         kv.Scenario(memslot_lookup="hash")
+
+
+class TestNoFaultingVcpu:
+    """A VM whose vCPUs never fault (faulting_share=0, or 1 vCPU × 0.4 rounding to none) still
+    runs its notifiers: both engines give the same tables, with no reader stall at all."""
+
+    @pytest.mark.parametrize(
+        "scenario",
+        [
+            kv.Scenario(n_vcpus=8, faulting_share=0.0, duration_us=2_000.0, notifier_rate_hz=2e4),
+            kv.Scenario(n_vcpus=1, faulting_share=0.4, duration_us=2_000.0, notifier_rate_hz=2e4),
+        ],
+        ids=["faulting_share=0", "one vCPU, 0.4 faulting"],
+    )
+    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    def test_both_engines_agree(self, scenario, kernel):
+        assert scenario.n_faulting == 0
+        events = kv.simulate(scenario, kernel, seed=3, method="events")
+        compiled = kv.simulate(scenario, kernel, seed=3, method="compiled")
+        pd.testing.assert_frame_equal(events.faults, compiled.faults)
+        pd.testing.assert_frame_equal(events.notifiers, compiled.notifiers)
+        assert len(compiled.faults) == 0 and len(compiled.notifiers) > 0
+        summary = kv.summarize(compiled)
+        assert summary["p99_us"] == 0.0 and summary["faults"] == 0
+        assert summary["notifier_callbacks"] == len(compiled.notifiers)
+
+
+class TestWorkEstimate:
+    """simulate() estimates its work first and refuses a run too big for memory at once."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [{"duration_us": 1e9}, {"n_vcpus": 100_000_000}, {"notifier_rate_hz": 1e300}],
+        ids=["1e6 ms", "1e8 vCPUs", "1e300 Hz"],
+    )
+    def test_oversized_runs_are_refused_before_any_work(self, change):
+        """The refusal gives the estimate and the parameter that lets the run go ahead."""
+        scenario = kv.Scenario(**change)
+        with pytest.raises(kv.engine.TooMuchWork) as info:
+            kv.simulate(scenario)
+        message = str(info.value)
+        assert "fault attempts" in message and "notifier callbacks" in message
+        assert "max_records=4,000,000" in message
+        assert isinstance(info.value, ValueError)
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    @pytest.mark.parametrize(
+        "scenario",
+        [SMALL, kv.Scenario(n_vcpus=64, duration_us=2_000.0, notifier_rate_hz=50_000.0)],
+        ids=["small", "busy"],
+    )
+    def test_estimate_bounds_the_real_counts(self, scenario, seed):
+        """The estimate is an upper bound of what a run really records, and not by more than
+        a small factor (it sizes the compiled engine's buffers)."""
+        work = kv.engine.estimate(scenario)
+        for kernel in kv.KERNELS:
+            run = kv.simulate(scenario, kernel, seed=seed)
+            assert len(run.faults) <= work.attempts <= 40 * max(len(run.faults), 1)
+            assert len(run.notifiers) <= work.callbacks
+
+    def test_just_under_the_limit_runs(self):
+        """max_records is the limit itself: a run estimated at exactly it goes ahead, one
+        record less refuses."""
+        work = kv.engine.estimate(SMALL)
+        run = kv.simulate(SMALL, max_records=work.records)
+        assert len(run.faults) > 0
+        with pytest.raises(kv.engine.TooMuchWork, match=f"max_records={work.records - 1:,}"):
+            kv.simulate(SMALL, max_records=work.records - 1)
+
+    def test_a_given_stream_is_counted(self):
+        """With a stream, the events counted are its rows."""
+        stream = kv.notifiers.generate_stream(SMALL, 0)
+        assert kv.engine.estimate(SMALL, stream=stream).events == len(stream)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import numpy as np
 import pytest
 
 from kvmviz.kernels import (
@@ -92,10 +93,14 @@ def test_rule_row_cites_a_known_commit(kernel, callback, hit):
     assert set(hashes) <= ALLOWED_COMMITS, source
 
 
-def test_hit_accepts_truthy_values():
-    """hit is treated as a truth value, so numpy bools and 0/1 work like False/True."""
-    assert rule("v5.13", "clear_young", 1) == rule("v5.13", "clear_young", True)
-    assert takes_lock("v5.15", START, 0) is False
+def test_hit_is_a_boolean():
+    """hit must be a boolean (numpy's welcome): "no", 0/1 or None would each need a guess, and
+    "no" used to mean True."""
+    assert rule("v5.13", "clear_young", np.True_) == rule("v5.13", "clear_young", True)
+    assert takes_lock("v5.15", START, np.False_) is False
+    for value in ("no", "False", 0, 1, None, 1.0):
+        with pytest.raises(TypeError, match=r"hit = .*expected True or False"):
+            takes_lock("v5.15", START, value)
 
 
 def test_docstring_examples():

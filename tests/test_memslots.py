@@ -519,3 +519,60 @@ def test_hit_mask_at_32764_one_page_slots():
 
     assert 0.2 < expected.mean() < 0.9  # the mix really contains both hits and misses
     np.testing.assert_array_equal(got, expected)
+
+
+# --- hits, hit_mask and gfn_ranges take the same inputs -----------------------------------------
+_AGREE_LAYOUT = MemslotLayout([Memslot(0, 0x100, 16, 0x7F0000000000)])
+_AGREE_IN = 0x7F0000000000
+_AGREE_CASES = [
+    # (start, end, expected error or None)
+    (_AGREE_IN, _AGREE_IN + 4096, None),
+    (np.int64(_AGREE_IN), np.uint64(_AGREE_IN + 4096), None),
+    (_AGREE_IN + 4096, _AGREE_IN, None),  # start > end: an empty range, hits nothing
+    (_AGREE_IN, _AGREE_IN, None),  # empty
+    (0, 2**64 - 1, None),
+    (-1, _AGREE_IN, ValueError),
+    (_AGREE_IN, 2**64, ValueError),  # an unsigned long ends below 2**64
+    (float(_AGREE_IN), _AGREE_IN + 4096, TypeError),
+    (_AGREE_IN, "0x7f0000001000", TypeError),
+    (True, _AGREE_IN, TypeError),
+    (None, _AGREE_IN, TypeError),
+]
+
+
+def _outcomes(layout, start, end):
+    """What each of the three calls gives: its result, or the type of its error."""
+    out = []
+    for call in (
+        lambda: layout.hits(start, end),
+        lambda: bool(layout.hit_mask([start], [end])[0]),
+        lambda: bool(layout.gfn_ranges(start, end)),
+    ):
+        try:
+            out.append(call())
+        except (TypeError, ValueError) as error:
+            out.append(type(error))
+    return out
+
+
+@pytest.mark.parametrize(("start", "end", "error"), _AGREE_CASES)
+def test_hits_hit_mask_gfn_ranges_agree_on_every_input(start, end, error):
+    """The three lookups accept and refuse the same values, with the same error type; where
+    they accept, hits == hit_mask == bool(gfn_ranges)."""
+    outcomes = _outcomes(_AGREE_LAYOUT, start, end)
+    assert len(set(outcomes)) == 1, outcomes
+    if error is None:
+        assert outcomes[0] in (True, False)
+    else:
+        assert outcomes[0] is error
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.one_of(st.integers(-(2**8), 2**64 + 2**8), st.floats(), st.booleans(), st.text()),
+    end=st.one_of(st.integers(-(2**8), 2**64 + 2**8), st.integers(_AGREE_IN, _AGREE_IN + 2**17)),
+)
+def test_the_three_lookups_agree_on_generated_inputs(start, end):
+    """Any value, valid or not: the three calls give one outcome."""
+    outcomes = _outcomes(_AGREE_LAYOUT, start, end)
+    assert len(set(map(repr, outcomes))) == 1, outcomes

@@ -339,3 +339,25 @@ def test_spinlock_is_one_fifo_queue(requests):
     for a, b in itertools.pairwise(order):
         assert grant[a] <= grant[b]
         assert grant[a] + hold[a] <= grant[b]
+
+
+@pytest.mark.parametrize(
+    ("arrival", "is_writer", "hold", "error", "message"),
+    [
+        ([0, 1], ["False", "True"], [1, 1], TypeError, "is_writer: expected booleans"),
+        ([0, 1], [0, 1], [1, 1], TypeError, "is_writer: expected booleans"),
+        (["0", "1"], [False, True], [1, 1], TypeError, "arrival: expected numbers"),
+        (np.array([0, 1]), np.array([False, True]), np.array([1.0, 1.0]), None, None),
+        ([0, 1], [False, True], [1], ValueError, "differ in length"),
+        ([0, float("nan")], [False, True], [1, 1], ValueError, "finite"),
+        ([0, 1], [False, True], [1, -1], ValueError, ">= 0"),
+    ],
+)
+def test_replay_refuses_what_it_cannot_mean(arrival, is_writer, hold, error, message):
+    """["False"] is not False: the writer flags must be booleans, the times numbers, the three
+    lists one length, the times finite and the holds non-negative."""
+    if error is None:
+        assert replay(arrival, is_writer, hold).tolist() == [0.0, 1.0]
+        return
+    with pytest.raises(error, match=message):
+        replay(arrival, is_writer, hold)
