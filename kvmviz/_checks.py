@@ -64,17 +64,23 @@ def check_bool(value, name: str) -> bool:
 
 
 def check_bool_array(values, name: str) -> np.ndarray:
-    """``values`` as a 1-D numpy bool array; refuses strings, numbers and objects.
+    """``values`` as a 1-D numpy bool array; refuses strings, numbers, objects and other shapes.
 
     A list of Python/numpy booleans or a numpy bool array is accepted; ``["False"]``, ``[0, 1]``
-    and ``[None]`` are refused (they would silently mean True or need a guess).
+    and ``[None]`` are refused (they would silently mean True or need a guess), and so are a
+    lone boolean and nested lists (flattening them would pair flags with the wrong requests).
     """
-    array = np.asarray(values)
-    if array.size == 0:
-        return np.zeros(0, dtype=bool)
-    if array.dtype != np.bool_:
+    try:
+        array = np.asarray(values)
+    except ValueError:  # ragged nesting: numpy cannot even make an array of it
+        raise TypeError(f"{name}: expected a flat sequence of booleans") from None
+    if array.size and array.dtype != np.bool_:
         raise TypeError(
             f"{name}: expected booleans (True/False or a numpy bool array), got dtype "
             f"{array.dtype} (e.g. {array.ravel()[0]!r})"
         )
-    return array.reshape(-1)
+    if array.ndim != 1:
+        raise ValueError(
+            f"{name}: expected a one-dimensional sequence of booleans, got shape {array.shape}"
+        )
+    return array.astype(bool)  # an empty list is float64 to numpy

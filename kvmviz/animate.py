@@ -983,13 +983,8 @@ def memslot_animation(
         fig.legend(
             handles=[
                 Patch(facecolor=COLORS["memslot"], label="memslot"),
-                Patch(facecolor=COLORS["hit"], label="range hits a memslot"),
-                Patch(
-                    facecolor=COLORS["miss"],
-                    hatch=HATCHES["miss"],
-                    alpha=0.6,
-                    label="range misses (spurious)",
-                ),
+                Patch(**plot._RANGE_STYLE["hit"], label="range hits a memslot"),
+                Patch(**plot._RANGE_STYLE["miss"], label="range misses (spurious)"),
             ],
             loc="outside lower center",
             ncols=3,

@@ -1,14 +1,25 @@
-"""``kvmviz`` on the command line: ``python -m kvmviz simulate``, ``figures`` and ``quiz``.
+"""``kvmviz`` on the command line: ``python -m kvmviz simulate``, ``figures``, ``replay``, ``quiz``.
 
 Every run echoes its parameters, so any screenshot of the output can be reproduced.
+
+A user's mistake never ends in a traceback: a bad option, a file that cannot be read or
+written, a run too big for memory, each prints one line on stderr naming the option, file or
+parameter and what was expected, and exits with status 2 (130 on Ctrl-C). Only a bug in kvmviz
+itself still shows a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
+from pathlib import Path
 
-from . import exercises
+from . import __version__, exercises
+from ._checks import check_seed
+from ._progress import reporter
+from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate, simulate
 from .kernels import KERNELS
 from .metrics import KERNEL_TABLE_COLUMNS, compare_kernels
 from .rwlock import POLICIES
@@ -27,132 +38,405 @@ _QUIZ = {
     "flush-hold": exercises.hit_flush_hold,
 }
 
+# Scenario fields the simulate options set, to name the option in Scenario's own errors.
+_OPTION_OF_FIELD = {
+    "n_vcpus": "--vcpus",
+    "duration_us": "--duration-ms",
+    "notifier_rate_hz": "--rate",
+    "spurious_share": "--spurious",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Argument types: each refuses what the option cannot mean in one sentence (argparse prefixes
+# "argument --option:").
+# --------------------------------------------------------------------------------------------
+def _seed(text: str) -> int:
+    """A seed: a non-negative integer, written in decimal (``1.7`` and ``-1`` are refused)."""
+    try:
+        return check_seed(int(text, 10))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a non-negative integer") from None
+
+
+def _count(minimum: int):
+    """An integer ``>= minimum``, in decimal (``1e3`` is refused: it reads as a float)."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
+        return value
+
+    count.__name__ = "integer"
+    return count
+
+
+def _number(lo: float, hi: float = math.inf, *, above: bool = False):
+    """A finite number in ``[lo, hi]`` (``(lo, hi]`` when ``above``); nan and inf refused."""
+    expected = f"a finite number {'>' if above else '>='} {lo:g}"
+    if hi < math.inf:
+        expected = f"a finite number between {lo:g} and {hi:g}"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and lo <= value <= hi and (value > lo or not above)):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    number.__name__ = "number"
+    return number
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line (exit status 2) instead of usage plus a line."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: ...)`` after each option that has a default worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.required:
+            return action.help
+        if action.default is argparse.SUPPRESS or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _progress_option(parser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: only when stderr is a terminal)",
+    )
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kvmviz",
         description="KVM mmu_lock vs MMU notifiers, before and after Linux 8931a454ae.",
+        epilog="Errors are one line on stderr and exit status 2 (130 when interrupted).",
+        formatter_class=_Formatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("simulate", help="compare v5.12 / v5.13 / v5.15 on one scenario")
-    sim.add_argument("--vcpus", type=int, default=Scenario.n_vcpus, help="vCPUs (default 416)")
-    sim.add_argument("--duration-ms", type=float, default=20.0, help="simulated ms (default 20)")
+    parser.add_argument("--version", action="version", version=f"kvmviz {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + "." + (f" {details}" if details else ""),
+            formatter_class=_Formatter,
+        )
+
+    sim = command(
+        "simulate",
+        "compare v5.12 / v5.13 / v5.15 on one scenario",
+        "Prints one row per kernel: the readers' stall beside the writers' wait.",
+    )
+    sim.add_argument(
+        "--vcpus",
+        type=_count(1),
+        default=Scenario.n_vcpus,
+        metavar="N",
+        help="vCPUs in the VM (9 in 10 of them fault)",
+    )
+    sim.add_argument(
+        "--duration-ms",
+        type=_number(0, above=True),
+        default=Scenario.duration_us / 1000,
+        metavar="MS",
+        help="simulated time, milliseconds",
+    )
     sim.add_argument(
         "--rate",
-        type=float,
+        type=_number(0),
         default=Scenario.notifier_rate_hz,
-        help="notification events per second",
+        metavar="HZ",
+        help="MMU notification events per second",
     )
     sim.add_argument(
         "--spurious",
-        type=float,
+        type=_number(0, 1),
         default=Scenario.spurious_share,
-        help="share of notifications that miss every memslot",
+        metavar="SHARE",
+        help="share of notifications that miss every memslot, 0 to 1",
     )
-    sim.add_argument("--policy", choices=POLICIES, default="qrwlock")
-    sim.add_argument("-s", "--seed", type=int, default=0)
-    figs = sub.add_parser(
-        "figures", help="render every figure of the notebooks and the README into a directory"
+    sim.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="qrwlock",
+        help="the lock mmu_lock is (spinlock: faults take it for write too)",
     )
-    figs.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    sim.add_argument(
+        "-s",
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seeds the vCPU workload and the notification stream (an integer >= 0)",
+    )
+    sim.add_argument(
+        "--max-records",
+        type=_count(1),
+        default=MAX_RECORDS,
+        metavar="N",
+        help="refuse, before any work, a run whose tables would exceed N rows (fault attempts "
+        "+ notifier callbacks, ~260 bytes each); raise it to go ahead with a bigger run",
+    )
+    _progress_option(sim)
+
+    figs = command(
+        "figures",
+        "render every figure of the notebooks and the README into a folder",
+        "The whole set is rendered into a temporary folder beside DIR (same file system) and "
+        "moved into place only once complete: a run interrupted or failing halfway leaves DIR "
+        "as it was and no partial set behind.",
+    )
+    figs.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder, created if needed (required)",
+    )
     figs.add_argument(
         "--format",
         default="svg,png",
         metavar="FMT[,FMT]",
-        help="comma-separated file formats among svg, png, pdf (default svg,png)",
+        help="comma-separated file formats among svg, png, pdf",
     )
-    figs.add_argument("--context", choices=("paper", "talk"), default="paper")
-    figs.add_argument("-s", "--seed", type=int, default=0)
-    figs.add_argument("--force", action="store_true", help="overwrite existing files")
+    figs.add_argument(
+        "--context",
+        choices=("paper", "talk"),
+        default="paper",
+        help="font sizes and line widths: for a page or for a projector",
+    )
+    figs.add_argument(
+        "-s",
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seeds every simulation; one seed gives byte-identical SVGs (an integer >= 0)",
+    )
+    figs.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files; the old ones stay until the whole new set is ready, then "
+        "each is replaced atomically (without --force, any existing file is refused before "
+        "any work)",
+    )
     figs.add_argument(
         "--no-animations",
         action="store_true",
         help="skip the exports other modules register (the animations take most of the time)",
     )
-    rep = sub.add_parser(
-        "replay", help="what a recorded notifier trace would cost on v5.12 / v5.13 / v5.15"
+
+    rep = command(
+        "replay",
+        "what a recorded notifier trace would cost on v5.12 / v5.13 / v5.15",
+        "The recorded notifications drive the modelled vCPUs; prints the per-kernel table and "
+        "a perf-lock-contention table per kernel.",
     )
     rep.add_argument("trace", help="tracefs `trace` file or `trace-cmd report` output")
     rep.add_argument(
-        "--layout", required=True, help="memslots: QEMU kvm_set_user_memory log or JSON layout"
+        "--layout",
+        required=True,
+        metavar="FILE",
+        help="memslots: a QEMU kvm_set_user_memory log, or a JSON layout (.json) (required)",
     )
-    rep.add_argument("--vcpus", type=int, default=64, help="modelled vCPUs (default 64)")
-    rep.add_argument("--policy", choices=POLICIES, default="qrwlock")
-    rep.add_argument("-s", "--seed", type=int, default=0)
     rep.add_argument(
-        "--lenient", action="store_true", help="skip (and count) malformed trace lines"
+        "--vcpus", type=_count(1), default=64, metavar="N", help="modelled faulting vCPUs"
     )
-    quiz = sub.add_parser("quiz", help="a seeded exercise; -c reveals the answer")
-    quiz.add_argument("kind", choices=sorted(_QUIZ), nargs="?", default="takes-lock")
-    quiz.add_argument("-s", "--seed", type=int, default=0)
+    rep.add_argument("--policy", choices=POLICIES, default="qrwlock", help="the lock mmu_lock is")
+    rep.add_argument(
+        "-s", "--seed", type=_seed, default=0, help="seeds the vCPU workload (an integer >= 0)"
+    )
+    rep.add_argument(
+        "--lenient",
+        action="store_true",
+        help="skip (and count) malformed trace lines instead of stopping at the first",
+    )
+    _progress_option(rep)
+
+    quiz = command("quiz", "print a seeded exercise; -c reveals the answer")
+    quiz.add_argument(
+        "kind",
+        choices=sorted(_QUIZ),
+        nargs="?",
+        default="takes-lock",
+        help="which exercise",
+    )
+    quiz.add_argument(
+        "-s", "--seed", type=_seed, default=0, help="picks the problem (an integer >= 0)"
+    )
     quiz.add_argument("-c", "--compute", action="store_true", help="show the answer")
     return parser
 
 
+# --------------------------------------------------------------------------------------------
+# Entry point and the one-line errors.
+# --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``kvmviz`` script; returns the exit code."""
-    args = _parser().parse_args(argv)
-    if args.command == "simulate":
+    """Entry point of the ``kvmviz`` script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``kvmviz``; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success (``--help`` and ``--version`` included), 2 for a user's
+        mistake (one line on stderr says which), 130 when interrupted (Ctrl-C).
+    """
+    try:
         try:
-            scenario = Scenario(
-                n_vcpus=args.vcpus,
-                duration_us=args.duration_ms * 1000,
-                notifier_rate_hz=args.rate,
-                spurious_share=args.spurious,
-            )
-        except ValueError as error:
-            print(f"kvmviz simulate: {error}", file=sys.stderr)
-            return 2
-        print(
-            f"# kvmviz simulate --vcpus {args.vcpus} --duration-ms {args.duration_ms:g} "
-            f"--rate {args.rate:g} --spurious {args.spurious:g} --policy {args.policy} "
-            f"-s {args.seed}"
+            args = _parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version or an argparse error (one line)
+            return done.code if isinstance(done.code, int) else 2
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return _fail("kvmviz", "interrupted", status=130)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _fail(prog: str, message: str, *, status: int = 2) -> int:
+    """Print ``prog: message`` as one line on stderr; return ``status``."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")  # clear a progress line left half-drawn
+    print(f"{prog}: {_one_line(message)}", file=sys.stderr)
+    return status
+
+
+def _os_error(error: OSError) -> str:
+    """``path: reason`` for an OSError (its ``str`` starts with ``[Errno n]``)."""
+    if error.filename is not None and error.strerror:
+        where = str(error.filename)
+        if error.filename2 is not None:
+            where += f" -> {error.filename2}"
+        return f"{where}: {error.strerror}"
+    return str(error) or type(error).__name__
+
+
+def _reporter(args, name: str, describe):
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    return reporter(True if show else None, name, describe, "done, total")
+
+
+# --------------------------------------------------------------------------------------------
+# The commands.
+# --------------------------------------------------------------------------------------------
+def _simulate(args) -> int:
+    prog = "kvmviz simulate"
+    try:
+        scenario = Scenario(
+            n_vcpus=args.vcpus,
+            duration_us=args.duration_ms * 1000,
+            notifier_rate_hz=args.rate,
+            spurious_share=args.spurious,
         )
-        table = compare_kernels(scenario, policy=args.policy, seed=args.seed, kernels=KERNELS)
-        print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
-        return 0
-    if args.command == "figures":
-        return _figures(args)
-    if args.command == "replay":
-        return _replay(args)
-    question = _QUIZ[args.kind](seed=args.seed)
-    print(f"# kvmviz quiz {args.kind} -s {args.seed}{' -c' if args.compute else ''}")
-    print(question.question)
-    print()
-    print(question.reveal() if args.compute else "Answer: ?  (run again with -c to reveal)")
+    except ValueError as error:
+        field = str(error).partition(" ")[0].removeprefix("Scenario.")
+        option = _OPTION_OF_FIELD.get(field)
+        return _fail(prog, f"{option}: {error}" if option else str(error))
+    if scenario.n_faulting >= MAX_FAULTING_VCPUS:
+        return _fail(
+            prog,
+            f"--vcpus {args.vcpus:,}: the model numbers at most {MAX_FAULTING_VCPUS - 1:,} "
+            "faulting vCPUs (9 in 10 of --vcpus); expected fewer vCPUs",
+        )
+    work = estimate(scenario)
+    if work.records > args.max_records:
+        go_ahead = (
+            f", or add --max-records {work.records} to go ahead"
+            if work.bytes < 2**50
+            else " (no machine has the memory this run needs)"
+        )
+        return _fail(
+            prog,
+            f"each kernel's run would simulate {work}, more than --max-records "
+            f"{args.max_records:,}: shorten --duration-ms, lower --vcpus or --rate{go_ahead}",
+        )
+    echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
+    print(
+        f"# kvmviz simulate --vcpus {args.vcpus} --duration-ms {args.duration_ms:g} "
+        f"--rate {args.rate:g} --spurious {args.spurious:g} --policy {args.policy} "
+        f"-s {args.seed}{echo_max}"
+    )
+    n = len(KERNELS)
+
+    def describe(done: int, total: int) -> str:
+        return f"{done} / {total} kernels" + (f", running {KERNELS[done]}" if done < n else "")
+
+    report = _reporter(args, prog, describe)
+
+    def run(scenario, kernel, policy, seed):
+        if report is not None:
+            report(KERNELS.index(kernel), n)
+        return simulate(scenario, kernel, policy, seed, max_records=args.max_records)
+
+    try:
+        table = compare_kernels(scenario, policy=args.policy, seed=args.seed, simulate=run)
+    except TooMuchWork as error:  # faults retried far more than estimated
+        message = str(error).replace("max_records=", "--max-records ")
+        return _fail(prog, message.replace("a larger max_records", "a larger --max-records"))
+    if report is not None:
+        report(n, n)
+    print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
     return 0
 
 
 def _figures(args) -> int:
     from . import figures  # loads matplotlib: only for this command
 
+    prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     unknown = [f for f in formats if f not in figures.FORMATS]
     if unknown or not formats:
-        print(
-            f"kvmviz figures: unknown format(s) {', '.join(unknown) or '(none)'}; "
+        return _fail(
+            prog,
+            f"--format {args.format!r}: unknown format(s) {', '.join(unknown) or '(none)'}; "
             f"expected some of {', '.join(figures.FORMATS)}",
-            file=sys.stderr,
         )
-        return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(prog, f"--out {out}: exists and is not a folder; expected a folder")
     flags = (" --force" if args.force else "") + (" --no-animations" if args.no_animations else "")
     print(
         f"# kvmviz figures --out {args.out} --format {','.join(formats)} "
-        f"--context {args.context} -s {args.seed}{flags}"
+        f"--context {args.context} -s {args.seed}{flags}  "
+        "(staged in a temporary folder beside it, moved in once complete)"
     )
+    unchanged = f"{out} is as it was" if out.exists() else "nothing was written"
     try:
         written = figures.render_all(
-            args.out,
+            out,
             formats=formats,
             context=args.context,
             seed=args.seed,
             force=args.force,
             extra=not args.no_animations,
         )
-    except FileExistsError as error:
-        message = str(error).replace("pass force=True", "add --force to overwrite them")
-        print(f"kvmviz figures: {message}; nothing was written", file=sys.stderr)
-        return 2
+    except OSError as error:
+        if isinstance(error, FileExistsError) and "refusing to overwrite" in str(error):
+            message = str(error).replace("pass force=True", "add --force to replace them")
+            return _fail(prog, f"{message}; nothing was written")
+        return _fail(prog, f"cannot write --out {out}: {_os_error(error)}; {unchanged}")
+    except KeyboardInterrupt:
+        return _fail(prog, f"interrupted; {unchanged}", status=130)
     for path in written:
         print(path)
     return 0
@@ -161,19 +445,44 @@ def _figures(args) -> int:
 def _replay(args) -> int:
     from . import plot, traces  # plot's table helpers load matplotlib: only for this command
 
+    prog = "kvmviz replay"
     print(
         f"# kvmviz replay {args.trace} --layout {args.layout} --vcpus {args.vcpus} "
         f"--policy {args.policy} -s {args.seed}{' --lenient' if args.lenient else ''}"
     )
-    try:
-        layout = traces.load_layout(args.layout)
-        events = traces.load_ftrace(args.trace, lenient=args.lenient, progress=True)
-        table, runs = traces.compare_replay(
-            events, layout, n_vcpus=args.vcpus, policy=args.policy, seed=args.seed
-        )
-    except (OSError, ValueError) as error:
-        print(f"kvmviz replay: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stage = "--layout"
+        try:
+            layout = traces.load_layout(args.layout)
+            if not any(slot.as_id == 0 for slot in layout):
+                return _fail(
+                    prog,
+                    f"--layout {args.layout}: read as {layout!r}, no memslot in address space "
+                    "0 for the vCPUs to fault on; expected a QEMU kvm_set_user_memory log or a "
+                    "JSON layout (.json)",
+                )
+            stage = "trace"
+            events = traces.load_ftrace(
+                args.trace,
+                lenient=args.lenient,
+                progress=_reporter(args, prog, _describe_bytes),
+            )
+            stage = ""
+            table, runs = traces.compare_replay(
+                events, layout, n_vcpus=args.vcpus, policy=args.policy, seed=args.seed
+            )
+        except TooMuchWork as error:
+            size = str(error).partition(": shorten")[0]
+            return _fail(prog, f"{size}: lower --vcpus or replay a shorter stretch of the trace")
+        except (OSError, ValueError) as error:
+            message = _os_error(error) if isinstance(error, OSError) else str(error)
+            path = args.layout if stage == "--layout" else args.trace
+            if stage and str(path) not in message and Path(path).name not in message:
+                message = f"{stage} {path}: {message}"  # name the file the error is about
+            return _fail(prog, message)
+    for warning in caught:  # one line each, without the source line warnings would show
+        print(f"{prog}: warning: {_one_line(warning.message)}", file=sys.stderr)
     counts = events.attrs.get("line_counts", {})
     print(f"{len(events)} records from {counts.get('total', '?')} lines; {layout!r}")
     print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
@@ -181,3 +490,19 @@ def _replay(args) -> int:
         print(f"\n# perf lock contention, as it would read on {kernel}")
         print(plot.contention_text(run))
     return 0
+
+
+def _describe_bytes(done: int, total: int) -> str:
+    return f"read {done / max(total, 1):.0%} of the trace"
+
+
+def _quiz(args) -> int:
+    question = _QUIZ[args.kind](seed=args.seed)
+    print(f"# kvmviz quiz {args.kind} -s {args.seed}{' -c' if args.compute else ''}")
+    print(question.question)
+    print()
+    print(question.reveal() if args.compute else "Answer: ?  (run again with -c to reveal)")
+    return 0
+
+
+_COMMANDS = {"simulate": _simulate, "figures": _figures, "replay": _replay, "quiz": _quiz}

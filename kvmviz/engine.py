@@ -46,11 +46,20 @@ from ._checks import check_int, check_seed
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE
-from .notifiers import EVENT_KINDS, generate_stream
+from .notifiers import EVENT_KINDS, check_stream, generate_stream
 from .rwlock import POLICIES, make_lock
 from .scenario import Scenario
 
-__all__ = ["MAX_RECORDS", "Run", "TooMuchWork", "Work", "estimate", "replay_run", "simulate"]
+__all__ = [
+    "MAX_FAULTING_VCPUS",
+    "MAX_RECORDS",
+    "Run",
+    "TooMuchWork",
+    "Work",
+    "estimate",
+    "replay_run",
+    "simulate",
+]
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
 _SINGLE_HVA = {"change_pte", "test_young"}  # these callbacks carry one hva, not a range
@@ -149,7 +158,24 @@ def _count(n: int) -> str:
 
 
 class TooMuchWork(ValueError):
-    """A simulation that would exceed its ``max_records`` limit; raised before any work."""
+    """A simulation that would exceed its ``max_records`` limit.
+
+    Raised before any work when the estimate (:func:`estimate`) exceeds it, or as soon as a
+    run outgrows it anyway (faults retrying far more often than estimated).
+    """
+
+
+class _Overrun(Exception):
+    """An engine reached its row limit (``_Model.max_attempts``) before the end of the run."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
+
+
+# _closed_loop._bits packs the vCPU into the top 24 bits of the counter: beyond 2**24 faulting
+# vCPUs two vCPUs would draw the same workload.
+MAX_FAULTING_VCPUS = 2**24
 
 
 def _size(n: float) -> str:
@@ -256,6 +282,8 @@ def simulate(
         raise ValueError("the compiled engine models qrwlock only; use method='events'")
     seed = check_seed(seed)
     max_records = check_int(max_records, "max_records", minimum=1)
+    if stream is not None:
+        stream = check_stream(stream)
     work = estimate(scenario, stream=stream)
     if work.records > max_records:
         raise TooMuchWork(
@@ -267,15 +295,32 @@ def simulate(
                 else " (no machine has the memory this run needs)"
             )
         )
+    if scenario.n_faulting >= MAX_FAULTING_VCPUS:
+        raise TooMuchWork(
+            f"this run has {scenario.n_faulting:,} faulting vCPUs: the workload generator "
+            f"numbers them below 2**24 ({MAX_FAULTING_VCPUS:,}); lower n_vcpus or faulting_share"
+        )
     if stream is None:
         stream = generate_stream(scenario, seed)
     model = _Model(scenario, kernel, stream, seed)
+    # The estimate cannot foresee a retry storm (under reader-pref a starved
+    # invalidate_range_end keeps its range in flight, and every fault in it retries about every
+    # 2 µs instead of every guest run): the engines also stop at max_records rows.
+    model.max_attempts = max(max_records - len(model.cb_callback), 0)
     # The random draws wrap around 64 bits on purpose (numba does so silently).
-    with np.errstate(over="ignore"):
-        if method == "events" or (method == "auto" and policy != "qrwlock"):
-            _run_events(model, policy)
-        else:
-            _run_compiled(model)
+    try:
+        with np.errstate(over="ignore"):
+            if method == "events" or (method == "auto" and policy != "qrwlock"):
+                _run_events(model, policy)
+            else:
+                _run_compiled(model)
+    except _Overrun as overrun:
+        raise TooMuchWork(
+            f"this run outgrew max_records={max_records:,}: it needed more than "
+            f"{overrun.rows:,} fault-attempt rows besides {len(model.cb_callback):,} notifier "
+            f"callbacks (estimated: {work}), as faults retried far more than estimated; "
+            "shorten duration_us or pass a larger max_records to go ahead"
+        ) from None
     faults, notifiers = model.tables()
     return Run(scenario, kernel, policy, seed, faults, notifiers)
 
@@ -327,6 +372,7 @@ class _Model:
         self.cb_grant = np.full(len(self.cb_callback), np.nan)
         self.cb_arrive = np.full(len(self.cb_callback), np.nan)
         self.cb_done = np.full(len(self.cb_callback), np.nan)
+        self.max_attempts = 2**62  # fault-attempt rows an engine may record (simulate sets it)
 
     # -- the notifications ------------------------------------------------------------------
     def _plan_callbacks(self) -> None:
@@ -621,6 +667,8 @@ def _run_events(model: _Model, policy: str) -> None:
             model.reader_chunks.append(
                 (v, fault[v], retries[v], hva[v], t_exit[v], t_req[v], t_grant[v], now, is_retry[v])
             )
+            if len(model.reader_chunks) > model.max_attempts:
+                raise _Overrun(len(model.reader_chunks))
             grant_all(lock.release(("r", v), policy == "spinlock"), now)
             attempt[v] += 1
             g, r, _, new_hva = draws.at(v, attempt[v])
@@ -683,7 +731,11 @@ def _run_compiled(model: _Model) -> None:
         )
         if n >= 0:
             break
-        cap *= 2  # a vCPU retried more than expected: more room, same result
+        # A vCPU retried more than expected: more room, same result, up to the row limit.
+        grown = min(cap * 2, model.max_attempts // m)
+        if grown <= cap:
+            raise _Overrun(m * cap)
+        cap = grown
     model.sorted_attempts = tuple(a[:n] for a in out)
 
 

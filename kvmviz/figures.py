@@ -11,6 +11,7 @@ Other modules add their own exports through :data:`EXTRA`. :func:`render_all` im
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import shutil
@@ -178,20 +179,25 @@ def kernel_comparison(render: _Render) -> Figure:
     return fig
 
 
-def _busiest_window(run, width_us: float, lead: float = 0.25) -> tuple[float, float]:
-    """A window of ``width_us`` around the notifier callback that waited longest for the lock."""
-    taken = run.notifiers[run.notifiers["locked"].to_numpy(dtype=bool)]
-    if len(taken) == 0:
-        return 0.0, width_us
-    worst = taken.loc[taken["wait_us"].idxmax()]
-    start = max(0.0, float(worst["t_arrive_us"]) - lead * width_us)
-    return start, start + width_us
+def stall_by_kernel(render: _Render) -> Figure:
+    """Chapter 04's static per-kernel figure: the stall distributions, and each kernel's p99
+    fault stall with its writers' mean wait."""
+    fig = render.figure(10, 3.8)
+    plot.stall_by_kernel(render.kernels(), ax=fig.subplots(1, 2, width_ratios=[1.6, 1]))
+    _caption(
+        fig,
+        f"The same {LARGE_VM.n_vcpus}-vCPU VM on three kernels: how long fault attempts wait "
+        "for mmu_lock",
+    )
+    return fig
 
 
 def _timeline_figure(render: _Render, run, width_us: float, height: float, title: str) -> Figure:
+    """A lock timeline about ``width_us`` wide around the run's longest writer wait, widened
+    (:func:`kvmviz.plot.busiest_window`) so that no stall is cut off at an edge."""
     fig = render.figure(10, height)
     axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    plot.lock_timeline(run, *_busiest_window(run, width_us), ax=axes)
+    plot.lock_timeline(run, *plot.busiest_window(run, width_us), ax=axes)
     _caption(fig, title)
     return fig
 
@@ -267,6 +273,7 @@ FIGURES: dict[str, Callable[[_Render], Figure]] = {
     "stall-cdf": stall_cdf,
     "brownout": brownout,
     "kernel-comparison": kernel_comparison,
+    "stall-by-kernel": stall_by_kernel,
     "lock-timeline-8-vcpus": lock_timeline_8_vcpus,
     "lock-timeline-416-vcpus": lock_timeline_416_vcpus,
     "before-after": before_after,
@@ -367,9 +374,16 @@ def render_all(
                 "(pass force=True)"
             )
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(out))
+    created = _make_parents(out.parent)  # removed again if the run does not complete
+    try:
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    except OSError as error:
+        _remove_empty(created)
+        # mkdtemp names a random file of its own: name the folder it could not write into.
+        reason = f"{error.strerror or error} (creating a temporary folder there)"
+        raise OSError(error.errno, reason, str(out.parent)) from error
+    complete = False
     try:
         staged: list[Path] = []
         render = _Render(seed, context)
@@ -380,9 +394,35 @@ def render_all(
             for name in names:
                 fig = FIGURES[name](render)
                 staged += plot.save(fig, staging / name, formats=formats, force=True)
-        return _move_into_place(staging, staged, out)
+        written = _move_into_place(staging, staged, out)
+        complete = True
+        return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not complete:
+            _remove_empty(created)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing ancestors; return those created, innermost first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.is_dir():
+            break
+        if path.exists():  # a regular file: mkdir would say "File exists", which misleads
+            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(path))
+        missing.append(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created (innermost first), if they are still empty."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            return  # not empty (something else wrote there) or already gone: leave it
 
 
 def _move_into_place(staging: Path, staged: list[Path], out: Path) -> list[Path]:

@@ -152,9 +152,10 @@ _RULES = _build()
 
 
 def _check(kernel: str, callback: str) -> None:
-    if kernel not in KERNELS:
+    # isinstance first: an array or a list would make ``in`` compare element-wise or raise.
+    if not isinstance(kernel, str) or kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
-    if callback not in CALLBACKS:
+    if not isinstance(callback, str) or callback not in CALLBACKS:
         raise ValueError(f"unknown callback {callback!r}; expected one of {CALLBACKS}")
 
 

@@ -176,6 +176,10 @@ class MemslotLayout:
     """
 
     def __init__(self, slots: Iterable[Memslot]) -> None:
+        if isinstance(slots, Memslot) or not isinstance(slots, Iterable):
+            raise TypeError(
+                f"MemslotLayout: expected an iterable of Memslot objects, got {slots!r}"
+            )
         slots = tuple(slots)
         for item in slots:
             if not isinstance(item, Memslot):
@@ -339,13 +343,18 @@ def _hva_pair(hva_start, hva_end) -> tuple[np.ndarray, np.ndarray]:
     arrays: ``hits``, ``hit_mask`` and ``gfn_ranges`` accept and refuse the same values (an
     ``unsigned long`` hva: an integer in ``[0, 2**64)``; floats, strings and booleans refused).
     A range with ``start >= end`` is empty: it hits nothing, in all three."""
+    out = []
+    # Start fully before end, as hit_mask checks starts before ends: the same first complaint.
     for name, value in (("hva_start", hva_start), ("hva_end", hva_end)):
         if isinstance(value, np.ndarray) or not np.isscalar(value):
             raise TypeError(f"{name}: expected one integer hva, got {type(value).__name__}")
-    return _as_u64([hva_start], "hva_start"), _as_u64([hva_end], "hva_end")
+        out.append(_as_u64([value], name))
+    return out[0], out[1]
 
 
 def _as_u64(values, name: str) -> np.ndarray:
+    """``values`` as a uint64 array of hvas (an ``unsigned long``: integers in ``[0, 2**64)``);
+    floats, booleans and strings are refused by ``name``, citing the first offending value."""
     if not isinstance(values, np.ndarray):
         # Python ints may exceed int64 (hvas up to 2**64): go through objects, never floats.
         values = np.array(values, dtype=object)
@@ -356,19 +365,19 @@ def _as_u64(values, name: str) -> np.ndarray:
         return array
     if array.dtype.kind == "i":
         if array.size and array.min() < 0:
-            raise ValueError(f"{name}: hvas must be in [0, 2**64), got a negative value")
+            raise ValueError(f"{name}: hvas must be in [0, 2**64), got {int(array.min())}")
         return array.astype(np.uint64)
     if array.dtype.kind == "u":
         return array.astype(np.uint64)
     if array.dtype == object:
-        if not all(
-            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in array.ravel()
-        ):
-            raise TypeError(f"{name}: expected integer hvas")
-        flat = [int(v) for v in array.ravel()]
-        if any(not 0 <= v < _U64 for v in flat):
-            raise ValueError(f"{name}: hvas must be in [0, 2**64)")
-        return np.array(flat, dtype=np.uint64).reshape(array.shape)
+        flat = array.ravel()
+        for v in flat:
+            if not isinstance(v, int | np.integer) or isinstance(v, bool):
+                raise TypeError(f"{name}: expected integer hvas, got {v!r}")
+        for v in flat:
+            if not 0 <= int(v) < _U64:
+                raise ValueError(f"{name}: hvas must be in [0, 2**64), got {int(v)}")
+        return np.array([int(v) for v in flat], dtype=np.uint64).reshape(array.shape)
     raise TypeError(f"{name}: expected integer hvas, got dtype {array.dtype}")
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._checks import check_seed
 from .kernels import CALLBACKS
-from .memslots import PAGE_SHIFT, MemslotLayout
+from .memslots import PAGE_SHIFT, MemslotLayout, _as_u64
 from .presets import VMM_HEAP
 from .scenario import NOTIFIER_CAUSES, Scenario
 
@@ -25,6 +25,7 @@ __all__ = [
     "CALLBACKS",
     "EVENT_KINDS",
     "NOTIFIER_CAUSES",
+    "check_stream",
     "generate_stream",
     "stream_from_callbacks",
 ]
@@ -68,6 +69,8 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
         One row per event: ``event, cause, kind, t_us, hva_start, hva_end`` (hvas uint64,
         end exclusive), sorted by time.
     """
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
     rng = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 0x6E6F74]))  # "not"
     expected = scenario.notifier_rate_hz * scenario.duration_us * 1e-6
     n = int(rng.poisson(expected))
@@ -120,6 +123,76 @@ def random_guest_hvas(layout: MemslotLayout, rng: np.random.Generator, n: int) -
     return base[which] + (offset.astype(np.uint64) << np.uint64(PAGE_SHIFT))
 
 
+def _check_rows(frame: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kinds, hvas and times of an event table, each refused by row if it cannot mean an
+    event: an unknown kind, an hva that is not an integer in [0, 2**64), an empty or inverted
+    range, a time that is not a finite number >= 0. Returns ``(t_us, hva_start, hva_end)``."""
+    kind = frame["kind"].to_numpy(dtype=object)
+    known = np.array([isinstance(k, str) and k in EVENT_KINDS for k in kind], dtype=bool)
+    if not known.all():
+        i = int(np.flatnonzero(~known)[0])
+        raise ValueError(f"{what} row {i}: kind {kind[i]!r} is not one of {sorted(EVENT_KINDS)}")
+    # _as_u64 refuses floats, booleans and strings: 1.5 is not an hva, and int() would floor it.
+    start = _as_u64(frame["hva_start"].to_numpy(), f"{what} column hva_start")
+    end = _as_u64(frame["hva_end"].to_numpy(), f"{what} column hva_end")
+    inverted = np.flatnonzero(start >= end)
+    if inverted.size:
+        i = int(inverted[0])
+        raise ValueError(
+            f"{what} row {i}: hva_start {int(start[i]):#x} is not below hva_end {int(end[i]):#x}"
+        )
+    t = frame["t_us"].to_numpy()
+    if t.size and (t.dtype.kind not in "iuf"):
+        raise TypeError(f"{what} column t_us: expected numbers (µs), got dtype {t.dtype}")
+    t = t.astype(float)
+    bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{what} row {i}: t_us {float(t[i])!r} is not a time >= 0")
+    return t, start, end
+
+
+def check_stream(stream) -> pd.DataFrame:
+    """Check a notification stream handed to :func:`kvmviz.simulate` and return it.
+
+    Parameters
+    ----------
+    stream : pandas.DataFrame
+        In the form of :func:`generate_stream` (columns ``event, cause, kind, t_us,
+        hva_start, hva_end``), as :func:`stream_from_callbacks` makes any event table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``stream`` itself, unchanged.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a DataFrame, a missing column, repeated event ids, or a row that
+        :func:`stream_from_callbacks` would refuse, named by row.
+    """
+    if not isinstance(stream, pd.DataFrame):
+        raise TypeError(
+            "stream: expected a pandas.DataFrame of notification events (generate_stream or "
+            f"stream_from_callbacks makes one), got {type(stream).__name__}"
+        )
+    missing = [c for c in _STREAM_COLUMNS if c not in stream.columns]
+    if missing:
+        raise ValueError(
+            f"stream lacks columns {missing}: expected {_STREAM_COLUMNS} "
+            "(stream_from_callbacks adds event and cause)"
+        )
+    event = stream["event"].to_numpy()
+    if event.size and event.dtype.kind not in "iu":
+        raise TypeError(f"stream column event: expected integer ids, got dtype {event.dtype}")
+    if len(np.unique(event)) != len(event):
+        # Every table of a Run is keyed by event: a repeated id would merge two events.
+        raise ValueError("stream column event: expected one row per event id, found repeats")
+    _check_rows(stream, "stream")
+    return stream
+
+
 def stream_from_callbacks(frame: pd.DataFrame) -> pd.DataFrame:
     """Check a hand-made or imported event table and return it in the generator's form.
 
@@ -127,32 +200,24 @@ def stream_from_callbacks(frame: pd.DataFrame) -> pd.DataFrame:
     ----------
     frame : pandas.DataFrame
         Columns ``t_us, kind, hva_start, hva_end`` and optionally ``cause``; ``kind`` one of
-        :data:`EVENT_KINDS`.
+        :data:`EVENT_KINDS`; hvas integers in ``[0, 2**64)`` with ``hva_start < hva_end``;
+        times finite numbers >= 0, µs.
 
     Raises
     ------
-    ValueError
-        Naming the first offending row and what was expected.
+    TypeError, ValueError
+        Naming the first offending row (or column) and what was expected.
     """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame: expected a pandas.DataFrame of events, got {type(frame).__name__}")
     missing = {"t_us", "kind", "hva_start", "hva_end"} - set(frame.columns)
     if missing:
         raise ValueError(f"event table lacks columns {sorted(missing)}")
+    t, start, end = _check_rows(frame, "event")
     out = frame.copy()
     if "cause" not in out:
         out["cause"] = "unknown"
-    for i, (kind, s, e, t) in enumerate(
-        zip(out["kind"], out["hva_start"], out["hva_end"], out["t_us"], strict=True)
-    ):
-        if kind not in EVENT_KINDS:
-            raise ValueError(f"event row {i}: kind {kind!r} is not one of {sorted(EVENT_KINDS)}")
-        if not int(s) < int(e):
-            raise ValueError(
-                f"event row {i}: hva_start {int(s):#x} is not below hva_end {int(e):#x}"
-            )
-        if not np.isfinite(t) or t < 0:
-            raise ValueError(f"event row {i}: t_us {t!r} is not a time >= 0")
+    out["t_us"], out["hva_start"], out["hva_end"] = t, start, end
     out = out.sort_values("t_us", kind="stable").reset_index(drop=True)
     out["event"] = np.arange(len(out))
-    out["hva_start"] = out["hva_start"].astype(np.uint64)
-    out["hva_end"] = out["hva_end"].astype(np.uint64)
     return out[_STREAM_COLUMNS]

@@ -17,10 +17,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.path import Path as MplPath
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.transforms import IdentityTransform
 
+from ._checks import check_number
 from .kernels import CALLBACKS, KERNELS
 from .memslots import PAGE_SHIFT
 from .metrics import brownout as brownout_curve
@@ -28,7 +34,10 @@ from .metrics import summarize
 from .theme import COLORS, HATCHES, KERNEL_STYLES, POLICY_STYLES
 
 __all__ = [
+    "MIN_SPAN_PT",
+    "SpanBars",
     "brownout",
+    "busiest_window",
     "compare_kernels",
     "contention_table",
     "contention_text",
@@ -38,11 +47,157 @@ __all__ = [
     "restyle",
     "retry_timeline",
     "save",
+    "stall_by_kernel",
     "stall_cdf",
     "update",
+    "whole_stalls",
 ]
 
 _WAIT_FLOOR_US = 0.1  # waits below this are drawn at the floor of the log axis
+
+MIN_SPAN_PT = 3.0
+"""The narrowest a range, hold or wait is drawn, in points (1/72 inch; 3 pt is 4 px on a
+notebook screen and 8 px in a 200 dpi PNG). Drawn to scale, a 4 KiB range in a 12 TiB memslot
+or a 40 ns write hold in a 3 ms window would be far below a pixel: the figure would hide the
+very thing it is about."""
+_MARK_PT = (7.0, 5.0)  # width and height of the triangle over each notifier hit, points
+_MARK_GAP_PT = 1.0
+
+
+def _rect(x: float, w: float, y0: float, h: float) -> list[tuple[float, float]]:
+    return [(x, y0), (x, y0 + h), (x + w, y0 + h), (x + w, y0)]
+
+
+class SpanBars(PolyCollection):
+    """Horizontal bars (ranges, holds, waits) that are never narrower than ``min_pt`` on screen.
+
+    The collection stores every bar to scale, one polygon per bar (``get_paths()``,
+    ``set_verts()`` and ``set_verts_and_codes()`` work as for ``Axes.broken_barh``). Only at
+    each draw, in display units so that it holds at any zoom, figure size or dpi:
+
+    1. a bar narrower than ``min_pt`` points is widened to ``min_pt`` about its centre;
+    2. bars of one band that then touch or overlap are merged into one, so overlapping hatched
+       ranges keep their hatch instead of stacking into a solid block;
+    3. with ``marks``, a downward triangle is drawn above each (merged) bar, so that a one-page
+       notifier hit stays findable on an axis where it is a single pixel, and ``×n`` beside it
+       when it stands for ``n >= 2`` bars (the 200 ``madvise`` hits of a real trace land on
+       one spot and would otherwise look like one).
+
+    What was drawn last is kept in ``drawn_spans`` (``(x, width)`` in data units),
+    ``drawn_counts`` (how many stored bars each stands for) and ``drawn_marks`` (how many
+    triangles), for tests and for readers of the figure. Counted at each draw, they stay right
+    when a dashboard moves the bars.
+
+    Parameters
+    ----------
+    spans : sequence of (x, width)
+        In data units, to scale (a width may be 0).
+    yrange : (y, height)
+        The band, data units.
+    min_pt : float
+        The minimum width, points.
+    marks : bool
+        Draw a triangle above each bar.
+    **kwargs
+        Passed to :class:`matplotlib.collections.PolyCollection` (facecolor, hatch, gid, ...).
+    """
+
+    def __init__(self, spans, yrange, *, min_pt: float = MIN_SPAN_PT, marks=False, **kwargs):
+        y0, height = yrange
+        super().__init__([_rect(float(x), float(w), y0, height) for x, w in spans], **kwargs)
+        self.min_pt = float(min_pt)
+        self.marks = bool(marks)
+        self.drawn_spans: list[tuple[float, float]] = []
+        self.drawn_counts: list[int] = []
+        self.drawn_marks = 0
+        self._labels: list[tuple[float, float, str]] = []  # (x_px, y_px, text) beside marks
+
+    def _bars(self) -> np.ndarray:
+        """(x0, x1, y0, y1) of every stored bar, compound paths split into their polygons."""
+        rows = [
+            (poly[:, 0].min(), poly[:, 0].max(), poly[:, 1].min(), poly[:, 1].max())
+            for path in self.get_paths()
+            for poly in path.to_polygons(closed_only=False)
+            if len(poly)
+        ]
+        return np.array(rows, dtype=float).reshape(-1, 4)
+
+    def _display_paths(self, renderer) -> list:
+        bars = self._bars()
+        self.drawn_spans, self.drawn_counts, self.drawn_marks, self._labels = [], [], 0, []
+        if not len(bars):
+            return []
+        trans = self.get_transform()
+        inverse = trans.inverted()
+        px = renderer.points_to_pixels(1.0)
+        min_px = self.min_pt * px
+        mid_y = (bars[:, 2] + bars[:, 3]) / 2
+        left = trans.transform(np.column_stack([bars[:, 0], mid_y]))[:, 0]
+        right = trans.transform(np.column_stack([bars[:, 1], mid_y]))[:, 0]
+        left, right = np.minimum(left, right), np.maximum(left, right)
+        centre = (left + right) / 2
+        narrow = right - left < min_px
+        left = np.where(narrow, centre - min_px / 2, left)
+        right = np.where(narrow, centre + min_px / 2, right)
+        merged: list[list[float]] = []  # [x0_px, x1_px, y0, y1, bars] per drawn bar
+        for i in np.lexsort((left, bars[:, 3], bars[:, 2])):
+            band = (bars[i, 2], bars[i, 3])
+            if merged and (merged[-1][2], merged[-1][3]) == band and left[i] <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], right[i])
+                merged[-1][4] += 1
+            else:
+                merged.append([left[i], right[i], *band, 1])
+        polygons = []
+        mark_w, mark_h = _MARK_PT[0] * px, _MARK_PT[1] * px
+        for x0_px, x1_px, y0, y1, n in merged:
+            (x0, _), (x1, _) = inverse.transform([(x0_px, 0.0), (x1_px, 0.0)])
+            x0, x1 = min(x0, x1), max(x0, x1)
+            self.drawn_spans.append((x0, x1 - x0))
+            self.drawn_counts.append(int(n))
+            polygons.append(np.array([*_rect(x0, x1 - x0, y0, y1 - y0), (x0, y0)]))
+            if self.marks:
+                # Above the band on screen (the y axis may be inverted): tip down onto the bar.
+                top_px = trans.transform([((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)])[:, 1].max()
+                tip = top_px + _MARK_GAP_PT * px
+                centre_px = (x0_px + x1_px) / 2
+                corners = [
+                    (centre_px, tip),
+                    (centre_px - mark_w / 2, tip + mark_h),
+                    (centre_px + mark_w / 2, tip + mark_h),
+                    (centre_px, tip),
+                ]
+                polygons.append(inverse.transform(corners))
+                self.drawn_marks += 1
+                if n >= 2:
+                    self._labels.append((centre_px + mark_w / 2 + px, tip + mark_h / 2, f"×{n:,}"))
+        codes = [MplPath.MOVETO] + [MplPath.LINETO] * 3 + [MplPath.CLOSEPOLY]
+        codes_tri = [MplPath.MOVETO] + [MplPath.LINETO] * 2 + [MplPath.CLOSEPOLY]
+        paths = [MplPath(poly, codes if len(poly) == 5 else codes_tri) for poly in polygons]
+        # One compound path: Agg rasterises a hatch once per path, not once per bar.
+        return [MplPath.make_compound_path(*paths)]
+
+    def draw(self, renderer):
+        if not self.get_visible():
+            return
+        stored = self._paths
+        try:
+            self._paths = self._display_paths(renderer)
+            super().draw(renderer)
+        finally:
+            self._paths = stored
+        for x, y, text in self._labels:
+            label = Text(x, y, text, ha="left", va="center", fontsize="x-small")
+            label.set_color(self.get_edgecolor()[0] if len(self.get_edgecolor()) else "black")
+            label.set_figure(self.figure)
+            label.set_transform(IdentityTransform())  # placed in display units, at draw
+            label.draw(renderer)
+
+
+def _span_bars(ax, spans, yrange, *, marks: bool = False, **style) -> SpanBars:
+    """Add a :class:`SpanBars` to ``ax`` (without moving its limits) and return it."""
+    bars = SpanBars(spans, yrange, marks=marks, **style)
+    ax.add_collection(bars, autolim=False)
+    return bars
 
 
 def _runs(runs) -> dict:
@@ -197,7 +352,9 @@ def _segments(slot_intervals, other_intervals, cluster_gap: int = 1 << 30):
     Every memslot (overlapping slots, such as SMM aliases, merged) is a segment; ranges outside
     every slot are grouped into segments of their own when less than ``cluster_gap`` apart.
     Each segment is drawn linearly inside, with a width growing with the log of its size, so a
-    4 KiB ROM and 12 TiB of RAM are both visible; gaps between segments are cut out.
+    4 KiB ROM and 12 TiB of RAM are both visible; gaps between segments are cut out. A segment
+    outside every slot starts half as wide as a slot's: VMM memory that only a spurious
+    notification touches should not outweigh the memslots the map is about.
     """
 
     def merge(intervals, gap=0):
@@ -231,12 +388,14 @@ def _segments(slot_intervals, other_intervals, cluster_gap: int = 1 << 30):
                 clusters[-1][1] = max(end, b)
                 continue
         clusters.append([a, b])
+    outside_slots = {(a, b) for a, b in clusters}
     segments = sorted(segments + clusters)
     placed, pos, prev_end = [], 0.0, None
     for a, b in segments:
         if prev_end is not None and a != prev_end:
             pos += 0.5  # a cut-out gap
-        width = 1.0 + np.log2(max(b - a, 4096) / 4096) / 8
+        base = 0.5 if (a, b) in outside_slots else 1.0
+        width = base + np.log2(max(b - a, 4096) / 4096) / 8
         placed.append((a, b, pos, width))
         pos += width
         prev_end = b
@@ -265,6 +424,34 @@ def _slot_bar(ax, x0: float, x1: float, y: float, height: float, *, gid: str) ->
     )
 
 
+def _slot_label(ax, x0, x1, y, height, label: str, *, room: float) -> None:
+    """A memslot's label: inside its bar, in white, when the bar is wider than ``room``;
+    otherwise its size alone under the bar, in the slot's green (a narrow bar must still say
+    how big it is)."""
+    if x1 - x0 > room:
+        ax.text(
+            (x0 + x1) / 2,
+            y + height / 2,
+            label,
+            ha="center",
+            va="center",
+            fontsize="x-small",
+            color="white",
+            clip_on=True,
+        )
+    else:
+        ax.text(
+            (x0 + x1) / 2,
+            y,
+            label.replace(", ", "\n").split("\ngfn")[0],
+            ha="center",
+            va="top",
+            fontsize="xx-small",
+            color=COLORS["memslot"],
+            clip_on=True,
+        )
+
+
 def _size(nbytes: int) -> str:
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if nbytes >= 1 << shift:
@@ -277,20 +464,64 @@ def _notifier_spans(to_x, ranges) -> dict[bool, list[tuple[float, float]]]:
     spans: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     for a, b, hit in zip(ranges["hva_start"], ranges["hva_end"], ranges["hit"], strict=True):
         x0, x1 = to_x(int(a)), to_x(int(b))
-        spans[bool(hit)].append((x0, max(x1 - x0, 0.006)))
+        spans[bool(hit)].append((x0, x1 - x0))  # to scale: SpanBars widens it on screen
     return spans
 
 
+# How each kind of notifier range is drawn: a hit is solid vermilion with a triangle above it
+# (it takes mmu_lock and is the story of the maps, however small), a miss a light grey hatch
+# on a pale ground, opaque so that overlapping misses look like one miss, not a darker one.
+_RANGE_STYLE = {
+    "hit": {"facecolor": COLORS["hit"], "edgecolor": COLORS["hit"], "linewidth": 0.5},
+    "miss": {
+        "facecolor": COLORS["miss_face"],
+        "edgecolor": COLORS["miss"],
+        "hatch": HATCHES["miss"],
+        "linewidth": 0.5,
+    },
+}
+
+
+def _range_handles(n_hits: int, n_misses: int, *, counts: bool, what: str = "notifier") -> list:
+    """Legend entries for the kinds of range drawn, and only those, with their counts; without
+    counts (a live map whose bars will move), both kinds, which either run may draw."""
+    handles = []
+    if n_hits or not counts:
+        label = f"{what} hits" + (f" ({n_hits:,})" if counts else "")
+        mark = Line2D([], [], marker="v", markersize=6, color=COLORS["hit"], linestyle="none")
+        handles.append(((Patch(**_RANGE_STYLE["hit"]), mark), label))
+    if n_misses or not counts:
+        label = f"{what} misses (spurious)" + (f" ({n_misses:,})" if counts else "")
+        handles.append((Patch(**_RANGE_STYLE["miss"]), label))
+    return handles
+
+
+_COMPRESSED_AXIS = (
+    "{axis}: widths grow with the log of size (labels give sizes), gaps between {gaps} cut out"
+)
+
+
 def memslot_map(
-    layout, notifiers=None, *, ax=None, max_ranges: int = 400, regions=(), gfn_view: bool = False
+    layout,
+    notifiers=None,
+    *,
+    ax=None,
+    max_ranges: int = 400,
+    regions=(),
+    gfn_view: bool = False,
+    counts: bool = True,
 ):
     """The VMM's address space with its memslots and, optionally, notifier ranges on it.
 
     The hva axis is compressed: each cluster of memslots and notifier ranges is drawn to its own
     scale and the (huge) gaps between clusters are cut out (``//``). Memslots are green bars,
-    one row per address space, labelled with slot id and gfn range. Notifier ranges are drawn
-    above: vermilion where they hit a memslot (KVM must zap, and takes ``mmu_lock``), grey and
-    hatched where they miss.
+    one row per address space, each labelled with its slot id and size (the widths grow with
+    the log of the size, so they cannot show it themselves) and, where there is room, its gfn
+    range. Notifier ranges are drawn above: vermilion, with a triangle over each, where they
+    hit a memslot (KVM must zap, and takes ``mmu_lock``); grey and hatched where they miss.
+    Every range is at least :data:`MIN_SPAN_PT` wide on screen (:class:`SpanBars`), so a
+    one-page hit in a 12 TiB slot is as visible as a miss that fills a segment, and
+    overlapping misses keep their hatch. The legend lists only the kinds of range drawn.
 
     Parameters
     ----------
@@ -308,6 +539,11 @@ def memslot_map(
     gfn_view : bool
         Also draw the guest-physical side below the hva map (:func:`gfn_map`): where in each
         address space the notifier hits land. With ``ax=None`` this makes a new two-row figure.
+    counts : bool
+        Give the number of hits and misses drawn in the legend, which lists only the kinds
+        drawn. Pass False when the ranges will be replaced later (a dashboard moving the bars
+        of one map): the legend then lists both kinds, without counts, so that nothing stale
+        stays on screen. The ``×n`` beside stacked hits is counted at each draw either way.
 
     Returns
     -------
@@ -332,8 +568,8 @@ def memslot_map(
             raise ValueError("gfn_view=True needs a pair of axes (hva_ax, gfn_ax) or ax=None")
         else:
             ax, ax_gfn = ax
-        memslot_map(layout, notifiers, ax=ax, max_ranges=max_ranges, regions=regions)
-        gfn_map(layout, notifiers, ax=ax_gfn, max_ranges=max_ranges)
+        memslot_map(layout, notifiers, ax=ax, max_ranges=max_ranges, regions=regions, counts=counts)
+        gfn_map(layout, notifiers, ax=ax_gfn, max_ranges=max_ranges, counts=counts)
         return ax
     ax = ax or plt.gca()
     ranges, other = None, []
@@ -362,38 +598,29 @@ def memslot_map(
         height = 0.8 / lanes_in[slot.as_id]
         y = row_of[slot.as_id] + 0.1 + lane_of[slot] * height
         _slot_bar(ax, x0, x1, y, height, gid=f"memslot-as{slot.as_id}-slot{slot.slot}")
-        if x1 - x0 > 0.5:
-            label = f"slot {slot.slot}\n{_size(slot.size_bytes)}"
-            if x1 - x0 > 2.5 and lanes_in[slot.as_id] == 1:
-                label = f"slot {slot.slot}, {_size(slot.size_bytes)}"
-                label += f"\ngfn {slot.base_gfn:#x}–{slot.gfn_end:#x}"
-            ax.text(
-                (x0 + x1) / 2,
-                y + height / 2,
-                label,
-                ha="center",
-                va="center",
-                fontsize="x-small",
-                color="white",
-                clip_on=True,
-            )
+        label = f"slot {slot.slot}\n{_size(slot.size_bytes)}"
+        if x1 - x0 > 2.5 and lanes_in[slot.as_id] == 1:
+            label = f"slot {slot.slot}, {_size(slot.size_bytes)}"
+            label += f"\ngfn {slot.base_gfn:#x}–{slot.gfn_end:#x}"
+        _slot_label(ax, x0, x1, y, height, label, room=0.5)
     top = len(as_ids)
+    legend = []
     if ranges is not None:
         # One collection per kind (not a patch per range): a map of 400 ranges draws at once.
+        # Misses first, so that a hit next to a miss is drawn over it.
         spans = _notifier_spans(to_x, ranges)
-        for hit, label in ((True, "notifier hits"), (False, "notifier misses (spurious)")):
+        for hit in (False, True):
             key = "hit" if hit else "miss"
-            ax.broken_barh(
+            _span_bars(
+                ax,
                 spans[hit],
-                (top + 0.15, 0.7),
-                facecolor=COLORS[key],
-                edgecolor=COLORS[key],
-                hatch=HATCHES.get(key, ""),
-                linewidth=0.5,
-                alpha=0.9 if hit else 0.6,
-                label=label,
+                (top + 0.15, 0.6),
+                marks=hit,
                 gid=f"notifiers-{key}",
+                zorder=2.1 if hit else 2.0,
+                **_RANGE_STYLE[key],
             )
+        legend = _range_handles(len(spans[True]), len(spans[False]), counts=counts)
     previous_end, last_label = None, -np.inf
     for a, b, x0, width in placed:
         if previous_end != a:
@@ -406,7 +633,7 @@ def memslot_map(
             ax.text(
                 x0 + width / 2,
                 top - 0.5,
-                f"VMM memory\n{_size(b - a)}",
+                f"{'VMM memory' if width > 0.9 else 'VMM'}\n{_size(b - a)}",
                 ha="center",
                 va="center",
                 fontsize="x-small",
@@ -415,13 +642,22 @@ def memslot_map(
         previous_end = b
     rows = [f"as_id {a}" for a in as_ids] + (["notifiers"] if ranges is not None else [])
     ax.set_yticks(np.arange(len(rows)) + 0.5, rows)
-    ax.set_ylim(-0.35, len(rows))
+    ax.set_ylim(-0.35, len(rows) + 0.1)  # room for the triangles over the hits
     ax.set_xlim(-0.05, total + 0.05)
     ax.set_xticks([])
-    ax.set_xlabel("host virtual address (hva), gaps between clusters cut out")
+    ax.set_xlabel(_COMPRESSED_AXIS.format(axis="host virtual address (hva)", gaps="clusters"))
     ax.set_title("Memslots in the VMM's address space")
-    if ranges is not None:
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="small", ncol=2)
+    if legend:
+        handles, labels = zip(*legend, strict=True)
+        ax.legend(
+            handles,
+            labels,
+            handler_map={tuple: HandlerTuple(ndivide=None)},
+            loc="lower right",
+            bbox_to_anchor=(1.0, 1.0),
+            fontsize="small",
+            ncol=2,
+        )
     ax.spines["left"].set_visible(False)
     return ax
 
@@ -431,17 +667,19 @@ def _first_callbacks(notifiers, max_ranges: int):
     return ranges.head(max_ranges)
 
 
-def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
+def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: bool = True):
     """The guest-physical side of a layout: each address space's memslots on the gfn axis and,
     optionally, the guest frames that notifier hits reach.
 
     The gfn axis is compressed like the hva axis of :func:`memslot_map`: each memslot is drawn
     to its own scale, with a width growing with the log of its size, and the gaps between
     memslots are cut out (``//``); the first gfn of each slot is written under it.
-    Memslots are green bars, one row per address space (as_id 1 is x86's SMM). Above each slot,
-    vermilion marks show the gfn ranges a notifier hit reaches, computed exactly as
-    ``__kvm_handle_hva_range()`` does (:meth:`MemslotLayout.gfn_ranges`): an hva aliased in both
-    address spaces reaches both. Misses reach no guest frame, so they do not appear here.
+    Memslots are green bars, one row per address space (as_id 1 is x86's SMM), each labelled
+    with its slot id and size. Above each slot, vermilion marks show the gfn ranges a notifier
+    hit reaches, computed exactly as ``__kvm_handle_hva_range()`` does
+    (:meth:`MemslotLayout.gfn_ranges`): an hva aliased in both address spaces reaches both.
+    Each mark is at least :data:`MIN_SPAN_PT` wide on screen. Misses reach no guest frame, so
+    they do not appear here.
 
     Parameters
     ----------
@@ -451,6 +689,8 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
         of each event is used, at most ``max_ranges`` events (the same as :func:`memslot_map`).
     ax : matplotlib.axes.Axes, optional
     max_ranges : int
+    counts : bool
+        Give the number of hits and of gfn ranges they reach in the legend.
 
     Returns
     -------
@@ -471,20 +711,8 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
         x0, x1 = to_x(slot.base_gfn << PAGE_SHIFT), to_x(slot.gfn_end << PAGE_SHIFT)
         y = row_of[slot.as_id] + 0.08
         _slot_bar(ax, x0, x1, y, 0.5, gid=f"gfn-memslot-as{slot.as_id}-slot{slot.slot}")
-        if x1 - x0 > 0.7:
-            label = f"slot {slot.slot}"
-            if x1 - x0 > 1.6:
-                label += f", {_size(slot.size_bytes)}"
-            ax.text(
-                (x0 + x1) / 2,
-                y + 0.25,
-                label,
-                ha="center",
-                va="center",
-                fontsize="x-small",
-                color="white",
-                clip_on=True,
-            )
+        sep = ", " if x1 - x0 > 1.6 else "\n"
+        _slot_label(ax, x0, x1, y, 0.5, f"slot {slot.slot}{sep}{_size(slot.size_bytes)}", room=0.7)
     handles = [Patch(facecolor=COLORS["memslot"], label="memslot")]
     if notifiers is not None and len(notifiers):
         ranges = _first_callbacks(notifiers, max_ranges)
@@ -494,24 +722,25 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
             for reached in layout.gfn_ranges(int(a), int(b)):
                 x0 = to_x(reached.gfn_start << PAGE_SHIFT)
                 x1 = to_x(reached.gfn_end << PAGE_SHIFT)
-                spans[reached.as_id].append((x0, max(x1 - x0, 0.006)))
+                spans[reached.as_id].append((x0, x1 - x0))  # to scale: SpanBars widens it
         for as_id in as_ids:
-            ax.broken_barh(
+            _span_bars(
+                ax,
                 spans[as_id],
                 (row_of[as_id] + 0.62, 0.3),
-                facecolor=COLORS["hit"],
-                edgecolor=COLORS["hit"],
-                linewidth=0.5,
                 gid=f"gfn-hits-as{as_id}",
+                **_RANGE_STYLE["hit"],
             )
         n_reached = sum(len(x) for x in spans.values())
-        handles.append(
-            Patch(
-                facecolor=COLORS["hit"],
-                label=f"guest frames reached by {len(ranges)} notifier hits "
-                f"({n_reached} gfn ranges)",
-            )
-        )
+        if n_reached:  # the legend lists what is drawn, and no hit reaches nothing
+            label = "guest frames reached by notifier hits"
+            if counts:
+                label = (
+                    f"guest frames reached by {len(ranges):,} notifier "
+                    f"{'hit' if len(ranges) == 1 else 'hits'} ({n_reached:,} gfn "
+                    f"{'range' if n_reached == 1 else 'ranges'})"
+                )
+            handles.append(Patch(label=label, **_RANGE_STYLE["hit"]))
     previous_end = None
     for start, end, x0, _width in placed:
         ax.text(x0, -0.06, f"{start >> PAGE_SHIFT:#x}", ha="left", va="top", fontsize="xx-small")
@@ -524,7 +753,9 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400):
     ax.set_ylim(-0.3, len(as_ids))
     ax.set_xlim(-0.05, total + 0.05)
     ax.set_xticks([])
-    ax.set_xlabel("guest frame number (gfn, 4 KiB pages), gaps between memslots cut out")
+    ax.set_xlabel(
+        _COMPRESSED_AXIS.format(axis="guest frame number (gfn, 4 KiB pages)", gaps="memslots")
+    )
     ax.set_title("Memslots in guest-physical memory")
     ax.legend(
         handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="small", ncol=2
@@ -571,8 +802,9 @@ def _queue_depth(run, start_us: float, end_us: float):
     return t, waiting
 
 
-def _spans(starts, widths, scale: float, min_width: float) -> list[tuple[float, float]]:
-    return [(a * scale, max(w * scale, min_width)) for a, w in zip(starts, widths, strict=True)]
+def _spans(starts, widths, scale: float) -> list[tuple[float, float]]:
+    """(x, width) of intervals, to scale: :class:`SpanBars` gives them a width on screen."""
+    return [(a * scale, w * scale) for a, w in zip(starts, widths, strict=True)]
 
 
 _STATE_STYLE = {
@@ -589,26 +821,30 @@ _STATE_STYLE = {
 _SKIP_MARK = {"marker": "|", "markersize": 9, "markeredgewidth": 1.5, "color": COLORS["miss"]}
 
 
-def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale, min_width):
+def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale):
     """The notifier lane of a timeline at ``y``: waits and write holds as bars, callbacks that
-    skipped the lock as marks (an instant, shown if it falls in the window). Returns the
-    callbacks shown."""
+    skipped the lock as marks (an instant, shown if it falls in the window). Bars are to scale
+    but at least :data:`MIN_SPAN_PT` wide on screen (a 40 ns write hold in a 3 ms window is
+    the point of the lane). Returns the callbacks shown."""
     arrive = notifiers["t_arrive_us"].to_numpy()
     locked = notifiers["locked"].to_numpy(dtype=bool)
     release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
     shown = notifiers[(arrive < end_us) & (release >= start_us)]
     taken = shown[shown["locked"].to_numpy(dtype=bool)]
     waited = taken[taken["wait_us"].to_numpy() > 0]
-    ax.broken_barh(
-        _spans(waited["t_arrive_us"], waited["wait_us"], scale, min_width),
+    _span_bars(
+        ax,
+        _spans(waited["t_arrive_us"], waited["wait_us"], scale),
         (y, height),
         gid="lane-notifier-wait",
         **_STATE_STYLE["wait"],
     )
-    ax.broken_barh(
-        _spans(taken["t_grant_us"], taken["hold_us"], scale, min_width),
+    _span_bars(
+        ax,
+        _spans(taken["t_grant_us"], taken["hold_us"], scale),
         (y, height),
         gid="lane-notifier-write",
+        zorder=2.1,  # a write hold right after its wait is drawn over the wait's widened end
         **_STATE_STYLE["write"],
     )
     skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
@@ -620,6 +856,161 @@ def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale, min_width)
         **_SKIP_MARK,
     )
     return shown
+
+
+def _contention_episodes(run) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the maximal stretches of time in which someone waits for
+    ``mmu_lock``: the union of every acquisition's ``[t_request_us, t_grant_us)`` that waited,
+    faults and callbacks alike, overlapping or touching intervals merged. Sorted, disjoint."""
+    lock = run.lock
+    waited = lock["wait_us"].to_numpy() > 0
+    request = lock["t_request_us"].to_numpy()[waited]
+    grant = lock["t_grant_us"].to_numpy()[waited]
+    if request.size == 0:
+        return np.empty(0), np.empty(0)
+    order = np.argsort(request, kind="stable")
+    request, grant = request[order], grant[order]
+    reach = np.maximum.accumulate(grant)
+    first = np.flatnonzero(np.concatenate([[True], request[1:] > reach[:-1]]))
+    return request[first], np.maximum.reduceat(grant, first)
+
+
+def whole_stalls(run, start_us: float, end_us: float) -> tuple[float, float]:
+    """Widen a timeline window so that no stall is cut off at either edge.
+
+    A stall is any acquisition of ``mmu_lock`` that waited (a fault or a notifier callback,
+    from ``t_request_us`` to ``t_grant_us`` in ``run.lock``). The window is widened to the
+    bounds of every contention episode it overlaps (a maximal stretch of time in which someone
+    waits, overlapping waits merged), so every stall that overlaps the window is shown whole,
+    and so is every stall that overlaps the widened one: its edges fall where nobody waits.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float
+        The window, µs of simulated time; ``end_us`` after ``start_us``.
+
+    Returns
+    -------
+    (start_us, end_us) : tuple of float
+        Never narrower than the window given; the same window if it cuts no stall. An edge
+        that had to move gets a margin of calm (2 % of the window, less if the next episode
+        is closer) so that the last stall is seen to end.
+
+    Examples
+    --------
+    >>> kv.plot.lock_timeline(run, *kv.plot.whole_stalls(run, 1_000, 1_400))  # doctest: +SKIP
+    """
+    start_us = check_number(start_us, "start_us")
+    end_us = check_number(end_us, "end_us")
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us:g}, {end_us:g})")
+    starts, ends = _contention_episodes(run)
+    cut = (starts < end_us) & (ends > start_us)
+    if not cut.any():
+        return start_us, end_us
+    new_start = min(start_us, float(starts[cut].min()))
+    new_end = max(end_us, float(ends[cut].max()))
+    # A widened edge would sit exactly where the last stall ends, which reads as a cut: leave
+    # 2 % of the window of calm beyond it, but never so much that the margin cuts the next
+    # episode (nor before t = 0).
+    margin = 0.02 * (new_end - new_start)
+    if new_start < start_us:
+        before = ends[ends <= new_start]
+        floor = float(before.max()) if before.size else 0.0
+        new_start = max(new_start - margin, floor, min(0.0, new_start))
+    if new_end > end_us:
+        after = starts[starts >= new_end]
+        ceiling = float(after.min()) if after.size else np.inf
+        new_end = min(new_end + margin, ceiling)
+    return new_start, new_end
+
+
+def busiest_window(run, width_us: float, *, lead: float = 0.25) -> tuple[float, float]:
+    """A timeline window around the notifier callback that waited longest for ``mmu_lock``,
+    widened to show whole stalls.
+
+    The window starts ``lead * width_us`` before that callback arrives (at 0 at the earliest)
+    and is ``width_us`` wide; then :func:`whole_stalls` widens it to the bounds of the
+    contention episodes it would cut, so the long wait and every stall around it are shown from
+    start to end. With no callback that took the lock, the acquisition that waited longest is
+    used; with no wait at all, the run's first ``width_us``.
+
+    Parameters
+    ----------
+    run : Run
+    width_us : float
+        The width asked for, µs (the window returned may be wider, never narrower).
+    lead : float
+        Share of ``width_us`` shown before the callback arrives, in [0, 1].
+
+    Returns
+    -------
+    (start_us, end_us) : tuple of float
+
+    Examples
+    --------
+    >>> kv.plot.lock_timeline(run, *kv.plot.busiest_window(run, 3_000))  # doctest: +SKIP
+    """
+    width_us = check_number(width_us, "width_us")
+    if not width_us > 0:
+        raise ValueError(f"width_us = {width_us!r}: expected a positive number of µs")
+    lead = check_number(lead, "lead", minimum=0.0)
+    if lead > 1:
+        raise ValueError(f"lead = {lead!r}: expected a share of the window, in [0, 1]")
+    notifiers = run.notifiers
+    taken = notifiers[notifiers["locked"].to_numpy(dtype=bool)]
+    if len(taken):
+        when = float(taken["t_arrive_us"].to_numpy()[np.argmax(taken["wait_us"].to_numpy())])
+    elif len(run.lock) and (run.lock["wait_us"].to_numpy() > 0).any():
+        lock = run.lock
+        when = float(lock["t_request_us"].to_numpy()[np.argmax(lock["wait_us"].to_numpy())])
+    else:
+        return 0.0, width_us
+    start = max(0.0, when - lead * width_us)
+    return whole_stalls(run, start, start + width_us)
+
+
+def _drawn_states(faults, notifiers, start_us: float, end_us: float) -> set[str]:
+    """Which states a timeline's window shows: ``"read"`` (a fault holding), ``"wait"``
+    (anyone waiting), ``"write"`` (a callback holding), ``"skip"`` (a callback skipping), so
+    that its legend lists those and no others."""
+
+    def overlaps(a, b) -> np.ndarray:
+        return (a.to_numpy() < end_us) & (b.to_numpy() > start_us)
+
+    drawn = set()
+    if overlaps(faults["t_grant_us"], faults["t_release_us"]).any():
+        drawn.add("read")
+    fault_waits = overlaps(faults["t_request_us"], faults["t_grant_us"])
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    notifier_waits = locked & overlaps(notifiers["t_arrive_us"], notifiers["t_grant_us"])
+    if (fault_waits & (faults["wait_us"].to_numpy() > 0)).any() or (
+        notifier_waits & (notifiers["wait_us"].to_numpy() > 0)
+    ).any():
+        drawn.add("wait")
+    if (locked & overlaps(notifiers["t_grant_us"], notifiers["t_release_us"])).any():
+        drawn.add("write")
+    if (~locked & (arrive >= start_us) & (arrive < end_us)).any():
+        drawn.add("skip")
+    return drawn
+
+
+def _state_handles(
+    drawn: set[str], policy: str, *, fault: str, notifier: str, wait: str = "waits for it"
+) -> dict:
+    """Legend entries for the states drawn. Under the ``"spinlock"`` policy (the legacy shadow
+    MMU, whose faults take ``mmu_lock`` for write, KERNEL.md §4.8; or x86 before 531810caa9f4)
+    every holder is exclusive: a fault's hold is not called a read."""
+    mode = "\n(exclusive: spinlock)" if policy == "spinlock" else "\nfor read"
+    entries = {
+        "read": Patch(label=f"{fault}{mode}", **_STATE_STYLE["read"]),
+        "write": Patch(label=f"{notifier} holds it\nfor write", **_STATE_STYLE["write"]),
+        "wait": Patch(label=wait, **_STATE_STYLE["wait"]),
+        "skip": Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
+    }
+    return {kind: entries[kind] for kind in ("read", "write", "wait", "skip") if kind in drawn}
 
 
 def lock_timeline(
@@ -634,8 +1025,10 @@ def lock_timeline(
     skipped the lock (the kernel's rule let it, :func:`kvmviz.takes_lock`). Below, in a second
     axes, the queue depth: how many acquisitions (faults and callbacks) wait at each instant.
 
-    Intervals shorter than 0.5 % of the window (a notifier's 40 ns hold, say) are drawn at that
-    width, so that none disappears.
+    Every interval is at least :data:`MIN_SPAN_PT` wide on screen (a notifier's 40 ns hold in a
+    3 ms window, say), so that none disappears; the legend lists only the states drawn.
+    Choose windows with :func:`busiest_window` or :func:`whole_stalls` so that no stall is cut
+    off at an edge.
 
     With more vCPUs than ``max_lanes``, lanes would be thinner than a line: the vCPUs that take
     faults are then split into ``groups`` lanes of consecutive vCPUs, and each lane shows, over
@@ -682,7 +1075,6 @@ def lock_timeline(
     else:
         ax_lanes, ax_queue = ax
     scale, unit = (1e-3, "ms") if end_us - start_us >= 2000 else (1.0, "µs")
-    min_width = 0.005 * (end_us - start_us) * scale
     height = 0.8
 
     faults = run.faults
@@ -701,14 +1093,16 @@ def lock_timeline(
                 continue
             waited = attempts[attempts["wait_us"].to_numpy() > 0]
             y = (lane_y[v], height)
-            ax_lanes.broken_barh(
-                _spans(waited["t_request_us"], waited["wait_us"], scale, min_width),
+            _span_bars(
+                ax_lanes,
+                _spans(waited["t_request_us"], waited["wait_us"], scale),
                 y,
                 gid=f"lane-vcpu{v}-wait",
                 **_STATE_STYLE["wait"],
             )
-            ax_lanes.broken_barh(
-                _spans(attempts["t_grant_us"], attempts["hold_us"], scale, min_width),
+            _span_bars(
+                ax_lanes,
+                _spans(attempts["t_grant_us"], attempts["hold_us"], scale),
                 y,
                 gid=f"lane-vcpu{v}-read",
                 **_STATE_STYLE["read"],
@@ -757,19 +1151,20 @@ def lock_timeline(
             f"in {len(ticks)} lanes (share of each lane's vCPUs holding / waiting)"
         )
 
-    _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.0, 0.8, scale, min_width)
+    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.0, 0.8, scale)
+    drawn = _drawn_states(window, shown, start_us, end_us)
     ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
     ax_lanes.tick_params(axis="y", length=0)
     ax_lanes.set_ylim(ticks[-1] + height + 0.2 if ticks else 1.0, -0.2)
     ax_lanes.set_xlim(start_us * scale, end_us * scale)
     ax_lanes.spines["left"].set_visible(False)
+    if run.policy == "spinlock":
+        title += " (spinlock: every holder exclusive)"
     ax_lanes.set_title(title, loc="left")
-    fault_mode = "write" if run.policy == "spinlock" else "read"  # the legacy MMU's lock
     handles = [
-        Patch(label=f"fault holds mmu_lock\nfor {fault_mode}", **_STATE_STYLE["read"]),
-        Patch(label="notifier holds it\nfor write", **_STATE_STYLE["write"]),
-        Patch(label="waiting for it", **_STATE_STYLE["wait"]),
-        Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
+        *_state_handles(
+            drawn, run.policy, fault="fault holds mmu_lock", notifier="notifier"
+        ).values(),
         Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
     ]
     ax_lanes.legend(
@@ -897,6 +1292,61 @@ def compare_kernels(table_or_runs, *, ax=None, metric: str = "p99_us"):
     ax.set_ylabel(unit or "value")
     ax.set_title(what)
     return ax
+
+
+def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | None = None):
+    """The fault stalls of each kernel in one static figure: their distribution and one number.
+
+    Left, :func:`stall_cdf` of every run; right, :func:`compare_kernels` of ``metric`` (the
+    p99 fault stall by default), with the notifier callbacks' mean wait for ``mmu_lock``
+    written under each bar: the readers' stall beside the writers' wait
+    (:data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS`), so a kernel or lock policy that moves the
+    waiting onto the writers cannot look like a win.
+
+    Parameters
+    ----------
+    runs : mapping of kernel to Run, or sequence of Run
+        Runs of one scenario and seed on each kernel (``{k: kv.simulate(scenario, kernel=k,
+        seed=0) for k in kv.KERNELS}``).
+    ax : pair of Axes, optional
+        ``(cdf_ax, bars_ax)``; default a new figure with the two side by side
+        (``fig.axes == [cdf_ax, bars_ax]``).
+    metric : str
+        The column of :func:`kvmviz.summarize` drawn as bars (``"p99_us"``, ``"mean_us"``,
+        ``"brownout_mean"``, ...).
+    highlight : str, optional
+        Kernel to draw bold in the distribution, the others faint.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The distribution's axes (``ax.figure`` is the figure).
+
+    Examples
+    --------
+    >>> runs = {k: kv.simulate(kv.Scenario(), kernel=k) for k in kv.KERNELS}  # doctest: +SKIP
+    >>> kv.plot.stall_by_kernel(runs)  # doctest: +SKIP
+    """
+    runs = _runs(runs)
+    if not runs:
+        raise ValueError("runs is empty: expected one Run per kernel")
+    if ax is None:
+        fig = plt.figure(figsize=(10, 3.8), layout="constrained")
+        ax_cdf, ax_bars = fig.subplots(1, 2, width_ratios=[1.6, 1])
+    elif isinstance(ax, Axes):
+        raise ValueError("stall_by_kernel draws two panels: pass a pair (cdf_ax, bars_ax)")
+    else:
+        ax_cdf, ax_bars = ax
+    stall_cdf(runs, ax=ax_cdf, highlight=highlight)
+    table = _kernel_table(runs)
+    compare_kernels(table, ax=ax_bars, metric=metric)
+    order = [k for k in KERNELS if k in table.index] + [k for k in table.index if k not in KERNELS]
+    labels = []
+    for kernel in order:
+        wait = float(table.loc[kernel, "writer_wait_mean_us"])
+        labels.append(f"{_kernel_tick(kernel)}\nwriters wait\n{_value_label(wait, 'µs')}")
+    ax_bars.set_xticks(range(len(order)), labels, fontsize="small")
+    return ax_cdf
 
 
 # --------------------------------------------------------------------------------------------
@@ -1146,7 +1596,6 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
         )
     else:
         ax_lanes, ax_count = ax
-    min_width = 0.004 * (end_us - start_us)
     height = 0.6
 
     faults = run.faults
@@ -1166,14 +1615,16 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
         )
         ax_lanes.plot(attempts["t_snap_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
         waited = attempts[attempts["wait_us"].to_numpy() > 0]
-        ax_lanes.broken_barh(
-            _spans(waited["t_request_us"], waited["wait_us"], 1.0, min_width),
+        _span_bars(
+            ax_lanes,
+            _spans(waited["t_request_us"], waited["wait_us"], 1.0),
             (y, height),
             gid=f"lane-vcpu{v}-wait",
             **_STATE_STYLE["wait"],
         )
-        ax_lanes.broken_barh(
-            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0, min_width),
+        _span_bars(
+            ax_lanes,
+            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0),
             (y, height),
             gid=f"lane-vcpu{v}-read",
             **_STATE_STYLE["read"],
@@ -1186,7 +1637,7 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
             **_RETRY_MARK,
         )
 
-    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.2, height, 1.0, min_width)
+    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.2, height, 1.0)
     events = list(shown.groupby("event", sort=False))
     if len(events) <= 6:  # name each event's callbacks while there is room
         for _event, callbacks in events:
@@ -1210,15 +1661,20 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     ax_lanes.set_xlim(start_us, end_us)
     ax_lanes.spines["left"].set_visible(False)
     ax_lanes.set_title(f"Fault retries on {run.kernel}, {n_vcpus} vCPUs", loc="left")
-    handles = [
-        Line2D([], [], label="samples\nmmu_notifier_seq", **_SNAPSHOT_MARK),
-        Line2D([], [], label="resolves the pfn\n(outside mmu_lock)", **_RESOLVE_STYLE),
-        Patch(label="waits for mmu_lock", **_STATE_STYLE["wait"]),
-        Patch(label="holds it for read", **_STATE_STYLE["read"]),
-        Line2D([], [], label="must retry", **_RETRY_MARK),
-        Patch(label="notifier holds it\nfor write", **_STATE_STYLE["write"]),
-        Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
-    ]
+    drawn = _drawn_states(window, shown, start_us, end_us)
+    states = _state_handles(
+        drawn, run.policy, fault="holds it", notifier="notifier", wait="waits for mmu_lock"
+    )
+    handles = []
+    if len(window):
+        handles += [
+            Line2D([], [], label="samples\nmmu_notifier_seq", **_SNAPSHOT_MARK),
+            Line2D([], [], label="resolves the pfn\n(outside mmu_lock)", **_RESOLVE_STYLE),
+        ]
+    handles += [states[kind] for kind in ("wait", "read") if kind in states]
+    if window["retry"].to_numpy(dtype=bool).any():
+        handles.append(Line2D([], [], label="must retry", **_RETRY_MARK))
+    handles += [states[kind] for kind in ("write", "skip") if kind in states]
     ax_lanes.legend(
         handles=handles,
         loc="upper left",

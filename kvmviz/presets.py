@@ -7,7 +7,8 @@ traces (KERNEL.md §6).
 
 from __future__ import annotations
 
-from .memslots import PAGE_SHIFT, Memslot, MemslotLayout
+from ._checks import check_bool, check_int
+from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotLayout
 
 __all__ = [
     "VMM_HEAP",
@@ -61,6 +62,8 @@ def large_vm_layout(ram_bytes: int = 12 * TiB, *, smm: bool = False) -> MemslotL
     RAM block, so low and high RAM are contiguous in the VMM's address space. With ``smm=True``
     address space 1 aliases the RAM slots with the same hvas (QEMU's "kvm-smram" listener).
     """
+    ram_bytes = check_int(ram_bytes, "ram_bytes")  # 4.5 TiB as a float is not a size in bytes
+    smm = check_bool(smm, "smm")  # "no" is not False
     if ram_bytes < 4 * GiB or ram_bytes % (2 << 20):
         raise ValueError(f"ram_bytes must be a multiple of 2 MiB and >= 4 GiB, got {ram_bytes}")
     low = 2 * GiB
@@ -90,8 +93,15 @@ def many_memslots_layout(n_slots: int = 512, slot_bytes: int = 2 << 20) -> Memsl
     4fc096a99e01 raised the x86 limit to 32,764 user slots because Windows guests with SynIC
     need two slots per vCPU (KERNEL.md §2.2).
     """
+    n_slots = check_int(n_slots, "n_slots")
     if not 1 <= n_slots <= 32764:
         raise ValueError(f"n_slots must be in [1, 32764] (KVM_USER_MEM_SLOTS), got {n_slots}")
+    slot_bytes = check_int(slot_bytes, "slot_bytes")
+    if slot_bytes <= 0 or slot_bytes % PAGE_SIZE:
+        raise ValueError(
+            f"slot_bytes = {slot_bytes}: expected a positive multiple of 4 KiB (a memslot is "
+            "whole pages)"
+        )
     base_hva = 0x7E0000000000
     npages = slot_bytes >> PAGE_SHIFT
     return MemslotLayout(

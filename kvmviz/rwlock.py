@@ -177,18 +177,34 @@ _POLICY_CLASSES = {"qrwlock": _QRWLock, "reader-pref": _ReaderPrefLock, "spinloc
 
 def make_lock(policy: str) -> LockPolicy:
     """A fresh lock of ``policy`` (one of :data:`POLICIES`)."""
+    if not isinstance(policy, str) or policy not in _POLICY_CLASSES:
+        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
+    return _POLICY_CLASSES[policy]()
+
+
+def _times(values, name: str, *, minimum: float | None = None) -> np.ndarray:
+    """``values`` as a 1-D float array of finite times, µs; strings, booleans, objects, NaN and
+    infinity are refused by name (and, with ``minimum``, values below it), citing the first
+    offending index."""
     try:
-        return _POLICY_CLASSES[policy]()
-    except KeyError:
-        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}") from None
-
-
-def _times(values, name: str) -> np.ndarray:
-    """``values`` as a float array; strings, booleans and objects are refused by name."""
-    array = np.asarray(values)
+        array = np.asarray(values)
+    except ValueError:  # ragged nesting
+        raise TypeError(f"{name}: expected a flat sequence of numbers (µs)") from None
     if array.size and (array.dtype.kind not in "iuf"):
         raise TypeError(f"{name}: expected numbers (µs), got dtype {array.dtype}")
-    return array.astype(float)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a one-dimensional sequence, got shape {array.shape}")
+    array = array.astype(float)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(f"{name}[{bad[0]}] = {array[bad[0]]}: expected a finite time (µs)")
+    if minimum is not None:
+        bad = np.flatnonzero(array < minimum)
+        if bad.size:
+            raise ValueError(
+                f"{name}[{bad[0]}] = {array[bad[0]]:g}: expected a time >= {minimum:g} µs"
+            )
+    return array
 
 
 def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
@@ -218,21 +234,15 @@ def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
     >>> replay([0, 1, 2], [False, True, False], [10, 5, 1], policy="reader-pref").tolist()
     [0.0, 10.0, 2.0]
     """
+    lock = make_lock(policy)  # an unknown policy is refused before the arrays are read
     arrival = _times(arrival, "arrival")
     is_writer = check_bool_array(is_writer, "is_writer")  # ["False"] is not False
-    hold = _times(hold, "hold")
-    if not (arrival.ndim == is_writer.ndim == hold.ndim == 1):
-        raise ValueError("arrival, is_writer and hold must be one-dimensional")
+    hold = _times(hold, "hold", minimum=0.0)
     if not (len(arrival) == len(is_writer) == len(hold)):
         raise ValueError(
             f"arrival, is_writer and hold differ in length: "
             f"{len(arrival)}, {len(is_writer)}, {len(hold)}"
         )
-    if not (np.isfinite(arrival).all() and np.isfinite(hold).all()):
-        raise ValueError("arrival and hold must be finite")
-    if (hold < 0).any():
-        raise ValueError("hold times must be >= 0")
-    lock = make_lock(policy)
     grant = np.full(len(arrival), np.nan)
     # Event heap of (time, kind, index): kind 0 = release, 1 = arrival, so at one instant every
     # release happens before any arrival, and equal times resolve by index.

@@ -157,18 +157,24 @@ class Scenario:
             bad("duration_us", "> 0")
         if self.guest_run_us <= 0:
             bad("guest_run_us", "> 0 (a vCPU must spend some time in the guest)")
-        if not isinstance(self.memslot_lookup, str) or self.memslot_lookup not in (
-            "linear",
-            "interval-tree",
-        ):
-            bad("memslot_lookup", "'linear' (up to v5.16) or 'interval-tree' (v5.17+)")
+        lookups = "'linear' (up to v5.16) or 'interval-tree' (v5.17+)"
+        if not isinstance(self.memslot_lookup, str):
+            bad("memslot_lookup", lookups, error=TypeError)
+        if self.memslot_lookup not in ("linear", "interval-tree"):
+            bad("memslot_lookup", lookups)
         expected = "three finite weights >= 0 for (migration, ksm, guest_aging), not all 0"
         mix = self.relevant_mix
         if isinstance(mix, str | bytes) or not isinstance(mix, Sequence | np.ndarray):
             bad("relevant_mix", expected, error=TypeError)
-        if len(mix) != 3:
+        if (isinstance(mix, np.ndarray) and mix.ndim != 1) or len(mix) != 3:
             bad("relevant_mix", expected)
-        mix = tuple(number("relevant_mix", w, expected) for w in mix)
+        for w in mix:
+            # The message shows the whole mix, not the one weight: (1, -1, 1), not -1.
+            if isinstance(w, bool | np.bool_) or not isinstance(w, numbers.Real):
+                bad("relevant_mix", expected, error=TypeError)
+            if not math.isfinite(w) or w < 0:
+                bad("relevant_mix", expected)
+        mix = tuple(float(w) for w in mix)
         if sum(mix) <= 0:
             bad("relevant_mix", expected)
         object.__setattr__(self, "relevant_mix", mix)

@@ -153,10 +153,16 @@ def grid(
                 f"{name!r} is not a Scenario parameter (expected one of "
                 f"{', '.join(_SCENARIO_FIELDS)}); pass build= to turn it into one"
             )
-        if isinstance(values, str) or len(values) == 0:
+        if not _is_sequence(values):
+            raise TypeError(f"axis {name!r} needs a sequence of values, got {values!r}")
+        if len(values) == 0:
             raise ValueError(f"axis {name!r} needs a non-empty sequence of values, got {values!r}")
+    # A lone string or number is not a list of them: "v5.12" would become five kernels.
+    for label, values, example in (("kernels", kernels, '["v5.12"]'), ("seeds", seeds, "[0, 1]")):
+        if not _is_sequence(values):
+            raise TypeError(f"{label} = {values!r}: expected a sequence, e.g. {label}={example}")
     kernels, seeds = list(kernels), [check_seed(s, "seeds") for s in seeds]
-    unknown = [k for k in kernels if k not in KERNELS]
+    unknown = [k for k in kernels if not isinstance(k, str) or k not in KERNELS]
     if unknown or not kernels:
         raise ValueError(f"kernels must be a non-empty subset of {KERNELS}, got {kernels}")
     if not seeds:
@@ -180,6 +186,13 @@ def grid(
                 if report is not None:
                     report(done, total)
     return pd.DataFrame(rows)
+
+
+def _is_sequence(values) -> bool:
+    """A list-like of values (list, tuple, range, array, Series), not a lone string or number."""
+    if isinstance(values, str | bytes):
+        return False
+    return isinstance(values, Sequence | np.ndarray | pd.Series | pd.Index)
 
 
 def _describe_runs(done: int, total: int) -> str:

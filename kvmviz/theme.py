@@ -23,6 +23,7 @@ COLORS = {
     "memslot": "#029e73",  # memslot
     "miss": "#949494",  # hva outside every memslot
     "hit": "#d55e00",  # a notifier range that hits a memslot takes the write lock
+    "miss_face": "#ececec",  # the pale ground under a miss's grey hatch: light, and opaque
     "text": "#222222",
 }
 HATCHES = {"miss": "////", "wait": "...", "write": "", "read": "", "memslot": ""}

@@ -7,6 +7,7 @@ False. Each refusal is one sentence naming the parameter and the value.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import kvmviz as kv
@@ -73,3 +74,67 @@ def test_booleans():
     for bad in (["False"], [0, 1], [None]):
         with pytest.raises(TypeError, match="b: expected booleans"):
             check_bool_array(bad, "b")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda seed: kv.compare_kernels(SMALL, seed=seed),
+        lambda seed: sweep.grid(SMALL, n_vcpus=[2], seeds=[0, seed], kernels=["v5.15"]),
+        lambda seed: kv.simulate(SMALL, "v5.12", "reader-pref", seed),
+    ],
+    ids=["compare_kernels", "sweep.grid second seed", "simulate positional"],
+)
+@pytest.mark.parametrize(
+    ("seed", "error"),
+    [
+        (1.7, TypeError),
+        ("5", TypeError),
+        (True, TypeError),
+        (np.float64(2), TypeError),
+        (None, TypeError),
+        (-1, ValueError),
+        (np.int64(-3), ValueError),
+    ],
+)
+def test_the_refusal_names_the_seed_and_says_what_a_seed_is(call, seed, error):
+    """The error type separates "not an integer" (TypeError) from "a negative one"
+    (ValueError); the message shows the value and asks for a non-negative integer."""
+    with pytest.raises(error, match=r"seeds? = .*: expected a non-negative integer"):
+        call(seed)
+
+
+@pytest.mark.parametrize("seed", [np.int64(5), np.uint16(5), np.int8(5)])
+def test_a_numpy_seed_is_the_same_seed(seed):
+    """np.int64(5) seeds exactly the run that 5 seeds: same stream, same tables."""
+    a, b = kv.simulate(SMALL, seed=5), kv.simulate(SMALL, seed=seed)
+    assert b.seed == 5 and type(b.seed) is int
+    pd.testing.assert_frame_equal(a.faults, b.faults)
+    pd.testing.assert_frame_equal(a.notifiers, b.notifiers)
+    pd.testing.assert_frame_equal(
+        notifiers.generate_stream(SMALL, 5), notifiers.generate_stream(SMALL, seed)
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "fragment"),
+    [
+        (True, ValueError, "one-dimensional sequence of booleans, got shape ()"),
+        ([[True], [False]], ValueError, "one-dimensional sequence of booleans, got shape (2, 1)"),
+        ([[True], False], TypeError, "b: expected"),
+        ("False", TypeError, "dtype <U5"),
+        ([1.0], TypeError, "dtype float64"),
+    ],
+)
+def test_bool_arrays_are_flat_lists_of_booleans(values, error, fragment):
+    """A lone flag or a nested list is not a list of flags: flattening [[True], [False]] would
+    pair each flag with the wrong request, so it is refused, naming the parameter."""
+    with pytest.raises(error) as info:
+        check_bool_array(values, "b")
+    assert str(info.value).startswith("b: ") and fragment in str(info.value)
+
+
+def test_an_empty_list_is_an_empty_bool_array():
+    """[] has no flag to misread: it is a bool array of length 0 (numpy would say float64)."""
+    out = check_bool_array([], "b")
+    assert out.dtype == np.bool_ and out.shape == (0,)

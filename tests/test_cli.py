@@ -1,14 +1,32 @@
-"""The command line: every run echoes its parameters, then prints what it says it prints."""
+"""The command line: every run echoes its parameters, then prints what it says it prints; every
+mistake of the user is one line on stderr and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import argparse
+import errno
+import time
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
 
+import kvmviz
+from kvmviz import cli, figures
 from kvmviz.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+TRACE = DATA / "traces" / "notifier-phases-linux6.18.txt"
+LAYOUT = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
+SMALL = ["simulate", "--vcpus", "8", "--duration-ms", "2"]  # a run of ~600 records
+
+
+def _one_line_error(capsys) -> str:
+    """The stderr of a refused command: exactly one line, no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    return err
 
 
 def test_simulate_prints_a_row_per_kernel(capsys):
@@ -17,12 +35,140 @@ def test_simulate_prints_a_row_per_kernel(capsys):
     out = capsys.readouterr().out
     assert out.startswith("# kvmviz simulate --vcpus 32 --duration-ms 5")
     assert all(f"\nv5.1{k} " in out for k in "235")
+    header = out.splitlines()[1].split()
+    assert header == list(kvmviz.metrics.KERNEL_TABLE_COLUMNS)  # readers' stall, writers' wait
 
 
-def test_simulate_rejects_a_bad_parameter(capsys):
-    """A bad parameter is an exit code 2 and a message naming it, not a traceback."""
-    assert main(["simulate", "--vcpus", "0"]) == 2
-    assert "n_vcpus" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["simulate", "--vcpus", "0"], "argument --vcpus: '0': expected an integer >= 1"),
+        (["simulate", "--vcpus", "1e3"], "argument --vcpus: '1e3': expected an integer >= 1"),
+        (["simulate", "--duration-ms", "0"], "argument --duration-ms: '0': expected a finite"),
+        (["simulate", "--duration-ms", "inf"], "argument --duration-ms: 'inf': expected a"),
+        (["simulate", "--rate", "nan"], "argument --rate: 'nan': expected a finite number >= 0"),
+        (["simulate", "--rate", "-5"], "argument --rate: '-5': expected a finite number >= 0"),
+        (["simulate", "--spurious", "1.5"], "--spurious: '1.5': expected a finite number between"),
+        (["simulate", "-s", "-1"], "argument -s/--seed: '-1': expected a non-negative integer"),
+        (["simulate", "-s", "1.7"], "argument -s/--seed: '1.7': expected a non-negative integer"),
+        (["simulate", "--max-records", "0"], "argument --max-records: '0': expected an integer"),
+        (["simulate", "--policy", "mutex"], "argument --policy: invalid choice: 'mutex'"),
+        (["figures", "--out", "x", "-s", "True"], "argument -s/--seed: 'True': expected a non"),
+        (["figures"], "the following arguments are required: --out"),
+        (["quiz", "grant-order", "-s", "five"], "argument -s/--seed: 'five': expected a non"),
+        (["quiz", "no-such-kind"], "argument kind: invalid choice: 'no-such-kind'"),
+        (["replay", "t.txt"], "the following arguments are required: --layout"),
+        ([], "the following arguments are required: COMMAND"),
+        (["sing"], "argument COMMAND: invalid choice: 'sing'"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_it(capsys, argv, fragment):
+    """argparse's refusals keep exit status 2 but fit on one line (no usage block), name the
+    option and the value, and say what was expected; nothing goes to stdout."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert fragment in err and err.rstrip().endswith("--help)")
+
+
+@pytest.mark.parametrize(
+    ("argv", "records"),
+    [
+        (["simulate", "--duration-ms", "1e6"], "1,798,632,991 fault attempts"),
+        (["simulate", "--vcpus", "10000000"], "576,144,426 fault attempts"),
+        (["simulate", "--rate", "1e300"], "1e+30 notifier callbacks"),
+    ],
+    ids=["1e6 ms", "1e7 vCPUs", "1e300 Hz"],
+)
+def test_an_oversized_run_is_refused_at_once_with_the_estimate(capsys, argv, records):
+    """The runs that used to end in numpy MemoryErrors (6.7 GiB, 21.5 GiB) are refused within
+    a second, before the echo line, with the estimate and how to go ahead."""
+    start = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - start < 1.0
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("kvmviz simulate: each kernel's run would simulate ~")
+    assert records in err and "more than --max-records 4,000,000" in err
+    assert "shorten --duration-ms, lower --vcpus or --rate" in err
+    if "1e300" in argv:  # 1e30 callbacks: no limit to raise would help
+        assert "(no machine has the memory this run needs)" in err
+    else:
+        assert "or add --max-records " in err
+
+
+def test_more_faulting_vcpus_than_the_generator_numbers_are_refused(capsys):
+    """Beyond 2**24 faulting vCPUs two vCPUs would draw the same workload: refused by name,
+    whatever --max-records says."""
+    assert main(["simulate", "--vcpus", "100000000", "--max-records", str(10**12)]) == 2
+    err = _one_line_error(capsys)
+    assert "--vcpus 100,000,000: the model numbers at most 16,777,215 faulting vCPUs" in err
+
+
+def test_max_records_is_the_limit_itself(capsys):
+    """--max-records at the estimate runs; one less refuses and names the value to pass."""
+    records = kvmviz.estimate(kvmviz.Scenario(n_vcpus=8, duration_us=2000.0)).records
+    assert main([*SMALL, "--max-records", str(records - 1)]) == 2
+    assert f"or add --max-records {records} to go ahead" in _one_line_error(capsys)
+    assert main([*SMALL, "--max-records", str(records)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(f"-s 0 --max-records {records}")  # echoed: reproducible
+
+
+def test_progress_is_one_line_per_kernel_on_stderr(capsys):
+    """--progress reports each kernel as it starts and the end; without it (stderr not a
+    terminal) stderr stays empty."""
+    assert main([*SMALL, "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("\rkvmviz simulate: 0 / 3 kernels, running v5.12")
+    assert err.endswith("\rkvmviz simulate: 3 / 3 kernels\n")
+    assert main(SMALL) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_is_exit_130_in_one_line(capsys, monkeypatch):
+    """A KeyboardInterrupt anywhere in a command is caught by main(): status 130, one line."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "compare_kernels", interrupted)
+    assert main(SMALL) == 130
+    assert _one_line_error(capsys) == "kvmviz: interrupted\n"
+
+
+def test_version_prints_the_package_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"kvmviz {kvmviz.__version__}\n"
+
+
+def _subparsers(parser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_help_explains_every_option_with_its_default(capsys):
+    """Every subcommand has a one-line summary in `kvmviz --help`; every option has a help
+    text, and `--help` shows the default of each option that has one, with its unit."""
+    parser = cli._parser()
+    subs = _subparsers(parser)
+    assert sorted(subs) == ["figures", "quiz", "replay", "simulate"]
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    summaries = {a.dest: a.help for a in choices._choices_actions}
+    assert all(summaries[name] and "\n" not in summaries[name] for name in subs)
+    for name, sub in subs.items():
+        text = sub.format_help()
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+            if action.default not in (None, False, argparse.SUPPRESS) and not action.required:
+                assert f"(default: {action.default})" in " ".join(text.split())
+    simulate = " ".join(subs["simulate"].format_help().split())
+    assert "simulated time, milliseconds (default: 20.0)" in simulate
+    assert "MMU notification events per second (default: 2000.0)" in simulate
+    assert "(default: 4000000)" in simulate
+    assert "temporary folder beside DIR" in " ".join(subs["figures"].format_help().split())
+    assert main(["simulate", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: kvmviz simulate")
 
 
 def test_quiz_hides_the_answer_unless_asked(capsys):
@@ -37,9 +183,7 @@ def test_quiz_hides_the_answer_unless_asked(capsys):
 
 def test_replay_compares_kernels_on_the_real_trace(capsys):
     """`kvmviz replay` prints the per-kernel table and a perf-lock-shaped table per kernel."""
-    trace = DATA / "traces" / "notifier-phases-linux6.18.txt"
-    layout = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
-    assert main(["replay", str(trace), "--layout", str(layout), "--vcpus", "8"]) == 0
+    assert main(["replay", str(TRACE), "--layout", str(LAYOUT), "--vcpus", "8"]) == 0
     out = capsys.readouterr().out
     assert "1255 records from 1541 lines" in out
     assert out.count("contended   total wait     max wait     avg wait") == 3
@@ -48,10 +192,151 @@ def test_replay_compares_kernels_on_the_real_trace(capsys):
 
 @pytest.mark.parametrize("missing", ["trace", "layout"])
 def test_replay_names_a_missing_file(tmp_path, capsys, missing):
-    """A missing input is exit code 2 and a message with its name."""
-    trace = DATA / "traces" / "notifier-phases-linux6.18.txt"
-    layout = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
-    args = {"trace": str(trace), "layout": str(layout)}
+    """A missing input is exit code 2 and one line with its name."""
+    args = {"trace": str(TRACE), "layout": str(LAYOUT)}
     args[missing] = str(tmp_path / "absent.txt")
     assert main(["replay", args["trace"], "--layout", args["layout"]]) == 2
-    assert "absent.txt" in capsys.readouterr().err
+    assert f"{tmp_path / 'absent.txt'}: No such file or directory" in _one_line_error(capsys)
+
+
+def test_replay_names_a_layout_that_holds_no_memslot(capsys):
+    """A file read as an empty layout (here: the trace itself) is refused naming --layout and
+    the file, not reported as "Scenario.layout = MemslotLayout(0 slots)"."""
+    assert main(["replay", str(TRACE), "--layout", str(TRACE)]) == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("kvmviz replay: ") and str(TRACE) in err
+    assert "no memslot" in err and "Scenario.layout" not in err
+
+
+def test_replay_names_a_trace_that_is_a_folder(capsys, tmp_path):
+    assert main(["replay", str(tmp_path), "--layout", str(LAYOUT)]) == 2
+    assert f"kvmviz replay: {tmp_path}: Is a directory" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------------------------
+# `kvmviz figures`: all or nothing.
+# --------------------------------------------------------------------------------------------
+def _tiny(render) -> Figure:
+    fig = Figure(figsize=(1, 1))
+    fig.add_subplot().plot([0, 1], [0, 1])
+    return fig
+
+
+def _failing(error: BaseException):
+    def builder(render):
+        raise error
+
+    return builder
+
+
+@pytest.fixture
+def tiny_figures(monkeypatch):
+    """Three cheap builders in place of the real ones; the test swaps one for a failure."""
+    builders = {"one": _tiny, "two": _tiny, "three": _tiny}
+    monkeypatch.setattr(figures, "FIGURES", builders)
+    monkeypatch.setattr(figures, "_load_extras", lambda seed: [])
+    return builders
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file and folder under ``folder`` (hidden ones included), with file contents."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>")
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_figures_writes_the_whole_set_and_says_how(tiny_figures, tmp_path, capsys):
+    """A first run creates the folder (and its parents) from the staged set in one rename; the
+    echo line says it is staged and moved in once complete."""
+    out = tmp_path / "a" / "b" / "figs"
+    assert main(["figures", "--out", str(out), "--format", "svg"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "(staged in a temporary folder beside it, moved in once complete)" in lines[0]
+    assert lines[1:] == [str(out / f"{n}.svg") for n in ("one", "two", "three")]
+    assert sorted(_tree(tmp_path.joinpath("a", "b"))) == [
+        "figs",
+        "figs/one.svg",
+        "figs/three.svg",
+        "figs/two.svg",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), 2, "No space left on device"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+    ids=["disk full", "Ctrl-C"],
+)
+@pytest.mark.parametrize("force", [False, True], ids=["new folder", "--force over a set"])
+def test_figures_failing_halfway_leaves_the_target_as_it_was(
+    tiny_figures, tmp_path, capsys, error, status, message, force
+):
+    """A builder failing after the first figure: the target is unchanged (the old set stays
+    under --force, no folder appears otherwise), no temporary folder or created parent is
+    left behind, and the next run is not refused because of it."""
+    out = tmp_path / "parent" / "figs"
+    if force:
+        assert main(["figures", "--out", str(out), "--format", "svg", "-s", "1"]) == 0
+    before = _tree(tmp_path)
+    tiny_figures["two"] = _failing(error)
+    argv = ["figures", "--out", str(out), "--format", "svg,png"] + (["--force"] if force else [])
+    capsys.readouterr()
+    assert main(argv) == status
+    err = _one_line_error(capsys)
+    assert message in err
+    assert (f"{out} is as it was" if force else "nothing was written") in err
+    assert _tree(tmp_path) == before  # no .figs.partial-*, no half set, no empty parent
+    tiny_figures["two"] = _tiny
+    assert main(argv) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(f"{n}.{f}" for n in ("one", "two", "three") for f in ("svg", "png"))
+
+
+def test_render_all_cleans_up_after_a_bug_too(tiny_figures, tmp_path):
+    """An unexpected exception (a bug, which the CLI lets through with its traceback) leaves
+    nothing behind either."""
+    tiny_figures["three"] = _failing(RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        figures.render_all(tmp_path / "new" / "figs", formats=("svg",))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_figures_refuses_an_existing_set_before_any_work(tiny_figures, tmp_path, capsys):
+    """Without --force an existing file is refused before any builder runs; with --force the
+    new set replaces the old file by file, other files in the folder are kept."""
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "two.svg").write_text("old")
+    (out / "notes.txt").write_text("mine")
+    tiny_figures["one"] = _failing(AssertionError("a builder ran"))
+    assert main(["figures", "--out", str(out), "--format", "svg"]) == 2
+    err = _one_line_error(capsys)
+    assert "refusing to overwrite 1 existing file(s)" in err and "two.svg" in err
+    assert "(add --force to replace them); nothing was written" in err
+    assert _tree(out) == {"notes.txt": b"mine", "two.svg": b"old"}
+    tiny_figures["one"] = _tiny
+    assert main(["figures", "--out", str(out), "--format", "svg", "--force"]) == 0
+    assert sorted(_tree(out)) == ["notes.txt", "one.svg", "three.svg", "two.svg"]
+    assert (out / "two.svg").read_bytes().startswith(b"<?xml")
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        ("file", "exists and is not a folder; expected a folder"),
+        ("file/sub/figs", "file: exists and is not a directory; nothing was written"),
+        ("/proc/kvmviz-figs", "/proc: No such file or directory (creating a temporary folder"),
+    ],
+    ids=["--out is a file", "under a regular file", "/proc (read-only even to root)"],
+)
+def test_figures_names_a_folder_it_cannot_write(tiny_figures, tmp_path, capsys, where, fragment):
+    """We run as root, which writes into any chmod-read-only folder: a path under a regular
+    file and /proc stand for the folders nobody can write."""
+    (tmp_path / "file").write_text("keep")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    assert main(["figures", "--out", out, "--format", "svg"]) == 2
+    assert fragment in _one_line_error(capsys)
+    assert _tree(tmp_path) == {"file": b"keep"}

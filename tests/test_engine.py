@@ -400,3 +400,116 @@ class TestWorkEstimate:
         """With a stream, the events counted are its rows."""
         stream = kv.notifiers.generate_stream(SMALL, 0)
         assert kv.engine.estimate(SMALL, stream=stream).events == len(stream)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_vcpus=st.integers(1, 4),
+    share=st.sampled_from([0.0, 0.1, 0.4, 0.5, 1.0]),
+    rate=st.floats(0, 40_000),
+    spurious=st.floats(0, 1),
+    kernel=st.sampled_from(kv.KERNELS),
+    seed=st.integers(0, 2**16),
+)
+def test_engines_agree_with_few_or_no_faulting_vcpus(n_vcpus, share, rate, spurious, kernel, seed):
+    """With 0 to 4 faulting vCPUs (1 x 0.4 rounds to none), both engines give the same fault,
+    notifier and lock tables and the same summary; with none there is no fault and no stall,
+    while every notifier still runs."""
+    scenario = kv.Scenario(
+        n_vcpus=n_vcpus,
+        faulting_share=share,
+        duration_us=1_000.0,
+        layout=q35_512m_layout(),
+        guest_run_us=20.0,
+        notifier_rate_hz=rate,
+        spurious_share=spurious,
+    )
+    compiled = kv.simulate(scenario, kernel, seed=seed, method="compiled")
+    events = kv.simulate(scenario, kernel, seed=seed, method="events")
+    pd.testing.assert_frame_equal(compiled.faults, events.faults)
+    pd.testing.assert_frame_equal(compiled.notifiers, events.notifiers)
+    pd.testing.assert_frame_equal(compiled.lock, events.lock)
+    pd.testing.assert_series_equal(kv.summarize(compiled), kv.summarize(events))
+    assert len(compiled.notifiers) >= len(kv.notifiers.generate_stream(scenario, seed))
+    if scenario.n_faulting == 0:
+        assert len(compiled.faults) == 0
+        assert kv.summarize(compiled)["p99_us"] == 0.0
+
+
+def test_no_faulting_vcpu_per_kernel_tables_are_identical_on_both_engines():
+    """The per-kernel table of a VM whose vCPUs never fault is the same from either engine,
+    shows no reader stall, and still shows the writers' own wait."""
+    scenario = kv.Scenario(n_vcpus=1, faulting_share=0.4, duration_us=2_000.0, notifier_rate_hz=2e4)
+    tables = {
+        method: pd.DataFrame(
+            {k: kv.summarize(kv.simulate(scenario, k, seed=1, method=method)) for k in kv.KERNELS}
+        ).T
+        for method in ("compiled", "events")
+    }
+    pd.testing.assert_frame_equal(tables["compiled"], tables["events"])
+    assert (tables["events"]["p99_us"] == 0.0).all()
+    assert (tables["events"]["notifier_callbacks"] > 0).all()
+
+
+_GOOD_EVENTS = pd.DataFrame(
+    {"t_us": [1.0], "kind": ["pair"], "hva_start": [VMM_HEAP[0]], "hva_end": [VMM_HEAP[0] + 4096]}
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "fragment"),
+    [
+        ({"kind": ["munmap"]}, ValueError, "event row 0: kind 'munmap' is not one of"),
+        ({"kind": [None]}, ValueError, "event row 0: kind None"),
+        ({"hva_start": [float(VMM_HEAP[0])]}, TypeError, "column hva_start: expected integer"),
+        ({"hva_end": [-1]}, ValueError, "column hva_end: hvas must be in [0, 2**64)"),
+        ({"hva_end": [VMM_HEAP[0]]}, ValueError, "event row 0: hva_start 0x555555554000 is not"),
+        ({"hva_start": [True]}, TypeError, "column hva_start: expected integer hvas"),
+        ({"t_us": [float("nan")]}, ValueError, "event row 0: t_us nan is not a time >= 0"),
+        ({"t_us": [-1.0]}, ValueError, "event row 0: t_us -1.0 is not a time >= 0"),
+        ({"t_us": ["1"]}, TypeError, "column t_us: expected numbers"),
+    ],
+)
+def test_an_event_table_is_refused_by_row_and_column(change, error, fragment):
+    """stream_from_callbacks names the row or column that cannot be an event; a float hva is
+    refused rather than floored (1.5 is not an address)."""
+    frame = _GOOD_EVENTS.assign(**change)
+    with pytest.raises(error) as info:
+        kv.notifiers.stream_from_callbacks(frame)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("stream", "error", "fragment"),
+    [
+        ("trace.txt", TypeError, "stream: expected a pandas.DataFrame"),
+        (_GOOD_EVENTS, ValueError, "stream lacks columns ['event', 'cause']"),
+        (
+            pd.concat([kv.notifiers.stream_from_callbacks(_GOOD_EVENTS)] * 2),
+            ValueError,
+            "one row per event id",
+        ),
+        (
+            kv.notifiers.stream_from_callbacks(_GOOD_EVENTS).assign(kind="move2"),
+            ValueError,
+            "stream row 0: kind 'move2'",
+        ),
+        (
+            kv.notifiers.stream_from_callbacks(_GOOD_EVENTS).assign(t_us=float("inf")),
+            ValueError,
+            "stream row 0: t_us inf",
+        ),
+    ],
+    ids=["a path", "no event column", "repeated event", "unknown kind", "infinite time"],
+)
+def test_simulate_refuses_a_stream_it_cannot_replay(stream, error, fragment):
+    """A stream handed to simulate() is checked before any work, naming what is wrong."""
+    with pytest.raises(error) as info:
+        kv.simulate(SMALL, stream=stream)
+    assert fragment in str(info.value)
+
+
+def test_a_checked_stream_replays_as_given():
+    """The one-event stream passes the checks and gives its two callbacks, start then end."""
+    run = kv.simulate(SMALL, "v5.12", stream=kv.notifiers.stream_from_callbacks(_GOOD_EVENTS))
+    assert run.notifiers["callback"].tolist() == ["invalidate_range_start", "invalidate_range_end"]

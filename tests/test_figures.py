@@ -17,6 +17,7 @@ EXPECTED = [
     "stall-cdf",
     "brownout",
     "kernel-comparison",
+    "stall-by-kernel",
     "lock-timeline-8-vcpus",
     "lock-timeline-416-vcpus",
     "before-after",
@@ -92,11 +93,16 @@ class _Hook:
 
 
 def test_extra_exports_run_and_are_checked_first(tmp_path, monkeypatch):
+    """An extra export writes into the staging folder beside the target (so it may write
+    freely there) and lands with the figures; its files count in the refusal to overwrite."""
     hook = _Hook()
     monkeypatch.setattr(figures, "_load_extras", lambda seed: [hook])
     written = figures.render_all(tmp_path, only=["memslots-q35"], formats=("svg",))
     assert written == [tmp_path / "extra.html", tmp_path / "memslots-q35.svg"]
-    assert hook.calls == [(tmp_path, ("svg",), False)]
+    [(staging, formats, force)] = hook.calls
+    assert staging.parent == tmp_path.parent and staging.name.startswith(f".{tmp_path.name}.")
+    assert (formats, force) == (("svg",), True)
+    assert not staging.exists()  # moved into place
     (tmp_path / "memslots-q35.svg").unlink()
     with pytest.raises(FileExistsError, match=r"extra\.html"):
         figures.render_all(tmp_path, only=["memslots-q35"], formats=("svg",))
@@ -152,3 +158,33 @@ def test_cli_still_simulates_and_quizzes(capsys):
     assert "Answer: ?" in capsys.readouterr().out
     assert cli.main(["simulate", "--vcpus", "8", "--duration-ms", "2"]) == 0
     assert "p99_us" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["lock-timeline-8-vcpus", "lock-timeline-416-vcpus"])
+def test_timeline_figures_show_whole_stalls(name):
+    """The timeline figures' windows (kvmviz.plot.busiest_window) hold the longest writer wait
+    and cut no stall: every wait for mmu_lock that overlaps the window begins and ends in it."""
+    render = figures._Render(0)
+    fig = figures.FIGURES[name](render)
+    lanes = fig.axes[0]
+    run = render.run(figures.SMALL_VM if "8" in name else figures.LARGE_VM, "v5.12")
+    scale = 1e-3 if "(ms)" in fig.axes[1].get_xlabel() else 1.0
+    start, end = (x / scale for x in lanes.get_xlim())
+    waited = run.lock[run.lock["wait_us"] > 0]
+    overlapping = waited[(waited["t_request_us"] < end) & (waited["t_grant_us"] > start)]
+    assert len(overlapping) > 0
+    tolerance = 1e-6 * max(abs(end), 1.0)
+    assert (overlapping["t_request_us"] >= start - tolerance).all()
+    assert (overlapping["t_grant_us"] <= end + tolerance).all()
+    worst = run.notifiers.loc[run.notifiers["wait_us"].idxmax()]
+    assert start <= worst["t_arrive_us"] and worst["t_grant_us"] <= end
+
+
+def test_stall_by_kernel_figure_has_both_panels():
+    """The static per-kernel figure: a CDF line and a p99 bar for each kernel."""
+    fig = figures.FIGURES["stall-by-kernel"](figures._Render(0))
+    cdf, bars = fig.axes
+    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in figures.KERNELS]
+    assert [p.get_gid() for p in bars.patches if p.get_gid()] == [
+        f"bar|{k}" for k in figures.KERNELS
+    ]

@@ -98,7 +98,7 @@ def test_hit_is_a_boolean():
     "no" used to mean True."""
     assert rule("v5.13", "clear_young", np.True_) == rule("v5.13", "clear_young", True)
     assert takes_lock("v5.15", START, np.False_) is False
-    for value in ("no", "False", 0, 1, None, 1.0):
+    for value in ("no", "False", "", 0, 1, None, 1.0, [True], np.array([True])):
         with pytest.raises(TypeError, match=r"hit = .*expected True or False"):
             takes_lock("v5.15", START, value)
 
@@ -111,9 +111,12 @@ def test_docstring_examples():
     assert takes_lock("v5.15", START, hit=False) is False
 
 
-@pytest.mark.parametrize("kernel", ["v5.14", "5.13", "v6.10", ""])
+@pytest.mark.parametrize(
+    "kernel", ["v5.14", "5.13", "v6.10", "", None, 5.13, ["v5.13"], np.array(["v5.13"])]
+)
 def test_unknown_kernel_is_rejected(kernel):
-    """An unsupported kernel name is a ValueError that lists the three supported ones."""
+    """An unsupported kernel name is a ValueError that lists the three supported ones; so is
+    anything that is not a string (a list or an array used to be compared element-wise)."""
     with pytest.raises(ValueError, match="unknown kernel") as info:
         rule(kernel, START, True)
     for name in KERNELS:
@@ -122,7 +125,9 @@ def test_unknown_kernel_is_rejected(kernel):
         takes_lock(kernel, START, True)
 
 
-@pytest.mark.parametrize("callback", ["invalidate_range", "release", "change-pte", ""])
+@pytest.mark.parametrize(
+    "callback", ["invalidate_range", "release", "change-pte", "", None, [START], np.array([START])]
+)
 def test_unknown_callback_is_rejected(callback):
     """Only the six hva-walker hooks have rows; invalidate_range, release or typos are errors."""
     with pytest.raises(ValueError, match="unknown callback") as info:

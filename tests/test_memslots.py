@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvmviz.memslots import TASK_SIZE_MAX, GfnRange, Memslot, MemslotError, MemslotLayout
+from kvmviz.presets import large_vm_layout, many_memslots_layout
 
 PAGE = 4096
 WINDOW_PAGES = 64
@@ -379,7 +380,7 @@ def test_hit_mask_rejects_mismatched_shapes_and_negative_hvas():
     layout = MemslotLayout([Memslot(slot=0, base_gfn=0, npages=2, userspace_addr=0x10000)])
     with pytest.raises(ValueError, match="differ in shape"):
         layout.hit_mask(np.array([1, 2], np.uint64), np.array([3], np.uint64))
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=r"starts: hvas must be in \[0, 2\*\*64\), got -1"):
         layout.hit_mask(np.array([-1]), np.array([3]))
 
 
@@ -522,26 +523,39 @@ def test_hit_mask_at_32764_one_page_slots():
 
 
 # --- hits, hit_mask and gfn_ranges take the same inputs -----------------------------------------
+# One slot of 16 pages at hva 0x7f0000000000; the last hva is 2**64 - 1 (an unsigned long).
 _AGREE_LAYOUT = MemslotLayout([Memslot(0, 0x100, 16, 0x7F0000000000)])
 _AGREE_IN = 0x7F0000000000
+_AGREE_OUT = _AGREE_IN + 16 * 4096  # the first hva after the slot
 _AGREE_CASES = [
-    # (start, end, expected error or None)
-    (_AGREE_IN, _AGREE_IN + 4096, None),
-    (np.int64(_AGREE_IN), np.uint64(_AGREE_IN + 4096), None),
-    (_AGREE_IN + 4096, _AGREE_IN, None),  # start > end: an empty range, hits nothing
-    (_AGREE_IN, _AGREE_IN, None),  # empty
-    (0, 2**64 - 1, None),
-    (-1, _AGREE_IN, ValueError),
-    (_AGREE_IN, 2**64, ValueError),  # an unsigned long ends below 2**64
-    (float(_AGREE_IN), _AGREE_IN + 4096, TypeError),
-    (_AGREE_IN, "0x7f0000001000", TypeError),
-    (True, _AGREE_IN, TypeError),
-    (None, _AGREE_IN, TypeError),
+    # (start, end, what all three give: a hit, a miss, or (error type, bound at fault, fragment))
+    (_AGREE_IN, _AGREE_IN + 4096, True),
+    (_AGREE_IN + 4095, _AGREE_IN + 4096, True),  # one byte is enough
+    (np.int64(_AGREE_IN), np.uint64(_AGREE_IN + 4096), True),
+    (np.uint32(0), np.uint64(_AGREE_IN + 1), True),
+    (0, 2**64 - 1, True),  # the whole address space
+    (_AGREE_OUT, 2**64 - 1, False),
+    (_AGREE_IN - 4096, _AGREE_IN, False),  # ends where the slot starts: half-open
+    (_AGREE_OUT - 1, _AGREE_IN, False),  # start > end: an empty range, hits nothing
+    (_AGREE_IN, _AGREE_IN, False),  # empty
+    (2**64 - 1, 2**64 - 1, False),
+    (-1, _AGREE_IN, (ValueError, "start", "hvas must be in [0, 2**64), got -1")),
+    (np.int64(-1), _AGREE_IN, (ValueError, "start", "got -1")),
+    (_AGREE_IN, 2**64, (ValueError, "end", "got 18446744073709551616")),  # one past a ulong
+    (2**70, 2**71, (ValueError, "start", "[0, 2**64)")),
+    (float(_AGREE_IN), _AGREE_IN + 4096, (TypeError, "start", "expected integer hvas")),
+    (np.float64(0), _AGREE_IN + 4096, (TypeError, "start", "expected integer hvas")),
+    (_AGREE_IN, "0x7f0000001000", (TypeError, "end", "expected integer hvas")),
+    (_AGREE_IN, b"\x00", (TypeError, "end", "expected integer hvas")),
+    (True, _AGREE_IN, (TypeError, "start", "expected integer hvas")),
+    (np.True_, _AGREE_IN, (TypeError, "start", "expected integer hvas")),
+    (None, _AGREE_IN, (TypeError, "start", "")),
+    (1 + 0j, _AGREE_IN, (TypeError, "start", "expected integer hvas")),
 ]
 
 
 def _outcomes(layout, start, end):
-    """What each of the three calls gives: its result, or the type of its error."""
+    """What each of the three calls gives: its result, or its error (type and message)."""
     out = []
     for call in (
         lambda: layout.hits(start, end),
@@ -551,28 +565,92 @@ def _outcomes(layout, start, end):
         try:
             out.append(call())
         except (TypeError, ValueError) as error:
-            out.append(type(error))
+            out.append(error)
     return out
 
 
-@pytest.mark.parametrize(("start", "end", "error"), _AGREE_CASES)
-def test_hits_hit_mask_gfn_ranges_agree_on_every_input(start, end, error):
-    """The three lookups accept and refuse the same values, with the same error type; where
-    they accept, hits == hit_mask == bool(gfn_ranges)."""
+def _kind(outcome):
+    return type(outcome) if isinstance(outcome, Exception) else outcome
+
+
+@pytest.mark.parametrize(("start", "end", "expected"), _AGREE_CASES)
+def test_hits_hit_mask_gfn_ranges_agree_on_every_input(start, end, expected):
+    """The three lookups accept and refuse the same values with the same error type, each
+    message naming the bound at fault (hva_start / starts, hva_end / ends); where they accept,
+    hits == hit_mask == bool(gfn_ranges), and the answer is the expected one."""
     outcomes = _outcomes(_AGREE_LAYOUT, start, end)
-    assert len(set(outcomes)) == 1, outcomes
-    if error is None:
-        assert outcomes[0] in (True, False)
-    else:
-        assert outcomes[0] is error
+    if isinstance(expected, bool):
+        assert outcomes == [expected] * 3
+        return
+    error, bound, fragment = expected
+    assert [type(o) for o in outcomes] == [error] * 3, outcomes
+    hits_error, mask_error, ranges_error = (str(o) for o in outcomes)
+    assert hits_error.startswith(f"hva_{bound}") and ranges_error.startswith(f"hva_{bound}")
+    assert mask_error.startswith(f"{bound}s: ")
+    assert all(fragment in m for m in (hits_error, mask_error, ranges_error))
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    start=st.one_of(st.integers(-(2**8), 2**64 + 2**8), st.floats(), st.booleans(), st.text()),
-    end=st.one_of(st.integers(-(2**8), 2**64 + 2**8), st.integers(_AGREE_IN, _AGREE_IN + 2**17)),
+_ANY_HVA = st.one_of(
+    st.integers(-(2**8), 2**64 + 2**8),
+    st.integers(2**64 - 2**8, 2**64 + 2**8),
+    st.integers(_AGREE_IN - 2**13, _AGREE_OUT + 2**13),
+    st.floats(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.none(),
 )
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=_ANY_HVA, end=_ANY_HVA)
 def test_the_three_lookups_agree_on_generated_inputs(start, end):
-    """Any value, valid or not: the three calls give one outcome."""
+    """Any value on either side, valid or not: the three calls give one outcome (the same
+    answer, or the same error type)."""
     outcomes = _outcomes(_AGREE_LAYOUT, start, end)
-    assert len(set(map(repr, outcomes))) == 1, outcomes
+    kinds = [_kind(o) for o in outcomes]
+    assert kinds[0] == kinds[1] == kinds[2], outcomes
+    valid = all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in (start, end)
+    )
+    assert valid == (kinds[0] in (True, False))
+
+
+@pytest.mark.parametrize("slots", [5, None, Memslot(0, 0, 1, 0x10000)], ids=repr)
+def test_a_layout_is_built_from_an_iterable_of_memslots(slots):
+    """A lone slot or a number is not a list of slots: refused by name, with the value."""
+    with pytest.raises(TypeError, match=r"^MemslotLayout: expected an iterable of Memslot"):
+        MemslotLayout(slots)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: large_vm_layout(smm="no"), TypeError, "smm = 'no': expected True or False"),
+        (lambda: large_vm_layout(smm=1), TypeError, "smm = 1: expected True or False"),
+        (lambda: large_vm_layout(4.5 * 2**40), TypeError, "ram_bytes = 4947802324992.0: expected"),
+        (lambda: large_vm_layout("4T"), TypeError, "ram_bytes = '4T': expected an integer"),
+        (lambda: large_vm_layout(True), TypeError, "ram_bytes = True: expected an integer"),
+        (lambda: large_vm_layout(2**30), ValueError, "multiple of 2 MiB and >= 4 GiB"),
+        (lambda: many_memslots_layout(2.0), TypeError, "n_slots = 2.0: expected an integer"),
+        (lambda: many_memslots_layout("2"), TypeError, "n_slots = '2': expected an integer"),
+        (lambda: many_memslots_layout(0), ValueError, "n_slots must be in [1, 32764]"),
+        (lambda: many_memslots_layout(2, 1000), ValueError, "slot_bytes = 1000: expected a pos"),
+        (lambda: many_memslots_layout(2, 0), ValueError, "slot_bytes = 0: expected a positive"),
+        (lambda: many_memslots_layout(2, 4096.0), TypeError, "slot_bytes = 4096.0: expected an"),
+    ],
+)
+def test_presets_refuse_what_is_not_a_size_or_a_flag(call, error, message):
+    """smm="no" used to mean True (an SMM alias of every RAM slot); a float size in bytes or
+    a slot count is refused rather than truncated, naming the parameter."""
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value)
+
+
+def test_presets_take_numpy_integers_and_numpy_booleans():
+    """np.int64 sizes and np.True_ build the same layouts as their Python counterparts."""
+    assert large_vm_layout(np.int64(8 * 2**30), smm=np.True_) == large_vm_layout(
+        8 * 2**30, smm=True
+    )
+    assert many_memslots_layout(np.int32(3), np.int64(4096)) == many_memslots_layout(3, 4096)
+    assert len(large_vm_layout(smm=True)) == len(large_vm_layout()) + 3  # the three RAM aliases

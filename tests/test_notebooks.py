@@ -1,4 +1,5 @@
-"""Every notebooks/*.ipynb is committed without outputs and runs top to bottom without error.
+"""Every notebooks/*.ipynb is committed without outputs, runs top to bottom without error, shows
+no exercise's answer before the learner asks for it, and numbers and captions its figures.
 
 The kernel is pinned to the interpreter running pytest (a `python3` kernelspec written to a
 temporary JUPYTER_PATH entry), so a `python3` kernelspec elsewhere on the machine, e.g. in
@@ -18,6 +19,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+import kvmviz as kv
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -26,6 +29,23 @@ KERNEL = "python3"
 CELL_TIMEOUT_S = 120
 NOTEBOOK_BUDGET_S = 60
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CHAPTER = {p: int(p.name[:2]) for p in NOTEBOOKS}
+
+# Appended to each executed chapter, then removed: every Exercise the chapter built, with the
+# texts that must stay hidden until Check or Reveal (the answer's explanation, reveal()).
+PROBE = """
+import json as _json
+from kvmviz.exercises import Exercise as _Exercise
+_seen = {}
+for _name, _value in list(globals().items()):
+    for _q in (_value if isinstance(_value, (list, tuple)) else [_value]):
+        if isinstance(_q, tuple):
+            _q = _q[0]
+        if isinstance(_q, _Exercise) and id(_q) not in _seen and not _name.startswith("_"):
+            _seen[id(_q)] = {"name": _name, "kind": _q.kind, "reveal": _q.reveal(),
+                             "explanation": _q.explanation}
+print(_json.dumps(list(_seen.values())))
+"""
 
 
 @pytest.fixture(scope="session")
@@ -100,18 +120,182 @@ def test_committed_without_outputs(path):
     )
 
 
+_EXECUTED: dict[Path, tuple[nbformat.NotebookNode, list[dict], float]] = {}
+
+
+def executed(path: Path, kernel: str):
+    """The chapter run once per session: (notebook with outputs, its exercises, seconds)."""
+    if path not in _EXECUTED:
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+        # Let the kernel choose its own (inline) matplotlib backend, not the Agg of the tests.
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("MPLBACKEND", raising=False)
+            t0 = time.perf_counter()
+            run_notebook(nb, kernel, NOTEBOOK_DIR)
+            elapsed = time.perf_counter() - t0
+        probe = nb.cells.pop()
+        exercises = json.loads(probe.outputs[-1].text) if probe.get("outputs") else []
+        _EXECUTED[path] = nb, exercises, elapsed
+    return _EXECUTED[path]
+
+
+def output_texts(cell) -> list[str]:
+    """Everything a learner sees of a code cell's outputs: streams, text, HTML, markdown."""
+    texts = []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            texts.append(o.text)
+        for mime in ("text/plain", "text/html", "text/markdown"):
+            if mime in o.get("data", {}):
+                texts.append(o.data[mime])
+    return texts
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_executes_without_error(path, kernel_name, monkeypatch):
-    # Let the kernel choose its own (inline) matplotlib backend, not the Agg set for the tests.
-    monkeypatch.delenv("MPLBACKEND", raising=False)
-    nb = nbformat.read(path, as_version=4)
-    t0 = time.perf_counter()
-    run_notebook(nb, kernel_name, NOTEBOOK_DIR)
-    elapsed = time.perf_counter() - t0
+def test_executes_without_error(path, kernel_name):
+    nb, _, elapsed = executed(path, kernel_name)
     print(f"{path.name}: executed in {elapsed:.1f} s")
     problems = failures(nb)
     assert not problems, f"{path.name}:\n" + "\n\n".join(problems)
     assert elapsed < NOTEBOOK_BUDGET_S, (
         f"{path.name} took {elapsed:.1f} s to execute (budget {NOTEBOOK_BUDGET_S} s)"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_no_answer_shows_before_the_learner_asks(path, kernel_name):
+    """Run All shows every exercise's question, but none of its answers.
+
+    Each Exercise a chapter builds keeps its answer behind Check and Reveal; no cell may print
+    its explanation or its reveal() text (chapter 04's last cell once printed exercise 1's),
+    nor a verdict such as "the answer is 3" while no answer has been typed.
+    """
+    nb, exercises, _ = executed(path, kernel_name)
+    has_exercises = any("## Exercise" in c.source for c in nb.cells if c.cell_type == "markdown")
+    assert bool(exercises) == has_exercises, f"{path.name}: {len(exercises)} Exercise objects"
+    for i, cell in enumerate(nb.cells):
+        for text in output_texts(cell):
+            assert "the answer is" not in text, f"{path.name} cell {i} prints a verdict: {text!r}"
+            for q in exercises:
+                for secret in (q["explanation"], q["reveal"]):
+                    assert secret not in text, (
+                        f"{path.name} cell {i} shows the answer to {q['name']} ({q['kind']})"
+                    )
+
+
+def test_thought_experiments_hide_their_answers():
+    """A written-out answer in the prose sits in a closed <details> block, opened on request."""
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type != "markdown":
+                continue
+            visible = re.sub(r"<details>.*?</details>", "", cell.source, flags=re.DOTALL)
+            assert not re.search(r"\(\s*answer\b", visible, re.IGNORECASE), (
+                f"{path.name} cell {i}: an answer in plain sight; put it in <details>"
+            )
+            for block in re.findall(r"<details>.*?</details>", cell.source, flags=re.DOTALL):
+                assert block.startswith("<details><summary>Reveal the answer</summary>\n\n")
+
+
+# --- figures ------------------------------------------------------------------------------
+
+TITLE = re.compile(r"Figure (\d+)\.(\d+)(?:([a-z])|\{'([a-z]+)'\[i\]\})? ·")
+REFERENCE = re.compile(r"\bFigures? \d+(?:\.\d+)?[a-z]?(?:(?:, | and | or )\d+(?:\.\d+)?[a-z]?)*")
+CAPTION = re.compile(
+    r"\*\*Figure (\d+)\.(\d+)\*\* · .+\*Kernel: (.+) · lock: (.+) · (.+)\.\*$", re.S
+)
+
+
+def free_parameters() -> set[str]:
+    """The Scenario fields its docstring marks *Free* (no public source measures them)."""
+    doc = kv.Scenario.__doc__
+    blocks = re.split(r"\n    (?=\w[\w, ]* : )", doc)
+    free = set()
+    for block in blocks:
+        names = re.match(r"([\w, ]+) : ", block)
+        if names and "*Free" in block:
+            free |= {n.strip() for n in names.group(1).split(",")}
+    return free
+
+
+def figures(path: Path):
+    """(cell index, number, sub-figure letters) of every figure titled in a code cell."""
+    out = []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code":
+            for m in TITLE.finditer(cell.source):
+                chapter, number = int(m.group(1)), int(m.group(2))
+                letters = m.group(3) or m.group(4) or ""
+                if out and out[-1][:2] == (i, (chapter, number)):
+                    out[-1] = (i, (chapter, number), out[-1][2] + letters)
+                else:
+                    out.append((i, (chapter, number), letters))
+    return out
+
+
+def test_free_parameters_are_read_from_the_scenario_docstring():
+    """The captions' notion of *free* is Scenario's: the four knobs no public source measures."""
+    assert free_parameters() == {
+        "faulting_share",
+        "guest_run_us",
+        "notifier_rate_hz",
+        "spurious_pair_share",
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_figures_are_numbered_in_order_and_captioned(path):
+    """Figure 4.2 is chapter 04's second figure, referred to by that number, and captioned.
+
+    Titles number the figures 1, 2, 3, ... in the order they are drawn (sub-figures a, b, c);
+    the prose refers to each before or at its caption, and every reference names a figure that
+    exists; the markdown cell right after a figure is its caption: what it shows, then which
+    kernel and lock policy, then whether the magnitudes depend on free parameters (named as
+    Scenario's docstring marks them *Free*).
+    """
+    cells = nbformat.read(path, as_version=4).cells
+    drawn = figures(path)
+    chapter = CHAPTER[path]
+    assert [number for _, number, _ in drawn] == [(chapter, n) for n in range(1, len(drawn) + 1)]
+    for _, _, letters in drawn:
+        assert letters in ("", "ab", "abc"), letters
+    known = {number for p in NOTEBOOKS for _, number, _ in figures(p)}
+    free = free_parameters()
+    referenced = set()
+    for i, cell in enumerate(cells):
+        if "kvmviz-generated" in cell.metadata.get("tags", []):
+            continue
+        for ref in REFERENCE.findall(cell.source):
+            for number in re.findall(r"\d+(?:\.\d+)?", ref.split(" ", 1)[1]):
+                assert "." in number, f"{path.name} cell {i}: {ref!r} has no chapter number"
+                number = tuple(int(x) for x in number.split("."))
+                assert number in known, f"{path.name} cell {i}: {ref!r} names no figure"
+                if cell.cell_type == "markdown":
+                    referenced.add((number, i))
+    for i, number, _ in drawn:
+        caption = cells[i + 1]
+        m = CAPTION.match(caption.source) if caption.cell_type == "markdown" else None
+        assert m, f"{path.name}: Figure {number} has no caption after it"
+        assert (int(m.group(1)), int(m.group(2))) == number
+        kernel, lock, free_part = m.group(3), m.group(4), m.group(5)
+        assert re.search(r"\bany\b|v5\.1[235]|Linux 6\.18", kernel), kernel
+        assert re.search(r"none drawn|qrwlock|reader-pref|spinlock", lock), lock
+        assert "free parameter" in free_part, free_part
+        if "no free parameter" not in free_part:
+            named = set(re.findall(r"`(\w+)`", free_part))
+            assert named and named <= free, f"Figure {number}: {named - free} are not free"
+        first = min((j for n, j in referenced if n == number), default=None)
+        assert first is not None and first <= i + 1, f"{path.name}: Figure {number} unreferenced"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_numbered_figure_is_drawn_once(path, kernel_name):
+    """Each titled figure's cell leaves exactly one picture in its outputs."""
+    nb, _, _ = executed(path, kernel_name)
+    for i, number, _ in figures(path):
+        images = [o for o in nb.cells[i].outputs if "image/png" in o.get("data", {})]
+        assert len(images) == 1, f"{path.name}: Figure {number} drew {len(images)} images"

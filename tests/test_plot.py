@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
@@ -92,7 +94,10 @@ def test_memslot_map_draws_one_bar_per_slot_and_hits_apart_from_misses():
     assert len(spans["notifiers-hit"].get_paths()) == 1
     assert len(spans["notifiers-miss"].get_paths()) == 1
     assert _face(spans["notifiers-hit"]) == COLORS["hit"]
-    assert _face(spans["notifiers-miss"]) == COLORS["miss"]
+    # Misses: a grey hatch on a pale, opaque ground (overlaps do not darken into solid grey).
+    assert _face(spans["notifiers-miss"]) == COLORS["miss_face"]
+    assert to_hex(spans["notifiers-miss"].get_edgecolor()[0]) == COLORS["miss"]
+    assert spans["notifiers-miss"].get_alpha() is None
     assert spans["notifiers-miss"].get_hatch()  # grey-scale printing: hatched misses
     assert "hva" in ax.get_xlabel()
 
@@ -354,3 +359,250 @@ def test_save_writes_readable_reproducible_files(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert a.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- figures that say what they mean (issue 8, §6) ----------------------------------------------
+def _min_px(fig) -> float:
+    """MIN_SPAN_PT in the figure's pixels."""
+    return plot.MIN_SPAN_PT * fig.dpi / 72
+
+
+def _screen_widths(ax, bars) -> np.ndarray:
+    """The on-screen width, in pixels, of every bar a SpanBars drew at its last draw."""
+    if not bars.drawn_spans:
+        return np.empty(0)
+    x = np.array(bars.drawn_spans)
+    y = np.zeros(len(x))
+    left = ax.transData.transform(np.column_stack([x[:, 0], y]))[:, 0]
+    right = ax.transData.transform(np.column_stack([x[:, 0] + x[:, 1], y]))[:, 0]
+    return right - left
+
+
+def _legend_texts(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+def _pages(layout, slot, first_page: int, pages: int, *, hit=True) -> tuple:
+    ram = next(s for s in layout if s.slot == slot and s.as_id == 0)
+    start = ram.hva_start + first_page * 4096
+    return start, start + pages * 4096, hit
+
+
+def _frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["hva_start", "hva_end", "hit"])
+    return frame.astype({"hva_start": np.uint64, "hva_end": np.uint64, "hit": bool})
+
+
+def test_a_two_page_hit_in_12_tib_is_drawn_at_least_min_span_wide_at_any_size():
+    """To scale, two pages of a 12 TiB slot are ~1e-9 of the axis; on screen the hit is at
+    least MIN_SPAN_PT wide (on the hva and the gfn map), before and after the figure is
+    resized and zoomed, with a triangle over it."""
+    layout = large_vm_layout()
+    ranges = _frame([_pages(layout, 1, 5, 2)])
+    ax = plot.memslot_map(layout, ranges, gfn_view=True)
+    hva_ax, gfn_ax = ax.figure.axes
+    hit = _gids(hva_ax, "notifiers-")["notifiers-hit"]
+    gfn_hit = _gids(gfn_ax, "gfn-hits-")["gfn-hits-as0"]
+    stored = hit.get_paths()[0].vertices[:, 0]
+    assert np.ptp(stored) < 1e-6  # stored to scale
+    for size, dpi in (((10, 3), 100), ((4, 2), 72), ((16, 5), 200)):
+        ax.figure.set_size_inches(*size)
+        ax.figure.set_dpi(dpi)
+        ax.figure.canvas.draw()
+        for axes, bars in ((hva_ax, hit), (gfn_ax, gfn_hit)):
+            widths = _screen_widths(axes, bars)
+            assert len(widths) == 1
+            assert widths[0] >= _min_px(ax.figure) - 1e-6
+        assert hit.drawn_marks == 1
+    left, right = hva_ax.get_xlim()
+    hva_ax.set_xlim(left - 50, right + 50)  # zoomed out: the range is smaller still
+    ax.figure.canvas.draw()
+    assert _screen_widths(hva_ax, hit)[0] >= _min_px(ax.figure) - 1e-6
+
+
+def test_coinciding_hits_draw_one_triangle_labelled_with_their_count():
+    """200 hits on one page (as relevant_madv in the real trace) are one bar and one
+    triangle on screen, labelled ×200; the stored bars stay one per hit."""
+    layout = large_vm_layout()
+    ranges = _frame([_pages(layout, 1, 5, 1)] * 200 + [_pages(layout, 5, 9, 1)])
+    _fig, ax = plt.subplots()
+    plot.memslot_map(layout, ranges, ax=ax)
+    ax.figure.canvas.draw()
+    hit = _gids(ax, "notifiers-")["notifiers-hit"]
+    assert len(hit.get_paths()) == 201
+    assert sorted(hit.drawn_counts) == [1, 200]
+    assert hit.drawn_marks == 2
+    assert [text for _x, _y, text in hit._labels] == ["×200"]
+    assert _legend_texts(ax) == ["notifier hits (201)"]
+
+
+def test_overlapping_misses_merge_into_one_hatched_bar():
+    """Fifty overlapping misses are drawn as one hatched bar (not fifty stacked hatches that
+    turn solid grey), opaque, in the colours of the legend entry."""
+    layout = large_vm_layout()
+    start = VMM_HEAP[0]
+    rows = [(start + i * 0x1000, start + i * 0x1000 + 0x8000, False) for i in range(50)]
+    _fig, ax = plt.subplots()
+    plot.memslot_map(layout, _frame(rows), ax=ax, regions=[VMM_HEAP])
+    ax.figure.canvas.draw()
+    miss = _gids(ax, "notifiers-")["notifiers-miss"]
+    assert len(miss.get_paths()) == 50
+    assert miss.drawn_counts == [50] and miss.drawn_marks == 0
+    handle = ax.get_legend().legend_handles[0]
+    assert to_hex(handle.get_facecolor()) == _face(miss) == COLORS["miss_face"]
+    assert handle.get_hatch() == miss.get_hatch() == "////"
+    assert _legend_texts(ax) == ["notifier misses (spurious) (50)"]
+
+
+def test_map_legends_list_only_the_kinds_of_range_drawn():
+    """Misses only: no hit entry (and no gfn-hit entry below); hits only: no miss entry;
+    counts=False (a dashboard that moves the bars) lists both kinds, without numbers."""
+    layout = large_vm_layout()
+    misses = _frame([(VMM_HEAP[0], VMM_HEAP[0] + 0x1000, False)] * 3)
+    hits = _frame([_pages(layout, 1, 0, 1)])
+    ax = plot.memslot_map(layout, misses, gfn_view=True)
+    assert _legend_texts(ax) == ["notifier misses (spurious) (3)"]
+    assert _legend_texts(ax.figure.axes[1]) == ["memslot"]
+    _fig, ax = plt.subplots()
+    plot.memslot_map(layout, hits, ax=ax, counts=False)
+    assert _legend_texts(ax) == ["notifier hits", "notifier misses (spurious)"]
+    _fig, ax = plt.subplots()
+    plot.memslot_map(layout, hits, ax=ax)
+    assert _legend_texts(ax) == ["notifier hits (1)"]
+    _fig, ax = plt.subplots()
+    plot.memslot_map(layout, ax=ax)
+    assert ax.get_legend() is None
+
+
+def test_every_slot_says_its_size():
+    """The widths grow with the log of size, so every slot carries its size in a label (the
+    axis label says so), on the hva and the gfn map."""
+    layout = large_vm_layout()
+    ax = plot.memslot_map(layout, gfn_view=True)
+    for axes in ax.figure.axes:
+        texts = " ".join(t.get_text() for t in axes.texts)
+        for slot in layout:
+            assert f"slot {slot.slot}" in texts and plot._size(slot.size_bytes) in texts
+        assert "log of size" in axes.get_xlabel()
+
+
+def test_a_40_ns_write_hold_is_min_span_wide_in_a_2_ms_window(big416):
+    """The notifier lane's write holds (tens of ns) are at least MIN_SPAN_PT wide on screen
+    in a 2 ms window of the 416-vCPU VM."""
+    ax = plot.lock_timeline(big416, 0, 2_000)
+    ax.figure.canvas.draw()
+    write = _gids(ax, "lane-notifier-")["lane-notifier-write"]
+    widths = _screen_widths(ax, write)
+    assert len(widths) >= 1
+    assert widths.min() >= _min_px(ax.figure) - 1e-6
+
+
+def test_timeline_legend_lists_only_the_states_drawn(busy8):
+    """v5.12 takes the lock on every callback: no "skips it" entry; v5.15 skips the misses:
+    the entry is there; a window where nobody waits has no "waits" entry."""
+    worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
+    ax = plot.lock_timeline(busy8, *plot.whole_stalls(busy8, worst.t_arrive_us, worst.t_grant_us))
+    labels = _legend_texts(ax)
+    assert labels[:3] == ["fault holds mmu_lock\nfor read", "notifier holds it\nfor write",
+                          "waits for it"]  # fmt: skip
+    assert "callback skips it" not in labels
+    storm = busy8.scenario
+    v515 = kv.simulate(storm, kernel="v5.15", seed=0)
+    skipped = v515.notifiers[~v515.notifiers["locked"]].iloc[0]
+    ax = plot.lock_timeline(v515, skipped.t_arrive_us - 5, skipped.t_arrive_us + 5)
+    assert "callback skips it" in _legend_texts(ax)
+    lock = busy8.lock
+    calm = _calm_window(lock)
+    ax = plot.lock_timeline(busy8, *calm)
+    assert not any(t.startswith("waits") for t in _legend_texts(ax))
+
+
+def _calm_window(lock) -> tuple[float, float]:
+    """A 2 µs window in which no acquisition waits."""
+    waited = lock[lock["wait_us"] > 0]
+    for t in np.arange(0.0, 3_000.0, 2.0):
+        if not ((waited["t_request_us"] < t + 2) & (waited["t_grant_us"] > t)).any():
+            return t, t + 2
+    raise AssertionError("no calm window")
+
+
+def test_holds_under_a_spinlock_are_never_labelled_for_read():
+    """Under the spinlock policy every holder is exclusive: neither timeline calls a fault's
+    hold "for read", and the lock timeline's title says spinlock."""
+    tiny = kv.Scenario(n_vcpus=3, faulting_share=1.0, guest_run_us=10, duration_us=400)
+    run = kv.simulate(tiny, kernel="v5.12", policy="spinlock", seed=0)
+    ax = plot.lock_timeline(run, 0, 400)
+    labels = _legend_texts(ax)
+    assert "fault holds mmu_lock\n(exclusive: spinlock)" in labels
+    assert not any("read" in label for label in labels)
+    assert "spinlock" in ax.get_title(loc="left")
+    ax = plot.retry_timeline(run, 0, 400)
+    assert not any("for read" in label for label in _legend_texts(ax))
+    qrw = kv.simulate(tiny, kernel="v5.12", seed=0)
+    assert "holds it\nfor read" in _legend_texts(plot.retry_timeline(qrw, 0, 400))
+
+
+def _stalls_whole(run, start, end) -> bool:
+    lock = run.lock
+    waited = lock[lock["wait_us"] > 0]
+    overlapping = waited[(waited["t_request_us"] < end) & (waited["t_grant_us"] > start)]
+    return bool(
+        (overlapping["t_request_us"] >= start).all() and (overlapping["t_grant_us"] <= end).all()
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(start=st.floats(0, 1_900), width=st.floats(0.5, 400))
+def test_whole_stalls_covers_every_stall_it_overlaps(big416, start, width):
+    """Any window, widened by whole_stalls, contains it and cuts no stall: every wait that
+    overlaps the widened window begins and ends inside it."""
+    new_start, new_end = plot.whole_stalls(big416, start, start + width)
+    assert new_start <= start and new_end >= start + width
+    assert _stalls_whole(big416, new_start, new_end)
+
+
+def test_whole_stalls_keeps_a_calm_window_and_refuses_an_empty_one(busy8):
+    calm = _calm_window(busy8.lock)
+    assert plot.whole_stalls(busy8, *calm) == calm
+    with pytest.raises(ValueError, match="end_us must be after start_us"):
+        plot.whole_stalls(busy8, 10, 10)
+    with pytest.raises(TypeError, match="start_us"):
+        plot.whole_stalls(busy8, "10", 20)
+
+
+def test_busiest_window_shows_the_longest_writer_wait_whole(busy8, big416):
+    """The window holds the longest notifier wait from its request to its grant, is at least
+    as wide as asked, and cuts no stall."""
+    for run, width in ((busy8, 60.0), (big416, 1_000.0)):
+        start, end = plot.busiest_window(run, width)
+        taken = run.notifiers[run.notifiers["locked"]]
+        worst = taken.loc[taken["wait_us"].idxmax()]
+        assert start <= worst.t_arrive_us and worst.t_grant_us <= end
+        assert end - start >= width
+        assert _stalls_whole(run, start, end)
+    with pytest.raises(ValueError, match="width_us"):
+        plot.busiest_window(busy8, 0)
+
+
+def test_stall_by_kernel_draws_the_distribution_beside_the_readers_and_writers_numbers(runs):
+    """Two axes: a CDF line per kernel, and a bar per kernel of the p99 stall with the
+    writers' mean wait written under it, both equal to summarize()'s."""
+    ax = plot.stall_by_kernel(runs)
+    cdf, bars = ax.figure.axes
+    assert cdf is ax
+    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in kv.KERNELS]
+    drawn = {p.get_gid(): p.get_height() for p in bars.patches if p.get_gid()}
+    for kernel, run in runs.items():
+        summary = kv.summarize(run)
+        assert drawn[f"bar|{kernel}"] == pytest.approx(summary["p99_us"])
+    ticks = [t.get_text() for t in bars.get_xticklabels()]
+    for tick, kernel in zip(ticks, kv.KERNELS, strict=True):
+        wait = kv.summarize(runs[kernel])["writer_wait_mean_us"]
+        assert tick.startswith(kernel) and f"writers wait\n{plot._value_label(wait, 'µs')}" in tick
+    _fig, pair = plt.subplots(1, 2)
+    assert plot.stall_by_kernel(runs, ax=pair, metric="mean_us") is pair[0]
+    with pytest.raises(ValueError, match="pair"):
+        plot.stall_by_kernel(runs, ax=pair[0])
+    with pytest.raises(ValueError, match="empty"):
+        plot.stall_by_kernel({})

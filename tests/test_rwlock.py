@@ -244,7 +244,7 @@ def test_mismatched_lengths_are_rejected():
 
 def test_negative_hold_is_rejected():
     """A lock cannot be held for negative time."""
-    with pytest.raises(ValueError, match=r"hold times must be >= 0"):
+    with pytest.raises(ValueError, match=r"hold\[1\] = -0\.5: expected a time >= 0 µs"):
         replay([0, 1], [True, False], [1, -0.5])
 
 
@@ -349,8 +349,19 @@ def test_spinlock_is_one_fifo_queue(requests):
         (["0", "1"], [False, True], [1, 1], TypeError, "arrival: expected numbers"),
         (np.array([0, 1]), np.array([False, True]), np.array([1.0, 1.0]), None, None),
         ([0, 1], [False, True], [1], ValueError, "differ in length"),
-        ([0, float("nan")], [False, True], [1, 1], ValueError, "finite"),
-        ([0, 1], [False, True], [1, -1], ValueError, ">= 0"),
+        ([0, float("nan")], [False, True], [1, 1], ValueError, r"arrival\[1\] = nan: .*finite"),
+        ([0, 1], [False, True], [1, -1], ValueError, r"hold\[1\] = -1: expected a time >= 0"),
+        ([0, float("inf")], [False, True], [1, 1], ValueError, r"arrival\[1\] = inf"),
+        ([0, 1], [False, True], [float("inf"), 1], ValueError, r"hold\[0\] = inf"),
+        ([0, 1], [False, True], [True, False], TypeError, "hold: expected numbers"),
+        ([0, 1], [False, True], [1, None], TypeError, "hold: expected numbers"),
+        ([0, 1j], [False, True], [1, 1], TypeError, "arrival: expected numbers"),
+        ([0, [1]], [False, True], [1, 1], TypeError, "arrival: expected a flat sequence"),
+        ([[0, 1]], [False, True], [1, 1], ValueError, r"arrival: .*got shape \(1, 2\)"),
+        (0, False, 1, ValueError, r"one-dimensional"),
+        ([0, 1], [[False], [True]], [1, 1], ValueError, r"is_writer: .*shape \(2, 1\)"),
+        ([0, 1], "FT", [1, 1], TypeError, "is_writer: expected booleans"),
+        ([0, 1], [None, True], [1, 1], TypeError, "is_writer: expected booleans"),
     ],
 )
 def test_replay_refuses_what_it_cannot_mean(arrival, is_writer, hold, error, message):
@@ -361,3 +372,24 @@ def test_replay_refuses_what_it_cannot_mean(arrival, is_writer, hold, error, mes
         return
     with pytest.raises(error, match=message):
         replay(arrival, is_writer, hold)
+
+
+@pytest.mark.parametrize("policy", ["fair", "", None, ["qrwlock"], "QRWLOCK"])
+def test_a_policy_is_one_of_three_names(policy):
+    """Anything but the three names is refused, listing them; a list is not a name (it used to
+    end in "unhashable type")."""
+    with pytest.raises(ValueError, match=r"unknown lock policy .*expected one of"):
+        replay([0], [False], [1], policy=policy)
+    with pytest.raises(ValueError, match=r"unknown lock policy"):
+        make_lock(policy)
+
+
+def test_numpy_inputs_give_the_same_grants_as_lists():
+    """Integer arrival arrays, float32 holds and numpy bools are the same requests as lists."""
+    lists = replay([0, 1, 2], [False, True, False], [10, 5, 1])
+    arrays = replay(
+        np.array([0, 1, 2], np.int32),
+        np.array([False, True, False]),
+        np.array([10, 5, 1], np.float32),
+    )
+    assert lists.tolist() == arrays.tolist() == [0.0, 10.0, 15.0]

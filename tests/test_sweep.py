@@ -156,21 +156,38 @@ def test_progress_true_outside_jupyter_writes_one_line_to_stderr(capsys):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({}, "no axes"),
-        ({"n_cpus": [4]}, "not a Scenario parameter"),
-        ({"kernel": ["v5.12"]}, "may not be called 'kernel'"),
-        ({"n_vcpus": []}, "non-empty sequence"),
-        ({"memslot_lookup": "linear"}, "non-empty sequence"),
-        ({"n_vcpus": [4], "kernels": ["v5.14"]}, "kernels must be"),
-        ({"n_vcpus": [4], "seeds": []}, "at least one seed"),
-        ({"n_vcpus": [4], "policy": "mutex"}, "unknown lock policy"),
+        ({}, ValueError, "no axes"),
+        ({"n_cpus": [4]}, ValueError, "not a Scenario parameter"),
+        ({"kernel": ["v5.12"]}, ValueError, "may not be called 'kernel'"),
+        ({"n_vcpus": []}, ValueError, "non-empty sequence"),
+        ({"memslot_lookup": "linear"}, TypeError, "axis 'memslot_lookup' needs a sequence"),
+        ({"n_vcpus": 4}, TypeError, "axis 'n_vcpus' needs a sequence of values, got 4"),
+        ({"n_vcpus": [4], "kernels": ["v5.14"]}, ValueError, "kernels must be"),
+        ({"n_vcpus": [4], "kernels": "v5.12"}, TypeError, r"kernels = 'v5\.12': expected a seq"),
+        ({"n_vcpus": [4], "seeds": []}, ValueError, "at least one seed"),
+        ({"n_vcpus": [4], "seeds": 0}, TypeError, "seeds = 0: expected a sequence"),
+        ({"n_vcpus": [4], "seeds": [0, 1.5]}, TypeError, "seeds = 1.5: expected a non-negative"),
+        ({"n_vcpus": [4], "seeds": [-2]}, ValueError, "seeds = -2: expected a non-negative"),
+        ({"n_vcpus": [4], "policy": "mutex"}, ValueError, "unknown lock policy"),
+        ({"n_vcpus": ["4"]}, TypeError, r"Scenario\.n_vcpus = '4'"),
     ],
 )
-def test_bad_grids_say_what_is_wrong(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_grids_say_what_is_wrong(kwargs, error, match):
+    """Each mistake is refused before any simulation, in one sentence naming the argument:
+    a lone string or number is not a list of values ("v5.12" is not five kernels)."""
+    with pytest.raises(error, match=match):
         sweep.grid(SMALL, **kwargs)
+
+
+def test_numpy_axes_and_seeds_are_welcome():
+    """An np.arange of seeds and a numpy array of vCPU counts sweep like the plain lists: the
+    table holds Python ints and the same numbers."""
+    plain = sweep.grid(SMALL, kernels=["v5.15"], seeds=[0, 1], n_vcpus=[2, 4])
+    numpy = sweep.grid(SMALL, kernels=["v5.15"], seeds=np.arange(2), n_vcpus=np.array([2, 4]))
+    assert numpy["seed"].tolist() == [0, 1, 0, 1]
+    pd.testing.assert_frame_equal(plain, numpy, check_dtype=False)
 
 
 def test_bad_progress_and_scenario():
