@@ -460,7 +460,7 @@ def _replay(args) -> int:
                     prog,
                     f"--layout {args.layout}: read as {layout!r}, no memslot in address space "
                     "0 for the vCPUs to fault on; expected a QEMU kvm_set_user_memory log or a "
-                    "JSON layout (.json)",
+                    "JSON layout",
                 )
             stage = "trace"
             events = traces.load_ftrace(
@@ -485,6 +485,8 @@ def _replay(args) -> int:
         print(f"{prog}: warning: {_one_line(warning.message)}", file=sys.stderr)
     counts = events.attrs.get("line_counts", {})
     print(f"{len(events)} records from {counts.get('total', '?')} lines; {layout!r}")
+    for note in table.attrs.get("notes", ()):  # records sorted, idle time cut: say so here
+        print(f"# {note}")
     print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
     for kernel, run in runs.items():
         print(f"\n# perf lock contention, as it would read on {kernel}")

@@ -31,12 +31,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._checks import check_int, check_number
 from ._progress import reporter
 from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
 from .notifiers import stream_from_callbacks
 
 __all__ = [
+    "MAX_GAP_US",
     "NOTIFIER_EVENTS",
+    "ReplayWarning",
+    "TraceOrderError",
     "TraceParseError",
     "TraceParseWarning",
     "classify",
@@ -48,6 +52,7 @@ __all__ = [
     "memslot_events",
     "phase_summary",
     "replay",
+    "replay_stream",
     "to_stream",
 ]
 
@@ -86,16 +91,47 @@ class TraceParseError(ValueError):
         What the parser expected there.
     """
 
-    def __init__(self, path, line: int, text: str, expected: str) -> None:
+    def __init__(self, path, line: int, text: str, expected: str, got: str | None = None) -> None:
         self.path = str(path)
         self.line = line
         self.text = _snippet(text)
         self.expected = expected
-        super().__init__(f"{self.path}, line {line}: expected {expected}; got {self.text!r}")
+        got = repr(self.text) if got is None else got
+        super().__init__(f"{self.path}, line {line}: expected {expected}; got {got}")
+
+
+class TraceOrderError(TraceParseError):
+    """A record whose timestamp is earlier than the previous record's on the same CPU.
+
+    Each CPU's ring buffer is written in time order, and both ``trace`` and ``trace-cmd
+    report`` merge the buffers by taking the earliest next record, so a CPU's records never go
+    back in time in a real trace (see :func:`load_ftrace`). ``lenient=True`` sorts them instead.
+
+    Attributes
+    ----------
+    cpu : int
+        The CPU of both records.
+    t_s, previous_t_s : float
+        This record's timestamp and the previous one's on that CPU (as printed).
+    previous_line : int
+        The line of that previous record.
+    """
+
+    def __init__(self, path, line, text, cpu, t_s, previous_line, previous_t_s) -> None:
+        self.cpu, self.t_s = cpu, t_s
+        self.previous_line, self.previous_t_s = previous_line, previous_t_s
+        super().__init__(
+            path,
+            line,
+            text,
+            f"a timestamp >= {previous_t_s!r} (that of line {previous_line}, the previous "
+            f"record of CPU {cpu}: a CPU's records never go back in time)",
+            got=f"{t_s!r}, {previous_t_s - t_s:.6g} earlier, in {_snippet(text)!r}",
+        )
 
 
 class TraceParseWarning(UserWarning):
-    """Emitted once by the lenient parsers when they skipped malformed lines."""
+    """Emitted once by the lenient parsers when they skipped malformed lines or sorted records."""
 
 
 def _snippet(text: str) -> str:
@@ -135,6 +171,18 @@ _HEADER = re.compile(
     re.ASCII,
 )
 _STACK_EVENTS = frozenset({"<stack trace>", "<user stack trace>", "kernel_stack", "user_stack"})
+# trace_print_time() (kernel/trace/trace_output.c) prints "<s>.<µs>" for the clocks of
+# trace_clocks[] (kernel/trace/trace.c) that count nanoseconds (local, global, mono, boot...)
+# and the raw count "%12llu" for the others (counter, uptime, x86-tsc, ppc-tb); trace-cmd
+# report does the same (time_format() in tracecmd/trace-read.c). A trace uses one clock.
+_CLOCK_EXPECT = {
+    False: "a timestamp in seconds ('<s>.<fraction>')",
+    True: "a raw clock count (digits only, no decimal point)",
+}
+EMPTY_TRACE = (
+    "a tracefs `trace` file (it starts with '# tracer:') or `trace-cmd report` output (it "
+    "starts with 'cpus=<n>')"
+)
 
 # "%#016lx": 0x and zero padding to 16 characters; a zero value prints without the 0x.
 _HEX = r"(0x[0-9a-fA-F]{1,32}|0{1,16})"
@@ -271,6 +319,11 @@ class _Columns:
         return self.arrays
 
 
+def _first(t_s: np.ndarray) -> float:
+    """The earliest timestamp (0 for no record): ``t_us`` counts from it."""
+    return float(t_s.min()) if len(t_s) else 0.0
+
+
 def _count_lines(path: Path) -> int:
     """Lines of a regular file (1 MiB reads), to size the columns; a guess for other files."""
     if not stat.S_ISREG(os.stat(path).st_mode):
@@ -386,6 +439,19 @@ def load_ftrace(
     into the record's ``text``. ``CPU:N [LOST M EVENTS]`` lines are counted in
     ``attrs["lost_events"]``.
 
+    Time order is checked per CPU: a record earlier than the previous record of its CPU is a
+    :class:`TraceOrderError` naming the file, both lines and both timestamps. Each CPU's ring
+    buffer is written in time order and both readers merge the buffers by earliest timestamp
+    (``__find_next_entry()`` in the kernel, ``read_data_info()`` in trace-cmd, which merges
+    CPUs, instances and input files alike), so in a real trace only records of *different*
+    CPUs may interleave out of order (clocks that disagree between CPUs, concatenated
+    ``per_cpu/cpuN/trace`` files); those are accepted, in file order (:func:`to_stream` sorts
+    by time). The sample trace is in time order overall.
+
+    Timestamps are seconds (``<s>.<fraction>``), or raw counts for the clocks that do not count
+    nanoseconds (``trace_clock`` counter, uptime, x86-tsc: digits only); one trace uses one
+    kind, so a record with the other kind is malformed.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -394,7 +460,10 @@ def load_ftrace(
     lenient : bool, default False
         Skip malformed lines instead of raising; they are listed in ``attrs["skipped"]`` (at
         most 100 ``(line, reason)`` pairs), counted in ``attrs["skipped_count"]``, and one
-        :class:`TraceParseWarning` gives the count.
+        :class:`TraceParseWarning` gives the count. Records that go back in time on their
+        CPU are kept and the frame is sorted by time (stable); ``attrs["reordered"]`` counts
+        them (the records earlier than an earlier record of their CPU), and one more
+        :class:`TraceParseWarning` gives the count and the first.
     progress : None, True or callable, optional
         ``True`` shows the share of bytes read: a progress bar in a Jupyter kernel, a line
         on stderr elsewhere (the CLI); a callable is called as
@@ -407,11 +476,12 @@ def load_ftrace(
     Returns
     -------
     pandas.DataFrame
-        One row per record, in file order:
+        One row per record, in file order (in time order if ``lenient`` sorted them):
 
         ``line`` (1-based line in the file), ``comm``, ``pid``, ``cpu``, ``flags`` (the latency
-        flag characters, ``""`` without them), ``t_s`` (seconds, as printed), ``t_us`` (µs since
-        the first record), ``event`` (as printed; ``"<stack trace>"``, ``"function"`` for the
+        flag characters, ``""`` without them), ``t_s`` (seconds, as printed; the count for a
+        raw clock), ``t_us`` (µs since the earliest record; NaN for a raw clock, whose unit is
+        unknown), ``event`` (as printed; ``"<stack trace>"``, ``"function"`` for the
         function tracer's ``f <-parent`` lines), ``text`` (the payload after ``event:``), and
         parsed fields (nullable, ``<NA>`` where the event has none; strings are categorical):
 
@@ -428,7 +498,8 @@ def load_ftrace(
           ``PHASE <name>`` mark starts a phase: ``phase`` holds the name on that record and
           every following one, until the next ``PHASE`` mark.
 
-        ``attrs``: ``path``, ``format`` (``"tracefs"`` or ``"trace-cmd"``), ``event_counts``
+        ``attrs``: ``path``, ``format`` (``"tracefs"`` or ``"trace-cmd"``), ``clock``
+        (``"seconds"``, ``"raw"``, or None without records), ``reordered``, ``event_counts``
         (records per event, in order of first appearance), ``line_counts`` (``records``,
         ``comments``, ``blank``, ``headers``, ``stack_frames``, ``lost``, ``skipped`` and
         ``total``: every line of the file is in exactly one of the first seven),
@@ -438,7 +509,11 @@ def load_ftrace(
     ------
     TraceParseError
         At the first malformed line (unless ``lenient``), naming the file, the line number,
-        the line (truncated to 120 characters) and what was expected there.
+        the line (truncated to 120 characters) and what was expected there; its subclass
+        :class:`TraceOrderError` for a record that goes back in time on its CPU (unless
+        ``lenient``). Also, in both modes, for a file that is empty or only blank: neither
+        tool writes one (tracefs prints its header, trace-cmd ``cpus=<n>``), so it is not a
+        trace, most likely a failed recording.
     """
     path = Path(path)
     report = reporter(progress, path.name, _describe_bytes, "bytes_read, total")
@@ -451,6 +526,11 @@ def load_ftrace(
     counts = dict.fromkeys(("comments", "blank", "headers", "stack_frames", "lost"), 0)
     lost_events = 0
     trace_cmd = False
+    raw_clock = None  # the kind of timestamp of the first record, which the others must share
+    clock_line = 0
+    last_on_cpu: dict[int, tuple[float, int]] = {}  # cpu -> (latest timestamp, its line)
+    backwards = 0
+    first_backwards = None
     phase = -1
     in_stack = False
     record = _RECORD.fullmatch
@@ -501,6 +581,12 @@ def load_ftrace(
             if pid > _INT32_MAX or cpu > _INT32_MAX:
                 skips.bad(lineno, line, f"a trace record {RECORD_SHAPE} with pid and cpu < 2**31")
                 continue
+            raw = "." not in ts
+            if raw is not raw_clock:
+                if raw_clock is not None:
+                    skips.bad(lineno, line, f"{_CLOCK_EXPECT[raw_clock]}, as on line {clock_line}")
+                    continue
+                raw_clock, clock_line = raw, lineno
             if stack is not None:
                 event, text, values = stack.replace(" >", ">"), "", None
             elif func is not None:
@@ -519,6 +605,23 @@ def load_ftrace(
                     if values is None:
                         skips.bad(lineno, line, f"a {event} payload {_EXPECT[event]}")
                         continue
+            # Each CPU's ring buffer is written in time order (__rb_reserve_next() in
+            # kernel/trace/ring_buffer.c never lets a CPU's timestamp go back), and the readers
+            # merge the buffers by taking the earliest next record (__find_next_entry() in
+            # kernel/trace/trace.c; trace-cmd report across CPUs, instances and files, whose
+            # --ts-check warns "Record on cpu %d went backwards"). So the rule is per CPU:
+            # records of different CPUs may interleave out of time order (clocks that disagree
+            # across CPUs, per_cpu/cpuN/trace files concatenated), and are merged by time later.
+            t = float(ts)
+            latest = last_on_cpu.get(cpu)
+            if latest is None or t >= latest[0]:
+                last_on_cpu[cpu] = (t, lineno)
+            elif not lenient:
+                raise TraceOrderError(path, lineno, line, cpu, t, latest[1], latest[0])
+            else:
+                backwards += 1
+                if first_backwards is None:
+                    first_backwards = (lineno, t, latest[1], latest[0], cpu)
             if len(rows) >= _CHUNK:
                 cols.flush()
             i = len(rows)
@@ -552,7 +655,7 @@ def load_ftrace(
                     pid,
                     cpu,
                     flagss.setdefault(flags or "", len(flagss)),
-                    float(ts),
+                    t,
                     events.setdefault(event, len(events)),
                     phase,
                 )
@@ -560,6 +663,9 @@ def load_ftrace(
             texts.append(text)
     if report is not None:
         report(total_bytes, total_bytes)
+    if counts["blank"] == lineno:  # no line at all, or only blank ones: not a trace
+        got = f"an empty file ({total_bytes} bytes{', all blank' if total_bytes else ''})"
+        raise TraceParseError(path, max(lineno, 1), "", EMPTY_TRACE, got=got)
     skips.warn("trace")
 
     arrays = cols.finish()
@@ -578,7 +684,8 @@ def load_ftrace(
         "cpu": arrays.pop("cpu"),
         "flags": coded("flags", flagss),
         "t_s": t_s,
-        "t_us": (t_s - t_s[0]) * 1e6 if len(t_s) else t_s.copy(),
+        # A raw count has no unit kvmviz can know (TSC ticks, events, jiffies): no µs.
+        "t_us": np.full(len(t_s), np.nan) if raw_clock else (t_s - _first(t_s)) * 1e6,
         "event": coded("event", events),
     }
     if keep_text:
@@ -597,9 +704,22 @@ def load_ftrace(
     event_codes = data["event"].codes
     per_event = np.bincount(event_codes, minlength=len(events)) if len(frame) else []
     counts_total = {"records": len(frame), **counts, "skipped": skips.count, "total": lineno}
+    if backwards:  # lenient: sort into time order (stable: equal times keep file order)
+        frame = frame.take(np.argsort(t_s, kind="stable")).reset_index(drop=True)
+        line, t, previous_line, previous_t, cpu = first_backwards
+        warnings.warn(
+            f"{path}: sorted {backwards} record{'s' if backwards > 1 else ''} whose timestamp "
+            f"went back in time on its CPU into time order (first: line {line}, timestamp {t!r}, "
+            f"earlier than {previous_t!r} on line {previous_line}, CPU {cpu}); see "
+            ".attrs['reordered']",
+            TraceParseWarning,
+            stacklevel=2,
+        )
     frame.attrs.update(
         path=str(path),
         format="trace-cmd" if trace_cmd else "tracefs",
+        clock=None if raw_clock is None else "raw" if raw_clock else "seconds",
+        reordered=backwards,
         event_counts={name: int(n) for name, n in zip(events, per_event, strict=True)},
         line_counts=counts_total,
         lost_events=lost_events,
@@ -872,28 +992,50 @@ def load_layout_json(path) -> MemslotLayout:
     Raises
     ------
     ValueError
-        Naming the file and the memslot when a field is missing, not a number, or not page
-        aligned; :class:`~kvmviz.MemslotError` (a ValueError) for slots KVM would reject.
+        Naming the file, the line and what was expected: for text that is not UTF-8 JSON, a
+        document without memslots (an empty list included: a layout of no memslot makes every
+        notification a miss), a field missing, not a number or not page aligned;
+        :class:`~kvmviz.MemslotError` (a ValueError) for slots KVM would reject.
     """
     path = Path(path)
+    data = path.read_bytes()
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(
+            f"{path}, line {line}: expected UTF-8 JSON text (byte {data[err.start]:#04x} is not)"
+        ) from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not JSON ({err})") from None
+        raise ValueError(
+            f"{path}, line {err.lineno}: expected a JSON layout; not JSON: {err.msg} "
+            f"(column {err.colno})"
+        ) from None
+    lines = _json_entry_lines(text, doc)
+
+    def at(i: int | None = None) -> str:
+        if i is None:
+            return f"{path}, line {text.count(chr(10), 0, len(text) - len(text.lstrip())) + 1}"
+        return f"{path}, line {lines[i]}" if lines else f"{path}"
+
     if isinstance(doc, dict):
         if doc.get("page_size", PAGE_SIZE) != PAGE_SIZE:
-            raise ValueError(f"{path}: page_size must be {PAGE_SIZE}, got {doc['page_size']!r}")
+            raise ValueError(f"{at()}: expected page_size 4096, got {doc['page_size']!r}")
         if "memslots" not in doc:
-            raise ValueError(f"{path}: expected a 'memslots' list, found keys {sorted(doc)}")
+            raise ValueError(f"{at()}: expected a 'memslots' list, found keys {sorted(doc)}")
         doc = doc["memslots"]
     if not isinstance(doc, list):
-        raise ValueError(f"{path}: expected a list of memslots, got {type(doc).__name__}")
+        raise ValueError(f"{at()}: expected a list of memslots, got {type(doc).__name__}")
+    if not doc:
+        raise ValueError(f"{at()}: expected at least one memslot, got an empty list")
 
     def number(entry: dict, key: str, i: int, default=None) -> int:
         if key not in entry:
             if default is not None:
                 return default
-            raise ValueError(f"{path}: memslot #{i} lacks {key!r}")
+            raise ValueError(f"{at(i)}: memslot #{i} lacks {key!r}")
         value = entry[key]
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -903,31 +1045,72 @@ def load_layout_json(path) -> MemslotLayout:
             except ValueError:
                 pass
         raise ValueError(
-            f"{path}: memslot #{i}: {key} must be an int or a hex string, got {value!r}"
+            f"{at(i)}: memslot #{i}: expected {key} as an int or a hex string, got {value!r}"
         )
 
     slots = []
     for i, entry in enumerate(doc):
         if not isinstance(entry, dict):
-            raise ValueError(f"{path}: memslot #{i} is not an object: {entry!r}")
+            raise ValueError(f"{at(i)}: memslot #{i}: expected an object, got {entry!r}")
         gpa = number(entry, "guest_phys_addr", i)
         size = number(entry, "memory_size", i)
         if gpa % PAGE_SIZE or size % PAGE_SIZE:
             raise ValueError(
-                f"{path}: memslot #{i}: guest_phys_addr {gpa:#x} and memory_size {size:#x} "
+                f"{at(i)}: memslot #{i}: guest_phys_addr {gpa:#x} and memory_size {size:#x} "
                 "must be multiples of 4096"
             )
-        slots.append(
-            Memslot(
-                slot=number(entry, "slot", i),
-                base_gfn=gpa >> PAGE_SHIFT,
-                npages=size >> PAGE_SHIFT,
-                userspace_addr=number(entry, "userspace_addr", i),
-                as_id=number(entry, "as_id", i, 0),
-                flags=number(entry, "flags", i, 0),
+        try:
+            slots.append(
+                Memslot(
+                    slot=number(entry, "slot", i),
+                    base_gfn=gpa >> PAGE_SHIFT,
+                    npages=size >> PAGE_SHIFT,
+                    userspace_addr=number(entry, "userspace_addr", i),
+                    as_id=number(entry, "as_id", i, 0),
+                    flags=number(entry, "flags", i, 0),
+                )
             )
-        )
-    return MemslotLayout(slots)
+        except MemslotError as err:
+            raise MemslotError(f"{at(i)}: memslot #{i}: {err}") from None
+    try:
+        return MemslotLayout(slots)
+    except MemslotError as err:
+        raise MemslotError(f"{path}: {err}") from None
+
+
+def _json_entry_lines(text: str, doc) -> list[int]:
+    """The line each memslot entry of a JSON layout starts on ([] if they cannot be found).
+
+    json gives no positions, so the memslot list is found again (the list itself, or the
+    value of a "memslots" key) and walked with raw_decode; the walk must give back the same
+    entries, else no line is claimed.
+    """
+    target = doc.get("memslots") if isinstance(doc, dict) else doc
+    if not isinstance(target, list):
+        return []
+    decoder = json.JSONDecoder()
+    if isinstance(doc, list):
+        starts = [len(text) - len(text.lstrip())]
+    else:
+        starts = [m.end() for m in re.finditer(r'"memslots"\s*:\s*(?=\[)', text)]
+    for pos in starts:
+        pos += 1  # past the "["
+        found, lines = [], []
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= len(text) or text[pos] == "]":
+                break
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                break
+            found.append(value)
+            lines.append(text.count("\n", 0, pos) + 1)
+            pos = end
+        if found == target:
+            return lines
+    return []
 
 
 # -- analysis -----------------------------------------------------------------------------------
@@ -1085,7 +1268,9 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
     * ``kvm_age_hva`` is ``"clear_flush_young"`` (it fires for ``clear_young`` too: they
       cannot be told apart), ``kvm_test_age_hva`` is ``"test_young"`` on one page.
     * Empty ranges (start == end) are dropped (``attrs["empty_dropped"]``): no callback
-      reaches a memslot with them. If records are out of time order so that some ``t_us`` is
+      reaches a memslot with them.
+    * Records are taken in time order (a stable sort on ``t_us``: records of different CPUs
+      may interleave out of order in the file, see :func:`load_ftrace`); if some ``t_us`` is
       negative, times are shifted to start at 0.
 
     Parameters
@@ -1098,10 +1283,20 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         ``event, cause, kind, t_us, hva_start, hva_end``, as :func:`kvmviz.simulate` accepts
         for ``stream=``.
+
+    Raises
+    ------
+    ValueError
+        If a notifier record has no time in µs: a trace recorded with a raw clock
+        (``attrs["clock"] == "raw"``, see :func:`load_ftrace`), naming the file and line.
     """
     _require(classified, ("callback", "hva_start", "hva_end", "t_us", "comm", "pid"), "to_stream")
     notifier = classified["callback"].notna().to_numpy()
     rows = classified.loc[notifier]
+    t_all = rows["t_us"].to_numpy(dtype=float)
+    if not np.isfinite(t_all).all():
+        raise ValueError(_raw_clock_message(classified, rows))
+    rows = rows.iloc[np.argsort(t_all, kind="stable")]
     callbacks = rows["callback"].astype(str).tolist()
     starts = rows["hva_start"].to_numpy(dtype=np.uint64).tolist()
     ends = rows["hva_end"].to_numpy(dtype=np.uint64).tolist()
@@ -1152,6 +1347,103 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
     return stream
 
 
+MAX_GAP_US = 1e6
+"""Idle gaps between two notifications longer than this (1 s) are cut to it by :func:`replay`."""
+
+
+def _raw_clock_message(frame: pd.DataFrame, rows: pd.DataFrame) -> str:
+    bad = rows.loc[~np.isfinite(rows["t_us"].to_numpy(dtype=float))]
+    where = frame.attrs.get("path", "the trace")
+    line = f", line {int(bad['line'].iloc[0])}" if "line" in bad.columns else ""
+    value = f" {bad['t_s'].iloc[0]:.0f}" if "t_s" in bad.columns else ""
+    return (
+        f"{where}{line}: expected a timestamp in seconds ('<s>.<fraction>'); got the raw clock "
+        f"count{value}: the trace was recorded with a clock that does not count nanoseconds "
+        "(trace_clock counter, uptime or x86-tsc), so its records have no time to replay; "
+        "record again after `echo global > trace_clock` (trace-cmd record -C global)"
+    )
+
+
+def _nothing_to_replay(events: pd.DataFrame) -> str:
+    """Why a trace gives no notification to replay, with the counts of what it holds."""
+    where = events.attrs.get("path", "the trace")
+    counts = events.attrs.get("line_counts", {})
+    lines = f" in {counts['total']} lines" if "total" in counts else ""
+    notifiers = int(events["callback"].notna().sum())
+    if notifiers:
+        return (
+            f"{where}: nothing to replay: its {notifiers} MMU-notifier records all have empty "
+            "hva ranges (start == end), which reach no memslot"
+        )
+    seen = events.attrs.get("event_counts")
+    if seen is None:
+        seen = events["event"].astype(str).value_counts(sort=False).to_dict()
+    listed = ", ".join(f"{name} {n}" for name, n in list(seen.items())[:6])
+    more = f" and {len(seen) - 6} more events" if len(seen) > 6 else ""
+    return (
+        f"{where}: nothing to replay: {len(events)} records{lines}"
+        + (f" ({listed}{more})" if seen else "")
+        + f", none of them an MMU-notifier event ({', '.join(NOTIFIER_EVENTS)})"
+    )
+
+
+def replay_stream(events: pd.DataFrame, *, max_gap_us: float = MAX_GAP_US) -> pd.DataFrame:
+    """The notification stream :func:`replay` runs: :func:`to_stream`, with idle time cut.
+
+    A replay simulates every µs of the stream's span for every vCPU, so its memory grows with
+    the span: a trace with a 100,000 s pause would need terabytes. Nothing happens on
+    ``mmu_lock`` in a long pause but uncontended faults (a notifier's holds last µs to ms and
+    the faults it stalled drain soon after), so every gap between two notifications longer
+    than ``max_gap_us`` is cut to ``max_gap_us``, and so is the gap from the trace's first
+    record to the first notification: the replay then covers at most ``max_gap_us`` per
+    notification, whatever the span. (Raw clock counts, ``trace_clock=counter`` or
+    ``x86-tsc``, have no µs at all and are refused by :func:`to_stream`.)
+
+    Times are rounded to the nanosecond, the finest a trace prints, and cut in integers, so a
+    trace gives the same stream whatever the length of the gaps that were cut.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        The frame of :func:`load_ftrace` or :func:`classify`.
+    max_gap_us : float
+        The longest gap kept, µs (> 0; default :data:`MAX_GAP_US`, 1 s: the sample trace has
+        no longer gap, so it replays as recorded).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`to_stream` (its ``attrs`` too), ``t_us`` cut; ``attrs`` gains ``span_us``
+        (of the notifications, from the trace's first record), ``idle_removed_us``,
+        ``gaps_shortened`` and ``max_gap_us``.
+
+    Raises
+    ------
+    ValueError
+        ``"nothing to replay"``, naming the file and counting the records and events it holds,
+        when the trace has no MMU-notifier record (a header-only trace, or one recorded
+        without the ``kvm:`` notifier events) or only empty ranges; from :func:`to_stream`
+        for a raw clock.
+    """
+    max_gap_us = check_number(max_gap_us, "max_gap_us")
+    if max_gap_us <= 0:
+        raise ValueError(f"max_gap_us = {max_gap_us!r}: expected a number of µs > 0")
+    stream = to_stream(events)
+    if not len(stream):
+        raise ValueError(_nothing_to_replay(events))
+    t_ns = np.rint(stream["t_us"].to_numpy(dtype=float) * 1e3).astype(np.int64)
+    gaps = np.diff(t_ns, prepend=0)
+    cut = np.maximum(gaps - round(max_gap_us * 1e3), 0)
+    stream["t_us"] = (t_ns - np.cumsum(cut)) / 1e3
+    stream.attrs.update(
+        span_us=float(t_ns[-1]) / 1e3,
+        idle_removed_us=float(cut.sum()) / 1e3,
+        gaps_shortened=int(np.count_nonzero(cut)),
+        max_gap_us=max_gap_us,
+    )
+    return stream
+
+
 def replay(
     events: pd.DataFrame,
     layout: MemslotLayout,
@@ -1161,6 +1453,7 @@ def replay(
     policy: str = "qrwlock",
     seed: int = 0,
     scenario=None,
+    max_gap_us: float = MAX_GAP_US,
 ):
     """What a recorded notification stream would have cost on ``kernel``.
 
@@ -1169,6 +1462,15 @@ def replay(
     on ``layout``; everything else comes from ``scenario`` (default :class:`kvmviz.Scenario`).
     Run it once per kernel to ask what 8931a454ae and 071064f14d87 would have done for this
     workload (:func:`compare_replay`).
+
+    Idle time is not replayed: a gap longer than ``max_gap_us`` (default 1 s) between two
+    notifications is cut to it (:func:`replay_stream`), so the memory needed grows with the
+    number of notifications, not with the trace's span. The statistics of the run are then
+    those of the shortened timeline: the faults the vCPUs would have taken, uncontended, in
+    the idle time removed are not in them, so shares of time (brownout) and fault percentiles
+    describe the busy part of the trace, where the stalls weigh more than over the whole span.
+    How much was removed is in ``run.notifiers.attrs["replay"]``, and :func:`compare_replay`
+    says it in a warning. The sample trace has no gap of 1 s: it replays as recorded.
 
     Parameters
     ----------
@@ -1185,21 +1487,63 @@ def replay(
         Seeds the vCPU workload; the notifications are the recorded ones.
     scenario : Scenario, optional
         vCPU and cost parameters.
+    max_gap_us : float
+        The longest idle gap replayed, µs; longer gaps are cut to it.
 
     Returns
     -------
     Run
+        Its ``notifiers.attrs["replay"]`` holds ``span_us``, ``idle_removed_us``,
+        ``gaps_shortened``, ``max_gap_us`` and ``replayed_us`` (the simulated time, µs).
+
+    Raises
+    ------
+    ValueError
+        Nothing to replay (no MMU-notifier record: a header-only trace, or one without
+        notifier events), naming the file and counting what it holds; a raw clock (no µs);
+        the engine's :class:`~kvmviz.engine.TooMuchWork` if even the shortened replay is too
+        big for its ``max_records``.
     """
     from .engine import simulate
     from .scenario import Scenario
 
+    if not isinstance(events, pd.DataFrame):
+        raise TypeError(f"events: expected the frame of load_ftrace(), got {type(events).__name__}")
+    n_vcpus = check_int(n_vcpus, "n_vcpus", minimum=1)
     classified = events if "hit" in events.columns else classify(events, layout)
-    stream = to_stream(classified)
+    stream = replay_stream(classified, max_gap_us=max_gap_us)
     # Run until the last recorded notification, plus a millisecond for it to play out.
-    end_us = (float(stream["t_us"].max()) if len(stream) else 0.0) + 1000.0
+    end_us = float(stream["t_us"].max()) + 1000.0
+    info = {
+        k: stream.attrs[k] for k in ("span_us", "idle_removed_us", "gaps_shortened", "max_gap_us")
+    }
+    info["replayed_us"] = end_us
     base = Scenario(layout=layout) if scenario is None else scenario
-    modelled = base.replace(layout=layout, n_vcpus=int(n_vcpus), duration_us=end_us)
-    return simulate(modelled, kernel, policy, seed, stream=stream)
+    modelled = base.replace(layout=layout, n_vcpus=n_vcpus, duration_us=end_us)
+    run = simulate(modelled, kernel, policy, seed, stream=stream)
+    run.notifiers.attrs["replay"] = info
+    return run
+
+
+class ReplayWarning(UserWarning):
+    """Emitted once by :func:`compare_replay` when idle time was cut from the replay."""
+
+
+def idle_note(info: dict) -> str:
+    """One sentence on the idle time a replay removed, from ``run.notifiers.attrs["replay"]``."""
+    if not info["idle_removed_us"]:
+        return (
+            f"replayed all {info['span_us'] / 1e6:.6g} s of notifications (no idle gap "
+            f"longer than {info['max_gap_us'] / 1e6:g} s)"
+        )
+    return (
+        f"idle time removed: {info['idle_removed_us'] / 1e6:.6g} s of the "
+        f"{info['span_us'] / 1e6:.6g} s span ({info['gaps_shortened']} "
+        f"gap{'s' if info['gaps_shortened'] > 1 else ''} between "
+        f"notifications cut to {info['max_gap_us'] / 1e6:g} s); the statistics cover the "
+        f"{info['replayed_us'] / 1e6:.6g} s replayed, without the uncontended faults of the "
+        "idle time"
+    )
 
 
 def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None, **kwargs):
@@ -1207,6 +1551,10 @@ def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None,
 
     ``table`` has one row per kernel with the columns of :func:`kvmviz.metrics.summarize`;
     ``runs`` maps kernel to :class:`~kvmviz.engine.Run`. Other keywords go to :func:`replay`.
+    ``table.attrs["replay"]`` says how much idle time was cut (see :func:`replay`: the
+    statistics are those of the shortened timeline) and ``table.attrs["notes"]`` says it in
+    sentences, with the records a lenient :func:`load_ftrace` sorted; when idle time was cut,
+    one :class:`ReplayWarning` says so.
     """
     from .kernels import KERNELS
     from .metrics import summarize
@@ -1216,12 +1564,69 @@ def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None,
     runs = {k: replay(classified, layout, k, **kwargs) for k in kernels}
     table = pd.DataFrame([summarize(r) for r in runs.values()])
     table.index = pd.Index(list(kernels), name="kernel")
+    info = next(iter(runs.values())).notifiers.attrs["replay"]
+    notes = [idle_note(info)]
+    if events.attrs.get("reordered"):
+        notes.append(
+            f"{events.attrs['reordered']} records whose timestamp went back in time on their "
+            "CPU were sorted into time order (lenient)"
+        )
+    table.attrs.update(replay=info, notes=notes)
+    if info["idle_removed_us"]:
+        where = events.attrs.get("path", "the trace")
+        warnings.warn(f"{where}: {notes[0]}", ReplayWarning, stacklevel=2)
     return table, runs
 
 
-def load_layout(path) -> MemslotLayout:
-    """A memslot layout from a JSON layout file or a QEMU ``kvm_set_user_memory`` log."""
+LAYOUT_FORMATS = (
+    "a JSON layout (an object with a 'memslots' list, or the list) or a QEMU log with "
+    "kvm_set_user_memory lines (-d trace:kvm_set_user_memory)"
+)
+
+
+def load_layout(path, *, lenient: bool = False) -> MemslotLayout:
+    """A memslot layout from a JSON layout file or a QEMU ``kvm_set_user_memory`` log.
+
+    The format is told by the content, not the name: a file whose first non-blank character is
+    ``{`` or ``[`` (or whose name ends in ``.json``) is JSON (:func:`load_layout_json`), any
+    other a QEMU log (:func:`load_qemu_memslots`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    lenient : bool, default False
+        For a QEMU log: skip malformed lines (see :func:`load_qemu_memslots`).
+
+    Returns
+    -------
+    MemslotLayout
+        Never empty.
+
+    Raises
+    ------
+    ValueError
+        Naming the file (and the line) if it is empty, not UTF-8 JSON, malformed, or yields no
+        memslot (a log without ``kvm_set_user_memory`` lines, or whose slots were all
+        deleted): against no memslot every notification would be a miss.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".json":
+    data = path.read_bytes()
+    head = data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    if not head:
+        raise ValueError(
+            f"{path}: the file is empty{' (blank lines only)' if data else ''}; "
+            f"expected {LAYOUT_FORMATS}"
+        )
+    if head in (b"{", b"[") or path.suffix.lower() == ".json":
         return load_layout_json(path)
-    return load_qemu_memslots(path)
+    layout = load_qemu_memslots(path, lenient=lenient)
+    if not len(layout):
+        n = len(memslot_events(path, lenient=lenient))
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        why = (
+            f"its {n} kvm_set_user_memory lines leave no memslot (each slot deleted or failed)"
+            if n
+            else f"none of its {lines} lines is a kvm_set_user_memory line"
+        )
+        raise ValueError(f"{path}: no memslot: {why}; expected {LAYOUT_FORMATS}")
+    return layout

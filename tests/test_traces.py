@@ -545,20 +545,29 @@ def test_layout_json_variants_and_errors(tmp_path, layout):
         "ints.json",
     )
     assert kt.load_layout_json(ints) == layout
-    for body, match in [
-        ('{"memslots": [{"slot": 0}]}', "memslot #0 lacks 'guest_phys_addr'"),
-        ('{"memslots": [{"slot": 0, "guest_phys_addr": "zz", "memory_size": 1}]}', "hex string"),
-        ('{"slots": []}', "expected a 'memslots' list"),
-        ('{"page_size": 2097152, "memslots": []}', "page_size must be 4096"),
-        ("not json", "not JSON"),
+    for body, line, match in [
+        ('{"memslots": [\n  {"slot": 0}\n]}', 2, "memslot #0 lacks 'guest_phys_addr'"),
         (
-            '[{"slot": 0, "guest_phys_addr": 4096, "memory_size": 100, "userspace_addr": 0}]',
-            "multiples of 4096",
+            '{"memslots": [{"slot": 0, "guest_phys_addr": "zz", "memory_size": 1}]}',
+            1,
+            "memslot #0: expected guest_phys_addr as an int or a hex string, got 'zz'",
+        ),
+        ('\n{"slots": []}', 2, "expected a 'memslots' list, found keys ['slots']"),
+        ('{"page_size": 2097152, "memslots": []}', 1, "expected page_size 4096, got 2097152"),
+        ('{"memslots": []}', 1, "expected at least one memslot, got an empty list"),
+        ("not json", 1, "expected a JSON layout; not JSON: Expecting value (column 1)"),
+        ('{"memslots": [\n', 2, "expected a JSON layout; not JSON: Expecting value"),
+        (
+            '[\n{"slot": 0, "guest_phys_addr": 0, "memory_size": 4096, "userspace_addr": 0},\n'
+            '{"slot": 1, "guest_phys_addr": 4096, "memory_size": 100, "userspace_addr": 0}]',
+            3,
+            "memslot #1: guest_phys_addr 0x1000 and memory_size 0x64 must be multiples of 4096",
         ),
     ]:
-        with pytest.raises(ValueError, match=match) as err:
-            kt.load_layout_json(write(tmp_path, body, "bad.json"))
-        assert "bad.json" in str(err.value)
+        path = write(tmp_path, body, "bad.json")
+        with pytest.raises(ValueError) as err:
+            kt.load_layout_json(path)
+        assert str(err.value).startswith(f"{path}, line {line}: {match}")
 
 
 # -- synthetic ftrace formats -------------------------------------------------------------------
@@ -705,14 +714,29 @@ def test_tracefs_variants(tmp_path):
     assert counts["total"] == 14
 
 
-def test_empty_and_comment_only_files(tmp_path):
-    for text in ("", "# tracer: nop\n#\n"):
-        df = kt.load_ftrace(write(tmp_path, text))
-        assert len(df) == 0
-        assert "hva_start" in df.columns and "phase" in df.columns
-        assert df.attrs["event_counts"] == {}
-        assert kt.classify(df, q35_512m_layout())["hit"].dtype == "boolean"
-        assert len(kt.to_stream(df)) == 0
+def test_comment_only_files_give_an_empty_frame(tmp_path):
+    """A header without records is a trace of nothing: 0 rows, every column, no clock."""
+    df = kt.load_ftrace(write(tmp_path, "# tracer: nop\n#\n"))
+    assert len(df) == 0
+    assert "hva_start" in df.columns and "phase" in df.columns
+    assert df.attrs["event_counts"] == {}
+    assert df.attrs["clock"] is None and df.attrs["reordered"] == 0
+    assert kt.classify(df, q35_512m_layout())["hit"].dtype == "boolean"
+    assert len(kt.to_stream(df)) == 0
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n\n"])
+@pytest.mark.parametrize("lenient", [False, True])
+def test_an_empty_file_is_not_a_trace(tmp_path, text, lenient):
+    """Neither tracefs nor trace-cmd writes an empty file: refused, naming it, even lenient."""
+    path = write(tmp_path, text)
+    with pytest.raises(kt.TraceParseError) as err:
+        kt.load_ftrace(path, lenient=lenient)
+    lines = max(text.count("\n"), 1)
+    assert str(err.value) == (
+        f"{path}, line {lines}: expected {kt.EMPTY_TRACE}; got an empty file "
+        f"({len(text)} bytes{', all blank' if text else ''})"
+    )
 
 
 # -- errors -------------------------------------------------------------------------------------
