@@ -9,11 +9,13 @@ The same seed gives the same problem to a whole room. Each exercise prints its q
 from __future__ import annotations
 
 import functools
+import html
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_seed
+from ._checks import check_int, check_seed
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE, MemslotLayout
 from .presets import VMM_HEAP, q35_512m_layout
@@ -22,6 +24,7 @@ from .rwlock import replay
 __all__ = [
     "CallbackOrderExercise",
     "Exercise",
+    "ZappedGfnsExercise",
     "callback_order",
     "grant_order",
     "hit_flush_hold",
@@ -56,8 +59,22 @@ class Exercise:
     answer: object = field(repr=False)
     explanation: str = field(repr=False)
 
+    def parse(self, text: str):
+        """The answer typed in ``text``, in the shape of :attr:`answer`.
+
+        Raises
+        ------
+        ValueError
+            With a sentence saying how to type the answer, if ``text`` cannot be read.
+        """
+        return _parse(text, self.answer)
+
     def check(self, answer) -> tuple[bool, str]:
         """Whether ``answer`` is right, and a sentence saying why.
+
+        ``answer`` is a value of the answer's type or the text a learner types (read by
+        :meth:`parse`, so ``"0x4f 0x53"``, ``"yes"`` or ``"7 µs"`` are understood); text that
+        cannot be read is not right, and the sentence says how to type it.
 
         Examples
         --------
@@ -65,13 +82,24 @@ class Exercise:
         >>> q.check(q.answer)[0]
         True
         """
-        right = _normalise(answer) == _normalise(self.answer)
-        verdict = "Right!" if right else f"Not quite: the answer is {self.answer!r}."
+        if isinstance(answer, str) and not isinstance(self.answer, str):
+            try:
+                answer = self.parse(answer)
+            except ValueError as error:
+                return False, f"Not understood: {error}."
+        right = self._matches(answer)
+        verdict = "Right!" if right else f"Not quite: the answer is {self._shown()}."
         return right, f"{verdict} {self.explanation}"
+
+    def _matches(self, answer) -> bool:
+        return _normalise(answer) == _normalise(self.answer)
+
+    def _shown(self) -> str:
+        return repr(self.answer)
 
     def reveal(self) -> str:
         """The answer with its explanation."""
-        return f"Answer: {self.answer!r}. {self.explanation}"
+        return f"Answer: {self._shown()}. {self.explanation}"
 
     def _repr_markdown_(self) -> str:
         return f"**Exercise ({self.kind}, seed {self.seed})**\n\n{self.question}"
@@ -89,18 +117,18 @@ class Exercise:
 
         def on_check(_):
             try:
-                value = _parse(text.value, self.answer)
+                value = self.parse(text.value)
             except ValueError as error:
-                out.value = f"<i>{error}</i>"
+                out.value = f"<i>{html.escape(str(error))}</i>"
                 return
             ok, why = self.check(value)
-            out.value = f"<b>{'✔' if ok else '✘'}</b> {why}"
+            out.value = _markdown_to_html(f"**{'✔' if ok else '✘'}** {why}")
 
         check.on_click(on_check)
-        reveal.on_click(lambda _: setattr(out, "value", self.reveal()))
-        return w.VBox(
-            [w.HTML(_markdown_to_html(self.question)), w.HBox([text, check, reveal]), out]
-        )
+        reveal.on_click(lambda _: setattr(out, "value", _markdown_to_html(self.reveal())))
+        question = w.HTML(_markdown_to_html(self.question))
+        question.add_class("kvmviz-question")
+        return w.VBox([question, w.HBox([text, check, reveal]), out])
 
 
 def _normalise(value):
@@ -121,28 +149,111 @@ def _normalise(value):
     return value
 
 
+_TRUE, _FALSE = ("true", "yes", "y"), ("false", "no", "n")
+# A number as typed: decimal or 0x hex, optionally followed by the unit the question asks in
+# (µs as the micro sign or the Greek mu, or "us"; memslots for the walk threshold).
+_NUMBER = re.compile(
+    r"^\s*(?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?))"
+    r"\s*(?:µs|μs|us|memslots?|slots?)?\s*$"
+)
+
+
+def _number(token: str) -> float | int:
+    match = _NUMBER.match(token)
+    if match is None:
+        raise ValueError(f"{token!r} is not a number")
+    number = match["number"]
+    if number.lower().lstrip("+-").startswith("0x"):
+        return int(number, 16)
+    value = float(number)
+    return int(value) if value.is_integer() else value
+
+
 def _parse(text: str, like):
-    """Parse a typed answer into the shape of ``like``."""
+    """Parse a typed answer into the shape of ``like``.
+
+    Booleans: ``True`` / ``False`` or ``yes`` / ``no`` (any case). Numbers: decimal or ``0x``
+    hex, a trailing ``µs`` allowed. Lists of numbers: separated by spaces, commas or
+    semicolons, brackets ignored (``[0x4f, 0x53)``), leading zeros fine (``08`` is 8).
+    Anything else is returned as typed. Text that is not of the expected shape raises
+    ``ValueError`` with a sentence saying how to type it.
+    """
     text = text.strip()
-    if isinstance(like, bool):
-        return text
-    if isinstance(like, int | float):
+    if isinstance(like, bool | np.bool_):
+        word = text.lower().rstrip(".!")
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError("type True or False (yes or no also work)")
+    if isinstance(like, int | float | np.integer | np.floating):
         try:
-            return float(text)
+            return _number(text)
         except ValueError:
             raise ValueError("type a number, e.g. 7") from None
     if isinstance(like, list):
         try:
-            return [int(x, 0) for x in text.replace(",", " ").split()]
+            # Brackets are decoration: "[0x4f, 0x53)" is the pair 0x4f 0x53.
+            bare = text.translate(str.maketrans(",;[]()", "      "))
+            return [_number(x) for x in bare.split()]
         except ValueError:
             raise ValueError("type numbers separated by spaces, e.g. 0 5 12") from None
     return text
 
 
-def _markdown_to_html(text: str) -> str:
-    import html
+_INLINE = re.compile(r"`(?P<code>[^`]+)`|\*\*(?P<strong>.+?)\*\*|\*(?P<em>[^*\s][^*]*?)\*")
+_BULLET = re.compile(r"^[-*] (?P<item>.*)$")
+_NUMBERED = re.compile(r"^(?P<number>\d+)\. (?P<item>.*)$")
 
-    return "<p>" + html.escape(text).replace("\n\n", "</p><p>").replace("`", "") + "</p>"
+
+def _inline_html(text: str) -> str:
+    """``code``, **strong** and *em* spans of one line of text, everything else escaped."""
+    out, at = [], 0
+    for match in _INLINE.finditer(text):
+        out.append(html.escape(text[at : match.start()]))
+        if match["code"] is not None:  # nothing inside code is formatted
+            out.append(f"<code>{html.escape(match['code'])}</code>")
+        elif match["strong"] is not None:
+            out.append(f"<strong>{_inline_html(match['strong'])}</strong>")
+        else:
+            out.append(f"<em>{_inline_html(match['em'])}</em>")
+        at = match.end()
+    out.append(html.escape(text[at:]))
+    return "".join(out)
+
+
+def _markdown_to_html(text: str) -> str:
+    """The little Markdown the questions use, as HTML: what the exercise widget shows.
+
+    Paragraphs (separated by a blank line), ``- `` bullet lists, ``1. `` numbered lists,
+    ```code```, ``**strong**`` and ``*em*``; every other character is HTML-escaped, so a hva
+    range such as ``[0x1000, 0x2000)`` or an arrow ``->`` shows as typed.
+
+    Examples
+    --------
+    >>> _markdown_to_html("Under **qrwlock**:\\n\\n- request 0 takes `mmu_lock`")
+    '<p>Under <strong>qrwlock</strong>:</p><ul><li>request 0 takes <code>mmu_lock</code></li></ul>'
+    """
+    blocks = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        # Within a block, consecutive lines of one kind form one paragraph or one list.
+        runs: list[tuple[str, list]] = []
+        for line in block.splitlines():
+            line = line.strip()
+            bullet, numbered = _BULLET.match(line), _NUMBERED.match(line)
+            kind = "ul" if bullet else "ol" if numbered else "p"
+            item = (bullet or numbered)["item"] if kind != "p" else line
+            if runs and runs[-1][0] == kind:
+                runs[-1][1].append((item, numbered))
+            else:
+                runs.append((kind, [(item, numbered)]))
+        for kind, items in runs:
+            if kind == "p":
+                blocks.append(f"<p>{_inline_html(' '.join(item for item, _ in items))}</p>")
+                continue
+            first = items[0][1]
+            start = f' start="{first["number"]}"' if first and first["number"] != "1" else ""
+            lis = "".join(f"<li>{_inline_html(item)}</li>" for item, _ in items)
+            blocks.append(f"<{kind}{start}>{lis}</{kind}>")
+    return "".join(blocks)
 
 
 def _rng(kind: str, seed: int) -> np.random.Generator:
@@ -167,20 +278,80 @@ def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> E
     end = start + PAGE_SIZE * int(rng.integers(1, 17))
     hit = layout.hits(start, end)
     r = rule(kernel, callback, hit)
-    slots = ", ".join(f"slot {s.slot}: hva {s.hva_start:#x}-{s.hva_end:#x}" for s in layout)
     question = (
-        f"The VM's memslots: {slots}.\n\nOn **{kernel}**, the MMU notifier calls `{callback}` "
-        f"on hva range [{start:#x}, {end:#x}). Does KVM take `mmu_lock` for write? "
-        "(answer True or False)"
+        f"The VM's memslots (every range half-open, `[start, end)`):\n\n{_slot_list(layout)}"
+        f"\n\nOn **{kernel}**, the MMU notifier calls `{callback}` on hva range "
+        f"[{start:#x}, {end:#x}). Does KVM take `mmu_lock` for write? "
+        "(answer True or False; yes or no also work)"
     )
     where = "hits a memslot" if hit else "misses every memslot"
     explanation = f"The range {where}; {kernel}: {r.source}."
     return Exercise("takes_lock", check_seed(seed), question, bool(r.takes_lock), explanation)
 
 
+class ZappedGfnsExercise(Exercise):
+    """An :class:`Exercise` whose answer is one ``gfn_start, gfn_end`` pair per memslot.
+
+    The answer is flattened, ``[gfn_start, gfn_end, ...]`` with ``gfn_end`` exclusive, in the
+    order of :meth:`MemslotLayout.gfn_ranges`; :meth:`check` accepts the pairs in any order
+    (each pair kept whole), as numbers or as text such as ``"0xec 0xef, 0xfffec 0xfffef"``.
+    """
+
+    def parse(self, text: str) -> list:
+        """The pairs typed in ``text``, flattened; an odd count of numbers is refused."""
+        numbers = _parse(text, [])
+        if len(numbers) % 2:
+            raise ValueError(
+                f"type one gfn_start gfn_end pair per memslot (an even count of numbers); "
+                f"got {len(numbers)}"
+            )
+        return numbers
+
+    def _matches(self, answer) -> bool:
+        numbers = _normalise(list(answer)) if isinstance(answer, list | tuple) else None
+        if numbers is None or len(numbers) % 2:
+            return False
+        return _pairs(numbers) == _pairs(_normalise(self.answer))
+
+    def _shown(self) -> str:
+        return " ".join(str(x) for x in self.answer)
+
+
+def _pairs(numbers: list) -> list:
+    """``[a, b, c, d]`` as the sorted pairs ``[(a, b), (c, d)]``: one per memslot."""
+    return sorted(zip(numbers[::2], numbers[1::2], strict=True))
+
+
+def _slot_list(layout: MemslotLayout, *, gfns: bool = False) -> str:
+    """The memslots as a Markdown list: id, address space, (gfns,) hva range."""
+    return "\n".join(
+        f"- slot {s.slot} (as_id {s.as_id}): "
+        + (f"gfn [{s.base_gfn:#x}, {s.base_gfn + s.npages:#x}) at " if gfns else "")
+        + f"hva [{s.hva_start:#x}, {s.hva_end:#x})"
+        for s in layout
+    )
+
+
 def zapped_gfns(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
-    """Which gfns does ``invalidate_range_start`` on this range zap? Answer: ``[start, end]``
-    (end exclusive) per hit slot, flattened: ``[gfn_start, gfn_end, ...]``."""
+    """Which gfns does ``invalidate_range_start`` on this hva range zap, in every memslot?
+
+    The range starts inside one memslot, but KVM zaps it in every slot that maps any of its
+    pages: an alias in the same address space (the q35 BIOS: ``isa-bios`` and ``pc.bios``) or in
+    the other one (SMM, ``as_id`` 1). The question lists every memslot with its address space,
+    gfns and hvas, and asks for all of them.
+
+    Returns
+    -------
+    ZappedGfnsExercise
+        Answer: ``[gfn_start, gfn_end, ...]``, one pair per touched memslot (end exclusive), in
+        the order of :meth:`MemslotLayout.gfn_ranges`; any order of the pairs is accepted.
+
+    Examples
+    --------
+    >>> q = zapped_gfns(seed=1)
+    >>> q.answer, q.check("0x4f 0x53")[0]
+    ([79, 83], True)
+    """
     layout = q35_512m_layout() if layout is None else layout
     rng = _rng("zapped_gfns", seed)
     slot = layout.slots[rng.integers(len(layout))]
@@ -189,33 +360,89 @@ def zapped_gfns(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
     ranges = layout.gfn_ranges(start, end)
     answer = [x for g in ranges for x in (g.gfn_start, g.gfn_end)]
     question = (
-        f"Slot {slot.slot} maps gfn {slot.base_gfn:#x} at hva {slot.hva_start:#x} "
-        f"({slot.npages} pages). A notifier invalidates hva [{start:#x}, {end:#x}). "
-        "Which gfn range is zapped? Answer as `gfn_start gfn_end` (end exclusive)."
+        f"The VM's memslots (every range half-open, `[start, end)`; as_id 0 is normal memory, "
+        f"as_id 1 the SMM address space):\n\n{_slot_list(layout, gfns=True)}\n\nThe MMU "
+        f"notifier calls `invalidate_range_start` on hva [{start:#x}, {end:#x}), which begins "
+        f"inside slot {slot.slot}. Which guest frames does KVM zap, in **every** memslot the "
+        "range touches (any slot, in either address space)?\n\nAnswer with one "
+        "`gfn_start gfn_end` pair per memslot touched, `gfn_end` exclusive (the first gfn not "
+        "zapped), numbers in decimal or `0x` hex: e.g. `0x10 0x12` if gfns 0x10 and 0x11 of "
+        "one slot are zapped. Two slots touched make two pairs, in any order, e.g. "
+        "`16 18 4096 4098`; a slot of each address space counts, so an hva mapped in as_id 0 "
+        "and as_id 1 makes two pairs even if their gfns are equal."
     )
     explanation = (
-        "__kvm_handle_hva_range clips the range to the slot, converts the start with "
-        "hva_to_gfn_memslot and the end rounded up to a page, so every page the range touches "
-        f"is zapped: {', '.join(f'[{g.gfn_start:#x}, {g.gfn_end:#x})' for g in ranges)}."
+        "__kvm_handle_hva_range walks every memslot of both address spaces, clips the range "
+        "to each slot it overlaps, converts the start with hva_to_gfn_memslot and the end "
+        "rounded up to a page, so every page the range touches is zapped: "
+        + ", ".join(
+            f"[{g.gfn_start:#x}, {g.gfn_end:#x}) in slot {g.slot} (as_id {g.as_id})" for g in ranges
+        )
+        + "."
     )
-    return Exercise("zapped_gfns", check_seed(seed), question, answer, explanation)
+    return ZappedGfnsExercise("zapped_gfns", check_seed(seed), question, answer, explanation)
+
+
+# What the lock-order questions (grant_order, reader_wait) state about time and ties: the rules
+# rwlock.replay follows (its module docstring), so a right answer is never a matter of luck.
+_TIE_RULES = (
+    "Times are whole µs. A request granted at t holds `mmu_lock` until t + its hold, and "
+    "releases it at that instant. **Ties**: at one instant every release happens before any "
+    "arrival; requests arriving at the same instant arrive in request order (lowest number "
+    "first); a request that a release lets in is granted at that same instant."
+)
+_POLICY_RULES = {
+    "qrwlock": "the kernel's fair rwlock of `kernel/locking/qrwlock.c`, as in chapter 03",
+    "reader-pref": "a reader-preferring rwlock: a reader enters unless a writer holds the "
+    "lock; a writer enters only when nobody holds the lock and no writer queues ahead of it; "
+    "writers queue in arrival order, and when a writer leaves, every waiting reader enters "
+    "before the next writer",
+    "spinlock": "a spinlock: one holder at a time, readers included, in arrival order",
+}
+
+
+def _request_lines(arrival, is_writer, hold) -> str:
+    return "\n".join(
+        f"- request {i}: {'writer (notifier)' if w else 'reader (vCPU fault)'} arrives at "
+        f"t={a} µs, holds {h} µs"
+        for i, (a, w, h) in enumerate(zip(arrival, is_writer, hold, strict=True))
+    )
 
 
 def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
-    """At what times does ``policy`` grant these requests? Answer: the list of grant times."""
+    """At what times does ``policy`` grant these requests? Answer: the list of grant times.
+
+    The question states the tie rules :func:`kvmviz.rwlock.replay` follows (a release before an
+    arrival at one instant; arrival order, then request index), and for ``reader-pref`` and
+    ``spinlock`` the policy's rules; the answer is :func:`~kvmviz.rwlock.replay`'s grants.
+
+    Parameters
+    ----------
+    seed : int
+    policy : {"qrwlock", "reader-pref", "spinlock"}
+    n : int
+        Number of requests.
+
+    Examples
+    --------
+    >>> q = grant_order(seed=0)
+    >>> q.answer, q.check("3, 8, 9, 9, 9, 12")[0]
+    ([3, 8, 9, 9, 9, 12], True)
+    """
+    if policy not in _POLICY_RULES:
+        raise ValueError(f"policy = {policy!r}: expected one of {', '.join(_POLICY_RULES)}")
+    n = check_int(n, "n", minimum=2)
     rng = _rng("grant_order", seed)
     arrival = np.sort(rng.integers(0, 12, n))
     is_writer = rng.random(n) < 0.35
     is_writer[rng.integers(1, n)] = True  # at least one writer, not always first
     hold = rng.integers(1, 6, n)
     grants = replay(arrival, is_writer, hold, policy=policy).astype(int).tolist()
-    lines = "\n".join(
-        f"- request {i}: {'writer' if w else 'reader'} arrives at t={a}, holds {h}"
-        for i, (a, w, h) in enumerate(zip(arrival, is_writer, hold, strict=True))
-    )
     question = (
-        f"Under **{policy}**, at what time is each request granted?\n\n{lines}\n\n"
-        "Answer with the grant times in request order, e.g. `0 3 3 7 ...`."
+        f"Under **{policy}** ({_POLICY_RULES[policy]}), at what time is each request granted "
+        f"`mmu_lock`?\n\n{_request_lines(arrival, is_writer, hold)}\n\n{_TIE_RULES}\n\n"
+        f"Answer with the {n} grant times in request order, in µs, separated by spaces or "
+        "commas, e.g. `0 3 3 7 ...`."
     )
     explanation = {
         "qrwlock": "qrwlock: a reader enters at once only if no writer holds or waits; a "
@@ -232,7 +459,8 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
 
     The scene of chapter 03: one or two readers (vCPU page faults) inside, one writer (a
     notifier) arriving while they hold, then readers arriving after the writer. The question
-    asks about one of the late readers; the answer is its grant time from
+    asks about one of the late readers and states the tie rules (a release before an arrival
+    at one instant; arrival order, then request index); the answer is its grant time from
     :func:`kvmviz.rwlock.replay` minus its arrival.
 
     Parameters
@@ -246,6 +474,8 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
     >>> q.check(q.answer)[0]
     True
     """
+    if policy not in _POLICY_RULES:
+        raise ValueError(f"policy = {policy!r}: expected one of {', '.join(_POLICY_RULES)}")
     rng = _rng("reader_wait", seed)
     n_before, n_after = int(rng.integers(1, 3)), int(rng.integers(2, 4))
     before = np.sort(rng.integers(0, 3, n_before))
@@ -261,14 +491,11 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
     grants = replay(arrival, is_writer, hold, policy=policy)
     asked = n_before + 1 + int(rng.integers(n_after))
     wait = round(float(grants[asked] - arrival[asked]))
-    lines = "\n".join(
-        f"- request {i}: {'writer (notifier)' if w else 'reader (vCPU fault)'} arrives at "
-        f"t={a} µs, holds {h} µs"
-        for i, (a, w, h) in enumerate(zip(arrival, is_writer, hold, strict=True))
-    )
     question = (
-        f"Under **{policy}**, how long does request {asked} (a reader) wait for `mmu_lock`?"
-        f"\n\n{lines}\n\nAnswer in µs, e.g. `7`."
+        f"Under **{policy}** ({_POLICY_RULES[policy]}), how long does request {asked} (a "
+        f"reader) wait for `mmu_lock`, from its arrival to its grant?\n\n"
+        f"{_request_lines(arrival, is_writer, hold)}\n\n{_TIE_RULES}\n\n"
+        "Answer in µs, a whole number, e.g. `7` (`0` if it enters at once)."
     )
     rule_text = {
         "qrwlock": "qrwlock: the writer finds readers inside, sets _QW_WAITING and waits for "
@@ -430,8 +657,9 @@ def callback_order(seed: int = 0, layout: MemslotLayout | None = None) -> Exerci
     question = (
         f"On a Linux v5.13 host: {text.format(npages=npages, hva=hva)}\n\nWhich MMU-notifier "
         "callbacks does KVM see, "
-        "in what order? Answer with callback names separated by commas (`start` and `end` "
-        "are short for `invalidate_range_start` and `invalidate_range_end`)."
+        "in what order? Name each callback once per call, in the order KVM receives them, "
+        "separated by commas, spaces or arrows (`->`); `start` and `end` are short for "
+        "`invalidate_range_start` and `invalidate_range_end`."
     )
     locks = "; ".join(
         f"{kernel}: "
@@ -534,7 +762,9 @@ def memslot_walk_threshold(seed: int = 0) -> Exercise:
         f"`mmu_lock` costs {base.lock_op_us * 1000:g} ns.\n\nOn **{kernel}**, the VMM "
         f"triggers `{callback}` on a page of its own heap (hva {hva:#x}), which no memslot "
         "maps. From how many memslots on does this one callback hold `mmu_lock` for write for "
-        f"**more than {threshold_us} µs**? (answer a number of memslots)"
+        f"**more than {threshold_us} µs**? The hold is the lock and unlock plus every walk of "
+        "the memslots made under the lock (a kernel may walk them more than once: count each "
+        "walk).\n\nAnswer with the smallest such *n*, a whole number of memslots, e.g. `1234`."
     )
     if kernel == "v5.12":
         walks = 2
@@ -588,7 +818,8 @@ def hit_flush_hold(seed: int = 0) -> Exercise:
         f"({len(s.layout)} memslots); zapping {s.zap_base_us:g} µs + {s.zap_us_per_mib:g} µs "
         f"per MiB; one VM-wide TLB flush {s.tlb_flush_base_us:g} µs + "
         f"{s.tlb_flush_per_vcpu_us:g} µs per vCPU.\n\nHow long does `invalidate_range_start` "
-        "hold `mmu_lock` for write? (answer in µs, rounded to a whole number)"
+        "hold `mmu_lock` for write? Answer in µs, rounded to the nearest whole number, e.g. "
+        "`12`."
     )
     explanation = (
         "The range hits a memslot, so every kernel takes the write lock "
@@ -771,20 +1002,20 @@ def must_retry(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
     layout = q35_512m_layout() if layout is None else layout
     case = _must_retry_case(seed, layout)
     answer, lines = retry_check(case.kernel, layout, case.hva, case.seq, case.callbacks)
-    slots = ", ".join(f"slot {s.slot}: hva [{s.hva_start:#x}, {s.hva_end:#x})" for s in layout)
     steps = "\n".join(
-        f"{i}. `{cb}` at hva {start:#x}"
+        f"{i}. `{cb}` at hva {start:#x} (its page: [{start:#x}, {end:#x}))"
         if cb in ("change_pte", "test_young")
         else f"{i}. `{cb}` on hva [{start:#x}, {end:#x})"
         for i, (cb, start, end) in enumerate(case.callbacks, start=1)
     )
     question = (
-        f"On **{case.kernel}**, the VM's memslots are {slots}.\n\n"
+        f"On **{case.kernel}**, the VM's memslots are (every range half-open, `[start, end)`):"
+        f"\n\n{_slot_list(layout)}\n\n"
         f"A vCPU faults on hva {case.hva:#x}. It samples `mmu_notifier_seq` = {case.seq} (no "
         "invalidation in flight: `mmu_notifier_count` = 0) and resolves the pfn outside "
         f"`mmu_lock`. Meanwhile the MMU notifier calls, in this order:\n\n{steps}\n\n"
         "and nothing else (a start whose end is not listed is still in flight). Then the vCPU "
         f"takes `mmu_lock` and calls `mmu_notifier_retry_hva(kvm, {case.seq}, {case.hva:#x})`. "
-        "Must the fault retry? (answer True or False)"
+        "Must the fault retry? (answer True or False; yes or no also work)"
     )
     return Exercise("must_retry", check_seed(seed), question, bool(answer), "\n".join(lines))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._progress import reporter
 from .kernels import KERNELS
 
 __all__ = [
@@ -145,7 +146,13 @@ def summarize(run) -> pd.Series:
 
 
 def compare_kernels(
-    scenario=None, *, policy: str = "qrwlock", seed: int = 0, kernels=KERNELS, simulate=None
+    scenario=None,
+    *,
+    policy: str = "qrwlock",
+    seed: int = 0,
+    kernels=KERNELS,
+    simulate=None,
+    progress=None,
 ) -> pd.DataFrame:
     """Run the same scenario and seed on each kernel and tabulate :func:`summarize`.
 
@@ -159,6 +166,9 @@ def compare_kernels(
     simulate : callable, optional
         ``simulate(scenario, kernel, policy, seed)``; default :func:`kvmviz.simulate`, pass a
         cached one to reuse runs.
+    progress : None, True or callable, optional
+        ``True``: a progress bar, one step per kernel (an ipywidgets bar in Jupyter, else a
+        line on stderr); a callable is called as ``progress(done, total)``.
 
     Returns
     -------
@@ -167,7 +177,15 @@ def compare_kernels(
     """
     if simulate is None:
         from .engine import simulate
-    rows = [summarize(simulate(scenario, kernel, policy, seed)) for kernel in kernels]
+    kernels = list(kernels)
+    report = reporter(
+        progress, "simulate", lambda done, total: f"{done} / {total} kernels", "done, total"
+    )
+    rows = []
+    for kernel in kernels:
+        rows.append(summarize(simulate(scenario, kernel, policy, seed)))
+        if report is not None:
+            report(len(rows), len(kernels))
     frame = pd.DataFrame(rows)
     frame.index = pd.Index(list(kernels), name="kernel")
     return frame

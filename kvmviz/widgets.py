@@ -12,9 +12,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import plot
+from ._checks import check_seed
 from .engine import simulate
 from .kernels import KERNELS
-from .metrics import summarize
+from .metrics import KERNEL_TABLE_COLUMNS, summarize
 from .presets import VMM_HEAP
 from .scenario import Scenario
 from .theme import KERNEL_STYLES, set_theme
@@ -45,22 +46,35 @@ def _set_spans(collection, spans, y) -> None:
     )
 
 
+# The header and format of each column of metrics.KERNEL_TABLE_COLUMNS, the table every front
+# end prints: the writers' wait sits beside the readers' stall, so a policy that starves the
+# notifiers (reader-pref) cannot look like a win.
+_TABLE_CELLS = {
+    "p99_us": ("p99 stall (µs)", lambda v: f"{v:.1f}"),
+    "mean_us": ("mean stall (µs)", lambda v: f"{v:.1f}"),
+    "writer_wait_mean_us": ("writers' mean wait (µs)", lambda v: f"{v:.1f}"),
+    "writer_wait_max_us": ("writers' max wait (µs)", lambda v: f"{v:.1f}"),
+    "brownout_mean": ("brownout (% vCPU time)", lambda v: f"{100 * v:.1f}"),
+    "faults_retried": ("faults retried", lambda v: f"{int(v)}"),
+    "lock_taken": ("lock taken", lambda v: f"{int(v)}"),
+    "lock_avoided": ("lock avoided", lambda v: f"{int(v)}"),
+}
+
+
 def _table_html(rows: dict, selected: str) -> str:
-    head = (
-        "<tr><th>kernel</th><th>p99 stall (µs)</th><th>mean stall (µs)</th>"
-        "<th>brownout (% vCPU time)</th><th>faults retried</th>"
-        "<th>lock taken / avoided</th></tr>"
+    """The per-kernel table: one row per kernel, the columns of ``KERNEL_TABLE_COLUMNS``."""
+    head = "<tr><th>kernel</th>" + "".join(
+        f'<th data-column="{c}">{html.escape(_TABLE_CELLS[c][0])}</th>'
+        for c in KERNEL_TABLE_COLUMNS
     )
     body = []
     for kernel, s in rows.items():
         style = ' style="font-weight:bold;background:#e8f1f8"' if kernel == selected else ""
-        body.append(
-            f'<tr{style} data-kernel="{kernel}"><td>{kernel}</td>'
-            f"<td>{s['p99_us']:.1f}</td><td>{s['mean_us']:.1f}</td>"
-            f"<td>{100 * s['brownout_mean']:.1f}</td><td>{int(s['faults_retried'])}</td>"
-            f"<td>{int(s['lock_taken'])} / {int(s['lock_avoided'])}</td></tr>"
+        cells = "".join(
+            f'<td data-column="{c}">{_TABLE_CELLS[c][1](s[c])}</td>' for c in KERNEL_TABLE_COLUMNS
         )
-    return f'<table class="kvmviz-summary">{head}{"".join(body)}</table>'
+        body.append(f'<tr{style} data-kernel="{kernel}"><td>{kernel}</td>{cells}</tr>')
+    return f'<table class="kvmviz-summary">{head}</tr>{"".join(body)}</table>'
 
 
 class ToggleDashboard:
@@ -68,7 +82,9 @@ class ToggleDashboard:
 
     The views: the stall CDF and the brownout curve (the selected kernel bold, the others faint
     for reference), a memslot map with the notifier ranges of the run coloured hit/miss, and a
-    table of p99 stall, brownout and lock acquisitions avoided. Runs are cached, so flipping
+    table of :data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS` per kernel: the readers' p99 and mean
+    stall beside the writers' (notifiers') mean and max wait, brownout, faults retried and
+    lock acquisitions taken and avoided. Runs are cached, so flipping
     the toggle or returning to a slider position redraws without simulating again.
 
     Parameters
@@ -85,7 +101,7 @@ class ToggleDashboard:
         import ipywidgets as w
 
         self.base = Scenario() if scenario is None else scenario
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         set_theme("notebook")
         self.kernel = w.ToggleButtons(
             options=list(KERNELS),
@@ -222,7 +238,11 @@ class ToggleDashboard:
         # The map's axis is fixed by the memslots and the VMM's own memory, not by the ranges
         # of one run, so a new run only moves its range marks.
         plot.memslot_map(
-            self.base.layout, runs[selected].notifiers, ax=self.ax_map, regions=[VMM_HEAP]
+            self.base.layout,
+            runs[selected].notifiers,
+            ax=self.ax_map,
+            regions=[VMM_HEAP],
+            counts=False,  # the bars move with each run; a count in the legend would not
         )
         intervals = [(x.hva_start, x.hva_end) for x in self.base.layout]
         self._to_x = plot._segments(intervals, [VMM_HEAP])[0]

@@ -185,6 +185,19 @@ def test_dashboard_in_chromium(browser, voila):
     page.screenshot(path=str(ARTIFACTS / "dashboard-v5.15.png"))
     assert before > 0
     assert after < 0.75 * before, (before, after)
+    # The per-kernel table shows the writers' wait beside the readers' stall, for each kernel.
+    table = page.locator("table.kvmviz-summary")
+    headers = table.locator("th").all_inner_texts()
+    assert headers[:5] == [
+        "kernel",
+        "p99 stall (µs)",
+        "mean stall (µs)",
+        "writers' mean wait (µs)",
+        "writers' max wait (µs)",
+    ], headers
+    assert table.locator("tr[data-kernel]").count() == 3
+    v512_wait = table.locator('tr[data-kernel="v5.12"] td[data-column="writer_wait_max_us"]')
+    assert float(v512_wait.inner_text()) > 0  # every v5.12 callback locks, some of them wait
 
     text = page.locator("body").inner_text()
     assert "toggle_dashboard" not in text and "import kvmviz" not in text, "code is shown"

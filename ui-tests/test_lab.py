@@ -146,9 +146,36 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     # LAB_OFFLINE and jupyter/lab-settings: no pop-up asking to fetch Jupyter news
     assert page.get_by_text("get notified about official Jupyter news").count() == 0
     page.screenshot(path=str(ARTIFACTS / "04-end.png"), full_page=False)
+    _exercise_questions_render_as_html(page)
     _play_the_queue_animation(page)
     assert not outside, f"requests left localhost: {outside}"
     context.close()
+
+
+def _exercise_questions_render_as_html(page) -> None:
+    """The exercise widgets show their question as HTML: bold, a list, code, never the
+    Markdown marks (``**``, backticks) as literal text. Chapter 04's exercise 2 is
+    ``grant_order(seed=4)``: the policy in bold, six requests as list items, `mmu_lock` as code.
+
+    Texts are read from the DOM (``textContent``): the lab renders cells off screen lazily, so
+    the laid-out text of a cell scrolled away may be empty.
+    """
+    questions = page.locator(".kvmviz-question")
+    questions.first.wait_for(state="attached", timeout=60_000)
+    grant = questions.filter(has_text="at what time is each request granted")
+    assert grant.count() == 1
+    assert grant.locator("strong").first.text_content() == "qrwlock"
+    assert grant.locator("strong").filter(has_text="Ties").count() == 1
+    items = grant.locator("ul > li")
+    assert items.count() == 6
+    assert items.first.text_content().startswith("request 0: ")
+    assert grant.locator("code").filter(has_text="mmu_lock").count() >= 1
+    texts = [questions.nth(i).text_content() for i in range(questions.count())]
+    assert len(texts) >= 2, texts  # exercises 1 and 2
+    for text in texts:
+        assert "**" not in text and "`" not in text, text
+    grant.scroll_into_view_if_needed()
+    grant.screenshot(path=str(ARTIFACTS / "04-exercise.png"))  # the question alone
 
 
 def _play_the_queue_animation(page) -> None:
