@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "KVM_ADDRESS_SPACE_NUM",
+    "KVM_MEM_MAX_NR_PAGES",
     "KVM_MEM_SLOTS_NUM",
     "PAGE_SHIFT",
     "PAGE_SIZE",
@@ -34,6 +35,9 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 KVM_ADDRESS_SPACE_NUM = 2
 # 4fc096a99e01 (v5.12): KVM_MEM_SLOTS_NUM = SHRT_MAX, ids 0..32766 per address space.
 KVM_MEM_SLOTS_NUM = 32767
+KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
+"""Most pages one memslot may hold (``include/linux/kvm_host.h``; just under 8 TiB of 4 KiB
+pages): ``__kvm_set_memory_region()`` returns -EINVAL above it."""
 # x86-64 TASK_SIZE_MAX with 5-level paging, (1 << 56) - PAGE_SIZE: __kvm_set_memory_region's
 # access_ok() rejects a userspace_addr range that ends above it.
 TASK_SIZE_MAX = (1 << 56) - PAGE_SIZE
@@ -111,6 +115,12 @@ class Memslot:
             raise MemslotError(
                 f"memslot {self.slot} (as_id {self.as_id}): npages must be > 0, got {self.npages} "
                 "(a size of 0 deletes a slot; it does not describe one)"
+            )
+        if self.npages > KVM_MEM_MAX_NR_PAGES:
+            raise MemslotError(
+                f"memslot {self.slot} (as_id {self.as_id}): {self.npages:,} pages is more than "
+                f"one memslot may hold (KVM_MEM_MAX_NR_PAGES = {KVM_MEM_MAX_NR_PAGES:,}, just "
+                "under 8 TiB; __kvm_set_memory_region: -EINVAL): split it into several slots"
             )
         if self.userspace_addr % PAGE_SIZE:
             raise MemslotError(

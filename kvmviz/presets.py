@@ -8,7 +8,14 @@ traces (KERNEL.md §6).
 from __future__ import annotations
 
 from ._checks import check_bool, check_int
-from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotLayout
+from .memslots import (
+    KVM_MEM_MAX_NR_PAGES,
+    KVM_MEM_SLOTS_NUM,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    Memslot,
+    MemslotLayout,
+)
 
 __all__ = [
     "VMM_HEAP",
@@ -72,8 +79,15 @@ def large_vm_layout(ram_bytes: int = 12 * TiB, *, smm: bool = False) -> MemslotL
     ram = [
         _slot(0, 0x0, 0xC0000, ram_hva),
         _slot(5, 0x100000, low - 0x100000, ram_hva + 0x100000),
-        _slot(1, 4 * GiB, ram_bytes - low, ram_hva + low),
     ]
+    # High RAM, in slots of at most KVM_MEM_MAX_NR_PAGES (KVM refuses a bigger one with
+    # -EINVAL), cut at 1 GiB boundaries so 1 GiB pages stay whole, as a VMM splits it.
+    chunk = (KVM_MEM_MAX_NR_PAGES << PAGE_SHIFT) // GiB * GiB
+    offset, ids = 0, iter([1, *range(6, KVM_MEM_SLOTS_NUM)])
+    while offset < ram_bytes - low:
+        size = min(chunk, ram_bytes - low - offset)
+        ram.append(_slot(next(ids), 4 * GiB + offset, size, ram_hva + low + offset))
+        offset += size
     roms = [
         _slot(2, 0xC0000, 0x20000, rom_hva, flags=0x2),
         _slot(3, 0xE0000, 0x20000, rom_hva + 0x220000, flags=0x2),

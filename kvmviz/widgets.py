@@ -250,7 +250,8 @@ class ToggleDashboard:
             hit: next(c for c in self.ax_map.collections if c.get_gid() == f"notifiers-{key}")
             for hit, key in ((True, "hit"), (False, "miss"))
         }
-        self._span_y = (len({x.as_id for x in self.base.layout}) + 0.15, 0.7)
+        # The bars' rows as memslot_map draws them: 0.6 high, room above for the hit markers.
+        self._span_y = (len({x.as_id for x in self.base.layout}) + 0.15, 0.6)
         self._fix_limits(self.scenario)
         legends = [ax.get_legend() for ax in (self.ax_cdf, self.ax_brownout)]
         self._moving = [

@@ -6,6 +6,7 @@ npages, userspace_addr)`` tuples exactly as ``__kvm_handle_hva_range()`` does.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -653,4 +654,48 @@ def test_presets_take_numpy_integers_and_numpy_booleans():
         8 * 2**30, smm=True
     )
     assert many_memslots_layout(np.int32(3), np.int64(4096)) == many_memslots_layout(3, 4096)
-    assert len(large_vm_layout(smm=True)) == len(large_vm_layout()) + 3  # the three RAM aliases
+    ram_slots = [s for s in large_vm_layout() if not s.flags]
+    assert len(large_vm_layout(smm=True)) == len(large_vm_layout()) + len(ram_slots)  # aliases
+
+
+# --- KVM_MEM_MAX_NR_PAGES: no slot holds more than (1 << 31) - 1 pages -------------------------
+def test_a_slot_holds_at_most_kvm_mem_max_nr_pages():
+    """__kvm_set_memory_region() returns -EINVAL above KVM_MEM_MAX_NR_PAGES = 2**31 - 1 pages
+    (include/linux/kvm_host.h): exactly that many is a slot, one page more is refused."""
+    from kvmviz.memslots import KVM_MEM_MAX_NR_PAGES
+
+    assert KVM_MEM_MAX_NR_PAGES == 2**31 - 1
+    assert Memslot(0, 0, KVM_MEM_MAX_NR_PAGES, 0x100000000).npages == KVM_MEM_MAX_NR_PAGES
+    with pytest.raises(MemslotError, match=r"KVM_MEM_MAX_NR_PAGES = 2,147,483,647"):
+        Memslot(0, 0, KVM_MEM_MAX_NR_PAGES + 1, 0x100000000)
+
+
+@pytest.mark.parametrize("ram_tib", [0.25, 4, 8, 12, 16, 24, 64])
+@pytest.mark.parametrize("smm", [False, True])
+def test_large_vm_presets_are_slots_kvm_accepts(ram_tib, smm):
+    """The large-VM preset splits its high RAM as a VMM must: every slot within the limit,
+    the slots of each address space contiguous in gfn and hva and adding up to the RAM."""
+    from kvmviz.memslots import KVM_MEM_MAX_NR_PAGES
+    from kvmviz.presets import large_vm_layout
+
+    ram = int(ram_tib * 2**40)
+    layout = large_vm_layout(ram, smm=smm)
+    assert all(s.npages <= KVM_MEM_MAX_NR_PAGES for s in layout)
+    for as_id in (0, 1) if smm else (0,):
+        ram_slots = sorted(
+            (s for s in layout if s.as_id == as_id and not s.flags), key=lambda s: s.base_gfn
+        )
+        hole = 0x100000 - 0xC0000  # the legacy VGA/ROM hole below 1 MiB is not RAM
+        assert sum(s.npages for s in ram_slots) * 4096 == ram - hole
+        high = [s for s in ram_slots if s.base_gfn >= (4 << 30) >> 12]
+        for a, b in itertools.pairwise(high):
+            assert a.gfn_end == b.base_gfn and a.hva_end == b.hva_start
+            assert (a.npages * 4096) % 2**30 == 0  # cut at a 1 GiB boundary
+
+
+def test_the_default_large_vm_has_two_high_ram_slots():
+    """12 TiB: 2 GiB low, then 8 TiB - 1 GiB and the rest above 4 GiB."""
+    from kvmviz.presets import large_vm_layout
+
+    high = [s for s in large_vm_layout() if s.base_gfn >= (4 << 30) >> 12]
+    assert [s.npages * 4096 // 2**30 for s in high] == [8 * 1024 - 1, 4 * 1024 - 1]
