@@ -179,6 +179,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the lock mmu_lock is (spinlock: faults take it for write too)",
     )
     sim.add_argument(
+        "--tdp-mmu",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="faults go through the TDP MMU and read-lock mmu_lock (kvm.tdp_mmu=1); with "
+        "--no-tdp-mmu they write-lock it, as on a stock v5.12/v5.13 host",
+    )
+    sim.add_argument(
         "-s",
         "--seed",
         type=_seed,
@@ -347,6 +354,7 @@ def _simulate(args) -> int:
             duration_us=args.duration_ms * 1000,
             notifier_rate_hz=args.rate,
             spurious_share=args.spurious,
+            tdp_mmu=args.tdp_mmu,
         )
     except ValueError as error:
         field = str(error).partition(" ")[0].removeprefix("Scenario.")
@@ -374,7 +382,7 @@ def _simulate(args) -> int:
     print(
         f"# kvmviz simulate --vcpus {args.vcpus} --duration-ms {args.duration_ms:g} "
         f"--rate {args.rate:g} --spurious {args.spurious:g} --policy {args.policy} "
-        f"-s {args.seed}{echo_max}"
+        f"{'' if args.tdp_mmu else '--no-tdp-mmu '}-s {args.seed}{echo_max}"
     )
     n = len(KERNELS)
 

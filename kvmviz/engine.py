@@ -4,8 +4,8 @@ Each faulting vCPU loops (x86 ``direct_page_fault``, KERNEL.md §3.2):
 
 1. runs in the guest, then takes an EPT violation (half a VM-exit round trip);
 2. samples ``mmu_notifier_seq`` and resolves the pfn outside the lock (GUP);
-3. takes ``mmu_lock`` for read (TDP MMU, a2855afc7ee8), or for write under ``"spinlock"``
-   (the legacy shadow MMU);
+3. takes ``mmu_lock`` for read with the TDP MMU (a2855afc7ee8), or for write without it
+   (``Scenario.tdp_mmu=False``, the shadow MMU) and under ``"spinlock"``;
 4. checks ``mmu_notifier_retry_hva()`` (4a42d848db95): retry if an invalidation is in flight
    whose range covers the fault's hva (``mmu_notifier_count != 0`` and the hva in
    ``[range_start, range_end)``), or if ``mmu_notifier_seq`` moved since step 2;
@@ -102,7 +102,12 @@ class Run:
     @cached_property
     def lock(self) -> pd.DataFrame:
         """Every acquisition of ``mmu_lock``, faults and notifiers, sorted by grant time."""
-        return lock_table(self.faults, self.notifiers, self.policy)
+        return lock_table(
+            self.faults,
+            self.notifiers,
+            self.policy,
+            write_faults=self.scenario.faults_write(self.policy),
+        )
 
     def summary(self) -> pd.Series:
         """Headline numbers of the run (see :func:`kvmviz.metrics.summarize`)."""
@@ -280,6 +285,11 @@ def simulate(
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'compiled' or 'events'")
     if method == "compiled" and policy != "qrwlock":
         raise ValueError("the compiled engine models qrwlock only; use method='events'")
+    if method == "compiled" and not scenario.tdp_mmu:
+        raise ValueError(
+            "the compiled engine models read-locking faults (the TDP MMU) only; "
+            "use method='events' for tdp_mmu=False"
+        )
     seed = check_seed(seed)
     max_records = check_int(max_records, "max_records", minimum=1)
     if stream is not None:
@@ -310,7 +320,11 @@ def simulate(
     # The random draws wrap around 64 bits on purpose (numba does so silently).
     try:
         with np.errstate(over="ignore"):
-            if method == "events" or (method == "auto" and policy != "qrwlock"):
+            if (
+                method == "events"
+                or (method == "auto" and scenario.faults_write(policy))
+                or (method == "auto" and policy != "qrwlock")
+            ):
                 _run_events(model, policy)
             else:
                 _run_compiled(model)
@@ -539,12 +553,19 @@ class _Model:
         return faults, notifiers
 
 
-def lock_table(faults: pd.DataFrame, notifiers: pd.DataFrame, policy: str) -> pd.DataFrame:
-    """Every acquisition of ``mmu_lock`` (faults and notifiers), sorted by grant time."""
+def lock_table(
+    faults: pd.DataFrame, notifiers: pd.DataFrame, policy: str, *, write_faults: bool | None = None
+) -> pd.DataFrame:
+    """Every acquisition of ``mmu_lock`` (faults and notifiers), sorted by grant time.
+
+    ``write_faults`` says whether the faults took it for write (default: only under
+    ``"spinlock"``; a :class:`Run` passes :meth:`Scenario.faults_write`)."""
     w = notifiers[notifiers["locked"].to_numpy()]
     nr, nw = len(faults), len(w)
     holder = np.concatenate([np.zeros(nr, dtype=np.int8), np.ones(nw, dtype=np.int8)])
-    fault_mode = 1 if policy == "spinlock" else 0
+    if write_faults is None:
+        write_faults = policy == "spinlock"
+    fault_mode = 1 if write_faults else 0
     mode = np.concatenate([np.full(nr, fault_mode, dtype=np.int8), np.ones(nw, dtype=np.int8)])
     callbacks = ["page_fault", *CALLBACKS]
     cb_code = pd.Categorical(w["callback"], categories=callbacks).codes
@@ -580,7 +601,8 @@ _RELEASE, _ARRIVE, _REQUEST = 0, 1, 2  # at one instant: releases, then writers,
 
 def _run_events(model: _Model, policy: str) -> None:
     s, draws = model.s, model.draws
-    if policy == "spinlock":
+    exclusive = s.faults_write(policy)
+    if exclusive:
         # An exclusive holder has the lock word and page tables to itself: no bouncing term.
         model.mean_hold = s.read_hold_us
     model.init_state()
@@ -650,7 +672,7 @@ def _run_events(model: _Model, policy: str) -> None:
     while heap:
         now, kind, _, (who, x) = heapq.heappop(heap)
         if kind == _REQUEST:
-            if lock.request(("r", x), policy == "spinlock"):
+            if lock.request(("r", x), exclusive):
                 grant_reader(x, now)
         elif kind == _ARRIVE:
             model.cb_arrive[x] = now
@@ -669,7 +691,7 @@ def _run_events(model: _Model, policy: str) -> None:
             )
             if len(model.reader_chunks) > model.max_attempts:
                 raise _Overrun(len(model.reader_chunks))
-            grant_all(lock.release(("r", v), policy == "spinlock"), now)
+            grant_all(lock.release(("r", v), exclusive), now)
             attempt[v] += 1
             g, r, _, new_hva = draws.at(v, attempt[v])
             if is_retry[v]:

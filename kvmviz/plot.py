@@ -998,12 +998,17 @@ def _drawn_states(faults, notifiers, start_us: float, end_us: float) -> set[str]
 
 
 def _state_handles(
-    drawn: set[str], policy: str, *, fault: str, notifier: str, wait: str = "waits for it"
+    drawn: set[str], run, *, fault: str, notifier: str, wait: str = "waits for it"
 ) -> dict:
-    """Legend entries for the states drawn. Under the ``"spinlock"`` policy (the legacy shadow
-    MMU, whose faults take ``mmu_lock`` for write, KERNEL.md §4.8; or x86 before 531810caa9f4)
-    every holder is exclusive: a fault's hold is not called a read."""
-    mode = "\n(exclusive: spinlock)" if policy == "spinlock" else "\nfor read"
+    """Legend entries for the states drawn. Under the ``"spinlock"`` policy (x86 before
+    531810caa9f4) every holder is exclusive, and without the TDP MMU faults take ``mmu_lock``
+    for write (:meth:`Scenario.faults_write`): a fault's hold is then not called a read."""
+    if run.policy == "spinlock":
+        mode = "\n(exclusive: spinlock)"
+    elif run.scenario.faults_write(run.policy):
+        mode = "\nfor write (no TDP MMU)"
+    else:
+        mode = "\nfor read"
     entries = {
         "read": Patch(label=f"{fault}{mode}", **_STATE_STYLE["read"]),
         "write": Patch(label=f"{notifier} holds it\nfor write", **_STATE_STYLE["write"]),
@@ -1160,11 +1165,11 @@ def lock_timeline(
     ax_lanes.spines["left"].set_visible(False)
     if run.policy == "spinlock":
         title += " (spinlock: every holder exclusive)"
+    elif run.scenario.faults_write(run.policy):
+        title += " (no TDP MMU: faults take it for write)"
     ax_lanes.set_title(title, loc="left")
     handles = [
-        *_state_handles(
-            drawn, run.policy, fault="fault holds mmu_lock", notifier="notifier"
-        ).values(),
+        *_state_handles(drawn, run, fault="fault holds mmu_lock", notifier="notifier").values(),
         Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
     ]
     ax_lanes.legend(
@@ -1663,7 +1668,7 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     ax_lanes.set_title(f"Fault retries on {run.kernel}, {n_vcpus} vCPUs", loc="left")
     drawn = _drawn_states(window, shown, start_us, end_us)
     states = _state_handles(
-        drawn, run.policy, fault="holds it", notifier="notifier", wait="waits for mmu_lock"
+        drawn, run, fault="holds it", notifier="notifier", wait="waits for mmu_lock"
     )
     handles = []
     if len(window):

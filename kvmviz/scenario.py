@@ -96,6 +96,14 @@ class Scenario:
         2 µs + 0.5 µs x N (derived from Matlack's batched-flush numbers, 64 vCPUs).
     age_us : float
         Cost of test/clear Accessed on a hit range.
+    tdp_mmu : bool
+        The MMU the vCPUs fault through (the kernel's ``kvm.tdp_mmu`` parameter). With the TDP
+        MMU a fault takes ``mmu_lock`` for read; without it (the shadow MMU) for write: x86
+        ``direct_page_fault()`` takes ``read_lock`` only when ``is_tdp_mmu_root()``
+        (a2855afc7ee8, v5.12). ``tdp_mmu_enabled`` was ``false`` by default in v5.10-v5.14
+        and became the default with 71ba3f3189c7 (v5.15), so a stock v5.12 or v5.13 host
+        serialised every fault; default ``True``, the hosts (``kvm.tdp_mmu=1``) whose
+        brownouts 8931a454ae describes.
     """
 
     n_vcpus: int = 416
@@ -121,6 +129,7 @@ class Scenario:
     tlb_flush_base_us: float = 2.0
     tlb_flush_per_vcpu_us: float = 0.5
     age_us: float = 0.5
+    tdp_mmu: bool = True
 
     def __post_init__(self) -> None:
         # Every field is checked by name and stored in its canonical type (numpy numbers
@@ -136,6 +145,11 @@ class Scenario:
                 bad(name, expected, value)
             return float(value)
 
+        if not isinstance(self.tdp_mmu, bool | np.bool_):
+            bad(
+                "tdp_mmu", "True (TDP MMU: faults read-lock) or False (shadow MMU)", error=TypeError
+            )
+        object.__setattr__(self, "tdp_mmu", bool(self.tdp_mmu))
         n = self.n_vcpus
         if isinstance(n, bool | np.bool_) or not isinstance(n, numbers.Integral):
             bad("n_vcpus", "an integer >= 1", error=TypeError)
@@ -147,7 +161,7 @@ class Scenario:
         if not any(s.as_id == 0 for s in self.layout):
             bad("layout", "at least one memslot in address space 0 for the vCPUs to fault on")
         for f in fields(self):
-            if f.name in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup"):
+            if f.name in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup", "tdp_mmu"):
                 continue
             object.__setattr__(self, f.name, number(f.name, getattr(self, f.name)))
         for name in ("faulting_share", "spurious_share", "spurious_pair_share"):
@@ -200,6 +214,13 @@ class Scenario:
     def tlb_flush_us(self) -> float:
         """Cost of one VM-wide remote TLB flush, µs."""
         return self.tlb_flush_base_us + self.tlb_flush_per_vcpu_us * self.n_vcpus
+
+    def faults_write(self, policy: str) -> bool:
+        """Whether vCPU faults take ``mmu_lock`` for write under lock ``policy``: without the
+        TDP MMU (x86 ``direct_page_fault()`` read-locks only when ``is_tdp_mmu_root()``,
+        a2855afc7ee8), and under ``"spinlock"``, where every holder is exclusive (x86 before
+        531810caa9f4)."""
+        return policy == "spinlock" or not self.tdp_mmu
 
     def replace(self, **changes) -> Scenario:
         """A copy with some parameters changed (validated again)."""

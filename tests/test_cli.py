@@ -340,3 +340,16 @@ def test_figures_names_a_folder_it_cannot_write(tiny_figures, tmp_path, capsys, 
     assert main(["figures", "--out", out, "--format", "svg"]) == 2
     assert fragment in _one_line_error(capsys)
     assert _tree(tmp_path) == {"file": b"keep"}
+
+
+def test_no_tdp_mmu_makes_every_fault_write_lock(capsys):
+    """--no-tdp-mmu is Scenario(tdp_mmu=False): echoed, and the same table as the API gives."""
+    import kvmviz as kv
+
+    argv = ["simulate", "--vcpus", "16", "--duration-ms", "2", "--no-tdp-mmu", "-s", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "--no-tdp-mmu -s 1" in out.splitlines()[0]
+    scenario = kv.Scenario(n_vcpus=16, duration_us=2000.0, tdp_mmu=False)
+    table = kv.compare_kernels(scenario, seed=1)[list(kv.metrics.KERNEL_TABLE_COLUMNS)]
+    assert table.round(3).to_string() in out

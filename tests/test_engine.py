@@ -513,3 +513,45 @@ def test_a_checked_stream_replays_as_given():
     """The one-event stream passes the checks and gives its two callbacks, start then end."""
     run = kv.simulate(SMALL, "v5.12", stream=kv.notifiers.stream_from_callbacks(_GOOD_EVENTS))
     assert run.notifiers["callback"].tolist() == ["invalidate_range_start", "invalidate_range_end"]
+
+
+class TestTdpMmu:
+    """Scenario.tdp_mmu is the MMU axis: x86 direct_page_fault() read-locks mmu_lock only when
+    is_tdp_mmu_root() (a2855afc7ee8); the shadow MMU write-locks it, as stock v5.12 and v5.13
+    hosts did (tdp_mmu_enabled was false by default until 71ba3f3189c7, v5.15)."""
+
+    SHADOW = kv.Scenario(n_vcpus=24, duration_us=3_000.0, notifier_rate_hz=20_000.0, tdp_mmu=False)
+
+    def test_it_is_a_boolean(self):
+        assert kv.Scenario(tdp_mmu=np.False_).tdp_mmu is False
+        with pytest.raises(TypeError, match=r"Scenario\.tdp_mmu = 'no'"):
+            kv.Scenario(tdp_mmu="no")
+
+    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    def test_without_it_every_fault_holds_the_lock_alone(self, kernel):
+        """Every fault attempt is a write acquisition, and no two holds of mmu_lock overlap."""
+        run = kv.simulate(self.SHADOW, kernel, seed=2)
+        lock = run.lock
+        assert len(run.faults) > 0
+        assert set(lock.loc[lock["holder"] == "vcpu", "mode"]) == {"write"}
+        grant = lock["t_grant_us"].to_numpy()
+        release = lock["t_release_us"].to_numpy()
+        order = np.argsort(grant, kind="stable")
+        assert (grant[order][1:] >= release[order][:-1] - 1e-9).all()
+
+    def test_the_event_engine_runs_it(self):
+        """The compiled engine models read-locking faults only: it refuses, and "auto" picks
+        the event-driven engine, giving the same run as asking for it."""
+        with pytest.raises(ValueError, match="tdp_mmu=False"):
+            kv.simulate(self.SHADOW, method="compiled")
+        auto = kv.simulate(self.SHADOW, "v5.13", seed=1)
+        events = kv.simulate(self.SHADOW, "v5.13", seed=1, method="events")
+        pd.testing.assert_frame_equal(auto.faults, events.faults)
+
+    def test_with_it_faults_share_the_lock(self):
+        """With the TDP MMU (the default), faults overlap each other under the read lock."""
+        run = kv.simulate(self.SHADOW.replace(tdp_mmu=True), "v5.15", seed=2)
+        faults = run.faults.sort_values("t_grant_us")
+        grant = faults["t_grant_us"].to_numpy()
+        release = faults["t_release_us"].to_numpy()
+        assert (grant[1:] < np.maximum.accumulate(release)[:-1]).any()
