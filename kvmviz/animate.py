@@ -41,6 +41,7 @@ from matplotlib.path import Path as MplPath
 from matplotlib.transforms import Bbox
 
 from . import plot
+from ._files import umask
 from .engine import simulate
 from .presets import VMM_HEAP
 from .scenario import Scenario
@@ -1202,13 +1203,12 @@ def _write_atomic(path, data: bytes, *, force: bool) -> Path:
     never sees half a file; refuse to replace an existing file unless ``force``."""
     path = _free_target(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
+    mask = umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an animation is for everyone
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; an animation is for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -474,7 +474,7 @@ def _replay(args) -> int:
             events = traces.load_ftrace(
                 args.trace,
                 lenient=args.lenient,
-                progress=_reporter(args, prog, _describe_bytes),
+                progress=_reporter(args, prog, traces._describe_bytes),
             )
             stage = ""
             table, runs = traces.compare_replay(
@@ -500,10 +500,6 @@ def _replay(args) -> int:
         print(f"\n# perf lock contention, as it would read on {kernel}")
         print(plot.contention_text(run))
     return 0
-
-
-def _describe_bytes(done: int, total: int) -> str:
-    return f"read {done / max(total, 1):.0%} of the trace"
 
 
 def _quiz(args) -> int:

@@ -23,6 +23,7 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 
 from . import plot
+from ._files import umask
 from .engine import simulate
 from .kernels import KERNELS
 from .metrics import compare_kernels
@@ -429,7 +430,7 @@ def _move_into_place(staging: Path, staged: list[Path], out: Path) -> list[Path]
     """Move a complete set from ``staging`` to ``out``: one rename of the folder when ``out``
     does not exist yet, else one atomic rename per file (each replaces its old version)."""
     relative = [p.relative_to(staging) for p in staged]
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the figures are for everyone
+    staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; the figures are for everyone
     if not out.exists():
         staging.rename(out)
     else:
@@ -437,9 +438,3 @@ def _move_into_place(staging: Path, staged: list[Path], out: Path) -> list[Path]
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / rel, out / rel)
     return [out / rel for rel in relative]
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask

@@ -27,6 +27,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import IdentityTransform
 
 from ._checks import check_number
+from ._files import umask
 from .kernels import CALLBACKS, KERNELS
 from .memslots import PAGE_SHIFT
 from .metrics import brownout as brownout_curve
@@ -1512,8 +1513,7 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
         rendered[fmt] = buffer.getvalue()
     payloads = [rendered[fmt] for fmt in formats]
     base.parent.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
+    mask = umask()
     temporaries: list[str] = []
     try:
         for target, payload in zip(targets, payloads, strict=True):
@@ -1521,7 +1521,7 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
             temporaries.append(tmp)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a figure is for everyone
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a figure is for everyone
         for tmp, target in zip(temporaries, targets, strict=True):
             os.replace(tmp, target)
     finally:
