@@ -136,7 +136,7 @@ def _heap_pop(times, ids, size):
 
 @njit(cache=True)
 def run_qrwlock(
-    duration, half_exit, mean_hold, retry_check,
+    duration, half_exit, mean_hold, retry_check, acquire,
     key, n_vcpus, guest_mean, resolve_mean, total_pages, slot_first_page, slot_hva,
     cb_locked, cb_count, cb_bump, cb_cost, cb_gap, cb_next, cb_start, cb_end,
     first_time, first_cb,
@@ -179,7 +179,7 @@ def run_qrwlock(
         t_snap[v] = t_exit[v] + half_exit
         hva[v] = page_hva(page, slot_first_page, slot_hva)
         if t_exit[v] < duration:
-            t_req[v] = t_snap[v] + resolve
+            t_req[v] = t_snap[v] + resolve + acquire
     # Writers that took the lock, in arrival order.
     w_arrive = np.empty(n_cb + 1)
     w_release = np.empty(n_cb + 1)
@@ -269,7 +269,7 @@ def run_qrwlock(
                     hva[v] = page_hva(page, slot_first_page, slot_hva)
                 t_snap[v] = t_exit[v] + half_exit
                 if retry or t_exit[v] < duration:
-                    t_req[v] = t_snap[v] + resolve
+                    t_req[v] = t_snap[v] + resolve + acquire
                 else:
                     t_req[v] = inf
         if i < 0:

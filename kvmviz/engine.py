@@ -44,7 +44,7 @@ import pandas as pd
 
 from ._checks import check_int, check_seed
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
-from .kernels import CALLBACKS, KERNELS, rule
+from .kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
 from .memslots import PAGE_SIZE
 from .notifiers import EVENT_KINDS, check_stream, generate_stream
 from .rwlock import POLICIES, make_lock
@@ -63,6 +63,7 @@ __all__ = [
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
 _SINGLE_HVA = {"change_pte", "test_young"}  # these callbacks carry one hva, not a range
+_AGING = ("clear_flush_young", "clear_young", "test_young")
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,10 +222,20 @@ def estimate(scenario: Scenario | None = None, *, stream: pd.DataFrame | None = 
     if stream is None:
         mean = s.notifier_rate_hz * s.duration_us * 1e-6
         events = _clamp(mean + 8 * math.sqrt(mean) + 2) if mean > 0 else 0
+        # Callbacks per event, by cause (generate_stream): a pair 2, an aging call 1, a KSM
+        # merge 6 (two triples).
+        mix = np.asarray(s.relevant_mix) / sum(s.relevant_mix)
+        spurious = s.spurious_pair_share * 2 + (1 - s.spurious_pair_share)
+        relevant = mix @ [2, len(EVENT_KINDS["ksm_merge"]), 1]
+        per_event = s.spurious_share * spurious + (1 - s.spurious_share) * relevant
+        callbacks = _clamp(math.ceil(float(events) * per_event))
     else:
         events = len(stream)
-    callbacks = _clamp(float(events) * _MAX_CALLBACKS_PER_EVENT)
-    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + s.mean_read_hold_us
+        lengths = {kind: len(seq) for kind, seq in EVENT_KINDS.items()}
+        kinds = stream["kind"] if "kind" in stream else ()
+        callbacks = sum(lengths.get(k, _MAX_CALLBACKS_PER_EVENT) for k in kinds)
+    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + s.read_acquire_us
+    cycle += s.mean_read_hold_us
     attempts = _clamp(s.n_faulting * (1.3 * s.duration_us / cycle + 64)) if s.n_faulting else 0
     size = _clamp(float(attempts) * _BYTES_PER_ATTEMPT + float(callbacks) * _BYTES_PER_CALLBACK)
     return Work(events, callbacks, attempts, size)
@@ -379,7 +390,9 @@ class _Model:
         self.draws = _Draws(scenario, seed)
         self.half_exit = scenario.vmexit_us / 2
         self.mean_hold = scenario.mean_read_hold_us
-        self._plan_callbacks()
+        # The contention a reader pays acquiring the lock, before it counts as inside.
+        self.acquire = scenario.read_acquire_us
+        self._plan_callbacks(seed)
         # Reader records (filled by the engines as arrays or lists of scalars).
         self.reader_chunks: list[tuple] = []  # one tuple per attempt (event engine)
         self.sorted_attempts: tuple | None = None  # column arrays (compiled engine)
@@ -389,7 +402,7 @@ class _Model:
         self.max_attempts = 2**62  # fault-attempt rows an engine may record (simulate sets it)
 
     # -- the notifications ------------------------------------------------------------------
-    def _plan_callbacks(self) -> None:
+    def _plan_callbacks(self, seed: int) -> None:
         """Expand the events into their callbacks and look up each one's rule and cost."""
         s, layout, stream = self.s, self.s.layout, self.stream
         kinds = list(EVENT_KINDS)
@@ -403,7 +416,7 @@ class _Model:
         owner = np.repeat(np.arange(n_events), seq_len)
         pos = np.arange(n) - first[owner]
         # The callback at each (kind, position in the event), as an index into CALLBACKS.
-        table = np.full((len(kinds), 3), -1, dtype=np.int64)
+        table = np.full((len(kinds), _MAX_CALLBACKS_PER_EVENT), -1, dtype=np.int64)
         for k, kind in enumerate(kinds):
             for j, cb in enumerate(EVENT_KINDS[kind]):
                 table[k, j] = CALLBACKS.index(cb)
@@ -418,52 +431,69 @@ class _Model:
             stream["hva_end"].to_numpy(np.uint64)[owner],
         )
         self.cb_hit = layout.hit_mask(self.cb_start, self.cb_end)
-        # The rule and the cost of each (callback, hit) pair, looked up for all callbacks.
+        # The rule of each (callback, hit) pair, looked up once for all callbacks.
         locked = np.zeros((len(CALLBACKS), 2), dtype=bool)
         delta = np.zeros((len(CALLBACKS), 2), dtype=np.int64)
         bump = np.zeros((len(CALLBACKS), 2), dtype=bool)
-        cost = np.zeros((len(CALLBACKS), 2))
         for c, cb in enumerate(CALLBACKS):
             for h in (0, 1):  # integer indices: a bool index would be a mask
                 r = rule(self.kernel, cb, bool(h))
                 locked[c, h], delta[c, h], bump[c, h] = r.takes_lock, r.count_delta, r.bumps_seq
-                cost[c, h] = self._cost(cb, bool(h), r.takes_lock, pages=0)
         hit = self.cb_hit.astype(np.int64)
         self.cb_locked = locked[code, hit]
         self.cb_count = delta[code, hit]
         self.cb_bump = bump[code, hit]
-        self.cb_cost = cost[code, hit]  # hold if locked, else time walking outside the lock
-        zapping = np.flatnonzero(self.cb_locked & self.cb_hit & (code == 0))
-        for i in zapping:  # the zap of a start that hits grows with the pages it reaches
-            ranges = layout.gfn_ranges(int(self.cb_start[i]), int(self.cb_end[i]))
-            pages = sum(g.npages for g in ranges)
-            self.cb_cost[i] = self._cost(_START, True, True, pages=pages)
+        self._plan_costs(code, seed)
         has_next = pos + 1 < seq_len[owner]
         self.cb_next = np.where(has_next, np.arange(n) + 1, -1).astype(np.int64)
         self.cb_gap = np.where(has_next, s.invalidate_window_us, 0.0)
         self.first_time = stream["t_us"].to_numpy(dtype=float)
         self.first_cb = first
 
-    def _cost(self, callback: str, hit: bool, locked: bool, pages: int) -> float:
-        s = self.s
-        walk = s.memslot_walk_us  # linear up to v5.16, interval tree from ed922739c919
-        if self.kernel == "v5.12" and callback != _END:
+    def _plan_costs(self, code: np.ndarray, seed: int) -> None:
+        """Each callback's time: its hold if it takes the lock, else its walk outside it.
+
+        A callback flushes remote TLBs only if ``flush_on_ret`` and its handler returned true
+        (``__kvm_handle_hva_range()``, KERNEL.md §2 step 4): ``kvm_unmap_gfn_range`` when it
+        zapped an SPTE, ``kvm_age_gfn`` when an SPTE it aged was young. Whether a hit range
+        holds such an SPTE is drawn per callback from ``mapped_share`` (and ``young_share`` for
+        aging), seeded, so both engines see the same flushes.
+        """
+        s, layout = self.s, self.s.layout
+        n = len(code)
+        walk = np.full(n, s.memslot_walk_us)  # linear up to v5.16, interval tree from ed922739c919
+        start, end = CALLBACKS.index(_START), CALLBACKS.index(_END)
+        if self.kernel == "v5.12":
             # v5.12 x86 walked the memslots twice, for the rmaps and again per TDP root
             # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range; removed by 3039bcc74498).
-            walk *= 2
-        if callback == _END and self.kernel in ("v5.12", "v5.13"):
-            walk = 0.0  # the on_lock path with a null handler never walks (f922bd9bf33b)
-        work = 0.0
-        if hit and locked:
-            if callback == _START:
-                work = s.zap_base_us + s.zap_us_per_mib * pages * PAGE_SIZE / 2**20
-                work += s.tlb_flush_us  # flush_on_ret, under the lock (__kvm_handle_hva_range)
-            elif callback == "clear_flush_young":
-                work = s.age_us + s.tlb_flush_us
-            elif callback in ("clear_young", "test_young"):
-                work = s.age_us  # flush_on_ret is false for these
-            # change_pte after start finds nothing left to change (c13fda237f08).
-        return (s.lock_op_us + walk + work) if locked else walk
+            walk[code != end] *= 2
+        if self.kernel in ("v5.12", "v5.13"):
+            walk[code == end] = (
+                0.0  # the on_lock path with a null handler never walks (f922bd9bf33b)
+            )
+        # Pages of guest memory each hit reaches (one page for the single-hva callbacks).
+        pages = np.zeros(n, dtype=np.int64)
+        for i in np.flatnonzero(self.cb_hit):
+            ranges = layout.gfn_ranges(int(self.cb_start[i]), int(self.cb_end[i]))
+            pages[i] = sum(g.npages for g in ranges)
+        # ret of the handler: some SPTE in the range (unmap), some young SPTE (aging).
+        present = s.mapped_share * np.where(
+            code == CALLBACKS.index("clear_flush_young"), s.young_share, 1.0
+        )
+        p_ret = 1.0 - (1.0 - present) ** pages
+        u = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 0x726574])).random(n)
+        ret = self.cb_hit & (u < p_ret)  # "ret"
+        flush_on_ret = np.array([FLUSH_ON_RET[cb] for cb in CALLBACKS])[code]
+        self.cb_flush = self.cb_locked & ret & flush_on_ret
+        work = np.zeros(n)
+        zap = self.cb_locked & self.cb_hit & (code == start)
+        mapped_mib = np.where(ret, pages * s.mapped_share, 0.0) * PAGE_SIZE / 2**20
+        work[zap] = s.zap_base_us + s.zap_us_per_mib * mapped_mib[zap]
+        aging = np.isin(code, [CALLBACKS.index(c) for c in _AGING])
+        work[self.cb_locked & self.cb_hit & aging] = s.age_us
+        # change_pte after start finds nothing left to change (c13fda237f08); end only counts.
+        work[self.cb_flush] += s.tlb_flush_us  # kvm_flush_remote_tlbs(), under the lock
+        self.cb_cost = np.where(self.cb_locked, s.lock_op_us + walk + work, walk)
 
     def first_arrivals(self) -> list[tuple[float, int]]:
         return list(zip(self.first_time.tolist(), self.first_cb.tolist(), strict=True))
@@ -542,6 +572,7 @@ class _Model:
                 "hva_end": self.cb_end,
                 "hit": self.cb_hit,
                 "locked": locked,
+                "flushed": self.cb_flush,
                 "t_arrive_us": self.cb_arrive,
                 "t_grant_us": grant,
                 "t_release_us": np.where(locked, grant + hold, np.nan),
@@ -605,6 +636,7 @@ def _run_events(model: _Model, policy: str) -> None:
     if exclusive:
         # An exclusive holder has the lock word and page tables to itself: no bouncing term.
         model.mean_hold = s.read_hold_us
+        model.acquire = 0.0
     model.init_state()
     lock = make_lock(policy)
     m = draws.m
@@ -635,7 +667,7 @@ def _run_events(model: _Model, policy: str) -> None:
         if t_exit[v] >= s.duration_us:
             continue
         t_snap[v] = t_exit[v] + half
-        t_req[v] = t_snap[v] + resolve
+        t_req[v] = t_snap[v] + resolve + model.acquire
         hva[v] = first_hva
         push(t_req[v], _REQUEST, ("r", v))
     for t, i in model.first_arrivals():
@@ -705,7 +737,7 @@ def _run_events(model: _Model, policy: str) -> None:
                 retries[v] = 0
                 hva[v] = new_hva
             t_snap[v] = t_exit[v] + half
-            t_req[v] = t_snap[v] + r
+            t_req[v] = t_snap[v] + r + model.acquire
             push(t_req[v], _REQUEST, ("r", v))
 
 
@@ -715,7 +747,7 @@ def _run_events(model: _Model, policy: str) -> None:
 def _run_compiled(model: _Model) -> None:
     s, draws = model.s, model.draws
     m = draws.m
-    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + model.mean_hold
+    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + model.acquire + model.mean_hold
     first_time, first_cb = model.first_time, model.first_cb
     # numba does not check bounds: make sure the arrays agree before handing them over.
     if len(first_time) != len(first_cb) or (len(first_cb) and first_cb.max() >= len(model.cb_next)):
@@ -729,6 +761,7 @@ def _run_compiled(model: _Model) -> None:
             float(model.half_exit),
             float(model.mean_hold),
             float(s.retry_check_us),
+            float(model.acquire),
             draws.key,
             m,
             float(s.guest_run_us),

@@ -4,10 +4,16 @@ An *event* is what the primary MMU does once (a munmap, a page migration, an agi
 page); it fires one to three *callbacks* in a fixed order. Since 6bdb913f0a70 (v3.7)
 ``change_pte`` is always bracketed: ``invalidate_range_start`` -> ``change_pte`` ->
 ``invalidate_range_end`` (KERNEL.md §1.2, §1.6). Only ``set_pte_at_notify()`` fires it, whose
-callers are KSM (``replace_page``), copy-on-write (``wp_page_copy``), uprobes and device-memory
-migration; ordinary page migration installs the new PTE with a plain ``set_pte_at()`` in
-``remove_migration_pte()`` (mm/migrate.c) and so fires only the start/end pair of
-``try_to_migrate_one()`` (``try_to_unmap_one()`` before v5.16). Aging calls are unpaired.
+callers are KSM, copy-on-write (``wp_page_copy``), uprobes and device-memory migration; ordinary
+page migration installs the new PTE with a plain ``set_pte_at()`` in ``remove_migration_pte()``
+(mm/migrate.c) and so fires only the start/end pair of ``try_to_migrate_one()``
+(``try_to_unmap_one()`` before v5.16). A KSM merge is two such triples on v5.x (mm/ksm.c
+``try_to_merge_one_page()``): ``write_protect_page()`` (start, ``change_pte`` when the PTE was
+writable or dirty, end), then ``replace_page()`` (start, ``change_pte``, end). Aging calls are
+unpaired, and which one depends on who ages: reclaim (``kswapd``, ``folio_referenced_one()``)
+calls ``clear_flush_young``; DAMON (``kdamond``) calls ``clear_young``
+(``damon_ptep_mkold()``) and ``test_young`` (``damon_young_pmd_entry()``), which never flush;
+khugepaged calls ``test_young``.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ START, END = "invalidate_range_start", "invalidate_range_end"
 # Callback sequence of each kind of event.
 EVENT_KINDS = {
     "pair": (START, END),  # munmap, madvise(MADV_DONTNEED), mprotect, page migration
-    "move": (START, "change_pte", END),  # set_pte_at_notify: KSM merge, COW (6bdb913f0a70)
-    "clear_flush_young": ("clear_flush_young",),  # reclaim / DAMON aging
-    "clear_young": ("clear_young",),  # idle page tracking
-    "test_young": ("test_young",),  # khugepaged / reclaim youngness checks
+    "move": (START, "change_pte", END),  # set_pte_at_notify: COW, uprobes (6bdb913f0a70)
+    # KSM: write_protect_page() then replace_page(), each a set_pte_at_notify() triple (mm/ksm.c)
+    "ksm_merge": (START, "change_pte", END, START, "change_pte", END),
+    "clear_flush_young": ("clear_flush_young",),  # reclaim: kswapd, folio_referenced_one()
+    "clear_young": ("clear_young",),  # DAMON (damon_ptep_mkold), idle page tracking
+    "test_young": ("test_young",),  # DAMON (damon_young_pmd_entry), khugepaged
 }
 
 _STREAM_COLUMNS = ["event", "cause", "kind", "t_us", "hva_start", "hva_end"]
@@ -52,16 +60,18 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
 
     * ``vmm_self``: the VMM munmaps or madvises its own memory, a start/end pair on 1-512 pages
       of its heap (the ``spurious_munmap`` / ``spurious_madv`` phases of the real trace);
-    * ``vmm_aging``: the host ages the VMM's own pages, one ``clear_flush_young`` or
-      ``test_young`` on one page (``kdamond`` in the real trace).
+    * ``vmm_aging``: the host ages the VMM's own pages, one aging call on one page: from reclaim
+      (share ``aging_reclaim_share``, ``clear_flush_young``) or else from DAMON
+      (``clear_young`` or ``test_young``, as ``kdamond`` in the real trace).
 
     Otherwise it hits guest memory, by ``relevant_mix``:
 
     * ``migration``: a page migrated (NUMA balancing, compaction), a start/end pair on one
       guest page (``try_to_migrate_one()``; ``remove_migration_pte()`` uses a plain
       ``set_pte_at()``, so no ``change_pte``);
-    * ``ksm``: KSM's ``replace_page()`` merging one guest page (start, change_pte, end);
-    * ``guest_aging``: an aging call on one guest page.
+    * ``ksm``: KSM merging one guest page, ``write_protect_page()`` then ``replace_page()``:
+      two start, change_pte, end triples (kind ``ksm_merge``);
+    * ``guest_aging``: an aging call on one guest page, chosen as for ``vmm_aging``.
 
     Returns
     -------
@@ -80,14 +90,16 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
     mix = np.asarray(scenario.relevant_mix) / sum(scenario.relevant_mix)
     relevant_cause = rng.choice(3, size=n, p=mix)
     cause = np.where(spurious, np.where(pair, 0, 1), 2 + relevant_cause)
-    # Aging calls: which callback (kdamond issues both clear_flush_young and test_young).
-    aging_kind = rng.choice(["clear_flush_young", "test_young", "clear_young"], size=n)
+    # Aging calls: reclaim's clear_flush_young, or DAMON's clear_young / test_young (half each:
+    # kdamond clears the Accessed bit of a sampled page, then tests it one interval later).
+    reclaim = rng.random(n) < scenario.aging_reclaim_share
+    damon = np.where(rng.random(n) < 0.5, "clear_young", "test_young")
+    aging_kind = np.where(reclaim, "clear_flush_young", damon)
     kind = np.empty(n, dtype=object)
     kind[(cause == 0) | (cause == 2)] = "pair"
-    kind[cause == 3] = "move"
+    kind[cause == 3] = "ksm_merge"
     unpaired = (cause == 1) | (cause == 4)
     kind[unpaired] = aging_kind[unpaired]
-    kind[(cause == 1) & (aging_kind == "clear_young")] = "clear_flush_young"
     # Sizes: spurious munmaps span 1..512 pages (log-uniform); everything else is one page.
     npages = np.where(cause == 0, np.exp(rng.uniform(0, np.log(512), n)).astype(np.int64), 1)
     heap_pages = (VMM_HEAP[1] - VMM_HEAP[0]) >> PAGE_SHIFT

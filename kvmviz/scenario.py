@@ -59,9 +59,18 @@ class Scenario:
         Mean time a fault holds ``mmu_lock`` for read to install the SPTE (exponential).
         Derived: 110 s to populate 288 GiB with 96 vCPUs under a spinlock, about 1.5 µs a fault.
     read_hold_per_vcpu_us : float
-        Extra mean read-hold per faulting vCPU: cache-line bouncing on the lock word and the
-        page tables when many vCPUs fault at once. Derived: +0.18 µs x N (Matlack, fast page
-        fault series, 64 vCPUs). Set to 0 to switch it off.
+        Extra cost per fault per faulting vCPU when many vCPUs take ``mmu_lock`` for read at
+        once: cache-line bouncing on the lock word and on shared page-table pages. *Fitted*:
+        0.18 µs x N makes 96 vCPUs populate 288 GiB in 16.1 s under the read lock, as in Ben
+        Gardon's parallel-fault series (:mod:`kvmviz.calibration`). Set to 0 to switch it off.
+    contention_in_lock_share : float
+        Share of that per-vCPU contention cost paid *inside* the read-side critical section,
+        between 0 and 1; the rest is paid acquiring the lock, before the reader counts as
+        inside. Only the inside part delays a waiting writer, so this share sets the size of
+        every stall. *Free*: no source measures the split. Default 0.5: ``read_lock()``'s
+        ``atomic_add_return()`` on the lock word is paid outside (``queued_read_lock``), the
+        ``atomic_sub()`` of ``read_unlock()`` and the ``cmpxchg`` retries of
+        ``tdp_mmu_set_spte_atomic()`` on shared page-table pages inside; range 0-1.
     retry_check_us : float
         Time the lock is held by an attempt that finds it must retry (check, then unlock).
     notifier_rate_hz : float
@@ -92,10 +101,31 @@ class Scenario:
     zap_base_us, zap_us_per_mib : float
         Cost of zapping SPTEs for a hit: 5.4 µs per 2 MiB chunk (memslot_perf_test, derived).
     tlb_flush_base_us, tlb_flush_per_vcpu_us : float
-        ``kvm_flush_remote_tlbs()`` cost, which grows with the vCPUs it must reach: about
-        2 µs + 0.5 µs x N (derived from Matlack's batched-flush numbers, 64 vCPUs).
+        ``kvm_flush_remote_tlbs()`` cost up to 64 vCPUs: 2 µs + 0.5 µs x N (derived from
+        Matlack's batched-flush numbers, at most 73 µs a flush with 64 vCPUs).
+    tlb_flush_exponent : float
+        How the flush grows past 64 vCPUs: ``base + per_vcpu x 64 x (N / 64) ** exponent``.
+        *Free*: no source measures a flush at hundreds of vCPUs. ``kvm_make_all_cpus_request()``
+        walks every vCPU to set the request (linear, cheap) and IPIs the ones in guest mode
+        through ``smp_call_function_many()``, whose acknowledgements arrive in parallel (the
+        sender waits for the slowest). 1 is linear (210 µs at 416 vCPUs), 0 flat past 64
+        (34 µs); default 0.5 between them (84 µs at 416).
     age_us : float
         Cost of test/clear Accessed on a hit range.
+    mapped_share : float
+        Share of guest memory the vCPUs have faulted in (SPTEs present). A callback flushes
+        only when its handler changed something (``flush_on_ret && ret`` in
+        ``__kvm_handle_hva_range()``), so a hit on pages with no SPTE zaps nothing and flushes
+        nothing. Default 1: a static VM that has touched all its memory. *Free.*
+    young_share : float
+        Share of mapped pages accessed since they were last aged: ``clear_flush_young`` flushes
+        only if an SPTE it cleared was young (``kvm_age_gfn`` returns it). *Free*; default 0.5.
+    aging_reclaim_share : float
+        Share of the aging calls that come from page reclaim (``kswapd``:
+        ``folio_referenced_one()`` -> ``clear_flush_young``); the rest come from DAMON
+        (``kdamond``: ``damon_ptep_mkold()`` -> ``clear_young``, then
+        ``damon_young_pmd_entry()`` -> ``test_young``), which never flushes, as in the real
+        trace. *Free*; default 0.5.
     tdp_mmu : bool
         The MMU the vCPUs fault through (the kernel's ``kvm.tdp_mmu`` parameter). With the TDP
         MMU a fault takes ``mmu_lock`` for read; without it (the shadow MMU) for write: x86
@@ -130,6 +160,11 @@ class Scenario:
     tlb_flush_per_vcpu_us: float = 0.5
     age_us: float = 0.5
     tdp_mmu: bool = True
+    contention_in_lock_share: float = 0.5
+    tlb_flush_exponent: float = 0.5
+    mapped_share: float = 1.0
+    young_share: float = 0.5
+    aging_reclaim_share: float = 0.5
 
     def __post_init__(self) -> None:
         # Every field is checked by name and stored in its canonical type (numpy numbers
@@ -164,11 +199,21 @@ class Scenario:
             if f.name in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup", "tdp_mmu"):
                 continue
             object.__setattr__(self, f.name, number(f.name, getattr(self, f.name)))
-        for name in ("faulting_share", "spurious_share", "spurious_pair_share"):
+        for name in (
+            "faulting_share",
+            "spurious_share",
+            "spurious_pair_share",
+            "contention_in_lock_share",
+            "mapped_share",
+            "young_share",
+            "aging_reclaim_share",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 bad(name, "a share between 0 and 1")
         if self.duration_us <= 0:
             bad("duration_us", "> 0")
+        if self.tlb_flush_exponent > 1:
+            bad("tlb_flush_exponent", "between 0 (flat past 64 vCPUs) and 1 (linear)")
         if self.guest_run_us <= 0:
             bad("guest_run_us", "> 0 (a vCPU must spend some time in the guest)")
         lookups = "'linear' (up to v5.16) or 'interval-tree' (v5.17+)"
@@ -199,9 +244,19 @@ class Scenario:
         return round(self.n_vcpus * self.faulting_share)
 
     @property
+    def contention_us(self) -> float:
+        """Per-fault cost of many vCPUs read-locking at once, inside and outside the lock, µs."""
+        return self.read_hold_per_vcpu_us * self.n_faulting
+
+    @property
     def mean_read_hold_us(self) -> float:
-        """Mean read-side hold, including the per-vCPU contention term."""
-        return self.read_hold_us + self.read_hold_per_vcpu_us * self.n_faulting
+        """Mean read-side hold: the base hold plus the share of the contention paid inside."""
+        return self.read_hold_us + self.contention_in_lock_share * self.contention_us
+
+    @property
+    def read_acquire_us(self) -> float:
+        """Contention paid acquiring the read lock, before the reader counts as inside, µs."""
+        return (1.0 - self.contention_in_lock_share) * self.contention_us
 
     @property
     def memslot_walk_us(self) -> float:
@@ -212,8 +267,11 @@ class Scenario:
 
     @property
     def tlb_flush_us(self) -> float:
-        """Cost of one VM-wide remote TLB flush, µs."""
-        return self.tlb_flush_base_us + self.tlb_flush_per_vcpu_us * self.n_vcpus
+        """Cost of one VM-wide remote TLB flush, µs (linear to 64 vCPUs, then
+        ``tlb_flush_exponent``)."""
+        n = self.n_vcpus
+        reach = n if n <= 64 else 64 * (n / 64) ** self.tlb_flush_exponent
+        return self.tlb_flush_base_us + self.tlb_flush_per_vcpu_us * reach
 
     def faults_write(self, policy: str) -> bool:
         """Whether vCPU faults take ``mmu_lock`` for write under lock ``policy``: without the

@@ -37,12 +37,17 @@ from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayou
 from .notifiers import stream_from_callbacks
 
 __all__ = [
+    "AGE_HVA_ASSUMED",
+    "AGE_HVA_TASKS",
+    "CALLBACK_SOURCES",
     "MAX_GAP_US",
     "NOTIFIER_EVENTS",
     "ReplayWarning",
     "TraceOrderError",
     "TraceParseError",
     "TraceParseWarning",
+    "age_hva_callback",
+    "age_hva_note",
     "classify",
     "compare_replay",
     "load_ftrace",
@@ -56,16 +61,110 @@ __all__ = [
     "to_stream",
 ]
 
+# -- which aging callback a kvm_age_hva line stands for ------------------------------------------
+# trace_kvm_age_hva(start, end) is the first statement of both kvm_mmu_notifier_clear_flush_young()
+# and kvm_mmu_notifier_clear_young() (virt/kvm/kvm_main.c), so the line alone does not say which
+# callback ran; trace_kvm_test_age_hva(address) fires only in kvm_mmu_notifier_test_young(). The
+# task that fired the line (its comm) does tell, because each aging path of the primary MMU runs
+# in a known context and calls one notifier (torvalds/linux, read for Linux 6.18):
+#
+# * DAMON runs in its kdamond.N kernel threads (kthread_run(kdamond_fn, ctx, "kdamond.%d", ...),
+#   mm/damon/core.c). It ages with clear_young only: damon_ptep_mkold() calls
+#   mmu_notifier_clear_young() and damon_pmdp_mkold() pmdp_clear_young_notify()
+#   (mm/damon/ops-common.c), reached from damon_mkold_pmd_entry() for virtual address spaces
+#   (mm/damon/vaddr.c; hugetlb: damon_hugetlb_mkold() -> mmu_notifier_clear_young()) and from
+#   damon_folio_mkold() for physical ones. It checks with test_young: damon_young_pmd_entry()
+#   (mm/damon/vaddr.c) and damon_folio_young_one() (mm/damon/ops-common.c) call
+#   mmu_notifier_test_young(). Neither flushes a TLB. Its DAMOS_PAGEOUT action goes through
+#   reclaim_pages() -> reclaim_folio_list(), which calls shrink_folio_list() with
+#   ignore_references = true (mm/vmscan.c): no folio_referenced(), so no clear_flush_young.
+#   (Only an allocation of kdamond's own entering direct reclaim could fire one from it.)
+# * Reclaim (the kswapdN threads, kthread_run(kswapd, pgdat, "kswapd%d", nid) in mm/vmscan.c; and
+#   direct reclaim, in whatever task is allocating): shrink_folio_list() ->
+#   folio_check_references() -> folio_referenced() -> folio_referenced_one() (mm/rmap.c) ->
+#   ptep_clear_flush_young_notify() / pmdp_clear_flush_young_notify(): clear_flush_young, which
+#   flushes when an SPTE was young. With the multi-gen LRU enabled (lru_gen_enabled()),
+#   folio_referenced_one() hands PTE-mapped folios to lru_gen_look_around() instead, which uses
+#   ptep_clear_young_notify() (mm/vmscan.c, since "mm: multi-gen LRU: use
+#   {ptep,pmdp}_clear_young_notify()", 2024): clear_young. A trace does not say which LRU the host
+#   ran, so kswapd lines are read as the classic LRU's clear_flush_young.
+# * khugepaged only tests: __collapse_huge_page_isolate() and hpage_collapse_scan_pmd()
+#   (mm/khugepaged.c) call mmu_notifier_test_young(). A kvm_age_hva from khugepaged would be
+#   direct reclaim in its context (allocating a huge page), so it is read as any other task.
+# * Any other task: direct reclaim (clear_flush_young, as kswapd), or idle page tracking, which
+#   runs in the task writing /sys/kernel/mm/page_idle/bitmap (page_idle_clear_pte_refs_one() ->
+#   mmu_notifier_clear_young() / pmdp_clear_young_notify(), mm/page_idle.c): read as reclaim,
+#   the common case, and marked as assumed.
+#
+# One table, used by load_ftrace() (the callback column), to_stream() and the replay notes:
+# callback_source -> (pattern the whole comm must match, the callback it means).
+AGE_HVA_TASKS = {
+    "task:kdamond": (r"kdamond\.\d+", "clear_young"),
+    "task:kswapd": (r"kswapd\d+", "clear_flush_young"),
+}
+AGE_HVA_ASSUMED = "assumed: reclaim (unknown task)"  # any other comm, "<...>" included
+_AGE_HVA_DEFAULT = "clear_flush_young"  # the callback assumed for it
+_AGE_HVA_PATTERNS = tuple(
+    (re.compile(pattern), callback, source) for source, (pattern, callback) in AGE_HVA_TASKS.items()
+)
+# How the callback of a notifier record was decided: by its tracepoint (one callback each), or,
+# for kvm_age_hva, by its task (AGE_HVA_TASKS) or by assumption.
+CALLBACK_SOURCES = ("tracepoint", *AGE_HVA_TASKS, AGE_HVA_ASSUMED)
+
+
+def age_hva_callback(comm) -> tuple[str, str]:
+    """The MMU-notifier callback a ``kvm_age_hva`` record of task ``comm`` stands for.
+
+    ``kvm_age_hva`` fires in both ``clear_flush_young`` and ``clear_young``; the task that fired
+    it tells them apart (the sources are in the comment above :data:`AGE_HVA_TASKS`): DAMON's
+    ``kdamond.N`` threads age with ``clear_young`` only, ``kswapdN`` reclaims with
+    ``clear_flush_young`` (the classic LRU; the multi-gen LRU would use ``clear_young``). Any
+    other task, ``khugepaged`` and the unknown ``<...>`` included, is assumed to be in direct
+    reclaim (``clear_flush_young``); it could also be writing the idle-page bitmap
+    (``clear_young``).
+
+    Parameters
+    ----------
+    comm : str
+        The task name as the trace prints it (``"kdamond.0"``, ``"kswapd0"``, ``"python3"``).
+
+    Returns
+    -------
+    tuple of str
+        ``(callback, callback_source)``: ``("clear_young", "task:kdamond")``,
+        ``("clear_flush_young", "task:kswapd")`` or
+        ``("clear_flush_young", "assumed: reclaim (unknown task)")``.
+
+    Examples
+    --------
+    >>> age_hva_callback("kdamond.0")
+    ('clear_young', 'task:kdamond')
+    >>> age_hva_callback("python3")
+    ('clear_flush_young', 'assumed: reclaim (unknown task)')
+    """
+    comm = str(comm)
+    for pattern, callback, source in _AGE_HVA_PATTERNS:
+        if pattern.fullmatch(comm):
+            return callback, source
+    return _AGE_HVA_DEFAULT, AGE_HVA_ASSUMED
+
+
 # The kvm: tracepoint each MMU-notifier callback fires (KERNEL.md §5.1). kvm_age_hva fires for
-# clear_young as well as clear_flush_young; a trace cannot tell them apart, so it maps to the
-# more common clear_flush_young (reclaim, DAMON).
+# clear_young and clear_flush_young: its callback is decided by the task (age_hva_callback());
+# the entry here is the one assumed for a task the table does not know.
 NOTIFIER_EVENTS = {
     "kvm_unmap_hva_range": "invalidate_range_start",
     "kvm_set_spte_hva": "change_pte",
-    "kvm_age_hva": "clear_flush_young",
+    "kvm_age_hva": _AGE_HVA_DEFAULT,
     "kvm_test_age_hva": "test_young",
 }
-_CALLBACKS = ("invalidate_range_start", "change_pte", "clear_flush_young", "test_young")
+_CALLBACKS = (
+    "invalidate_range_start",
+    "change_pte",
+    "clear_flush_young",
+    "clear_young",
+    "test_young",
+)
 _U64 = 1 << 64
 _INT32_MAX = (1 << 31) - 1
 _MAX_SNIPPET = 120
@@ -234,12 +333,17 @@ _DENSE = {
     "phase": np.int32,
 }
 _SPARSE = {  # group -> its columns, in the order of the parsed tuples
-    "hva": {"hva_start": np.uint64, "hva_end": np.uint64, "callback": np.int32},
+    "hva": {
+        "hva_start": np.uint64,
+        "hva_end": np.uint64,
+        "callback": np.int32,
+        "callback_source": np.int32,
+    },
     "fault": {"vcpu": np.int64, "rip": np.uint64, "address": np.uint64, "error_code": np.uint64},
     "lock": {"lock": np.int32, "lock_flags": np.int32, "ret": np.int64},
     "mark": {"mark": np.int32},
 }
-_CODED = frozenset({"callback", "lock", "lock_flags", "mark"})  # missing = code -1, no mask
+_CODED = frozenset({"callback", "callback_source", "lock", "lock_flags", "mark"})  # missing: -1
 
 
 class _Columns:
@@ -367,6 +471,9 @@ def _describe_bytes(done: int, total: int) -> str:
     return f"{pct:5.1f}% ({done / 1e6:.1f} / {total / 1e6:.1f} MB)"
 
 
+_BY_TASK = -1  # the callback code of a kvm_age_hva payload: load_ftrace() decides it by task
+
+
 def _range(pattern: re.Pattern, callback: int):
     def parse(text: str):
         m = pattern.fullmatch(text)
@@ -387,6 +494,12 @@ def _one_hva(pattern: re.Pattern, callback: int):
         return None if hva + PAGE_SIZE >= _U64 else (0, hva, hva + PAGE_SIZE, callback)
 
     return parse
+
+
+def _age_hva_codes(comm: str) -> tuple[int, int]:
+    """``(callback code, callback_source code)`` of a kvm_age_hva record of task ``comm``."""
+    callback, source = age_hva_callback(comm)
+    return _CALLBACKS.index(callback), CALLBACK_SOURCES.index(source)
 
 
 def _page_fault(text: str):
@@ -411,7 +524,7 @@ def _contention_end(text: str):
 _PAYLOADS = {
     "kvm_unmap_hva_range": _range(_UNMAP, _CALLBACKS.index("invalidate_range_start")),
     "kvm_set_spte_hva": _one_hva(_SET_PTE, _CALLBACKS.index("change_pte")),
-    "kvm_age_hva": _range(_AGE, _CALLBACKS.index("clear_flush_young")),
+    "kvm_age_hva": _range(_AGE, _BY_TASK),  # clear_young or clear_flush_young: by task
     "kvm_test_age_hva": _one_hva(_TEST_AGE, _CALLBACKS.index("test_young")),
     "kvm_page_fault": _page_fault,
     "contention_begin": _contention_begin,
@@ -487,9 +600,15 @@ def load_ftrace(
 
         * MMU notifiers (``kvm_unmap_hva_range``, ``kvm_age_hva``, ``kvm_test_age_hva``,
           ``kvm_set_spte_hva``): ``hva_start``, ``hva_end`` (UInt64, end exclusive; single-hva
-          events cover ``[hva, hva + 4096)``) and ``callback``, the callback the event stands
-          for (:data:`NOTIFIER_EVENTS`; ``kvm_age_hva`` also fires for ``clear_young``, which a
-          trace cannot tell apart: it is reported as ``clear_flush_young``);
+          events cover ``[hva, hva + 4096)``), ``callback``, the callback the event stands
+          for (:data:`NOTIFIER_EVENTS`), and ``callback_source``, how that was decided
+          (:data:`CALLBACK_SOURCES`). Each event has one callback (``"tracepoint"``) but
+          ``kvm_age_hva``, which fires in both ``clear_flush_young`` and ``clear_young``: its
+          task says which (:func:`age_hva_callback`). ``kdamond.N`` (DAMON, which never
+          flushes) is ``clear_young``, ``"task:kdamond"``; ``kswapdN`` (reclaim) is
+          ``clear_flush_young``, ``"task:kswapd"``; any other task is assumed to be in direct
+          reclaim, ``clear_flush_young``, ``"assumed: reclaim (unknown task)"``.
+          ``kvm_test_age_hva`` is ``test_young`` whatever the task;
         * ``kvm_page_fault``: ``vcpu``, ``rip`` (v6.1+ format only), ``address``,
           ``error_code``;
         * ``contention_begin`` / ``contention_end``: ``lock`` (the pointer as printed, hashed
@@ -503,7 +622,10 @@ def load_ftrace(
         (records per event, in order of first appearance), ``line_counts`` (``records``,
         ``comments``, ``blank``, ``headers``, ``stack_frames``, ``lost``, ``skipped`` and
         ``total``: every line of the file is in exactly one of the first seven),
-        ``lost_events``, ``skipped``, ``skipped_count``.
+        ``lost_events``, ``skipped``, ``skipped_count``, ``age_hva`` (the ``kvm_age_hva``
+        records by ``callback_source``: ``{"task:kdamond": n, "task:kswapd": n,
+        "assumed: reclaim (unknown task)": n}``, zeros included; :func:`age_hva_note` says it
+        in a sentence).
 
     Raises
     ------
@@ -523,6 +645,7 @@ def load_ftrace(
     # Interned strings -> codes (dict.setdefault(value, len(dict)): one C call per lookup).
     comms, flagss, events, phases = {}, {}, {}, {}
     locks, lock_flagss, marks = {}, {}, {}
+    age_codes: dict[str, tuple[int, int]] = {}  # comm -> kvm_age_hva callback, source codes
     counts = dict.fromkeys(("comments", "blank", "headers", "stack_frames", "lost"), 0)
     lost_events = 0
     trace_cmd = False
@@ -628,7 +751,13 @@ def load_ftrace(
             if values is not None:
                 kind = values[0]
                 if kind == 0:  # notifier: (0, start, end, callback code)
-                    hva_rows.append((i, values[1], values[2], values[3]))
+                    callback, source = values[3], 0  # 0: "tracepoint", one callback per event
+                    if callback == _BY_TASK:  # kvm_age_hva: which callback, by task
+                        codes = age_codes.get(comm)
+                        if codes is None:
+                            codes = age_codes[comm] = _age_hva_codes(comm)
+                        callback, source = codes
+                    hva_rows.append((i, values[1], values[2], callback, source))
                 elif kind == 1:  # page fault: (1, vcpu, rip, address, error_code)
                     fault_rows.append((i, values[1], values[2], values[3], values[4]))
                 else:  # lock: (2, lock, flags or None, ret or None)
@@ -693,6 +822,8 @@ def load_ftrace(
     data["hva_start"] = nullable("hva_start")
     data["hva_end"] = nullable("hva_end")
     data["callback"] = pd.Categorical.from_codes(arrays.pop("callback"), list(_CALLBACKS))
+    sources = arrays.pop("callback_source")
+    data["callback_source"] = pd.Categorical.from_codes(sources, list(CALLBACK_SOURCES))
     for name in ("vcpu", "rip", "address", "error_code"):
         data[name] = nullable(name)
     data["lock"] = coded("lock", locks)
@@ -725,8 +856,15 @@ def load_ftrace(
         lost_events=lost_events,
         skipped=skips.lines,
         skipped_count=skips.count,
+        age_hva=_count_sources(sources),
     )
     return frame
+
+
+def _count_sources(codes: np.ndarray) -> dict[str, int]:
+    """kvm_age_hva records by how their callback was decided, from callback_source codes."""
+    n = np.bincount(codes[codes > 0], minlength=len(CALLBACK_SOURCES))
+    return {source: int(n[k]) for k, source in enumerate(CALLBACK_SOURCES) if k}
 
 
 # -- QEMU memslot log ---------------------------------------------------------------------------
@@ -1191,7 +1329,8 @@ def phase_summary(classified: pd.DataFrame) -> pd.DataFrame:
         Indexed by phase, in order of appearance (``"(none)"`` first for records before the
         first mark, if any). Columns: ``start_us`` and ``duration_us`` (from the phase's first
         record to the next phase's), ``records``; ``notifiers`` and one count per callback
-        (``invalidate_range_start``, ``change_pte``, ``clear_flush_young``, ``test_young``);
+        (``invalidate_range_start``, ``change_pte``, ``clear_flush_young``, ``clear_young``,
+        ``test_young``; the ``kvm_age_hva`` records split by task, see :func:`load_ftrace`);
         ``hits`` and ``misses`` of the notifier records; ``contention_begin`` and one
         ``contention_begin[<flags>]`` column per flags string seen (``SPIN|WRITE``: a writer
         waited for an rwlock, such as ``mmu_lock``); ``contention_end``; ``page_faults``
@@ -1265,8 +1404,11 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
       its page lies within that range, which turns the pair into a ``"move"``. One with no such
       range before it (a truncated trace) becomes a ``"move"`` of its own page; both cases are
       counted in ``attrs["folded_change_pte"]`` and ``attrs["unpaired_change_pte"]``.
-    * ``kvm_age_hva`` is ``"clear_flush_young"`` (it fires for ``clear_young`` too: they
-      cannot be told apart), ``kvm_test_age_hva`` is ``"test_young"`` on one page.
+    * ``kvm_age_hva`` becomes the kind of its ``callback`` column, which :func:`load_ftrace`
+      decided by task (:func:`age_hva_callback`): ``"clear_young"`` for DAMON's ``kdamond.N``,
+      ``"clear_flush_young"`` for ``kswapdN`` and, assumed (direct reclaim), for any other
+      task; ``attrs["age_hva"]`` counts them by ``callback_source``. ``kvm_test_age_hva`` is
+      ``"test_young"`` on one page.
     * Empty ranges (start == end) are dropped (``attrs["empty_dropped"]``): no callback
       reaches a memslot with them.
     * Records are taken in time order (a stable sort on ``t_us``: records of different CPUs
@@ -1282,7 +1424,9 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``event, cause, kind, t_us, hva_start, hva_end``, as :func:`kvmviz.simulate` accepts
-        for ``stream=``.
+        for ``stream=``. ``attrs``: ``folded_change_pte``, ``unpaired_change_pte``,
+        ``empty_dropped`` and ``age_hva`` (the ``kvm_age_hva`` records of ``classified``, empty
+        ranges included, by ``callback_source``, as in :func:`load_ftrace`).
 
     Raises
     ------
@@ -1303,7 +1447,8 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
     times = rows["t_us"].to_numpy(dtype=float).tolist()
     comms = rows["comm"].astype(str).tolist()
     pids = rows["pid"].to_numpy().tolist()
-    kind_of = {"clear_flush_young": "clear_flush_young", "test_young": "test_young"}
+    # The aging callbacks are event kinds of their own (kvmviz.notifiers.EVENT_KINDS).
+    kind_of = {cb: cb for cb in ("clear_flush_young", "clear_young", "test_young")}
     out_t, out_kind, out_s, out_e, out_cause = [], [], [], [], []
     last_pair: dict[int, int] = {}
     folded = unpaired = empty = 0
@@ -1343,8 +1488,59 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
             }
         )
     )
-    stream.attrs.update(folded_change_pte=folded, unpaired_change_pte=unpaired, empty_dropped=empty)
+    stream.attrs.update(
+        folded_change_pte=folded,
+        unpaired_change_pte=unpaired,
+        empty_dropped=empty,
+        age_hva=_age_hva_counts(classified),
+    )
     return stream
+
+
+def _age_hva_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """The kvm_age_hva records of ``frame`` by ``callback_source`` (zeros included).
+
+    From the column :func:`load_ftrace` writes; a frame without it (made by hand) is counted
+    from its ``event`` and ``comm`` columns with :func:`age_hva_callback`, the same rule.
+    """
+    counts = dict.fromkeys(CALLBACK_SOURCES[1:], 0)
+    if "callback_source" in frame.columns:
+        values = frame["callback_source"].astype(object).to_numpy()
+    elif "event" in frame.columns and "comm" in frame.columns:
+        aging = (frame["event"].astype(str) == "kvm_age_hva").to_numpy()
+        comms = frame["comm"].astype(str).to_numpy()[aging]
+        values = np.array([age_hva_callback(c)[1] for c in comms], dtype=object)
+    else:
+        return counts
+    for source, n in pd.Series(values, dtype=object).value_counts().items():
+        if source in counts:
+            counts[source] = int(n)
+    return counts
+
+
+def age_hva_note(counts: dict) -> str:
+    """One sentence on how the ``kvm_age_hva`` records were read, with their counts.
+
+    Parameters
+    ----------
+    counts : dict
+        ``attrs["age_hva"]`` of :func:`load_ftrace`, :func:`to_stream`, or
+        ``run.notifiers.attrs["replay"]["age_hva"]`` of :func:`replay`.
+
+    Returns
+    -------
+    str
+        ``"kvm_age_hva: 167 lines from kdamond read as clear_young (DAMON never flushes), 0
+        from kswapd as clear_flush_young (reclaim), 0 from other tasks assumed
+        clear_flush_young (reclaim)"``, with the counts given.
+    """
+    n = {source: int(counts.get(source, 0)) for source in CALLBACK_SOURCES[1:]}
+    kdamond, kswapd = (AGE_HVA_TASKS[k][1] for k in ("task:kdamond", "task:kswapd"))
+    return (
+        f"kvm_age_hva: {n['task:kdamond']} lines from kdamond read as {kdamond} (DAMON never "
+        f"flushes), {n['task:kswapd']} from kswapd as {kswapd} (reclaim), "
+        f"{n[AGE_HVA_ASSUMED]} from other tasks assumed {_AGE_HVA_DEFAULT} (reclaim)"
+    )
 
 
 MAX_GAP_US = 1e6
@@ -1494,7 +1690,9 @@ def replay(
     -------
     Run
         Its ``notifiers.attrs["replay"]`` holds ``span_us``, ``idle_removed_us``,
-        ``gaps_shortened``, ``max_gap_us`` and ``replayed_us`` (the simulated time, µs).
+        ``gaps_shortened``, ``max_gap_us``, ``replayed_us`` (the simulated time, µs) and
+        ``age_hva`` (how the ``kvm_age_hva`` records were read, by ``callback_source``: see
+        :func:`to_stream`, :func:`age_hva_note`).
 
     Raises
     ------
@@ -1518,6 +1716,7 @@ def replay(
         k: stream.attrs[k] for k in ("span_us", "idle_removed_us", "gaps_shortened", "max_gap_us")
     }
     info["replayed_us"] = end_us
+    info["age_hva"] = stream.attrs["age_hva"]
     base = Scenario(layout=layout) if scenario is None else scenario
     modelled = base.replace(layout=layout, n_vcpus=n_vcpus, duration_us=end_us)
     run = simulate(modelled, kernel, policy, seed, stream=stream)
@@ -1553,8 +1752,11 @@ def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None,
     ``runs`` maps kernel to :class:`~kvmviz.engine.Run`. Other keywords go to :func:`replay`.
     ``table.attrs["replay"]`` says how much idle time was cut (see :func:`replay`: the
     statistics are those of the shortened timeline) and ``table.attrs["notes"]`` says it in
-    sentences, with the records a lenient :func:`load_ftrace` sorted; when idle time was cut,
-    one :class:`ReplayWarning` says so.
+    sentences: the idle time first, then the records a lenient :func:`load_ftrace` sorted, and,
+    when the trace has ``kvm_age_hva`` records, how their callback was read
+    (:func:`age_hva_note`: ``clear_young`` from ``kdamond``, ``clear_flush_young`` from
+    ``kswapd``, assumed ``clear_flush_young`` from other tasks). When idle time was cut, one
+    :class:`ReplayWarning` says so.
     """
     from .kernels import KERNELS
     from .metrics import summarize
@@ -1571,6 +1773,8 @@ def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None,
             f"{events.attrs['reordered']} records whose timestamp went back in time on their "
             "CPU were sorted into time order (lenient)"
         )
+    if any(info["age_hva"].values()):
+        notes.append(age_hva_note(info["age_hva"]))
     table.attrs.update(replay=info, notes=notes)
     if info["idle_removed_us"]:
         where = events.attrs.get("path", "the trace")

@@ -109,7 +109,8 @@ def test_explanation_lists_the_locking_callbacks_of_each_kernel(seed):
 
 def test_model_causes_agree_where_the_model_has_them():
     """The stream generator's own causes give the same kinds: VMM munmaps and page migration are
-    pairs (remove_migration_pte() uses a plain set_pte_at()), KSM's replace_page() a move."""
+    pairs (remove_migration_pte() uses a plain set_pte_at()), a KSM merge two triples
+    (write_protect_page() then replace_page())."""
     scenario = kv.Scenario(duration_us=200_000.0)
     only = {
         "vmm_self": scenario.replace(spurious_share=1.0, spurious_pair_share=1.0),
@@ -117,7 +118,7 @@ def test_model_causes_agree_where_the_model_has_them():
         "ksm": scenario.replace(spurious_share=0.0, relevant_mix=(0.0, 1.0, 0.0)),
     }
     kinds = {c: set(kv.notifiers.generate_stream(s, seed=1)["kind"]) for c, s in only.items()}
-    assert kinds == {"vmm_self": {"pair"}, "migration": {"pair"}, "ksm": {"move"}}
+    assert kinds == {"vmm_self": {"pair"}, "migration": {"pair"}, "ksm": {"ksm_merge"}}
     # and the exercise generator says the same of every migration it asks about
     migration = [q for q in map(callback_order, range(60)) if "migrat" in q.question.lower()]
     assert migration and all(tuple(q.answer) == EVENT_KINDS["pair"] for q in migration)

@@ -103,7 +103,9 @@ def _flush_oracle(n_vcpus: int, kernel: str) -> float:
     s = DEFAULT
     walks = 2 if kernel == "v5.12" else 1  # v5.12 walked for the rmaps and per TDP root
     zap_us = s.zap_base_us + s.zap_us_per_mib * PAGE_SIZE / 2**20
-    flush_us = s.tlb_flush_base_us + s.tlb_flush_per_vcpu_us * n_vcpus
+    # Linear to 64 vCPUs, then (N / 64) ** tlb_flush_exponent (the Scenario's flush growth).
+    reach = n_vcpus if n_vcpus <= 64 else 64 * (n_vcpus / 64) ** s.tlb_flush_exponent
+    flush_us = s.tlb_flush_base_us + s.tlb_flush_per_vcpu_us * reach
     return s.lock_op_us + walks * len(s.layout) * s.memslot_walk_ns * 1e-3 + zap_us + flush_us
 
 

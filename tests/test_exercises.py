@@ -343,7 +343,10 @@ def flush_hold_oracle(question: str, walks: int) -> float:
         r"([\d.]+) ns per memslot walked"
     ) * number(r"\((\d+) memslots\)")
     zap_us = number(r"zapping ([\d.]+) µs") + number(r"\+ ([\d.]+) µs per MiB") * PAGE / 2**20
-    flush_us = number(r"TLB flush ([\d.]+) µs") + n_vcpus * number(r"([\d.]+) µs per vCPU")
+    per_vcpu = number(r"([\d.]+) µs x N for N <= 64")
+    exponent = number(r"\(N/64\)\^([\d.]+)`")
+    reach = n_vcpus if n_vcpus <= 64 else 64 * (n_vcpus / 64) ** exponent
+    flush_us = number(r"TLB flush ([\d.]+) µs") + per_vcpu * reach
     return hold_ns / 1000 + zap_us + flush_us
 
 

@@ -118,7 +118,7 @@ def test_reader_pref_hides_the_stall_in_the_writers_wait(by_policy):
     fair, unfair = by_policy["qrwlock"], by_policy["reader-pref"]
     assert unfair["p99_us"] < fair["p99_us"]
     assert unfair["p99_us"] == 0.0 and fair["p99_us"] > 10.0
-    assert unfair["writer_wait_mean_us"] > 2 * fair["writer_wait_mean_us"]
+    assert unfair["writer_wait_mean_us"] > 1.5 * fair["writer_wait_mean_us"]
     assert unfair["writer_wait_max_us"] > fair["writer_wait_max_us"]
     # The same notifications took the lock under both: only who waited changed.
     assert unfair["lock_taken"] == fair["lock_taken"] == by_policy["spinlock"]["lock_taken"]

@@ -165,9 +165,37 @@ def test_the_real_trace_replays_as_recorded(compared):
     assert info["span_us"] == pytest.approx(1344.928729e6 - 1341.111466e6, abs=1e-3)
     assert info["replayed_us"] == pytest.approx(info["span_us"] + 1000.0)
     assert runs["v5.15"].scenario.duration_us == info["replayed_us"]
+    # And how the aging lines were read: all 167 kvm_age_hva are kdamond's, clear_young (the
+    # note is new since the callback is told by task; before, they were all clear_flush_young).
     assert table.attrs["notes"] == [
-        "replayed all 3.81726 s of notifications (no idle gap longer than 1 s)"
+        "replayed all 3.81726 s of notifications (no idle gap longer than 1 s)",
+        "kvm_age_hva: 167 lines from kdamond read as clear_young (DAMON never flushes), 0 from "
+        "kswapd as clear_flush_young (reclaim), 0 from other tasks assumed clear_flush_young "
+        "(reclaim)",
     ]
+    assert info["age_hva"] == {
+        "task:kdamond": 167,
+        "task:kswapd": 0,
+        "assumed: reclaim (unknown task)": 0,
+    }
+
+
+def test_the_aging_note_counts_what_was_replayed(recorded, compared):
+    """The note's counts are those of the trace's kvm_age_hva records, and of the events the
+    engine ran: kdamond's aging replays as clear_young (no flush), never clear_flush_young."""
+    classified, _ = recorded
+    table, runs = compared
+    aging = classified[classified["event"] == "kvm_age_hva"]
+    by_task = aging["comm"].astype(str).value_counts().to_dict()
+    assert by_task == {"kdamond.0": 167}
+    note = table.attrs["notes"][-1]
+    numbers = [int(n) for n in re.findall(r"(\d+) (?:lines )?from", note)]
+    assert numbers == [167, 0, 0] == list(table.attrs["replay"]["age_hva"].values())
+    for run in runs.values():
+        events = run.notifiers.drop_duplicates("event")
+        assert (events["callback"] == "clear_young").sum() == 167
+        assert (events["callback"] == "clear_flush_young").sum() == 0
+        assert (events["callback"] == "test_young").sum() == 108
 
 
 def test_a_100000_s_gap_is_cut_and_the_table_is_that_of_the_trace_without_it(tmp_path, capsys):
@@ -209,6 +237,7 @@ def test_a_100000_s_gap_is_cut_and_the_table_is_that_of_the_trace_without_it(tmp
         "gaps_shortened": 1,
         "max_gap_us": 1e6,
         "replayed_us": 4303332.0,
+        "age_hva": {"task:kdamond": 167, "task:kswapd": 0, "assumed: reclaim (unknown task)": 0},
     }
     assert run.scenario.duration_us == 4303332.0
     code, out, err = _cli(capsys, path)

@@ -191,9 +191,11 @@ def test_record_fields(events):
     assert events["hva_start"].notna().to_numpy().tolist() == notifier.tolist()
     assert (events.loc[notifier, "hva_start"] <= events.loc[notifier, "hva_end"]).all()
     mapping = events.loc[notifier].groupby("event", observed=True)["callback"].unique()
+    # Every kvm_age_hva of this trace is kdamond's (DAMON), which ages with clear_young only:
+    # the parser reads the callback from the task (it once reported all as clear_flush_young).
     assert {e: list(c) for e, c in mapping.items()} == {
         "kvm_unmap_hva_range": ["invalidate_range_start"],
-        "kvm_age_hva": ["clear_flush_young"],
+        "kvm_age_hva": ["clear_young"],
         "kvm_test_age_hva": ["test_young"],
     }
     test_age = events[events["event"] == "kvm_test_age_hva"]
@@ -308,14 +310,22 @@ def test_phase_summary(classified):
     assert s["relevant_madv", "contention_begin[SPIN|WRITE]"] == 19
     assert summary["contention_begin[SPIN|WRITE]"].drop("relevant_madv").eq(0).all()
     assert 185 <= s["ksm", "hits"] <= 200  # ~192 single-page hits
-    assert s["aging", "clear_flush_young"] + s["aging", "test_young"] > 200
+    # kdamond's aging: clear_young (DAMON never flushes) and test_young; no clear_flush_young.
+    assert (s["aging", "clear_young"], s["aging", "test_young"]) == (127, 96)
+    assert summary["clear_young"].sum() == 167 and summary["clear_flush_young"].eq(0).all()
     assert s["aging", "misses"] > 10 * s["aging", "hits"]  # mostly misses
     assert summary["change_pte"].eq(0).all() and summary["page_faults"].eq(0).all()
     # Totals agree with the frame.
     assert summary["records"].sum() == len(classified)
     assert summary["notifiers"].sum() == classified["callback"].notna().sum()
     assert (summary["hits"] + summary["misses"]).tolist() == summary["notifiers"].tolist()
-    callbacks = ["invalidate_range_start", "change_pte", "clear_flush_young", "test_young"]
+    callbacks = [
+        "invalidate_range_start",
+        "change_pte",
+        "clear_flush_young",
+        "clear_young",
+        "test_young",
+    ]
     assert summary[callbacks].sum(axis=1).tolist() == summary["notifiers"].tolist()
     assert summary["contention_end"].sum() == 80
     assert summary["start_us"].is_monotonic_increasing
@@ -347,10 +357,18 @@ def test_phase_summary_records_before_the_first_mark(tmp_path):
 def test_to_stream_of_the_real_trace(classified, layout):
     stream = kt.to_stream(classified)
     assert list(stream.columns) == ["event", "cause", "kind", "t_us", "hva_start", "hva_end"]
+    # kdamond's 167 kvm_age_hva are clear_young events (they were clear_flush_young when the
+    # parser could not tell the two apart); the engine knows the kind (EVENT_KINDS).
     assert stream["kind"].value_counts().to_dict() == {
         "pair": 814,
-        "clear_flush_young": 167,
+        "clear_young": 167,
         "test_young": 108,
+    }
+    assert set(stream["kind"]) <= set(kv.notifiers.EVENT_KINDS)
+    assert stream.attrs["age_hva"] == {
+        "task:kdamond": 167,
+        "task:kswapd": 0,
+        "assumed: reclaim (unknown task)": 0,
     }
     assert set(stream["cause"]) == {"python3", "kdamond.0", "ksmd"}
     assert stream["t_us"].is_monotonic_increasing
@@ -387,6 +405,167 @@ def test_to_stream_folds_change_pte_into_moves(tmp_path):
     assert stream.loc[3, "hva_end"] == 0x7F0000301000
     assert stream["cause"].tolist() == ["ksmd", "qemu", "ksmd", "ksmd", "qemu"]
     assert stream["t_us"].tolist() == pytest.approx([0, 1, 3, 4, 5])
+
+
+# -- kvm_age_hva: clear_young or clear_flush_young, told by the task ------------------------------
+def _task(line: str) -> str:
+    """The comm of a record line, by splitting: the text before ' [cpu]', minus '-<pid>'."""
+    return line.split(" [", 1)[0].strip().rsplit("-", 1)[0]
+
+
+def test_kdamond_age_hva_lines_of_the_real_trace_are_clear_young(events):
+    """All 167 kvm_age_hva lines are kdamond.0's: DAMON ages with clear_young, never flushing."""
+    lines = file_lines(TRACE)
+    age = [line for line in lines if ": kvm_age_hva: " in line and not line.startswith("#")]
+    tasks = collections.Counter(_task(line) for line in age)
+    assert tasks == {"kdamond.0": 167}  # independently of the parser: string splitting
+    rows = events[events["event"] == "kvm_age_hva"]
+    kdamond = rows[rows["comm"].astype(str).str.startswith("kdamond")]
+    assert len(kdamond) == len(rows) == 167
+    assert (kdamond["callback"] == "clear_young").sum() == 167
+    assert not (kdamond["callback"] == "clear_flush_young").any()
+    assert (kdamond["callback_source"] == "task:kdamond").all()
+    assert (events["callback"] == "clear_flush_young").sum() == 0
+    assert events.attrs["age_hva"] == {
+        "task:kdamond": 167,
+        "task:kswapd": 0,
+        "assumed: reclaim (unknown task)": 0,
+    }
+    # kvm_test_age_hva is test_young whoever fires it, decided by its tracepoint.
+    test_age = events[events["event"] == "kvm_test_age_hva"]
+    assert len(test_age) == 108 and (test_age["comm"] == "kdamond.0").all()
+    assert (test_age["callback"] == "test_young").all()
+    assert (test_age["callback_source"] == "tracepoint").all()
+    # Every other notifier record has one callback: "tracepoint"; nothing else has a source.
+    notifier = events["callback"].notna()
+    assert events["callback_source"].notna().tolist() == notifier.tolist()
+    sources = events.loc[notifier, "callback_source"].value_counts().to_dict()
+    assert sources == {
+        "tracepoint": 814 + 108,
+        "task:kdamond": 167,
+        "task:kswapd": 0,
+        "assumed: reclaim (unknown task)": 0,
+    }
+
+
+AGING = (
+    "# tracer: nop\n"
+    "#\n"
+    "#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n"
+    "#              | |         |   |||||     |         |\n"
+    "         kswapd0-85      [001] ...1.  2000.000001: kvm_age_hva: "
+    "mmu notifier age hva: 0x007fafec40d000 -- 0x007fafec40e000\n"
+    "         python3-1234    [000] ...1.  2000.000002: kvm_age_hva: "
+    "mmu notifier age hva: 0x007fafebca8000 -- 0x007fafebca9000\n"
+    "       kdamond.0-77      [000] ...1.  2000.000003: kvm_age_hva: "
+    "mmu notifier age hva: 0x007fafebcaa000 -- 0x007fafebcab000\n"
+    "      khugepaged-60      [001] ...1.  2000.000004: kvm_age_hva: "
+    "mmu notifier age hva: 0x007fafebcab000 -- 0x007fafebcac000\n"
+    "           <...>-99      [001] ...1.  2000.000005: kvm_age_hva: "
+    "mmu notifier age hva: 0x007fafebcac000 -- 0x007fafebcad000\n"
+    "         kswapd0-85      [001] ...1.  2000.000006: kvm_test_age_hva: "
+    "mmu notifier test age hva: 0x007fafebcad000\n"
+    "         python3-1234    [000] ...1.  2000.000007: kvm_test_age_hva: "
+    "mmu notifier test age hva: 0x007fafebcae000\n"
+)
+
+
+def test_age_hva_of_kswapd_and_other_tasks_is_clear_flush_young(tmp_path):
+    """kswapd reclaims (clear_flush_young); another task is assumed to be in direct reclaim."""
+    df = kt.load_ftrace(write(tmp_path, AGING))
+    got = list(zip(df["comm"], df["event"], df["callback"], df["callback_source"], strict=True))
+    assert got == [
+        ("kswapd0", "kvm_age_hva", "clear_flush_young", "task:kswapd"),
+        ("python3", "kvm_age_hva", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("kdamond.0", "kvm_age_hva", "clear_young", "task:kdamond"),
+        ("khugepaged", "kvm_age_hva", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("<...>", "kvm_age_hva", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("kswapd0", "kvm_test_age_hva", "test_young", "tracepoint"),
+        ("python3", "kvm_test_age_hva", "test_young", "tracepoint"),
+    ]
+    assert df["pid"].tolist() == [85, 1234, 77, 60, 99, 85, 1234]
+    assert df.attrs["age_hva"] == {
+        "task:kdamond": 1,
+        "task:kswapd": 1,
+        "assumed: reclaim (unknown task)": 3,
+    }
+    stream = kt.to_stream(df)
+    assert stream["kind"].tolist() == [
+        "clear_flush_young",
+        "clear_flush_young",
+        "clear_young",
+        "clear_flush_young",
+        "clear_flush_young",
+        "test_young",
+        "test_young",
+    ]
+    assert stream["cause"].tolist() == df["comm"].astype(str).tolist()
+    assert stream.attrs["age_hva"] == df.attrs["age_hva"]
+    layout = kv.MemslotLayout(
+        [kv.Memslot(slot=0, base_gfn=0, npages=0x800, userspace_addr=0x7FAFEAA00000)]
+    )
+    summary = kt.phase_summary(kt.classify(df, layout))
+    assert summary.loc[
+        kt.NO_PHASE, ["clear_flush_young", "clear_young", "test_young"]
+    ].tolist() == [
+        4,
+        1,
+        2,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("comm", "callback", "source"),
+    [
+        ("kdamond.0", "clear_young", "task:kdamond"),
+        ("kdamond.12", "clear_young", "task:kdamond"),
+        ("kswapd0", "clear_flush_young", "task:kswapd"),
+        ("kswapd3", "clear_flush_young", "task:kswapd"),
+        # Names the kernel does not give its threads: not trusted, so assumed.
+        ("kdamond", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("kdamond.0x", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("my-kswapd0", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("khugepaged", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("CPU 0/KVM", "clear_flush_young", "assumed: reclaim (unknown task)"),
+        ("<...>", "clear_flush_young", "assumed: reclaim (unknown task)"),
+    ],
+)
+def test_age_hva_callback_table(comm, callback, source):
+    assert kt.age_hva_callback(comm) == (callback, source)
+    assert source in kt.CALLBACK_SOURCES
+    assert callback in kv.notifiers.EVENT_KINDS  # a kind the model replays
+
+
+def test_age_hva_note_counts_match_the_table(events, tmp_path):
+    """The sentence says the counts of the frame's callback_source column, for each source."""
+    for frame in (events, kt.load_ftrace(write(tmp_path, AGING))):
+        rows = frame[frame["event"] == "kvm_age_hva"]
+        by_source = rows["callback_source"].astype(str).value_counts()
+        by_callback = rows.groupby("callback_source", observed=True)["callback"].unique()
+        note = kt.age_hva_note(frame.attrs["age_hva"])
+        m = re.fullmatch(
+            r"kvm_age_hva: (\d+) lines from kdamond read as clear_young \(DAMON never "
+            r"flushes\), (\d+) from kswapd as clear_flush_young \(reclaim\), (\d+) from "
+            r"other tasks assumed clear_flush_young \(reclaim\)",
+            note,
+        )
+        assert m is not None, note
+        said = dict(zip(kt.CALLBACK_SOURCES[1:], map(int, m.groups()), strict=True))
+        assert said == {k: int(by_source.get(k, 0)) for k in said}
+        assert sum(said.values()) == len(rows)
+        for source, callbacks in by_callback.items():
+            assert list(callbacks) == [kt.AGE_HVA_TASKS.get(source, (None, "clear_flush_young"))[1]]
+    assert kt.age_hva_note(events.attrs["age_hva"]) == (
+        "kvm_age_hva: 167 lines from kdamond read as clear_young (DAMON never flushes), 0 from "
+        "kswapd as clear_flush_young (reclaim), 0 from other tasks assumed clear_flush_young "
+        "(reclaim)"
+    )
+
+
+def test_age_hva_counts_of_a_frame_without_callback_source(events):
+    """A frame without the column (made by hand) is counted from event and comm, same rule."""
+    assert kt._age_hva_counts(events.drop(columns="callback_source")) == events.attrs["age_hva"]
+    assert kt._age_hva_counts(events[["comm"]]) == dict.fromkeys(kt.CALLBACK_SOURCES[1:], 0)
 
 
 # -- QEMU memslot log ------------------------------------------------------------------------------
@@ -878,7 +1057,17 @@ def test_keep_text_false_drops_only_the_text(events):
 
 
 def test_compact_dtypes(events):
-    for column in ("comm", "event", "flags", "callback", "lock", "lock_flags", "mark", "phase"):
+    for column in (
+        "comm",
+        "event",
+        "flags",
+        "callback",
+        "callback_source",
+        "lock",
+        "lock_flags",
+        "mark",
+        "phase",
+    ):
         assert isinstance(events[column].dtype, pd.CategoricalDtype), column
     assert events["pid"].dtype == np.int32 and events["line"].dtype == np.int64
 

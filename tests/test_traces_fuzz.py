@@ -8,6 +8,9 @@ test runs at least 100 examples, so well over 10,000 generated lines in all. The
 * strict mode parses or raises :class:`TraceParseError`, never another exception;
 * lenient mode never raises, and accounts for every line (records + comments + blank + headers
   + stack frames + lost + skipped == lines of the file);
+* every ``kvm_age_hva`` record carries the callback its task stands for
+  (:func:`kvmviz.traces.age_hva_callback`: ``clear_young`` for ``kdamond.N``,
+  ``clear_flush_young`` for ``kswapdN``, assumed ``clear_flush_young`` for any other comm);
 * lenient mode is strict mode on the file without the lines it skipped, sorted by time when
   records went back in time on their CPU (the pool wraps from the real trace's 1344 s to the
   extra lines' 10 s, and damaged digits move timestamps): strict mode then raises
@@ -52,6 +55,12 @@ EXTRA_LINES = [  # formats the real file lacks
     "  ksmd-37 [000] 10.000004: kvm_set_spte_hva: mmu notifier set pte hva: 0x007f0000001000",
     "  bash-1 [000] 10.000005: print: tracing_mark_write: PHASE fuzz",
     "  ksmd-37 [000] 10.000006: kernel_stack:         <stack trace >",
+    # kvm_age_hva from reclaim and from a task the table does not know (the real file has
+    # kdamond's only): their callbacks are decided by task, so damaged comms exercise the table.
+    "  kswapd0-85 [001] 10.000007: kvm_age_hva: mmu notifier age hva: 0x007f0000002000 -- "
+    "0x007f0000003000",
+    "  python3-1234 [001] 10.000008: kvm_age_hva: mmu notifier age hva: 0x007f0000004000 -- "
+    "0x007f0000005000",
 ]
 QEMU_LINES = [
     *QEMU.read_text(encoding="utf-8").split("\n")[:-1],
@@ -164,6 +173,11 @@ def test_load_ftrace_strict_lenient_and_accounting(workdir, lines):
     assert sum(counts[k] for k in parts) == counts["total"] == len(lines)
     assert counts["records"] == len(df)
     assert counts["skipped"] == df.attrs["skipped_count"] == len(df.attrs["skipped"])
+    # Every kvm_age_hva record has its task's callback (age_hva_callback), whatever the damage.
+    aging = df[df["event"] == "kvm_age_hva"]
+    decided = list(zip(aging["callback"], aging["callback_source"], strict=True))
+    assert decided == [kt.age_hva_callback(comm) for comm in aging["comm"]]
+    assert sum(df.attrs["age_hva"].values()) == len(aging)
     event(f"strict: {'parsed' if strict is not None else 'raised'}")
     event(f"skipped: {min(counts['skipped'] // 25 * 25, 75)}+")
     event(f"reordered: {'yes' if df.attrs['reordered'] else 'no'}")
