@@ -4,7 +4,17 @@ A teaching model of Linux KVM's rules around commit 8931a454ae ("KVM: Take mmu_l
 handling MMU notifier iff the hva hits a memslot", v5.13) and 071064f14d87 (v5.15).
 """
 
-from . import exercises, kernels, metrics, notifiers, presets, rwlock, traces
+from . import (
+    calibration,
+    exercises,
+    kernels,
+    metrics,
+    notifiers,
+    presets,
+    rwlock,
+    traces,
+    uncertainty,
+)
 from .engine import Run, TooMuchWork, estimate, simulate
 from .kernels import CALLBACKS, KERNELS, rule, takes_lock
 from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
@@ -13,6 +23,7 @@ from .rwlock import POLICIES, replay
 from .scenario import Scenario
 from .theme import set_theme
 from .traces import load_ftrace, load_qemu_memslots
+from .uncertainty import sensitivity
 
 __version__ = "0.1.0"
 
@@ -41,6 +52,7 @@ __all__ = [
     "TooMuchWork",
     "animate",
     "brownout",
+    "calibration",
     "compare_kernels",
     "estimate",
     "exercises",
@@ -55,11 +67,13 @@ __all__ = [
     "replay",
     "rule",
     "rwlock",
+    "sensitivity",
     "set_theme",
     "simulate",
     "stall_stats",
     "summarize",
     "takes_lock",
     "traces",
+    "uncertainty",
     "widgets",
 ]

@@ -1356,6 +1356,103 @@ def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | N
 
 
 # --------------------------------------------------------------------------------------------
+# How far the headline moves: kvmviz.uncertainty.sensitivity as a tornado.
+# --------------------------------------------------------------------------------------------
+_SENSITIVITY_UNITS = {
+    "p99_us": "p99 fault stall (µs)",
+    "mean_us": "mean fault stall (µs)",
+    "brownout_mean": "mean share of faulting vCPUs stalled",
+    "writer_wait_mean_us": "notifiers' mean wait for mmu_lock (µs)",
+}
+
+
+def _swept(values) -> str:
+    values = sorted(values)
+    return f"{values[0]:g} – {values[-1]:g}"
+
+
+def sensitivity(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
+    """A tornado of :func:`kvmviz.uncertainty.sensitivity`: how far each parameter moves a
+    headline number, on each kernel.
+
+    One panel per metric, one row per parameter (labelled with the values swept); on each row
+    one bar per kernel from the lowest to the highest value the metric takes over the
+    parameter's range, and a dot at the default. Rows are ordered by the widest bar.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`kvmviz.uncertainty.sensitivity`.
+    metrics : sequence of str
+        Its columns to draw, one panel each.
+    axes : sequence of Axes, optional
+        One per metric; default a new figure.
+
+    Returns
+    -------
+    list of matplotlib.axes.Axes
+    """
+    if not isinstance(table, pd.DataFrame) or "parameter" not in table:
+        raise TypeError("table: expected the DataFrame of kvmviz.uncertainty.sensitivity()")
+    metrics = list(metrics)
+    missing = [m for m in metrics if m not in table]
+    if missing:
+        raise ValueError(f"table has no column {missing[0]!r}; expected some of {list(table)}")
+    parameters = list(dict.fromkeys(table["parameter"]))
+    kernels = [k for k in KERNELS if k in set(table["kernel"])]
+    if axes is None:
+        fig = plt.figure(figsize=(5 * len(metrics), 0.7 + 0.55 * len(parameters) * 1.5))
+        fig.set_layout_engine("constrained")
+        axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    axes = list(axes)
+    if len(axes) != len(metrics):
+        raise ValueError(f"axes: expected {len(metrics)} Axes, one per metric")
+    first = metrics[0]
+    width = table.groupby("parameter")[first].agg(lambda v: v.max() - v.min())
+    order = sorted(parameters, key=lambda p: width[p])
+    step = 0.8 / max(len(kernels), 1)
+    for ax, metric in zip(axes, metrics, strict=True):
+        for y, parameter in enumerate(order):
+            part = table[table["parameter"] == parameter]
+            for j, kernel in enumerate(kernels):
+                rows = part[part["kernel"] == kernel]
+                style = KERNEL_STYLES.get(kernel, {"color": "#333333"})
+                yy = y + (j - (len(kernels) - 1) / 2) * step
+                low, high = rows[metric].min(), rows[metric].max()
+                ax.plot(
+                    [low, high], [yy, yy], color=style["color"], linewidth=4,
+                    solid_capstyle="butt", label=style.get("label", kernel) if y == 0 else None,
+                )  # fmt: skip
+                default = rows[rows["is_default"]][metric]
+                if len(default):
+                    ax.plot(
+                        [float(default.iloc[0])], [yy], "o", color="white",
+                        markeredgecolor=style["color"], markersize=5, zorder=3,
+                    )  # fmt: skip
+        ax.set_xlabel(_SENSITIVITY_UNITS.get(metric, metric))
+        ax.set_xlim(left=0)
+        ax.grid(axis="y", visible=False)
+    labels = []
+    for parameter in order:
+        values = table.loc[table["parameter"] == parameter, "value"]
+        labels.append(f"{parameter}\n{_swept(values)}")
+    axes[0].set_yticks(range(len(order)), labels, fontsize="small")
+    handles = [
+        Line2D(
+            [], [], color=KERNEL_STYLES[k]["color"], linewidth=4, label=KERNEL_STYLES[k]["label"]
+        )
+        for k in kernels
+        if k in KERNEL_STYLES
+    ]
+    handles.append(
+        Line2D([], [], marker="o", linestyle="", color="white", markeredgecolor="#333333",
+               label="default")
+    )  # fmt: skip
+    axes[-1].legend(handles=handles, loc="lower right", fontsize="small")
+    return axes
+
+
+# --------------------------------------------------------------------------------------------
 # perf lock contention.
 # --------------------------------------------------------------------------------------------
 # Where each acquisition takes mmu_lock, as perf would name the caller: the fault path

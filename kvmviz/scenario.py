@@ -56,8 +56,9 @@ class Scenario:
         Mean time to resolve the pfn (GUP) outside ``mmu_lock``, after sampling
         ``mmu_notifier_seq`` (exponential). Derived: a 1-vCPU fault round trip is about 2.9 µs.
     read_hold_us : float
-        Mean time a fault holds ``mmu_lock`` for read to install the SPTE (exponential).
-        Derived: 110 s to populate 288 GiB with 96 vCPUs under a spinlock, about 1.5 µs a fault.
+        Mean time a fault holds ``mmu_lock`` to install the SPTE (exponential), without
+        contention. *Fitted*: 1.4 µs makes 96 vCPUs populate 288 GiB in 110 s with faults under
+        the write lock, as in Ben Gardon's parallel-fault series (:mod:`kvmviz.calibration`).
     read_hold_per_vcpu_us : float
         Extra cost per fault per faulting vCPU when many vCPUs take ``mmu_lock`` for read at
         once: cache-line bouncing on the lock word and on shared page-table pages. *Fitted*:
@@ -143,7 +144,7 @@ class Scenario:
     guest_run_us: float = 200.0
     vmexit_us: float = 0.5
     resolve_pfn_us: float = 1.0
-    read_hold_us: float = 1.5
+    read_hold_us: float = 1.4
     read_hold_per_vcpu_us: float = 0.18
     retry_check_us: float = 0.1
     notifier_rate_hz: float = 2_000.0
