@@ -34,6 +34,9 @@ def _cached_summary(run):
     return summarize(run)
 
 
+_MMU_LABELS = {True: "TDP MMU (faults read-lock)", False: "shadow MMU (faults write-lock)"}
+
+
 def _first_callbacks(notifiers):
     return notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
 
@@ -78,7 +81,8 @@ def _table_html(rows: dict, selected: str) -> str:
 
 
 class ToggleDashboard:
-    """The kernel toggle (v5.12 / v5.13 / v5.15) and a few sliders, driving four views.
+    """The kernel toggle (v5.12 / v5.13 / v5.15), the MMU toggle (TDP or shadow, the kernel's
+    ``kvm.tdp_mmu``) and a few sliders, driving four views.
 
     The views: the stall CDF and the brownout curve (the selected kernel bold, the others faint
     for reference), a memslot map with the notifier ranges of the run coloured hit/miss, and a
@@ -108,6 +112,17 @@ class ToggleDashboard:
             value=kernel,
             description="kernel",
             tooltips=[KERNEL_STYLES[k]["label"] for k in KERNELS],
+        )
+        # The MMU is its own axis (kvm.tdp_mmu): faults read-lock mmu_lock only with the TDP
+        # MMU (direct_page_fault, a2855afc7ee8); stock v5.12-v5.14 hosts had it off.
+        self.mmu = w.ToggleButtons(
+            options=[(label, value) for value, label in _MMU_LABELS.items()],
+            value=self.base.tdp_mmu,
+            description="MMU",
+            tooltips=[
+                "kvm.tdp_mmu=1: faults take mmu_lock for read (default from v5.15, 71ba3f3189c7)",
+                "kvm.tdp_mmu=0: every fault takes mmu_lock for write (stock v5.12-v5.14)",
+            ],
         )
         self.vcpus = w.IntSlider(
             value=self.base.n_vcpus,
@@ -154,11 +169,12 @@ class ToggleDashboard:
         self.ax_map = self.figure.add_subplot(grid[1, :])
         self._background = None
         self._drawn_scenario = None
-        for control in (self.kernel, self.vcpus, self.spurious, self.rate):
+        for control in (self.kernel, self.mmu, self.vcpus, self.spurious, self.rate):
             control.observe(self._changed, names="value")
         self.widget = w.VBox(
             [
                 self.kernel,
+                self.mmu,
                 w.HBox(
                     [
                         w.VBox(
@@ -182,6 +198,7 @@ class ToggleDashboard:
             n_vcpus=int(self.vcpus.value),
             spurious_share=round(float(self.spurious.value), 4),
             notifier_rate_hz=round(float(self.rate.value), 3),
+            tdp_mmu=bool(self.mmu.value),
         )
 
     def runs(self) -> dict:
@@ -214,13 +231,23 @@ class ToggleDashboard:
         self.image.value = self._blit()
         self.table.value = _table_html(summaries, selected)
         s, ref = summaries[selected], summaries["v5.12"]
+        mmu = "tdp" if scenario.tdp_mmu else "shadow"
         self.headline.value = (
-            f'<p class="kvmviz-p99" data-kernel="{selected}" data-p99-us="{s["p99_us"]:.3f}">'
-            f"<b>{html.escape(KERNEL_STYLES[selected]['label'])}</b>: p99 fault stall "
+            f'<p class="kvmviz-p99" data-kernel="{selected}" data-mmu="{mmu}" '
+            f'data-p99-us="{s["p99_us"]:.3f}" data-brownout="{s["brownout_mean"]:.5f}">'
+            f"<b>{html.escape(KERNEL_STYLES[selected]['label'])}</b>, "
+            f"{html.escape(_MMU_LABELS[scenario.tdp_mmu])}: p99 fault stall "
             f"<b>{s['p99_us']:.1f} µs</b> (v5.12: {ref['p99_us']:.1f} µs); "
             f"{100 * s['brownout_mean']:.1f}% of vCPU time stalled on mmu_lock; "
             f"{int(s['lock_avoided'])} of {int(s['notifier_callbacks'])} callbacks "
-            "skipped the lock.</p>"
+            "skipped the lock."
+            + (
+                ""
+                if scenario.tdp_mmu
+                else " Without the TDP MMU every fault takes mmu_lock for write: the faults "
+                "serialise each other, whatever the notifiers do."
+            )
+            + "</p>"
         )
         elapsed = time.perf_counter() - started
         self.timing.value = (

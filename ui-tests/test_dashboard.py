@@ -152,16 +152,24 @@ def test_voila_page_links_nothing_outside_localhost(voila):
 # --- in Chromium ------------------------------------------------------------------------------
 
 
-def _p99(page, kernel: str, timeout_ms: int = 60_000) -> float:
-    locator = page.locator(f'.kvmviz-p99[data-kernel="{kernel}"]')
+def _p99(page, kernel: str, timeout_ms: int = 60_000, mmu: str = "tdp") -> float:
+    return _headline(page, kernel, timeout_ms, mmu)[0]
+
+
+def _headline(page, kernel: str, timeout_ms: int = 60_000, mmu: str = "tdp"):
+    """(p99 µs, brownout share) of the headline once it shows ``kernel`` on ``mmu``."""
+    locator = page.locator(f'.kvmviz-p99[data-kernel="{kernel}"][data-mmu="{mmu}"]')
     locator.wait_for(timeout=timeout_ms)
-    return float(locator.get_attribute("data-p99-us"))
+    return float(locator.get_attribute("data-p99-us")), float(
+        locator.get_attribute("data-brownout")
+    )
 
 
 @pytest.mark.browser
 def test_dashboard_in_chromium(browser, voila):
-    """Open the dashboard, flip the toggle to v5.15: the p99 stall shown drops; no code, no
-    error, and not a single request to anywhere but localhost."""
+    """Open the dashboard, flip the toggle to v5.15: the p99 stall and the brownout shown drop;
+    flip the MMU to the shadow MMU: every fault write-locks and the brownout is many times
+    larger; no code, no error, and not a single request to anywhere but localhost."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     requests, outside = keep_local(context)  # nothing leaves the machine; fails below
@@ -174,17 +182,26 @@ def test_dashboard_in_chromium(browser, voila):
     page.goto(voila, timeout=180_000)
     try:
         # The first run in a fresh environment also compiles the engine (numba, cached after).
-        before = _p99(page, "v5.12", timeout_ms=180_000)
+        before, brownout_before = _headline(page, "v5.12", timeout_ms=180_000)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "dashboard-failed.png"), full_page=True)
         raise
     print(f"dashboard shown {time.monotonic() - started:.1f} s after the request")
     page.screenshot(path=str(ARTIFACTS / "dashboard-v5.12.png"))
     page.get_by_role("button", name="v5.15", exact=True).click()
-    after = _p99(page, "v5.15")
+    after, brownout_after = _headline(page, "v5.15")
     page.screenshot(path=str(ARTIFACTS / "dashboard-v5.15.png"))
     assert before > 0
-    assert after < 0.75 * before, (before, after)
+    assert after < before, (before, after)
+    assert brownout_after < 0.5 * brownout_before, (brownout_before, brownout_after)
+    # The MMU toggle: without the TDP MMU the faults serialise each other on every kernel.
+    page.get_by_role("button", name="shadow MMU (faults write-lock)", exact=True).click()
+    _, brownout_shadow = _headline(page, "v5.15", mmu="shadow")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-v5.15-shadow-mmu.png"))
+    assert brownout_shadow > 5 * brownout_after, (brownout_after, brownout_shadow)
+    assert "every fault takes mmu_lock for write" in page.locator(".kvmviz-p99").inner_text()
+    page.get_by_role("button", name="TDP MMU (faults read-lock)", exact=True).click()
+    _headline(page, "v5.15", mmu="tdp")
     # The per-kernel table shows the writers' wait beside the readers' stall, for each kernel.
     table = page.locator("table.kvmviz-summary")
     headers = table.locator("th").all_inner_texts()

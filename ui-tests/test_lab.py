@@ -81,6 +81,11 @@ def _p99(page, kernel: str, timeout_ms: int = 60_000) -> float:
     return float(locator.get_attribute("data-p99-us"))
 
 
+def _brownout(page, kernel: str) -> float:
+    locator = page.locator(f'.kvmviz-p99[data-kernel="{kernel}"]')
+    return float(locator.get_attribute("data-brownout"))
+
+
 def _run_all_cells(page) -> None:
     """Run → Run All Cells, as a user would; again if the kernel was not ready to take it."""
     status = page.locator("#jp-main-statusbar")
@@ -115,16 +120,19 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     try:
         # The first run in a fresh environment also compiles the engine (numba, cached after).
         before = _p99(page, "v5.12", timeout_ms=180_000)
+        brownout_before = _brownout(page, "v5.12")
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "04-failed.png"), full_page=True)
         raise
     page.screenshot(path=str(ARTIFACTS / "04-v5.12.png"), full_page=False)
     page.get_by_role("button", name="v5.15", exact=True).click()
     after = _p99(page, "v5.15")
+    brownout_after = _brownout(page, "v5.15")
     page.locator(".kvmviz-p99[data-kernel='v5.15']").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "04-v5.15.png"), full_page=False)
     assert before > 0
-    assert after < 0.75 * before, (before, after)
+    assert after < before, (before, after)
+    assert brownout_after < 0.5 * brownout_before, (brownout_before, brownout_after)
     # Every cell ran: wait until the last code cell has an execution count, then no errors.
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
         timeout=120_000
