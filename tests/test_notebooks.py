@@ -237,12 +237,19 @@ def figures(path: Path):
 
 
 def test_free_parameters_are_read_from_the_scenario_docstring():
-    """The captions' notion of *free* is Scenario's: the four knobs no public source measures."""
+    """The captions' notion of *free* is Scenario's: the knobs no public source measures,
+    among them the two extrapolations that size every stall (the contention's in-lock share
+    and the flush growth past 64 vCPUs)."""
     assert free_parameters() == {
         "faulting_share",
         "guest_run_us",
         "notifier_rate_hz",
         "spurious_pair_share",
+        "contention_in_lock_share",
+        "tlb_flush_exponent",
+        "mapped_share",
+        "young_share",
+        "aging_reclaim_share",
     }
 
 
