@@ -1,6 +1,6 @@
 """The closed-loop simulation: vCPUs faulting against MMU notifiers on one ``mmu_lock``.
 
-Each faulting vCPU loops (x86 ``direct_page_fault``, KERNEL.md §3.2):
+Each faulting vCPU loops (x86 ``direct_page_fault``, docs/kernel.md §3.2):
 
 1. runs in the guest, then takes an EPT violation (half a VM-exit round trip);
 2. samples ``mmu_notifier_seq`` and resolves the pfn outside the lock (GUP);
@@ -14,7 +14,7 @@ Each faulting vCPU loops (x86 ``direct_page_fault``, KERNEL.md §3.2):
 
 Each notification event runs its callbacks in order; a callback takes ``mmu_lock`` for write or
 not as :func:`kvmviz.kernels.rule` says, holds it for the memslot walk and, on a hit, for the
-zap and one VM-wide TLB flush (``__kvm_handle_hva_range``, KERNEL.md §2).
+zap and one VM-wide TLB flush (``__kvm_handle_hva_range``, docs/kernel.md §2).
 
 Two implementations of the same model give identical tables for the same inputs:
 
@@ -454,7 +454,7 @@ class _Model:
         """Each callback's time: its hold if it takes the lock, else its walk outside it.
 
         A callback flushes remote TLBs only if ``flush_on_ret`` and its handler returned true
-        (``__kvm_handle_hva_range()``, KERNEL.md §2 step 4): ``kvm_unmap_gfn_range`` when it
+        (``__kvm_handle_hva_range()``, docs/kernel.md §2 step 4): ``kvm_unmap_gfn_range`` when it
         zapped an SPTE, ``kvm_age_gfn`` when an SPTE it aged was young. Whether a hit range
         holds such an SPTE is drawn per callback from ``mapped_share`` (and ``young_share`` for
         aging), seeded, so both engines see the same flushes.

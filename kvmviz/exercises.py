@@ -514,7 +514,7 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
 
 
 # The primary-MMU operations of chapter 02, each with the event kind it fires
-# (kvmviz.notifiers.EVENT_KINDS) and the mm function that fires it (KERNEL.md §1.2, §1.6).
+# (kvmviz.notifiers.EVENT_KINDS) and the mm function that fires it (docs/kernel.md §1.2, §1.6).
 _CALLBACK_ALIASES = {"start": "invalidate_range_start", "end": "invalidate_range_end"}
 _OPERATIONS = (
     (
@@ -871,7 +871,7 @@ def retry_check(
     for whether its range hits a memslot of ``layout``; a start that takes ``count`` from 0 to 1
     sets the invalidated range, later ones widen it to cover theirs (``kvm_inc_notifier_count``,
     4a42d848db95). Then ``mmu_notifier_retry_hva(kvm, seq, hva)``: retry if ``count != 0`` and
-    ``hva`` lies in the range, or if ``seq`` moved (KERNEL.md §3.2).
+    ``hva`` lies in the range, or if ``seq`` moved (docs/kernel.md §3.2).
 
     Parameters
     ----------

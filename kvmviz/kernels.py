@@ -1,7 +1,8 @@
 """The kernel rules: which MMU-notifier callbacks take ``mmu_lock``, on which kernel.
 
 One table, one row per (kernel, callback, hit-or-miss), each citing the commit it comes from
-(KERNEL.md §1.2, §3 and the cheat-sheet in §8). ``"hit"`` means the callback's hva range overlaps
+(docs/kernel.md §1.2, §3 and the cheat-sheet in §8). ``"hit"`` means the callback's hva range
+overlaps
 a memslot (:meth:`kvmviz.MemslotLayout.hits`).
 
 * ``v5.12``: every callback takes ``mmu_lock`` for write (``KVM_MMU_LOCK``, 531810caa9f4),

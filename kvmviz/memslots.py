@@ -3,7 +3,8 @@
 A memslot maps ``npages`` guest frames starting at ``base_gfn`` onto host virtual memory starting
 at ``userspace_addr``. KVM validates a new slot in ``__kvm_set_memory_region()``
 (``virt/kvm/kvm_main.c``) and, when an MMU notifier fires on an hva range, walks the slots in
-``__kvm_handle_hva_range()`` to find the gfns to zap (KERNEL.md §2). This module reproduces both:
+``__kvm_handle_hva_range()`` to find the gfns to zap (docs/kernel.md §2). This module
+reproduces both:
 the validation rules and the hit test, exactly, for both x86 address spaces.
 """
 
@@ -306,7 +307,8 @@ class MemslotLayout:
     def gfn_ranges(self, hva_start: int, hva_end: int) -> list[GfnRange]:
         """The guest frames a notifier on ``[hva_start, hva_end)`` reaches, per memslot.
 
-        Exactly the per-slot step of ``__kvm_handle_hva_range()`` (KERNEL.md §2): clip the range
+        Exactly the per-slot step of ``__kvm_handle_hva_range()`` (docs/kernel.md §2): clip the
+        range
         to the slot's hva span, convert the start with ``hva_to_gfn_memslot()`` and the end
         rounded up to a page (``hva_end + PAGE_SIZE - 1``), so a partially covered page is
         included and ``gfn_end`` stays exclusive. An hva aliased in as_id 0 and 1 yields one

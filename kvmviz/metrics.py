@@ -198,7 +198,7 @@ def notifier_counters(run) -> pd.DataFrame:
     moments the engine applies the change: ``count`` goes up when an ``invalidate_range_start``
     is granted ``mmu_lock`` (``kvm_inc_notifier_count``, under the write lock), and ``seq`` goes
     up then ``count`` down when an ``invalidate_range_end`` releases it (``seq++``, ``smp_wmb()``,
-    ``count--``: KERNEL.md §3.1). On v5.12 a ``change_pte`` bumps ``seq`` too (the bump removed
+    ``count--``: docs/kernel.md §3.1). On v5.12 a ``change_pte`` bumps ``seq`` too (the bump removed
     by c13fda237f08). A callback that skipped the lock changes neither.
 
     Parameters

@@ -3,7 +3,7 @@
 An *event* is what the primary MMU does once (a munmap, a page migration, an aging pass over one
 page); it fires one to three *callbacks* in a fixed order. Since 6bdb913f0a70 (v3.7)
 ``change_pte`` is always bracketed: ``invalidate_range_start`` -> ``change_pte`` ->
-``invalidate_range_end`` (KERNEL.md §1.2, §1.6). Only ``set_pte_at_notify()`` fires it, whose
+``invalidate_range_end`` (docs/kernel.md §1.2, §1.6). Only ``set_pte_at_notify()`` fires it, whose
 callers are KSM, copy-on-write (``wp_page_copy``), uprobes and device-memory migration; ordinary
 page migration installs the new PTE with a plain ``set_pte_at()`` in ``remove_migration_pte()``
 (mm/migrate.c) and so fires only the start/end pair of ``try_to_migrate_one()``

@@ -2,7 +2,7 @@
 
 The hvas are illustrative where the source gives none (QEMU picks them with ``mmap``), but the
 guest-physical layout follows QEMU's ``pc_q35.c`` rules and observed ``kvm_set_user_memory``
-traces (KERNEL.md §6).
+traces (docs/kernel.md §6).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def large_vm_layout(ram_bytes: int = 12 * TiB, *, smm: bool = False) -> MemslotL
 
     q35 puts 2 GiB of RAM below 4 GiB when RAM is at least 2.75 GiB and the rest at 4 GiB
     (``hw/i386/pc_q35.c``); the low RAM is split around the legacy VGA/ROM hole as in the
-    observed trace of KERNEL.md §6.1 (0x0/0xc0000, ROMs, 0x100000/0x7ff00000). Guest RAM is one
+    observed trace of docs/kernel.md §6.1 (0x0/0xc0000, ROMs, 0x100000/0x7ff00000). Guest RAM is one
     RAM block, so low and high RAM are contiguous in the VMM's address space. With ``smm=True``
     address space 1 aliases the RAM slots with the same hvas (QEMU's "kvm-smram" listener).
     """
@@ -105,7 +105,7 @@ def many_memslots_layout(n_slots: int = 512, slot_bytes: int = 2 << 20) -> Memsl
     """``n_slots`` equal slots back to back, as with Hyper-V SynIC overlay pages or virtio-mem.
 
     4fc096a99e01 raised the x86 limit to 32,764 user slots because Windows guests with SynIC
-    need two slots per vCPU (KERNEL.md §2.2).
+    need two slots per vCPU (docs/kernel.md §2.2).
     """
     n_slots = check_int(n_slots, "n_slots")
     if not 1 <= n_slots <= 32764:

@@ -3,7 +3,7 @@
 Three policies, each a small state machine with the same two verbs (``request``, ``release``):
 
 ``"qrwlock"``
-    The kernel's fair rwlock (``kernel/locking/qrwlock.c``, KERNEL.md §4). A reader gets in at
+    The kernel's fair rwlock (``kernel/locking/qrwlock.c``, docs/kernel.md §4). A reader gets in at
     once iff no writer holds *or waits*; otherwise it queues FIFO on ``wait_lock``. A writer is
     granted when it is at the head of the queue and nobody holds the lock; while it waits for the
     readers already inside it holds ``wait_lock``, so every newer reader queues behind it
@@ -14,7 +14,7 @@ Three policies, each a small state machine with the same two verbs (``request``,
     waiting reader goes before any waiting writer; writers are FIFO among themselves.
 ``"spinlock"``
     Every request exclusive, FIFO: the legacy shadow MMU, whose faults take ``mmu_lock`` for
-    write (KERNEL.md §4.8), or x86 before 531810caa9f4.
+    write (docs/kernel.md §4.8), or x86 before 531810caa9f4.
 
 Hand-off is free and ties are broken deterministically: requests are ordered by arrival time,
 then by index, and at one instant every release happens before any arrival.

@@ -1,7 +1,7 @@
 """``Scenario``: every parameter of a simulation, with its unit and where its default comes from.
 
 Times are microseconds (``_us``), rates are per second (``_hz``), sizes are 4 KiB pages unless a
-name says otherwise. Defaults come from ``PARAMETERS.md`` (the research notes in ``shared/``);
+name says otherwise. Defaults come from the sources of docs/parameters.md (``kvmviz.calibration``);
 the ones no public source measures are marked *free* and are there to be played with.
 """
 

@@ -57,7 +57,7 @@ def measure(run) -> pd.Series:
         ``writer_hold_max_us`` (how long the callbacks that took ``mmu_lock`` for write held
         it, µs) and ``spurious_event_hold_us``: over the notification events that missed every
         memslot yet took the lock, the mean of their callbacks' write holds summed per event,
-        µs (on v5.12 that is the memslot walk alone, KERNEL.md §2.1: one start/end pair costs
+        µs (on v5.12 that is the memslot walk alone, docs/kernel.md §2.1: one start/end pair costs
         what one madvise costs in memslot_perf_test's "unmap"). Each is 0 when no callback
         took the lock.
     """

@@ -1,8 +1,8 @@
 """Read real traces: tracefs / ``trace-cmd report`` text and QEMU's memslot log.
 
-A trace recorded on a KVM host (KERNEL.md §5) says which hva ranges the MMU notifiers reported,
+A trace recorded on a KVM host (docs/kernel.md §5) says which hva ranges the MMU notifiers reported,
 when, from which task, and whether ``mmu_lock`` was contended; QEMU's ``kvm_set_user_memory``
-log (KERNEL.md §6.1) says where the memslots were. With both, every notifier range can be
+log (docs/kernel.md §6.1) says where the memslots were. With both, every notifier range can be
 classified as a hit or a miss with the model's own hit test, summarised per phase of the
 experiment, and replayed through the engine as a notification stream:
 
@@ -149,7 +149,7 @@ def age_hva_callback(comm) -> tuple[str, str]:
     return _AGE_HVA_DEFAULT, AGE_HVA_ASSUMED
 
 
-# The kvm: tracepoint each MMU-notifier callback fires (KERNEL.md §5.1). kvm_age_hva fires for
+# The kvm: tracepoint each MMU-notifier callback fires (docs/kernel.md §5.1). kvm_age_hva fires for
 # clear_young and clear_flush_young: its callback is decided by the task (age_hva_callback());
 # the entry here is the one assumed for a task the table does not know.
 NOTIFIER_EVENTS = {
@@ -285,7 +285,7 @@ EMPTY_TRACE = (
 
 # "%#016lx": 0x and zero padding to 16 characters; a zero value prints without the 0x.
 _HEX = r"(0x[0-9a-fA-F]{1,32}|0{1,16})"
-_FAST = r"(?: fast_only: \d)?"  # a proposed extra field of the aging events (KERNEL.md §5.1)
+_FAST = r"(?: fast_only: \d)?"  # a proposed extra field of the aging events (docs/kernel.md §5.1)
 _UNMAP = re.compile(rf"mmu notifier unmap range: {_HEX} -- {_HEX}")
 _AGE = re.compile(rf"mmu notifier age hva: {_HEX} -- {_HEX}{_FAST}")
 _SET_PTE = re.compile(rf"mmu notifier set pte hva: {_HEX}")
@@ -956,7 +956,7 @@ def memslot_events(path, *, lenient: bool = False) -> pd.DataFrame:
     path : str or os.PathLike
         A log written with ``-d trace:kvm_set_user_memory -D <file>`` or ``-trace
         kvm_set_user_memory`` (optionally ``<tid>@<seconds>:`` or timestamp prefixes); other
-        lines are ignored. The three formats of KERNEL.md §6.1 are understood: ``Slot#N``
+        lines are ignored. The three formats of docs/kernel.md §6.1 are understood: ``Slot#N``
         (as_id in the upper 16 bits of N), ``AddrSpace#A Slot#N`` and the guest_memfd format.
     lenient : bool, default False
         Skip malformed ``kvm_set_user_memory`` lines (warning once) instead of raising.

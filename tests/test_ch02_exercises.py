@@ -1,7 +1,7 @@
 """Chapter 02's exercise generator, ``callback_order``: which callbacks, in which order.
 
 The oracle is an independent table of what the kernel's mm code fires for each operation named
-in the question (KERNEL.md §1.2, §1.6), checked against the generator over many seeds.
+in the question (docs/kernel.md §1.2, §1.6), checked against the generator over many seeds.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Chapter 05: the must-retry exercise, the counters behind it, and the retry timeline.
 
-The oracle below is written from the kernel text (KERNEL.md §1.2, §3.1, §3.2), not from
+The oracle below is written from the kernel text (docs/kernel.md §1.2, §3.1, §3.2), not from
 ``kvmviz.kernels``: each callback's effect on ``mmu_notifier_count`` / ``mmu_notifier_seq`` as
 the v5.12, v5.13 and v5.15 code does it, with a page-by-page hit test.
 """

@@ -1,7 +1,7 @@
 """Chapter 06's exercises: the memslot-walk threshold and the hold of a hit with its TLB flush.
 
 The generators ask the engine (:func:`kvmviz.simulate` on a one-event stream). The oracles here
-are brute force on the cost rules as KERNEL.md states them, sharing no code with the engine:
+are brute force on the cost rules as docs/kernel.md states them, sharing no code with the engine:
 
 * a spurious callback that takes ``mmu_lock`` before its walk holds it for one lock round trip
   plus ``walks x n`` memslot visits (v5.12: two walks, rmaps and TDP MMU, until 3039bcc74498;

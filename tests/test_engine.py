@@ -29,7 +29,7 @@ def _stream(rows):
 
 def _bump_and_range_oracle(run):
     """Recompute, from the notifier table alone, when mmu_notifier_seq moved and which
-    invalidation ranges were live, following the rules table (KERNEL.md §3)."""
+    invalidation ranges were live, following the rules table (docs/kernel.md §3)."""
     n = run.notifiers[run.notifiers.locked].sort_values("t_grant_us")
     bumps, steps = [], []  # steps: (time, count, lo, hi)
     count, lo, hi = 0, 0, 0

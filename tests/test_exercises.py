@@ -85,7 +85,8 @@ def _overlaps(a: tuple, b: tuple) -> bool:
     return max(a[0], b[0]) < min(a[1], b[1])
 
 
-# KERNEL.md §1.2/§2: which callbacks take mmu_lock, by kernel, on a miss (every kernel on a hit):
+# docs/kernel.md §1.2/§2: which callbacks take mmu_lock, by kernel, on a miss (every kernel on
+# a hit):
 # all on v5.12; on v5.13 (8931a454aea0) only the start/end pair; none on v5.15 (071064f14d87).
 LOCKS_ON_MISS = {
     "v5.12": {

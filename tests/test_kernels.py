@@ -1,4 +1,4 @@
-"""The rules table of :mod:`kvmviz.kernels`, row by row against KERNEL.md §1.2 and §8."""
+"""The rules table of :mod:`kvmviz.kernels`, row by row against docs/kernel.md §1.2 and §8."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ MISS, HIT = False, True
 
 
 def _expected_table():
-    """(kernel, callback, hit) -> (takes_lock, count_delta, bumps_seq), typed out from KERNEL.md."""
+    """(kernel, callback, hit) -> (takes_lock, count_delta, bumps_seq), typed out from
+    docs/kernel.md."""
     table = {}
     for hit in (MISS, HIT):
         # v5.12 (531810caa9f4): KVM_MMU_LOCK in every hook, hit or miss (§1.2 "always W").
@@ -75,7 +76,7 @@ def test_expected_table_is_complete():
 
 @pytest.mark.parametrize(("kernel", "callback", "hit"), ROWS)
 def test_rule_row(kernel, callback, hit):
-    """Each (kernel, callback, hit) row has the lock, count and seq effects KERNEL.md lists."""
+    """Each (kernel, callback, hit) row has the lock, count and seq effects docs/kernel.md lists."""
     got = rule(kernel, callback, hit)
     assert isinstance(got, Rule)
     assert (got.takes_lock, got.count_delta, got.bumps_seq) == EXPECTED[kernel, callback, hit]
@@ -86,7 +87,7 @@ def test_rule_row(kernel, callback, hit):
 
 @pytest.mark.parametrize(("kernel", "callback", "hit"), ROWS)
 def test_rule_row_cites_a_known_commit(kernel, callback, hit):
-    """Every row's source names at least one commit, and only commits from KERNEL.md's set."""
+    """Every row's source names at least one commit, and only commits from docs/kernel.md's set."""
     source = rule(kernel, callback, hit).source
     hashes = re.findall(r"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])", source)
     assert hashes, source

@@ -1,4 +1,5 @@
-"""Memslot validation and the MMU-notifier hit test (KERNEL.md §2), against brute-force oracles.
+"""Memslot validation and the MMU-notifier hit test (docs/kernel.md §2), against brute-force
+oracles.
 
 The oracles below never call :mod:`kvmviz.memslots`: they walk plain ``(as_id, slot, base_gfn,
 npages, userspace_addr)`` tuples exactly as ``__kvm_handle_hva_range()`` does.
@@ -29,7 +30,8 @@ HIGH_HVAS = (2**63 - 1, 2**63, 2**63 + PAGE + 1, 2**64 - PAGE, 2**64 - 1)
 SETTINGS = settings(max_examples=200, deadline=None)
 
 
-# -- brute-force oracles (KERNEL.md §2, one slot at a time) --------------------------------------
+# -- brute-force oracles (docs/kernel.md §2, one slot at a time)
+# --------------------------------------
 def oracle_gfn_ranges(specs, hva_start, hva_end):
     """Set of (as_id, slot, gfn_start, gfn_end) the kernel's slot walk produces for a range."""
     out = set()
@@ -263,7 +265,8 @@ def test_overlapping_hvas_are_fine():
 
 # -- hand-worked examples ------------------------------------------------------------------------
 def test_kernel_md_worked_example():
-    """KERNEL.md §2: [0x7f0000201800, 0x7f0000203001) in a 2 GiB slot hits gfns 0x201..0x203."""
+    """docs/kernel.md §2: [0x7f0000201800, 0x7f0000203001) in a 2 GiB slot hits gfns
+    0x201..0x203."""
     layout = MemslotLayout(
         [Memslot(slot=0, base_gfn=0, npages=0x80000, userspace_addr=0x7F0000000000)]
     )
@@ -430,7 +433,8 @@ def test_exhaustive_ranges_over_nested_and_aliased_hvas():
 @SETTINGS
 @given(layout_and_ranges())
 def test_hits_and_gfn_ranges_match_brute_force(case):
-    """hits() and gfn_ranges() agree with walking every slot as the kernel does (KERNEL.md §2)."""
+    """hits() and gfn_ranges() agree with walking every slot as the kernel does (docs/kernel.md
+    §2)."""
     specs, ranges = case
     layout = build(specs)
     for start, end in ranges:

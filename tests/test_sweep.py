@@ -97,7 +97,7 @@ def test_build_turns_other_axes_into_scenarios():
 
 
 def test_spurious_hold_grows_with_a_linear_walk_only():
-    """v5.12 walks the memslots under the write lock, twice for start (KERNEL.md §2.1)."""
+    """v5.12 walks the memslots under the write lock, twice for start (docs/kernel.md §2.1)."""
     layouts = {n: many_memslots_layout(n) for n in (10, 4000)}
     table = sweep.grid(
         SMALL.replace(spurious_share=1.0),
