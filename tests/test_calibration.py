@@ -59,17 +59,19 @@ def test_the_fit_depends_on_the_parameters_it_names():
 
 def test_predictions_are_what_they_are():
     """The model beside measurements no parameter was fitted to, as measured today: Matlack's
-    64-vCPU faults within 10 %, Gardon's 98 % waiting and 89 % saving within 5 points, and the
+    64-vCPU faults within 10 %, Gardon's 98 % waiting and 89 % saving within 5 points,
+    Houghton's 20 % slowdown from aging under the lock within a factor 1.3, and the
     memslot_perf_test pair about 3x too slow in the model (its flush and zap constants are for
     large VMs) while its growth with the slot count is within a factor 1.5."""
     table = calibration.predictions().set_index("measurement")
     ratio = table["ratio"]
-    assert len(table) == 5
+    assert len(table) == 6
     assert 0.9 < ratio.iloc[0] < 1.1  # Matlack, 3.545 s
     assert abs(table["model"].iloc[1] - 0.98) < 0.05  # Gardon, share of time waiting
     assert abs(table["model"].iloc[2] - 0.89) < 0.05  # Gardon, time saved by the TDP MMU
-    assert 2.0 < ratio.iloc[3] < 4.0  # one pair at 509 slots
-    assert 1.0 < ratio.iloc[4] < 1.5  # its growth from 10 to 509 slots
+    assert 1 / 1.3 < ratio.iloc[3] < 1.3  # Houghton, +20 % vCPU time with aging under the lock
+    assert 2.0 < ratio.iloc[4] < 4.0  # one pair at 509 slots
+    assert 1.0 < ratio.iloc[5] < 1.5  # its growth from 10 to 509 slots
 
 
 def test_populate_refuses_an_unknown_lock():
