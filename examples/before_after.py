@@ -17,6 +17,6 @@ runs = {kernel: kv.simulate(scenario, kernel=kernel, seed=0) for kernel in ("v5.
 
 fig, (ax_cdf, ax_brownout) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
 kv.plot.stall_cdf(runs, ax=ax_cdf)
-kv.plot.brownout(runs, ax=ax_brownout)
+kv.plot.brownout_curve(runs, ax=ax_brownout)
 for path in kv.plot.save(fig, f"{out}/before-after"):  # refuses to overwrite a file
     print(path)

@@ -16,7 +16,7 @@ scenario = kv.Scenario()  # 416 vCPUs, 12 TiB, 95% of the notifications spurious
 runs = {kernel: kv.simulate(scenario, kernel=kernel, seed=0) for kernel in kv.KERNELS}
 
 fig, ax = plt.subplots(figsize=(6.4, 4), layout="constrained")
-kv.plot.brownout(runs, ax=ax, bin_us=200)  # averaged over 200 µs windows
+kv.plot.brownout_curve(runs, ax=ax, bin_us=200)  # averaged over 200 µs windows
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)  # below the axes
 for path in kv.plot.save(fig, f"{out}/brownout"):  # refuses to overwrite a file
     print(path)

@@ -12,7 +12,7 @@ import kvmviz as kv
 out = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="kvmviz-"))
 scenario = kv.Scenario()  # 416 vCPUs, 12 TiB, 95% of the notifications spurious
 for kernel in ("v5.12", "v5.15"):
-    text = kv.plot.contention_text(kv.simulate(scenario, kernel=kernel, seed=0))
+    text = kv.metrics.contention_text(kv.simulate(scenario, kernel=kernel, seed=0))
     print(f"# {kernel}\n{text}")
     path = out / f"contention-{kernel}.txt"
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import kvmviz as kv
 out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="kvmviz-")
 kv.set_theme("paper")
 table = kv.sensitivity(kv.Scenario(), seeds=(0, 1, 2, 3))  # 416 vCPUs, TDP MMU, qrwlock
-axes = kv.plot.sensitivity(table)
+axes = kv.plot.tornado(table)
 axes[0].figure.suptitle(
     "416 vCPUs, TDP MMU: each bar one parameter over its plausible range (seeds 0-3)",
     fontsize="medium",

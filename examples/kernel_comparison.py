@@ -17,6 +17,6 @@ print(table[["lock_taken", "p99_us", "brownout_mean"]].round(3).to_string())
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 for ax, metric in zip(axes, ["lock_taken", "p99_us", "brownout_mean"], strict=True):
-    kv.plot.compare_kernels(table, ax=ax, metric=metric)
+    kv.plot.kernel_bars(table, ax=ax, metric=metric)
 for path in kv.plot.save(fig, f"{out}/kernel-comparison"):  # refuses to overwrite a file
     print(path)

@@ -14,9 +14,9 @@ out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="kvmviz-")
 kv.set_theme("paper")
 run = kv.simulate(kv.Scenario(), kernel="v5.12", seed=0)  # 416 vCPUs, 12 TiB
 # ~3 ms around the longest writer wait, widened so that no stall is cut off at an edge.
-start, end = kv.plot.busiest_window(run, 3_000)
+start, end = kv.metrics.busiest_window(run, 3_000)
 
 fig, axes = plt.subplots(2, 1, figsize=(10, 6), height_ratios=[3, 1], layout="constrained")
-kv.plot.lock_timeline(run, start, end, ax=axes, groups=8)  # 8 lanes of grouped vCPUs
+kv.timelines.lock_timeline(run, start, end, ax=axes, groups=8)  # 8 lanes of grouped vCPUs
 for path in kv.plot.save(fig, f"{out}/lock-timeline-416-vcpus"):  # refuses to overwrite
     print(path)

@@ -16,9 +16,9 @@ kv.set_theme("paper")
 storm = kv.Scenario(n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000)
 run = kv.simulate(storm, kernel="v5.12", seed=0)
 # ~60 µs around the longest writer wait, widened so that no stall is cut off at an edge.
-start, end = kv.plot.busiest_window(run, 60)
+start, end = kv.metrics.busiest_window(run, 60)
 
 fig, axes = plt.subplots(2, 1, figsize=(10, 4.6), height_ratios=[3, 1], layout="constrained")
-kv.plot.lock_timeline(run, start, end, ax=axes)
+kv.timelines.lock_timeline(run, start, end, ax=axes)
 for path in kv.plot.save(fig, f"{out}/lock-timeline-8-vcpus"):  # refuses to overwrite a file
     print(path)

@@ -5,30 +5,35 @@ handling MMU notifier iff the hva hits a memslot", v5.13) and 071064f14d87 (v5.1
 """
 
 from . import (
-    calibration,
+    classify,
+    engine,
     exercises,
+    experiments,
     kernels,
+    memslots,
     metrics,
     notifiers,
     presets,
+    run,
     rwlock,
+    scenario,
     traces,
-    uncertainty,
 )
-from .engine import Run, TooMuchWork, estimate, simulate
+from .engine import TooMuchWork, estimate, simulate
+from .experiments import compare_kernels, sensitivity
 from .kernels import CALLBACKS, KERNELS, rule, takes_lock
 from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
-from .metrics import brownout, compare_kernels, stall_stats, summarize
+from .metrics import brownout, stall_stats, summarize
+from .run import Run
 from .rwlock import POLICIES, replay
 from .scenario import Scenario
 from .theme import set_theme
 from .traces import load_ftrace, load_qemu_memslots
-from .uncertainty import sensitivity
 
 __version__ = "0.1.0"
 
 # The views load matplotlib and ipywidgets: imported on first use, so the model stays light.
-_LAZY = ("animate", "figures", "plot", "widgets")
+_LAZY = ("animate", "gallery", "plot", "timelines", "widgets")
 
 
 def __getattr__(name):
@@ -52,28 +57,33 @@ __all__ = [
     "TooMuchWork",
     "animate",
     "brownout",
-    "calibration",
+    "classify",
     "compare_kernels",
+    "engine",
     "estimate",
     "exercises",
-    "figures",
+    "experiments",
+    "gallery",
     "kernels",
     "load_ftrace",
     "load_qemu_memslots",
+    "memslots",
     "metrics",
     "notifiers",
     "plot",
     "presets",
     "replay",
     "rule",
+    "run",
     "rwlock",
+    "scenario",
     "sensitivity",
     "set_theme",
     "simulate",
     "stall_stats",
     "summarize",
     "takes_lock",
+    "timelines",
     "traces",
-    "uncertainty",
     "widgets",
 ]

@@ -21,8 +21,6 @@ import asyncio
 import base64
 import html
 import io
-import os
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -41,7 +39,7 @@ from matplotlib.path import Path as MplPath
 from matplotlib.transforms import Bbox
 
 from . import plot
-from ._files import umask
+from ._files import check_free, write_atomic
 from .engine import simulate
 from .presets import VMM_HEAP
 from .scenario import Scenario
@@ -1192,28 +1190,11 @@ def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:
 # ---------------------------------------------------------------------------------------------
 def _free_target(path, force: bool) -> Path:
     """``path`` as a Path, if it may be written: refuse early, before any frame is rendered."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"refusing to overwrite {path} (pass force=True)")
-    return path
+    return check_free([path], force=force)[0]
 
 
 def _write_atomic(path, data: bytes, *, force: bool) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, so a reader
-    never sees half a file; refuse to replace an existing file unless ``force``."""
-    path = _free_target(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mask = umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; an animation is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic({path: data}, force=force)[0]
 
 
 _HTML = """<!DOCTYPE html>

@@ -16,27 +16,18 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__, exercises
+from . import __version__, exercises, experiments, metrics
 from ._checks import check_seed
 from ._progress import reporter
-from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate, simulate
+from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
 from .kernels import KERNELS
-from .metrics import KERNEL_TABLE_COLUMNS, compare_kernels
+from .metrics import KERNEL_TABLE_COLUMNS
 from .rwlock import POLICIES
 from .scenario import Scenario
 
 __all__ = ["main"]
 
-_QUIZ = {
-    "takes-lock": exercises.takes_lock_question,
-    "zapped-gfns": exercises.zapped_gfns,
-    "grant-order": exercises.grant_order,
-    "must-retry": exercises.must_retry,
-    "callback-order": exercises.callback_order,
-    "reader-wait": exercises.reader_wait,
-    "walk-threshold": exercises.memslot_walk_threshold,
-    "flush-hold": exercises.hit_flush_hold,
-}
+_QUIZ = exercises.KINDS  # kind -> generator: the one spelling, shared with the notebooks
 
 # Scenario fields the simulate options set, to name the option in Scenario's own errors.
 _OPTION_OF_FIELD = {
@@ -286,6 +277,9 @@ def _parser() -> argparse.ArgumentParser:
         "-s", "--seed", type=_seed, default=0, help="picks the problem (an integer >= 0)"
     )
     quiz.add_argument("-c", "--compute", action="store_true", help="show the answer")
+    quiz.add_argument(
+        "--policy", choices=POLICIES, help="the lock of grant-order and reader-wait (qrwlock)"
+    )
     return parser
 
 
@@ -390,34 +384,33 @@ def _simulate(args) -> int:
         return f"{done} / {total} kernels" + (f", running {KERNELS[done]}" if done < n else "")
 
     report = _reporter(args, prog, describe)
-
-    def run(scenario, kernel, policy, seed):
-        if report is not None:
-            report(KERNELS.index(kernel), n)
-        return simulate(scenario, kernel, policy, seed, max_records=args.max_records)
-
     try:
-        table = compare_kernels(scenario, policy=args.policy, seed=args.seed, simulate=run)
+        table = experiments.compare_kernels(
+            scenario,
+            policy=args.policy,
+            seed=args.seed,
+            progress=report,
+            max_records=args.max_records,
+        )
     except TooMuchWork as error:  # faults retried far more than estimated
         message = str(error).replace("max_records=", "--max-records ")
         return _fail(prog, message.replace("a larger max_records", "a larger --max-records"))
-    if report is not None:
-        report(n, n)
     print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
     return 0
 
 
 def _figures(args) -> int:
-    from . import figures  # loads matplotlib: only for this command
 
     prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    unknown = [f for f in formats if f not in figures.FORMATS]
+    from . import gallery  # loads matplotlib: only for this command
+
+    unknown = [f for f in formats if f not in gallery.FORMATS]
     if unknown or not formats:
         return _fail(
             prog,
             f"--format {args.format!r}: unknown format(s) {', '.join(unknown) or '(none)'}; "
-            f"expected some of {', '.join(figures.FORMATS)}",
+            f"expected some of {', '.join(gallery.FORMATS)}",
         )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -430,7 +423,7 @@ def _figures(args) -> int:
     )
     unchanged = f"{out} is as it was" if out.exists() else "nothing was written"
     try:
-        written = figures.render_all(
+        written = gallery.render_all(
             out,
             formats=formats,
             context=args.context,
@@ -451,7 +444,7 @@ def _figures(args) -> int:
 
 
 def _replay(args) -> int:
-    from . import plot, traces  # plot's table helpers load matplotlib: only for this command
+    from . import traces  # plot's table helpers load matplotlib: only for this command
 
     prog = "kvmviz replay"
     print(
@@ -477,7 +470,7 @@ def _replay(args) -> int:
                 progress=_reporter(args, prog, traces._describe_bytes),
             )
             stage = ""
-            table, runs = traces.compare_replay(
+            table, runs = experiments.compare_replay(
                 events, layout, n_vcpus=args.vcpus, policy=args.policy, seed=args.seed
             )
         except TooMuchWork as error:
@@ -498,13 +491,19 @@ def _replay(args) -> int:
     print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
     for kernel, run in runs.items():
         print(f"\n# perf lock contention, as it would read on {kernel}")
-        print(plot.contention_text(run))
+        print(metrics.contention_text(run))
     return 0
 
 
 def _quiz(args) -> int:
-    question = _QUIZ[args.kind](seed=args.seed)
-    print(f"# kvmviz quiz {args.kind} -s {args.seed}{' -c' if args.compute else ''}")
+    options = {} if args.policy is None else {"policy": args.policy}
+    try:
+        question = exercises.quiz(args.kind, args.seed, **options)
+    except ValueError as error:
+        return _fail("kvmviz quiz", str(error))
+    except OSError as error:
+        return _fail("kvmviz quiz", _os_error(error))
+    print(f"# {question.command}{' -c' if args.compute else ''}")
     print(question.question)
     print()
     print(question.reveal() if args.compute else "Answer: ?  (run again with -c to reveal)")

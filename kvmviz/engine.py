@@ -37,84 +37,32 @@ import bisect
 import heapq
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from . import classify
 from ._checks import check_int, check_seed
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
-from .kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from .kernels import CALLBACKS, KERNELS
 from .memslots import PAGE_SIZE
 from .notifiers import EVENT_KINDS, check_stream, generate_stream
+from .run import Run
 from .rwlock import POLICIES, make_lock
 from .scenario import Scenario
 
 __all__ = [
     "MAX_FAULTING_VCPUS",
     "MAX_RECORDS",
-    "Run",
     "TooMuchWork",
     "Work",
     "estimate",
-    "replay_run",
+    "scripted_run",
     "simulate",
 ]
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
-_SINGLE_HVA = {"change_pte", "test_young"}  # these callbacks carry one hva, not a range
 _AGING = ("clear_flush_young", "clear_young", "test_young")
-
-
-@dataclass(frozen=True, eq=False)
-class Run:
-    """The result of one simulation: tidy tables, times in µs.
-
-    Attributes
-    ----------
-    scenario : Scenario
-    kernel : str
-    policy : str
-    seed : int
-    faults : pandas.DataFrame
-        One row per fault *attempt* (an EPT violation that reached ``mmu_lock``): ``vcpu,
-        fault`` (the vCPU's fault number: ``(vcpu, fault)`` names a fault), ``retries``
-        (retries this fault had before this attempt), ``hva, t_exit_us,
-        t_request_us, t_grant_us, t_release_us, wait_us, hold_us, retry`` (this attempt found
-        an invalidation and must fault again). Sorted by vCPU, then time.
-    notifiers : pandas.DataFrame
-        One row per callback: ``event, cause, callback, hva_start, hva_end, hit, locked,
-        t_arrive_us, t_grant_us, t_release_us, wait_us, hold_us`` (NaN grant and zero wait/hold
-        when the callback did not take the lock), ``t_done_us``.
-    lock : pandas.DataFrame
-        Every acquisition of ``mmu_lock``: ``holder`` ("vcpu" / "notifier"), ``who`` (vCPU or
-        event), ``mode`` ("read" / "write"), ``callback`` ("page_fault" or the notifier
-        callback), ``t_request_us, t_grant_us, t_release_us, wait_us, hold_us``; sorted by
-        grant time. Built from the two tables above on first use.
-    """
-
-    scenario: Scenario
-    kernel: str
-    policy: str
-    seed: int
-    faults: pd.DataFrame
-    notifiers: pd.DataFrame
-
-    @cached_property
-    def lock(self) -> pd.DataFrame:
-        """Every acquisition of ``mmu_lock``, faults and notifiers, sorted by grant time."""
-        return lock_table(
-            self.faults,
-            self.notifiers,
-            self.policy,
-            write_faults=self.scenario.faults_write(self.policy),
-        )
-
-    def summary(self) -> pd.Series:
-        """Headline numbers of the run (see :func:`kvmviz.metrics.summarize`)."""
-        from .metrics import summarize
-
-        return summarize(self)
 
 
 MAX_RECORDS = 4_000_000
@@ -404,51 +352,25 @@ class _Model:
     # -- the notifications ------------------------------------------------------------------
     def _plan_callbacks(self, seed: int) -> None:
         """Expand the events into their callbacks and look up each one's rule and cost."""
-        s, layout, stream = self.s, self.s.layout, self.stream
-        kinds = list(EVENT_KINDS)
-        kind_code = pd.Categorical(stream["kind"], categories=kinds).codes.astype(np.int64)
-        if (kind_code < 0).any():
-            raise ValueError(f"event kinds must be among {kinds}")
-        seq_len = np.array([len(EVENT_KINDS[k]) for k in kinds], dtype=np.int64)[kind_code]
-        n_events = len(stream)
-        n = int(seq_len.sum())
-        first = (np.cumsum(seq_len) - seq_len).astype(np.int64)
-        owner = np.repeat(np.arange(n_events), seq_len)
-        pos = np.arange(n) - first[owner]
-        # The callback at each (kind, position in the event), as an index into CALLBACKS.
-        table = np.full((len(kinds), _MAX_CALLBACKS_PER_EVENT), -1, dtype=np.int64)
-        for k, kind in enumerate(kinds):
-            for j, cb in enumerate(EVENT_KINDS[kind]):
-                table[k, j] = CALLBACKS.index(cb)
-        code = table[kind_code[owner], pos]
-        self.cb_callback = np.array(CALLBACKS, dtype=object)[code]
-        self.cb_event = stream["event"].to_numpy(dtype=np.int64)[owner]
-        self.cb_start = stream["hva_start"].to_numpy(dtype=np.uint64)[owner]
-        single = np.isin(code, [CALLBACKS.index(c) for c in _SINGLE_HVA])
-        self.cb_end = np.where(
-            single,
-            self.cb_start + np.uint64(PAGE_SIZE),
-            stream["hva_end"].to_numpy(np.uint64)[owner],
-        )
-        self.cb_hit = layout.hit_mask(self.cb_start, self.cb_end)
-        # The rule of each (callback, hit) pair, looked up once for all callbacks.
-        locked = np.zeros((len(CALLBACKS), 2), dtype=bool)
-        delta = np.zeros((len(CALLBACKS), 2), dtype=np.int64)
-        bump = np.zeros((len(CALLBACKS), 2), dtype=bool)
-        for c, cb in enumerate(CALLBACKS):
-            for h in (0, 1):  # integer indices: a bool index would be a mask
-                r = rule(self.kernel, cb, bool(h))
-                locked[c, h], delta[c, h], bump[c, h] = r.takes_lock, r.count_delta, r.bumps_seq
-        hit = self.cb_hit.astype(np.int64)
-        self.cb_locked = locked[code, hit]
-        self.cb_count = delta[code, hit]
-        self.cb_bump = bump[code, hit]
+        s, stream = self.s, self.stream
+        plan = classify.callbacks(stream, s.layout, self.kernel)
+        code = plan["code"].to_numpy()
+        n = len(plan)
+        self.cb_callback = plan["callback"].to_numpy()
+        self.cb_event = plan["event"].to_numpy()
+        self.cb_start = plan["hva_start"].to_numpy()
+        self.cb_end = plan["hva_end"].to_numpy()
+        self.cb_hit = plan["hit"].to_numpy()
+        self.cb_locked = plan["locked"].to_numpy()
+        self.cb_count = plan["count_delta"].to_numpy()
+        self.cb_bump = plan["bumps_seq"].to_numpy()
+        self.cb_flush_on_ret = plan["flush_on_ret"].to_numpy()
         self._plan_costs(code, seed)
-        has_next = pos + 1 < seq_len[owner]
+        has_next = ~plan["last"].to_numpy()
         self.cb_next = np.where(has_next, np.arange(n) + 1, -1).astype(np.int64)
         self.cb_gap = np.where(has_next, s.invalidate_window_us, 0.0)
         self.first_time = stream["t_us"].to_numpy(dtype=float)
-        self.first_cb = first
+        self.first_cb = np.flatnonzero(plan["position"].to_numpy() == 0).astype(np.int64)
 
     def _plan_costs(self, code: np.ndarray, seed: int) -> None:
         """Each callback's time: its hold if it takes the lock, else its walk outside it.
@@ -483,8 +405,7 @@ class _Model:
         p_ret = 1.0 - (1.0 - present) ** pages
         u = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 0x726574])).random(n)
         ret = self.cb_hit & (u < p_ret)  # "ret"
-        flush_on_ret = np.array([FLUSH_ON_RET[cb] for cb in CALLBACKS])[code]
-        self.cb_flush = self.cb_locked & ret & flush_on_ret
+        self.cb_flush = self.cb_locked & ret & self.cb_flush_on_ret
         work = np.zeros(n)
         zap = self.cb_locked & self.cb_hit & (code == start)
         mapped_mib = np.where(ret, pages * s.mapped_share, 0.0) * PAGE_SIZE / 2**20
@@ -500,27 +421,16 @@ class _Model:
 
     # -- the effects of callbacks on mmu_notifier_count / seq ---------------------------------
     def init_state(self) -> None:
-        self.count = 0
-        self.range_lo = 0
-        self.range_hi = 0
+        self.counters = classify.Counters()
         self.bump_times: list[float] = []
 
     def on_writer_grant(self, i: int, now: float) -> None:
-        if self.cb_count[i] > 0:
-            # kvm_inc_notifier_count (4a42d848db95): set the range when count goes 0 -> 1,
-            # else widen it to the union.
-            lo, hi = int(self.cb_start[i]), int(self.cb_end[i])
-            if self.count == 0:
-                self.range_lo, self.range_hi = lo, hi
-            else:
-                self.range_lo, self.range_hi = min(self.range_lo, lo), max(self.range_hi, hi)
-            self.count += 1
+        self.counters.grant(int(self.cb_count[i]), int(self.cb_start[i]), int(self.cb_end[i]))
 
     def on_writer_release(self, i: int, now: float) -> None:
         if self.cb_bump[i]:
-            self.bump_times.append(now)  # mmu_notifier_seq++, then smp_wmb(), then count--
-        if self.cb_count[i] < 0:
-            self.count -= 1
+            self.bump_times.append(now)
+        self.counters.release(bool(self.cb_bump[i]), int(self.cb_count[i]))
 
     # -- output --------------------------------------------------------------------------------
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -550,6 +460,8 @@ class _Model:
             data = {c: a[order] for c, a in data.items()}
         data["wait_us"] = data["t_grant_us"] - data["t_request_us"]
         data["hold_us"] = data["t_release_us"] - data["t_grant_us"]
+        # Both engines sample mmu_notifier_seq half a VM-exit after the exit (step 2 above).
+        data["t_snapshot_us"] = data["t_exit_us"] + self.half_exit
         retry = data.pop("retry")
         data["retry"] = retry
         faults = pd.DataFrame(data, copy=False)
@@ -582,46 +494,6 @@ class _Model:
             }
         )
         return faults, notifiers
-
-
-def lock_table(
-    faults: pd.DataFrame, notifiers: pd.DataFrame, policy: str, *, write_faults: bool | None = None
-) -> pd.DataFrame:
-    """Every acquisition of ``mmu_lock`` (faults and notifiers), sorted by grant time.
-
-    ``write_faults`` says whether the faults took it for write (default: only under
-    ``"spinlock"``; a :class:`Run` passes :meth:`Scenario.faults_write`)."""
-    w = notifiers[notifiers["locked"].to_numpy()]
-    nr, nw = len(faults), len(w)
-    holder = np.concatenate([np.zeros(nr, dtype=np.int8), np.ones(nw, dtype=np.int8)])
-    if write_faults is None:
-        write_faults = policy == "spinlock"
-    fault_mode = 1 if write_faults else 0
-    mode = np.concatenate([np.full(nr, fault_mode, dtype=np.int8), np.ones(nw, dtype=np.int8)])
-    callbacks = ["page_fault", *CALLBACKS]
-    cb_code = pd.Categorical(w["callback"], categories=callbacks).codes
-    callback = np.concatenate([np.zeros(nr, dtype=np.int8), cb_code.astype(np.int8)])
-    cols = {
-        "who": np.concatenate([faults["vcpu"].to_numpy(), w["event"].to_numpy()]),
-        "t_request_us": np.concatenate([faults["t_request_us"], w["t_arrive_us"]]),
-        "t_grant_us": np.concatenate([faults["t_grant_us"], w["t_grant_us"]]),
-        "t_release_us": np.concatenate([faults["t_release_us"], w["t_release_us"]]),
-    }
-    order = np.lexsort((holder, cols["t_grant_us"]))
-    frame = pd.DataFrame(
-        {
-            "holder": pd.Categorical.from_codes(holder[order], ["vcpu", "notifier"]),
-            "who": cols["who"][order],
-            "mode": pd.Categorical.from_codes(mode[order], ["read", "write"]),
-            "callback": pd.Categorical.from_codes(callback[order], callbacks),
-            "t_request_us": cols["t_request_us"][order],
-            "t_grant_us": cols["t_grant_us"][order],
-            "t_release_us": cols["t_release_us"][order],
-        }
-    )
-    frame["wait_us"] = frame["t_grant_us"] - frame["t_request_us"]
-    frame["hold_us"] = frame["t_release_us"] - frame["t_grant_us"]
-    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,7 +549,8 @@ def _run_events(model: _Model, policy: str) -> None:
         t_grant[v] = now
         bumps = model.bump_times
         bumped = bisect.bisect_right(bumps, now) > bisect.bisect_right(bumps, t_snap[v])
-        in_range = model.count > 0 and model.range_lo <= int(hva[v]) < model.range_hi
+        c = model.counters
+        in_range = c.count > 0 and c.range_start <= int(hva[v]) < c.range_end
         is_retry[v] = bool(bumped or in_range)
         h = s.retry_check_us if is_retry[v] else model.mean_hold * draws.at(v, attempt[v])[2]
         hold[v] = h
@@ -797,7 +670,7 @@ def _run_compiled(model: _Model) -> None:
 # --------------------------------------------------------------------------------------------
 # A hand-made request list as a Run, so every view can draw it.
 # --------------------------------------------------------------------------------------------
-def replay_run(
+def scripted_run(
     arrival,
     is_writer,
     hold,
@@ -808,7 +681,7 @@ def replay_run(
 ) -> Run:
     """An open-loop request list, granted by :func:`kvmviz.rwlock.replay`, as a :class:`Run`.
 
-    The views (:func:`kvmviz.plot.lock_timeline`, :func:`kvmviz.animate.queue_animation`, the
+    The views (:func:`kvmviz.timelines.lock_timeline`, :func:`kvmviz.animate.queue_animation`, the
     metrics) then draw a hand-made scene exactly as they draw a simulation. Each reader becomes
     one fault attempt of its own vCPU, vCPUs numbered 0, 1, ... in request order; each writer
     becomes one notification event of a single ``callback`` that takes ``mmu_lock`` for write,
@@ -835,7 +708,7 @@ def replay_run(
 
     Examples
     --------
-    >>> run = replay_run([0, 1, 2], [False, True, False], [10, 5, 1])
+    >>> run = scripted_run([0, 1, 2], [False, True, False], [10, 5, 1])
     >>> run.lock[["holder", "who", "t_grant_us"]].values.tolist()
     [['vcpu', 0, 0.0], ['notifier', 0, 10.0], ['vcpu', 1, 15.0]]
     """
@@ -867,6 +740,7 @@ def replay_run(
             "t_release_us": release[r],
             "wait_us": grant[r] - arrival[r],
             "hold_us": hold[r],
+            "t_snapshot_us": arrival[r],
             "retry": np.zeros(n_readers, dtype=bool),
         }
     )

@@ -1,24 +1,38 @@
-"""Metrics of a :class:`~kvmviz.engine.Run`: reader stalls, brownout, a kernel comparison.
+"""Metrics: pure functions of a :class:`~kvmviz.Run` (or of its tables), nothing simulated.
 
-Views call these; none of them re-simulates except :func:`compare_kernels`, which runs the same
-scenario and seed once per kernel.
+Reader stalls (:func:`stall_stats`), the brownout curve (:func:`brownout`), a run's headline
+numbers (:func:`summarize`) and the per-kernel table of several runs (:func:`kernel_table`); the
+notifier counters through a run (:func:`notifier_counters`); the one interval-coverage
+integral (:func:`coverage`) and the queue depth; the windows a timeline should show
+(:func:`busiest_window`, :func:`whole_stalls`); and the ``perf lock contention`` table
+(:func:`contention_table`, :func:`contention_text`). Loops over :func:`kvmviz.simulate` live
+in :mod:`kvmviz.experiments`; views draw what these return.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
-from ._progress import reporter
-from .kernels import KERNELS
+from . import classify
+from ._checks import check_number
+from .kernels import CALLBACKS, rule
 
 __all__ = [
     "KERNEL_TABLE_COLUMNS",
     "brownout",
-    "compare_kernels",
+    "busiest_window",
+    "contention_table",
+    "contention_text",
+    "coverage",
+    "kernel_table",
     "notifier_counters",
+    "queue_depth",
     "stall_stats",
     "summarize",
+    "whole_stalls",
 ]
 
 
@@ -90,19 +104,7 @@ def brownout(run, bin_us: float | None = None) -> pd.DataFrame:
     starts = np.clip(waiting["t_request_us"].to_numpy(), 0, edges[-1])
     ends = np.clip(waiting["t_grant_us"].to_numpy(), 0, edges[-1])
 
-    # Integral of (number waiting) over each bin = sum over intervals of their overlap.
-    # F(x) = sum_i overlap([s_i, e_i), [0, x)) is piecewise linear; bin area = F(b) - F(a).
-    def cumulative(x: np.ndarray) -> np.ndarray:
-        s_sorted, e_sorted = np.sort(starts), np.sort(ends)
-        cs, ce = (
-            np.concatenate([[0], np.cumsum(s_sorted)]),
-            np.concatenate([[0], np.cumsum(e_sorted)]),
-        )
-        ns = np.searchsorted(s_sorted, x, "right")
-        ne = np.searchsorted(e_sorted, x, "right")
-        return (ns * x - cs[ns]) - (ne * x - ce[ne])
-
-    area = np.diff(cumulative(edges))
+    area = coverage(starts, ends, edges)  # the integral of the number waiting over each bin
     share = area / (bin_us * run.scenario.n_vcpus)
     return pd.DataFrame({"t_us": edges[:-1], "stalled_share": share[:nbins]})
 
@@ -145,52 +147,6 @@ def summarize(run) -> pd.Series:
     return out
 
 
-def compare_kernels(
-    scenario=None,
-    *,
-    policy: str = "qrwlock",
-    seed: int = 0,
-    kernels=KERNELS,
-    simulate=None,
-    progress=None,
-) -> pd.DataFrame:
-    """Run the same scenario and seed on each kernel and tabulate :func:`summarize`.
-
-    Parameters
-    ----------
-    scenario : Scenario, optional
-    policy : str
-    seed : int
-    kernels : sequence of str
-        Default all of :data:`kvmviz.KERNELS`.
-    simulate : callable, optional
-        ``simulate(scenario, kernel, policy, seed)``; default :func:`kvmviz.simulate`, pass a
-        cached one to reuse runs.
-    progress : None, True or callable, optional
-        ``True``: a progress bar, one step per kernel (an ipywidgets bar in Jupyter, else a
-        line on stderr); a callable is called as ``progress(done, total)``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per kernel (index ``kernel``), the columns of :func:`summarize`.
-    """
-    if simulate is None:
-        from .engine import simulate
-    kernels = list(kernels)
-    report = reporter(
-        progress, "simulate", lambda done, total: f"{done} / {total} kernels", "done, total"
-    )
-    rows = []
-    for kernel in kernels:
-        rows.append(summarize(simulate(scenario, kernel, policy, seed)))
-        if report is not None:
-            report(len(rows), len(kernels))
-    frame = pd.DataFrame(rows)
-    frame.index = pd.Index(list(kernels), name="kernel")
-    return frame
-
-
 def notifier_counters(run) -> pd.DataFrame:
     """``mmu_notifier_count`` and ``mmu_notifier_seq`` through a run, one row per change.
 
@@ -221,8 +177,6 @@ def notifier_counters(run) -> pd.DataFrame:
     >>> int(counters["seq"].iloc[-1]) == int(counters["seq_delta"].sum())
     True
     """
-    from .kernels import rule
-
     notifiers = run.notifiers
     rows = []
     hvas = []
@@ -239,18 +193,330 @@ def notifier_counters(run) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     order = np.argsort(frame["t_us"].to_numpy(), kind="stable")
     frame = frame.iloc[order].reset_index(drop=True)
-    count, lo, hi = 0, 0, 0
+    state = classify.Counters()
     counts, starts, ends = [], [], []
     for i, delta in zip(order.tolist(), frame["count_delta"].tolist(), strict=True):
-        if delta > 0:  # kvm_inc_notifier_count: a new range at 0 -> 1, else the union
-            start, end = hvas[i]
-            lo, hi = (start, end) if count == 0 else (min(lo, start), max(hi, end))
-        count += delta
-        counts.append(count)
-        starts.append(lo)
-        ends.append(hi)
+        if delta > 0:
+            state.grant(delta, *hvas[i])
+        else:
+            state.release(False, delta)  # seq is summed below
+        counts.append(state.count)
+        starts.append(state.range_start)
+        ends.append(state.range_end)
     frame["count"] = np.array(counts, dtype=np.int64)
     frame["seq"] = frame["seq_delta"].cumsum().astype(np.int64)
     frame["range_start"] = np.array(starts, dtype=np.uint64)
     frame["range_end"] = np.array(ends, dtype=np.uint64)
     return frame
+
+
+def kernel_table(runs) -> pd.DataFrame:
+    """The per-kernel summary table: one row of :func:`summarize` per run, indexed by label.
+
+    Parameters
+    ----------
+    runs : Run, sequence of Run, or mapping of label to Run
+        A sequence is labelled by each run's kernel.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``kernel`` (the labels), the columns of :func:`summarize`; front ends print
+        :data:`KERNEL_TABLE_COLUMNS` of it.
+    """
+    if hasattr(runs, "faults"):
+        runs = {runs.kernel: runs}
+    elif not isinstance(runs, Mapping):
+        runs = {run.kernel: run for run in runs}
+    frame = pd.DataFrame([summarize(run) for run in runs.values()])
+    frame.index = pd.Index(list(runs), name="kernel")
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Intervals: the coverage integral, the queue, the windows worth drawing.
+# --------------------------------------------------------------------------------------------
+def coverage(starts, ends, edges) -> np.ndarray:
+    """Per bin of ``edges``, the time covered by the intervals ``[starts, ends)``, summed.
+
+    The one interval-coverage integral of the package (the brownout, the timelines' aggregated
+    lanes and the animations use it): ``F(x)``, the summed overlap of the intervals with
+    ``(-inf, x)``, is piecewise linear in ``x``, so each bin's area ``F(b) - F(a)`` is exact.
+
+    Parameters
+    ----------
+    starts, ends : array_like
+        The intervals, ``ends >= starts``, in any order.
+    edges : array_like
+        Increasing bin edges; intervals are clipped to ``[edges[0], edges[-1]]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``len(edges) - 1`` areas (time × intervals; divide by the bin width for a mean count).
+
+    Examples
+    --------
+    >>> coverage([0, 1], [2, 4], [0, 2, 4]).tolist()
+    [3.0, 2.0]
+    """
+    edges = np.asarray(edges, dtype=float)
+    starts = np.sort(np.clip(np.asarray(starts, dtype=float), edges[0], edges[-1]))
+    ends = np.sort(np.clip(np.asarray(ends, dtype=float), edges[0], edges[-1]))
+    cum_s = np.concatenate([[0.0], np.cumsum(starts)])
+    cum_e = np.concatenate([[0.0], np.cumsum(ends)])
+    n_s = np.searchsorted(starts, edges, "right")
+    n_e = np.searchsorted(ends, edges, "right")
+    # F(x) = sum of overlaps of the intervals with (-inf, x): piecewise linear in x.
+    covered = (n_s * edges - cum_s[n_s]) - (n_e * edges - cum_e[n_e])
+    return np.diff(covered)
+
+
+def queue_depth(run, start_us: float, end_us: float) -> tuple[np.ndarray, np.ndarray]:
+    """How many acquisitions of ``mmu_lock`` wait at each instant of a window, as steps.
+
+    Returns
+    -------
+    (t_us, waiting) : tuple of numpy.ndarray
+        Step edges from ``start_us`` to ``end_us`` and the number waiting from each edge on
+        (``matplotlib`` ``drawstyle="steps-post"``); at one instant, grants count before
+        requests.
+    """
+    lock = run.lock
+    waited = lock["wait_us"].to_numpy() > 0
+    requests = lock["t_request_us"].to_numpy()[waited]
+    grants = lock["t_grant_us"].to_numpy()[waited]
+    times = np.concatenate([requests, grants])
+    delta = np.concatenate([np.ones(requests.size), -np.ones(grants.size)])
+    order = np.lexsort((delta, times))  # at one instant, grants before requests
+    times, depth = times[order], np.cumsum(delta[order])
+    first = np.searchsorted(times, start_us, "right")
+    last = np.searchsorted(times, end_us, "left")
+    before = depth[first - 1] if first > 0 else 0.0
+    t = np.concatenate([[start_us], times[first:last], [end_us]])
+    waiting = np.concatenate([[before], depth[first:last], [depth[last - 1] if last > 0 else 0]])
+    return t, waiting
+
+
+def _contention_episodes(run) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the maximal stretches of time in which someone waits for
+    ``mmu_lock``: the union of every acquisition's ``[t_request_us, t_grant_us)`` that waited,
+    faults and callbacks alike, overlapping or touching intervals merged. Sorted, disjoint."""
+    lock = run.lock
+    waited = lock["wait_us"].to_numpy() > 0
+    request = lock["t_request_us"].to_numpy()[waited]
+    grant = lock["t_grant_us"].to_numpy()[waited]
+    if request.size == 0:
+        return np.empty(0), np.empty(0)
+    order = np.argsort(request, kind="stable")
+    request, grant = request[order], grant[order]
+    reach = np.maximum.accumulate(grant)
+    first = np.flatnonzero(np.concatenate([[True], request[1:] > reach[:-1]]))
+    return request[first], np.maximum.reduceat(grant, first)
+
+
+def whole_stalls(run, start_us: float, end_us: float) -> tuple[float, float]:
+    """Widen a timeline window so that no stall is cut off at either edge.
+
+    A stall is any acquisition of ``mmu_lock`` that waited (a fault or a notifier callback,
+    from ``t_request_us`` to ``t_grant_us`` in ``run.lock``). The window is widened to the
+    bounds of every contention episode it overlaps (a maximal stretch of time in which someone
+    waits, overlapping waits merged), so every stall that overlaps the window is shown whole,
+    and so is every stall that overlaps the widened one: its edges fall where nobody waits.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float
+        The window, µs of simulated time; ``end_us`` after ``start_us``.
+
+    Returns
+    -------
+    (start_us, end_us) : tuple of float
+        Never narrower than the window given; the same window if it cuts no stall. An edge
+        that had to move gets a margin of calm (2 % of the window, less if the next episode
+        is closer) so that the last stall is seen to end.
+
+    Examples
+    --------
+    >>> kv.timelines.lock_timeline(run, *whole_stalls(run, 1_000, 1_400))  # doctest: +SKIP
+    """
+    start_us = check_number(start_us, "start_us")
+    end_us = check_number(end_us, "end_us")
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us:g}, {end_us:g})")
+    starts, ends = _contention_episodes(run)
+    cut = (starts < end_us) & (ends > start_us)
+    if not cut.any():
+        return start_us, end_us
+    new_start = min(start_us, float(starts[cut].min()))
+    new_end = max(end_us, float(ends[cut].max()))
+    # A widened edge would sit exactly where the last stall ends, which reads as a cut: leave
+    # 2 % of the window of calm beyond it, but never so much that the margin cuts the next
+    # episode (nor before t = 0).
+    margin = 0.02 * (new_end - new_start)
+    if new_start < start_us:
+        before = ends[ends <= new_start]
+        floor = float(before.max()) if before.size else 0.0
+        new_start = max(new_start - margin, floor, min(0.0, new_start))
+    if new_end > end_us:
+        after = starts[starts >= new_end]
+        ceiling = float(after.min()) if after.size else np.inf
+        new_end = min(new_end + margin, ceiling)
+    return new_start, new_end
+
+
+def busiest_window(
+    run, width_us: float, *, lead: float = 0.25, whole: bool = True
+) -> tuple[float, float]:
+    """A timeline window around the notifier callback that waited longest for ``mmu_lock``,
+    widened to show whole stalls.
+
+    The window starts ``lead * width_us`` before that callback arrives (at 0 at the earliest)
+    and is ``width_us`` wide; then :func:`whole_stalls` widens it to the bounds of the
+    contention episodes it would cut, so the long wait and every stall around it are shown from
+    start to end. With no callback that took the lock, the acquisition that waited longest is
+    used; with no wait at all, the run's first ``width_us``.
+
+    Parameters
+    ----------
+    run : Run
+    width_us : float
+        The width asked for, µs (the window returned may be wider, never narrower).
+    lead : float
+        Share of ``width_us`` shown before the callback arrives, in [0, 1].
+    whole : bool
+        Widen the window with :func:`whole_stalls` (the timelines); ``False`` keeps it exactly
+        ``width_us`` wide (the animations, whose frames span a fixed window).
+
+    Returns
+    -------
+    (start_us, end_us) : tuple of float
+
+    Examples
+    --------
+    >>> kv.timelines.lock_timeline(run, *kv.metrics.busiest_window(run, 3_000))  # doctest: +SKIP
+    """
+    width_us = check_number(width_us, "width_us")
+    if not width_us > 0:
+        raise ValueError(f"width_us = {width_us!r}: expected a positive number of µs")
+    lead = check_number(lead, "lead", minimum=0.0)
+    if lead > 1:
+        raise ValueError(f"lead = {lead!r}: expected a share of the window, in [0, 1]")
+    notifiers = run.notifiers
+    taken = notifiers[notifiers["locked"].to_numpy(dtype=bool)]
+    if len(taken):
+        when = float(taken["t_arrive_us"].to_numpy()[np.argmax(taken["wait_us"].to_numpy())])
+    elif len(run.lock) and (run.lock["wait_us"].to_numpy() > 0).any():
+        lock = run.lock
+        when = float(lock["t_request_us"].to_numpy()[np.argmax(lock["wait_us"].to_numpy())])
+    else:
+        return 0.0, width_us
+    start = max(0.0, when - lead * width_us)
+    return whole_stalls(run, start, start + width_us) if whole else (start, start + width_us)
+
+
+# --------------------------------------------------------------------------------------------
+# perf lock contention.
+# --------------------------------------------------------------------------------------------
+# Where each acquisition takes mmu_lock, as perf would name the caller: the fault path
+# (direct_page_fault, arch/x86/kvm/mmu/mmu.c) and the MMU-notifier callbacks of
+# virt/kvm/kvm_main.c, into which __kvm_handle_hva_range() is inlined (__always_inline).
+_CALLERS = {
+    "page_fault": "direct_page_fault",
+    **{cb: f"kvm_mmu_notifier_{cb}" for cb in CALLBACKS},
+}
+_CONTENTION_COLUMNS = ["contended", "total_wait_us", "max_wait_us", "avg_wait_us", "type", "caller"]
+
+
+def contention_table(run) -> pd.DataFrame:
+    """``mmu_lock`` contention of a run by lock type and caller, as ``perf lock contention``.
+
+    Parameters
+    ----------
+    run : Run
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (type, caller) whose acquisitions ever waited: ``contended`` (acquisitions
+        that waited longer than 0), ``total_wait_us``, ``max_wait_us``, ``avg_wait_us`` (total
+        over contended, as perf), ``type`` (``rwlock:R`` for faults and ``rwlock:W`` for
+        notifier callbacks; ``spinlock`` under the ``"spinlock"`` policy) and ``caller``
+        (``direct_page_fault``, ``kvm_mmu_notifier_invalidate_range_start``, ...). Sorted by
+        total wait, longest first (perf's default ``-k wait_total``).
+
+    See Also
+    --------
+    contention_text : the same table as perf prints it.
+    """
+    lock = run.lock
+    waited = lock[lock["wait_us"].to_numpy() > 0]
+    if run.policy == "spinlock":
+        lock_type = np.full(len(waited), "spinlock", dtype=object)
+    else:
+        lock_type = np.where(waited["mode"].to_numpy() == "read", "rwlock:R", "rwlock:W")
+    frame = pd.DataFrame(
+        {
+            "type": lock_type,
+            "caller": waited["callback"].astype(str).map(_CALLERS).to_numpy(),
+            "wait_us": waited["wait_us"].to_numpy(),
+        }
+    )
+    table = frame.groupby(["type", "caller"], sort=True).agg(
+        contended=("wait_us", "size"),
+        total_wait_us=("wait_us", "sum"),
+        max_wait_us=("wait_us", "max"),
+    )
+    table["avg_wait_us"] = table["total_wait_us"] / table["contended"]
+    table = table.reset_index().sort_values(
+        ["total_wait_us", "caller"], ascending=[False, True], kind="stable"
+    )
+    table["contended"] = table["contended"].astype(np.int64)
+    return table[_CONTENTION_COLUMNS].reset_index(drop=True)
+
+
+def _perf_time(ns: int, width: int = 12) -> str:
+    """A duration as perf's ``lock_stat_key_print_time()`` prints it (tools/perf)."""
+    for base, unit in ((3600e9, "h "), (60e9, "m "), (1e9, "s "), (1e6, "ms"), (1e3, "us")):
+        if ns >= base:
+            return f"{ns / base:{width - 3}.2f} {unit}"
+    return f"{ns:{width - 3}d} ns"
+
+
+def contention_text(run) -> str:
+    """:func:`contention_table` as ``perf lock contention`` prints it on a terminal.
+
+    The default fields and layout of ``perf lock contention`` (tools/perf/builtin-lock.c):
+    ``contended``, ``total wait``, ``max wait``, ``avg wait``, then ``type`` and ``caller``;
+    times in ns, µs ("us"), ms or s with two decimals; the average is the integer division of
+    the total by the contended count, in ns. Callers have no ``+0x..`` offset: the model has
+    no code addresses.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(kv.metrics.contention_text(run))  # doctest: +SKIP
+     contended   total wait     max wait     avg wait         type   caller
+    <BLANKLINE>
+          8469       3.53 s       1.52 ms    417.20 us     rwlock:R   direct_page_fault
+    ...
+    """
+    table = contention_table(run)
+    lines = [
+        f"{'contended':>10} {'total wait':>12} {'max wait':>12} {'avg wait':>12}   "
+        f"{'type':>10}   caller",
+        "",
+    ]
+    for row in table.itertuples(index=False):
+        total_ns = round(row.total_wait_us * 1000)
+        max_ns = round(row.max_wait_us * 1000)
+        avg_ns = total_ns // row.contended
+        lines.append(
+            f"{row.contended:10d} {_perf_time(total_ns)} {_perf_time(max_ns)} "
+            f"{_perf_time(avg_ns)}   {row.type:>10}   {row.caller}"
+        )
+    return "\n".join(lines) + "\n"

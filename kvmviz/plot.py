@@ -1,16 +1,15 @@
 """Static figures, each ``f(data, *, ax=None) -> Axes``, drawn from a run's tidy tables.
 
-None of them simulates: pass :class:`~kvmviz.engine.Run` objects (or a ``{kernel: Run}``
-mapping) made elsewhere. Call :func:`kvmviz.set_theme` first for the house look.
+None of them simulates: pass :class:`~kvmviz.Run` objects (or a ``{kernel: Run}`` mapping)
+made elsewhere, or the tables of :mod:`kvmviz.metrics` and :mod:`kvmviz.experiments`. The lock
+and retry timelines live in :mod:`kvmviz.timelines`. Call :func:`kvmviz.set_theme` first for
+the house look; :func:`save` writes a figure as SVG and PNG, atomically.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
-import os
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,35 +22,30 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.text import Text
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import IdentityTransform
 
-from ._checks import check_number
-from ._files import umask
-from .kernels import CALLBACKS, KERNELS
+from . import metrics
+from ._files import check_free, write_atomic
+from .kernels import KERNELS
 from .memslots import PAGE_SHIFT
-from .metrics import brownout as brownout_curve
-from .metrics import summarize
+from .metrics import kernel_table
 from .theme import COLORS, HATCHES, KERNEL_STYLES, POLICY_STYLES
 
 __all__ = [
+    "FORMATS",
     "MIN_SPAN_PT",
     "SpanBars",
-    "brownout",
-    "busiest_window",
-    "compare_kernels",
-    "contention_table",
-    "contention_text",
+    "brownout_curve",
     "gfn_map",
-    "lock_timeline",
+    "kernel_bars",
     "memslot_map",
     "restyle",
-    "retry_timeline",
     "save",
     "stall_by_kernel",
     "stall_cdf",
+    "tornado",
     "update",
-    "whole_stalls",
 ]
 
 _WAIT_FLOOR_US = 0.1  # waits below this are drawn at the floor of the log axis
@@ -224,7 +218,7 @@ def _cdf_points(run):
 
 
 def _brownout_points(run, bin_us=None):
-    curve = brownout_curve(run, bin_us=bin_us)
+    curve = metrics.brownout(run, bin_us=bin_us)
     return curve["t_us"].to_numpy() / 1000, 100 * curve["stalled_share"].to_numpy()
 
 
@@ -320,7 +314,7 @@ def stall_cdf(runs, *, ax=None, highlight: str | None = None):
     return ax
 
 
-def brownout(runs, *, ax=None, bin_us: float | None = None, highlight: str | None = None):
+def brownout_curve(runs, *, ax=None, bin_us: float | None = None, highlight: str | None = None):
     """Share of the VM's vCPUs stalled on ``mmu_lock`` over time, one line per run.
 
     Parameters
@@ -770,436 +764,6 @@ def _as_name(as_id: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The lock timeline.
-# --------------------------------------------------------------------------------------------
-def _busy_time(starts, ends, edges) -> np.ndarray:
-    """Per bin of ``edges``, the time covered by the intervals ``[starts, ends)``, summed."""
-    starts = np.sort(np.clip(starts, edges[0], edges[-1]))
-    ends = np.sort(np.clip(ends, edges[0], edges[-1]))
-    cum_s = np.concatenate([[0.0], np.cumsum(starts)])
-    cum_e = np.concatenate([[0.0], np.cumsum(ends)])
-    n_s = np.searchsorted(starts, edges, "right")
-    n_e = np.searchsorted(ends, edges, "right")
-    # F(x) = sum of overlaps of the intervals with (-inf, x): piecewise linear in x.
-    covered = (n_s * edges - cum_s[n_s]) - (n_e * edges - cum_e[n_e])
-    return np.diff(covered)
-
-
-def _queue_depth(run, start_us: float, end_us: float):
-    """(t_us, waiting): how many acquisitions of ``mmu_lock`` wait at each instant, as steps."""
-    lock = run.lock
-    waited = lock["wait_us"].to_numpy() > 0
-    requests = lock["t_request_us"].to_numpy()[waited]
-    grants = lock["t_grant_us"].to_numpy()[waited]
-    times = np.concatenate([requests, grants])
-    delta = np.concatenate([np.ones(requests.size), -np.ones(grants.size)])
-    order = np.lexsort((delta, times))  # at one instant, grants before requests
-    times, depth = times[order], np.cumsum(delta[order])
-    first = np.searchsorted(times, start_us, "right")
-    last = np.searchsorted(times, end_us, "left")
-    before = depth[first - 1] if first > 0 else 0.0
-    t = np.concatenate([[start_us], times[first:last], [end_us]])
-    waiting = np.concatenate([[before], depth[first:last], [depth[last - 1] if last > 0 else 0]])
-    return t, waiting
-
-
-def _spans(starts, widths, scale: float) -> list[tuple[float, float]]:
-    """(x, width) of intervals, to scale: :class:`SpanBars` gives them a width on screen."""
-    return [(a * scale, w * scale) for a, w in zip(starts, widths, strict=True)]
-
-
-_STATE_STYLE = {
-    "read": {"facecolor": COLORS["read"], "edgecolor": COLORS["read"], "linewidth": 0},
-    "write": {"facecolor": COLORS["write"], "edgecolor": COLORS["write"], "linewidth": 0},
-    # The hatch takes the edge colour: white dots on orange stay visible in grey scale.
-    "wait": {
-        "facecolor": COLORS["wait"],
-        "edgecolor": "white",
-        "linewidth": 0,
-        "hatch": HATCHES["wait"],
-    },
-}
-_SKIP_MARK = {"marker": "|", "markersize": 9, "markeredgewidth": 1.5, "color": COLORS["miss"]}
-
-
-def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale):
-    """The notifier lane of a timeline at ``y``: waits and write holds as bars, callbacks that
-    skipped the lock as marks (an instant, shown if it falls in the window). Bars are to scale
-    but at least :data:`MIN_SPAN_PT` wide on screen (a 40 ns write hold in a 3 ms window is
-    the point of the lane). Returns the callbacks shown."""
-    arrive = notifiers["t_arrive_us"].to_numpy()
-    locked = notifiers["locked"].to_numpy(dtype=bool)
-    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
-    shown = notifiers[(arrive < end_us) & (release >= start_us)]
-    taken = shown[shown["locked"].to_numpy(dtype=bool)]
-    waited = taken[taken["wait_us"].to_numpy() > 0]
-    _span_bars(
-        ax,
-        _spans(waited["t_arrive_us"], waited["wait_us"], scale),
-        (y, height),
-        gid="lane-notifier-wait",
-        **_STATE_STYLE["wait"],
-    )
-    _span_bars(
-        ax,
-        _spans(taken["t_grant_us"], taken["hold_us"], scale),
-        (y, height),
-        gid="lane-notifier-write",
-        zorder=2.1,  # a write hold right after its wait is drawn over the wait's widened end
-        **_STATE_STYLE["write"],
-    )
-    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
-    ax.plot(
-        skipped["t_arrive_us"].to_numpy() * scale,
-        np.full(len(skipped), y + height / 2),
-        linestyle="none",
-        gid="lane-notifier-skipped",
-        **_SKIP_MARK,
-    )
-    return shown
-
-
-def _contention_episodes(run) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of the maximal stretches of time in which someone waits for
-    ``mmu_lock``: the union of every acquisition's ``[t_request_us, t_grant_us)`` that waited,
-    faults and callbacks alike, overlapping or touching intervals merged. Sorted, disjoint."""
-    lock = run.lock
-    waited = lock["wait_us"].to_numpy() > 0
-    request = lock["t_request_us"].to_numpy()[waited]
-    grant = lock["t_grant_us"].to_numpy()[waited]
-    if request.size == 0:
-        return np.empty(0), np.empty(0)
-    order = np.argsort(request, kind="stable")
-    request, grant = request[order], grant[order]
-    reach = np.maximum.accumulate(grant)
-    first = np.flatnonzero(np.concatenate([[True], request[1:] > reach[:-1]]))
-    return request[first], np.maximum.reduceat(grant, first)
-
-
-def whole_stalls(run, start_us: float, end_us: float) -> tuple[float, float]:
-    """Widen a timeline window so that no stall is cut off at either edge.
-
-    A stall is any acquisition of ``mmu_lock`` that waited (a fault or a notifier callback,
-    from ``t_request_us`` to ``t_grant_us`` in ``run.lock``). The window is widened to the
-    bounds of every contention episode it overlaps (a maximal stretch of time in which someone
-    waits, overlapping waits merged), so every stall that overlaps the window is shown whole,
-    and so is every stall that overlaps the widened one: its edges fall where nobody waits.
-
-    Parameters
-    ----------
-    run : Run
-    start_us, end_us : float
-        The window, µs of simulated time; ``end_us`` after ``start_us``.
-
-    Returns
-    -------
-    (start_us, end_us) : tuple of float
-        Never narrower than the window given; the same window if it cuts no stall. An edge
-        that had to move gets a margin of calm (2 % of the window, less if the next episode
-        is closer) so that the last stall is seen to end.
-
-    Examples
-    --------
-    >>> kv.plot.lock_timeline(run, *kv.plot.whole_stalls(run, 1_000, 1_400))  # doctest: +SKIP
-    """
-    start_us = check_number(start_us, "start_us")
-    end_us = check_number(end_us, "end_us")
-    if not end_us > start_us:
-        raise ValueError(f"end_us must be after start_us, got [{start_us:g}, {end_us:g})")
-    starts, ends = _contention_episodes(run)
-    cut = (starts < end_us) & (ends > start_us)
-    if not cut.any():
-        return start_us, end_us
-    new_start = min(start_us, float(starts[cut].min()))
-    new_end = max(end_us, float(ends[cut].max()))
-    # A widened edge would sit exactly where the last stall ends, which reads as a cut: leave
-    # 2 % of the window of calm beyond it, but never so much that the margin cuts the next
-    # episode (nor before t = 0).
-    margin = 0.02 * (new_end - new_start)
-    if new_start < start_us:
-        before = ends[ends <= new_start]
-        floor = float(before.max()) if before.size else 0.0
-        new_start = max(new_start - margin, floor, min(0.0, new_start))
-    if new_end > end_us:
-        after = starts[starts >= new_end]
-        ceiling = float(after.min()) if after.size else np.inf
-        new_end = min(new_end + margin, ceiling)
-    return new_start, new_end
-
-
-def busiest_window(run, width_us: float, *, lead: float = 0.25) -> tuple[float, float]:
-    """A timeline window around the notifier callback that waited longest for ``mmu_lock``,
-    widened to show whole stalls.
-
-    The window starts ``lead * width_us`` before that callback arrives (at 0 at the earliest)
-    and is ``width_us`` wide; then :func:`whole_stalls` widens it to the bounds of the
-    contention episodes it would cut, so the long wait and every stall around it are shown from
-    start to end. With no callback that took the lock, the acquisition that waited longest is
-    used; with no wait at all, the run's first ``width_us``.
-
-    Parameters
-    ----------
-    run : Run
-    width_us : float
-        The width asked for, µs (the window returned may be wider, never narrower).
-    lead : float
-        Share of ``width_us`` shown before the callback arrives, in [0, 1].
-
-    Returns
-    -------
-    (start_us, end_us) : tuple of float
-
-    Examples
-    --------
-    >>> kv.plot.lock_timeline(run, *kv.plot.busiest_window(run, 3_000))  # doctest: +SKIP
-    """
-    width_us = check_number(width_us, "width_us")
-    if not width_us > 0:
-        raise ValueError(f"width_us = {width_us!r}: expected a positive number of µs")
-    lead = check_number(lead, "lead", minimum=0.0)
-    if lead > 1:
-        raise ValueError(f"lead = {lead!r}: expected a share of the window, in [0, 1]")
-    notifiers = run.notifiers
-    taken = notifiers[notifiers["locked"].to_numpy(dtype=bool)]
-    if len(taken):
-        when = float(taken["t_arrive_us"].to_numpy()[np.argmax(taken["wait_us"].to_numpy())])
-    elif len(run.lock) and (run.lock["wait_us"].to_numpy() > 0).any():
-        lock = run.lock
-        when = float(lock["t_request_us"].to_numpy()[np.argmax(lock["wait_us"].to_numpy())])
-    else:
-        return 0.0, width_us
-    start = max(0.0, when - lead * width_us)
-    return whole_stalls(run, start, start + width_us)
-
-
-def _drawn_states(faults, notifiers, start_us: float, end_us: float) -> set[str]:
-    """Which states a timeline's window shows: ``"read"`` (a fault holding), ``"wait"``
-    (anyone waiting), ``"write"`` (a callback holding), ``"skip"`` (a callback skipping), so
-    that its legend lists those and no others."""
-
-    def overlaps(a, b) -> np.ndarray:
-        return (a.to_numpy() < end_us) & (b.to_numpy() > start_us)
-
-    drawn = set()
-    if overlaps(faults["t_grant_us"], faults["t_release_us"]).any():
-        drawn.add("read")
-    fault_waits = overlaps(faults["t_request_us"], faults["t_grant_us"])
-    locked = notifiers["locked"].to_numpy(dtype=bool)
-    arrive = notifiers["t_arrive_us"].to_numpy()
-    notifier_waits = locked & overlaps(notifiers["t_arrive_us"], notifiers["t_grant_us"])
-    if (fault_waits & (faults["wait_us"].to_numpy() > 0)).any() or (
-        notifier_waits & (notifiers["wait_us"].to_numpy() > 0)
-    ).any():
-        drawn.add("wait")
-    if (locked & overlaps(notifiers["t_grant_us"], notifiers["t_release_us"])).any():
-        drawn.add("write")
-    if (~locked & (arrive >= start_us) & (arrive < end_us)).any():
-        drawn.add("skip")
-    return drawn
-
-
-def _state_handles(
-    drawn: set[str], run, *, fault: str, notifier: str, wait: str = "waits for it"
-) -> dict:
-    """Legend entries for the states drawn. Under the ``"spinlock"`` policy (x86 before
-    531810caa9f4) every holder is exclusive, and without the TDP MMU faults take ``mmu_lock``
-    for write (:meth:`Scenario.faults_write`): a fault's hold is then not called a read."""
-    if run.policy == "spinlock":
-        mode = "\n(exclusive: spinlock)"
-    elif run.scenario.faults_write(run.policy):
-        mode = "\nfor write (no TDP MMU)"
-    else:
-        mode = "\nfor read"
-    entries = {
-        "read": Patch(label=f"{fault}{mode}", **_STATE_STYLE["read"]),
-        "write": Patch(label=f"{notifier} holds it\nfor write", **_STATE_STYLE["write"]),
-        "wait": Patch(label=wait, **_STATE_STYLE["wait"]),
-        "skip": Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
-    }
-    return {kind: entries[kind] for kind in ("read", "write", "wait", "skip") if kind in drawn}
-
-
-def lock_timeline(
-    run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 32, groups: int = 8
-):
-    """Who holds and who waits for ``mmu_lock`` from ``start_us`` to ``end_us``.
-
-    One lane per vCPU: empty (white) while it is not on the lock (running in the guest,
-    exiting, resolving the pfn), orange with dots while it waits for ``mmu_lock``, blue while it
-    holds it for read. Above them one lane for the notifier callbacks: orange while a callback
-    waits, vermilion while it holds the lock for write, and a grey tick where a callback
-    skipped the lock (the kernel's rule let it, :func:`kvmviz.takes_lock`). Below, in a second
-    axes, the queue depth: how many acquisitions (faults and callbacks) wait at each instant.
-
-    Every interval is at least :data:`MIN_SPAN_PT` wide on screen (a notifier's 40 ns hold in a
-    3 ms window, say), so that none disappears; the legend lists only the states drawn.
-    Choose windows with :func:`busiest_window` or :func:`whole_stalls` so that no stall is cut
-    off at an edge.
-
-    With more vCPUs than ``max_lanes``, lanes would be thinner than a line: the vCPUs that take
-    faults are then split into ``groups`` lanes of consecutive vCPUs, and each lane shows, over
-    300 time bins, the share of its vCPUs holding the lock (blue, from the bottom of the lane)
-    and waiting for it (orange, stacked above). A lane full of orange means every vCPU of the
-    group is stalled. The vCPUs that never fault (``Scenario.faulting_share``) are left out of
-    the groups and counted in the title.
-
-    Parameters
-    ----------
-    run : Run
-    start_us, end_us : float
-        The window, µs of simulated time. Windows of 2 ms or more are labelled in ms.
-    ax : matplotlib.axes.Axes or pair of Axes, optional
-        ``None``: a new figure with the lanes above the queue depth (``fig.axes == [lanes,
-        queue]``, sharing x). A pair ``(lanes_ax, queue_ax)``: draw into them. A single Axes:
-        the lanes only, without the queue depth.
-    max_lanes : int
-        Most vCPUs to draw one lane each.
-    groups : int
-        Lanes to group the faulting vCPUs into, beyond ``max_lanes`` vCPUs.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-        The axes of the lanes.
-
-    Examples
-    --------
-    >>> run = kv.simulate(kv.Scenario(n_vcpus=8), kernel="v5.12")  # doctest: +SKIP
-    >>> kv.plot.lock_timeline(run, 1_000, 1_400)  # doctest: +SKIP
-    """
-    start_us, end_us = float(start_us), float(end_us)
-    if not end_us > start_us:
-        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
-    if max_lanes < 1 or groups < 1:
-        raise ValueError(f"max_lanes and groups must be >= 1, got {max_lanes} and {groups}")
-    if ax is None:
-        _fig, (ax_lanes, ax_queue) = plt.subplots(
-            2, 1, sharex=True, figsize=(10, 5), height_ratios=[3, 1], layout="constrained"
-        )
-    elif isinstance(ax, Axes):
-        ax_lanes, ax_queue = ax, None
-    else:
-        ax_lanes, ax_queue = ax
-    scale, unit = (1e-3, "ms") if end_us - start_us >= 2000 else (1.0, "µs")
-    height = 0.8
-
-    faults = run.faults
-    in_window = (faults["t_request_us"].to_numpy() < end_us) & (
-        faults["t_release_us"].to_numpy() > start_us
-    )
-    window = faults[in_window]
-    n_vcpus = run.scenario.n_vcpus
-    title = f"mmu_lock on {run.kernel}, {n_vcpus} vCPUs"
-    if n_vcpus <= max_lanes:
-        lane_y = 1.4 + np.arange(n_vcpus)  # rows from the top: notifiers, a gap, the vCPUs
-        by_vcpu = dict(tuple(window.groupby("vcpu", sort=True)))
-        for v in range(n_vcpus):
-            attempts = by_vcpu.get(v)
-            if attempts is None:
-                continue
-            waited = attempts[attempts["wait_us"].to_numpy() > 0]
-            y = (lane_y[v], height)
-            _span_bars(
-                ax_lanes,
-                _spans(waited["t_request_us"], waited["wait_us"], scale),
-                y,
-                gid=f"lane-vcpu{v}-wait",
-                **_STATE_STYLE["wait"],
-            )
-            _span_bars(
-                ax_lanes,
-                _spans(attempts["t_grant_us"], attempts["hold_us"], scale),
-                y,
-                gid=f"lane-vcpu{v}-read",
-                **_STATE_STYLE["read"],
-            )
-        ticks, labels = list(lane_y), [f"vCPU {v}" for v in range(n_vcpus)]
-    else:
-        faulting = run.scenario.n_faulting
-        bounds = np.linspace(0, faulting, min(groups, max(faulting, 1)) + 1).round().astype(int)
-        lane_y = 1.4 + 1.5 * np.arange(len(bounds) - 1)  # taller lanes: each is a small chart
-        height = 1.3
-        edges = np.linspace(start_us, end_us, 301)
-        x = edges * scale
-        vcpu = window["vcpu"].to_numpy()
-        requests = window["t_request_us"].to_numpy()
-        grants = window["t_grant_us"].to_numpy()
-        releases = window["t_release_us"].to_numpy()
-        for lane, (first, stop) in enumerate(itertools.pairwise(bounds)):
-            mine = (vcpu >= first) & (vcpu < stop)
-            norm = np.diff(edges) * max(stop - first, 1)
-            holding = _busy_time(grants[mine], releases[mine], edges) / norm
-            waiting = _busy_time(requests[mine], grants[mine], edges) / norm
-            bottom = lane_y[lane] + height  # y grows downwards (the axis is inverted)
-            hold_top = bottom - height * np.append(holding, holding[-1])
-            wait_top = hold_top - height * np.append(waiting, waiting[-1])
-            ax_lanes.fill_between(
-                x,
-                bottom,
-                hold_top,
-                step="post",
-                gid=f"lane-group{lane}-read",
-                **_STATE_STYLE["read"],
-            )
-            ax_lanes.fill_between(
-                x,
-                hold_top,
-                wait_top,
-                step="post",
-                gid=f"lane-group{lane}-wait",
-                **_STATE_STYLE["wait"],
-            )
-            ax_lanes.axhline(bottom, color="#cccccc", linewidth=0.5, zorder=0)
-        ticks = list(lane_y)
-        labels = [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]
-        title = (
-            f"mmu_lock on {run.kernel}: the {faulting} faulting vCPUs of {n_vcpus}, "
-            f"in {len(ticks)} lanes (share of each lane's vCPUs holding / waiting)"
-        )
-
-    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.0, 0.8, scale)
-    drawn = _drawn_states(window, shown, start_us, end_us)
-    ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
-    ax_lanes.tick_params(axis="y", length=0)
-    ax_lanes.set_ylim(ticks[-1] + height + 0.2 if ticks else 1.0, -0.2)
-    ax_lanes.set_xlim(start_us * scale, end_us * scale)
-    ax_lanes.spines["left"].set_visible(False)
-    if run.policy == "spinlock":
-        title += " (spinlock: every holder exclusive)"
-    elif run.scenario.faults_write(run.policy):
-        title += " (no TDP MMU: faults take it for write)"
-    ax_lanes.set_title(title, loc="left")
-    handles = [
-        *_state_handles(drawn, run, fault="fault holds mmu_lock", notifier="notifier").values(),
-        Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
-    ]
-    ax_lanes.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize="small",
-        handlelength=1.4,
-        labelspacing=0.9,
-    )
-    time_label = f"simulated time ({unit})"
-    if ax_queue is None:
-        ax_lanes.set_xlabel(time_label)
-        return ax_lanes
-    t, waiting = _queue_depth(run, start_us, end_us)
-    ax_queue.fill_between(
-        t * scale, waiting, step="post", gid="queue-depth", **_STATE_STYLE["wait"]
-    )
-    ax_queue.step(t * scale, waiting, where="post", color=COLORS["wait"], linewidth=0.8)
-    ax_queue.set_ylim(0, max(1.0, float(waiting.max()) * 1.1))
-    ax_queue.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
-    ax_queue.set_xlim(start_us * scale, end_us * scale)
-    ax_queue.set_ylabel("waiting\n(acquisitions)")
-    ax_queue.set_xlabel(time_label)
-    ax_lanes.tick_params(axis="x", labelbottom=False)
-    return ax_lanes
-
-
-# --------------------------------------------------------------------------------------------
 # Kernels side by side.
 # --------------------------------------------------------------------------------------------
 # metric -> (what it measures, unit, factor from the table's value to the unit)
@@ -1221,15 +785,6 @@ _METRICS = {
 }
 
 
-def _kernel_table(table_or_runs) -> pd.DataFrame:
-    if isinstance(table_or_runs, pd.DataFrame):
-        return table_or_runs
-    runs = _runs(table_or_runs)
-    frame = pd.DataFrame([summarize(run) for run in runs.values()])
-    frame.index = pd.Index(list(runs), name="kernel")
-    return frame
-
-
 def _value_label(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.1f}%"
@@ -1247,7 +802,7 @@ def _kernel_tick(kernel: str) -> str:
     return f"{version}\n{note.rstrip(')')}" if note else version
 
 
-def compare_kernels(table_or_runs, *, ax=None, metric: str = "p99_us"):
+def kernel_bars(table_or_runs, *, ax=None, metric: str = "p99_us"):
     """One metric for each kernel, side by side: a bar per kernel, its value written on it.
 
     Parameters
@@ -1271,7 +826,9 @@ def compare_kernels(table_or_runs, *, ax=None, metric: str = "p99_us"):
     the kernel with both fixes); each bar is named under it, so no legend is needed. The title
     says what is measured, the y axis its unit.
     """
-    table = _kernel_table(table_or_runs)
+    table = (
+        table_or_runs if isinstance(table_or_runs, pd.DataFrame) else kernel_table(table_or_runs)
+    )
     if metric not in table.columns:
         raise KeyError(f"no metric {metric!r}; expected one of {list(table.columns)}")
     ax = ax or plt.gca()
@@ -1303,7 +860,7 @@ def compare_kernels(table_or_runs, *, ax=None, metric: str = "p99_us"):
 def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | None = None):
     """The fault stalls of each kernel in one static figure: their distribution and one number.
 
-    Left, :func:`stall_cdf` of every run; right, :func:`compare_kernels` of ``metric`` (the
+    Left, :func:`stall_cdf` of every run; right, :func:`kernel_bars` of ``metric`` (the
     p99 fault stall by default), with the notifier callbacks' mean wait for ``mmu_lock``
     written under each bar: the readers' stall beside the writers' wait
     (:data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS`), so a kernel or lock policy that moves the
@@ -1344,8 +901,8 @@ def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | N
     else:
         ax_cdf, ax_bars = ax
     stall_cdf(runs, ax=ax_cdf, highlight=highlight)
-    table = _kernel_table(runs)
-    compare_kernels(table, ax=ax_bars, metric=metric)
+    table = kernel_table(runs)
+    kernel_bars(table, ax=ax_bars, metric=metric)
     order = [k for k in KERNELS if k in table.index] + [k for k in table.index if k not in KERNELS]
     labels = []
     for kernel in order:
@@ -1356,7 +913,7 @@ def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | N
 
 
 # --------------------------------------------------------------------------------------------
-# How far the headline moves: kvmviz.uncertainty.sensitivity as a tornado.
+# How far the headline moves: kvmviz.experiments.sensitivity as a tornado.
 # --------------------------------------------------------------------------------------------
 _SENSITIVITY_UNITS = {
     "p99_us": "p99 fault stall (µs)",
@@ -1371,8 +928,8 @@ def _swept(values) -> str:
     return f"{values[0]:g} – {values[-1]:g}"
 
 
-def sensitivity(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
-    """A tornado of :func:`kvmviz.uncertainty.sensitivity`: how far each parameter moves a
+def tornado(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
+    """A tornado of :func:`kvmviz.experiments.sensitivity`: how far each parameter moves a
     headline number, on each kernel.
 
     One panel per metric, one row per parameter (labelled with the values swept); on each row
@@ -1382,7 +939,7 @@ def sensitivity(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
     Parameters
     ----------
     table : pandas.DataFrame
-        The output of :func:`kvmviz.uncertainty.sensitivity`.
+        The output of :func:`kvmviz.experiments.sensitivity`.
     metrics : sequence of str
         Its columns to draw, one panel each.
     axes : sequence of Axes, optional
@@ -1393,7 +950,7 @@ def sensitivity(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
     list of matplotlib.axes.Axes
     """
     if not isinstance(table, pd.DataFrame) or "parameter" not in table:
-        raise TypeError("table: expected the DataFrame of kvmviz.uncertainty.sensitivity()")
+        raise TypeError("table: expected the DataFrame of kvmviz.experiments.sensitivity()")
     metrics = list(metrics)
     missing = [m for m in metrics if m not in table]
     if missing:
@@ -1453,109 +1010,300 @@ def sensitivity(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
 
 
 # --------------------------------------------------------------------------------------------
-# perf lock contention.
+# Sweeps: heatmaps and curves of kvmviz.experiments.grid tables.
 # --------------------------------------------------------------------------------------------
-# Where each acquisition takes mmu_lock, as perf would name the caller: the fault path
-# (direct_page_fault, arch/x86/kvm/mmu/mmu.c) and the MMU-notifier callbacks of
-# virt/kvm/kvm_main.c, into which __kvm_handle_hva_range() is inlined (__always_inline).
-_CALLERS = {
-    "page_fault": "direct_page_fault",
-    **{cb: f"kvm_mmu_notifier_{cb}" for cb in CALLBACKS},
-}
-_CONTENTION_COLUMNS = ["contended", "total_wait_us", "max_wait_us", "avg_wait_us", "type", "caller"]
+_HEATMAP_CMAP = "YlOrBr"  # ColorBrewer sequential, colour-blind safe; orange means stalled
 
 
-def contention_table(run) -> pd.DataFrame:
-    """``mmu_lock`` contention of a run by lock type and caller, as ``perf lock contention``.
+def _describe(value: str) -> tuple[str, str, float]:
+    """(what, unit, factor) of a measured column."""
+    extra = {
+        "writer_hold_mean_us": ("mean mmu_lock write hold", "µs", 1.0),
+        "writer_hold_max_us": ("longest mmu_lock write hold", "µs", 1.0),
+        "spurious_event_hold_us": ("mmu_lock write hold per spurious event", "µs", 1.0),
+    }
+    return {**_METRICS, **extra}.get(value, (value, "", 1.0))
+
+
+def _label(name: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or {}).get(name, name)
+
+
+def _cell_text(value: float, unit: str) -> str:
+    if not np.isfinite(value):
+        return ""
+    if value == 0:
+        return "0"
+    if unit == "%":
+        return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.2g}"
+
+
+def heatmap(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    *,
+    ax=None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = _HEATMAP_CMAP,
+    colorbar: bool = True,
+    labels: Mapping[str, str] | None = None,
+    title: str | None = None,
+):
+    """One measured column over two axes of a sweep, as an annotated grid of coloured cells.
+
+    Rows with the same ``(x, y)`` (several seeds, say) are averaged. ``y`` grows upwards.
 
     Parameters
     ----------
-    run : Run
+    table : pandas.DataFrame
+        A :func:`grid` table, or any tidy table with columns ``x``, ``y`` and ``value``;
+        filter it to one kernel first.
+    x, y : str
+        Columns for the horizontal and vertical axes.
+    value : str
+        The column to colour by. Known metrics (``"p99_us"``, ``"brownout_mean"``, ...) get
+        their unit; shares are shown in %.
+    ax : matplotlib.axes.Axes, optional
+    vmin, vmax : float, optional
+        Colour scale, in the unit shown (% for shares); default the data's range, from 0.
+    cmap : str
+        A sequential colormap; default ColorBrewer ``"YlOrBr"`` (colour-blind safe).
+    colorbar : bool
+        Draw a colour bar labelled with the metric and its unit.
+    labels : mapping, optional
+        Axis labels for the column names, e.g. ``{"n_vcpus": "vCPUs"}``.
+    title : str, optional
+        Default: the metric.
 
     Returns
     -------
-    pandas.DataFrame
-        One row per (type, caller) whose acquisitions ever waited: ``contended`` (acquisitions
-        that waited longer than 0), ``total_wait_us``, ``max_wait_us``, ``avg_wait_us`` (total
-        over contended, as perf), ``type`` (``rwlock:R`` for faults and ``rwlock:W`` for
-        notifier callbacks; ``spinlock`` under the ``"spinlock"`` policy) and ``caller``
-        (``direct_page_fault``, ``kvm_mmu_notifier_invalidate_range_start``, ...). Sorted by
-        total wait, longest first (perf's default ``-k wait_total``).
-
-    See Also
-    --------
-    contention_text : the same table as perf prints it.
+    matplotlib.axes.Axes
     """
-    lock = run.lock
-    waited = lock[lock["wait_us"].to_numpy() > 0]
-    if run.policy == "spinlock":
-        lock_type = np.full(len(waited), "spinlock", dtype=object)
-    else:
-        lock_type = np.where(waited["mode"].to_numpy() == "read", "rwlock:R", "rwlock:W")
-    frame = pd.DataFrame(
-        {
-            "type": lock_type,
-            "caller": waited["callback"].astype(str).map(_CALLERS).to_numpy(),
-            "wait_us": waited["wait_us"].to_numpy(),
-        }
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    what, unit, factor = _describe(value)
+    cells = table.pivot_table(index=y, columns=x, values=value, aggfunc="mean") * factor
+    cells = cells.sort_index(ascending=True)
+    data = cells.to_numpy(dtype=float)
+    vmin = 0.0 if vmin is None else vmin
+    vmax = float(np.nanmax(data)) if vmax is None else vmax
+    vmax = max(vmax, vmin + 1e-12)
+    mesh = ax.pcolormesh(
+        np.arange(data.shape[1] + 1),
+        np.arange(data.shape[0] + 1),
+        data,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        edgecolors="white",
+        linewidth=1.0,
     )
-    table = frame.groupby(["type", "caller"], sort=True).agg(
-        contended=("wait_us", "size"),
-        total_wait_us=("wait_us", "sum"),
-        max_wait_us=("wait_us", "max"),
-    )
-    table["avg_wait_us"] = table["total_wait_us"] / table["contended"]
-    table = table.reset_index().sort_values(
-        ["total_wait_us", "caller"], ascending=[False, True], kind="stable"
-    )
-    table["contended"] = table["contended"].astype(np.int64)
-    return table[_CONTENTION_COLUMNS].reset_index(drop=True)
-
-
-def _perf_time(ns: int, width: int = 12) -> str:
-    """A duration as perf's ``lock_stat_key_print_time()`` prints it (tools/perf)."""
-    for base, unit in ((3600e9, "h "), (60e9, "m "), (1e9, "s "), (1e6, "ms"), (1e3, "us")):
-        if ns >= base:
-            return f"{ns / base:{width - 3}.2f} {unit}"
-    return f"{ns:{width - 3}d} ns"
-
-
-def contention_text(run) -> str:
-    """:func:`contention_table` as ``perf lock contention`` prints it on a terminal.
-
-    The default fields and layout of ``perf lock contention`` (tools/perf/builtin-lock.c):
-    ``contended``, ``total wait``, ``max wait``, ``avg wait``, then ``type`` and ``caller``;
-    times in ns, µs ("us"), ms or s with two decimals; the average is the integer division of
-    the total by the contended count, in ns. Callers have no ``+0x..`` offset: the model has
-    no code addresses.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> print(kv.plot.contention_text(run))  # doctest: +SKIP
-     contended   total wait     max wait     avg wait         type   caller
-    <BLANKLINE>
-          8469       3.53 s       1.52 ms    417.20 us     rwlock:R   direct_page_fault
-    ...
-    """
-    table = contention_table(run)
-    lines = [
-        f"{'contended':>10} {'total wait':>12} {'max wait':>12} {'avg wait':>12}   "
-        f"{'type':>10}   caller",
-        "",
-    ]
-    for row in table.itertuples(index=False):
-        total_ns = round(row.total_wait_us * 1000)
-        max_ns = round(row.max_wait_us * 1000)
-        avg_ns = total_ns // row.contended
-        lines.append(
-            f"{row.contended:10d} {_perf_time(total_ns)} {_perf_time(max_ns)} "
-            f"{_perf_time(avg_ns)}   {row.type:>10}   {row.caller}"
+    colormap = mesh.get_cmap()
+    for (i, j), v in np.ndenumerate(data):
+        shade = colormap((v - vmin) / (vmax - vmin)) if np.isfinite(v) else (1, 1, 1, 1)
+        dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
+        ax.text(
+            j + 0.5,
+            i + 0.5,
+            _cell_text(v, unit),
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if dark else "#222222",
         )
-    return "\n".join(lines) + "\n"
+    ax.set_xticks(np.arange(data.shape[1]) + 0.5, [f"{c:g}" for c in cells.columns])
+    ax.set_yticks(np.arange(data.shape[0]) + 0.5, [f"{r:g}" for r in cells.index])
+    ax.tick_params(length=0)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel(_label(x, labels))
+    ax.set_ylabel(_label(y, labels))
+    ax.set_title(what if title is None else title)
+    if colorbar:
+        bar = ax.figure.colorbar(mesh, ax=ax, shrink=0.9)
+        bar.set_label(f"{what} ({unit})" if unit else what)
+        bar.outline.set_visible(False)
+    return ax
+
+
+def heatmaps(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    *,
+    col: str = "kernel",
+    order: Sequence | None = None,
+    labels: Mapping[str, str] | None = None,
+    titles: Mapping | None = None,
+    cmap: str = _HEATMAP_CMAP,
+    figsize: tuple[float, float] | None = None,
+):
+    """:func:`heatmap` once per value of ``col`` (each kernel, say), on one shared colour scale.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    x, y, value : str
+        As in :func:`heatmap`.
+    col : str
+        One panel per value of this column, default ``"kernel"``.
+    order : sequence, optional
+        Which values of ``col`` to draw, in order; default all, sorted.
+    labels : mapping, optional
+        Axis labels for column names.
+    titles : mapping, optional
+        Panel title per value of ``col``; default ``"<col value>"``.
+    cmap : str
+    figsize : (float, float), optional
+        Inches; default 4.6 wide per panel plus the colour bar, 4 high.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its axes: the panels, then the colour bar. With several panels the x label is written
+        once, under all of them (``fig.supxlabel``).
+    """
+    import matplotlib.pyplot as plt
+
+    order = sorted(table[col].unique()) if order is None else list(order)
+    what, unit, factor = _describe(value)
+    means = table.groupby([col, x, y])[value].mean() * factor
+    vmax = float(means.max()) if len(means) else 1.0
+    width = 4.6 * len(order) + 1.0
+    fig, axes = plt.subplots(
+        1, len(order), figsize=figsize or (width, 4.0), sharey=True, layout="constrained"
+    )
+    axes = np.atleast_1d(axes)
+    for ax, key in zip(axes, order, strict=True):
+        heatmap(
+            table[table[col] == key],
+            x,
+            y,
+            value,
+            ax=ax,
+            vmax=vmax,
+            cmap=cmap,
+            colorbar=False,
+            labels=labels,
+            title=(titles or {}).get(key, f"{key}"),
+        )
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    if len(axes) > 1:
+        # One x label under all the panels: a long one repeated per panel runs into its neighbour.
+        size = axes[0].xaxis.label.get_fontsize()
+        fig.supxlabel(axes[0].get_xlabel(), fontsize=size)
+        for ax in axes:
+            ax.set_xlabel("")
+    bar = fig.colorbar(axes[0].collections[0], ax=list(axes), shrink=0.9)
+    bar.set_label(f"{what} ({unit})" if unit else what)
+    bar.outline.set_visible(False)
+    return fig
+
+
+_CURVE_STYLES = (
+    {"color": "#333333", "linestyle": "-", "marker": "o"},
+    {"color": "#0173b2", "linestyle": "-", "marker": "s"},
+    {"color": "#949494", "linestyle": "--", "marker": "^"},
+    {"color": "#029e73", "linestyle": ":", "marker": "D"},
+)
+
+
+def curves(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    hue: str,
+    ax=None,
+    styles: Mapping | None = None,
+    logx: bool = True,
+    logy: bool = False,
+    labels: Mapping[str, str] | None = None,
+    marks: Mapping[float, str] | None = None,
+    title: str | None = None,
+):
+    """One measured column against one axis of a sweep, a line per value of ``hue``.
+
+    Rows with the same ``(hue, x)`` are averaged. Each line is named at its right end instead
+    of in a legend, and differs from the others by colour, line style and marker, so the figure
+    survives grey-scale printing.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    x, y : str
+        Columns for the horizontal and vertical axes; known metrics get their unit.
+    hue : str
+        One line per value of this column (e.g. a ``label`` column made for the purpose).
+    ax : matplotlib.axes.Axes, optional
+    styles : mapping, optional
+        ``{hue value: dict of Line2D properties}``; default greys, blue, green in turn.
+    logx, logy : bool
+        Logarithmic axes; default log x only.
+    labels : mapping, optional
+        Axis labels for column names (for ``y``, the default is the metric and its unit).
+    marks : mapping, optional
+        ``{x value: text}``: a thin vertical line at each, labelled at the top (a limit, a
+        default, ...).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax = ax or plt.gca()
+    what, unit, factor = _describe(y)
+    means = table.groupby([hue, x], sort=False)[y].mean() * factor
+    keys = list(dict.fromkeys(means.index.get_level_values(0)))
+    for i, key in enumerate(keys):
+        line = means.loc[key].sort_index()
+        style = (styles or {}).get(key, _CURVE_STYLES[i % len(_CURVE_STYLES)])
+        style = {"markersize": 5, "linewidth": 1.8, **style}
+        ax.plot(line.index.to_numpy(), line.to_numpy(), label=str(key), gid=f"curve|{key}", **style)
+        ax.annotate(
+            str(key),
+            (line.index[-1], line.iloc[-1]),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color=style.get("color", "#222222"),
+        )
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if logy:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    else:
+        ax.set_ylim(bottom=0)
+    for at, text in (marks or {}).items():
+        ax.axvline(at, color="#bbbbbb", linewidth=0.8, zorder=0, gid=f"mark|{at:g}")
+        ax.annotate(
+            text,
+            (at, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -2),
+            textcoords="offset points",
+            va="top",
+            fontsize="x-small",
+            color="#555555",
+        )
+    ax.set_xlabel(_label(x, labels))
+    ax.set_ylabel((labels or {}).get(y, f"{what} ({unit})" if unit else what))
+    ax.set_title(what if title is None else title)
+    return ax
 
 
 # --------------------------------------------------------------------------------------------
@@ -1594,10 +1342,7 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
         raise ValueError(f"formats must be among {FORMATS}, got {formats!r}")
     base = Path(path)
     targets = [base.with_suffix("." + f) for f in formats]
-    if not force:
-        existing = [str(t) for t in targets if t.exists()]
-        if existing:
-            raise FileExistsError(f"refusing to overwrite {', '.join(existing)} (pass force=True)")
+    check_free(targets, force=force)
     rendered = {}
     # Always in the order of FORMATS, SVG first: a figure already drawn by Agg lays its text out
     # a hair differently, so the SVG's bytes would otherwise depend on the formats asked for.
@@ -1608,217 +1353,5 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
         )
         fig.savefig(buffer, format=fmt, metadata=metadata)
         rendered[fmt] = buffer.getvalue()
-    payloads = [rendered[fmt] for fmt in formats]
-    base.parent.mkdir(parents=True, exist_ok=True)
-    mask = umask()
-    temporaries: list[str] = []
-    try:
-        for target, payload in zip(targets, payloads, strict=True):
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            temporaries.append(tmp)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a figure is for everyone
-        for tmp, target in zip(temporaries, targets, strict=True):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temporaries:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    write_atomic({t: rendered[fmt] for t, fmt in zip(targets, formats, strict=True)}, force=force)
     return targets
-
-
-# --------------------------------------------------------------------------------------------
-# Fault retries: the seq snapshot, the check, the counters.
-# --------------------------------------------------------------------------------------------
-_SHORT_CALLBACK = {
-    "invalidate_range_start": "start",
-    "invalidate_range_end": "end",
-    "change_pte": "change_pte",
-    "clear_flush_young": "clear_flush_young",
-    "clear_young": "clear_young",
-    "test_young": "test_young",
-}
-_RESOLVE_STYLE = {"color": COLORS["read"], "linewidth": 1.2, "alpha": 0.55}
-_SNAPSHOT_MARK = {"marker": "o", "markersize": 5, "color": COLORS["text"], "linestyle": "none"}
-_RETRY_MARK = {
-    "marker": "X",
-    "markersize": 9,
-    "color": COLORS["write"],
-    "markeredgecolor": "white",
-    "linestyle": "none",
-}
-
-
-def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 12):
-    """Each fault's race with the notifiers: seq snapshot, pfn, check, and retries.
-
-    One lane per vCPU. A dot where the fault samples ``mmu_notifier_seq`` (half a VM exit after
-    the EPT violation), a thin blue line while it resolves the pfn outside ``mmu_lock``, orange
-    with dots while it waits for the lock, blue while it holds it for read; a vermilion cross
-    where ``mmu_notifier_retry_hva()`` sent it back to the guest to fault again (an attempt with
-    ``retry`` set in ``run.faults``). Above the vCPUs, the notifier callbacks as in
-    :func:`lock_timeline`, each named. Below, in a second axes, ``mmu_notifier_seq`` and
-    ``mmu_notifier_count`` over time (:func:`kvmviz.metrics.notifier_counters`).
-
-    Parameters
-    ----------
-    run : Run
-        A run with at most ``max_lanes`` vCPUs (use :func:`lock_timeline` for big ones).
-    start_us, end_us : float
-        The window, µs of simulated time.
-    ax : pair of Axes, optional
-        ``(lanes_ax, counters_ax)``; default a new figure with the two, sharing x.
-    max_lanes : int
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-        The axes of the lanes.
-
-    Examples
-    --------
-    >>> run = kv.simulate(kv.Scenario(n_vcpus=3, duration_us=50), kernel="v5.12")  # doctest: +SKIP
-    >>> kv.plot.retry_timeline(run, 0, 50)  # doctest: +SKIP
-    """
-    from .metrics import notifier_counters
-
-    start_us, end_us = float(start_us), float(end_us)
-    if not end_us > start_us:
-        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
-    n_vcpus = run.scenario.n_vcpus
-    if n_vcpus > max_lanes:
-        raise ValueError(
-            f"{n_vcpus} vCPUs do not fit in {max_lanes} lanes; draw a smaller run, or use "
-            "kvmviz.plot.lock_timeline, which groups vCPUs"
-        )
-    if ax is None:
-        _fig, (ax_lanes, ax_count) = plt.subplots(
-            2, 1, sharex=True, figsize=(10, 4.8), height_ratios=[3, 1.4], layout="constrained"
-        )
-    else:
-        ax_lanes, ax_count = ax
-    height = 0.6
-
-    faults = run.faults
-    t_snap = faults["t_exit_us"].to_numpy() + run.scenario.vmexit_us / 2
-    keep = (t_snap < end_us) & (faults["t_release_us"].to_numpy() > start_us)
-    window = faults[keep].assign(t_snap_us=t_snap[keep])
-    lane_y = 1.5 + np.arange(n_vcpus)
-    for v, attempts in window.groupby("vcpu", sort=True):
-        y = lane_y[int(v)]
-        mid = y + height / 2
-        ax_lanes.hlines(
-            np.full(len(attempts), mid),
-            attempts["t_snap_us"],
-            attempts["t_request_us"],
-            gid=f"lane-vcpu{v}-resolve",
-            **_RESOLVE_STYLE,
-        )
-        ax_lanes.plot(attempts["t_snap_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
-        waited = attempts[attempts["wait_us"].to_numpy() > 0]
-        _span_bars(
-            ax_lanes,
-            _spans(waited["t_request_us"], waited["wait_us"], 1.0),
-            (y, height),
-            gid=f"lane-vcpu{v}-wait",
-            **_STATE_STYLE["wait"],
-        )
-        _span_bars(
-            ax_lanes,
-            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0),
-            (y, height),
-            gid=f"lane-vcpu{v}-read",
-            **_STATE_STYLE["read"],
-        )
-        retried = attempts[attempts["retry"].to_numpy(dtype=bool)]
-        ax_lanes.plot(
-            retried["t_release_us"],
-            np.full(len(retried), mid),
-            gid=f"lane-vcpu{v}-retry",
-            **_RETRY_MARK,
-        )
-
-    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.2, height, 1.0)
-    events = list(shown.groupby("event", sort=False))
-    if len(events) <= 6:  # name each event's callbacks while there is room
-        for _event, callbacks in events:
-            names = " → ".join(_SHORT_CALLBACK[c] for c in callbacks["callback"])
-            ax_lanes.annotate(
-                f"{names} ({'hit' if callbacks['hit'].iloc[0] else 'miss'})",
-                (callbacks["t_arrive_us"].iloc[0], 0.2),
-                xytext=(-3, 3),
-                textcoords="offset points",
-                ha="left",
-                va="bottom",
-                fontsize="x-small",
-                color=COLORS["text"],
-            )
-    ax_lanes.set_yticks(
-        [0.2 + height / 2, *(y + height / 2 for y in lane_y)],
-        ["notifiers", *(f"vCPU {v}" for v in range(n_vcpus))],
-    )
-    ax_lanes.tick_params(axis="y", length=0)
-    ax_lanes.set_ylim(lane_y[-1] + height + 0.3, -0.9)
-    ax_lanes.set_xlim(start_us, end_us)
-    ax_lanes.spines["left"].set_visible(False)
-    ax_lanes.set_title(f"Fault retries on {run.kernel}, {n_vcpus} vCPUs", loc="left")
-    drawn = _drawn_states(window, shown, start_us, end_us)
-    states = _state_handles(
-        drawn, run, fault="holds it", notifier="notifier", wait="waits for mmu_lock"
-    )
-    handles = []
-    if len(window):
-        handles += [
-            Line2D([], [], label="samples\nmmu_notifier_seq", **_SNAPSHOT_MARK),
-            Line2D([], [], label="resolves the pfn\n(outside mmu_lock)", **_RESOLVE_STYLE),
-        ]
-    handles += [states[kind] for kind in ("wait", "read") if kind in states]
-    if window["retry"].to_numpy(dtype=bool).any():
-        handles.append(Line2D([], [], label="must retry", **_RETRY_MARK))
-    handles += [states[kind] for kind in ("write", "skip") if kind in states]
-    ax_lanes.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize="small",
-        handlelength=1.4,
-        labelspacing=0.8,
-    )
-
-    counters = notifier_counters(run)
-
-    def value_at(name: str, when: float) -> int:
-        earlier = counters.loc[counters["t_us"].to_numpy() <= when, name]
-        return int(earlier.iloc[-1]) if len(earlier) else 0
-
-    t_change = counters["t_us"].to_numpy()
-    changes = counters[(t_change > start_us) & (t_change <= end_us)]
-    t = np.concatenate([[start_us], changes["t_us"].to_numpy(), [end_us]])
-    top = 1
-    for name, style, offset in (
-        ("seq", {"color": COLORS["text"], "linestyle": "-"}, 5),
-        ("count", {"color": COLORS["write"], "linestyle": "--"}, -5),
-    ):
-        values = np.concatenate(
-            [[value_at(name, start_us)], changes[name].to_numpy(), [value_at(name, end_us)]]
-        )
-        top = max(top, int(values.max()))
-        ax_count.step(t, values, where="post", linewidth=1.8, gid=f"counter-{name}", **style)
-        ax_count.annotate(
-            f"mmu_notifier_{name}",
-            (end_us, values[-1]),
-            xytext=(4, offset),
-            textcoords="offset points",
-            va="center",
-            fontsize="small",
-            color=style["color"],
-            annotation_clip=False,
-        )
-    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
-    ax_count.set_ylim(-0.3, top + 0.5)
-    ax_count.set_xlim(start_us, end_us)
-    ax_count.set_ylabel("value (count)")
-    ax_count.set_xlabel("simulated time (µs)")
-    ax_lanes.tick_params(axis="x", labelbottom=False)
-    return ax_lanes

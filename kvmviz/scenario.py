@@ -1,8 +1,25 @@
 """``Scenario``: every parameter of a simulation, with its unit and where its default comes from.
 
 Times are microseconds (``_us``), rates are per second (``_hz``), sizes are 4 KiB pages unless a
-name says otherwise. Defaults come from the sources of docs/parameters.md (``kvmviz.calibration``);
-the ones no public source measures are marked *free* and are there to be played with.
+name says otherwise. Defaults come from the sources of docs/parameters.md; the ones no public
+source measures are marked *free* and are there to be played with.
+
+Every field of :class:`Scenario` has one row in :data:`PARAMETERS` (:func:`parameter_table`
+shows them): its value, unit, *status* and source.
+
+``measured``
+    read off a published measurement;
+``derived``
+    arithmetic on a published measurement (the arithmetic is in the source column);
+``fitted``
+    chosen so that the model reproduces a published measurement;
+    :func:`kvmviz.experiments.fits` runs the model on that measurement's set-up and
+    tests/test_experiments.py checks it stays within 5 %;
+``free``
+    no source pins it down; its plausible range is given, and
+    :func:`kvmviz.experiments.sensitivity` shows how far every headline moves over it;
+``kernel`` / ``scenario``
+    a kernel constant or mode, or a choice of the VM studied.
 """
 
 from __future__ import annotations
@@ -13,10 +30,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+import pandas as pd
 
 from .memslots import MemslotLayout
 
-__all__ = ["NOTIFIER_CAUSES", "Scenario"]
+__all__ = [
+    "NOTIFIER_CAUSES",
+    "PARAMETERS",
+    "PARAMETER_BY_NAME",
+    "STATUSES",
+    "Parameter",
+    "Scenario",
+    "parameter_table",
+]
 
 # Causes of MMU notifications (see notifiers.py): the first two miss every memslot.
 NOTIFIER_CAUSES = ("vmm_self", "vmm_aging", "migration", "ksm", "guest_aging")
@@ -58,12 +84,12 @@ class Scenario:
     read_hold_us : float
         Mean time a fault holds ``mmu_lock`` to install the SPTE (exponential), without
         contention. *Fitted*: 1.4 µs makes 96 vCPUs populate 288 GiB in 110 s with faults under
-        the write lock, as in Ben Gardon's parallel-fault series (:mod:`kvmviz.calibration`).
+        the write lock, as in Ben Gardon's parallel-fault series (:func:`kvmviz.experiments.fits`).
     read_hold_per_vcpu_us : float
         Extra cost per fault per faulting vCPU when many vCPUs take ``mmu_lock`` for read at
         once: cache-line bouncing on the lock word and on shared page-table pages. *Fitted*:
         0.18 µs x N makes 96 vCPUs populate 288 GiB in 16.1 s under the read lock, as in Ben
-        Gardon's parallel-fault series (:mod:`kvmviz.calibration`). Set to 0 to switch it off.
+        Gardon's parallel-fault series (:func:`kvmviz.experiments.fits`). Set to 0 to switch it off.
     contention_in_lock_share : float
         Share of that per-vCPU contention cost paid *inside* the read-side critical section,
         between 0 and 1; the rest is paid acquiring the lock, before the reader counts as
@@ -290,3 +316,251 @@ class Scenario:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["layout"] = repr(self.layout)
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# Where each number comes from.
+# --------------------------------------------------------------------------------------------
+STATUSES = ("measured", "derived", "fitted", "free", "kernel", "scenario")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One row of the calibration table.
+
+    Attributes
+    ----------
+    name : str
+        The :class:`~kvmviz.Scenario` field.
+    unit : str
+    status : str
+        One of ``measured, derived, fitted, free, kernel, scenario``.
+    low, high : float or None
+        The plausible range (``None`` where a range makes no sense).
+    source : str
+        Where the value comes from: the measurement, its Message-Id or commit, the arithmetic.
+    values : tuple of float
+        The points :func:`kvmviz.sensitivity.sweep` visits (low to high, the default among them).
+    """
+
+    name: str
+    unit: str
+    status: str
+    low: float | None
+    high: float | None
+    source: str
+    values: tuple[float, ...] = ()
+
+
+_GARDON = "Gardon, parallel page faults v1 (20210112181041.356734-1-bgardon@google.com)"
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(
+        "n_vcpus",
+        "vCPUs",
+        "scenario",
+        8,
+        416,
+        "the 416-vCPU m2-ultramem-416 VM the TDP MMU was built for (Gardon, TDP MMU cover, "
+        "20201014182700.2888246-1-bgardon@google.com)",
+    ),
+    Parameter("duration_us", "µs", "scenario", None, None, "the length of the window simulated"),
+    Parameter(
+        "layout",
+        "",
+        "scenario",
+        None,
+        None,
+        "q35, 12 TiB in slots of at most KVM_MEM_MAX_NR_PAGES = 2**31 - 1 pages",
+    ),
+    Parameter(
+        "faulting_share",
+        "share",
+        "free",
+        0.5,
+        1.0,
+        "'a significant percentage of vCPUs will be attempting to handle page faults' "
+        "(8931a454aea0's message, after live migration)",
+        (0.5, 0.75, 0.9, 1.0),
+    ),
+    Parameter("guest_run_us", "µs", "free", 50, 1000, "no source: the guest's fault rate"),
+    Parameter(
+        "vmexit_us",
+        "µs",
+        "measured",
+        0.3,
+        1.0,
+        "about 2,550 cycles for a KVM_RUN round trip on AMD SVM (Roth, LKML 2020-12)",
+    ),
+    Parameter(
+        "resolve_pfn_us",
+        "µs",
+        "derived",
+        0.5,
+        2.0,
+        "a 1-vCPU fault round trip is about 2.9 µs (Moorthy, 20230602161921.208564-1-amoorthy"
+        "@google.com: 340K faults/s)",
+    ),
+    Parameter(
+        "read_hold_us",
+        "µs",
+        "fitted",
+        1.0,
+        2.0,
+        f"populate 288 GiB with faults under the write lock in 110.19 s ({_GARDON}): "
+        "75.5 M faults / 110.19 s = 1.46 µs each, serialised",
+    ),
+    Parameter(
+        "read_hold_per_vcpu_us",
+        "µs per vCPU",
+        "fitted",
+        0.10,
+        0.25,
+        f"populate 288 GiB under the read lock in 16.11 s ({_GARDON}): 20.5 µs a fault on each "
+        "of 96 vCPUs; Matlack's fast page fault series gives 0.1-0.25 µs x N at 64 vCPUs",
+        (0.10, 0.14, 0.18, 0.22, 0.25),
+    ),
+    Parameter(
+        "contention_in_lock_share",
+        "share",
+        "free",
+        0.0,
+        1.0,
+        "no source splits the per-fault contention into acquiring (outside) and holding "
+        "(inside) the read lock; only the inside part delays a waiting writer",
+        (0.0, 0.25, 0.5, 0.75, 1.0),
+    ),
+    Parameter("retry_check_us", "µs", "free", 0.05, 0.5, "no source: check, then unlock"),
+    Parameter(
+        "notifier_rate_hz",
+        "events/s",
+        "free",
+        100,
+        10_000,
+        "no public number for a VMM's own mapping churn (PARAMETERS table C: 0.1-1000/s, "
+        "higher during migration)",
+        (200.0, 500.0, 2_000.0, 5_000.0, 10_000.0),
+    ),
+    Parameter(
+        "spurious_share",
+        "share",
+        "free",
+        0.5,
+        0.99,
+        "'the vast majority of notifications for these VMs will be spurious' (cover letter, "
+        "20210326021957.1424875-1-seanjc@google.com); no number",
+        (0.5, 0.8, 0.95, 0.99),
+    ),
+    Parameter("spurious_pair_share", "share", "free", 0.0, 1.0, "no source"),
+    Parameter("relevant_mix", "weights", "free", None, None, "no source"),
+    Parameter(
+        "invalidate_window_us",
+        "µs",
+        "derived",
+        0.9,
+        2.0,
+        "memslot_perf_test unmap: 31 ms / 32,768 4 KiB madvise pairs = 0.95 µs (Szmigiero, "
+        "cover.1618322001.git.maciej.szmigiero@oracle.com)",
+    ),
+    Parameter(
+        "memslot_walk_ns",
+        "ns per slot",
+        "derived",
+        1.0,
+        2.5,
+        "memslot_perf_test unmap with 32k slots: (118 - 1) µs / 32,764 slots / 2 callbacks",
+    ),
+    Parameter("memslot_lookup", "", "kernel", None, None, "linear up to v5.16; ed922739c919"),
+    Parameter(
+        "lock_op_us",
+        "µs",
+        "measured",
+        0.008,
+        0.017,
+        "qrwlock lock + unlock 7.8-16 ns uncontended (Waiman Long, qrwlock v11, 2014-01)",
+    ),
+    Parameter(
+        "zap_base_us",
+        "µs",
+        "derived",
+        0.5,
+        2.0,
+        "memslot_perf_test 'unmap 2M': 348 µs / 64 = 5.4 µs per 2 MiB, split base + per MiB",
+    ),
+    Parameter("zap_us_per_mib", "µs per MiB", "derived", 1.5, 7.0, "as zap_base_us"),
+    Parameter(
+        "tlb_flush_base_us",
+        "µs",
+        "derived",
+        1.0,
+        3.0,
+        "Matlack, batched flushes (20240823235648.3236880-1-dmatlack@google.com): (14.33 - "
+        "4.79) s / (131,072 - 76) flushes = 73 µs a flush at most, with 64 vCPUs",
+    ),
+    Parameter(
+        "tlb_flush_per_vcpu_us",
+        "µs per vCPU",
+        "derived",
+        0.2,
+        1.1,
+        "as tlb_flush_base_us: 2 + 0.5 x 64 = 34 µs at 64 vCPUs, inside the 14-75 µs range",
+    ),
+    Parameter(
+        "tlb_flush_exponent",
+        "",
+        "free",
+        0.0,
+        1.0,
+        "no source measures a flush past 64 vCPUs: linear (1) is 210 µs at 416, flat (0) 34 µs",
+        (0.0, 0.25, 0.5, 0.75, 1.0),
+    ),
+    Parameter("age_us", "µs", "free", 0.1, 2.0, "no source: test/clear Accessed on one page"),
+    Parameter(
+        "tdp_mmu",
+        "",
+        "kernel",
+        None,
+        None,
+        "kvm.tdp_mmu: off by default in v5.10-v5.14, on from 71ba3f3189c7 (v5.15)",
+    ),
+    Parameter("mapped_share", "share", "free", 0.5, 1.0, "no source: a static VM is all mapped"),
+    Parameter("young_share", "share", "free", 0.0, 1.0, "no source"),
+    Parameter("aging_reclaim_share", "share", "free", 0.0, 1.0, "no source"),
+)
+
+PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
+"""The row of :data:`PARAMETERS` of each :class:`Scenario` field, by name."""
+assert set(PARAMETER_BY_NAME) == {f.name for f in fields(Scenario)}, "one row per Scenario field"
+assert all(p.status in STATUSES for p in PARAMETERS)
+
+
+def parameter_table(scenario: Scenario | None = None) -> pd.DataFrame:
+    """The calibration table: one row per :class:`Scenario` parameter.
+
+    Parameters
+    ----------
+    scenario : Scenario, optional
+        Whose values to show; default ``Scenario()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``parameter, value, unit, status, low, high, source``.
+    """
+    s = Scenario() if scenario is None else scenario
+    rows = []
+    for p in PARAMETERS:
+        value = getattr(s, p.name)
+        if isinstance(value, MemslotLayout):
+            value = f"{len(value)} memslots"
+        rows.append(
+            {
+                "parameter": p.name,
+                "value": value,
+                "unit": p.unit,
+                "status": p.status,
+                "low": p.low,
+                "high": p.high,
+                "source": p.source,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._checks import check_int, check_number
+from ._checks import check_number
 from ._progress import reporter
 from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
 from .notifiers import stream_from_callbacks
@@ -42,21 +42,16 @@ __all__ = [
     "CALLBACK_SOURCES",
     "MAX_GAP_US",
     "NOTIFIER_EVENTS",
-    "ReplayWarning",
     "TraceOrderError",
     "TraceParseError",
     "TraceParseWarning",
     "age_hva_callback",
     "age_hva_note",
-    "classify",
-    "compare_replay",
     "load_ftrace",
     "load_layout",
     "load_layout_json",
     "load_qemu_memslots",
     "memslot_events",
-    "phase_summary",
-    "replay",
     "replay_stream",
     "to_stream",
 ]
@@ -1258,135 +1253,7 @@ def _require(frame: pd.DataFrame, columns, what: str) -> None:
         raise ValueError(f"{what}: the frame lacks columns {missing}; {_HINT[what]}")
 
 
-_HINT = {
-    "classify": "pass the frame of load_ftrace()",
-    "phase_summary": "pass the frame of classify(load_ftrace(...), layout)",
-    "to_stream": "pass the frame of load_ftrace() or classify()",
-}
-
-
-def classify(events: pd.DataFrame, layout: MemslotLayout) -> pd.DataFrame:
-    """Mark each MMU-notifier record as a hit or a miss of the memslots.
-
-    Parameters
-    ----------
-    events : pandas.DataFrame
-        The frame of :func:`load_ftrace`.
-    layout : MemslotLayout
-        The VM's memslots (:func:`load_layout_json`, :func:`load_qemu_memslots`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy with two columns added: ``hit`` (nullable boolean: whether the record's hva
-        range overlaps a memslot, by :meth:`MemslotLayout.hit_mask`, the condition under which
-        the kernel takes ``mmu_lock`` since 8931a454ae; ``<NA>`` for records that are not
-        notifiers) and ``gfn_ranges`` (the :class:`~kvmviz.GfnRange` list of
-        :meth:`MemslotLayout.gfn_ranges` for notifier records, empty for a miss; ``None``
-        otherwise).
-    """
-    _require(events, ("hva_start", "hva_end", "callback"), "classify")
-    if not isinstance(layout, MemslotLayout):
-        raise TypeError(f"layout must be a MemslotLayout, got {type(layout).__name__}")
-    out = events.copy(deep=False)
-    notifier = events["callback"].notna().to_numpy()
-    starts = events["hva_start"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
-    ends = events["hva_end"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
-    hit = layout.hit_mask(starts, ends)
-    hit_values = np.zeros(len(events), dtype=bool)
-    hit_values[notifier] = hit
-    hit_col = pd.arrays.BooleanArray(hit_values, ~notifier)
-    ranges = np.full(len(events), None, dtype=object)
-    cache: dict[tuple[int, int], list] = {}
-    rows = np.flatnonzero(notifier)
-    for row, s, e, h in zip(rows, starts.tolist(), ends.tolist(), hit.tolist(), strict=True):
-        if not h:
-            ranges[row] = []
-            continue
-        key = (s, e)
-        if key not in cache:
-            cache[key] = layout.gfn_ranges(s, e)
-        ranges[row] = list(cache[key])
-    out["hit"] = hit_col
-    out["gfn_ranges"] = ranges
-    return out
-
-
-NO_PHASE = "(none)"
-
-
-def phase_summary(classified: pd.DataFrame) -> pd.DataFrame:
-    """What happened in each phase of the experiment (``PHASE <name>`` marks), in order.
-
-    Parameters
-    ----------
-    classified : pandas.DataFrame
-        The frame of :func:`classify`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by phase, in order of appearance (``"(none)"`` first for records before the
-        first mark, if any). Columns: ``start_us`` and ``duration_us`` (from the phase's first
-        record to the next phase's), ``records``; ``notifiers`` and one count per callback
-        (``invalidate_range_start``, ``change_pte``, ``clear_flush_young``, ``clear_young``,
-        ``test_young``; the ``kvm_age_hva`` records split by task, see :func:`load_ftrace`);
-        ``hits`` and ``misses`` of the notifier records; ``contention_begin`` and one
-        ``contention_begin[<flags>]`` column per flags string seen (``SPIN|WRITE``: a writer
-        waited for an rwlock, such as ``mmu_lock``); ``contention_end``; ``page_faults``
-        (``kvm_page_fault`` records).
-    """
-    _require(
-        classified, ("event", "callback", "hit", "phase", "t_us", "lock_flags"), "phase_summary"
-    )
-    phase = classified["phase"]
-    if not isinstance(phase.dtype, pd.CategoricalDtype):
-        phase = phase.astype("category")
-    names = [str(c) for c in phase.cat.categories]
-    codes = phase.cat.codes.to_numpy().astype(np.int64)
-    has_none = bool((codes < 0).any())
-    labels = ([NO_PHASE] if has_none else []) + names
-    key = codes + (1 if has_none else 0)
-    # Order of appearance (categories come from load_ftrace in that order; re-derive anyway).
-    order = list(dict.fromkeys(key.tolist()))
-    n = len(labels)
-
-    def count(mask) -> np.ndarray:
-        return np.bincount(key[np.asarray(mask, dtype=bool)], minlength=n)
-
-    event = classified["event"].astype(str).to_numpy()
-    callback = classified["callback"]
-    notifier = callback.notna().to_numpy()
-    hit = classified["hit"].fillna(False).to_numpy(dtype=bool)
-    t_us = classified["t_us"].to_numpy(dtype=float)
-    out = {
-        "start_us": np.full(n, np.nan),
-        "records": np.bincount(key, minlength=n),
-        "notifiers": count(notifier),
-    }
-    first = {}
-    for i, k in enumerate(key.tolist()):
-        first.setdefault(k, i)
-    for k, i in first.items():
-        out["start_us"][k] = t_us[i]
-    for name in _CALLBACKS:
-        out[name] = count((callback == name).to_numpy())
-    out["hits"] = count(notifier & hit)
-    out["misses"] = count(notifier & ~hit)
-    begin = event == "contention_begin"
-    out["contention_begin"] = count(begin)
-    flags = classified["lock_flags"].astype(object).to_numpy()
-    for value in dict.fromkeys(flags[begin].tolist()):
-        if pd.isna(value):
-            continue
-        out[f"contention_begin[{value}]"] = count(begin & (flags == value))
-    out["contention_end"] = count(event == "contention_end")
-    out["page_faults"] = count(event == "kvm_page_fault")
-    summary = pd.DataFrame(out, index=pd.Index(labels, name="phase")).iloc[order]
-    starts = summary["start_us"].to_numpy()
-    ends = np.append(starts[1:], t_us.max() if len(t_us) else np.nan)
-    summary.insert(1, "duration_us", ends - starts)
-    return summary
+_HINT = {"to_stream": "pass the frame of load_ftrace() or kvmviz.classify.records()"}
 
 
 def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
@@ -1638,148 +1505,6 @@ def replay_stream(events: pd.DataFrame, *, max_gap_us: float = MAX_GAP_US) -> pd
         max_gap_us=max_gap_us,
     )
     return stream
-
-
-def replay(
-    events: pd.DataFrame,
-    layout: MemslotLayout,
-    kernel: str = "v5.15",
-    *,
-    n_vcpus: int = 64,
-    policy: str = "qrwlock",
-    seed: int = 0,
-    scenario=None,
-    max_gap_us: float = MAX_GAP_US,
-):
-    """What a recorded notification stream would have cost on ``kernel``.
-
-    The real notifications (their times, callbacks and hva ranges, from :func:`to_stream`)
-    drive the closed-loop engine against a modelled population of ``n_vcpus`` faulting vCPUs
-    on ``layout``; everything else comes from ``scenario`` (default :class:`kvmviz.Scenario`).
-    Run it once per kernel to ask what 8931a454ae and 071064f14d87 would have done for this
-    workload (:func:`compare_replay`).
-
-    Idle time is not replayed: a gap longer than ``max_gap_us`` (default 1 s) between two
-    notifications is cut to it (:func:`replay_stream`), so the memory needed grows with the
-    number of notifications, not with the trace's span. The statistics of the run are then
-    those of the shortened timeline: the faults the vCPUs would have taken, uncontended, in
-    the idle time removed are not in them, so shares of time (brownout) and fault percentiles
-    describe the busy part of the trace, where the stalls weigh more than over the whole span.
-    How much was removed is in ``run.notifiers.attrs["replay"]``, and :func:`compare_replay`
-    says it in a warning. The sample trace has no gap of 1 s: it replays as recorded.
-
-    Parameters
-    ----------
-    events : pandas.DataFrame
-        :func:`load_ftrace` output, classified or not.
-    layout : MemslotLayout
-        The VM's memslots while the trace was recorded.
-    kernel : {"v5.12", "v5.13", "v5.15"}
-    n_vcpus : int
-        Modelled vCPUs.
-    policy : str
-        Lock policy, see :mod:`kvmviz.rwlock`.
-    seed : int
-        Seeds the vCPU workload; the notifications are the recorded ones.
-    scenario : Scenario, optional
-        vCPU and cost parameters.
-    max_gap_us : float
-        The longest idle gap replayed, µs; longer gaps are cut to it.
-
-    Returns
-    -------
-    Run
-        Its ``notifiers.attrs["replay"]`` holds ``span_us``, ``idle_removed_us``,
-        ``gaps_shortened``, ``max_gap_us``, ``replayed_us`` (the simulated time, µs) and
-        ``age_hva`` (how the ``kvm_age_hva`` records were read, by ``callback_source``: see
-        :func:`to_stream`, :func:`age_hva_note`).
-
-    Raises
-    ------
-    ValueError
-        Nothing to replay (no MMU-notifier record: a header-only trace, or one without
-        notifier events), naming the file and counting what it holds; a raw clock (no µs);
-        the engine's :class:`~kvmviz.engine.TooMuchWork` if even the shortened replay is too
-        big for its ``max_records``.
-    """
-    from .engine import simulate
-    from .scenario import Scenario
-
-    if not isinstance(events, pd.DataFrame):
-        raise TypeError(f"events: expected the frame of load_ftrace(), got {type(events).__name__}")
-    n_vcpus = check_int(n_vcpus, "n_vcpus", minimum=1)
-    classified = events if "hit" in events.columns else classify(events, layout)
-    stream = replay_stream(classified, max_gap_us=max_gap_us)
-    # Run until the last recorded notification, plus a millisecond for it to play out.
-    end_us = float(stream["t_us"].max()) + 1000.0
-    info = {
-        k: stream.attrs[k] for k in ("span_us", "idle_removed_us", "gaps_shortened", "max_gap_us")
-    }
-    info["replayed_us"] = end_us
-    info["age_hva"] = stream.attrs["age_hva"]
-    base = Scenario(layout=layout) if scenario is None else scenario
-    modelled = base.replace(layout=layout, n_vcpus=n_vcpus, duration_us=end_us)
-    run = simulate(modelled, kernel, policy, seed, stream=stream)
-    run.notifiers.attrs["replay"] = info
-    return run
-
-
-class ReplayWarning(UserWarning):
-    """Emitted once by :func:`compare_replay` when idle time was cut from the replay."""
-
-
-def idle_note(info: dict) -> str:
-    """One sentence on the idle time a replay removed, from ``run.notifiers.attrs["replay"]``."""
-    if not info["idle_removed_us"]:
-        return (
-            f"replayed all {info['span_us'] / 1e6:.6g} s of notifications (no idle gap "
-            f"longer than {info['max_gap_us'] / 1e6:g} s)"
-        )
-    return (
-        f"idle time removed: {info['idle_removed_us'] / 1e6:.6g} s of the "
-        f"{info['span_us'] / 1e6:.6g} s span ({info['gaps_shortened']} "
-        f"gap{'s' if info['gaps_shortened'] > 1 else ''} between "
-        f"notifications cut to {info['max_gap_us'] / 1e6:g} s); the statistics cover the "
-        f"{info['replayed_us'] / 1e6:.6g} s replayed, without the uncontended faults of the "
-        "idle time"
-    )
-
-
-def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None, **kwargs):
-    """:func:`replay` on each kernel; returns ``(table, runs)``.
-
-    ``table`` has one row per kernel with the columns of :func:`kvmviz.metrics.summarize`;
-    ``runs`` maps kernel to :class:`~kvmviz.engine.Run`. Other keywords go to :func:`replay`.
-    ``table.attrs["replay"]`` says how much idle time was cut (see :func:`replay`: the
-    statistics are those of the shortened timeline) and ``table.attrs["notes"]`` says it in
-    sentences: the idle time first, then the records a lenient :func:`load_ftrace` sorted, and,
-    when the trace has ``kvm_age_hva`` records, how their callback was read
-    (:func:`age_hva_note`: ``clear_young`` from ``kdamond``, ``clear_flush_young`` from
-    ``kswapd``, assumed ``clear_flush_young`` from other tasks). When idle time was cut, one
-    :class:`ReplayWarning` says so.
-    """
-    from .kernels import KERNELS
-    from .metrics import summarize
-
-    kernels = KERNELS if kernels is None else tuple(kernels)
-    classified = events if "hit" in events.columns else classify(events, layout)
-    runs = {k: replay(classified, layout, k, **kwargs) for k in kernels}
-    table = pd.DataFrame([summarize(r) for r in runs.values()])
-    table.index = pd.Index(list(kernels), name="kernel")
-    info = next(iter(runs.values())).notifiers.attrs["replay"]
-    notes = [idle_note(info)]
-    if events.attrs.get("reordered"):
-        notes.append(
-            f"{events.attrs['reordered']} records whose timestamp went back in time on their "
-            "CPU were sorted into time order (lenient)"
-        )
-    if any(info["age_hva"].values()):
-        notes.append(age_hva_note(info["age_hva"]))
-    table.attrs.update(replay=info, notes=notes)
-    if info["idle_removed_us"]:
-        where = events.attrs.get("path", "the trace")
-        warnings.warn(f"{where}: {notes[0]}", ReplayWarning, stacklevel=2)
-    return table, runs
 
 
 LAYOUT_FORMATS = (

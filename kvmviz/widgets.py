@@ -261,7 +261,7 @@ class ToggleDashboard:
     # -- drawing: everything static once, then only the moving artists (blitting) ----------
     def _draw_static(self, runs, selected) -> None:
         plot.stall_cdf(runs, ax=self.ax_cdf, highlight=selected)
-        plot.brownout(runs, ax=self.ax_brownout, highlight=selected)
+        plot.brownout_curve(runs, ax=self.ax_brownout, highlight=selected)
         # The map's axis is fixed by the memslots and the VMM's own memory, not by the ranges
         # of one run, so a new run only moves its range marks.
         plot.memslot_map(

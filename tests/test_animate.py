@@ -18,7 +18,7 @@ import pytest
 from PIL import ImageSequence
 
 import kvmviz as kv
-from kvmviz import animate
+from kvmviz import _files, animate
 from kvmviz.rwlock import replay
 
 SMALL = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
@@ -381,7 +381,7 @@ class TestExport:
         def fail(src, dst):
             raise OSError("disk full")
 
-        monkeypatch.setattr(animate.os, "replace", fail)
+        monkeypatch.setattr(_files.os, "replace", fail)
         with pytest.raises(OSError, match="disk full"):
             animate.to_gif(memslots, path, force=True)
         assert path.read_bytes() == b"old"

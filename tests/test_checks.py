@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import kvmviz as kv
-from kvmviz import exercises, notifiers, sweep
+from kvmviz import exercises, experiments, notifiers
 from kvmviz._checks import check_bool, check_bool_array, check_int, check_number, check_seed
 
 SMALL = kv.Scenario(n_vcpus=4, duration_us=200.0)
@@ -38,11 +38,11 @@ def test_seeds_that_are_not(seed, error):
     [
         lambda seed: kv.simulate(SMALL, seed=seed),
         lambda seed: notifiers.generate_stream(SMALL, seed),
-        lambda seed: sweep.grid(SMALL, n_vcpus=[2], seeds=[seed], kernels=["v5.15"]),
+        lambda seed: experiments.grid(SMALL, n_vcpus=[2], seeds=[seed], kernels=["v5.15"]),
         lambda seed: exercises.takes_lock_question(seed=seed),
         lambda seed: exercises.grant_order(seed=seed),
     ],
-    ids=["simulate", "generate_stream", "sweep.grid", "takes_lock_question", "grant_order"],
+    ids=["simulate", "generate_stream", "experiments.grid", "takes_lock_question", "grant_order"],
 )
 @pytest.mark.parametrize("seed", [1.7, "5", True, -1])
 def test_every_seeded_function_refuses_bad_seeds(call, seed):
@@ -80,10 +80,10 @@ def test_booleans():
     "call",
     [
         lambda seed: kv.compare_kernels(SMALL, seed=seed),
-        lambda seed: sweep.grid(SMALL, n_vcpus=[2], seeds=[0, seed], kernels=["v5.15"]),
+        lambda seed: experiments.grid(SMALL, n_vcpus=[2], seeds=[0, seed], kernels=["v5.15"]),
         lambda seed: kv.simulate(SMALL, "v5.12", "reader-pref", seed),
     ],
-    ids=["compare_kernels", "sweep.grid second seed", "simulate positional"],
+    ids=["compare_kernels", "experiments.grid second seed", "simulate positional"],
 )
 @pytest.mark.parametrize(
     ("seed", "error"),

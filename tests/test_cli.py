@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import kvmviz
-from kvmviz import cli, figures
+from kvmviz import cli, gallery
 from kvmviz.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -132,7 +132,7 @@ def test_ctrl_c_is_exit_130_in_one_line(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "compare_kernels", interrupted)
+    monkeypatch.setattr(cli.experiments, "compare_kernels", interrupted)
     assert main(SMALL) == 130
     assert _one_line_error(capsys) == "kvmviz: interrupted\n"
 
@@ -233,8 +233,8 @@ def _failing(error: BaseException):
 def tiny_figures(monkeypatch):
     """Three cheap builders in place of the real ones; the test swaps one for a failure."""
     builders = {"one": _tiny, "two": _tiny, "three": _tiny}
-    monkeypatch.setattr(figures, "FIGURES", builders)
-    monkeypatch.setattr(figures, "_load_extras", lambda seed: [])
+    monkeypatch.setattr(gallery, "FIGURES", builders)
+    monkeypatch.setattr(gallery, "_load_extras", lambda seed: [])
     return builders
 
 
@@ -300,7 +300,7 @@ def test_render_all_cleans_up_after_a_bug_too(tiny_figures, tmp_path):
     nothing behind either."""
     tiny_figures["three"] = _failing(RuntimeError("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):
-        figures.render_all(tmp_path / "new" / "figs", formats=("svg",))
+        gallery.render_all(tmp_path / "new" / "figs", formats=("svg",))
     assert list(tmp_path.iterdir()) == []
 
 

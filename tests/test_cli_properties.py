@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
-from kvmviz import cli, figures
+from kvmviz import cli, gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT / "data" / "traces"
@@ -161,8 +161,8 @@ def test_figures_is_all_or_nothing(capsys, monkeypatch, out, rest, disk_full):
     """Exit 0 writes the whole set; exit 2 leaves every folder as it was; without --force no
     existing byte changes; no temporary folder ever stays behind."""
     builders = {"one": _tiny, "two": _broken if disk_full else _tiny, "three": _tiny}
-    monkeypatch.setattr(figures, "FIGURES", builders)
-    monkeypatch.setattr(figures, "_load_extras", lambda seed: [])
+    monkeypatch.setattr(gallery, "FIGURES", builders)
+    monkeypatch.setattr(gallery, "_load_extras", lambda seed: [])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "file").write_text("a regular file")

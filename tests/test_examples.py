@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmviz import figures
+from kvmviz import gallery
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -44,7 +44,7 @@ def results(tmp_path_factory):
 
 
 def test_there_are_examples():
-    assert len(EXAMPLES) >= len(figures.FIGURES)
+    assert len(EXAMPLES) >= len(gallery.FIGURES)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -75,7 +75,7 @@ def test_example_is_short(example):
 def test_every_figure_has_an_example(results):
     """Each figure of `kvmviz figures` is also written by the example of the same name."""
     written = {p.stem for _, out in results.values() for p in out.iterdir()}
-    assert set(figures.FIGURES) <= written
+    assert set(gallery.FIGURES) <= written
 
 
 def test_an_example_never_overwrites(results):

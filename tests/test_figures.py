@@ -1,4 +1,4 @@
-"""`kvmviz figures` and kvmviz.figures.render_all: every figure, reproducibly, never clobbering."""
+"""`kvmviz figures` and kvmviz.gallery.render_all: every figure, reproducibly, never clobbering."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import matplotlib as mpl
 import pytest
 
-from kvmviz import cli, figures
+from kvmviz import cli, gallery
 
 # Figures whose runs are small (8 vCPUs, or a notification stream alone): fast to render.
 CHEAP = ["memslots-q35", "lock-timeline-8-vcpus"]
@@ -29,20 +29,20 @@ def _files(directory) -> dict[str, bytes]:
 
 
 def test_the_figures_of_the_notebooks_and_the_readme():
-    assert list(figures.FIGURES) == EXPECTED
+    assert list(gallery.FIGURES) == EXPECTED
 
 
 def test_same_seed_same_bytes(tmp_path):
     """Two renders with one seed give byte-identical SVG (and PNG); another seed differs."""
-    first = figures.render_all(tmp_path / "a", only=CHEAP, extra=False)
-    figures.render_all(tmp_path / "b", only=CHEAP, extra=False)
+    first = gallery.render_all(tmp_path / "a", only=CHEAP, extra=False)
+    gallery.render_all(tmp_path / "b", only=CHEAP, extra=False)
     assert [p.name for p in first] == [f"{n}.{f}" for n in CHEAP for f in ("svg", "png")]
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     for path in first:
         if path.suffix == ".svg":
             ET.parse(path)
             assert b"<dc:date>" not in path.read_bytes()
-    figures.render_all(tmp_path / "c", only=["lock-timeline-8-vcpus"], seed=1, extra=False)
+    gallery.render_all(tmp_path / "c", only=["lock-timeline-8-vcpus"], seed=1, extra=False)
     name = "lock-timeline-8-vcpus.svg"
     assert (tmp_path / "c" / name).read_bytes() != (tmp_path / "a" / name).read_bytes()
 
@@ -50,8 +50,8 @@ def test_same_seed_same_bytes(tmp_path):
 def test_svg_bytes_do_not_depend_on_the_other_formats_asked_for(tmp_path):
     """`--format png,svg` and `--format svg` give the same SVG (it is always rendered first)."""
     name = "lock-timeline-8-vcpus"
-    figures.render_all(tmp_path / "both", only=[name], formats=("png", "svg"), extra=False)
-    figures.render_all(tmp_path / "svg", only=[name], formats=("svg",), extra=False)
+    gallery.render_all(tmp_path / "both", only=[name], formats=("png", "svg"), extra=False)
+    gallery.render_all(tmp_path / "svg", only=[name], formats=("svg",), extra=False)
     assert (tmp_path / "both" / f"{name}.svg").read_bytes() == (
         tmp_path / "svg" / f"{name}.svg"
     ).read_bytes()
@@ -61,22 +61,22 @@ def test_refuses_to_overwrite_and_writes_nothing(tmp_path):
     """One existing target is enough: nothing at all is written, and it is left alone."""
     (tmp_path / "brownout.png").write_bytes(b"keep me")
     with pytest.raises(FileExistsError, match="brownout"):
-        figures.render_all(tmp_path, extra=False)
+        gallery.render_all(tmp_path, extra=False)
     assert _files(tmp_path) == {"brownout.png": b"keep me"}
-    written = figures.render_all(tmp_path, only=["memslots-q35"], formats=("png",), extra=False)
+    written = gallery.render_all(tmp_path, only=["memslots-q35"], formats=("png",), extra=False)
     assert written == [tmp_path / "memslots-q35.png"]
-    figures.render_all(tmp_path, only=["memslots-q35"], formats=("png",), force=True, extra=False)
+    gallery.render_all(tmp_path, only=["memslots-q35"], formats=("png",), force=True, extra=False)
 
 
 def test_theme_does_not_leak(tmp_path):
     """render_all applies the theme for its own figures only."""
     before = dict(mpl.rcParams)
-    figures.render_all(tmp_path, only=["memslots-q35"], formats=("svg",), extra=False)
+    gallery.render_all(tmp_path, only=["memslots-q35"], formats=("svg",), extra=False)
     assert dict(mpl.rcParams) == before
 
 
 class _Hook:
-    """An export registered in figures.EXTRA, with the files it would write."""
+    """An export registered in gallery.EXTRA, with the files it would write."""
 
     def __init__(self):
         self.calls = []
@@ -96,8 +96,8 @@ def test_extra_exports_run_and_are_checked_first(tmp_path, monkeypatch):
     """An extra export writes into the staging folder beside the target (so it may write
     freely there) and lands with the figures; its files count in the refusal to overwrite."""
     hook = _Hook()
-    monkeypatch.setattr(figures, "_load_extras", lambda seed: [hook])
-    written = figures.render_all(tmp_path, only=["memslots-q35"], formats=("svg",))
+    monkeypatch.setattr(gallery, "_load_extras", lambda seed: [hook])
+    written = gallery.render_all(tmp_path, only=["memslots-q35"], formats=("svg",))
     assert written == [tmp_path / "extra.html", tmp_path / "memslots-q35.svg"]
     [(staging, formats, force)] = hook.calls
     assert staging.parent == tmp_path.parent and staging.name.startswith(f".{tmp_path.name}.")
@@ -105,7 +105,7 @@ def test_extra_exports_run_and_are_checked_first(tmp_path, monkeypatch):
     assert not staging.exists()  # moved into place
     (tmp_path / "memslots-q35.svg").unlink()
     with pytest.raises(FileExistsError, match=r"extra\.html"):
-        figures.render_all(tmp_path, only=["memslots-q35"], formats=("svg",))
+        gallery.render_all(tmp_path, only=["memslots-q35"], formats=("svg",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["extra.html"]
     assert len(hook.calls) == 1
 
@@ -113,8 +113,8 @@ def test_extra_exports_run_and_are_checked_first(tmp_path, monkeypatch):
 def test_extras_are_registered_hooks_plus_animate(monkeypatch):
     """EXTRA's hooks come first; kvmviz.animate's render_all is added unless it registered."""
     hook = _Hook()
-    monkeypatch.setattr(figures, "EXTRA", [hook])
-    hooks = figures._load_extras(seed=0)
+    monkeypatch.setattr(gallery, "EXTRA", [hook])
+    hooks = gallery._load_extras(seed=0)
     assert hooks[0] is hook
     try:
         from kvmviz import animate
@@ -126,9 +126,9 @@ def test_extras_are_registered_hooks_plus_animate(monkeypatch):
 
 def test_unknown_names_and_formats_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown figures"):
-        figures.render_all(tmp_path, only=["nope"], extra=False)
+        gallery.render_all(tmp_path, only=["nope"], extra=False)
     with pytest.raises(ValueError, match="formats"):
-        figures.render_all(tmp_path, formats=("svg", "bmp"), extra=False)
+        gallery.render_all(tmp_path, formats=("svg", "bmp"), extra=False)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
@@ -162,12 +162,12 @@ def test_cli_still_simulates_and_quizzes(capsys):
 
 @pytest.mark.parametrize("name", ["lock-timeline-8-vcpus", "lock-timeline-416-vcpus"])
 def test_timeline_figures_show_whole_stalls(name):
-    """The timeline figures' windows (kvmviz.plot.busiest_window) hold the longest writer wait
+    """The timeline figures' windows (kvmviz.metrics.busiest_window) hold the longest writer wait
     and cut no stall: every wait for mmu_lock that overlaps the window begins and ends in it."""
-    render = figures._Render(0)
-    fig = figures.FIGURES[name](render)
+    render = gallery._Render(0)
+    fig = gallery.FIGURES[name](render)
     lanes = fig.axes[0]
-    run = render.run(figures.SMALL_VM if "8" in name else figures.LARGE_VM, "v5.12")
+    run = render.run(gallery.SMALL_VM if "8" in name else gallery.LARGE_VM, "v5.12")
     scale = 1e-3 if "(ms)" in fig.axes[1].get_xlabel() else 1.0
     start, end = (x / scale for x in lanes.get_xlim())
     waited = run.lock[run.lock["wait_us"] > 0]
@@ -182,9 +182,9 @@ def test_timeline_figures_show_whole_stalls(name):
 
 def test_stall_by_kernel_figure_has_both_panels():
     """The static per-kernel figure: a CDF line and a p99 bar for each kernel."""
-    fig = figures.FIGURES["stall-by-kernel"](figures._Render(0))
+    fig = gallery.FIGURES["stall-by-kernel"](gallery._Render(0))
     cdf, bars = fig.axes
-    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in figures.KERNELS]
+    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in gallery.KERNELS]
     assert [p.get_gid() for p in bars.patches if p.get_gid()] == [
-        f"bar|{k}" for k in figures.KERNELS
+        f"bar|{k}" for k in gallery.KERNELS
     ]

@@ -15,8 +15,9 @@ import pytest
 
 import kvmviz as kv
 from kvmviz import cli
-from kvmviz.engine import Run
-from kvmviz.metrics import KERNEL_TABLE_COLUMNS, brownout, compare_kernels, stall_stats, summarize
+from kvmviz.experiments import compare_kernels
+from kvmviz.metrics import KERNEL_TABLE_COLUMNS, brownout, stall_stats, summarize
+from kvmviz.run import Run
 from kvmviz.widgets import _table_html
 
 # A small seeded VM on v5.12: every notification takes mmu_lock for write (about 50 of them).

@@ -22,7 +22,7 @@ from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
 import kvmviz as kv
-from kvmviz import plot
+from kvmviz import metrics, plot, timelines
 from kvmviz.presets import VMM_HEAP, large_vm_layout
 from kvmviz.theme import COLORS, KERNEL_STYLES
 
@@ -149,7 +149,7 @@ def test_lock_timeline_one_lane_per_vcpu(busy8):
     and the queue depth in its own axes below."""
     worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
     start, end = worst["t_arrive_us"] - 20, worst["t_arrive_us"] + 40
-    ax = plot.lock_timeline(busy8, start, end)
+    ax = timelines.lock_timeline(busy8, start, end)
     lanes, queue = ax.figure.axes
     assert lanes is ax
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -173,7 +173,7 @@ def test_queue_depth_counts_the_waiters(busy8):
     """The queue-depth steps equal a brute-force count of acquisitions waiting at t."""
     start, end = 500.0, 1_900.0  # under 2 ms: the axis is in µs
     _fig, axes = plt.subplots(2, 1)
-    plot.lock_timeline(busy8, start, end, ax=axes)
+    timelines.lock_timeline(busy8, start, end, ax=axes)
     x, y = axes[1].get_lines()[0].get_data()
     lock = busy8.lock
     for t in np.random.default_rng(0).uniform(start, end, 200):
@@ -183,7 +183,7 @@ def test_queue_depth_counts_the_waiters(busy8):
 
 def test_lock_timeline_groups_416_vcpus(big416):
     """Beyond max_lanes the faulting vCPUs are grouped: 8 lanes of shares, not 416 lanes."""
-    ax = plot.lock_timeline(big416, 500, 1_500)
+    ax = timelines.lock_timeline(big416, 500, 1_500)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[0] == "notifiers" and len(labels) == 1 + 8
     assert labels[1] == "vCPUs 0–46" and labels[-1] == "vCPUs 327–373"  # 374 of 416 fault
@@ -192,7 +192,7 @@ def test_lock_timeline_groups_416_vcpus(big416):
     assert {f"lane-group{i}-{s}" for i in range(8) for s in ("read", "wait")} <= set(drawn)
     assert "374 faulting vCPUs of 416" in ax.get_title(loc="left")
     assert "ms" not in ax.figure.axes[1].get_xlabel()  # a 1 ms window is labelled in µs
-    plot.lock_timeline(big416, 0, 2_000, ax=plt.subplots()[1])
+    timelines.lock_timeline(big416, 0, 2_000, ax=plt.subplots()[1])
     assert "(ms)" in plt.gca().get_xlabel()
 
 
@@ -206,23 +206,24 @@ def test_busy_time_integrates_intervals_exactly():
     mid = (fine[1:] + fine[:-1]) / 2
     covered = ((starts[:, None] <= mid) & (mid < ends[:, None])).sum(axis=0) * np.diff(fine)
     expected = np.add.reduceat(covered, np.searchsorted(mid, edges[:-1]))
-    np.testing.assert_allclose(plot._busy_time(starts, ends, edges), expected, atol=0.05)
+    np.testing.assert_allclose(metrics.coverage(starts, ends, edges), expected, atol=0.05)
 
 
 def test_lock_timeline_checks_its_window(busy8):
     with pytest.raises(ValueError, match="after"):
-        plot.lock_timeline(busy8, 10, 10)
-    ax = plot.lock_timeline(busy8, 0, 100, ax=plt.subplots()[1])  # lanes only
+        timelines.lock_timeline(busy8, 10, 10)
+    ax = timelines.lock_timeline(busy8, 0, 100, ax=plt.subplots()[1])  # lanes only
     assert len(ax.figure.axes) == 1 and "µs" in ax.get_xlabel()
 
 
 # -- kernels side by side ---------------------------------------------------------------------
 def test_compare_kernels_bars_from_table_or_runs(runs):
-    """The table of kv.compare_kernels and a {kernel: Run} mapping draw the same bars."""
-    table = kv.compare_kernels(SMALL, seed=1, simulate=lambda s, k, p, seed: runs[k])
+    """The per-kernel table (kv.metrics.kernel_table) and a {kernel: Run} mapping draw the
+    same bars."""
+    table = kv.metrics.kernel_table(runs)
     _fig, (left, right) = plt.subplots(1, 2)
-    plot.compare_kernels(table, ax=left)
-    plot.compare_kernels(runs, ax=right)
+    plot.kernel_bars(table, ax=left)
+    plot.kernel_bars(runs, ax=right)
     for ax in (left, right):
         bars = [p for p in ax.patches if (p.get_gid() or "").startswith("bar|")]
         assert [b.get_gid() for b in bars] == [f"bar|{k}" for k in kv.KERNELS]
@@ -236,19 +237,19 @@ def test_compare_kernels_bars_from_table_or_runs(runs):
 
 
 def test_compare_kernels_draws_shares_in_percent(runs):
-    ax = plot.compare_kernels(runs, metric="brownout_mean", ax=plt.subplots()[1])
+    ax = plot.kernel_bars(runs, metric="brownout_mean", ax=plt.subplots()[1])
     heights = [p.get_height() for p in ax.patches]
     expected = [100 * kv.summarize(runs[k])["brownout_mean"] for k in kv.KERNELS]
     np.testing.assert_allclose(heights, expected)
     assert ax.get_ylabel() == "%" and all(t.get_text().endswith("%") for t in ax.texts)
     with pytest.raises(KeyError, match="no metric"):
-        plot.compare_kernels(runs, metric="p42")
+        plot.kernel_bars(runs, metric="p42")
 
 
 def test_existing_views_label_their_units(runs):
     _fig, (a, b) = plt.subplots(1, 2)
     plot.stall_cdf(runs, ax=a)
-    plot.brownout(runs, ax=b)
+    plot.brownout_curve(runs, ax=b)
     assert "µs" in a.get_xlabel() and "(%)" in b.get_ylabel() and "(ms)" in b.get_xlabel()
 
 
@@ -277,7 +278,7 @@ def _independent_groups(run):
 def test_contention_table_matches_the_lock_table(runs, kernel):
     """Counts and waits per (type, caller) equal sums over run.lock, longest total first."""
     run = runs[kernel]
-    table = contention = plot.contention_table(run)
+    table = contention = metrics.contention_table(run)
     assert list(table.columns) == [
         "contended", "total_wait_us", "max_wait_us", "avg_wait_us", "type", "caller"
     ]  # fmt: skip
@@ -298,17 +299,17 @@ def test_contention_table_matches_the_lock_table(runs, kernel):
 def test_contention_under_a_spinlock_is_one_lock_type():
     busy = kv.Scenario(n_vcpus=4, duration_us=3_000, guest_run_us=5, notifier_rate_hz=5_000)
     run = kv.simulate(busy, "v5.12", policy="spinlock")
-    table = plot.contention_table(run)
+    table = metrics.contention_table(run)
     assert set(table["type"]) == {"spinlock"} and len(table) >= 2
     assert {tuple(k) for k in table[["type", "caller"]].to_numpy()} == set(_independent_groups(run))
 
 
 def test_contention_text_is_laid_out_as_perf_prints_it(runs):
-    text = plot.contention_text(runs["v5.12"])
+    text = metrics.contention_text(runs["v5.12"])
     lines = text.splitlines()
     assert lines[0] == (" contended   total wait     max wait     avg wait         type   caller")
     assert lines[1] == ""
-    table = plot.contention_table(runs["v5.12"])
+    table = metrics.contention_table(runs["v5.12"])
     assert len(lines) == 2 + len(table)
     first = lines[2]
     assert first[:10].strip() == str(table["contended"].iloc[0])
@@ -327,7 +328,7 @@ def test_contention_text_is_laid_out_as_perf_prints_it(runs):
 )
 def test_perf_time_units(ns, printed):
     """As tools/perf's lock_stat_key_print_time(): 12 wide, two decimals, ns/us/ms/s."""
-    assert plot._perf_time(ns) == printed
+    assert metrics._perf_time(ns) == printed
 
 
 # -- saving -----------------------------------------------------------------------------------
@@ -490,7 +491,7 @@ def test_every_slot_says_its_size():
 def test_a_40_ns_write_hold_is_min_span_wide_in_a_2_ms_window(big416):
     """The notifier lane's write holds (tens of ns) are at least MIN_SPAN_PT wide on screen
     in a 2 ms window of the 416-vCPU VM."""
-    ax = plot.lock_timeline(big416, 0, 2_000)
+    ax = timelines.lock_timeline(big416, 0, 2_000)
     ax.figure.canvas.draw()
     write = _gids(ax, "lane-notifier-")["lane-notifier-write"]
     widths = _screen_widths(ax, write)
@@ -502,7 +503,9 @@ def test_timeline_legend_lists_only_the_states_drawn(busy8):
     """v5.12 takes the lock on every callback: no "skips it" entry; v5.15 skips the misses:
     the entry is there; a window where nobody waits has no "waits" entry."""
     worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
-    ax = plot.lock_timeline(busy8, *plot.whole_stalls(busy8, worst.t_arrive_us, worst.t_grant_us))
+    ax = timelines.lock_timeline(
+        busy8, *metrics.whole_stalls(busy8, worst.t_arrive_us, worst.t_grant_us)
+    )
     labels = _legend_texts(ax)
     assert labels[:3] == ["fault holds mmu_lock\nfor read", "notifier holds it\nfor write",
                           "waits for it"]  # fmt: skip
@@ -510,11 +513,11 @@ def test_timeline_legend_lists_only_the_states_drawn(busy8):
     storm = busy8.scenario
     v515 = kv.simulate(storm, kernel="v5.15", seed=0)
     skipped = v515.notifiers[~v515.notifiers["locked"]].iloc[0]
-    ax = plot.lock_timeline(v515, skipped.t_arrive_us - 5, skipped.t_arrive_us + 5)
+    ax = timelines.lock_timeline(v515, skipped.t_arrive_us - 5, skipped.t_arrive_us + 5)
     assert "callback skips it" in _legend_texts(ax)
     lock = busy8.lock
     calm = _calm_window(lock)
-    ax = plot.lock_timeline(busy8, *calm)
+    ax = timelines.lock_timeline(busy8, *calm)
     assert not any(t.startswith("waits") for t in _legend_texts(ax))
 
 
@@ -532,15 +535,15 @@ def test_holds_under_a_spinlock_are_never_labelled_for_read():
     hold "for read", and the lock timeline's title says spinlock."""
     tiny = kv.Scenario(n_vcpus=3, faulting_share=1.0, guest_run_us=10, duration_us=400)
     run = kv.simulate(tiny, kernel="v5.12", policy="spinlock", seed=0)
-    ax = plot.lock_timeline(run, 0, 400)
+    ax = timelines.lock_timeline(run, 0, 400)
     labels = _legend_texts(ax)
     assert "fault holds mmu_lock\n(exclusive: spinlock)" in labels
     assert not any("read" in label for label in labels)
     assert "spinlock" in ax.get_title(loc="left")
-    ax = plot.retry_timeline(run, 0, 400)
+    ax = timelines.retry_timeline(run, 0, 400)
     assert not any("for read" in label for label in _legend_texts(ax))
     qrw = kv.simulate(tiny, kernel="v5.12", seed=0)
-    assert "holds it\nfor read" in _legend_texts(plot.retry_timeline(qrw, 0, 400))
+    assert "holds it\nfor read" in _legend_texts(timelines.retry_timeline(qrw, 0, 400))
 
 
 def _stalls_whole(run, start, end) -> bool:
@@ -557,32 +560,32 @@ def _stalls_whole(run, start, end) -> bool:
 def test_whole_stalls_covers_every_stall_it_overlaps(big416, start, width):
     """Any window, widened by whole_stalls, contains it and cuts no stall: every wait that
     overlaps the widened window begins and ends inside it."""
-    new_start, new_end = plot.whole_stalls(big416, start, start + width)
+    new_start, new_end = metrics.whole_stalls(big416, start, start + width)
     assert new_start <= start and new_end >= start + width
     assert _stalls_whole(big416, new_start, new_end)
 
 
 def test_whole_stalls_keeps_a_calm_window_and_refuses_an_empty_one(busy8):
     calm = _calm_window(busy8.lock)
-    assert plot.whole_stalls(busy8, *calm) == calm
+    assert metrics.whole_stalls(busy8, *calm) == calm
     with pytest.raises(ValueError, match="end_us must be after start_us"):
-        plot.whole_stalls(busy8, 10, 10)
+        metrics.whole_stalls(busy8, 10, 10)
     with pytest.raises(TypeError, match="start_us"):
-        plot.whole_stalls(busy8, "10", 20)
+        metrics.whole_stalls(busy8, "10", 20)
 
 
 def test_busiest_window_shows_the_longest_writer_wait_whole(busy8, big416):
     """The window holds the longest notifier wait from its request to its grant, is at least
     as wide as asked, and cuts no stall."""
     for run, width in ((busy8, 60.0), (big416, 1_000.0)):
-        start, end = plot.busiest_window(run, width)
+        start, end = metrics.busiest_window(run, width)
         taken = run.notifiers[run.notifiers["locked"]]
         worst = taken.loc[taken["wait_us"].idxmax()]
         assert start <= worst.t_arrive_us and worst.t_grant_us <= end
         assert end - start >= width
         assert _stalls_whole(run, start, end)
     with pytest.raises(ValueError, match="width_us"):
-        plot.busiest_window(busy8, 0)
+        metrics.busiest_window(busy8, 0)
 
 
 def test_stall_by_kernel_draws_the_distribution_beside_the_readers_and_writers_numbers(runs):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import kvmviz as kv
-from kvmviz import traces
+from kvmviz import classify, experiments, traces
 from kvmviz.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
@@ -24,13 +24,13 @@ LAYOUT = DATA / "notifier-phases-linux6.18.layout.json"
 def recorded():
     events = kv.load_ftrace(TRACE)
     layout = traces.load_layout(LAYOUT)
-    return traces.classify(events, layout), layout
+    return classify.records(events, layout), layout
 
 
 @pytest.fixture(scope="module")
 def compared(recorded):
     classified, layout = recorded
-    return traces.compare_replay(classified, layout, n_vcpus=16, seed=0)
+    return experiments.compare_replay(classified, layout, n_vcpus=16, seed=0)
 
 
 def test_replay_uses_the_recorded_notifications(recorded, compared):
@@ -152,8 +152,8 @@ def test_cpus_may_interleave_out_of_time_order(tmp_path):
     assert events.attrs["reordered"] == 0  # file order kept: it is how the readers merge
     assert events["line"].is_monotonic_increasing
     layout = traces.load_layout(LAYOUT)
-    swapped = traces.to_stream(traces.classify(events, layout))
-    original = traces.to_stream(traces.classify(kv.load_ftrace(TRACE), layout))
+    swapped = traces.to_stream(classify.records(events, layout))
+    original = traces.to_stream(classify.records(kv.load_ftrace(TRACE), layout))
     pd.testing.assert_frame_equal(swapped, original)
 
 
@@ -214,10 +214,12 @@ def test_a_100000_s_gap_is_cut_and_the_table_is_that_of_the_trace_without_it(tmp
     assert gapped["t_s"].max() == pytest.approx(101344.928863)
     layout = traces.load_layout(LAYOUT)
     kwargs = {"n_vcpus": 4, "seed": 3, "max_gap_us": 1e5}
-    with pytest.warns(traces.ReplayWarning) as caught:
-        table, runs = traces.compare_replay(gapped, layout, **kwargs)
-    with pytest.warns(traces.ReplayWarning):
-        expected, expected_runs = traces.compare_replay(kv.load_ftrace(TRACE), layout, **kwargs)
+    with pytest.warns(experiments.ReplayWarning) as caught:
+        table, runs = experiments.compare_replay(gapped, layout, **kwargs)
+    with pytest.warns(experiments.ReplayWarning):
+        expected, expected_runs = experiments.compare_replay(
+            kv.load_ftrace(TRACE), layout, **kwargs
+        )
     assert [str(w.message) for w in caught] == [
         f"{path}: idle time removed: 100002 s of the 100004 s span (9 gaps between "
         "notifications cut to 0.1 s); the statistics cover the 1.33077 s replayed, without "
@@ -230,7 +232,7 @@ def test_a_100000_s_gap_is_cut_and_the_table_is_that_of_the_trace_without_it(tmp
     assert info["gaps_shortened"] == base["gaps_shortened"]
     assert info["replayed_us"] == base["replayed_us"] == 1330769.0
     # With the default 1 s the replay still covers seconds, not the 27.8 hours of the span.
-    run = traces.replay(gapped, layout, n_vcpus=2)
+    run = experiments.replay_trace(gapped, layout, n_vcpus=2)
     assert run.notifiers.attrs["replay"] == {
         "span_us": 100003817263.0,
         "idle_removed_us": 1e11 + 514931 - 1e6,  # the gap was 0.514931 s + 1e5 s, now 1 s
@@ -264,7 +266,7 @@ def test_a_raw_counter_clock_is_refused_by_replay(tmp_path, capsys):
     assert events["t_s"].iloc[0] == 10**15 + 1 and events["t_us"].isna().all()
     layout = traces.load_layout(LAYOUT)
     with pytest.raises(ValueError) as err:
-        traces.replay(events, layout)
+        experiments.replay_trace(events, layout)
     assert str(err.value).startswith(
         f"{path}, line 19: expected a timestamp in seconds ('<s>.<fraction>'); got the raw "
         "clock count 1000000000000002: "
@@ -285,7 +287,7 @@ def test_header_only_and_notifier_free_traces_have_nothing_to_replay(tmp_path, c
     layout = traces.load_layout(LAYOUT)
     header = _write(tmp_path, LINES[:17], "header.txt")
     with pytest.raises(ValueError) as err:
-        traces.replay(traces.load_ftrace(header), layout)
+        experiments.replay_trace(traces.load_ftrace(header), layout)
     assert str(err.value) == (
         f"{header}: nothing to replay: 0 records in 17 lines, none of them an MMU-notifier "
         "event (kvm_unmap_hva_range, kvm_set_spte_hva, kvm_age_hva, kvm_test_age_hva)"
@@ -296,7 +298,7 @@ def test_header_only_and_notifier_free_traces_have_nothing_to_replay(tmp_path, c
     quiet = _write(tmp_path, kept, "quiet.txt")
     events = traces.load_ftrace(quiet)
     with pytest.raises(ValueError) as err:
-        traces.compare_replay(events, layout)
+        experiments.compare_replay(events, layout)
     assert str(err.value) == (
         f"{quiet}: nothing to replay: 166 records in {len(kept)} lines (tracing_mark_write 15, "
         "kvm_mmu_get_page 1, contention_end 80, contention_begin 19, <stack trace> 19, "

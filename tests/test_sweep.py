@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import kvmviz as kv
-from kvmviz import sweep
+from kvmviz import experiments, plot
 from kvmviz.presets import many_memslots_layout
 
 SMALL = kv.Scenario(n_vcpus=16, duration_us=1_500, guest_run_us=20, notifier_rate_hz=5_000)
@@ -23,7 +23,7 @@ SMALL = kv.Scenario(n_vcpus=16, duration_us=1_500, guest_run_us=20, notifier_rat
 @pytest.fixture(scope="module")
 def table():
     """2 vCPU counts x 2 spurious shares x 2 kernels x 2 seeds."""
-    return sweep.grid(
+    return experiments.grid(
         SMALL,
         n_vcpus=[8, 16],
         spurious_share=[0.5, 1.0],
@@ -56,7 +56,7 @@ def test_rows_are_what_simulate_and_summarize_give(table):
 
 
 def test_same_arguments_same_table(table):
-    again = sweep.grid(
+    again = experiments.grid(
         SMALL, n_vcpus=[8, 16], spurious_share=[0.5, 1.0], kernels=["v5.12", "v5.15"], seeds=[0, 1]
     )
     pd.testing.assert_frame_equal(table, again)
@@ -78,7 +78,7 @@ def test_build_turns_other_axes_into_scenarios():
         layout = many_memslots_layout(n_memslots)
         return scenario.replace(layout=layout, memslot_lookup=memslot_lookup)
 
-    table = sweep.grid(
+    table = experiments.grid(
         SMALL,
         kernels=["v5.12", "v5.15"],
         build=build,
@@ -99,7 +99,7 @@ def test_build_turns_other_axes_into_scenarios():
 def test_spurious_hold_grows_with_a_linear_walk_only():
     """v5.12 walks the memslots under the write lock, twice for start (docs/kernel.md §2.1)."""
     layouts = {n: many_memslots_layout(n) for n in (10, 4000)}
-    table = sweep.grid(
+    table = experiments.grid(
         SMALL.replace(spurious_share=1.0),
         kernels=["v5.12"],
         build=lambda s, n, memslot_lookup: s.replace(
@@ -119,7 +119,7 @@ def test_spurious_hold_grows_with_a_linear_walk_only():
 
 def test_measure_reads_the_notifier_table():
     run = kv.simulate(SMALL.replace(duration_us=5_000), "v5.12", seed=3)
-    measured = sweep.measure(run)
+    measured = experiments.measure(run)
     locked = run.notifiers[run.notifiers.locked]
     assert measured["writer_hold_mean_us"] == pytest.approx(locked.hold_us.mean())
     assert measured["writer_hold_max_us"] == pytest.approx(locked.hold_us.max())
@@ -130,7 +130,7 @@ def test_measure_reads_the_notifier_table():
 
 
 def test_custom_measure():
-    table = sweep.grid(
+    table = experiments.grid(
         SMALL, kernels=["v5.13"], measure=lambda run: {"attempts": len(run.faults)}, n_vcpus=[4]
     )
     assert list(table.columns) == ["n_vcpus", "kernel", "seed", "attempts"]
@@ -139,7 +139,7 @@ def test_custom_measure():
 
 def test_progress_callable_sees_every_run():
     seen = []
-    sweep.grid(
+    experiments.grid(
         SMALL,
         kernels=["v5.12", "v5.15"],
         seeds=[0, 1],
@@ -150,7 +150,7 @@ def test_progress_callable_sees_every_run():
 
 
 def test_progress_true_outside_jupyter_writes_one_line_to_stderr(capsys):
-    sweep.grid(SMALL, kernels=["v5.15"], n_vcpus=[4, 8], progress=True)
+    experiments.grid(SMALL, kernels=["v5.15"], n_vcpus=[4, 8], progress=True)
     err = capsys.readouterr().err
     assert err.endswith("sweep: 2 / 2 runs\n")
 
@@ -178,23 +178,23 @@ def test_bad_grids_say_what_is_wrong(kwargs, error, match):
     """Each mistake is refused before any simulation, in one sentence naming the argument:
     a lone string or number is not a list of values ("v5.12" is not five kernels)."""
     with pytest.raises(error, match=match):
-        sweep.grid(SMALL, **kwargs)
+        experiments.grid(SMALL, **kwargs)
 
 
 def test_numpy_axes_and_seeds_are_welcome():
     """An np.arange of seeds and a numpy array of vCPU counts sweep like the plain lists: the
     table holds Python ints and the same numbers."""
-    plain = sweep.grid(SMALL, kernels=["v5.15"], seeds=[0, 1], n_vcpus=[2, 4])
-    numpy = sweep.grid(SMALL, kernels=["v5.15"], seeds=np.arange(2), n_vcpus=np.array([2, 4]))
+    plain = experiments.grid(SMALL, kernels=["v5.15"], seeds=[0, 1], n_vcpus=[2, 4])
+    numpy = experiments.grid(SMALL, kernels=["v5.15"], seeds=np.arange(2), n_vcpus=np.array([2, 4]))
     assert numpy["seed"].tolist() == [0, 1, 0, 1]
     pd.testing.assert_frame_equal(plain, numpy, check_dtype=False)
 
 
 def test_bad_progress_and_scenario():
     with pytest.raises(TypeError, match="progress must be"):
-        sweep.grid(SMALL, n_vcpus=[4], progress="yes")
+        experiments.grid(SMALL, n_vcpus=[4], progress="yes")
     with pytest.raises(TypeError, match=r"kvmviz\.Scenario"):
-        sweep.grid({"n_vcpus": 4}, n_vcpus=[4])
+        experiments.grid({"n_vcpus": 4}, n_vcpus=[4])
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_heatmap_draws_one_annotated_cell_per_point_averaged_over_seeds(table):
 
     fig, ax = plt.subplots()
     v512 = table[table.kernel == "v5.12"]
-    sweep.heatmap(v512, "spurious_share", "n_vcpus", "brownout_mean", ax=ax)
+    plot.heatmap(v512, "spurious_share", "n_vcpus", "brownout_mean", ax=ax)
     assert len(ax.texts) == 4
     mesh = ax.collections[0]
     expected = v512.groupby(["n_vcpus", "spurious_share"]).brownout_mean.mean() * 100
@@ -227,7 +227,7 @@ def test_heatmap_labels_and_scale():
     import matplotlib.pyplot as plt
 
     frame = pd.DataFrame({"a": [1, 1, 2, 2], "b": [10, 20, 10, 20], "p99_us": [1, 2, 3, 400.0]})
-    ax = sweep.heatmap(
+    ax = plot.heatmap(
         frame, "a", "b", "p99_us", vmax=1000, labels={"a": "A (units)"}, colorbar=False
     )
     assert ax.get_xlabel() == "A (units)"
@@ -237,7 +237,7 @@ def test_heatmap_labels_and_scale():
 
 
 def test_heatmaps_share_one_colour_scale(table):
-    fig = sweep.heatmaps(
+    fig = plot.heatmaps(
         table,
         "spurious_share",
         "n_vcpus",
@@ -270,7 +270,7 @@ def test_curves_one_line_per_hue_named_at_its_end():
         }
     )
     _fig, ax = plt.subplots()
-    sweep.curves(
+    plot.curves(
         frame,
         "n",
         "p99_us",

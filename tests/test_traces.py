@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import kvmviz as kv
+from kvmviz import classify
 from kvmviz import traces as kt
 from kvmviz.memslots import GfnRange
 from kvmviz.presets import q35_512m_layout
@@ -57,7 +58,7 @@ def layout():
 
 @pytest.fixture(scope="module")
 def classified(events, layout):
-    return kt.classify(events, layout)
+    return classify.records(events, layout)
 
 
 def file_lines(path: Path) -> list[str]:
@@ -299,7 +300,7 @@ def test_write_contention_only_where_notifiers_hit(classified):
 
 
 def test_phase_summary(classified):
-    summary = kt.phase_summary(classified)
+    summary = classify.phase_summary(classified)
     assert list(summary.index) == PHASES
     assert summary.index.name == "phase"
     s = summary.loc
@@ -334,8 +335,8 @@ def test_phase_summary(classified):
 
 
 def test_phase_summary_needs_classify(events):
-    with pytest.raises(ValueError, match=r"lacks columns \['hit'\].*classify"):
-        kt.phase_summary(events)
+    with pytest.raises(ValueError, match=r"lacks columns \['hit'\].*records"):
+        classify.phase_summary(events)
 
 
 def test_phase_summary_records_before_the_first_mark(tmp_path):
@@ -346,7 +347,7 @@ def test_phase_summary_records_before_the_first_mark(tmp_path):
         " a-1 [000] 3.000000: kvm_test_age_hva: mmu notifier test age hva: 0x9000\n",
     )
     layout = kv.MemslotLayout([kv.Memslot(slot=0, base_gfn=0, npages=4, userspace_addr=0x8000)])
-    summary = kt.phase_summary(kt.classify(kt.load_ftrace(path), layout))
+    summary = classify.phase_summary(classify.records(kt.load_ftrace(path), layout))
     assert list(summary.index) == ["(none)", "one"]
     assert summary["test_young"].tolist() == [1, 1]
     assert summary["hits"].tolist() == [0, 1]
@@ -504,9 +505,9 @@ def test_age_hva_of_kswapd_and_other_tasks_is_clear_flush_young(tmp_path):
     layout = kv.MemslotLayout(
         [kv.Memslot(slot=0, base_gfn=0, npages=0x800, userspace_addr=0x7FAFEAA00000)]
     )
-    summary = kt.phase_summary(kt.classify(df, layout))
+    summary = classify.phase_summary(classify.records(df, layout))
     assert summary.loc[
-        kt.NO_PHASE, ["clear_flush_young", "clear_young", "test_young"]
+        classify.NO_PHASE, ["clear_flush_young", "clear_young", "test_young"]
     ].tolist() == [
         4,
         1,
@@ -900,7 +901,7 @@ def test_comment_only_files_give_an_empty_frame(tmp_path):
     assert "hva_start" in df.columns and "phase" in df.columns
     assert df.attrs["event_counts"] == {}
     assert df.attrs["clock"] is None and df.attrs["reordered"] == 0
-    assert kt.classify(df, q35_512m_layout())["hit"].dtype == "boolean"
+    assert classify.records(df, q35_512m_layout())["hit"].dtype == "boolean"
     assert len(kt.to_stream(df)) == 0
 
 

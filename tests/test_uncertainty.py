@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import kvmviz as kv
-from kvmviz import uncertainty
+from kvmviz import experiments
 
 matplotlib.use("Agg")
 
@@ -19,10 +19,12 @@ def table() -> pd.DataFrame:
 
 def test_one_row_per_parameter_value_and_kernel(table):
     """Five parameters by default, each over the values of the calibration table, x 3 kernels."""
-    assert list(table.columns) == uncertainty.COLUMNS
-    expected = sum(len(kv.calibration._BY_NAME[p].values) for p in uncertainty.DEFAULT_PARAMETERS)
+    assert list(table.columns) == experiments.SENSITIVITY_COLUMNS
+    expected = sum(
+        len(kv.scenario.PARAMETER_BY_NAME[p].values) for p in experiments.SENSITIVITY_PARAMETERS
+    )
     assert len(table) == 3 * expected
-    assert set(table["parameter"]) == set(uncertainty.DEFAULT_PARAMETERS)
+    assert set(table["parameter"]) == set(experiments.SENSITIVITY_PARAMETERS)
     # exactly one default value per (parameter, kernel)
     assert (table.groupby(["parameter", "kernel"])["is_default"].sum() == 1).all()
 
@@ -47,7 +49,7 @@ def test_more_contention_inside_the_lock_means_longer_stalls(table):
 
 
 def test_headline_ranges_contain_the_default(table):
-    head = uncertainty.headline(table)
+    head = experiments.headline(table)
     assert list(head.index) == list(kv.KERNELS)
     assert (head["p99_low_us"] <= head["p99_us"]).all() and (
         head["p99_us"] <= head["p99_high_us"]
@@ -66,7 +68,7 @@ def test_ordering_flags_every_point_where_a_newer_kernel_is_worse():
             "p99_us": [3.0, 2.0, 1.0, 1.0, 2.0, 3.0],
         }
     )
-    order = uncertainty.ordering(table)
+    order = experiments.ordering(table)
     assert order["ordered"].tolist() == [True, False]
 
 
@@ -91,13 +93,13 @@ def test_progress_counts_every_simulation():
 
 
 def test_the_tornado_draws_one_bar_per_parameter_and_kernel(table):
-    axes = kv.plot.sensitivity(table)
+    axes = kv.plot.tornado(table)
     assert len(axes) == 2
     assert axes[0].get_xlabel() == "p99 fault stall (µs)"
     labels = [t.get_text().split("\n")[0] for t in axes[0].get_yticklabels()]
-    assert sorted(labels) == sorted(uncertainty.DEFAULT_PARAMETERS)
+    assert sorted(labels) == sorted(experiments.SENSITIVITY_PARAMETERS)
     bars = [line for line in axes[1].lines if line.get_linewidth() == 4]
-    assert len(bars) == 3 * len(uncertainty.DEFAULT_PARAMETERS)
+    assert len(bars) == 3 * len(experiments.SENSITIVITY_PARAMETERS)
     # each bar spans exactly the min..max of its rows
     part = table[(table["parameter"] == labels[0])]
     lows = sorted(part.groupby("kernel")["brownout_mean"].min())

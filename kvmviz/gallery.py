@@ -22,11 +22,10 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from . import plot
+from . import metrics, plot, timelines
 from ._files import umask
 from .engine import simulate
 from .kernels import KERNELS
-from .metrics import compare_kernels
 from .notifiers import generate_stream
 from .presets import VMM_HEAP, q35_512m_layout
 from .scenario import Scenario
@@ -155,23 +154,19 @@ def stall_cdf(render: _Render) -> Figure:
 def brownout(render: _Render) -> Figure:
     """The share of vCPUs stalled over time on the three kernels."""
     fig = render.figure(6.4, 4.0)
-    ax = plot.brownout(render.kernels(), ax=fig.subplots())
+    ax = plot.brownout_curve(render.kernels(), ax=fig.subplots())
     _label_lines(ax)
     return fig
 
 
 def kernel_comparison(render: _Render) -> Figure:
     """Cause and effect per kernel: callbacks taking the lock, p99 stall, vCPU time stalled."""
-    table = compare_kernels(
-        LARGE_VM,
-        seed=render.seed,
-        simulate=lambda scenario, kernel, _p, _s: render.run(scenario, kernel),
-    )
+    table = metrics.kernel_table(render.kernels())
     fig = render.figure(10, 3.4)
     for ax, metric in zip(
         fig.subplots(1, 3), ("lock_taken", "p99_us", "brownout_mean"), strict=True
     ):
-        plot.compare_kernels(table, ax=ax, metric=metric)
+        plot.kernel_bars(table, ax=ax, metric=metric)
     _caption(
         fig,
         f"The same {LARGE_VM.n_vcpus}-vCPU VM, workload and {LARGE_VM.duration_us / 1000:.0f} ms "
@@ -195,10 +190,10 @@ def stall_by_kernel(render: _Render) -> Figure:
 
 def _timeline_figure(render: _Render, run, width_us: float, height: float, title: str) -> Figure:
     """A lock timeline about ``width_us`` wide around the run's longest writer wait, widened
-    (:func:`kvmviz.plot.busiest_window`) so that no stall is cut off at an edge."""
+    (:func:`kvmviz.metrics.busiest_window`) so that no stall is cut off at an edge."""
     fig = render.figure(10, height)
     axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    plot.lock_timeline(run, *plot.busiest_window(run, width_us), ax=axes)
+    timelines.lock_timeline(run, *metrics.busiest_window(run, width_us), ax=axes)
     _caption(fig, title)
     return fig
 
@@ -234,7 +229,7 @@ def before_after(render: _Render) -> Figure:
     fig = render.figure(10, 3.8)
     ax_cdf, ax_brownout = fig.subplots(1, 2)
     plot.stall_cdf(pair, ax=ax_cdf)
-    plot.brownout(pair, ax=ax_brownout)
+    plot.brownout_curve(pair, ax=ax_brownout)
     _label_lines(ax_brownout)
     before, after = (100 * kernels[k].summary()["brownout_mean"] for k in ("v5.12", "v5.15"))
     _caption(
@@ -339,7 +334,7 @@ def render_all(
         Names of :data:`FIGURES` to render (default all).
     extra : bool
         Also run the hooks of :data:`EXTRA` (the animations of :mod:`kvmviz.animate`, which
-        take most of the time), before the figures.
+        take most of the time), before the gallery.
 
     Returns
     -------

@@ -1,0 +1,329 @@
+"""Classification, the first stage of the flow: which callbacks a notification runs, which of
+them hit a memslot, and what the kernel's rules make each one do.
+
+Given a notification stream (:mod:`kvmviz.notifiers`, or a real trace through
+:func:`kvmviz.traces.to_stream`), a :class:`~kvmviz.MemslotLayout` and a kernel,
+:func:`callbacks` expands every event into its callbacks (:data:`kvmviz.notifiers.EVENT_KINDS`),
+tests each range against the memslots (:meth:`MemslotLayout.hit_mask`, as
+``__kvm_handle_hva_range`` does) and looks up its rule (:func:`kvmviz.kernels.rule`): whether it
+takes ``mmu_lock``, how it moves ``mmu_notifier_count`` and ``seq``, whether it may flush. This is
+the one place the rules are applied: the engine, the trace tools, the figures and the exercises
+call it. :class:`Counters` is the one reference of the count/seq state machine
+(``kvm_inc_notifier_count`` / ``kvm_dec_notifier_count``, 4a42d848db95) that the event engine
+and :func:`kvmviz.metrics.notifier_counters` share; the compiled loop (:mod:`kvmviz._closed_loop`)
+carries its own copy in numba, proven equal by tests/test_engine.py.
+
+For real trace records, :func:`records` adds the hit and the gfn ranges to the frame of
+:func:`kvmviz.traces.load_ftrace`, and :func:`phase_summary` counts them per phase.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from .memslots import PAGE_SIZE, MemslotLayout
+from .notifiers import EVENT_KINDS
+
+__all__ = [
+    "NO_PHASE",
+    "SINGLE_HVA",
+    "Counters",
+    "callbacks",
+    "first_callbacks",
+    "phase_summary",
+    "records",
+]
+
+SINGLE_HVA = frozenset({"change_pte", "test_young"})
+"""The callbacks that carry one hva, not a range: they reach one page (docs/kernel.md §2)."""
+
+# The callbacks a trace can show: invalidate_range_end has no tracepoint (docs/kernel.md §5).
+_TRACED_CALLBACKS = tuple(c for c in CALLBACKS if c != "invalidate_range_end")
+_MAX_PER_EVENT = max(len(seq) for seq in EVENT_KINDS.values())
+
+
+def _rule_arrays(kernel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rule of every (callback, hit) pair as three arrays indexed ``[code, hit]``."""
+    locked = np.zeros((len(CALLBACKS), 2), dtype=bool)
+    delta = np.zeros((len(CALLBACKS), 2), dtype=np.int64)
+    bump = np.zeros((len(CALLBACKS), 2), dtype=bool)
+    for c, cb in enumerate(CALLBACKS):
+        for h in (0, 1):  # integer indices: a bool index would be a mask
+            r = rule(kernel, cb, bool(h))
+            locked[c, h], delta[c, h], bump[c, h] = r.takes_lock, r.count_delta, r.bumps_seq
+    return locked, delta, bump
+
+
+def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.DataFrame:
+    """Every callback of a notification stream, its hit and its rule on ``kernel``.
+
+    Parameters
+    ----------
+    stream : pandas.DataFrame
+        ``event, kind, hva_start, hva_end`` (and any other columns), one row per notification
+        event, as :func:`kvmviz.notifiers.generate_stream` gives; ``kind`` among
+        :data:`kvmviz.notifiers.EVENT_KINDS`.
+    layout : MemslotLayout
+    kernel : str
+        One of :data:`kvmviz.KERNELS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per callback, events in the stream's order and each event's callbacks in the
+        order it runs them: ``event, row`` (the event's row in ``stream``), ``position`` (0 for
+        the event's first callback), ``last`` (the event's last callback), ``code`` (index into
+        :data:`kvmviz.CALLBACKS`), ``callback, hva_start, hva_end`` (one page for
+        :data:`SINGLE_HVA`), ``hit`` (the range touches a memslot), ``locked`` (takes
+        ``mmu_lock`` for write), ``count_delta`` (+1, 0, -1 on ``mmu_notifier_count``),
+        ``bumps_seq`` and ``flush_on_ret`` (may flush remote TLBs if its handler returns true).
+
+    Examples
+    --------
+    >>> import kvmviz as kv
+    >>> stream = pd.DataFrame({"event": [0], "kind": ["pair"], "hva_start": [0],
+    ...                        "hva_end": [4096]})
+    >>> layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 1 << 30)])
+    >>> callbacks(stream, layout, "v5.13")[["callback", "hit", "locked"]].values.tolist()
+    [['invalidate_range_start', False, True], ['invalidate_range_end', False, True]]
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    kinds = list(EVENT_KINDS)
+    kind_code = pd.Categorical(stream["kind"], categories=kinds).codes.astype(np.int64)
+    if (kind_code < 0).any():
+        raise ValueError(f"event kinds must be among {kinds}")
+    seq_len = np.array([len(EVENT_KINDS[k]) for k in kinds], dtype=np.int64)[kind_code]
+    n = int(seq_len.sum())
+    first = (np.cumsum(seq_len) - seq_len).astype(np.int64)
+    owner = np.repeat(np.arange(len(stream)), seq_len)
+    position = np.arange(n) - first[owner]
+    # The callback at each (kind, position in the event), as an index into CALLBACKS.
+    table = np.full((len(kinds), _MAX_PER_EVENT), -1, dtype=np.int64)
+    for k, kind in enumerate(kinds):
+        for j, cb in enumerate(EVENT_KINDS[kind]):
+            table[k, j] = CALLBACKS.index(cb)
+    code = table[kind_code[owner], position]
+    start = stream["hva_start"].to_numpy(dtype=np.uint64)[owner]
+    single = np.isin(code, [CALLBACKS.index(c) for c in SINGLE_HVA])
+    end = np.where(
+        single, start + np.uint64(PAGE_SIZE), stream["hva_end"].to_numpy(np.uint64)[owner]
+    )
+    hit = layout.hit_mask(start, end)
+    locked, delta, bump = _rule_arrays(kernel)
+    h = hit.astype(np.int64)
+    flush = np.array([FLUSH_ON_RET[cb] for cb in CALLBACKS])
+    return pd.DataFrame(
+        {
+            "event": stream["event"].to_numpy(dtype=np.int64)[owner],
+            "row": owner,
+            "position": position,
+            "last": position + 1 == seq_len[owner],
+            "code": code,
+            "callback": np.array(CALLBACKS, dtype=object)[code],
+            "hva_start": start,
+            "hva_end": end,
+            "hit": hit,
+            "locked": locked[code, h],
+            "count_delta": delta[code, h],
+            "bumps_seq": bump[code, h],
+            "flush_on_ret": flush[code],
+        }
+    )
+
+
+def first_callbacks(notifiers: pd.DataFrame) -> pd.DataFrame:
+    """One row per notification event: its first callback (its range, arrival and hit).
+
+    The views draw one range per event, not one per callback (a pair's start and end carry the
+    same range). A frame without an ``event`` column (a stream of single callbacks) is returned
+    as it is.
+    """
+    if "event" not in notifiers:
+        return notifiers
+    return notifiers.drop_duplicates("event")
+
+
+class Counters:
+    """``mmu_notifier_count``, its range and ``mmu_notifier_seq``, as the callbacks move them.
+
+    The reference state machine (docs/kernel.md §3.1): a callback with ``count_delta > 0`` bumps
+    ``count`` when it is granted the lock and sets the range to its own when ``count`` goes
+    0 -> 1, else widens it to the union (``kvm_inc_notifier_count``, 4a42d848db95); at release,
+    a callback that ``bumps_seq`` increments ``seq`` (then ``smp_wmb()``), then one with
+    ``count_delta < 0`` decrements ``count``.
+
+    Examples
+    --------
+    >>> c = Counters()
+    >>> c.grant(1, 0x1000, 0x2000); c.grant(1, 0x5000, 0x6000)
+    >>> (c.count, hex(c.range_start), hex(c.range_end))
+    (2, '0x1000', '0x6000')
+    >>> c.release(True, -1); (c.count, c.seq)
+    (1, 1)
+    """
+
+    __slots__ = ("count", "range_end", "range_start", "seq")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seq = 0
+        self.range_start = 0
+        self.range_end = 0
+
+    def grant(self, count_delta: int, hva_start: int, hva_end: int) -> None:
+        """A callback was granted ``mmu_lock``."""
+        if count_delta > 0:
+            if self.count == 0:
+                self.range_start, self.range_end = hva_start, hva_end
+            else:
+                self.range_start = min(self.range_start, hva_start)
+                self.range_end = max(self.range_end, hva_end)
+            self.count += 1
+
+    def release(self, bumps_seq: bool, count_delta: int) -> None:
+        """A callback is about to drop ``mmu_lock``."""
+        if bumps_seq:
+            self.seq += 1  # mmu_notifier_seq++, then smp_wmb(), then count--
+        if count_delta < 0:
+            self.count -= 1
+
+
+def _require(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: the frame lacks columns {missing}; {_HINT[what]}")
+
+
+_HINT = {
+    "records": "pass the frame of kvmviz.traces.load_ftrace()",
+    "phase_summary": "pass the frame of records(load_ftrace(...), layout)",
+}
+
+
+def records(events: pd.DataFrame, layout: MemslotLayout) -> pd.DataFrame:
+    """Mark each MMU-notifier record as a hit or a miss of the memslots.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        The frame of :func:`kvmviz.traces.load_ftrace`.
+    layout : MemslotLayout
+        The VM's memslots (:func:`kvmviz.traces.load_layout_json`,
+        :func:`kvmviz.load_qemu_memslots`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with two columns added: ``hit`` (nullable boolean: whether the record's hva
+        range overlaps a memslot, by :meth:`MemslotLayout.hit_mask`, the condition under which
+        the kernel takes ``mmu_lock`` since 8931a454ae; ``<NA>`` for records that are not
+        notifiers) and ``gfn_ranges`` (the :class:`~kvmviz.GfnRange` list of
+        :meth:`MemslotLayout.gfn_ranges` for notifier records, empty for a miss; ``None``
+        otherwise).
+    """
+    _require(events, ("hva_start", "hva_end", "callback"), "records")
+    if not isinstance(layout, MemslotLayout):
+        raise TypeError(f"layout must be a MemslotLayout, got {type(layout).__name__}")
+    out = events.copy(deep=False)
+    notifier = events["callback"].notna().to_numpy()
+    starts = events["hva_start"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
+    ends = events["hva_end"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
+    hit = layout.hit_mask(starts, ends)
+    hit_values = np.zeros(len(events), dtype=bool)
+    hit_values[notifier] = hit
+    hit_col = pd.arrays.BooleanArray(hit_values, ~notifier)
+    ranges = np.full(len(events), None, dtype=object)
+    cache: dict[tuple[int, int], list] = {}
+    rows = np.flatnonzero(notifier)
+    for row, s, e, h in zip(rows, starts.tolist(), ends.tolist(), hit.tolist(), strict=True):
+        if not h:
+            ranges[row] = []
+            continue
+        key = (s, e)
+        if key not in cache:
+            cache[key] = layout.gfn_ranges(s, e)
+        ranges[row] = list(cache[key])
+    out["hit"] = hit_col
+    out["gfn_ranges"] = ranges
+    return out
+
+
+NO_PHASE = "(none)"
+
+
+def phase_summary(classified: pd.DataFrame) -> pd.DataFrame:
+    """What happened in each phase of the experiment (``PHASE <name>`` marks), in order.
+
+    Parameters
+    ----------
+    classified : pandas.DataFrame
+        The frame of :func:`records`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by phase, in order of appearance (``"(none)"`` first for records before the
+        first mark, if any). Columns: ``start_us`` and ``duration_us`` (from the phase's first
+        record to the next phase's), ``records``; ``notifiers`` and one count per callback
+        (``invalidate_range_start``, ``change_pte``, ``clear_flush_young``, ``clear_young``,
+        ``test_young``; the ``kvm_age_hva`` records split by task, see
+        :func:`kvmviz.traces.load_ftrace`);
+        ``hits`` and ``misses`` of the notifier records; ``contention_begin`` and one
+        ``contention_begin[<flags>]`` column per flags string seen (``SPIN|WRITE``: a writer
+        waited for an rwlock, such as ``mmu_lock``); ``contention_end``; ``page_faults``
+        (``kvm_page_fault`` records).
+    """
+    _require(
+        classified, ("event", "callback", "hit", "phase", "t_us", "lock_flags"), "phase_summary"
+    )
+    phase = classified["phase"]
+    if not isinstance(phase.dtype, pd.CategoricalDtype):
+        phase = phase.astype("category")
+    names = [str(c) for c in phase.cat.categories]
+    codes = phase.cat.codes.to_numpy().astype(np.int64)
+    has_none = bool((codes < 0).any())
+    labels = ([NO_PHASE] if has_none else []) + names
+    key = codes + (1 if has_none else 0)
+    # Order of appearance (categories come from load_ftrace in that order; re-derive anyway).
+    order = list(dict.fromkeys(key.tolist()))
+    n = len(labels)
+
+    def count(mask) -> np.ndarray:
+        return np.bincount(key[np.asarray(mask, dtype=bool)], minlength=n)
+
+    event = classified["event"].astype(str).to_numpy()
+    callback = classified["callback"]
+    notifier = callback.notna().to_numpy()
+    hit = classified["hit"].fillna(False).to_numpy(dtype=bool)
+    t_us = classified["t_us"].to_numpy(dtype=float)
+    out = {
+        "start_us": np.full(n, np.nan),
+        "records": np.bincount(key, minlength=n),
+        "notifiers": count(notifier),
+    }
+    first = {}
+    for i, k in enumerate(key.tolist()):
+        first.setdefault(k, i)
+    for k, i in first.items():
+        out["start_us"][k] = t_us[i]
+    for name in _TRACED_CALLBACKS:
+        out[name] = count((callback == name).to_numpy())
+    out["hits"] = count(notifier & hit)
+    out["misses"] = count(notifier & ~hit)
+    begin = event == "contention_begin"
+    out["contention_begin"] = count(begin)
+    flags = classified["lock_flags"].astype(object).to_numpy()
+    for value in dict.fromkeys(flags[begin].tolist()):
+        if pd.isna(value):
+            continue
+        out[f"contention_begin[{value}]"] = count(begin & (flags == value))
+    out["contention_end"] = count(event == "contention_end")
+    out["page_faults"] = count(event == "kvm_page_fault")
+    summary = pd.DataFrame(out, index=pd.Index(labels, name="phase")).iloc[order]
+    starts = summary["start_us"].to_numpy()
+    ends = np.append(starts[1:], t_us.max() if len(t_us) else np.nan)
+    summary.insert(1, "duration_us", ends - starts)
+    return summary

@@ -1,0 +1,116 @@
+"""A run's record: the tidy tables one simulation (or one scripted scene) leaves behind.
+
+A :class:`Run` is plain data: the scenario and labels it ran with, one row per fault attempt
+(``faults``), one per notifier callback (``notifiers``), and every acquisition of ``mmu_lock``
+derived from the two (``lock``). Times are µs. Nothing here simulates or draws: the engine
+(:mod:`kvmviz.engine`) fills a Run in, the metrics (:mod:`kvmviz.metrics`) read it, the views
+draw it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .kernels import CALLBACKS
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
+
+__all__ = ["Run", "lock_table"]
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """The result of one simulation: tidy tables, times in µs.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    kernel : str
+    policy : str
+    seed : int
+    faults : pandas.DataFrame
+        One row per fault *attempt* (an EPT violation that reached ``mmu_lock``): ``vcpu,
+        fault`` (the vCPU's fault number: ``(vcpu, fault)`` names a fault), ``retries``
+        (retries this fault had before this attempt), ``hva, t_exit_us,
+        t_request_us, t_grant_us, t_release_us, wait_us, hold_us, t_snapshot_us`` (when the
+        attempt read ``mmu_notifier_seq``, before resolving the pfn), ``retry`` (this attempt
+        found an invalidation and must fault again). Sorted by vCPU, then time.
+    notifiers : pandas.DataFrame
+        One row per callback: ``event, cause, callback, hva_start, hva_end, hit, locked,
+        t_arrive_us, t_grant_us, t_release_us, wait_us, hold_us`` (NaN grant and zero wait/hold
+        when the callback did not take the lock), ``t_done_us``.
+    lock : pandas.DataFrame
+        Every acquisition of ``mmu_lock``: ``holder`` ("vcpu" / "notifier"), ``who`` (vCPU or
+        event), ``mode`` ("read" / "write"), ``callback`` ("page_fault" or the notifier
+        callback), ``t_request_us, t_grant_us, t_release_us, wait_us, hold_us``; sorted by
+        grant time. Built from the two tables above on first use.
+    """
+
+    scenario: Scenario
+    kernel: str
+    policy: str
+    seed: int
+    faults: pd.DataFrame
+    notifiers: pd.DataFrame
+
+    @cached_property
+    def lock(self) -> pd.DataFrame:
+        """Every acquisition of ``mmu_lock``, faults and notifiers, sorted by grant time."""
+        return lock_table(
+            self.faults,
+            self.notifiers,
+            self.policy,
+            write_faults=self.scenario.faults_write(self.policy),
+        )
+
+    def summary(self) -> pd.Series:
+        """Headline numbers of the run (see :func:`kvmviz.metrics.summarize`)."""
+        from .metrics import summarize
+
+        return summarize(self)
+
+
+def lock_table(
+    faults: pd.DataFrame, notifiers: pd.DataFrame, policy: str, *, write_faults: bool | None = None
+) -> pd.DataFrame:
+    """Every acquisition of ``mmu_lock`` (faults and notifiers), sorted by grant time.
+
+    ``write_faults`` says whether the faults took it for write (default: only under
+    ``"spinlock"``; a :class:`Run` passes :meth:`Scenario.faults_write`)."""
+    w = notifiers[notifiers["locked"].to_numpy()]
+    nr, nw = len(faults), len(w)
+    holder = np.concatenate([np.zeros(nr, dtype=np.int8), np.ones(nw, dtype=np.int8)])
+    if write_faults is None:
+        write_faults = policy == "spinlock"
+    fault_mode = 1 if write_faults else 0
+    mode = np.concatenate([np.full(nr, fault_mode, dtype=np.int8), np.ones(nw, dtype=np.int8)])
+    callbacks = ["page_fault", *CALLBACKS]
+    cb_code = pd.Categorical(w["callback"], categories=callbacks).codes
+    callback = np.concatenate([np.zeros(nr, dtype=np.int8), cb_code.astype(np.int8)])
+    cols = {
+        "who": np.concatenate([faults["vcpu"].to_numpy(), w["event"].to_numpy()]),
+        "t_request_us": np.concatenate([faults["t_request_us"], w["t_arrive_us"]]),
+        "t_grant_us": np.concatenate([faults["t_grant_us"], w["t_grant_us"]]),
+        "t_release_us": np.concatenate([faults["t_release_us"], w["t_release_us"]]),
+    }
+    order = np.lexsort((holder, cols["t_grant_us"]))
+    frame = pd.DataFrame(
+        {
+            "holder": pd.Categorical.from_codes(holder[order], ["vcpu", "notifier"]),
+            "who": cols["who"][order],
+            "mode": pd.Categorical.from_codes(mode[order], ["read", "write"]),
+            "callback": pd.Categorical.from_codes(callback[order], callbacks),
+            "t_request_us": cols["t_request_us"][order],
+            "t_grant_us": cols["t_grant_us"][order],
+            "t_release_us": cols["t_release_us"][order],
+        }
+    )
+    frame["wait_us"] = frame["t_grant_us"] - frame["t_request_us"]
+    frame["hold_us"] = frame["t_release_us"] - frame["t_grant_us"]
+    return frame

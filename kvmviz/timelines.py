@@ -1,0 +1,507 @@
+"""Timelines of ``mmu_lock``: who waits, who holds, and the fault retries, over a window.
+
+:func:`lock_timeline` draws per-vCPU lanes (or aggregated lanes at hundreds of vCPUs), the
+notifier lane and the queue depth below; :func:`retry_timeline` follows faults through their
+``mmu_notifier_seq`` snapshot, the check under the lock and their retries, with the counters
+below. Both draw a :class:`~kvmviz.Run`'s tables; none simulates. Choose a window with
+:func:`kvmviz.metrics.busiest_window` or :func:`kvmviz.metrics.whole_stalls`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from .metrics import coverage, notifier_counters, queue_depth
+from .plot import _span_bars
+from .theme import COLORS, HATCHES
+
+__all__ = ["lock_timeline", "retry_timeline"]
+
+
+# --------------------------------------------------------------------------------------------
+# The lock timeline.
+# --------------------------------------------------------------------------------------------
+def _spans(starts, widths, scale: float) -> list[tuple[float, float]]:
+    """(x, width) of intervals, to scale: :class:`SpanBars` gives them a width on screen."""
+    return [(a * scale, w * scale) for a, w in zip(starts, widths, strict=True)]
+
+
+_STATE_STYLE = {
+    "read": {"facecolor": COLORS["read"], "edgecolor": COLORS["read"], "linewidth": 0},
+    "write": {"facecolor": COLORS["write"], "edgecolor": COLORS["write"], "linewidth": 0},
+    # The hatch takes the edge colour: white dots on orange stay visible in grey scale.
+    "wait": {
+        "facecolor": COLORS["wait"],
+        "edgecolor": "white",
+        "linewidth": 0,
+        "hatch": HATCHES["wait"],
+    },
+}
+_SKIP_MARK = {"marker": "|", "markersize": 9, "markeredgewidth": 1.5, "color": COLORS["miss"]}
+
+
+def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale):
+    """The notifier lane of a timeline at ``y``: waits and write holds as bars, callbacks that
+    skipped the lock as marks (an instant, shown if it falls in the window). Bars are to scale
+    but at least :data:`MIN_SPAN_PT` wide on screen (a 40 ns write hold in a 3 ms window is
+    the point of the lane). Returns the callbacks shown."""
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    release = np.where(locked, notifiers["t_release_us"].to_numpy(), arrive)
+    shown = notifiers[(arrive < end_us) & (release >= start_us)]
+    taken = shown[shown["locked"].to_numpy(dtype=bool)]
+    waited = taken[taken["wait_us"].to_numpy() > 0]
+    _span_bars(
+        ax,
+        _spans(waited["t_arrive_us"], waited["wait_us"], scale),
+        (y, height),
+        gid="lane-notifier-wait",
+        **_STATE_STYLE["wait"],
+    )
+    _span_bars(
+        ax,
+        _spans(taken["t_grant_us"], taken["hold_us"], scale),
+        (y, height),
+        gid="lane-notifier-write",
+        zorder=2.1,  # a write hold right after its wait is drawn over the wait's widened end
+        **_STATE_STYLE["write"],
+    )
+    skipped = shown[~shown["locked"].to_numpy(dtype=bool)]
+    ax.plot(
+        skipped["t_arrive_us"].to_numpy() * scale,
+        np.full(len(skipped), y + height / 2),
+        linestyle="none",
+        gid="lane-notifier-skipped",
+        **_SKIP_MARK,
+    )
+    return shown
+
+
+def _drawn_states(faults, notifiers, start_us: float, end_us: float) -> set[str]:
+    """Which states a timeline's window shows: ``"read"`` (a fault holding), ``"wait"``
+    (anyone waiting), ``"write"`` (a callback holding), ``"skip"`` (a callback skipping), so
+    that its legend lists those and no others."""
+
+    def overlaps(a, b) -> np.ndarray:
+        return (a.to_numpy() < end_us) & (b.to_numpy() > start_us)
+
+    drawn = set()
+    if overlaps(faults["t_grant_us"], faults["t_release_us"]).any():
+        drawn.add("read")
+    fault_waits = overlaps(faults["t_request_us"], faults["t_grant_us"])
+    locked = notifiers["locked"].to_numpy(dtype=bool)
+    arrive = notifiers["t_arrive_us"].to_numpy()
+    notifier_waits = locked & overlaps(notifiers["t_arrive_us"], notifiers["t_grant_us"])
+    if (fault_waits & (faults["wait_us"].to_numpy() > 0)).any() or (
+        notifier_waits & (notifiers["wait_us"].to_numpy() > 0)
+    ).any():
+        drawn.add("wait")
+    if (locked & overlaps(notifiers["t_grant_us"], notifiers["t_release_us"])).any():
+        drawn.add("write")
+    if (~locked & (arrive >= start_us) & (arrive < end_us)).any():
+        drawn.add("skip")
+    return drawn
+
+
+def _state_handles(
+    drawn: set[str], run, *, fault: str, notifier: str, wait: str = "waits for it"
+) -> dict:
+    """Legend entries for the states drawn. Under the ``"spinlock"`` policy (x86 before
+    531810caa9f4) every holder is exclusive, and without the TDP MMU faults take ``mmu_lock``
+    for write (:meth:`Scenario.faults_write`): a fault's hold is then not called a read."""
+    if run.policy == "spinlock":
+        mode = "\n(exclusive: spinlock)"
+    elif run.scenario.faults_write(run.policy):
+        mode = "\nfor write (no TDP MMU)"
+    else:
+        mode = "\nfor read"
+    entries = {
+        "read": Patch(label=f"{fault}{mode}", **_STATE_STYLE["read"]),
+        "write": Patch(label=f"{notifier} holds it\nfor write", **_STATE_STYLE["write"]),
+        "wait": Patch(label=wait, **_STATE_STYLE["wait"]),
+        "skip": Line2D([], [], linestyle="none", label="callback skips it", **_SKIP_MARK),
+    }
+    return {kind: entries[kind] for kind in ("read", "write", "wait", "skip") if kind in drawn}
+
+
+def lock_timeline(
+    run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 32, groups: int = 8
+):
+    """Who holds and who waits for ``mmu_lock`` from ``start_us`` to ``end_us``.
+
+    One lane per vCPU: empty (white) while it is not on the lock (running in the guest,
+    exiting, resolving the pfn), orange with dots while it waits for ``mmu_lock``, blue while it
+    holds it for read. Above them one lane for the notifier callbacks: orange while a callback
+    waits, vermilion while it holds the lock for write, and a grey tick where a callback
+    skipped the lock (the kernel's rule let it, :func:`kvmviz.takes_lock`). Below, in a second
+    axes, the queue depth: how many acquisitions (faults and callbacks) wait at each instant.
+
+    Every interval is at least :data:`MIN_SPAN_PT` wide on screen (a notifier's 40 ns hold in a
+    3 ms window, say), so that none disappears; the legend lists only the states drawn.
+    Choose windows with :func:`kvmviz.metrics.busiest_window` or
+    :func:`kvmviz.metrics.whole_stalls` so that no stall is cut
+    off at an edge.
+
+    With more vCPUs than ``max_lanes``, lanes would be thinner than a line: the vCPUs that take
+    faults are then split into ``groups`` lanes of consecutive vCPUs, and each lane shows, over
+    300 time bins, the share of its vCPUs holding the lock (blue, from the bottom of the lane)
+    and waiting for it (orange, stacked above). A lane full of orange means every vCPU of the
+    group is stalled. The vCPUs that never fault (``Scenario.faulting_share``) are left out of
+    the groups and counted in the title.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float
+        The window, µs of simulated time. Windows of 2 ms or more are labelled in ms.
+    ax : matplotlib.axes.Axes or pair of Axes, optional
+        ``None``: a new figure with the lanes above the queue depth (``fig.axes == [lanes,
+        queue]``, sharing x). A pair ``(lanes_ax, queue_ax)``: draw into them. A single Axes:
+        the lanes only, without the queue depth.
+    max_lanes : int
+        Most vCPUs to draw one lane each.
+    groups : int
+        Lanes to group the faulting vCPUs into, beyond ``max_lanes`` vCPUs.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes of the lanes.
+
+    Examples
+    --------
+    >>> run = kv.simulate(kv.Scenario(n_vcpus=8), kernel="v5.12")  # doctest: +SKIP
+    >>> kv.timelines.lock_timeline(run, 1_000, 1_400)  # doctest: +SKIP
+    """
+    start_us, end_us = float(start_us), float(end_us)
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
+    if max_lanes < 1 or groups < 1:
+        raise ValueError(f"max_lanes and groups must be >= 1, got {max_lanes} and {groups}")
+    if ax is None:
+        _fig, (ax_lanes, ax_queue) = plt.subplots(
+            2, 1, sharex=True, figsize=(10, 5), height_ratios=[3, 1], layout="constrained"
+        )
+    elif isinstance(ax, Axes):
+        ax_lanes, ax_queue = ax, None
+    else:
+        ax_lanes, ax_queue = ax
+    scale, unit = (1e-3, "ms") if end_us - start_us >= 2000 else (1.0, "µs")
+    height = 0.8
+
+    faults = run.faults
+    in_window = (faults["t_request_us"].to_numpy() < end_us) & (
+        faults["t_release_us"].to_numpy() > start_us
+    )
+    window = faults[in_window]
+    n_vcpus = run.scenario.n_vcpus
+    title = f"mmu_lock on {run.kernel}, {n_vcpus} vCPUs"
+    if n_vcpus <= max_lanes:
+        lane_y = 1.4 + np.arange(n_vcpus)  # rows from the top: notifiers, a gap, the vCPUs
+        by_vcpu = dict(tuple(window.groupby("vcpu", sort=True)))
+        for v in range(n_vcpus):
+            attempts = by_vcpu.get(v)
+            if attempts is None:
+                continue
+            waited = attempts[attempts["wait_us"].to_numpy() > 0]
+            y = (lane_y[v], height)
+            _span_bars(
+                ax_lanes,
+                _spans(waited["t_request_us"], waited["wait_us"], scale),
+                y,
+                gid=f"lane-vcpu{v}-wait",
+                **_STATE_STYLE["wait"],
+            )
+            _span_bars(
+                ax_lanes,
+                _spans(attempts["t_grant_us"], attempts["hold_us"], scale),
+                y,
+                gid=f"lane-vcpu{v}-read",
+                **_STATE_STYLE["read"],
+            )
+        ticks, labels = list(lane_y), [f"vCPU {v}" for v in range(n_vcpus)]
+    else:
+        faulting = run.scenario.n_faulting
+        bounds = np.linspace(0, faulting, min(groups, max(faulting, 1)) + 1).round().astype(int)
+        lane_y = 1.4 + 1.5 * np.arange(len(bounds) - 1)  # taller lanes: each is a small chart
+        height = 1.3
+        edges = np.linspace(start_us, end_us, 301)
+        x = edges * scale
+        vcpu = window["vcpu"].to_numpy()
+        requests = window["t_request_us"].to_numpy()
+        grants = window["t_grant_us"].to_numpy()
+        releases = window["t_release_us"].to_numpy()
+        for lane, (first, stop) in enumerate(itertools.pairwise(bounds)):
+            mine = (vcpu >= first) & (vcpu < stop)
+            norm = np.diff(edges) * max(stop - first, 1)
+            holding = coverage(grants[mine], releases[mine], edges) / norm
+            waiting = coverage(requests[mine], grants[mine], edges) / norm
+            bottom = lane_y[lane] + height  # y grows downwards (the axis is inverted)
+            hold_top = bottom - height * np.append(holding, holding[-1])
+            wait_top = hold_top - height * np.append(waiting, waiting[-1])
+            ax_lanes.fill_between(
+                x,
+                bottom,
+                hold_top,
+                step="post",
+                gid=f"lane-group{lane}-read",
+                **_STATE_STYLE["read"],
+            )
+            ax_lanes.fill_between(
+                x,
+                hold_top,
+                wait_top,
+                step="post",
+                gid=f"lane-group{lane}-wait",
+                **_STATE_STYLE["wait"],
+            )
+            ax_lanes.axhline(bottom, color="#cccccc", linewidth=0.5, zorder=0)
+        ticks = list(lane_y)
+        labels = [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]
+        title = (
+            f"mmu_lock on {run.kernel}: the {faulting} faulting vCPUs of {n_vcpus}, "
+            f"in {len(ticks)} lanes (share of each lane's vCPUs holding / waiting)"
+        )
+
+    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.0, 0.8, scale)
+    drawn = _drawn_states(window, shown, start_us, end_us)
+    ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
+    ax_lanes.tick_params(axis="y", length=0)
+    ax_lanes.set_ylim(ticks[-1] + height + 0.2 if ticks else 1.0, -0.2)
+    ax_lanes.set_xlim(start_us * scale, end_us * scale)
+    ax_lanes.spines["left"].set_visible(False)
+    if run.policy == "spinlock":
+        title += " (spinlock: every holder exclusive)"
+    elif run.scenario.faults_write(run.policy):
+        title += " (no TDP MMU: faults take it for write)"
+    ax_lanes.set_title(title, loc="left")
+    handles = [
+        *_state_handles(drawn, run, fault="fault holds mmu_lock", notifier="notifier").values(),
+        Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
+    ]
+    ax_lanes.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        handlelength=1.4,
+        labelspacing=0.9,
+    )
+    time_label = f"simulated time ({unit})"
+    if ax_queue is None:
+        ax_lanes.set_xlabel(time_label)
+        return ax_lanes
+    t, waiting = queue_depth(run, start_us, end_us)
+    ax_queue.fill_between(
+        t * scale, waiting, step="post", gid="queue-depth", **_STATE_STYLE["wait"]
+    )
+    ax_queue.step(t * scale, waiting, where="post", color=COLORS["wait"], linewidth=0.8)
+    ax_queue.set_ylim(0, max(1.0, float(waiting.max()) * 1.1))
+    ax_queue.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+    ax_queue.set_xlim(start_us * scale, end_us * scale)
+    ax_queue.set_ylabel("waiting\n(acquisitions)")
+    ax_queue.set_xlabel(time_label)
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes
+
+
+# --------------------------------------------------------------------------------------------
+# Fault retries: the seq snapshot, the check, the counters.
+# --------------------------------------------------------------------------------------------
+_SHORT_CALLBACK = {
+    "invalidate_range_start": "start",
+    "invalidate_range_end": "end",
+    "change_pte": "change_pte",
+    "clear_flush_young": "clear_flush_young",
+    "clear_young": "clear_young",
+    "test_young": "test_young",
+}
+_RESOLVE_STYLE = {"color": COLORS["read"], "linewidth": 1.2, "alpha": 0.55}
+_SNAPSHOT_MARK = {"marker": "o", "markersize": 5, "color": COLORS["text"], "linestyle": "none"}
+_RETRY_MARK = {
+    "marker": "X",
+    "markersize": 9,
+    "color": COLORS["write"],
+    "markeredgecolor": "white",
+    "linestyle": "none",
+}
+
+
+def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 12):
+    """Each fault's race with the notifiers: seq snapshot, pfn, check, and retries.
+
+    One lane per vCPU. A dot where the fault samples ``mmu_notifier_seq`` (half a VM exit after
+    the EPT violation), a thin blue line while it resolves the pfn outside ``mmu_lock``, orange
+    with dots while it waits for the lock, blue while it holds it for read; a vermilion cross
+    where ``mmu_notifier_retry_hva()`` sent it back to the guest to fault again (an attempt with
+    ``retry`` set in ``run.faults``). Above the vCPUs, the notifier callbacks as in
+    :func:`lock_timeline`, each named. Below, in a second axes, ``mmu_notifier_seq`` and
+    ``mmu_notifier_count`` over time (:func:`kvmviz.metrics.notifier_counters`).
+
+    Parameters
+    ----------
+    run : Run
+        A run with at most ``max_lanes`` vCPUs (use :func:`lock_timeline` for big ones).
+    start_us, end_us : float
+        The window, µs of simulated time.
+    ax : pair of Axes, optional
+        ``(lanes_ax, counters_ax)``; default a new figure with the two, sharing x.
+    max_lanes : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes of the lanes.
+
+    Examples
+    --------
+    >>> run = kv.simulate(kv.Scenario(n_vcpus=3, duration_us=50), kernel="v5.12")  # doctest: +SKIP
+    >>> kv.timelines.retry_timeline(run, 0, 50)  # doctest: +SKIP
+    """
+
+    start_us, end_us = float(start_us), float(end_us)
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
+    n_vcpus = run.scenario.n_vcpus
+    if n_vcpus > max_lanes:
+        raise ValueError(
+            f"{n_vcpus} vCPUs do not fit in {max_lanes} lanes; draw a smaller run, or use "
+            "kvmviz.timelines.lock_timeline, which groups vCPUs"
+        )
+    if ax is None:
+        _fig, (ax_lanes, ax_count) = plt.subplots(
+            2, 1, sharex=True, figsize=(10, 4.8), height_ratios=[3, 1.4], layout="constrained"
+        )
+    else:
+        ax_lanes, ax_count = ax
+    height = 0.6
+
+    faults = run.faults
+    t_snap = faults["t_snapshot_us"].to_numpy()
+    keep = (t_snap < end_us) & (faults["t_release_us"].to_numpy() > start_us)
+    window = faults[keep].assign(t_snap_us=t_snap[keep])
+    lane_y = 1.5 + np.arange(n_vcpus)
+    for v, attempts in window.groupby("vcpu", sort=True):
+        y = lane_y[int(v)]
+        mid = y + height / 2
+        ax_lanes.hlines(
+            np.full(len(attempts), mid),
+            attempts["t_snap_us"],
+            attempts["t_request_us"],
+            gid=f"lane-vcpu{v}-resolve",
+            **_RESOLVE_STYLE,
+        )
+        ax_lanes.plot(attempts["t_snap_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
+        waited = attempts[attempts["wait_us"].to_numpy() > 0]
+        _span_bars(
+            ax_lanes,
+            _spans(waited["t_request_us"], waited["wait_us"], 1.0),
+            (y, height),
+            gid=f"lane-vcpu{v}-wait",
+            **_STATE_STYLE["wait"],
+        )
+        _span_bars(
+            ax_lanes,
+            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0),
+            (y, height),
+            gid=f"lane-vcpu{v}-read",
+            **_STATE_STYLE["read"],
+        )
+        retried = attempts[attempts["retry"].to_numpy(dtype=bool)]
+        ax_lanes.plot(
+            retried["t_release_us"],
+            np.full(len(retried), mid),
+            gid=f"lane-vcpu{v}-retry",
+            **_RETRY_MARK,
+        )
+
+    shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.2, height, 1.0)
+    events = list(shown.groupby("event", sort=False))
+    if len(events) <= 6:  # name each event's callbacks while there is room
+        for _event, callbacks in events:
+            names = " → ".join(_SHORT_CALLBACK[c] for c in callbacks["callback"])
+            ax_lanes.annotate(
+                f"{names} ({'hit' if callbacks['hit'].iloc[0] else 'miss'})",
+                (callbacks["t_arrive_us"].iloc[0], 0.2),
+                xytext=(-3, 3),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize="x-small",
+                color=COLORS["text"],
+            )
+    ax_lanes.set_yticks(
+        [0.2 + height / 2, *(y + height / 2 for y in lane_y)],
+        ["notifiers", *(f"vCPU {v}" for v in range(n_vcpus))],
+    )
+    ax_lanes.tick_params(axis="y", length=0)
+    ax_lanes.set_ylim(lane_y[-1] + height + 0.3, -0.9)
+    ax_lanes.set_xlim(start_us, end_us)
+    ax_lanes.spines["left"].set_visible(False)
+    ax_lanes.set_title(f"Fault retries on {run.kernel}, {n_vcpus} vCPUs", loc="left")
+    drawn = _drawn_states(window, shown, start_us, end_us)
+    states = _state_handles(
+        drawn, run, fault="holds it", notifier="notifier", wait="waits for mmu_lock"
+    )
+    handles = []
+    if len(window):
+        handles += [
+            Line2D([], [], label="samples\nmmu_notifier_seq", **_SNAPSHOT_MARK),
+            Line2D([], [], label="resolves the pfn\n(outside mmu_lock)", **_RESOLVE_STYLE),
+        ]
+    handles += [states[kind] for kind in ("wait", "read") if kind in states]
+    if window["retry"].to_numpy(dtype=bool).any():
+        handles.append(Line2D([], [], label="must retry", **_RETRY_MARK))
+    handles += [states[kind] for kind in ("write", "skip") if kind in states]
+    ax_lanes.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        handlelength=1.4,
+        labelspacing=0.8,
+    )
+
+    counters = notifier_counters(run)
+
+    def value_at(name: str, when: float) -> int:
+        earlier = counters.loc[counters["t_us"].to_numpy() <= when, name]
+        return int(earlier.iloc[-1]) if len(earlier) else 0
+
+    t_change = counters["t_us"].to_numpy()
+    changes = counters[(t_change > start_us) & (t_change <= end_us)]
+    t = np.concatenate([[start_us], changes["t_us"].to_numpy(), [end_us]])
+    top = 1
+    for name, style, offset in (
+        ("seq", {"color": COLORS["text"], "linestyle": "-"}, 5),
+        ("count", {"color": COLORS["write"], "linestyle": "--"}, -5),
+    ):
+        values = np.concatenate(
+            [[value_at(name, start_us)], changes[name].to_numpy(), [value_at(name, end_us)]]
+        )
+        top = max(top, int(values.max()))
+        ax_count.step(t, values, where="post", linewidth=1.8, gid=f"counter-{name}", **style)
+        ax_count.annotate(
+            f"mmu_notifier_{name}",
+            (end_us, values[-1]),
+            xytext=(4, offset),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color=style["color"],
+            annotation_clip=False,
+        )
+    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
+    ax_count.set_ylim(-0.3, top + 0.5)
+    ax_count.set_xlim(start_us, end_us)
+    ax_count.set_ylabel("value (count)")
+    ax_count.set_xlabel("simulated time (µs)")
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes
