@@ -1,5 +1,7 @@
 """The fault stalls of each kernel in one static figure: distributions, and p99 with writer wait.
 
+The gallery's figure 'stall-by-kernel': the same bytes as `kvmviz figures` writes.
+
 Usage: python examples/stall_by_kernel.py [OUT_DIR]  (default: a new temporary directory)
 """
 
@@ -9,10 +11,7 @@ import tempfile
 import kvmviz as kv
 
 out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="kvmviz-")
-kv.set_theme("paper")
-scenario = kv.Scenario()  # 416 vCPUs, 12 TiB, mostly spurious notifications
-runs = {k: kv.simulate(scenario, kernel=k, seed=0) for k in kv.KERNELS}
-
-ax = kv.plot.stall_by_kernel(runs)  # left: stall CDFs; right: p99 bars, writers' wait under each
-for path in kv.plot.save(ax.figure, f"{out}/stall-by-kernel"):  # refuses to overwrite a file
+kv.set_theme("paper")  # as `kvmviz figures --context paper`
+fig = kv.gallery.render("stall-by-kernel", seed=0)
+for path in kv.plot.save(fig, f"{out}/stall-by-kernel"):  # refuses to overwrite a file
     print(path)

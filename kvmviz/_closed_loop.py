@@ -20,10 +20,7 @@ import numpy as np
 
 try:  # pragma: no cover - exercised where numba is installed
     from numba import njit
-
-    HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised where it is not
-    HAVE_NUMBA = False
 
     def njit(*args, **kwargs):
         """Stand-in for numba.njit: return the function unchanged."""

@@ -1,6 +1,6 @@
 """Progress reports for long loops: ``progress=None | True | callable(done, total)``.
 
-One convention for every function with a ``progress`` argument (:func:`kvmviz.sweep.grid`,
+One convention for every function with a ``progress`` argument (:func:`kvmviz.experiments.grid`,
 :func:`kvmviz.load_ftrace`): ``None`` or ``False`` reports nothing, a callable is called as
 ``progress(done, total)``, and ``True`` shows a bar: an ipywidgets ``IntProgress`` inside a
 Jupyter kernel, otherwise one self-overwriting line on stderr (at most 5 updates a second).

@@ -10,20 +10,26 @@ Both are drawn from a run's tidy tables and never simulate:
   it where the kernel allows (the ``locked`` column of ``Run.notifiers``).
 
 An :class:`Animation` is one fixed figure whose static part is drawn once; each frame restores
-that background and draws only the moving artists (Agg blitting, as the dashboard does). Play
-one live with :func:`player`, or export it with :func:`to_html` (one self-contained file) or
-:func:`to_gif`; :func:`render_all` writes the standard ones.
+that background and draws only the moving artists (:class:`Blitter`, the one Agg blitting of the
+package: the dashboard of :mod:`kvmviz.widgets` uses it too). Play one live with
+:func:`kvmviz.widgets.player`, or export it with :func:`to_html` (one self-contained file) or
+:func:`to_gif`; :func:`kvmviz.gallery.render_animations` writes the standard ones.
+
+The exports are written by this module, not by matplotlib's ``HTMLWriter`` / ``to_jshtml`` and
+``PillowWriter``: measured on the two standard animations (``benchmarks/animate.py``), those
+redraw the whole figure for every frame and store full-colour frames, so their files are 2.4 to
+2.9 times larger and take 9 to 17 times longer to write; and matplotlib's HTML player loads its
+icons from a CDN (offline, its buttons are blank) and carries a random id (two exports of one
+animation differ).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import html
 import io
 import threading
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,46 +44,25 @@ from matplotlib.patches import Arc, FancyBboxPatch, Patch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.transforms import Bbox
 
-from . import plot
+from . import metrics, plot
 from ._files import check_free, write_atomic
-from .engine import simulate
 from .presets import VMM_HEAP
-from .scenario import Scenario
 from .theme import COLORS, HATCHES, KERNEL_STYLES, set_theme
 
 __all__ = [
-    "MEMSLOT_SCENARIO",
-    "QUEUE_SCENARIO",
     "Animation",
+    "Blitter",
     "QueueState",
-    "busiest_window",
     "draw_queue",
     "memslot_animation",
-    "player",
     "queue_animation",
     "queue_frames",
-    "render_all",
-    "standard_animations",
+    "set_spans",
     "to_gif",
     "to_html",
 ]
 
-# The standard animations' workloads (free parameters, chosen to be watched): enough vCPUs
-# faulting that several readers are inside at once, and notifications often enough that writers
-# queue in a 60 µs window. Most notifications are spurious, as in the 8931a454ae cover letter.
-QUEUE_SCENARIO = Scenario(
-    n_vcpus=24,
-    duration_us=4_000.0,
-    guest_run_us=30.0,
-    notifier_rate_hz=20_000.0,
-    spurious_share=0.9,
-)
-# Hits and misses in even measure, so both are seen landing within a few seconds.
-MEMSLOT_SCENARIO = Scenario(
-    n_vcpus=24, duration_us=4_000.0, notifier_rate_hz=20_000.0, spurious_share=0.6
-)
-_QUEUE_WINDOW_US = 60.0
-_FORMATS = ("html", "gif")
+_QUEUE_WINDOW_US = 60.0  # the default width of a queue animation's window
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,58 +231,6 @@ def queue_frames(
             )
         )
     return states
-
-
-def busiest_window(run, width_us: float) -> tuple[float, float]:
-    """The window of ``width_us`` in which writers spend the most time waiting for ``mmu_lock``.
-
-    The score of a window is the total writer waiting time inside it (the overlap of every
-    writer's ``[t_request_us, t_grant_us)`` with the window). It is piecewise linear in the
-    window's start, so its maximum is found exactly among the starts where a wait begins or ends
-    at an edge; where a plateau of starts all score the maximum, its middle is returned, so the
-    waiting is centred. If no writer ever waits, the window with the most waiting of any kind
-    is returned; if nobody waits at all, the first window of the run.
-
-    Returns
-    -------
-    (start_us, end_us) : tuple of float
-    """
-    width_us = float(width_us)
-    if not width_us > 0:
-        raise ValueError(f"width_us must be positive, got {width_us}")
-    lock = run.lock
-    waited = lock[lock["wait_us"].to_numpy() > 0]
-    writers = waited[waited["mode"].to_numpy() == "write"]
-    rows = writers if len(writers) else waited
-    if rows.empty:
-        first = float(lock["t_request_us"].min()) if len(lock) else 0.0
-        return first, first + width_us
-    a = np.sort(rows["t_request_us"].to_numpy())
-    b = np.sort(rows["t_grant_us"].to_numpy())
-    # Every breakpoint of the score, as a start: a wait begins or ends at either edge.
-    candidates = np.unique(np.concatenate([a, b, a - width_us, b - width_us, [0.0]]))
-    candidates = candidates[candidates >= 0]
-    score = _waited_by(candidates + width_us, a, b) - _waited_by(candidates, a, b)
-    best = np.flatnonzero(score >= score.max() * (1 - 1e-9))
-    # Best starts next to each other form one plateau: take the middle of the first one.
-    plateau = [best[0]]
-    for i in best[1:]:
-        if i != plateau[-1] + 1:
-            break
-        plateau.append(i)
-    start = (candidates[plateau[0]] + candidates[plateau[-1]]) / 2
-    return float(start), float(start + width_us)
-
-
-def _waited_by(t, begin, end):
-    """Total waiting time before each of the times ``t``, of waits ``[begin_i, end_i)``: the
-    sum of ``clip(t - begin_i, 0, end_i - begin_i)``, from prefix sums of the sorted edges."""
-
-    def ramp(edges):  # sum over edges e < t of (t - e)
-        k = np.searchsorted(edges, t, side="left")
-        return k * t - np.concatenate([[0.0], np.cumsum(edges)])[k]
-
-    return ramp(begin) - ramp(end)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,11 +589,131 @@ def draw_queue(state: QueueState, *, ax=None, title: str | None = None, legend: 
 
 
 # ---------------------------------------------------------------------------------------------
+# Blitting: a figure drawn in full once, then only what moves
+# ---------------------------------------------------------------------------------------------
+class Blitter:
+    """A figure drawn in full once, then only its moving artists, onto the saved background
+    (Agg blitting): the one blitting of the package, behind :class:`Animation` and the
+    dashboard of :mod:`kvmviz.widgets`.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        Given an Agg canvas (:attr:`canvas`).
+    moving : sequence of Artist, optional
+        Artists redrawn at every :meth:`blit`, in this order, after the sprites; they may
+        overlap anything. Extend :attr:`moving` freely until :meth:`prepare`.
+    sprites : sequence of sequence of Artist, optional
+        Groups of moving artists (a square and its label, a caption) that only ever cover the
+        static background, never another group. Each look of a group (its text, colours,
+        visibility) is drawn once, then restored from its pixels: text is what costs most in
+        Agg, and the same labels come back frame after frame.
+
+    Examples
+    --------
+    >>> blitter = Blitter(figure, moving=ax.get_lines())  # doctest: +SKIP
+    >>> line.set_ydata(new)                               # doctest: +SKIP
+    >>> blitter.blit(); blitter.png()                     # doctest: +SKIP
+    """
+
+    def __init__(self, figure: Figure, moving: Sequence = (), sprites: Sequence = ()) -> None:
+        self.figure = figure
+        self.canvas = FigureCanvasAgg(figure)
+        self.moving = list(moving)
+        self._sprites = [_Sprite(group) for group in sprites]
+        self._pixels: list[dict] = [{} for _ in self._sprites]
+        self._background = None
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the static background has been drawn and kept."""
+        return self._background is not None
+
+    def prepare(self) -> None:
+        """Draw everything static once (solving the layout), freeze the layout, keep the
+        pixels as the background. The moving artists are left out of it (animated)."""
+        for artist in [*self.moving, *(a for s in self._sprites for a in s.artists)]:
+            artist.set_animated(True)
+        self.canvas.draw()
+        self.figure.set_layout_engine("none")  # the layout is solved: keep it for every blit
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        for pixels in self._pixels:  # looks kept from before a new background are stale
+            pixels.clear()
+
+    def blit(self) -> None:
+        """Restore the background and draw the moving artists as they are now (preparing
+        first if needed)."""
+        if self._background is None:
+            self.prepare()
+        canvas = self.canvas
+        canvas.restore_region(self._background)
+        renderer = canvas.get_renderer()
+        for sprite, pixels in zip(self._sprites, self._pixels, strict=True):
+            key = sprite.key()
+            region = pixels.get(key)
+            if region is not None:
+                canvas.restore_region(region)
+                continue
+            for artist in sprite.artists:
+                artist.draw(renderer)
+            bbox = sprite.bbox(renderer)
+            if bbox is not None:
+                pixels[key] = canvas.copy_from_bbox(bbox)
+        for artist in self.moving:
+            artist.draw(renderer)
+
+    def image(self) -> PIL.Image.Image:
+        """The canvas as it is now, as an RGB image (a copy)."""
+        width, height = self.canvas.get_width_height()
+        rgba = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
+        return rgba.convert("RGB")
+
+    def png(self, *, compress_level: int = 1) -> bytes:
+        """The canvas as it is now, as RGB PNG bytes (fast compression by default: live views
+        send one per update)."""
+        buffer = io.BytesIO()
+        self.image().save(buffer, format="PNG", compress_level=compress_level)
+        return buffer.getvalue()
+
+
+def set_spans(collection, spans: Iterable[tuple[float, float]], y0: float, height: float) -> None:
+    """Give a ``broken_barh`` collection new ``(x, width)`` spans, from ``y0``, ``height`` high.
+
+    All the bars become one compound path: Agg rasterises a hatch once per path (about a
+    millisecond), so one path for all the bars keeps a map of many hatched misses as fast as
+    one of a few. The one way the animations and the dashboard move range bars.
+
+    Parameters
+    ----------
+    collection : matplotlib.collections.PolyCollection
+        As ``Axes.broken_barh`` returns it.
+    spans : iterable of (float, float)
+        ``(x, width)`` per bar, in data units; none empties the collection.
+    y0, height : float
+        The row of the bars, in data units.
+    """
+    bars = [
+        MplPath(
+            [(x, y0), (x, y0 + height), (x + w, y0 + height), (x + w, y0), (x, y0)], closed=True
+        )
+        for x, w in spans
+    ]
+    if not bars:
+        collection.set_verts([])
+        return
+    compound = MplPath.make_compound_path(*bars)
+    collection.set_verts_and_codes([compound.vertices], [compound.codes])
+
+
+# ---------------------------------------------------------------------------------------------
 # Animations: a figure drawn once, moving artists blitted per frame
 # ---------------------------------------------------------------------------------------------
 class Animation:
     """Frames over one fixed figure: the static part is drawn once, each frame only the moving
-    artists (Agg blitting).
+    artists (:class:`Blitter`).
+
+    Displayed as the last line of a notebook cell it shows its first frame; play it with
+    :func:`kvmviz.widgets.player`, export it with :func:`to_html` or :func:`to_gif`.
 
     Parameters
     ----------
@@ -672,9 +725,8 @@ class Animation:
     moving : sequence of Artist
         The artists ``update`` changes; they are drawn per frame, everything else once.
     sprites : sequence of sequence of Artist, optional
-        Groups of moving artists (a square and its label, a caption) that only ever cover the
-        static background, never another group; drawn before ``moving``. Each look of a group
-        (its text, colours, visibility) is drawn once, then restored from its pixels.
+        Groups of moving artists that only ever cover the static background, never another
+        group; drawn before ``moving``, each look once (see :class:`Blitter`).
     fps : float
         Suggested playback speed (player, HTML, GIF).
     name : str
@@ -699,16 +751,13 @@ class Animation:
         if int(n_frames) < 1:
             raise ValueError(f"n_frames must be >= 1, got {n_frames}")
         self.figure = figure
-        self.canvas = FigureCanvasAgg(figure)
+        self._blitter = Blitter(figure, moving, sprites)
+        self.canvas = self._blitter.canvas
         self.n_frames = int(n_frames)
         self.fps = float(fps)
         self.name = name
         self._update = update
-        self._moving = list(moving)
-        self._sprites = [_Sprite(group) for group in sprites]
-        self._pixels: list[dict] = [{} for _ in self._sprites]
         self._rc = _snapshot_rc() if rc is None else rc
-        self._background = None
         self._progress = None
         # matplotlib is not thread-safe: one figure, one draw at a time. Every path that
         # touches the canvas (draw, image, png, and so every export) holds this lock, so a
@@ -719,19 +768,16 @@ class Animation:
         return self.n_frames
 
     def _prepare(self) -> None:
-        """Draw everything static once (solving the layout) and keep it as the background."""
+        """Add the progress bar, set frame 0 (the layout is solved for it) and draw the
+        static background."""
         fig = self.figure
         # A thin bar along the bottom edge shows how far the animation has run (and keeps
         # every frame distinct, which GIF writers rely on not to merge frames).
         fig.add_artist(Line2D([0, 1], [0.004, 0.004], color="#e4e4e4", linewidth=3))
         self._progress = fig.add_artist(Line2D([0, 0], [0.004, 0.004], color="#888888", lw=3))
-        self._moving.append(self._progress)
+        self._blitter.moving.append(self._progress)
         self._update(0)
-        for artist in [*self._moving, *(a for s in self._sprites for a in s.artists)]:
-            artist.set_animated(True)
-        self.canvas.draw()
-        fig.set_layout_engine("none")  # the layout is solved: keep it for every frame
-        self._background = self.canvas.copy_from_bbox(fig.bbox)
+        self._blitter.prepare()
 
     def draw(self, i: int) -> None:
         """Draw frame ``i`` onto the canvas."""
@@ -739,45 +785,28 @@ class Animation:
         if not 0 <= i < self.n_frames:
             raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
         with self._lock, mpl.rc_context(self._rc):
-            if self._background is None:
+            if not self._blitter.prepared:
                 self._prepare()
-            canvas = self.canvas
-            canvas.restore_region(self._background)
             self._update(i)
             self._progress.set_xdata([0, (i + 1) / self.n_frames])
-            renderer = canvas.get_renderer()
-            for sprite, pixels in zip(self._sprites, self._pixels, strict=True):
-                key = sprite.key()
-                region = pixels.get(key)
-                if region is not None:
-                    canvas.restore_region(region)
-                    continue
-                for artist in sprite.artists:
-                    artist.draw(renderer)
-                bbox = sprite.bbox(renderer)
-                if bbox is not None:
-                    pixels[key] = canvas.copy_from_bbox(bbox)
-            for artist in self._moving:
-                artist.draw(renderer)
+            self._blitter.blit()
 
     def image(self, i: int) -> PIL.Image.Image:
         """Frame ``i`` as an RGB image."""
         with self._lock:  # the pixels are copied before another draw may start
             self.draw(i)
-            width, height = self.canvas.get_width_height()
-            rgba = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
-            return rgba.convert("RGB")
+            return self._blitter.image()
 
     def png(self, i: int, *, compress_level: int = 1) -> bytes:
         """Frame ``i`` as PNG bytes (fast compression by default, for live playback)."""
-        buffer = io.BytesIO()
-        self.image(i).save(buffer, format="PNG", compress_level=compress_level)
-        return buffer.getvalue()
+        with self._lock:
+            self.draw(i)
+            return self._blitter.png(compress_level=compress_level)
 
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(player(self))
+    def _repr_png_(self) -> bytes:
+        """The first frame: what a notebook shows for an animation (the live player is
+        :func:`kvmviz.widgets.player`)."""
+        return self.png(0)
 
 
 def _snapshot_rc() -> dict:
@@ -815,7 +844,9 @@ def queue_animation(
     runs : Run or mapping of label to Run
         A label that is a kernel name is shown as that kernel's long label.
     start_us, end_us : float, optional
-        The window, µs; default :func:`busiest_window` of the first run, ``width_us`` wide.
+        The window, µs; default ``width_us`` wide around the first run's notifier callback that
+        waited longest for ``mmu_lock`` (:func:`kvmviz.metrics.busiest_window`, ``whole=False``:
+        the frames span a fixed window).
     n_frames : int
     fps : float
     width_us : float
@@ -832,7 +863,7 @@ def queue_animation(
     if not runs:
         raise ValueError("queue_animation needs at least one run")
     if start_us is None or end_us is None:
-        start_us, end_us = busiest_window(next(iter(runs.values())), width_us)
+        start_us, end_us = metrics.busiest_window(next(iter(runs.values())), width_us, whole=False)
     frames = [queue_frames(run, start_us, end_us, n_frames=n_frames) for run in runs.values()]
     plans: list[list[_QueuePlan | None]] = [[None] * len(f) for f in frames]
 
@@ -1035,7 +1066,7 @@ def memslot_animation(
             hit, n_locked = bool(hits[k]), int(event["n_locked"])
             for h, collection in past.items():
                 before = np.flatnonzero(hits[:k] == h)
-                _set_spans(collection, zip(left[before], width[before], strict=True), row_y, 0.7)
+                set_spans(collection, zip(left[before], width[before], strict=True), row_y, 0.7)
             colour = COLORS["hit" if hit else "miss"]
             landed = phase >= landing
             y = row_y + (landing - phase) * 0.5
@@ -1087,23 +1118,6 @@ def memslot_animation(
     return _themed(build)
 
 
-def _set_spans(collection, spans, y0: float, height: float) -> None:
-    """Give a ``broken_barh`` collection new (x, width) spans, as one compound path: Agg
-    rasterises a hatch once per path (about a millisecond), so one path for all the bars keeps
-    a map of many hatched misses as fast as one of a few."""
-    bars = [
-        MplPath(
-            [(x, y0), (x, y0 + height), (x + w, y0 + height), (x + w, y0), (x, y0)], closed=True
-        )
-        for x, w in spans
-    ]
-    if not bars:
-        collection.set_verts([])
-        return
-    compound = MplPath.make_compound_path(*bars)
-    collection.set_verts_and_codes([compound.vertices], [compound.codes])
-
-
 def _mix(colour: str, amount: float) -> tuple:
     """``colour`` blended with white: ``amount`` 1 is the colour, 0 white."""
     rgb = np.array(mpl.colors.to_rgb(colour))
@@ -1111,92 +1125,8 @@ def _mix(colour: str, amount: float) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------
-# Live in the notebook
-# ---------------------------------------------------------------------------------------------
-def player(animation: Animation):
-    """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
-
-    In a notebook, every frame is rendered ahead and kept, one frame per turn of the kernel's
-    event loop while it is idle, so playback then only sends bytes to the browser. Display
-    the returned box as a cell's last line. Outside a running event loop (a script, a test)
-    a frame is rendered when it is first shown.
-
-    All drawing happens on the thread that runs the kernel's event loop, the one that also
-    runs the cells and the slider's callbacks: the animation's figure is never drawn from two
-    threads at once (matplotlib is not thread-safe), however the learner steps, plays or
-    exports it meanwhile.
-
-    Returns
-    -------
-    ipywidgets.VBox
-        Its ``.children``: an HBox of (Play, IntSlider), then the Image.
-    """
-    import ipywidgets as w
-
-    last = len(animation) - 1
-    play = w.Play(
-        value=0,
-        min=0,
-        max=last,
-        step=1,
-        interval=max(1, round(1000 / animation.fps)),
-        description="play",
-    )
-    slider = w.IntSlider(value=0, min=0, max=last, description="frame", readout=True)
-    w.jslink((play, "value"), (slider, "value"))
-    image = w.Image(value=animation.png(0), format="png")
-    image.layout.max_width = "100%"
-    rendered = {0: image.value}
-
-    def frame(i: int) -> bytes:
-        if i not in rendered:
-            rendered[i] = animation.png(i)
-        return rendered[i]
-
-    def show(change) -> None:
-        image.value = frame(int(change["new"]))
-
-    slider.observe(show, names="value")
-    box = w.VBox([w.HBox([play, slider]), image])
-    box.add_class("kvmviz-player")
-    _render_ahead(frame, len(animation), box)
-    return box
-
-
-def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:
-    """Call ``frame(1)`` .. ``frame(n_frames - 1)`` on the running event loop, one per turn,
-    so the messages of the widgets (a slider moved) are served in between. Stops early when
-    ``owner`` (the player) is garbage-collected or its widget closed. Returns whether an event
-    loop was there to do it (ipykernel runs one on the main thread; a plain script has none)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    alive = weakref.ref(owner)
-
-    def step(i: int) -> None:
-        box = alive()
-        if i >= n_frames or box is None or getattr(box, "comm", True) is None:
-            return
-        frame(i)
-        loop.call_soon(step, i + 1)
-
-    loop.call_soon(step, 1)
-    return True
-
-
-# ---------------------------------------------------------------------------------------------
 # Export
 # ---------------------------------------------------------------------------------------------
-def _free_target(path, force: bool) -> Path:
-    """``path`` as a Path, if it may be written: refuse early, before any frame is rendered."""
-    return check_free([path], force=force)[0]
-
-
-def _write_atomic(path, data: bytes, *, force: bool) -> Path:
-    return write_atomic({path: data}, force=force)[0]
-
-
 _HTML = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -1286,22 +1216,26 @@ def _indexed_frames(animation: Animation):
 
 
 def to_html(animation: Animation, path, *, force: bool = False) -> Path:
-    """Write ``animation`` as one self-contained HTML file: every frame a base64 PNG, and a
-    small inline player (play/pause, slider). No external script, style sheet or font: it works
-    offline, from a file or an e-mail attachment.
+    """Write ``animation`` as one self-contained HTML file: every frame a base64 PNG on one
+    256-colour palette, and a small inline player (play/pause, slider).
+
+    No external script, style sheet or font: it works offline, from a file or an e-mail
+    attachment. The same animation always gives the same bytes. The file is rendered in
+    memory and written atomically (:func:`kvmviz._files.write_atomic`).
 
     Parameters
     ----------
     animation : Animation
     path : str or Path
     force : bool
-        Overwrite an existing file; otherwise raise ``FileExistsError``.
+        Overwrite an existing file; otherwise raise ``FileExistsError``, before any frame is
+        rendered.
 
     Returns
     -------
     Path
     """
-    path = _free_target(path, force)
+    (path,) = check_free([path], force=force)
     frames = []
     for frame in _indexed_frames(animation):
         buffer = io.BytesIO()
@@ -1319,11 +1253,16 @@ def to_html(animation: Animation, path, *, force: bool = False) -> Path:
         .replace("@INTERVAL@", str(max(1, round(1000 / animation.fps))))
         .replace("@CAPTION@", f"{len(animation)} frames at {animation.fps:g} per second")
     )
-    return _write_atomic(path, text.encode("utf-8"), force=force)
+    return write_atomic({path: text.encode("utf-8")}, force=force)[0]
 
 
 def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) -> Path:
-    """Write ``animation`` as a looping GIF (Pillow), one GIF frame per animation frame.
+    """Write ``animation`` as a looping GIF, one GIF frame per animation frame.
+
+    The frames share one 256-colour palette (no dithering: flat colours stay flat, and the
+    same animation always gives the same bytes); Pillow's GIF writer stores each frame as its
+    difference from the one before. Rendered in memory and written atomically
+    (:func:`kvmviz._files.write_atomic`).
 
     Parameters
     ----------
@@ -1332,15 +1271,16 @@ def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) 
     fps : float
         Frames per second (GIF stores delays in 10 ms steps).
     force : bool
-        Overwrite an existing file; otherwise raise ``FileExistsError``.
+        Overwrite an existing file; otherwise raise ``FileExistsError``, before any frame is
+        rendered.
 
     Returns
     -------
     Path
     """
-    path = _free_target(path, force)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    (path,) = check_free([path], force=force)
     frames = list(_indexed_frames(animation))
     buffer = io.BytesIO()
     frames[0].save(
@@ -1351,79 +1291,4 @@ def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) 
         duration=round(1000 / fps),
         loop=0,
     )
-    return _write_atomic(path, buffer.getvalue(), force=force)
-
-
-def _standard_queue(seed: int) -> Animation:
-    runs = {k: simulate(QUEUE_SCENARIO, k, seed=seed) for k in ("v5.12", "v5.15")}
-    window = busiest_window(runs["v5.12"], _QUEUE_WINDOW_US)
-    return queue_animation(runs, *window, n_frames=120)
-
-
-def _standard_memslots(seed: int) -> Animation:
-    return memslot_animation(simulate(MEMSLOT_SCENARIO, "v5.13", seed=seed))
-
-
-_STANDARD = {
-    "queue-v5.12-vs-v5.15": _standard_queue,
-    "memslot-arrivals-v5.13": _standard_memslots,
-}
-
-
-def standard_animations(seed: int = 0, names: Sequence[str] | None = None) -> dict[str, Animation]:
-    """The animations of the blog and the notebooks, by file name.
-
-    * ``queue-v5.12-vs-v5.15``: :data:`QUEUE_SCENARIO` on both kernels, 120 frames over the
-      60 µs where v5.12's writers wait most (:func:`busiest_window`);
-    * ``memslot-arrivals-v5.13``: the first 24 notification events of :data:`MEMSLOT_SCENARIO`
-      on v5.13, 5 frames each.
-
-    Parameters
-    ----------
-    seed : int
-    names : sequence of str, optional
-        Build only these (default all).
-    """
-    names = list(_STANDARD) if names is None else list(names)
-    unknown = [n for n in names if n not in _STANDARD]
-    if unknown:
-        raise ValueError(f"unknown animations {unknown}; expected among {list(_STANDARD)}")
-    return {name: _STANDARD[name](seed) for name in names}
-
-
-def render_all(
-    out_dir, *, formats: Sequence[str] = _FORMATS, force: bool = False, seed: int = 0
-) -> list[Path]:
-    """Write the standard animations (:func:`standard_animations`) into ``out_dir``.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        Created if missing.
-    formats : sequence of {"html", "gif"}
-    force : bool
-        Overwrite existing files; otherwise an existing one raises ``FileExistsError`` before
-        anything is written.
-    seed : int
-
-    Returns
-    -------
-    list of Path
-        The files written, animation by animation, in the order of ``formats``.
-    """
-    formats = tuple(formats)
-    unknown = [f for f in formats if f not in _FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"formats must be among {_FORMATS}, got {formats!r}")
-    out = Path(out_dir)
-    targets = [out / f"{name}.{fmt}" for name in _STANDARD for fmt in formats]
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not force:
-        raise FileExistsError(f"refusing to overwrite {', '.join(existing)} (pass force=True)")
-    written = []
-    for name, animation in standard_animations(seed).items():
-        for fmt in formats:
-            target = out / f"{name}.{fmt}"
-            export = to_html if fmt == "html" else to_gif
-            written.append(export(animation, target, force=force))
-    return written
+    return write_atomic({path: buffer.getvalue()}, force=force)[0]

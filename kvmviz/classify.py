@@ -92,9 +92,10 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
     kinds = list(EVENT_KINDS)
+    unknown = sorted(set(pd.unique(stream["kind"].astype(object))) - set(kinds), key=str)
+    if unknown:
+        raise ValueError(f"event kinds must be among {kinds}, got {unknown}")
     kind_code = pd.Categorical(stream["kind"], categories=kinds).codes.astype(np.int64)
-    if (kind_code < 0).any():
-        raise ValueError(f"event kinds must be among {kinds}")
     seq_len = np.array([len(EVENT_KINDS[k]) for k in kinds], dtype=np.int64)[kind_code]
     n = int(seq_len.sum())
     first = (np.cumsum(seq_len) - seq_len).astype(np.int64)

@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     figs.add_argument(
         "--no-animations",
         action="store_true",
-        help="skip the exports other modules register (the animations take most of the time)",
+        help="skip the animations (HTML and GIF), which take most of the time",
     )
 
     rep = command(
@@ -400,7 +400,6 @@ def _simulate(args) -> int:
 
 
 def _figures(args) -> int:
-
     prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     from . import gallery  # loads matplotlib: only for this command
@@ -429,7 +428,7 @@ def _figures(args) -> int:
             context=args.context,
             seed=args.seed,
             force=args.force,
-            extra=not args.no_animations,
+            animations=not args.no_animations,
         )
     except OSError as error:
         if isinstance(error, FileExistsError) and "refusing to overwrite" in str(error):

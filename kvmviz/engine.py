@@ -56,6 +56,7 @@ __all__ = [
     "MAX_RECORDS",
     "TooMuchWork",
     "Work",
+    "callback_costs",
     "estimate",
     "scripted_run",
     "simulate",
@@ -143,6 +144,43 @@ def _size(n: float) -> str:
 def _clamp(x: float) -> int:
     """``x`` as an int, saturating far beyond any limit (``inf`` and ``1e300`` included)."""
     return int(min(x, 1e30)) if math.isfinite(x) else 10**30
+
+
+def callback_costs(
+    scenario: Scenario, kernel: str, stream: pd.DataFrame, seed: int = 0
+) -> pd.DataFrame:
+    """What each callback of a stream costs on ``kernel``, without simulating anything.
+
+    The engine's own plan (the rules of :func:`kvmviz.classify.callbacks`, then the costs of
+    ``__kvm_handle_hva_range``: the memslot walk, the zap, the aging, the flush when
+    ``flush_on_ret && ret``), before any callback meets a vCPU: an uncontended callback holds
+    ``mmu_lock`` exactly this long in :func:`simulate` with the same ``seed``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    kernel : str
+    stream : pandas.DataFrame
+        A notification stream (:func:`kvmviz.notifiers.check_stream` accepts it).
+    seed : int
+        Seeds the draw of which hits find SPTEs to zap or age (``mapped_share``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`kvmviz.classify.callbacks`, plus ``flushed`` and ``hold_us``
+        (the write hold of a callback that takes the lock; 0 for one that does not) and
+        ``walk_us`` (the time a callback that skips the lock spends walking outside it).
+    """
+    stream = check_stream(stream)
+    plan = classify.callbacks(stream, scenario.layout, kernel)
+    model = _Model(scenario, kernel, stream, check_seed(seed))
+    locked = model.cb_locked
+    return plan.assign(
+        flushed=model.cb_flush,
+        hold_us=np.where(locked, model.cb_cost, 0.0),
+        walk_us=np.where(locked, 0.0, model.cb_cost),
+    )
 
 
 def estimate(scenario: Scenario | None = None, *, stream: pd.DataFrame | None = None) -> Work:

@@ -4,6 +4,13 @@ The same seed gives the same problem to a whole room. Each exercise prints its q
 ``?`` in place of the answer; ``check(answer)`` says whether an answer is right and why;
 ``reveal()`` shows the answer. The answers come from the model itself (``kernels.rule``,
 ``MemslotLayout.gfn_ranges``, ``rwlock.replay``), never from a hand-written key.
+
+Every generator lives here, and :data:`KINDS` names each with the one spelling the command line
+and the notebooks share: ``quiz("grant-order", seed=2)`` is ``kvmviz quiz grant-order -s 2``,
+and an exercise's :attr:`~Exercise.kind` is that same key. The oracles the chapters show beside
+their exercises live here too: :func:`retry_check` and :func:`retry_table`
+(``mmu_notifier_retry_hva`` on a list of callbacks or on every fault of a run) and
+:func:`lock_states` (``mmu_lock`` instant by instant).
 """
 
 from __future__ import annotations
@@ -11,28 +18,46 @@ from __future__ import annotations
 import functools
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ._checks import check_int, check_seed
+from .classify import Counters, callbacks
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE, MemslotLayout
 from .presets import VMM_HEAP, q35_512m_layout
 from .rwlock import replay
+from .scenario import Scenario
 
 __all__ = [
+    "KINDS",
+    "RETRY_SCENE",
     "CallbackOrderExercise",
     "Exercise",
+    "RetryCase",
     "ZappedGfnsExercise",
     "callback_order",
+    "first_vcpus_above",
     "grant_order",
     "hit_flush_hold",
+    "hit_or_miss",
+    "ksm_hits",
+    "lock_states",
     "memslot_walk_threshold",
+    "mmu_notifier_retry_hva",
+    "munmap_on_guest",
     "must_retry",
+    "quiz",
     "reader_wait",
     "retry_check",
+    "retry_table",
     "takes_lock_question",
+    "trace_count",
+    "v513_locks",
     "zapped_gfns",
 ]
 
@@ -44,6 +69,8 @@ class Exercise:
     Attributes
     ----------
     kind : str
+        The generator's key in :data:`KINDS`, spelled as ``kvmviz quiz`` spells it
+        (``"takes-lock"``, ``"grant-order"``, ...).
     seed : int
     question : str
         Markdown text of the question.
@@ -51,6 +78,9 @@ class Exercise:
         The right answer (look only after trying!).
     explanation : str
         Why that is the answer, citing the kernel rule.
+    options : dict
+        The generator's options besides the seed that change the question (``policy`` for
+        ``grant-order`` and ``reader-wait``): ``quiz(kind, seed, **options)`` asks it again.
     """
 
     kind: str
@@ -58,6 +88,23 @@ class Exercise:
     question: str
     answer: object = field(repr=False)
     explanation: str = field(repr=False)
+    options: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def command(self) -> str:
+        """The command line that prints this question: ``kvmviz quiz KIND -s SEED [...]``.
+
+        Examples
+        --------
+        >>> grant_order(seed=2, policy="reader-pref").command
+        'kvmviz quiz grant-order -s 2 --policy reader-pref'
+        """
+        extra = "".join(f" --{name} {value}" for name, value in self.options.items())
+        return f"kvmviz quiz {self.kind} -s {self.seed}{extra}"
+
+    def _label(self) -> str:
+        extra = "".join(f", {name} {value}" for name, value in self.options.items())
+        return f"{self.kind}, seed {self.seed}{extra}"
 
     def parse(self, text: str):
         """The answer typed in ``text``, in the shape of :attr:`answer`.
@@ -102,10 +149,10 @@ class Exercise:
         return f"Answer: {self._shown()}. {self.explanation}"
 
     def _repr_markdown_(self) -> str:
-        return f"**Exercise ({self.kind}, seed {self.seed})**\n\n{self.question}"
+        return f"**Exercise ({self._label()})**\n\n{self.question}"
 
     def __str__(self) -> str:
-        return f"[{self.kind}, seed {self.seed}] {self.question}"
+        return f"[{self._label()}] {self.question}"
 
     def widget(self):
         """An ipywidgets box: the question, a text box, Check and Reveal buttons."""
@@ -256,9 +303,11 @@ def _markdown_to_html(text: str) -> str:
     return "".join(blocks)
 
 
-def _rng(kind: str, seed: int) -> np.random.Generator:
-    # Seeds derive from readable strings, so two kinds with one seed differ.
-    return np.random.default_rng([check_seed(seed), *kind.encode()])
+def _rng(salt: str, seed: int) -> np.random.Generator:
+    # Seeds derive from readable strings, so two kinds with one seed differ. The salts are the
+    # generators' first names (underscored) and stay so: a seed keeps its question, and
+    # docs/workshop.md keeps its answers.
+    return np.random.default_rng([check_seed(seed), *salt.encode()])
 
 
 def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
@@ -286,7 +335,7 @@ def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> E
     )
     where = "hits a memslot" if hit else "misses every memslot"
     explanation = f"The range {where}; {kernel}: {r.source}."
-    return Exercise("takes_lock", check_seed(seed), question, bool(r.takes_lock), explanation)
+    return Exercise("takes-lock", check_seed(seed), question, bool(r.takes_lock), explanation)
 
 
 class ZappedGfnsExercise(Exercise):
@@ -380,7 +429,7 @@ def zapped_gfns(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
         )
         + "."
     )
-    return ZappedGfnsExercise("zapped_gfns", check_seed(seed), question, answer, explanation)
+    return ZappedGfnsExercise("zapped-gfns", check_seed(seed), question, answer, explanation)
 
 
 # What the lock-order questions (grant_order, reader_wait) state about time and ties: the rules
@@ -399,6 +448,11 @@ _POLICY_RULES = {
     "before the next writer",
     "spinlock": "a spinlock: one holder at a time, readers included, in arrival order",
 }
+
+
+def _policy(policy: str) -> dict:
+    """The ``options`` of a lock-order exercise: the policy, unless it is the default qrwlock."""
+    return {} if policy == "qrwlock" else {"policy": policy}
 
 
 def _request_lines(arrival, is_writer, hold) -> str:
@@ -451,7 +505,7 @@ def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
         "until no reader is inside.",
         "spinlock": "spinlock: one holder at a time, first come first served.",
     }[policy] + f" Grants: {grants}."
-    return Exercise(f"grant_order/{policy}", check_seed(seed), question, grants, explanation)
+    return Exercise("grant-order", check_seed(seed), question, grants, explanation, _policy(policy))
 
 
 def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
@@ -510,7 +564,7 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
         f"t={grants[w]:g} and leaves at t={grants[w] + hold[w]:g}; request {asked} arrives at "
         f"t={arrival[asked]} and is granted at t={grants[asked]:g}: it waits {wait} µs."
     )
-    return Exercise(f"reader_wait/{policy}", check_seed(seed), question, wait, explanation)
+    return Exercise("reader-wait", check_seed(seed), question, wait, explanation, _policy(policy))
 
 
 # The primary-MMU operations of chapter 02, each with the event kind it fires
@@ -672,14 +726,14 @@ def callback_order(seed: int = 0, layout: MemslotLayout | None = None) -> Exerci
         f"This range {where}; the callbacks that take mmu_lock for write: {locks} "
         "(kvmviz.kernels.rule)."
     )
-    return CallbackOrderExercise("callback_order", check_seed(seed), question, answer, explanation)
+    return CallbackOrderExercise("callback-order", check_seed(seed), question, answer, explanation)
 
 
 def _one_event_hold_us(scenario, kernel: str, kind: str, hva: int, callback: str) -> float:
-    """Write hold of ``callback`` in one ``kind`` event at ``hva`` (a page), by the engine."""
-    import pandas as pd
-
-    from .engine import simulate
+    """Write hold of ``callback`` in one ``kind`` event at ``hva`` (a page), from the engine's
+    cost plan (:func:`kvmviz.engine.callback_costs`: what :func:`kvmviz.simulate` charges it,
+    without simulating)."""
+    from .engine import callback_costs
     from .notifiers import stream_from_callbacks
 
     stream = stream_from_callbacks(
@@ -687,9 +741,8 @@ def _one_event_hold_us(scenario, kernel: str, kind: str, hva: int, callback: str
             {"t_us": [0.0], "kind": [kind], "hva_start": [hva], "hva_end": [hva + PAGE_SIZE]}
         )
     )
-    run = simulate(scenario, kernel, seed=0, stream=stream)
-    rows = run.notifiers[run.notifiers["callback"] == callback]
-    return float(rows["hold_us"].iloc[0])
+    costs = callback_costs(scenario, kernel, stream, seed=0)
+    return float(costs.loc[costs["callback"] == callback, "hold_us"].iloc[0])
 
 
 # (kernel, callback, event kind) of the spurious callbacks that hold mmu_lock while they walk.
@@ -786,7 +839,7 @@ def memslot_walk_threshold(seed: int = 0) -> Exercise:
         f"{base.memslot_walk_ns:g} ns: {hold_us(answer):.4f} µs at n = {answer}, "
         f"{hold_us(answer - 1) if answer > 1 else 0:.4f} µs at n = {answer - 1}."
     )
-    return Exercise("memslot_walk_threshold", check_seed(seed), question, answer, explanation)
+    return Exercise("walk-threshold", check_seed(seed), question, answer, explanation)
 
 
 def hit_flush_hold(seed: int = 0) -> Exercise:
@@ -836,7 +889,7 @@ def hit_flush_hold(seed: int = 0) -> Exercise:
         f"{s.tlb_flush_us:g} µs with {n_vcpus} vCPUs to reach. Hold: {hold_us:.3f} µs, "
         f"about {answer} µs, {s.tlb_flush_us / hold_us:.1%} of it the flush."
     )
-    return Exercise("hit_flush_hold", check_seed(seed), question, answer, explanation)
+    return Exercise("flush-hold", check_seed(seed), question, answer, explanation)
 
 
 @dataclass(frozen=True)
@@ -898,39 +951,70 @@ def retry_check(
     >>> [retry_check(k, q35_512m_layout(), 0x7F6FFBF05000, 7, pair)[0] for k in KERNELS]
     [True, True, False]
     """
-    count, lo, hi, now = 0, 0, 0, int(seq)
+    counters = Counters()
+    counters.seq = int(seq)
     lines = []
     for i, (callback, start, end) in enumerate(callbacks, start=1):
         start, end = int(start), int(end)
         hit = layout.hits(start, end)
         effect = rule(kernel, callback, hit)
         changes = []
+        # One callback under mmu_lock: count++ once granted, seq++ then count-- before release.
+        counters.grant(effect.count_delta, start, end)
         if effect.count_delta > 0:
-            lo, hi = (start, end) if count == 0 else (min(lo, start), max(hi, end))
-            count += effect.count_delta
-            changes.append(f"count -> {count}, range [{lo:#x}, {hi:#x})")
+            changes.append(
+                f"count -> {counters.count}, "
+                f"range [{counters.range_start:#x}, {counters.range_end:#x})"
+            )
+        before = counters.count
+        counters.release(effect.bumps_seq, effect.count_delta)
         if effect.bumps_seq:
-            now += 1
-            changes.append(f"seq -> {now}")
-        if effect.count_delta < 0:
-            count += effect.count_delta
-            changes.append(f"count -> {count}")
+            changes.append(f"seq -> {counters.seq}")
+        if counters.count != before:
+            changes.append(f"count -> {counters.count}")
         lock = "takes mmu_lock" if effect.takes_lock else "skips mmu_lock"
         lines.append(
             f"{i}. {callback} ({'hit' if hit else 'miss'}): {lock}, "
             f"{', '.join(changes) or 'counters unchanged'} [{effect.source}]."
         )
+    count, lo, hi, now = counters.count, counters.range_start, counters.range_end, counters.seq
+    retry = bool(mmu_notifier_retry_hva(count, lo, hi, int(hva), now, int(seq)))
     in_range = count != 0 and lo <= int(hva) < hi
-    moved = now != int(seq)
     if count == 0:
         ranged = "count is 0, so the range is not looked at"
     else:
         where = "contains" if in_range else "does not contain"
         ranged = f"count is {count} and the range [{lo:#x}, {hi:#x}) {where} the hva"
+    moved = now != int(seq)
     seq_text = f"seq is {now}, {'not ' if moved else ''}the {int(seq)} the fault sampled"
-    verdict = "retry" if in_range or moved else "install the SPTE"
+    verdict = "retry" if retry else "install the SPTE"
     lines.append(f"mmu_notifier_retry_hva: {ranged}; {seq_text}: {verdict}.")
-    return in_range or moved, lines
+    return retry, lines
+
+
+def mmu_notifier_retry_hva(count, range_start, range_end, hva, seq_now, seq):
+    """Must a fault that sampled ``seq`` retry, given the counters when it checks?
+
+    ``mmu_notifier_retry_hva(kvm, mmu_seq, hva)`` of ``include/linux/kvm_host.h``
+    (4a42d848db95), called under ``mmu_lock`` before installing the SPTE: retry if
+    ``mmu_notifier_count`` is not 0 **and** ``range_start <= hva < range_end``, or if
+    ``mmu_notifier_seq`` moved since the sample (docs/kernel.md §3.2). Scalars or numpy arrays
+    (element by element).
+
+    Examples
+    --------
+    >>> bool(mmu_notifier_retry_hva(1, 0x1000, 0x2000, 0x1800, 7, 7))  # in the range
+    True
+    >>> bool(mmu_notifier_retry_hva(1, 0x1000, 0x2000, 0x2000, 7, 7))  # half-open: outside
+    False
+    >>> bool(mmu_notifier_retry_hva(0, 0, 0, 0x1800, 8, 7))  # seq moved
+    True
+    """
+    count = np.asarray(count)
+    hva = np.asarray(hva, dtype=np.uint64)
+    in_range = (count != 0) & (np.asarray(range_start, dtype=np.uint64) <= hva)
+    in_range &= hva < np.asarray(range_end, dtype=np.uint64)
+    return in_range | (np.asarray(seq_now) != np.asarray(seq))
 
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"
@@ -1025,4 +1109,596 @@ def must_retry(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
         f"takes `mmu_lock` and calls `mmu_notifier_retry_hva(kvm, {case.seq}, {case.hva:#x})`. "
         "Must the fault retry? (answer True or False; yes or no also work)"
     )
-    return Exercise("must_retry", check_seed(seed), question, bool(answer), "\n".join(lines))
+    return Exercise("must-retry", check_seed(seed), question, bool(answer), "\n".join(lines))
+
+
+RETRY_SCENE = Scenario(
+    n_vcpus=3,
+    faulting_share=1.0,
+    duration_us=40.0,
+    layout=q35_512m_layout(),
+    guest_run_us=8.0,
+    resolve_pfn_us=10.0,
+    read_hold_per_vcpu_us=0.0,
+    invalidate_window_us=4.0,
+)
+"""Chapter 05's tiny VM (section 2): three vCPUs on QEMU's 512 MiB q35 layout that fault all the
+time, resolving a pfn in 10 µs on average, for 40 µs; 4 µs between a start and its end."""
+
+_MUNMAP_PAGES = (1, 4, 16, 64)
+
+
+def _pairs_stream(*rows) -> pd.DataFrame:
+    """A hand-made notification stream: ``(t_us, kind, hva_start, hva_end)`` per event."""
+    from .notifiers import stream_from_callbacks
+
+    frame = pd.DataFrame(list(rows), columns=["t_us", "kind", "hva_start", "hva_end"])
+    return stream_from_callbacks(frame)
+
+
+def munmap_on_guest(seed: int = 0) -> Exercise:
+    """How many fault attempts retry when a ``munmap`` hits guest RAM? Answer: an ``int``.
+
+    Chapter 05's exercise: the spurious ``munmap`` of section 2, moved onto guest memory. On
+    :data:`RETRY_SCENE` with workload seed ``seed``, the seed draws a kernel, a vCPU and a
+    size (1, 4, 16 or 64 pages); a first run without notifications says where and when each
+    vCPU's first fault samples ``mmu_notifier_seq`` and checks ``mmu_notifier_retry_hva()``; one
+    start/end pair then invalidates that many pages from the drawn vCPU's page, 1 to 2 µs after
+    the last sample. The answer is the number of attempts the engine sends back to the guest
+    among those granted ``mmu_lock`` in the run's 40 µs (:func:`retry_table`, which also says
+    through which half of the check each one went). Two simulations, one per run; the range hits
+    a memslot, so its rule is the same on every kernel (:func:`kvmviz.classify.callbacks`) and so
+    is the answer.
+
+    Examples
+    --------
+    >>> q = munmap_on_guest(seed=2)
+    >>> q.check(q.answer)[0]
+    True
+    """
+    from .engine import simulate
+
+    seed = check_seed(seed)
+    rng = _rng("munmap_on_guest", seed)
+    kernel = KERNELS[rng.integers(len(KERNELS))]
+    npages = _MUNMAP_PAGES[rng.integers(len(_MUNMAP_PAGES))]
+    quiet = simulate(RETRY_SCENE, kernel, seed=seed, stream=_pairs_stream())
+    first = quiet.faults.groupby("vcpu").first()  # a vCPU may not fault in the 40 µs
+    vcpu = int(first.index[rng.integers(len(first))])
+    t_munmap = float(np.floor(first["t_snapshot_us"].max()) + 2.0)  # after every sample
+    start = int(first.loc[vcpu, "hva"])
+    end = start + npages * PAGE_SIZE
+    stream = _pairs_stream((t_munmap, "pair", start, end))
+    run = simulate(RETRY_SCENE, kernel, seed=seed, stream=stream)
+    until = RETRY_SCENE.duration_us
+    table = retry_table(run, until_us=until)
+    answer = int(table["retried"].sum())
+    layout = RETRY_SCENE.layout
+    plan = callbacks(stream, layout, kernel).set_index("callback")
+    faults = "\n".join(
+        f"- vCPU {v}: faults on hva {int(row.hva):#x}, samples `mmu_notifier_seq` at "
+        f"{row.t_snapshot_us:.1f} µs, checks `mmu_notifier_retry_hva()` at {row.t_grant_us:.1f} µs"
+        for v, row in first.iterrows()
+    )
+    if len(first) < RETRY_SCENE.n_vcpus:
+        faults += "\n\n(a vCPU not listed does not fault in these 40 µs)"
+    window = RETRY_SCENE.invalidate_window_us
+    question = (
+        f"Chapter 05's tiny VM (`kvmviz.exercises.RETRY_SCENE`, workload seed {seed}): "
+        f"{RETRY_SCENE.n_vcpus} vCPUs on QEMU's 512 MiB q35 layout, faulting all the time, "
+        f"resolving a pfn in {RETRY_SCENE.resolve_pfn_us:g} µs on average. Without any "
+        f"notification, their first faults:\n\n{faults}\n\n"
+        f"At {t_munmap:g} µs the host unmaps {npages} page{'s' * (npages > 1)} of guest RAM "
+        f"starting at vCPU {vcpu}'s page, hva [{start:#x}, {end:#x}): `invalidate_range_start`, "
+        f"then `invalidate_range_end` {window:g} µs later. On **{kernel}**, how many fault "
+        f"attempts (retries included) are sent back to the guest among those that take "
+        f"`mmu_lock` in the first {until:g} µs? (a number)"
+    )
+    slots = ", ".join(str(g.slot) for g in layout.gfn_ranges(start, end))
+    on_start, on_end = plan.loc[_START], plan.loc[_END]
+    back = table[table["retried"]]
+    who = "; ".join(
+        f"vCPU {vcpu_} at {t:.1f} µs ("
+        + (
+            "the range half: count is 1 and its hva is in the range"
+            if in_range
+            else f"seq alone: it sampled {sampled}, it is {now} now"
+        )
+        + ")"
+        for vcpu_, t, in_range, sampled, now in zip(
+            back["vcpu"],
+            back["checks at (µs)"],
+            back["hva in range"],
+            back["seq sampled"],
+            back["seq now"],
+            strict=True,
+        )
+    )
+    lock = "takes `mmu_lock`" if on_start.locked else "skips `mmu_lock`"
+    why = (
+        f"{answer} attempt{'s' * (answer != 1)} retry. The range hits slot {slots}, and a hit "
+        f"counts on every kernel: on {kernel} the start {lock} and moves "
+        f"`mmu_notifier_count` by {on_start.count_delta:+d} "
+        f"({rule(kernel, _START, bool(on_start.hit)).source}), the end "
+        f"{'bumps' if on_end.bumps_seq else 'leaves'} `mmu_notifier_seq` and moves the count by "
+        f"{on_end.count_delta:+d} ({rule(kernel, _END, bool(on_end.hit)).source}); nothing is "
+        f"elided, v5.15 included. Sent back: {who or 'nobody'}."
+    )
+    return Exercise("munmap-on-guest", seed, question, answer, why)
+
+
+def retry_table(run, until_us: float | None = None) -> pd.DataFrame:
+    """Every fault attempt's ``mmu_notifier_retry_hva()``, rebuilt from the notifier counters.
+
+    For each attempt: the ``mmu_notifier_seq`` it sampled (at ``t_snapshot_us``, before
+    resolving the pfn), then, when it holds ``mmu_lock`` (``t_grant_us``), ``count``, whether
+    its hva lies in the invalidated range, the ``seq`` then, and the verdict of
+    :func:`mmu_notifier_retry_hva` on those values; the counters are
+    :func:`kvmviz.metrics.notifier_counters`. Beside it, ``retried``: what the engine did. The
+    two columns agree on every attempt of every run (the tests check it): chapter 05 reads a
+    retry off this table.
+
+    Parameters
+    ----------
+    run : Run
+    until_us : float, optional
+        Only the attempts granted ``mmu_lock`` before this time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``vcpu, fault, retries so far, samples seq at (µs), seq sampled, checks at (µs), count,
+        hva in range, seq now, must retry, retried``; one row per attempt, in ``run.faults``
+        order.
+    """
+    from .metrics import notifier_counters
+
+    counters = notifier_counters(run)
+    faults = run.faults if until_us is None else run.faults[run.faults["t_grant_us"] < until_us]
+    times = counters["t_us"].to_numpy()
+
+    def at(column: str, t: np.ndarray, dtype) -> np.ndarray:
+        """The counter's value just after time ``t`` (0 before any change)."""
+        values = np.concatenate([np.zeros(1, dtype), counters[column].to_numpy(dtype=dtype)])
+        return values[np.searchsorted(times, t, side="right")]
+
+    t_sample = faults["t_snapshot_us"].to_numpy(dtype=np.float64)
+    t_check = faults["t_grant_us"].to_numpy(dtype=np.float64)
+    hva = faults["hva"].to_numpy(dtype=np.uint64)
+    count = at("count", t_check, np.int64)
+    start, end = at("range_start", t_check, np.uint64), at("range_end", t_check, np.uint64)
+    sampled, now = at("seq", t_sample, np.int64), at("seq", t_check, np.int64)
+    return pd.DataFrame(
+        {
+            "vcpu": faults["vcpu"].to_numpy(),
+            "fault": faults["fault"].to_numpy(),
+            "retries so far": faults["retries"].to_numpy(),
+            "samples seq at (µs)": t_sample,
+            "seq sampled": sampled,
+            "checks at (µs)": t_check,
+            "count": count,
+            "hva in range": (count != 0) & (start <= hva) & (hva < end),
+            "seq now": now,
+            "must retry": mmu_notifier_retry_hva(count, start, end, hva, now, sampled),
+            "retried": faults["retry"].to_numpy(dtype=bool),
+        },
+        index=faults.index,
+    )
+
+
+def lock_states(run) -> pd.DataFrame:
+    """The state of ``mmu_lock`` just after every arrival and every release of a run.
+
+    Chapter 03's step-by-step table: at each instant a request arrives or a holder leaves,
+    who arrives or leaves, who is inside, who waits (in FIFO order) and what the lock says
+    (:func:`kvmviz.animate.queue_frames` at that instant); under ``qrwlock`` also the writer
+    bits of ``cnts`` (``_QW_LOCKED`` while a writer is inside, ``_QW_WAITING`` while one waits
+    at the head of the queue: ``kernel/locking/qrwlock.c``, docs/kernel.md §4.3).
+
+    Parameters
+    ----------
+    run : Run
+        Typically a scripted scene (:func:`kvmviz.engine.scripted_run`): every instant is a row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``t_us``: ``what happens, inside, waiting (FIFO), the lock`` and, under
+        ``qrwlock``, ``cnts writer bits``. vCPUs are named ``vCPU <n>``, notifiers
+        ``notifier``; ``-`` stands for nobody.
+    """
+    from .animate import queue_frames
+
+    lock = run.lock
+
+    def named(rows) -> str:
+        return ", ".join(
+            "notifier" if h == "notifier" else f"vCPU {w}"
+            for h, w in zip(rows["holder"], rows["who"], strict=True)
+        )
+
+    instants = sorted(set(lock["t_request_us"]) | set(lock["t_release_us"]))
+    rows = []
+    for t in instants:
+        state = queue_frames(run, t, t + 1e-6, n_frames=1)[0]
+        arrive = lock[lock["t_request_us"] == t]
+        leave = lock[lock["t_release_us"] == t]
+        happened = [f"{named(arrive)} arrives"] * (len(arrive) > 0)
+        happened += [f"{named(leave)} leaves"] * (len(leave) > 0)
+        row = {
+            "t_us": t,
+            "what happens": "; ".join(happened),
+            "inside": named(state.holders) or "-",
+            "waiting (FIFO)": named(state.waiters) or "-",
+            "the lock": state.caption,
+        }
+        if run.policy == "qrwlock":
+            row["cnts writer bits"] = (
+                "_QW_LOCKED"
+                if state.writer_inside
+                else "_QW_WAITING"
+                if state.head_writer is not None
+                else "0"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("t_us")
+
+
+def hit_or_miss(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
+    """Does a range near the edge of a memslot hit it? Answer: ``True`` or ``False``.
+
+    The range starts within six half pages of a memslot's first or last byte and spans one to
+    four half pages, so half-open ranges matter: one that ends at a slot's first byte misses it.
+    The answer is :meth:`MemslotLayout.hits` (``__kvm_handle_hva_range``, docs/kernel.md §2).
+
+    Parameters
+    ----------
+    seed : int
+    layout : MemslotLayout, optional
+        Default :func:`kvmviz.presets.q35_512m_layout` (chapter 01's QEMU).
+
+    Examples
+    --------
+    >>> q = hit_or_miss(seed=4)
+    >>> q.check(q.answer)[0]
+    True
+    """
+    layout = q35_512m_layout() if layout is None else layout
+    rng = _rng("hit_or_miss", seed)
+    slot = layout.slots[rng.integers(len(layout))]
+    edge = (slot.hva_start, slot.hva_end)[rng.integers(2)]
+    start = edge + 0x800 * int(rng.integers(-6, 3))
+    end = start + 0x800 * int(rng.integers(1, 5))
+    hit = layout.hits(start, end)
+    question = (
+        f"The VM's memslots (every range half-open, `[start, end)`):\n\n{_slot_list(layout)}"
+        f"\n\nThe MMU notifier fires on hva [{start:#x}, {end:#x}). Does it hit a memslot? "
+        "(answer True or False; yes or no also work)"
+    )
+    if hit:
+        reached = ", ".join(
+            f"slot {g.slot} gfns [{g.gfn_start:#x}, {g.gfn_end:#x})"
+            for g in layout.gfn_ranges(start, end)
+        )
+        why = f"It reaches {reached}."
+    else:
+        why = (
+            "It overlaps no slot: [start, end) is half-open, so a range that ends at a slot's "
+            "first byte, or starts at its end, misses it."
+        )
+    return Exercise("hit-or-miss", check_seed(seed), question, bool(hit), why)
+
+
+_DATA = Path(__file__).resolve().parent.parent / "data"
+_TRACE = _DATA / "traces" / "notifier-phases-linux6.18.txt"
+_TRACE_LAYOUT = _DATA / "traces" / "notifier-phases-linux6.18.layout.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_records() -> pd.DataFrame:
+    """Chapters 02 and 07's trace, classified: ``data/traces`` of the kvmviz repository."""
+    from .classify import records
+    from .traces import load_ftrace, load_layout
+
+    if not _TRACE.exists():
+        raise FileNotFoundError(
+            f"{_TRACE}: trace-count, ksm-hits and v513-locks ask about the trace in "
+            "data/traces/ of the kvmviz repository, which this installation lacks; pass "
+            "classified= (kvmviz.classify.records of your own trace)"
+        )
+    return records(load_ftrace(_TRACE), load_layout(_TRACE_LAYOUT))
+
+
+def trace_count(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
+    """How many notifications between two lines of a trace hit a memslot? Answer: an ``int``.
+
+    A window of 30 notifications inside one phase of the trace that has both hits and misses
+    and more than 30 notifications (so the window is never a whole phase, whose counts
+    chapter 02's tables print). The answer is the sum of the ``hit`` column
+    :func:`kvmviz.classify.records` computes over the window.
+
+    Parameters
+    ----------
+    seed : int
+    classified : pandas.DataFrame, optional
+        :func:`kvmviz.classify.records` of a trace; default chapter 02's trace
+        (``data/traces/notifier-phases-linux6.18.txt`` with its layout).
+    """
+    seed = check_seed(seed)
+    classified = _shipped_records() if classified is None else classified
+    notifier = classified[classified["callback"].notna()]
+    mixed = [
+        phase
+        for phase, rows in notifier.groupby("phase", observed=True)
+        if len(rows) > 30 and 0 < rows["hit"].sum() < len(rows)
+    ]
+    if not mixed:
+        raise ValueError("no phase of the trace has more than 30 notifications, hits and misses")
+    rng = _rng("trace_count", seed)
+    rows = notifier[notifier["phase"] == mixed[rng.integers(len(mixed))]]
+    first = int(rng.integers(max(1, len(rows) - 30)))
+    window = rows.iloc[first : first + 30]
+    lo, hi = int(window["line"].iloc[0]), int(window["line"].iloc[-1])
+    hits = int(window["hit"].sum())
+    question = (
+        f"Between lines {lo} and {hi} of the trace (both included), the host sent "
+        f"{len(window)} notifications. How many of them hit a memslot? (a number: filter "
+        "`classified` on its `line` column)"
+    )
+    why = (
+        f"{hits} of the {len(window)}: `notifier[notifier.line.between({lo}, {hi})].hit.sum()` "
+        "(kvmviz.classify.records ran the hit test on every line)."
+    )
+    return Exercise("trace-count", seed, question, hits, why)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_layout() -> MemslotLayout:
+    """The memslots of chapter 02's trace (``data/traces``)."""
+    from .traces import load_layout
+
+    _shipped_records()  # says what is missing if the repository's data is not there
+    return load_layout(_TRACE_LAYOUT)
+
+
+def _notifier_records(classified: pd.DataFrame) -> pd.DataFrame:
+    if "hit" not in classified.columns:
+        raise ValueError(
+            "classified: the frame has no hit column; pass kvmviz.classify.records(events, "
+            "layout) of kvmviz.load_ftrace(...)"
+        )
+    return classified[classified["callback"].notna()]
+
+
+def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
+    """In a trace's ``ksm`` phase, how many notifier records hit (or miss) a memslot? An ``int``.
+
+    Chapter 07's first exercise. The seed draws the records asked about (every notifier record
+    of the phase, or those of one callback the phase shows) and whether the hits or the misses
+    are counted. The answer is the ``hit`` column :func:`kvmviz.classify.records` computed, the
+    hit test of ``__kvm_handle_hva_range`` (:meth:`MemslotLayout.hit_mask`).
+
+    Parameters
+    ----------
+    seed : int
+    classified : pandas.DataFrame, optional
+        :func:`kvmviz.classify.records` of a trace with a ``PHASE ksm`` mark (the phases of
+        ``data/README.md``); default chapter 07's trace
+        (``data/traces/notifier-phases-linux6.18.txt`` with its layout).
+
+    Examples
+    --------
+    >>> q = ksm_hits(seed=1)
+    >>> q.check(q.answer)[0]
+    True
+    """
+    seed = check_seed(seed)
+    classified = _shipped_records() if classified is None else classified
+    notifier = _notifier_records(classified)
+    phases = [str(p) for p in pd.unique(notifier["phase"].dropna())]
+    if "ksm" not in phases:
+        raise ValueError(
+            "the trace has no notifier record in a phase named ksm (PHASE ksm, data/README.md); "
+            f"its phases: {', '.join(phases) or 'none'}"
+        )
+    rows = notifier[notifier["phase"] == "ksm"]
+    rng = _rng("ksm_hits", seed)
+    shown = [c for c in CALLBACKS if (rows["callback"] == c).any()]
+    which = [None, *shown][rng.integers(len(shown) + 1)]
+    count_hits = bool(rng.integers(2))
+    if which is not None:
+        rows = rows[rows["callback"] == which]
+    hit = rows["hit"].to_numpy(dtype=bool)
+    answer = int(hit.sum() if count_hits else (~hit).sum())
+    records = "notifier records" if which is None else f"`{which}` records"
+    verb = "hit a memslot" if count_hits else "miss every memslot"
+    question = (
+        f"In the `ksm` phase of the trace, how many {records} {verb}? (a number: count them "
+        "from `classified`, the frame of `kv.classify.records`)"
+    )
+    why = (
+        f"{answer} of the phase's {len(rows)} {records} {verb}: "
+        f"{int(hit.sum())} overlap a memslot, {int((~hit).sum())} overlap none "
+        "(kvmviz.classify.records ran the hit test of __kvm_handle_hva_range on each)."
+    )
+    return Exercise("ksm-hits", seed, question, answer, why)
+
+
+_V513 = "v5.13"
+
+
+def v513_locks(
+    seed: int = 0,
+    classified: pd.DataFrame | None = None,
+    layout: MemslotLayout | None = None,
+) -> Exercise:
+    """On v5.13, how many of a trace's callbacks would have taken ``mmu_lock``? An ``int``.
+
+    Chapter 07's second exercise. The trace's notifications become the engine's stream
+    (:func:`kvmviz.traces.to_stream`: a ``kvm_unmap_hva_range`` is a start/end pair); the seed
+    draws which callbacks are asked about (all of them, or those of one callback the stream
+    runs). The answer is the ``locked`` column of :func:`kvmviz.classify.callbacks` on v5.13:
+    every start/end pair locks, hit or miss (8931a454aea0 left the ``on_lock`` path alone), the
+    other callbacks only on a hit. The same callbacks a replay on v5.13 runs
+    (:func:`kvmviz.experiments.compare_replay`), without simulating.
+
+    Parameters
+    ----------
+    seed : int
+    classified : pandas.DataFrame, optional
+        :func:`kvmviz.classify.records` of a trace, with ``layout``; default chapter 07's
+        trace (``data/traces/notifier-phases-linux6.18.txt``).
+    layout : MemslotLayout, optional
+        The memslots the trace was classified with; pass it with ``classified``.
+
+    Examples
+    --------
+    >>> q = v513_locks(seed=0)
+    >>> q.check(q.answer)[0]
+    True
+    """
+    from .traces import to_stream
+
+    seed = check_seed(seed)
+    if (classified is None) != (layout is None):
+        raise ValueError("pass classified= and layout= together (the memslots of the trace)")
+    if classified is None:
+        classified, layout = _shipped_records(), _shipped_layout()
+    _notifier_records(classified)
+    plan = callbacks(to_stream(classified), layout, _V513)
+    rng = _rng("v513_locks", seed)
+    shown = [c for c in CALLBACKS if (plan["callback"] == c).any()]
+    which = [None, *shown][rng.integers(len(shown) + 1)]
+    rows = plan if which is None else plan[plan["callback"] == which]
+    answer = int(rows["locked"].sum())
+    what = "callbacks" if which is None else f"`{which}` callbacks"
+    question = (
+        f"Replayed on **{_V513}**, the trace's notifications run {len(plan)} callbacks "
+        "(each `kvm_unmap_hva_range` is an `invalidate_range_start` and its "
+        f"`invalidate_range_end`). How many of the {len(rows)} {what} would have taken "
+        "`mmu_lock`? (a number)"
+    )
+    parts = []
+    for callback, group in rows.groupby("callback", sort=False):
+        hits = int(group["hit"].sum())
+        locked = int(group["locked"].sum())
+        parts.append(
+            f"`{callback}`: {locked} of {len(group)} ({hits} hit; on a miss "
+            f"{rule(_V513, callback, False).source})"
+        )
+    why = (
+        f"{answer} of the {len(rows)}: on v5.13 every start/end pair locks, hit or miss "
+        "(8931a454aea0 left the on_lock path alone), the other callbacks only on a hit "
+        f"(kvmviz.classify.callbacks). {'; '.join(parts)}."
+    )
+    return Exercise("v513-locks", seed, question, answer, why)
+
+
+# Chapter 06's first sweep (Figure 6.1): the default VM for 10 ms, these sizes and seeds.
+SWEEP_VCPUS = (16, 32, 64, 128, 256, 416)
+SWEEP_SEEDS = (0, 1, 2, 3)
+SWEEP_DURATION_US = 10_000.0
+
+
+def first_vcpus_above(seed: int = 0, table: pd.DataFrame | None = None) -> Exercise:
+    """From how many vCPUs on does the p99 fault stall exceed X µs? Answer: an ``int``.
+
+    Read off chapter 06's Figure 6.1: on one kernel and one share of spurious notifications,
+    the smallest vCPU count of the sweep whose p99 stall (the mean over the seeds) exceeds a
+    threshold the column reaches.
+
+    Parameters
+    ----------
+    seed : int
+    table : pandas.DataFrame, optional
+        The sweep: :func:`kvmviz.experiments.grid` of ``Scenario(duration_us=10_000)`` over
+        ``n_vcpus`` (:data:`SWEEP_VCPUS`) and ``spurious_share`` with
+        :data:`SWEEP_SEEDS` (chapter 06's ``by_share``). Default: the one column the question
+        asks about, swept here (one :func:`~kvmviz.experiments.grid`, 24 runs).
+    """
+    seed = check_seed(seed)
+    rng = _rng("first_vcpus_above", seed)
+    kernel = KERNELS[rng.integers(len(KERNELS))]
+    share = [0.5, 0.8, 0.95][rng.integers(3)]
+    if table is None:
+        from .experiments import grid
+        from .scenario import Scenario
+
+        table = grid(
+            Scenario(duration_us=SWEEP_DURATION_US),
+            kernels=[kernel],
+            seeds=SWEEP_SEEDS,
+            n_vcpus=list(SWEEP_VCPUS),
+            spurious_share=[share],
+        )
+    p99 = table.groupby(["kernel", "spurious_share", "n_vcpus"])["p99_us"].mean()
+    column = p99.loc[kernel, share]
+    reachable = [x for x in (20, 50, 100, 200) if column.max() > x]
+    if not reachable:
+        raise ValueError(f"the p99 stalls of {kernel} at {share:.0%} spurious never exceed 20 µs")
+    threshold = reachable[rng.integers(len(reachable))]
+    answer = int(column[column > threshold].index.min())
+    question = (
+        f"In Figure 6.1 (chapter 06's sweep: the default VM for 10 ms, seeds 0 to 3, the p99 "
+        f"averaged over the seeds), on **{kernel}** with {share:.0%} of the notifications "
+        f"spurious, what is the smallest vCPU count of the sweep whose p99 stall exceeds "
+        f"{threshold} µs? (answer a number of vCPUs, e.g. `64`)"
+    )
+    values = ", ".join(f"{n} vCPUs: {v:.1f} µs" for n, v in column.items())
+    why = f"The p99 stalls of that column: {values}."
+    return Exercise("first-vcpus-above", seed, question, answer, why)
+
+
+KINDS: dict[str, Callable[..., Exercise]] = {
+    "takes-lock": takes_lock_question,
+    "zapped-gfns": zapped_gfns,
+    "hit-or-miss": hit_or_miss,
+    "callback-order": callback_order,
+    "trace-count": trace_count,
+    "grant-order": grant_order,
+    "reader-wait": reader_wait,
+    "must-retry": must_retry,
+    "munmap-on-guest": munmap_on_guest,
+    "walk-threshold": memslot_walk_threshold,
+    "flush-hold": hit_flush_hold,
+    "first-vcpus-above": first_vcpus_above,
+    "ksm-hits": ksm_hits,
+    "v513-locks": v513_locks,
+}
+"""Every exercise kind, spelled as ``kvmviz quiz`` spells it, with its generator.
+
+In the order of the chapters; each generator is called as ``generator(seed=..., **options)``
+and returns an :class:`Exercise` whose ``kind`` is its key here.
+"""
+
+
+def quiz(kind: str, seed: int = 0, **options) -> Exercise:
+    """The exercise ``kvmviz quiz KIND -s SEED`` prints.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`KINDS`, e.g. ``"grant-order"``.
+    seed : int
+    **options
+        The generator's options (``policy=`` for ``grant-order`` and ``reader-wait``).
+
+    Raises
+    ------
+    ValueError
+        An unknown kind, or an option the kind does not take, named with the choices.
+
+    Examples
+    --------
+    >>> q = quiz("grant-order", 0)
+    >>> q.kind, q.answer
+    ('grant-order', [3, 8, 9, 9, 9, 12])
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind = {kind!r}: expected one of {', '.join(KINDS)}")
+    takes = {"grant-order": {"policy"}, "reader-wait": {"policy"}}.get(kind, set())
+    unknown = sorted(set(options) - takes)
+    if unknown:
+        allowed = ", ".join(sorted(takes)) or "none"
+        raise ValueError(f"{kind} takes no option {', '.join(unknown)} (options: {allowed})")
+    return KINDS[kind](seed=seed, **options)

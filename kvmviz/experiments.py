@@ -36,7 +36,7 @@ import pandas as pd
 from . import classify
 from ._checks import check_int, check_seed
 from ._progress import reporter
-from .engine import _Model, simulate
+from .engine import callback_costs, simulate
 from .kernels import KERNELS
 from .memslots import PAGE_SIZE, Memslot, MemslotLayout
 from .metrics import kernel_table, summarize
@@ -77,7 +77,7 @@ def compare_kernels(
     progress=None,
     max_records: int | None = None,
 ) -> pd.DataFrame:
-    """Run the same scenario and seed on each kernel and tabulate :func:`summarize`.
+    """Run the same scenario and seed on each kernel and tabulate :func:`kvmviz.summarize`.
 
     Parameters
     ----------
@@ -96,7 +96,7 @@ def compare_kernels(
     Returns
     -------
     pandas.DataFrame
-        One row per kernel (index ``kernel``), the columns of :func:`summarize`
+        One row per kernel (index ``kernel``), the columns of :func:`kvmviz.summarize`
         (:func:`kvmviz.metrics.kernel_table`).
     """
     kernels = list(kernels)
@@ -561,8 +561,8 @@ def _memslot_pair_us(n_slots: int, scenario: Scenario | None) -> float:
             "hva_end": np.array([hva + PAGE_SIZE], dtype=np.uint64),
         }
     )
-    model = _Model(s, "v5.12", stream, seed=0)
-    return float(s.invalidate_window_us + model.cb_cost.sum())
+    costs = callback_costs(s, "v5.12", stream, seed=0)
+    return float(s.invalidate_window_us + (costs["hold_us"] + costs["walk_us"]).sum())
 
 
 def _aging_slowdown(scenario: Scenario | None, seed: int) -> float:
@@ -684,17 +684,18 @@ def replay_trace(
 ):
     """What a recorded notification stream would have cost on ``kernel``.
 
-    The real notifications (their times, callbacks and hva ranges, from :func:`to_stream`)
-    drive the closed-loop engine against a modelled population of ``n_vcpus`` faulting vCPUs
-    on ``layout``; everything else comes from ``scenario`` (default :class:`kvmviz.Scenario`).
-    Run it once per kernel to ask what 8931a454ae and 071064f14d87 would have done for this
+    The real notifications (their times, callbacks and hva ranges, from
+    :func:`kvmviz.traces.to_stream`) drive the closed-loop engine against a modelled population of
+    ``n_vcpus`` faulting vCPUs on ``layout``; everything else comes from ``scenario`` (default
+    :class:`kvmviz.Scenario`). Run it once per kernel to ask what 8931a454ae and 071064f14d87 would
+    have done for this
     workload (:func:`compare_replay`).
 
     Idle time is not replayed: a gap longer than ``max_gap_us`` (default 1 s) between two
-    notifications is cut to it (:func:`replay_stream`), so the memory needed grows with the
-    number of notifications, not with the trace's span. The statistics of the run are then
-    those of the shortened timeline: the faults the vCPUs would have taken, uncontended, in
-    the idle time removed are not in them, so shares of time (brownout) and fault percentiles
+    notifications is cut to it (:func:`kvmviz.traces.replay_stream`), so the memory needed grows
+    with the number of notifications, not with the trace's span. The statistics of the run are then
+    those of the shortened timeline: the faults the vCPUs would have taken, uncontended, in the idle
+    time removed are not in them, so shares of time (brownout) and fault percentiles
     describe the busy part of the trace, where the stalls weigh more than over the whole span.
     How much was removed is in ``run.notifiers.attrs["replay"]``, and :func:`compare_replay`
     says it in a warning. The sample trace has no gap of 1 s: it replays as recorded.
@@ -702,7 +703,7 @@ def replay_trace(
     Parameters
     ----------
     events : pandas.DataFrame
-        :func:`load_ftrace` output, classified or not.
+        :func:`kvmviz.load_ftrace` output, classified or not.
     layout : MemslotLayout
         The VM's memslots while the trace was recorded.
     kernel : {"v5.12", "v5.13", "v5.15"}
@@ -723,7 +724,7 @@ def replay_trace(
         Its ``notifiers.attrs["replay"]`` holds ``span_us``, ``idle_removed_us``,
         ``gaps_shortened``, ``max_gap_us``, ``replayed_us`` (the simulated time, µs) and
         ``age_hva`` (how the ``kvm_age_hva`` records were read, by ``callback_source``: see
-        :func:`to_stream`, :func:`age_hva_note`).
+        :func:`kvmviz.traces.to_stream`, :func:`kvmviz.traces.age_hva_note`).
 
     Raises
     ------
@@ -774,16 +775,16 @@ def idle_note(info: dict) -> str:
 
 
 def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None, **kwargs):
-    """:func:`replay` on each kernel; returns ``(table, runs)``.
+    """:func:`replay_trace` on each kernel; returns ``(table, runs)``.
 
     ``table`` has one row per kernel with the columns of :func:`kvmviz.metrics.summarize`;
-    ``runs`` maps kernel to :class:`~kvmviz.engine.Run`. Other keywords go to :func:`replay`.
-    ``table.attrs["replay"]`` says how much idle time was cut (see :func:`replay`: the
+    ``runs`` maps kernel to :class:`~kvmviz.Run`. Other keywords go to :func:`replay_trace`.
+    ``table.attrs["replay"]`` says how much idle time was cut (see :func:`replay_trace`: the
     statistics are those of the shortened timeline) and ``table.attrs["notes"]`` says it in
-    sentences: the idle time first, then the records a lenient :func:`load_ftrace` sorted, and,
-    when the trace has ``kvm_age_hva`` records, how their callback was read
-    (:func:`age_hva_note`: ``clear_young`` from ``kdamond``, ``clear_flush_young`` from
-    ``kswapd``, assumed ``clear_flush_young`` from other tasks). When idle time was cut, one
+    sentences: the idle time first, then the records a lenient :func:`kvmviz.load_ftrace` sorted,
+    and, when the trace has ``kvm_age_hva`` records, how their callback was read
+    (:func:`kvmviz.traces.age_hva_note`: ``clear_young`` from ``kdamond``, ``clear_flush_young``
+    from ``kswapd``, assumed ``clear_flush_young`` from other tasks). When idle time was cut, one
     :class:`ReplayWarning` says so.
     """
     kernels = KERNELS if kernels is None else tuple(kernels)

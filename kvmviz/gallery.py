@@ -1,18 +1,23 @@
-"""Every figure of the notebooks and the README, rendered to files: ``kvmviz figures``.
+"""The named blog figures and animations, one builder each: ``kvmviz figures`` and ``examples/``.
 
-Each figure has a name (its file name), a fixed size in inches and a builder that draws it from
-seeded simulations with the functions of :mod:`kvmviz.plot`. :func:`render_all` writes them
-all, reproducibly: the same seed gives byte-identical SVG files.
+Each figure has a name (its file name, a key of :data:`FIGURES`), a fixed size in inches and a
+builder that draws it from seeded simulations with the functions of :mod:`kvmviz.plot` and
+:mod:`kvmviz.timelines`. Everything that shows one of them calls that builder:
 
-Other modules add their own exports through :data:`EXTRA`. :func:`render_all` imports
-:mod:`kvmviz.animate` (if it exists) so that it can register there, and otherwise calls its
-``render_all`` if it has one.
+* :func:`render` draws one figure (``examples/<name>.py`` save it with :func:`kvmviz.plot.save`);
+* :func:`render_all` writes them all, and the standard animations, reproducibly (the same seed
+  gives byte-identical SVG files), all or nothing: that is ``kvmviz figures``;
+* :func:`table` gives the text tables of :data:`TABLES` (``examples/contention_table.py``).
+
+The gallery is a controller: it simulates (:func:`kvmviz.simulate`,
+:mod:`kvmviz.experiments`) and hands the tables to the views. The animations of
+:mod:`kvmviz.animate` are built here too (:func:`standard_animations`) and written by
+:func:`render_animations`.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 import os
 import shutil
 import tempfile
@@ -22,8 +27,8 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from . import metrics, plot, timelines
-from ._files import umask
+from . import animate, experiments, metrics, plot, timelines
+from ._files import check_free, umask
 from .engine import simulate
 from .kernels import KERNELS
 from .notifiers import generate_stream
@@ -31,9 +36,22 @@ from .presets import VMM_HEAP, q35_512m_layout
 from .scenario import Scenario
 from .theme import KERNEL_STYLES, set_theme
 
-__all__ = ["EXTRA", "FIGURES", "FORMATS", "render_all"]
+__all__ = [
+    "ANIMATION_FORMATS",
+    "FIGURES",
+    "FORMATS",
+    "MEMSLOT_SCENARIO",
+    "QUEUE_SCENARIO",
+    "TABLES",
+    "render",
+    "render_all",
+    "render_animations",
+    "standard_animations",
+    "table",
+]
 
 FORMATS = plot.FORMATS
+ANIMATION_FORMATS = ("html", "gif")
 
 # The VM of the notebooks: 416 vCPUs, 12 TiB, every parameter at its cited default.
 LARGE_VM = Scenario()
@@ -45,18 +63,24 @@ SMALL_VM = Scenario(
 # The memslot maps draw the notifications of a longer stretch (200 ms) than the runs (20 ms),
 # so that a few of the rare hits show up; only the stream is generated, nothing is simulated.
 MAP_DURATION_US = 200_000.0
+# The headline's range: each free parameter over its plausible range, averaged over 4 seeds.
+HEADLINE_SEEDS = 4
 
-ExtraExport = Callable[[Path, Sequence[str], bool], list[Path]]
-EXTRA: list[ExtraExport] = []
-"""Other exports, called by :func:`render_all` as ``hook(out_dir, formats, force)``.
-
-Each returns the paths it wrote, and must raise ``FileExistsError`` before writing anything if
-a file exists and ``force`` is false. :func:`render_all` checks its own figures first, then
-calls the hooks, then writes its figures: so refusing to overwrite stays all or nothing. A hook
-may also have a ``targets(out_dir, formats)`` attribute listing the paths it would write,
-checked along with the figures'. ``formats`` are the figures' formats; a hook writing other
-kinds of files (HTML, GIF) may ignore them.
-"""
+# The standard animations' workloads (free parameters, chosen to be watched): enough vCPUs
+# faulting that several readers are inside at once, and notifications often enough that writers
+# queue in a 60 µs window. Most notifications are spurious, as in the 8931a454ae cover letter.
+QUEUE_SCENARIO = Scenario(
+    n_vcpus=24,
+    duration_us=4_000.0,
+    guest_run_us=30.0,
+    notifier_rate_hz=20_000.0,
+    spurious_share=0.9,
+)
+# Hits and misses in even measure, so both are seen landing within a few seconds.
+MEMSLOT_SCENARIO = Scenario(
+    n_vcpus=24, duration_us=4_000.0, notifier_rate_hz=20_000.0, spurious_share=0.6
+)
+_QUEUE_WINDOW_US = 60.0
 
 
 # Figure sizes are given for the "paper" context; others scale them with their fonts
@@ -86,6 +110,15 @@ class _Render:
 
     def kernels(self, scenario: Scenario = LARGE_VM) -> dict:
         return {kernel: self.run(scenario, kernel) for kernel in KERNELS}
+
+    def sensitivity(self, scenario: Scenario = LARGE_VM):
+        """:func:`kvmviz.experiments.sensitivity` over :data:`HEADLINE_SEEDS` seeds from
+        this render's seed."""
+        key = ("sensitivity", scenario)
+        if key not in self._cache:
+            seeds = tuple(range(self.seed, self.seed + HEADLINE_SEEDS))
+            self._cache[key] = experiments.sensitivity(scenario, seeds=seeds)
+        return self._cache[key]
 
     def stream(self, scenario: Scenario):
         """A notification stream with the hit column the memslot maps need."""
@@ -119,7 +152,7 @@ def _memslot_figure(render: _Render, layout, stream, title: str) -> Figure:
     return fig
 
 
-def memslots_large_vm(render: _Render) -> Figure:
+def _fig_memslots_large_vm(render: _Render) -> Figure:
     """The 12 TiB VM's memslots, hva and gfn sides, with 200 ms of notifications on them."""
     scenario = LARGE_VM.replace(duration_us=MAP_DURATION_US)
     stream = render.stream(scenario)
@@ -132,7 +165,7 @@ def memslots_large_vm(render: _Render) -> Figure:
     )
 
 
-def memslots_q35(render: _Render) -> Figure:
+def _fig_memslots_q35(render: _Render) -> Figure:
     """The memslots QEMU 7.2 registers for ``-machine q35 -m 512``, with notifications."""
     scenario = Scenario(layout=q35_512m_layout(), duration_us=MAP_DURATION_US)
     stream = render.stream(scenario)
@@ -144,14 +177,14 @@ def memslots_q35(render: _Render) -> Figure:
     )
 
 
-def stall_cdf(render: _Render) -> Figure:
+def _fig_stall_cdf(render: _Render) -> Figure:
     """Fault stalls on the three kernels, as cumulative distributions."""
     fig = render.figure(6.4, 4.0)
     plot.stall_cdf(render.kernels(), ax=fig.subplots())
     return fig
 
 
-def brownout(render: _Render) -> Figure:
+def _fig_brownout(render: _Render) -> Figure:
     """The share of vCPUs stalled over time on the three kernels."""
     fig = render.figure(6.4, 4.0)
     ax = plot.brownout_curve(render.kernels(), ax=fig.subplots())
@@ -159,7 +192,7 @@ def brownout(render: _Render) -> Figure:
     return fig
 
 
-def kernel_comparison(render: _Render) -> Figure:
+def _fig_kernel_comparison(render: _Render) -> Figure:
     """Cause and effect per kernel: callbacks taking the lock, p99 stall, vCPU time stalled."""
     table = metrics.kernel_table(render.kernels())
     fig = render.figure(10, 3.4)
@@ -175,7 +208,7 @@ def kernel_comparison(render: _Render) -> Figure:
     return fig
 
 
-def stall_by_kernel(render: _Render) -> Figure:
+def _fig_stall_by_kernel(render: _Render) -> Figure:
     """Chapter 04's static per-kernel figure: the stall distributions, and each kernel's p99
     fault stall with its writers' mean wait."""
     fig = render.figure(10, 3.8)
@@ -198,7 +231,7 @@ def _timeline_figure(render: _Render, run, width_us: float, height: float, title
     return fig
 
 
-def lock_timeline_8_vcpus(render: _Render) -> Figure:
+def _fig_lock_timeline_8_vcpus(render: _Render) -> Figure:
     """Eight vCPUs in a fault storm on v5.12: a writer waits, and new faults queue behind it."""
     return _timeline_figure(
         render,
@@ -211,7 +244,7 @@ def lock_timeline_8_vcpus(render: _Render) -> Figure:
     )
 
 
-def lock_timeline_416_vcpus(render: _Render) -> Figure:
+def _fig_lock_timeline_416_vcpus(render: _Render) -> Figure:
     """The 416-vCPU VM on v5.12 around its longest writer wait, vCPUs grouped in lanes."""
     return _timeline_figure(
         render,
@@ -222,16 +255,15 @@ def lock_timeline_416_vcpus(render: _Render) -> Figure:
     )
 
 
-def before_after(render: _Render) -> Figure:
-    """The README's headline: v5.12 against v5.15, stall CDF and brownout side by side."""
-    kernels = render.kernels()
-    pair = {k: kernels[k] for k in ("v5.12", "v5.15")}
+def _fig_before_after(render: _Render) -> Figure:
+    """v5.12 against v5.15, stall CDF and brownout side by side."""
+    pair = {k: render.run(LARGE_VM, k) for k in ("v5.12", "v5.15")}
     fig = render.figure(10, 3.8)
     ax_cdf, ax_brownout = fig.subplots(1, 2)
     plot.stall_cdf(pair, ax=ax_cdf)
     plot.brownout_curve(pair, ax=ax_brownout)
     _label_lines(ax_brownout)
-    before, after = (100 * kernels[k].summary()["brownout_mean"] for k in ("v5.12", "v5.15"))
+    before, after = (100 * run.summary()["brownout_mean"] for run in pair.values())
     _caption(
         fig,
         f"{LARGE_VM.n_vcpus} vCPUs, {LARGE_VM.spurious_share:.0%} of MMU notifications "
@@ -263,48 +295,188 @@ def _label_lines(ax) -> None:
     ax.set_xlim(left, right)
 
 
+def _fig_headline_ranges(render: _Render) -> Figure:
+    """The headline with its range: each kernel's p99 stall and brownout as each free parameter
+    moves over its plausible range (:func:`kvmviz.plot.tornado`), the others at their defaults."""
+    table = render.sensitivity()
+    n_parameters = table["parameter"].nunique()
+    # plot.tornado's own size for two panels, so that the README's figure keeps its bytes.
+    fig = render.figure(5 * 2, 0.7 + 0.55 * n_parameters * 1.5)
+    plot.tornado(table, axes=fig.subplots(1, 2, sharey=True))
+    last = render.seed + HEADLINE_SEEDS - 1
+    fig.suptitle(
+        f"{LARGE_VM.n_vcpus} vCPUs, TDP MMU: each bar one parameter over its plausible range "
+        f"(seeds {render.seed}-{last})",
+        fontsize="medium",
+    )
+    return fig
+
+
 FIGURES: dict[str, Callable[[_Render], Figure]] = {
-    "memslots-large-vm": memslots_large_vm,
-    "memslots-q35": memslots_q35,
-    "stall-cdf": stall_cdf,
-    "brownout": brownout,
-    "kernel-comparison": kernel_comparison,
-    "stall-by-kernel": stall_by_kernel,
-    "lock-timeline-8-vcpus": lock_timeline_8_vcpus,
-    "lock-timeline-416-vcpus": lock_timeline_416_vcpus,
-    "before-after": before_after,
+    "memslots-large-vm": _fig_memslots_large_vm,
+    "memslots-q35": _fig_memslots_q35,
+    "stall-cdf": _fig_stall_cdf,
+    "brownout": _fig_brownout,
+    "kernel-comparison": _fig_kernel_comparison,
+    "stall-by-kernel": _fig_stall_by_kernel,
+    "lock-timeline-8-vcpus": _fig_lock_timeline_8_vcpus,
+    "lock-timeline-416-vcpus": _fig_lock_timeline_416_vcpus,
+    "before-after": _fig_before_after,
+    "headline-ranges": _fig_headline_ranges,
 }
-"""Figure name (the file name, without suffix) -> builder."""
+"""Figure name (the file name, without suffix) -> builder ``builder(render) -> Figure``."""
 
 
-def _load_extras(seed: int) -> list[ExtraExport]:
-    """The hooks of :data:`EXTRA`, after importing :mod:`kvmviz.animate` if it exists.
+def _contention_table(kernel: str) -> Callable[[_Render], str]:
+    def build(render: _Render) -> str:
+        """``perf lock contention`` for the simulated mmu_lock of the 416-vCPU VM."""
+        return metrics.contention_text(render.run(LARGE_VM, kernel))
 
-    Importing it lets it register into :data:`EXTRA`; if it registered nothing but has a
-    ``render_all(out_dir, *, force, seed)``, that is called instead, with its own formats.
+    return build
+
+
+TABLES: dict[str, Callable[[_Render], str]] = {
+    f"contention-{kernel}": _contention_table(kernel) for kernel in ("v5.12", "v5.15")
+}
+"""Table name (the file name, without ``.txt``) -> builder ``builder(render) -> str``."""
+
+
+def render(name: str, *, seed: int = 0, context: str = "paper") -> Figure:
+    """Draw one figure of :data:`FIGURES`, as :func:`render_all` draws it.
+
+    The figure is drawn under the current matplotlib settings: call
+    :func:`kvmviz.set_theme` with the same ``context`` first (and keep it while saving), and
+    :func:`kvmviz.plot.save` writes the same bytes as ``kvmviz figures``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FIGURES`.
+    seed : int
+        Seeds every simulation the figure draws.
+    context : {"paper", "notebook", "talk"}
+        Scales the figure's size with the theme's fonts.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> kv.set_theme("paper")  # doctest: +SKIP
+    >>> kv.plot.save(kv.gallery.render("stall-cdf"), "figs/stall-cdf")  # doctest: +SKIP
     """
-    try:
-        animate = importlib.import_module(".animate", __package__)
-    except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.animate":
-            raise  # animate exists but needs something missing: say so
-        return list(EXTRA)
-    hooks = list(EXTRA)
-    registered = any(getattr(h, "__module__", None) == animate.__name__ for h in hooks)
-    if not registered and callable(getattr(animate, "render_all", None)):
-
-        def animations(out_dir, _formats, force):
-            return animate.render_all(out_dir, force=force, seed=seed)
-
-        def targets(out_dir, _formats):
-            names = getattr(animate, "_STANDARD", {})
-            return [Path(out_dir) / f"{n}.{f}" for n in names for f in animate._FORMATS]
-
-        animations.targets = targets
-        hooks.append(animations)
-    return hooks
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; expected one of {list(FIGURES)}")
+    return FIGURES[name](_Render(seed, context))
 
 
+def table(name: str, *, seed: int = 0) -> str:
+    """One text table of :data:`TABLES`, e.g. ``"contention-v5.12"``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`TABLES`.
+    seed : int
+        Seeds the simulation.
+
+    Returns
+    -------
+    str
+    """
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; expected one of {list(TABLES)}")
+    return TABLES[name](_Render(seed))
+
+
+# --------------------------------------------------------------------------------------------
+# The standard animations.
+# --------------------------------------------------------------------------------------------
+def _standard_queue(seed: int) -> animate.Animation:
+    runs = {k: simulate(QUEUE_SCENARIO, k, seed=seed) for k in ("v5.12", "v5.15")}
+    window = metrics.busiest_window(runs["v5.12"], _QUEUE_WINDOW_US, whole=False)
+    return animate.queue_animation(runs, *window, n_frames=120)
+
+
+def _standard_memslots(seed: int) -> animate.Animation:
+    return animate.memslot_animation(simulate(MEMSLOT_SCENARIO, "v5.13", seed=seed))
+
+
+_STANDARD: dict[str, Callable[[int], animate.Animation]] = {
+    "queue-v5.12-vs-v5.15": _standard_queue,
+    "memslot-arrivals-v5.13": _standard_memslots,
+}
+
+
+def standard_animations(
+    seed: int = 0, names: Sequence[str] | None = None
+) -> dict[str, animate.Animation]:
+    """The animations of the blog and the notebooks, by file name.
+
+    * ``queue-v5.12-vs-v5.15``: :data:`QUEUE_SCENARIO` on both kernels, 120 frames over 60 µs
+      around v5.12's longest writer wait (:func:`kvmviz.metrics.busiest_window`);
+    * ``memslot-arrivals-v5.13``: the first 24 notification events of :data:`MEMSLOT_SCENARIO`
+      on v5.13, 5 frames each.
+
+    Parameters
+    ----------
+    seed : int
+    names : sequence of str, optional
+        Build only these (default all).
+
+    Returns
+    -------
+    dict of str to kvmviz.animate.Animation
+    """
+    names = list(_STANDARD) if names is None else list(names)
+    unknown = [n for n in names if n not in _STANDARD]
+    if unknown:
+        raise ValueError(f"unknown animations {unknown}; expected among {list(_STANDARD)}")
+    return {name: _STANDARD[name](seed) for name in names}
+
+
+def _animation_targets(out: Path, formats: Sequence[str]) -> list[Path]:
+    return [out / f"{name}.{fmt}" for name in _STANDARD for fmt in formats]
+
+
+def render_animations(
+    out_dir, *, formats: Sequence[str] = ANIMATION_FORMATS, force: bool = False, seed: int = 0
+) -> list[Path]:
+    """Write the standard animations (:func:`standard_animations`) into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if missing.
+    formats : sequence of {"html", "gif"}
+    force : bool
+        Overwrite existing files; otherwise an existing one raises ``FileExistsError`` before
+        anything is built or written.
+    seed : int
+
+    Returns
+    -------
+    list of Path
+        The files written, animation by animation, in the order of ``formats``.
+    """
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in ANIMATION_FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"formats must be among {ANIMATION_FORMATS}, got {formats!r}")
+    out = Path(out_dir)
+    check_free(_animation_targets(out, formats), force=force)
+    written = []
+    for name, animation in standard_animations(seed).items():
+        for fmt in formats:
+            export = animate.to_html if fmt == "html" else animate.to_gif
+            written.append(export(animation, out / f"{name}.{fmt}", force=force))
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# Everything, all or nothing: `kvmviz figures`.
+# --------------------------------------------------------------------------------------------
 def render_all(
     out_dir,
     *,
@@ -313,15 +485,17 @@ def render_all(
     seed: int = 0,
     force: bool = False,
     only: Sequence[str] | None = None,
-    extra: bool = True,
+    animations: bool = True,
 ) -> list[Path]:
-    """Render every figure into ``out_dir``, one file per figure and format.
+    """Render every figure into ``out_dir``, one file per figure and format, and the
+    standard animations.
 
     Parameters
     ----------
     out_dir : str or Path
         Created if needed.
     formats : sequence of {"svg", "png", "pdf"}
+        The figures' formats (the animations are written as HTML and GIF).
     context : {"paper", "notebook", "talk"}
         Passed to :func:`kvmviz.set_theme` (for this call only: the global matplotlib
         settings are restored afterwards).
@@ -332,14 +506,14 @@ def render_all(
         ``FileExistsError`` before doing any work.
     only : sequence of str, optional
         Names of :data:`FIGURES` to render (default all).
-    extra : bool
-        Also run the hooks of :data:`EXTRA` (the animations of :mod:`kvmviz.animate`, which
-        take most of the time), before the gallery.
+    animations : bool
+        Also write the standard animations (:func:`render_animations`, which take most of the
+        time), before the figures.
 
     Returns
     -------
     list of Path
-        The files written.
+        The files written: the animations', then the figures'.
 
     Notes
     -----
@@ -356,12 +530,9 @@ def render_all(
     formats = tuple(formats)
     if not formats or any(f not in FORMATS for f in formats):
         raise ValueError(f"formats must be among {FORMATS}, got {formats!r}")
-    hooks = _load_extras(seed) if extra else []
     if not force:
-        targets = [out / f"{name}.{fmt}" for name in names for fmt in formats]
-        for hook in hooks:
-            if hasattr(hook, "targets"):
-                targets.extend(Path(t) for t in hook.targets(out, formats))
+        targets = _animation_targets(out, ANIMATION_FORMATS) if animations else []
+        targets += [out / f"{name}.{fmt}" for name in names for fmt in formats]
         existing = [t.name for t in targets if t.exists()]
         if existing:
             shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
@@ -385,8 +556,8 @@ def render_all(
         render = _Render(seed, context)
         with mpl.rc_context():
             set_theme(context)
-            for hook in hooks:
-                staged += hook(staging, formats, True)
+            if animations:
+                staged += render_animations(staging, force=True, seed=seed)
             for name in names:
                 fig = FIGURES[name](render)
                 staged += plot.save(fig, staging / name, formats=formats, force=True)

@@ -342,13 +342,6 @@ class MemslotLayout:
             )
         return out
 
-    def slot_of_gfn(self, as_id: int, gfn: int) -> Memslot | None:
-        """The slot of address space ``as_id`` holding ``gfn``, or ``None`` (``gfn_to_memslot``)."""
-        for slot in self._slots:
-            if slot.as_id == as_id and slot.base_gfn <= gfn < slot.gfn_end:
-                return slot
-        return None
-
 
 def _hva_pair(hva_start, hva_end) -> tuple[np.ndarray, np.ndarray]:
     """One range's bounds as 1-element uint64 arrays, checked as :meth:`hit_mask` checks

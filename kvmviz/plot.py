@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.legend_handler import HandlerTuple
@@ -25,7 +26,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import IdentityTransform
 
-from . import metrics
+from . import classify, metrics
 from ._files import check_free, write_atomic
 from .kernels import KERNELS
 from .memslots import PAGE_SHIFT
@@ -37,7 +38,10 @@ __all__ = [
     "MIN_SPAN_PT",
     "SpanBars",
     "brownout_curve",
+    "curves",
     "gfn_map",
+    "heatmap",
+    "heatmaps",
     "kernel_bars",
     "memslot_map",
     "restyle",
@@ -223,8 +227,26 @@ def _brownout_points(run, bin_us=None):
 
 
 def update(ax, runs, *, highlight: str | None = None):
-    """Give the lines of an axes drawn by :func:`stall_cdf` or :func:`brownout` new runs'
-    data and the highlight, reusing every artist (much faster than drawing anew)."""
+    """Give the lines of an axes drawn by :func:`stall_cdf` or :func:`brownout_curve` new
+    runs' data and the highlight, reusing every artist: the dashboard's hot path.
+
+    Each line is found by its gid (``"cdf|<label>"`` or ``"brownout|<label>"``) and given the
+    points a new draw would give it; lines whose label is not in ``runs`` are left as they are.
+    In place, updating and blitting the three kernels' lines is about five times faster than
+    drawing new ones with ``seaborn.ecdfplot`` (``benchmarks/plot.py``).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Drawn by :func:`stall_cdf` or :func:`brownout_curve`.
+    runs : Run, sequence of Run, or mapping of label to Run
+    highlight : str, optional
+        As in :func:`restyle`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     runs = _runs(runs)
     top = _WAIT_FLOOR_US
     for line in ax.get_lines():
@@ -247,7 +269,18 @@ def update(ax, runs, *, highlight: str | None = None):
 
 def restyle(ax, *, highlight: str | None):
     """Re-apply the highlight to the lines of an axes drawn by :func:`stall_cdf` or
-    :func:`brownout`, without drawing anything new."""
+    :func:`brownout_curve`, without drawing anything new.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    highlight : str or None
+        The label drawn bold (the others faint); None, every line alike.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     for line in ax.get_lines():
         label = (line.get_gid() or "").partition("|")[2]
         if not label:
@@ -569,8 +602,7 @@ def memslot_map(
     ax = ax or plt.gca()
     ranges, other = None, []
     if notifiers is not None and len(notifiers):
-        ranges = notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
-        ranges = ranges.head(max_ranges)
+        ranges = classify.first_callbacks(notifiers).head(max_ranges)
         other = list(zip(ranges["hva_start"], ranges["hva_end"], strict=True))
     to_x, placed, total = _segments([(s.hva_start, s.hva_end) for s in layout], [*other, *regions])
     as_ids = sorted({s.as_id for s in layout})
@@ -657,11 +689,6 @@ def memslot_map(
     return ax
 
 
-def _first_callbacks(notifiers, max_ranges: int):
-    ranges = notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
-    return ranges.head(max_ranges)
-
-
 def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: bool = True):
     """The guest-physical side of a layout: each address space's memslots on the gfn axis and,
     optionally, the guest frames that notifier hits reach.
@@ -710,7 +737,7 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
         _slot_label(ax, x0, x1, y, 0.5, f"slot {slot.slot}{sep}{_size(slot.size_bytes)}", room=0.7)
     handles = [Patch(facecolor=COLORS["memslot"], label="memslot")]
     if notifiers is not None and len(notifiers):
-        ranges = _first_callbacks(notifiers, max_ranges)
+        ranges = classify.first_callbacks(notifiers).head(max_ranges)
         ranges = ranges[ranges["hit"].to_numpy(dtype=bool)]
         spans: dict[int, list[tuple[float, float]]] = {as_id: [] for as_id in as_ids}
         for a, b in zip(ranges["hva_start"], ranges["hva_end"], strict=True):
@@ -1056,6 +1083,8 @@ def heatmap(
     """One measured column over two axes of a sweep, as an annotated grid of coloured cells.
 
     Rows with the same ``(x, y)`` (several seeds, say) are averaged. ``y`` grows upwards.
+    Drawn by ``seaborn.heatmap``, which also picks each cell's text colour from its
+    luminance: dark on light cells, white on dark ones.
 
     Parameters
     ----------
@@ -1083,51 +1112,33 @@ def heatmap(
     -------
     matplotlib.axes.Axes
     """
-    import matplotlib.pyplot as plt
-
     ax = ax or plt.gca()
     what, unit, factor = _describe(value)
     cells = table.pivot_table(index=y, columns=x, values=value, aggfunc="mean") * factor
-    cells = cells.sort_index(ascending=True)
+    cells = cells.sort_index(ascending=False)  # seaborn draws the first row at the top
     data = cells.to_numpy(dtype=float)
     vmin = 0.0 if vmin is None else vmin
     vmax = float(np.nanmax(data)) if vmax is None else vmax
-    vmax = max(vmax, vmin + 1e-12)
-    mesh = ax.pcolormesh(
-        np.arange(data.shape[1] + 1),
-        np.arange(data.shape[0] + 1),
-        data,
-        cmap=cmap,
+    sns.heatmap(
+        cells,
+        ax=ax,
         vmin=vmin,
-        vmax=vmax,
-        edgecolors="white",
-        linewidth=1.0,
+        vmax=max(vmax, vmin + 1e-12),
+        cmap=cmap,
+        annot=np.vectorize(lambda v: _cell_text(v, unit), otypes=[object])(data),
+        fmt="",
+        annot_kws={"fontsize": "small"},
+        linewidths=1.0,
+        linecolor="white",
+        cbar=colorbar,
+        cbar_kws={"shrink": 0.9, "label": f"{what} ({unit})" if unit else what},
+        xticklabels=[f"{c:g}" for c in cells.columns],
+        yticklabels=[f"{r:g}" for r in cells.index],
     )
-    colormap = mesh.get_cmap()
-    for (i, j), v in np.ndenumerate(data):
-        shade = colormap((v - vmin) / (vmax - vmin)) if np.isfinite(v) else (1, 1, 1, 1)
-        dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
-        ax.text(
-            j + 0.5,
-            i + 0.5,
-            _cell_text(v, unit),
-            ha="center",
-            va="center",
-            fontsize="small",
-            color="white" if dark else "#222222",
-        )
-    ax.set_xticks(np.arange(data.shape[1]) + 0.5, [f"{c:g}" for c in cells.columns])
-    ax.set_yticks(np.arange(data.shape[0]) + 0.5, [f"{r:g}" for r in cells.index])
-    ax.tick_params(length=0)
-    for side in ("left", "bottom"):
-        ax.spines[side].set_visible(False)
+    ax.tick_params(length=0, labelrotation=0)
     ax.set_xlabel(_label(x, labels))
     ax.set_ylabel(_label(y, labels))
     ax.set_title(what if title is None else title)
-    if colorbar:
-        bar = ax.figure.colorbar(mesh, ax=ax, shrink=0.9)
-        bar.set_label(f"{what} ({unit})" if unit else what)
-        bar.outline.set_visible(False)
     return ax
 
 
@@ -1169,7 +1180,6 @@ def heatmaps(
         Its axes: the panels, then the colour bar. With several panels the x label is written
         once, under all of them (``fig.supxlabel``).
     """
-    import matplotlib.pyplot as plt
 
     order = sorted(table[col].unique()) if order is None else list(order)
     what, unit, factor = _describe(value)
@@ -1228,12 +1238,15 @@ def curves(
     labels: Mapping[str, str] | None = None,
     marks: Mapping[float, str] | None = None,
     title: str | None = None,
+    errorbar=("pi", 100),
 ):
     """One measured column against one axis of a sweep, a line per value of ``hue``.
 
-    Rows with the same ``(hue, x)`` are averaged. Each line is named at its right end instead
-    of in a legend, and differs from the others by colour, line style and marker, so the figure
-    survives grey-scale printing.
+    Rows with the same ``(hue, x)`` (several seeds, say) are averaged into the line, and their
+    spread is drawn as a band around it (``seaborn.lineplot``): by default from the lowest to
+    the highest seed. Each line is named at its right end instead of in a legend, and differs
+    from the others by colour, line style and marker, so the figure survives grey-scale
+    printing.
 
     Parameters
     ----------
@@ -1253,26 +1266,31 @@ def curves(
         ``{x value: text}``: a thin vertical line at each, labelled at the top (a limit, a
         default, ...).
     title : str, optional
+    errorbar : seaborn errorbar spec or None
+        The band around each line (``seaborn.lineplot``'s ``errorbar``): default
+        ``("pi", 100)``, every seed inside it; ``"sd"`` one standard deviation; None, no band.
+        Bootstrapped intervals (``"ci"``) are seeded by seaborn's global RNG: avoid them for
+        reproducible files.
 
     Returns
     -------
     matplotlib.axes.Axes
+        Each line has gid ``"curve|<hue value>"``, its band ``"spread|<hue value>"``.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
     ax = ax or plt.gca()
     what, unit, factor = _describe(y)
-    means = table.groupby([hue, x], sort=False)[y].mean() * factor
-    keys = list(dict.fromkeys(means.index.get_level_values(0)))
-    for i, key in enumerate(keys):
-        line = means.loc[key].sort_index()
+    rows = table[[hue, x, y]].assign(**{y: table[y] * factor})
+    for i, (key, line) in enumerate(rows.groupby(hue, sort=False)):
         style = (styles or {}).get(key, _CURVE_STYLES[i % len(_CURVE_STYLES)])
         style = {"markersize": 5, "linewidth": 1.8, **style}
-        ax.plot(line.index.to_numpy(), line.to_numpy(), label=str(key), gid=f"curve|{key}", **style)
+        sns.lineplot(
+            line, x=x, y=y, errorbar=errorbar, ax=ax, label=str(key), legend=False,
+            gid=f"curve|{key}", err_kws={"gid": f"spread|{key}", "linewidth": 0}, **style,
+        )  # fmt: skip
+        end = line.groupby(x)[y].mean().sort_index()
         ax.annotate(
             str(key),
-            (line.index[-1], line.iloc[-1]),
+            (end.index[-1], end.iloc[-1]),
             xytext=(6, 0),
             textcoords="offset points",
             va="center",

@@ -42,8 +42,6 @@ class LockPolicy:
     ``who`` is any hashable id.
     """
 
-    name = ""
-
     def __init__(self) -> None:
         self.readers = 0  # readers inside
         self.writer = False  # a writer inside
@@ -73,8 +71,6 @@ class LockPolicy:
 
 
 class _QRWLock(LockPolicy):
-    name = "qrwlock"
-
     def __init__(self) -> None:
         super().__init__()
         self.queue: deque = deque()  # wait_lock's FIFO (an MCS queue on x86)
@@ -114,8 +110,6 @@ class _QRWLock(LockPolicy):
 
 
 class _ReaderPrefLock(LockPolicy):
-    name = "reader-pref"
-
     def __init__(self) -> None:
         super().__init__()
         self.waiting_readers: deque = deque()
@@ -148,8 +142,6 @@ class _ReaderPrefLock(LockPolicy):
 
 
 class _SpinLock(LockPolicy):
-    name = "spinlock"
-
     def __init__(self) -> None:
         super().__init__()
         self.queue: deque = deque()

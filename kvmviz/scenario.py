@@ -340,7 +340,8 @@ class Parameter:
     source : str
         Where the value comes from: the measurement, its Message-Id or commit, the arithmetic.
     values : tuple of float
-        The points :func:`kvmviz.sensitivity.sweep` visits (low to high, the default among them).
+        The points :func:`kvmviz.experiments.sensitivity` visits (low to high, the default among
+        them).
     """
 
     name: str

@@ -386,19 +386,19 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     faults = run.faults
     t_snap = faults["t_snapshot_us"].to_numpy()
     keep = (t_snap < end_us) & (faults["t_release_us"].to_numpy() > start_us)
-    window = faults[keep].assign(t_snap_us=t_snap[keep])
+    window = faults[keep]
     lane_y = 1.5 + np.arange(n_vcpus)
     for v, attempts in window.groupby("vcpu", sort=True):
         y = lane_y[int(v)]
         mid = y + height / 2
         ax_lanes.hlines(
             np.full(len(attempts), mid),
-            attempts["t_snap_us"],
+            attempts["t_snapshot_us"],
             attempts["t_request_us"],
             gid=f"lane-vcpu{v}-resolve",
             **_RESOLVE_STYLE,
         )
-        ax_lanes.plot(attempts["t_snap_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
+        ax_lanes.plot(attempts["t_snapshot_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
         waited = attempts[attempts["wait_us"].to_numpy() > 0]
         _span_bars(
             ax_lanes,

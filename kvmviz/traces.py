@@ -1285,7 +1285,7 @@ def to_stream(classified: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     classified : pandas.DataFrame
-        The frame of :func:`load_ftrace` or :func:`classify`.
+        The frame of :func:`load_ftrace` or :func:`kvmviz.classify.records`.
 
     Returns
     -------
@@ -1392,7 +1392,7 @@ def age_hva_note(counts: dict) -> str:
     ----------
     counts : dict
         ``attrs["age_hva"]`` of :func:`load_ftrace`, :func:`to_stream`, or
-        ``run.notifiers.attrs["replay"]["age_hva"]`` of :func:`replay`.
+        ``run.notifiers.attrs["replay"]["age_hva"]`` of :func:`kvmviz.experiments.replay_trace`.
 
     Returns
     -------
@@ -1411,7 +1411,8 @@ def age_hva_note(counts: dict) -> str:
 
 
 MAX_GAP_US = 1e6
-"""Idle gaps between two notifications longer than this (1 s) are cut to it by :func:`replay`."""
+"""Idle gaps between two notifications longer than this (1 s) are cut to it by
+:func:`kvmviz.experiments.replay_trace`."""
 
 
 def _raw_clock_message(frame: pd.DataFrame, rows: pd.DataFrame) -> str:
@@ -1451,7 +1452,8 @@ def _nothing_to_replay(events: pd.DataFrame) -> str:
 
 
 def replay_stream(events: pd.DataFrame, *, max_gap_us: float = MAX_GAP_US) -> pd.DataFrame:
-    """The notification stream :func:`replay` runs: :func:`to_stream`, with idle time cut.
+    """The notification stream :func:`kvmviz.experiments.replay_trace` runs: :func:`to_stream`, with
+    idle time cut.
 
     A replay simulates every µs of the stream's span for every vCPU, so its memory grows with
     the span: a trace with a 100,000 s pause would need terabytes. Nothing happens on
@@ -1468,7 +1470,7 @@ def replay_stream(events: pd.DataFrame, *, max_gap_us: float = MAX_GAP_US) -> pd
     Parameters
     ----------
     events : pandas.DataFrame
-        The frame of :func:`load_ftrace` or :func:`classify`.
+        The frame of :func:`load_ftrace` or :func:`kvmviz.classify.records`.
     max_gap_us : float
         The longest gap kept, µs (> 0; default :data:`MAX_GAP_US`, 1 s: the sample trace has
         no longer gap, so it replays as recorded).

@@ -1,26 +1,35 @@
-"""ipywidgets dashboards: the kernel toggle driving live views of a cached simulation."""
+"""ipywidgets front ends: the kernel toggle dashboard over cached simulations, and the player
+of an :class:`~kvmviz.animate.Animation`.
+
+The views draw (:mod:`kvmviz.plot`, :mod:`kvmviz.animate`); this module simulates (through
+:func:`cached_simulate`), wires the controls and shows the pictures. Both the dashboard and
+the animations redraw only what moves (:class:`kvmviz.animate.Blitter`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
-import io
 import time
+import weakref
+from collections.abc import Callable
 
-import PIL.Image
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plot
 from ._checks import check_seed
+from .animate import Animation, Blitter, set_spans
+from .classify import first_callbacks
 from .engine import simulate
 from .kernels import KERNELS
-from .metrics import KERNEL_TABLE_COLUMNS, summarize
+from .metrics import KERNEL_TABLE_COLUMNS, kernel_table
 from .presets import VMM_HEAP
 from .scenario import Scenario
 from .theme import KERNEL_STYLES, set_theme
 
-__all__ = ["ToggleDashboard", "cached_simulate", "toggle_dashboard"]
+__all__ = ["ToggleDashboard", "cached_simulate", "player", "toggle_dashboard"]
 
 
 @functools.lru_cache(maxsize=128)
@@ -30,23 +39,13 @@ def cached_simulate(scenario: Scenario, kernel: str, policy: str = "qrwlock", se
 
 
 @functools.lru_cache(maxsize=128)
-def _cached_summary(run):
-    return summarize(run)
+def _cached_table(runs: tuple) -> pd.DataFrame:
+    """:func:`kvmviz.metrics.kernel_table` of cached runs, remembered with them (a run is
+    hashed by identity, and :func:`cached_simulate` hands out the same run again)."""
+    return kernel_table(list(runs))
 
 
 _MMU_LABELS = {True: "TDP MMU (faults read-lock)", False: "shadow MMU (faults write-lock)"}
-
-
-def _first_callbacks(notifiers):
-    return notifiers.drop_duplicates("event") if "event" in notifiers else notifiers
-
-
-def _set_spans(collection, spans, y) -> None:
-    """Move the bars of a ``broken_barh`` collection to new (x, width) spans."""
-    y0, height = y
-    collection.set_verts(
-        [[(x, y0), (x, y0 + height), (x + w, y0 + height), (x + w, y0)] for x, w in spans]
-    )
 
 
 # The header and format of each column of metrics.KERNEL_TABLE_COLUMNS, the table every front
@@ -64,14 +63,17 @@ _TABLE_CELLS = {
 }
 
 
-def _table_html(rows: dict, selected: str) -> str:
-    """The per-kernel table: one row per kernel, the columns of ``KERNEL_TABLE_COLUMNS``."""
+def _table_html(table, selected: str) -> str:
+    """The per-kernel table as HTML: one row per kernel, the columns of
+    ``KERNEL_TABLE_COLUMNS``, the ``selected`` kernel's row highlighted. ``table`` is
+    :func:`kvmviz.metrics.kernel_table` (or a mapping of kernel to its row)."""
+    rows = table.iterrows() if isinstance(table, pd.DataFrame) else table.items()
     head = "<tr><th>kernel</th>" + "".join(
         f'<th data-column="{c}">{html.escape(_TABLE_CELLS[c][0])}</th>'
         for c in KERNEL_TABLE_COLUMNS
     )
     body = []
-    for kernel, s in rows.items():
+    for kernel, s in rows:
         style = ' style="font-weight:bold;background:#e8f1f8"' if kernel == selected else ""
         cells = "".join(
             f'<td data-column="{c}">{_TABLE_CELLS[c][1](s[c])}</td>' for c in KERNEL_TABLE_COLUMNS
@@ -162,12 +164,12 @@ class ToggleDashboard:
         self.timing = w.HTML()
         # One figure, drawn in full once; afterwards only the lines and range marks move.
         self.figure = Figure(figsize=(11, 6.2), dpi=80, layout="constrained")
-        self.canvas = FigureCanvasAgg(self.figure)
+        self._blitter = Blitter(self.figure)
+        self.canvas = self._blitter.canvas
         grid = self.figure.add_gridspec(2, 2, height_ratios=[1.5, 1])
         self.ax_cdf = self.figure.add_subplot(grid[0, 0])
         self.ax_brownout = self.figure.add_subplot(grid[0, 1])
         self.ax_map = self.figure.add_subplot(grid[1, :])
-        self._background = None
         self._drawn_scenario = None
         for control in (self.kernel, self.mmu, self.vcpus, self.spurious, self.rate):
             control.observe(self._changed, names="value")
@@ -213,24 +215,25 @@ class ToggleDashboard:
         started = time.perf_counter()
         runs = self.runs()
         selected = self.kernel.value
-        summaries = {k: _cached_summary(r) for k, r in runs.items()}
+        table = _cached_table(tuple(runs.values()))
         scenario = self.scenario
-        if self._background is None:
+        if not self._blitter.prepared:
             self._draw_static(runs, selected)
         if scenario != self._drawn_scenario:
             for ax in (self.ax_cdf, self.ax_brownout):
                 plot.update(ax, runs, highlight=selected)
             self._fix_limits(scenario)
-            spans = plot._notifier_spans(self._to_x, _first_callbacks(runs[selected].notifiers))
+            spans = plot._notifier_spans(self._to_x, first_callbacks(runs[selected].notifiers))
             for hit, collection in self._span_collections.items():
-                _set_spans(collection, spans[hit], self._span_y)
+                set_spans(collection, spans[hit], *self._span_y)
             self._drawn_scenario = scenario
         else:
             for ax in (self.ax_cdf, self.ax_brownout):
                 plot.restyle(ax, highlight=selected)
-        self.image.value = self._blit()
-        self.table.value = _table_html(summaries, selected)
-        s, ref = summaries[selected], summaries["v5.12"]
+        self._blitter.blit()
+        self.image.value = self._blitter.png()
+        self.table.value = _table_html(table, selected)
+        s, ref = table.loc[selected], table.loc["v5.12"]
         mmu = "tdp" if scenario.tdp_mmu else "shadow"
         self.headline.value = (
             f'<p class="kvmviz-p99" data-kernel="{selected}" data-mmu="{mmu}" '
@@ -258,7 +261,7 @@ class ToggleDashboard:
         self.last_update_s = elapsed
         return elapsed
 
-    # -- drawing: everything static once, then only the moving artists (blitting) ----------
+    # -- drawing: everything static once, then only the moving artists (Blitter) -----------
     def _draw_static(self, runs, selected) -> None:
         plot.stall_cdf(runs, ax=self.ax_cdf, highlight=selected)
         plot.brownout_curve(runs, ax=self.ax_brownout, highlight=selected)
@@ -281,33 +284,19 @@ class ToggleDashboard:
         self._span_y = (len({x.as_id for x in self.base.layout}) + 0.15, 0.6)
         self._fix_limits(self.scenario)
         legends = [ax.get_legend() for ax in (self.ax_cdf, self.ax_brownout)]
-        self._moving = [
+        self._blitter.moving = [
             *self.ax_cdf.get_lines(),
             *self.ax_brownout.get_lines(),
             *self._span_collections.values(),
             *(legend for legend in legends if legend is not None),
         ]
-        for artist in self._moving:
-            artist.set_animated(True)
-        self.canvas.draw()  # solves the layout once and draws every static artist
-        self.figure.set_layout_engine("none")
-        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self._blitter.prepare()  # solves the layout once and draws every static artist
         self._drawn_scenario = self.scenario
 
     def _fix_limits(self, scenario) -> None:
         # Fixed limits keep the ticks (the static part) valid for every run.
         self.ax_cdf.set_xlim(0.08, 1e5)
         self.ax_brownout.set_xlim(0, scenario.duration_us / 1000)
-
-    def _blit(self) -> bytes:
-        self.canvas.restore_region(self._background)
-        for artist in self._moving:
-            artist.axes.draw_artist(artist)
-        width, height = self.canvas.get_width_height()
-        image = PIL.Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba())
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        return buffer.getvalue()
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -318,3 +307,90 @@ class ToggleDashboard:
 def toggle_dashboard(scenario: Scenario | None = None, seed: int = 0, kernel: str = "v5.12"):
     """Build and return a :class:`ToggleDashboard` (display it as a cell's last line)."""
     return ToggleDashboard(scenario, seed=seed, kernel=kernel)
+
+
+# ---------------------------------------------------------------------------------------------
+# The player of an animation
+# ---------------------------------------------------------------------------------------------
+def player(animation: Animation):
+    """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
+
+    In a notebook, every frame is rendered ahead and kept, one frame per turn of the kernel's
+    event loop while it is idle, so playback then only sends bytes to the browser. Display
+    the returned box as a cell's last line. Outside a running event loop (a script, a test)
+    a frame is rendered when it is first shown.
+
+    All drawing happens on the thread that runs the kernel's event loop, the one that also
+    runs the cells and the slider's callbacks: the animation's figure is never drawn from two
+    threads at once (matplotlib is not thread-safe), however the learner steps, plays or
+    exports it meanwhile.
+
+    Parameters
+    ----------
+    animation : kvmviz.animate.Animation
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Its ``.children``: an HBox of (Play, IntSlider), then the Image; CSS class
+        ``kvmviz-player``.
+
+    Examples
+    --------
+    >>> kv.widgets.player(kv.animate.queue_animation(runs))  # doctest: +SKIP
+    """
+    import ipywidgets as w
+
+    last = len(animation) - 1
+    play = w.Play(
+        value=0,
+        min=0,
+        max=last,
+        step=1,
+        interval=max(1, round(1000 / animation.fps)),
+        description="play",
+    )
+    slider = w.IntSlider(value=0, min=0, max=last, description="frame", readout=True)
+    w.jslink((play, "value"), (slider, "value"))
+    image = w.Image(value=animation.png(0), format="png")
+    image.layout.max_width = "100%"
+    rendered = {0: image.value}
+
+    def frame(i: int) -> bytes:
+        if i not in rendered:
+            rendered[i] = animation.png(i)
+        return rendered[i]
+
+    def show(change) -> None:
+        image.value = frame(int(change["new"]))
+
+    slider.observe(show, names="value")
+    box = w.VBox([w.HBox([play, slider]), image])
+    box.add_class("kvmviz-player")
+    _render_ahead(frame, len(animation), box)
+    return box
+
+
+def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:
+    """Call ``frame(1)`` .. ``frame(n_frames - 1)`` on the running event loop, one per turn,
+    so the messages of the widgets (a slider moved) are served in between. Stops early when
+    ``owner`` (the player) is garbage-collected or its widget closed. Returns whether an event
+    loop was there to do it (ipykernel runs one on the main thread; a plain script has none).
+
+    No thread: the frames are drawn on the loop's thread, the one that runs the cells and the
+    slider's callbacks, so a frame drawn ahead never races the caller's own draw."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    alive = weakref.ref(owner)
+
+    def step(i: int) -> None:
+        box = alive()
+        if i >= n_frames or box is None or getattr(box, "comm", True) is None:
+            return
+        frame(i)
+        loop.call_soon(step, i + 1)
+
+    loop.call_soon(step, 1)
+    return True

@@ -1,13 +1,17 @@
-"""kvmviz.animate: the queue's frame states against the lock table, the animations, the exports.
+"""kvmviz.animate: the queue's frame states against the lock table, the blitting, the
+animations, the exports.
 
 Each test states one behaviour. The runs are small (12 vCPUs, 3 simulated ms) and the
-animations short (a dozen frames), so the whole file takes a few seconds.
+animations short (a dozen frames), so the whole file takes a few seconds. The player lives in
+:mod:`kvmviz.widgets` (tests/test_widgets.py); the standard animations in :mod:`kvmviz.gallery`
+(tests/test_gallery.py).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from types import SimpleNamespace
 
 import matplotlib as mpl
@@ -15,6 +19,8 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
+from matplotlib.figure import Figure
+from matplotlib.path import Path as MplPath
 from PIL import ImageSequence
 
 import kvmviz as kv
@@ -32,7 +38,8 @@ def runs():
 
 @pytest.fixture(scope="module")
 def window(runs):
-    return animate.busiest_window(runs["v5.12"], 40.0)
+    """40 µs around v5.12's longest writer wait, exactly 40 µs wide."""
+    return kv.metrics.busiest_window(runs["v5.12"], 40.0, whole=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,50 +157,47 @@ class TestQueueFrames:
             assert state.callbacks_skipped == int((~arrived["locked"]).sum())
             assert not state.passing["locked"].any()
 
-    def test_state_table_is_tidy(self, runs, window):
-        state = animate.queue_frames(runs["v5.12"], *window, n_frames=5)[2]
+    def test_state_table_is_tidy(self):
+        """``QueueState.table`` stacks holders ("inside") over waiters ("waiting"), one row
+        each: at 5 µs, reader 0 inside, then the writer and reader 1 waiting."""
+        run = _hand_made_run([(0, False, 0.0, 10.0), (7, True, 1.0, 5.0), (1, False, 2.0, 1.0)])
+        (state,) = animate.queue_frames(run, 5.0, 6.0, n_frames=1)
         table = state.table
-        assert len(table) == len(state.holders) + len(state.waiters)
-        assert set(table["place"]) <= {"inside", "waiting"}
+        assert list(table["place"]) == ["inside", "waiting", "waiting"]
+        assert list(table["who"]) == [0, 7, 1]
+        assert list(table["kind"]) == ["reader", "writer", "reader"]
 
     def test_bad_windows_are_refused(self, runs):
+        """An empty or reversed window, or no frame at all, is a ValueError."""
         with pytest.raises(ValueError, match="greater than"):
             animate.queue_frames(runs["v5.12"], 10.0, 10.0)
         with pytest.raises(ValueError, match="n_frames"):
             animate.queue_frames(runs["v5.12"], 0.0, 10.0, n_frames=0)
 
 
-class TestBusiestWindow:
-    def test_no_window_has_more_writer_waiting(self, runs):
-        """The window found scores at least as much writer waiting time as any other start on
-        a fine grid, and writers do wait in it."""
-        run = runs["v5.12"]
-        w = run.lock[(run.lock["mode"] == "write") & (run.lock["wait_us"] > 0)]
-        a, b = w["t_request_us"].to_numpy(), w["t_grant_us"].to_numpy()
-
-        def score(starts):
-            starts = np.asarray(starts, dtype=float)[:, None]
-            return np.clip(np.minimum(b, starts + 40.0) - np.maximum(a, starts), 0, None).sum(1)
-
-        start, end = animate.busiest_window(run, 40.0)
-        assert end - start == pytest.approx(40.0)
-        (best,) = score([start])
-        assert best > 0
-        assert best >= score(np.arange(0.0, SMALL.duration_us, 0.25)).max() - 1e-9
-
-    def test_the_waiting_is_centred(self):
-        """One writer waits from 101 to 110 µs: a 20 µs window centres its wait."""
-        run = _hand_made_run([(0, False, 100.0, 10.0), (7, True, 101.0, 5.0)])
-        start, end = animate.busiest_window(run, 20.0)
-        assert (start + end) / 2 == pytest.approx(105.5)
-
-    def test_without_waits_the_first_window(self):
-        run = _hand_made_run([(0, False, 3.0, 1.0), (7, True, 5.0, 1.0)])
-        assert animate.busiest_window(run, 10.0) == (3.0, 13.0)
+class TestDefaultWindow:
+    def test_the_queue_is_shown_around_the_longest_writer_wait(self, runs):
+        """Without a window, queue_animation shows ``width_us`` from a quarter of it before the
+        first run's longest-waiting notifier callback (:func:`kvmviz.metrics.busiest_window`,
+        fixed width): here that callback arrives at 1,652.4 µs and waits 12.5 µs, so 40 µs
+        from 1,642.4 µs, in 4 frames of 10 µs."""
+        animation = animate.queue_animation(runs, n_frames=4, width_us=40.0)
+        clocks = []
+        for i in range(4):
+            animation.draw(i)
+            clocks.append(animation.figure.axes[0].get_title(loc="right"))
+        assert clocks == [
+            "t = 1,642.4 µs",
+            "t = 1,652.4 µs",
+            "t = 1,662.4 µs",
+            "t = 1,672.4 µs",
+        ]
 
 
 class TestAnimations:
     def test_frame_counts(self, queue, memslots):
+        """A queue animation has the frames asked for; a memslot one, frames per event times
+        events (4 events of 3 frames)."""
         assert len(queue) == N_FRAMES
         assert len(memslots) == 4 * 3
 
@@ -227,15 +231,22 @@ class TestAnimations:
             assert queue.png(3) == before
 
     def test_building_leaves_the_callers_settings_alone(self, runs, window):
+        """Building and drawing an animation under the kvmviz theme leaves rcParams as the
+        caller set them."""
         with mpl.rc_context({"font.size": 17}):
             animate.queue_animation(runs, *window, n_frames=2).png(1)
             assert mpl.rcParams["font.size"] == 17
 
     def test_out_of_range_frame(self, queue):
-        with pytest.raises(IndexError):
+        """Frame ``n_frames`` (one past the last) and -1 are IndexErrors, not wrap-arounds."""
+        with pytest.raises(IndexError, match=f"frame {N_FRAMES} out of range 0..{N_FRAMES - 1}"):
             queue.png(N_FRAMES)
+        with pytest.raises(IndexError):
+            queue.draw(-1)
 
     def test_draw_queue_on_an_axes(self, runs, window):
+        """draw_queue draws one state on a caller's axes: the caption, the two headings and
+        the clock on the right."""
         import matplotlib.pyplot as plt
 
         state = animate.queue_frames(runs["v5.12"], *window, n_frames=N_FRAMES)[N_FRAMES // 2]
@@ -258,76 +269,11 @@ class TestAnimations:
             assert taken == bool(event["n_locked"])
             assert ("not taken" in texts) == (not event["n_locked"])
 
-
-class TestPlayer:
-    def test_slider_drives_the_image(self, queue):
-        """The slider and Play button are linked; moving the slider shows that frame."""
-        import ipywidgets as w
-
-        box = animate.player(queue)
-        controls, image = box.children
-        play, slider = controls.children
-        assert isinstance(play, w.Play) and isinstance(slider, w.IntSlider)
-        assert (play.max, slider.max) == (N_FRAMES - 1, N_FRAMES - 1)
-        assert image.value == queue.png(0)
-        slider.value = 5
-        assert image.value == queue.png(5)
-
-    def test_starts_no_thread(self, queue):
-        """Outside an event loop (a script, this test) the player draws nothing ahead and
-        starts no thread: a frame is drawn when it is shown, on the caller's thread."""
-        import threading
-
-        before = set(threading.enumerate())
-        animate.player(queue)
-        assert set(threading.enumerate()) == before
-
-    def test_renders_ahead_on_the_event_loop_thread(self, queue, monkeypatch):
-        """Under a running event loop (as in ipykernel), every frame is drawn ahead, one per
-        loop turn, all on the loop's own thread, while the loop stays free for the slider."""
-        import asyncio
-        import threading
-
-        drawn = []
-        png = queue.png
-        monkeypatch.setattr(
-            queue, "png", lambda i: drawn.append((i, threading.get_ident())) or png(i)
-        )
-
-        async def main():
-            box = animate.player(queue)
-            turns = 0
-            while len(drawn) < N_FRAMES and turns < 10 * N_FRAMES:
-                await asyncio.sleep(0)  # one turn: at most one frame drawn meanwhile
-                turns += 1
-            return box, turns
-
-        box, turns = asyncio.run(main())
-        assert [i for i, _ in drawn] == list(range(N_FRAMES))
-        assert {ident for _, ident in drawn} == {threading.get_ident()}
-        assert turns >= N_FRAMES - 1  # not all at once: the loop served other work between
-        slider = box.children[0].children[1]
-        slider.value = 7
-        assert len(drawn) == N_FRAMES  # already rendered: nothing drawn again
-
-    def test_stops_when_closed(self, queue, monkeypatch):
-        """Closing the player's widget stops the frames it was still drawing ahead."""
-        import asyncio
-
-        drawn = []
-        png = queue.png
-        monkeypatch.setattr(queue, "png", lambda i: drawn.append(i) or png(i))
-
-        async def main():
-            box = animate.player(queue)
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            box.close()
-            for _ in range(3 * N_FRAMES):
-                await asyncio.sleep(0)
-
-        asyncio.run(main())
-        assert 1 <= len(drawn) < N_FRAMES
+    def test_in_a_notebook_it_shows_its_first_frame(self, queue):
+        """An animation as a cell's last line shows frame 0 as a PNG (the live player is
+        :func:`kvmviz.widgets.player`)."""
+        assert queue._repr_png_() == queue.png(0)
+        assert not hasattr(animate.Animation, "_ipython_display_")
 
     def test_draws_are_serialised_across_threads(self, queue):
         """Two threads drawing frames of one animation get the same pixels as one thread
@@ -341,26 +287,127 @@ class TestPlayer:
         assert got == [expected[i] for i in order]
 
 
+class TestBlitting:
+    def test_set_spans_makes_one_compound_path_of_closed_rectangles(self):
+        """Two spans become one path of two closed rectangles, from y0 up by height; no span
+        leaves the collection empty."""
+        ax = Figure().subplots()
+        collection = ax.broken_barh([(0, 1)], (0, 1))
+        animate.set_spans(collection, [(1.0, 2.0), (5.0, 0.5)], 3.0, 0.7)
+        (path,) = collection.get_paths()
+        assert path.vertices.tolist() == [
+            [1.0, 3.0], [1.0, 3.7], [3.0, 3.7], [3.0, 3.0], [1.0, 3.0],
+            [5.0, 3.0], [5.0, 3.7], [5.5, 3.7], [5.5, 3.0], [5.0, 3.0],
+        ]  # fmt: skip
+        closes = MplPath.CLOSEPOLY, MplPath.MOVETO
+        assert [c for c in path.codes if c in closes] == [1, 79, 1, 79]
+        animate.set_spans(collection, [], 3.0, 0.7)
+        assert collection.get_paths() == []
+
+    def test_a_blit_gives_the_pixels_of_a_full_draw(self):
+        """After moving a line, the blit (background + the line) is pixel for pixel what a
+        full draw of the same figure gives; and the background holds no trace of the line."""
+
+        def figure():
+            fig = Figure(figsize=(2, 1.5), dpi=50)
+            ax = fig.subplots()
+            ax.set(xlim=(0, 3), ylim=(0, 3))
+            ax.plot([0, 1, 2], [1, 2, 1], color="black")
+            (line,) = ax.plot([0, 3], [0, 0], color="red", linewidth=3, zorder=10)
+            return fig, line
+
+        fig, line = figure()
+        blitter = animate.Blitter(fig, moving=[line])
+        line.set_visible(False)
+        blitter.prepare()
+        empty = np.asarray(blitter.image())
+        line.set_visible(True)
+        line.set_ydata([2.5, 0.5])
+        blitter.blit()
+        blitted = np.asarray(blitter.image())
+        reference, line_b = figure()
+        line_b.set_ydata([2.5, 0.5])
+        canvas = animate.FigureCanvasAgg(reference)
+        canvas.draw()
+        full = np.asarray(
+            PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert(
+                "RGB"
+            )
+        )
+        assert blitted.shape == (75, 100, 3)
+        assert (blitted == full).all()
+        red = (blitted[..., 0] > 200) & (blitted[..., 1] < 80)
+        assert red.sum() > 50 and not ((empty[..., 0] > 200) & (empty[..., 1] < 80)).any()
+        assert blitter.prepared and fig.get_layout_engine() is None
+
+    def test_a_sprites_look_is_drawn_once_then_restored(self, monkeypatch):
+        """A sprite (a text that only covers the background) is drawn the first time each look
+        appears; coming back to a look restores its pixels instead of drawing it again."""
+        fig = Figure(figsize=(2, 1), dpi=50)
+        label = fig.text(0.5, 0.5, "a")
+        blitter = animate.Blitter(fig, sprites=[[label]])
+        blitter.prepare()
+        drawn = []
+        draw = label.draw
+        monkeypatch.setattr(label, "draw", lambda r: drawn.append(label.get_text()) or draw(r))
+        for text in ["a", "b", "a", "b", "c"]:
+            label.set_text(text)
+            blitter.blit()
+        assert drawn == ["a", "b", "c"]
+
+
 class TestExport:
     def test_html_is_one_self_contained_file(self, queue, tmp_path):
+        """One HTML document: every frame a data: URL (12 here), the inline player, no
+        external script, style sheet, font or link of any kind."""
         path = animate.to_html(queue, tmp_path / "queue.html")
         text = path.read_text(encoding="utf-8")
-        assert "http://" not in text and "https://" not in text
-        assert "<script src" not in text and "<link" not in text
+        assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+        assert re.findall(r"(?:https?:)?//[\w.-]+\.\w", text) == []  # no URL at all
+        assert "<script src" not in text and "<link" not in text and "@import" not in text
         assert text.count("data:image/png;base64,") == N_FRAMES
+        assert re.findall(r'src="([^"]*)"', text) == []  # frames are set from the script
         assert 'id="play"' in text and 'type="range"' in text
-        assert text.rstrip().endswith("</html>")
+        assert f'max="{N_FRAMES - 1}"' in text
+        assert "setInterval" in text and "}, 50);" in text  # 20 frames a second
+
+    def test_html_frames_are_the_animations_frames_in_256_colours(self, memslots, tmp_path):
+        """Each embedded frame decodes to a palette PNG of the animation's size, the same
+        pixels as the frame quantised (no dithering), in frame order."""
+        import base64
+
+        text = animate.to_html(memslots, tmp_path / "m.html").read_text(encoding="utf-8")
+        frames = re.findall(r'"data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+        assert len(frames) == len(memslots) == 12
+        expected = list(animate._indexed_frames(memslots))
+        for encoded, want in zip(frames, expected, strict=True):
+            with PIL.Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
+                assert image.mode == "P"
+                assert image.size == memslots.canvas.get_width_height() == (880, 352)
+                assert np.array_equal(
+                    np.asarray(image.convert("RGB")), np.asarray(want.convert("RGB"))
+                )
 
     def test_gif_has_every_frame(self, queue, tmp_path):
+        """One GIF frame per animation frame, 200 ms each at 5 fps, looping forever."""
         path = animate.to_gif(queue, tmp_path / "queue.gif", fps=5)
         with PIL.Image.open(path) as gif:
             frames = list(ImageSequence.Iterator(gif))
             assert len(frames) == N_FRAMES
             assert gif.info["duration"] == 200
             assert gif.info["loop"] == 0
+            assert gif.size == queue.canvas.get_width_height()
+
+    def test_gif_refuses_a_rate_that_is_not_positive(self, memslots, tmp_path):
+        """fps 0 is a ValueError, and nothing is written."""
+        with pytest.raises(ValueError, match="fps must be positive, got 0"):
+            animate.to_gif(memslots, tmp_path / "x.gif", fps=0)
+        assert os.listdir(tmp_path) == []
 
     @pytest.mark.parametrize("export", [animate.to_html, animate.to_gif])
     def test_refuses_to_overwrite(self, memslots, tmp_path, export):
+        """An existing file is kept unless force=True; the file written has the umask's mode
+        (not mkstemp's 0600) and no temporary file stays behind."""
         path = tmp_path / "kept.out"
         path.write_bytes(b"precious")
         with pytest.raises(FileExistsError, match=r"kept\.out"):
@@ -372,6 +419,18 @@ class TestExport:
         umask = os.umask(0)
         os.umask(umask)
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+    @pytest.mark.parametrize("export", [animate.to_html, animate.to_gif])
+    def test_refuses_before_rendering_a_frame(self, runs, tmp_path, export, monkeypatch):
+        """The existing target is refused before the first frame is drawn (a long export
+        fails at once, not at the end)."""
+        animation = animate.memslot_animation(runs["v5.15"], n_events=2, frames_per_event=1)
+        drawn = []
+        monkeypatch.setattr(animation, "draw", drawn.append)
+        (tmp_path / "a.out").write_bytes(b"")
+        with pytest.raises(FileExistsError):
+            export(animation, tmp_path / "a.out")
+        assert drawn == []
 
     def test_write_is_atomic(self, memslots, tmp_path, monkeypatch):
         """If the final rename fails, the old file is intact and no temporary file remains."""
@@ -388,42 +447,23 @@ class TestExport:
         assert os.listdir(tmp_path) == ["anim.gif"]
 
     def test_same_seed_same_bytes(self, tmp_path):
-        """Two animations made from the same scenario and seed export to identical files."""
-        paths = []
-        for n in range(2):
-            run = kv.simulate(SMALL, "v5.13", seed=1)
+        """Two animations made from the same scenario and seed export to identical files, GIF
+        and HTML; another seed gives other bytes."""
+        paths = {}
+        for n, seed in enumerate([1, 1, 2]):
+            run = kv.simulate(SMALL, "v5.13", seed=seed)
             animation = animate.memslot_animation(run, n_events=3, frames_per_event=2)
-            paths.append(animate.to_gif(animation, tmp_path / f"{n}.gif"))
-            paths.append(animate.to_html(animation, tmp_path / f"{n}.html"))
-        assert paths[0].read_bytes() == paths[2].read_bytes()
-        assert paths[1].read_bytes() == paths[3].read_bytes()
-
-    def test_render_all(self, tmp_path, monkeypatch, queue, memslots):
-        """render_all writes each standard animation in each format, and refuses to overwrite
-        before writing anything. (The standard animations are swapped for short ones.)"""
-        short = {"queue-v5.12-vs-v5.15": queue, "memslot-arrivals-v5.13": memslots}
-        monkeypatch.setattr(animate, "standard_animations", lambda seed=0, names=None: short)
-        written = animate.render_all(tmp_path / "out", formats=("html", "gif"))
-        assert [p.name for p in written] == [
-            "queue-v5.12-vs-v5.15.html",
-            "queue-v5.12-vs-v5.15.gif",
-            "memslot-arrivals-v5.13.html",
-            "memslot-arrivals-v5.13.gif",
-        ]
-        assert all(p.stat().st_size > 0 for p in written)
-        with pytest.raises(FileExistsError):
-            animate.render_all(tmp_path / "out", formats=("gif",))
-        assert animate.render_all(tmp_path / "out", formats=("gif",), force=True)
-        with pytest.raises(ValueError, match="formats"):
-            animate.render_all(tmp_path / "x", formats=("svg",))
-
-    def test_standard_animations(self):
-        """The standard animations are built (not rendered here) with their full length."""
-        standard = animate.standard_animations(seed=0)
-        assert sorted(standard) == ["memslot-arrivals-v5.13", "queue-v5.12-vs-v5.15"]
-        assert [len(a) for a in standard.values()] == [120, 120]
+            paths[n] = [
+                animate.to_gif(animation, tmp_path / f"{n}.gif").read_bytes(),
+                animate.to_html(animation, tmp_path / f"{n}.html").read_bytes(),
+            ]
+        assert paths[0] == paths[1]
+        assert paths[0][0] != paths[2][0] and paths[0][1] != paths[2][1]
 
 
 def test_png_frames_decode(queue):
+    """A frame's PNG decodes to an RGB image of the canvas's size (880 x 448 px: 11 x 5.6 in
+    at 80 dpi, two panels)."""
     with PIL.Image.open(io.BytesIO(queue.png(0))) as image:
-        assert image.size == queue.canvas.get_width_height()
+        assert image.mode == "RGB"
+        assert image.size == queue.canvas.get_width_height() == (880, 448)

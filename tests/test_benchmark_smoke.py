@@ -121,3 +121,32 @@ def test_notebook_benchmark_reports_the_reference_and_each_chapter_asked_for():
         check=False,
     )
     assert bad.returncode != 0 and "no notebook numbered 99" in bad.stderr
+
+
+def test_plot_benchmark_reports_the_reference_and_the_hot_path_both_ways():
+    """benchmarks/plot.py --quick prints the reference, the in-place update and the seaborn
+    redraw as ratios to it, and, for each static figure, SVG bytes that are the same twice."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "plot.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    ref = re.search(
+        r"^  empty dashboard figure, drawn once\s+([\d.]+) ms .*\s1\.00x ref$", out, re.M
+    )
+    fast = re.search(r"^  kvmviz: plot\.update in place \+ blit\s+([\d.]+) ms .*x ref$", out, re.M)
+    slow = re.search(
+        r"^  seaborn: new ecdfplot lines \+ blit\s+([\d.]+) ms .*x ref\s+([\d.]+)x kvmviz$",
+        out,
+        re.M,
+    )
+    assert ref and fast and slow, out
+    assert float(ref[1]) > 0 and float(fast[1]) > 0 and float(slow[2]) > 0
+    svgs = re.findall(r"([\d.]+) KiB SVG .* same bytes: (yes|NO)$", out, re.M)
+    assert len(svgs) == 4, out
+    assert all(float(size) > 0 and same == "yes" for size, same in svgs), out

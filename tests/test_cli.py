@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import kvmviz
-from kvmviz import cli, gallery
+from kvmviz import cli, exercises, gallery
 from kvmviz.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -234,7 +234,7 @@ def tiny_figures(monkeypatch):
     """Three cheap builders in place of the real ones; the test swaps one for a failure."""
     builders = {"one": _tiny, "two": _tiny, "three": _tiny}
     monkeypatch.setattr(gallery, "FIGURES", builders)
-    monkeypatch.setattr(gallery, "_load_extras", lambda seed: [])
+    monkeypatch.setattr(gallery, "_STANDARD", {})  # no animations: render_all writes figures only
     return builders
 
 
@@ -353,3 +353,35 @@ def test_no_tdp_mmu_makes_every_fault_write_lock(capsys):
     scenario = kv.Scenario(n_vcpus=16, duration_us=2000.0, tdp_mmu=False)
     table = kv.compare_kernels(scenario, seed=1)[list(kv.metrics.KERNEL_TABLE_COLUMNS)]
     assert table.round(3).to_string() in out
+
+
+# -- kvmviz.cli: the quiz command ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "seed"),
+    [("callback-order", 6), ("reader-wait", 3), ("must-retry", 3), ("walk-threshold", 6),
+     ("flush-hold", 2), ("hit-or-miss", 4), ("munmap-on-guest", 105), ("ksm-hits", 4),
+     ("v513-locks", 0)],
+)  # fmt: skip
+def test_quiz_command_hides_then_reveals_the_answer(kind, seed, capsys):
+    """`kvmviz quiz KIND -s SEED` prints the question with `Answer: ?`; with -c, the same
+    question and the exercise's own reveal()."""
+    assert cli.main(["quiz", kind, "-s", str(seed)]) == 0
+    hidden = capsys.readouterr().out
+    assert hidden.startswith(f"# kvmviz quiz {kind} -s {seed}\n")
+    assert "Answer: ?" in hidden
+    assert cli.main(["quiz", kind, "-s", str(seed), "-c"]) == 0
+    shown = capsys.readouterr().out
+    assert hidden.splitlines()[1] == shown.splitlines()[1]
+    assert exercises.quiz(kind, seed).reveal() in shown
+
+
+def test_quiz_command_takes_the_policy_of_the_lock_kinds(capsys):
+    """--policy reaches grant-order (chapter 03's reader-pref question); a kind without a
+    policy refuses it in one line, exit status 2."""
+    assert cli.main(["quiz", "grant-order", "-s", "2", "--policy", "reader-pref", "-c"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# kvmviz quiz grant-order -s 2 --policy reader-pref -c\n")
+    assert exercises.grant_order(2, policy="reader-pref").reveal() in out
+    assert cli.main(["quiz", "takes-lock", "--policy", "spinlock"]) == 2
+    err = capsys.readouterr().err
+    assert err == "kvmviz quiz: takes-lock takes no option policy (options: none)\n"

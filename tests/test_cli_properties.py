@@ -162,7 +162,7 @@ def test_figures_is_all_or_nothing(capsys, monkeypatch, out, rest, disk_full):
     existing byte changes; no temporary folder ever stays behind."""
     builders = {"one": _tiny, "two": _broken if disk_full else _tiny, "three": _tiny}
     monkeypatch.setattr(gallery, "FIGURES", builders)
-    monkeypatch.setattr(gallery, "_load_extras", lambda seed: [])
+    monkeypatch.setattr(gallery, "_STANDARD", {})  # no animations: render_all writes figures only
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "file").write_text("a regular file")
@@ -280,6 +280,8 @@ def _kvmviz(*args: str, **kwargs) -> subprocess.CompletedProcess:
     ids=["version", "nan", "oversized", "/proc"],
 )
 def test_the_process_exit_status(args, status, stream, expected):
+    """`python -m kvmviz` as a process: 0 for --version, 2 and one line on stderr, no
+    traceback, for a refused option, an oversized run and a figures folder it cannot write."""
     done = _kvmviz(*args)
     assert done.returncode == status
     assert getattr(done, stream).startswith(expected)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvmviz as kv
+from kvmviz.engine import scripted_run
 from kvmviz.presets import VMM_HEAP, q35_512m_layout
 
 SMALL = kv.Scenario(
@@ -343,6 +344,8 @@ class TestNoFaultingVcpu:
     )
     @pytest.mark.parametrize("kernel", kv.KERNELS)
     def test_both_engines_agree(self, scenario, kernel):
+        """With no faulting vCPU both engines give the same tables: no fault, no stall, every
+        notifier callback run."""
         assert scenario.n_faulting == 0
         events = kv.simulate(scenario, kernel, seed=3, method="events")
         compiled = kv.simulate(scenario, kernel, seed=3, method="compiled")
@@ -457,29 +460,6 @@ _GOOD_EVENTS = pd.DataFrame(
 
 
 @pytest.mark.parametrize(
-    ("change", "error", "fragment"),
-    [
-        ({"kind": ["munmap"]}, ValueError, "event row 0: kind 'munmap' is not one of"),
-        ({"kind": [None]}, ValueError, "event row 0: kind None"),
-        ({"hva_start": [float(VMM_HEAP[0])]}, TypeError, "column hva_start: expected integer"),
-        ({"hva_end": [-1]}, ValueError, "column hva_end: hvas must be in [0, 2**64)"),
-        ({"hva_end": [VMM_HEAP[0]]}, ValueError, "event row 0: hva_start 0x555555554000 is not"),
-        ({"hva_start": [True]}, TypeError, "column hva_start: expected integer hvas"),
-        ({"t_us": [float("nan")]}, ValueError, "event row 0: t_us nan is not a time >= 0"),
-        ({"t_us": [-1.0]}, ValueError, "event row 0: t_us -1.0 is not a time >= 0"),
-        ({"t_us": ["1"]}, TypeError, "column t_us: expected numbers"),
-    ],
-)
-def test_an_event_table_is_refused_by_row_and_column(change, error, fragment):
-    """stream_from_callbacks names the row or column that cannot be an event; a float hva is
-    refused rather than floored (1.5 is not an address)."""
-    frame = _GOOD_EVENTS.assign(**change)
-    with pytest.raises(error) as info:
-        kv.notifiers.stream_from_callbacks(frame)
-    assert fragment in str(info.value)
-
-
-@pytest.mark.parametrize(
     ("stream", "error", "fragment"),
     [
         ("trace.txt", TypeError, "stream: expected a pandas.DataFrame"),
@@ -523,6 +503,7 @@ class TestTdpMmu:
     SHADOW = kv.Scenario(n_vcpus=24, duration_us=3_000.0, notifier_rate_hz=20_000.0, tdp_mmu=False)
 
     def test_it_is_a_boolean(self):
+        """tdp_mmu takes a bool (numpy's too) and refuses the string 'no' by name."""
         assert kv.Scenario(tdp_mmu=np.False_).tdp_mmu is False
         with pytest.raises(TypeError, match=r"Scenario\.tdp_mmu = 'no'"):
             kv.Scenario(tdp_mmu="no")
@@ -555,3 +536,53 @@ class TestTdpMmu:
         grant = faults["t_grant_us"].to_numpy()
         release = faults["t_release_us"].to_numpy()
         assert (grant[1:] < np.maximum.accumulate(release)[:-1]).any()
+
+
+# -- scripted_run: a hand-made request list as a Run -----------------------------------------------
+# Up to 9 requests on integer times, each a reader or a writer holding 1 to 8 µs.
+requests = st.integers(1, 9).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 15), min_size=n, max_size=n),
+        st.lists(st.booleans(), min_size=n, max_size=n),
+        st.lists(st.integers(1, 8), min_size=n, max_size=n),
+    )
+)
+
+
+@given(requests, st.sampled_from(kv.POLICIES))
+def test_scripted_run_carries_the_replay(scene, policy):
+    """Every request of the list is in the run's lock table, granted when replay says."""
+    arrival, is_writer, hold = scene
+    run = scripted_run(arrival, is_writer, hold, policy)
+    grant = kv.replay(arrival, is_writer, hold, policy)
+    readers = [i for i, w in enumerate(is_writer) if not w]
+    writers = [i for i, w in enumerate(is_writer) if w]
+    assert run.faults["t_grant_us"].tolist() == grant[readers].tolist()
+    assert run.notifiers["t_grant_us"].tolist() == grant[writers].tolist()
+    assert len(run.lock) == len(arrival)
+    assert (run.lock["wait_us"] >= 0).all()
+    assert run.scenario.n_vcpus == max(len(readers), 1)
+    assert run.summary()["lock_taken"] == len(writers)
+
+
+def test_scripted_run_draws_in_the_views():
+    """A scripted scene draws as a lock timeline and a queue: at t = 5 two readers are inside,
+    the writer waits at the head, one reader behind it."""
+    import matplotlib.pyplot as plt
+
+    run = scripted_run([0, 1, 3, 4], [False, False, True, False], [6, 10, 2, 3])
+    ax = kv.timelines.lock_timeline(run, 0, 20)
+    assert ax.get_title(loc="left").startswith("mmu_lock on v5.12, 3 vCPUs")
+    plt.close("all")
+    frames = kv.animate.queue_frames(run, 0, 20, n_frames=20)
+    at_5 = frames[5]
+    assert at_5.readers_inside == 2 and at_5.head_writer is not None
+    assert at_5.blocked_readers == 1
+
+
+def test_scripted_run_rejects_bad_labels():
+    """An unknown kernel or callback label is refused by name."""
+    with pytest.raises(ValueError, match="kernel"):
+        scripted_run([0], [True], [1], kernel="v4.0")
+    with pytest.raises(ValueError, match="callback"):
+        scripted_run([0], [True], [1], callback="nope")

@@ -150,5 +150,6 @@ def test_more_faulting_vcpus_than_the_generator_numbers_are_refused(monkeypatch)
     [(0, ValueError), (-5, ValueError), (1.5e6, TypeError), (True, TypeError), ("9", TypeError)],
 )
 def test_max_records_must_be_a_positive_integer(value, error):
+    """max_records = 0, -5, 1.5e6, True or '9' is refused by name, as a value or a type error."""
     with pytest.raises(error, match="max_records"):
         kv.simulate(kv.Scenario(n_vcpus=2, duration_us=100.0), max_records=value)

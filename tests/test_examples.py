@@ -1,7 +1,8 @@
-"""Every examples/*.py runs, as a reader would run it, and writes valid files.
+"""Every examples/*.py runs, as a reader would run it, and writes what kvmviz.gallery draws.
 
 The examples run as subprocesses, as many at once as there are cores (they spend their time
-simulating the 416-vCPU VM), each into its own temporary directory.
+simulating the 416-vCPU VM), each into its own temporary directory. Each is a thin script over
+one gallery builder, so its files are byte for byte those of `kvmviz figures` at seed 0.
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIMEOUT_S = 120
+# Example -> the gallery names it writes (FIGURES, or TABLES for the text tables).
+WRITES = {
+    "before_after": ["before-after"],
+    "brownout": ["brownout"],
+    "contention_table": ["contention-v5.12", "contention-v5.15"],
+    "headline_ranges": ["headline-ranges"],
+    "kernel_comparison": ["kernel-comparison"],
+    "lock_timeline_416_vcpus": ["lock-timeline-416-vcpus"],
+    "lock_timeline_8_vcpus": ["lock-timeline-8-vcpus"],
+    "memslot_map_large_vm": ["memslots-large-vm"],
+    "memslot_map_q35": ["memslots-q35"],
+    "stall_by_kernel": ["stall-by-kernel"],
+    "stall_cdf": ["stall-cdf"],
+}
 
 
 def _run(example: Path, out: Path) -> subprocess.CompletedProcess:
@@ -43,39 +58,71 @@ def results(tmp_path_factory):
     return {example.stem: (done[example], outs[example]) for example in EXAMPLES}
 
 
-def test_there_are_examples():
-    assert len(EXAMPLES) >= len(gallery.FIGURES)
+@pytest.fixture(scope="module")
+def gallery_files(tmp_path_factory):
+    """{file name: bytes} of every gallery figure (SVG and PNG) as `kvmviz figures` writes them
+    at seed 0, and of every gallery table."""
+    out = tmp_path_factory.mktemp("gallery")
+    written = gallery.render_all(out, animations=False)
+    files = {p.name: p.read_bytes() for p in written}
+    files.update({f"{n}.txt": gallery.table(n, seed=0).encode() for n in gallery.TABLES})
+    return files
+
+
+def test_one_example_per_gallery_figure_and_table():
+    """The examples are exactly one script per figure of the gallery, plus the text tables'."""
+    assert {p.stem for p in EXAMPLES} == set(WRITES)
+    figures = [n for names in WRITES.values() for n in names if n in gallery.FIGURES]
+    assert sorted(figures) == sorted(gallery.FIGURES)
+    tables = [n for names in WRITES.values() for n in names if n in gallery.TABLES]
+    assert tables == list(gallery.TABLES)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_writes_valid_files(example, results):
+    """An example exits 0, prints every path it wrote, and writes only valid SVG, PNG or
+    perf-lock text files, named for its gallery figure or tables."""
     process, out = results[example.stem]
     assert process.returncode == 0, process.stderr
     written = sorted(out.iterdir())
-    assert written, f"{example.name} wrote nothing"
     printed = {Path(line) for line in process.stdout.splitlines() if line.startswith(str(out))}
     assert printed == set(written)  # it says what it wrote, and wrote nothing else
+    suffixes = (".txt",) if example.stem == "contention_table" else (".svg", ".png")
+    assert sorted(p.name for p in written) == sorted(
+        f"{name}{suffix}" for name in WRITES[example.stem] for suffix in suffixes
+    )
     for path in written:
         data = path.read_bytes()
-        assert len(data) > 0
         if path.suffix == ".svg":
             assert ET.fromstring(data).tag == "{http://www.w3.org/2000/svg}svg"
         elif path.suffix == ".png":
             assert data.startswith(PNG_SIGNATURE)
         else:
-            assert path.suffix == ".txt" and b"contended" in data
+            assert data.split()[:2] == [b"contended", b"total"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_example_is_short(example):
-    """Rougier's rule: one short script per figure."""
-    assert len(example.read_text(encoding="utf-8").splitlines()) <= 30
+def test_example_writes_the_gallery_bytes(example, results, gallery_files):
+    """One source per figure: each file an example writes is byte for byte the file of the
+    same name that `kvmviz figures` (kvmviz.gallery.render_all) writes at seed 0."""
+    _process, out = results[example.stem]
+    written = sorted(out.iterdir())
+    assert written
+    for path in written:
+        assert path.read_bytes() == gallery_files[path.name], path.name
 
 
-def test_every_figure_has_an_example(results):
-    """Each figure of `kvmviz figures` is also written by the example of the same name."""
-    written = {p.stem for _, out in results.values() for p in out.iterdir()}
-    assert set(gallery.FIGURES) <= written
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_example_is_a_thin_script_over_the_gallery(example):
+    """Rougier's rule, one short script per figure: at most 25 lines, which ask the gallery
+    for the figure (or table) and save it; they neither simulate nor draw themselves."""
+    source = example.read_text(encoding="utf-8")
+    assert len(source.splitlines()) <= 25
+    calls = [f'kv.gallery.render("{name}", seed=0)' for name in WRITES[example.stem]]
+    assert any(call in source for call in calls) or "kv.gallery.table(name, seed=0)" in source
+    for drawing in ("simulate(", "plt.", "kv.timelines.", "sensitivity(", "compare_kernels("):
+        assert drawing not in source
+    assert source.count("kv.plot.") == source.count("kv.plot.save(")
 
 
 def test_an_example_never_overwrites(results):
@@ -83,5 +130,5 @@ def test_an_example_never_overwrites(results):
     _, out = results["memslot_map_q35"]
     before = {p: p.read_bytes() for p in out.iterdir()}
     again = _run(ROOT / "examples" / "memslot_map_q35.py", out)
-    assert again.returncode != 0 and "FileExistsError" in again.stderr
+    assert again.returncode == 1 and "FileExistsError: refusing to overwrite" in again.stderr
     assert {p: p.read_bytes() for p in out.iterdir()} == before

@@ -1,33 +1,54 @@
-"""Every exercise generator, read back from its own question text: a right answer is never
-marked wrong.
+"""kvmviz.exercises: every generator read back from its own question text, and the oracles.
 
-For each kind of ``kvmviz quiz`` the tests below parse the *question a learner sees* (not the
-generator's internals), compute the answer with an independent brute-force oracle that uses only
-what the text states plus the kernel rule it tests, and check that the exercise accepts that
-answer in every spelling the question promises and rejects a wrong one. The oracles of the lock
-(a code-level transcription of ``kernel/locking/qrwlock.c``) and of ``mmu_notifier_retry_hva``
-come from the chapter 03 and 05 tests, which check them against the kernel text.
+For each kind of ``kvmviz quiz`` (:data:`kvmviz.exercises.KINDS`) the tests below parse the
+*question a learner sees* (not the generator's internals), compute the answer with an
+independent brute-force oracle that uses only what the text states plus the kernel rule it
+tests, and check that the exercise accepts that answer in every spelling the question promises
+and rejects a wrong one. The oracles share no code with the package:
+
+* the lock: a code-level transcription of ``kernel/locking/qrwlock.c`` (a ``cnts`` word with
+  reader bias from bit 9, ``_QW_WAITING`` 0x100, ``_QW_LOCKED`` 0xff, and a FIFO ``wait_lock``,
+  each request stepping through ``queued_read_lock`` / ``queued_write_lock`` and their slow
+  paths on integer time), plus a reader-preferring lock and a spinlock (docs/kernel.md §4);
+* ``mmu_notifier_retry_hva``: each callback's effect on ``mmu_notifier_count`` /
+  ``mmu_notifier_seq`` as the v5.12, v5.13 and v5.15 code does it, with a page-by-page hit
+  test (docs/kernel.md §1.2, §3.1, §3.2);
+* the callbacks an mm operation fires, as a table of the mm functions (docs/kernel.md §1.2,
+  §1.6);
+* the hold of a callback from the cost rules (a lock round trip, ``walks x n`` memslot visits,
+  the zap of a page, one VM-wide TLB flush), trying every n.
+
+At the bottom, kvmviz.rwlock.replay checked against the code-level lock oracle the lock
+exercises are built on.
 """
 
 from __future__ import annotations
 
 import re
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from test_ch02_exercises import _expected as callback_oracle
-from test_ch03_exercises import _oracle as lock_oracle
-from test_ch05_exercises import oracle as retry_oracle
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import kvmviz as kv
 from kvmviz import cli, exercises
-from kvmviz.exercises import _markdown_to_html, _parse
-from kvmviz.presets import q35_512m_layout
+from kvmviz.engine import scripted_run
+from kvmviz.exercises import CallbackOrderExercise, _markdown_to_html, _parse
+from kvmviz.memslots import PAGE_SIZE
+from kvmviz.notifiers import EVENT_KINDS
+from kvmviz.presets import VMM_HEAP, many_memslots_layout, q35_512m_layout
 
+ROOT = Path(__file__).resolve().parent.parent
 SEEDS = range(200)
 PAGE = 4096
 HEX = r"0x[0-9a-f]+"
 LAYOUT = q35_512m_layout()
+DEFAULT = kv.Scenario()
+START, END = "invalidate_range_start", "invalidate_range_end"
 
 
 def _accepts(q, spellings) -> None:
@@ -41,6 +62,234 @@ def _rejects(q, wrong) -> None:
     ok, why = q.check(wrong)
     assert not ok, f"{q.kind} -s {q.seed}: {wrong!r} is wrong but was accepted"
     assert why.startswith(("Not quite", "Not understood"))
+
+
+# -- the lock oracle: kernel/locking/qrwlock.c, a reader-preferring lock, a spinlock ----------
+_QW_LOCKED, _QW_WAITING, _QR_BIAS = 0xFF, 0x100, 0x200
+_QW_WMASK = 0x1FF
+
+
+def _qrwlock_oracle(arrival, is_writer, hold) -> list[int]:
+    """Grant times from the qrwlock code paths, stepped one µs at a time."""
+    n = len(arrival)
+    order = sorted(range(n), key=lambda i: (arrival[i], i))
+    cnts = 0
+    wait_lock: list[int] = []  # FIFO of requests holding (head) or queued on wait_lock
+    state = dict.fromkeys(range(n), "new")
+    grant: list[int | None] = [None] * n
+    release: dict[int, int] = {}
+    t = 0
+    while None in grant or release:
+        # Releases first (queued_read_unlock / queued_write_unlock).
+        for i in [i for i, r in release.items() if r == t]:
+            cnts -= _QW_LOCKED if is_writer[i] else _QR_BIAS
+            del release[i]
+            state[i] = "done"
+        cnts = _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t)
+        # Arrivals, in order: the fast paths.
+        for i in (i for i in order if arrival[i] == t):
+            if is_writer[i]:
+                if cnts == 0:  # queued_write_lock: cmpxchg 0 -> _QW_LOCKED
+                    cnts = _QW_LOCKED
+                    state[i] = "inside"
+                else:
+                    wait_lock.append(i)
+                    state[i] = "queued"
+            else:
+                cnts += _QR_BIAS  # queued_read_lock: add the bias, look at the writer bits
+                if cnts & _QW_WMASK == 0:
+                    state[i] = "inside"
+                else:
+                    cnts -= _QR_BIAS  # slow path: back out, queue on wait_lock
+                    wait_lock.append(i)
+                    state[i] = "queued"
+            if state[i] == "inside":
+                grant[i] = t
+                release[i] = t + hold[i]
+            # Whoever is at the head of wait_lock spins; let every spin run to a fixpoint.
+            cnts = _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t)
+        cnts = _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t)
+        t += 1
+        assert t < 10_000
+    return grant
+
+
+def _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t) -> int:
+    progress = True
+    while progress and wait_lock:
+        progress = False
+        head = wait_lock[0]
+        if state[head] == "queued":  # it now owns wait_lock
+            if is_writer[head]:
+                state[head] = "writer-head"
+            else:
+                cnts += _QR_BIAS  # queued_read_lock_slowpath: re-add the bias, then spin
+                state[head] = "reader-spin"
+        if state[head] == "reader-spin":
+            # Spin while _QW_LOCKED is set.
+            if cnts & 0xFF == 0:
+                state[head] = "inside"
+                grant[head], release[head] = t, t + hold[head]
+                wait_lock.pop(0)  # release wait_lock: the next in line becomes head
+                progress = True
+        elif state[head] == "writer-head":
+            # queued_write_lock_slowpath: got wait_lock; lock if free, else set _QW_WAITING.
+            if cnts == 0:
+                cnts = _QW_LOCKED
+            else:
+                cnts |= _QW_WAITING
+                state[head] = "writer-waiting"
+                continue
+            state[head] = "inside"
+            grant[head], release[head] = t, t + hold[head]
+            wait_lock.pop(0)
+            progress = True
+        elif state[head] == "writer-waiting":
+            if cnts == _QW_WAITING:  # every reader has left
+                cnts = _QW_LOCKED
+                state[head] = "inside"
+                grant[head], release[head] = t, t + hold[head]
+                wait_lock.pop(0)
+                progress = True
+    return cnts
+
+
+def _reader_pref_oracle(arrival, is_writer, hold) -> list[int]:
+    """Readers enter unless a writer holds; a writer enters when nobody is inside."""
+    n = len(arrival)
+    grant: list[int | None] = [None] * n
+    waiting_readers: list[int] = []
+    waiting_writers: list[int] = []
+    t = 0
+    while None in grant:
+        inside = [i for i in range(n) if grant[i] is not None and grant[i] + hold[i] > t]
+        writer_in = any(is_writer[i] for i in inside)
+        if not writer_in:
+            for i in waiting_readers:
+                grant[i] = t
+            inside += waiting_readers
+            waiting_readers = []
+            if not inside and waiting_writers:
+                w = waiting_writers.pop(0)
+                grant[w] = t
+                inside, writer_in = [w], True
+        for i in sorted((i for i in range(n) if arrival[i] == t), key=lambda i: i):
+            if not is_writer[i]:
+                if writer_in:
+                    waiting_readers.append(i)
+                else:
+                    grant[i] = t
+                    inside.append(i)
+            elif not inside and not waiting_writers:
+                grant[i], writer_in = t, True
+                inside.append(i)
+            else:
+                waiting_writers.append(i)
+        t += 1
+    return grant
+
+
+def _spinlock_oracle(arrival, is_writer, hold) -> list[int]:
+    """One holder at a time, first come first served."""
+    free_at, grant = 0, [0] * len(arrival)
+    for i in sorted(range(len(arrival)), key=lambda i: (arrival[i], i)):
+        grant[i] = max(free_at, arrival[i])
+        free_at = grant[i] + hold[i]
+    return grant
+
+
+def lock_oracle(arrival, is_writer, hold, policy) -> list[int]:
+    """Grant times of each request under ``policy``, from the oracles above."""
+    return {
+        "qrwlock": _qrwlock_oracle,
+        "reader-pref": _reader_pref_oracle,
+        "spinlock": _spinlock_oracle,
+    }[policy](list(arrival), list(is_writer), list(hold))
+
+
+requests = st.integers(1, 9).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 15), min_size=n, max_size=n),
+        st.lists(st.booleans(), min_size=n, max_size=n),
+        st.lists(st.integers(1, 8), min_size=n, max_size=n),
+    )
+)
+
+
+# -- the retry oracle: mmu_notifier_retry_hva() after the callbacks, from the kernel text ------
+def page_hits(layout, start: int, end: int) -> bool:
+    """Brute force: does any page of [start, end) lie in a memslot?"""
+    pages = range(start // PAGE, (end + PAGE - 1) // PAGE)
+    return any(s.hva_start // PAGE <= p < s.hva_end // PAGE for p in pages for s in layout)
+
+
+def retry_oracle(kernel: str, layout, hva: int, seq0: int, callbacks) -> bool:
+    """mmu_notifier_retry_hva() after the callbacks, transcribed from the kernel."""
+    count, seq, lo, hi = 0, seq0, None, None
+    for callback, start, end in callbacks:
+        hit = page_hits(layout, start, end)
+        # The on_lock path (count/seq) runs always before 071064f14d87, on a hit after it.
+        on_lock = kernel in ("v5.12", "v5.13") or hit
+        if callback == START and on_lock:  # kvm_inc_notifier_count
+            lo, hi = (start, end) if count == 0 else (min(lo, start), max(hi, end))
+            count += 1
+        elif callback == END and on_lock:  # kvm_dec_notifier_count: seq++, smp_wmb(), count--
+            seq += 1
+            count -= 1
+        elif callback == "change_pte" and kernel == "v5.12":  # until c13fda237f08
+            seq += 1
+    return (count != 0 and lo <= hva < hi) or seq != seq0
+
+
+RAM = max(LAYOUT, key=lambda s: s.npages)
+FAULT_HVA = RAM.hva_start + 1000 * PAGE
+
+
+@st.composite
+def callback_streams(draw):
+    """Well-formed notifier streams: events, sometimes nested, sometimes cut short."""
+    places = st.sampled_from(
+        [FAULT_HVA - 2 * PAGE, FAULT_HVA, RAM.hva_start, RAM.hva_end - 4 * PAGE, VMM_HEAP[0]]
+    )
+    order: list = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["pair", "move", "clear_young", "test_young"]))
+        start = draw(places)
+        npages = draw(st.integers(1, 4)) if kind in ("pair", "clear_young") else 1
+        end = start + npages * PAGE
+        if kind == "pair":
+            event = [(START, start, end), (END, start, end)]
+        elif kind == "move":
+            event = [(START, start, end), ("change_pte", start, end), (END, start, end)]
+        else:
+            event = [(kind, start, end)]
+        if order and order[-1][0] == END and len(event) > 1 and draw(st.booleans()):
+            order[len(order) - 1 : len(order) - 1] = event
+        else:
+            order.extend(event)
+    cut = draw(st.integers(1, len(order)))
+    return order[:cut]
+
+
+# -- the callback-order oracle: what the kernel's mm code fires for each operation -------------
+# Phrase in the question -> what the kernel fires (set_pte_at_notify callers give change_pte).
+CALLBACK_ORACLE = {
+    "`munmap`s": (START, END),
+    "MADV_DONTNEED": (START, END),
+    "NUMA balancing migrates": (START, END),
+    "`replace_page()`": (START, "change_pte", END),
+    "copy-on-write": (START, "change_pte", END),
+    "Page reclaim": ("clear_flush_young",),
+    "page_idle/bitmap": ("clear_young",),
+    "khugepaged": ("test_young",),
+}
+
+
+def callback_oracle(question: str) -> tuple[str, ...]:
+    """The callbacks of the one operation the question names."""
+    found = [seq for phrase, seq in CALLBACK_ORACLE.items() if phrase in question]
+    assert len(found) == 1, f"no single oracle phrase in: {question}"
+    return found[0]
 
 
 # -- what the questions state, parsed back ---------------------------------------------------
@@ -104,9 +353,70 @@ LOCKS_ON_MISS = {
 WALKS = {"v5.12": 2, "v5.13": 1, "v5.15": 1}
 
 
+# -- KINDS and quiz: one spelling per kind ----------------------------------------------------
 def test_every_quiz_kind_is_covered_here():
     """Each `kvmviz quiz` kind has an oracle in this file."""
-    assert set(cli._QUIZ) == set(ORACLES)
+    assert set(exercises.KINDS) == set(ORACLES)
+
+
+def test_the_cli_asks_the_kinds_of_the_exercises_module():
+    """`kvmviz quiz` offers exactly exercises.KINDS: one table, one spelling, hyphenated."""
+    assert cli._QUIZ is exercises.KINDS
+    assert list(exercises.KINDS) == [
+        "takes-lock",
+        "zapped-gfns",
+        "hit-or-miss",
+        "callback-order",
+        "trace-count",
+        "grant-order",
+        "reader-wait",
+        "must-retry",
+        "munmap-on-guest",
+        "walk-threshold",
+        "flush-hold",
+        "first-vcpus-above",
+        "ksm-hits",
+        "v513-locks",
+    ]
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", kind) for kind in exercises.KINDS)
+
+
+FAST_KINDS = sorted(set(exercises.KINDS) - {"walk-threshold", "first-vcpus-above"})
+
+
+@pytest.mark.parametrize("kind", FAST_KINDS)
+def test_an_exercise_is_spelled_as_its_kind(kind):
+    """An exercise's kind is its key in KINDS, and quiz(kind, seed) gives that exercise."""
+    for seed in (0, 1, 7):
+        q = exercises.quiz(kind, seed)
+        assert q.kind == kind
+        assert q.seed == seed
+        direct = exercises.KINDS[kind](seed=seed)
+        assert (q.question, q.answer) == (direct.question, direct.answer)
+        assert q.command == f"kvmviz quiz {kind} -s {seed}"
+
+
+def test_the_policy_is_an_option_of_the_lock_kinds():
+    """grant-order and reader-wait keep the policy in `options` (qrwlock, the default, is left
+    out): the kind stays one spelling, and `command` says how to ask the same question again."""
+    q = exercises.grant_order(seed=2, policy="reader-pref")
+    assert (q.kind, q.options) == ("grant-order", {"policy": "reader-pref"})
+    assert q.command == "kvmviz quiz grant-order -s 2 --policy reader-pref"
+    assert str(q).startswith("[grant-order, seed 2, policy reader-pref] Under **reader-pref**")
+    again = exercises.quiz(q.kind, q.seed, **q.options)
+    assert (again.question, again.answer) == (q.question, q.answer)
+    assert exercises.reader_wait(seed=5, policy="spinlock").options == {"policy": "spinlock"}
+    assert exercises.grant_order(seed=2).options == {}
+
+
+def test_quiz_refuses_an_unknown_kind_or_option_by_name():
+    """An unknown kind names the kinds; an option a kind does not take names its options."""
+    with pytest.raises(ValueError, match=r"^kind = 'takes_lock': expected one of takes-lock, "):
+        exercises.quiz("takes_lock", 0)
+    with pytest.raises(ValueError, match=r"^takes-lock takes no option policy \(options: none\)$"):
+        exercises.quiz("takes-lock", 0, policy="spinlock")
+    with pytest.raises(ValueError, match=r"^grant-order takes no option n \(options: policy\)$"):
+        exercises.quiz("grant-order", 0, n=4)
 
 
 # -- takes-lock -------------------------------------------------------------------------------
@@ -401,33 +711,806 @@ def test_must_retry_answers_are_what_the_text_implies():
     assert 0.3 < np.mean(answers) < 0.8
 
 
+# -- hit-or-miss --------------------------------------------------------------------------------
+def hit_or_miss_oracle(question: str) -> bool:
+    """Byte by byte: the half-open range overlaps some listed slot's half-open hvas."""
+    start, end = (
+        int(x, 16) for x in re.search(rf"fires on hva \[({HEX}), ({HEX})\)", question).groups()
+    )
+    return any(_overlaps((start, end), s["hva"]) for s in _slots(question))
+
+
+def test_hit_or_miss_answers_are_what_the_text_implies():
+    """The slots and the range the text lists decide the answer (a half-open overlap test);
+    ranges near the edges make both answers occur, and True/False and yes/no work."""
+    answers = []
+    for seed in SEEDS:
+        q = exercises.hit_or_miss(seed)
+        expected = hit_or_miss_oracle(q.question)
+        assert q.answer is expected, seed
+        _accepts(q, [expected, str(expected), "yes" if expected else "no"])
+        _rejects(q, not expected)
+        answers.append(expected)
+    assert 0.2 < np.mean(answers) < 0.8
+
+
+def test_hit_or_miss_on_chapter_01_seeds():
+    """Chapter 01's seeds: 4 is a range ending at slot 0's first byte (a miss: half-open),
+    10 one page of slot 0 (gfn 0xbf)."""
+    q4, q10 = exercises.hit_or_miss(4), exercises.hit_or_miss(10)
+    slot0 = next(s for s in LAYOUT if s.slot == 0)
+    assert "[0x7f6ffbdff800, 0x7f6ffbe00000)" in q4.question
+    assert slot0.hva_start == 0x7F6FFBE00000
+    assert q4.answer is False
+    assert q10.answer is True
+    assert q10.explanation == "It reaches slot 0 gfns [0xbf, 0xc0)."
+
+
+# -- trace-count --------------------------------------------------------------------------------
+TRACE = ROOT / "data" / "traces" / "notifier-phases-linux6.18.txt"
+TRACE_LAYOUT = ROOT / "data" / "traces" / "notifier-phases-linux6.18.layout.json"
+
+
+@pytest.fixture(scope="module")
+def trace():
+    """Chapter 02's trace, parsed (not classified), and its memslots."""
+    return kv.load_ftrace(TRACE), kv.traces.load_layout(TRACE_LAYOUT)
+
+
+def trace_count_oracle(question: str, events, layout) -> tuple[int, int]:
+    """(hits, notifications) between the two lines the text names, by a byte-overlap test."""
+    lo, hi = (int(x) for x in re.search(r"Between lines (\d+) and (\d+)", question).groups())
+    rows = events[events["callback"].notna() & events["line"].between(lo, hi)]
+    slots = [(s.hva_start, s.hva_end) for s in layout]
+    hits = sum(
+        any(_overlaps((int(a), int(b)), slot) for slot in slots)
+        for a, b in zip(rows["hva_start"], rows["hva_end"], strict=True)
+    )
+    return hits, len(rows)
+
+
+def test_trace_count_answers_are_what_the_trace_says(trace):
+    """The lines the text names hold 30 notifications; the answer counts those whose range
+    overlaps a memslot; one off is wrong."""
+    events, layout = trace
+    classified = kv.classify.records(events, layout)
+    for seed in range(30):
+        q = exercises.trace_count(seed, classified=classified)
+        hits, notifications = trace_count_oracle(q.question, events, layout)
+        assert notifications == 30
+        assert f"the host sent {notifications} notifications" in q.question
+        assert q.answer == hits, seed
+        _accepts(q, [hits, str(hits)])
+        _rejects(q, hits + 1)
+
+
+def test_trace_count_defaults_to_chapter_02s_trace(trace):
+    """Without a trace, the generator classifies the repository's: chapter 02's seed 11 asks
+    about lines 1188 to 1225, 21 hits of 30."""
+    q = exercises.trace_count(11)
+    assert "Between lines 1188 and 1225 of the trace" in q.question
+    assert q.answer == 21
+    events, layout = trace
+    assert trace_count_oracle(q.question, events, layout) == (21, 30)
+
+
+# -- munmap-on-guest ---------------------------------------------------------------------------
+def _munmap_asked(question: str):
+    """(workload seed, kernel, munmap time, hva range) as the text states them."""
+    seed = int(re.search(r"workload seed (\d+)", question)[1])
+    t_us = float(re.search(r"At ([\d.]+) µs the host unmaps", question)[1])
+    lo, hi = (int(x, 16) for x in re.search(rf"hva \[({HEX}), ({HEX})\): `inv", question).groups())
+    return seed, _kernel(question), t_us, (lo, hi)
+
+
+def munmap_oracle(question: str, kernel: str | None = None) -> int:
+    """The attempts that must retry in the first 40 µs, by the kernel text, on the engine's
+    timeline: the run of the stated munmap gives when each attempt samples seq and checks and
+    when each callback is granted and released; the counters are replayed from the callbacks
+    with the oracle's own rules (kvm_inc_notifier_count at the start's grant, seq++ then count--
+    at the end's release; a miss on v5.15 does nothing) and its page-by-page hit test."""
+    seed, asked, t_us, (lo, hi) = _munmap_asked(question)
+    kernel = asked if kernel is None else kernel
+    run = kv.simulate(TINY, kernel, seed=seed, stream=_stream((t_us, "pair", lo, hi)))
+    changes = []  # (t, +1 count with its range | seq bump)
+    for cb in run.notifiers.itertuples():
+        start, end = int(cb.hva_start), int(cb.hva_end)
+        on_lock = kernel in ("v5.12", "v5.13") or page_hits(LAYOUT, start, end)
+        if cb.callback == START and on_lock:
+            changes.append((cb.t_grant_us, "count+", start, end))
+        elif cb.callback == END and on_lock:
+            changes.append((cb.t_release_us, "seq+count-", start, end))
+
+    def state(t):
+        count, seq, rng = 0, 0, None
+        for when, what, start, end in sorted(changes):
+            if when > t:
+                break
+            if what == "count+":
+                rng = (start, end) if count == 0 else (min(rng[0], start), max(rng[1], end))
+                count += 1
+            else:
+                seq, count = seq + 1, count - 1
+        return count, seq, rng
+
+    must = 0
+    for f in run.faults[run.faults.t_grant_us < 40].itertuples():
+        _, sampled, _ = state(f.t_snapshot_us)
+        count, now, rng = state(f.t_grant_us)
+        must += (count != 0 and rng[0] <= int(f.hva) < rng[1]) or now != sampled
+    return must
+
+
+def test_munmap_on_guest_answers_are_what_the_kernel_text_says():
+    """For each seed the stated munmap, replayed on its kernel's timeline with the oracle's
+    counters, sends back the answer's number of attempts; the range is on the page of a listed
+    vCPU and hits guest RAM; one more is wrong."""
+    answers = set()
+    for seed in range(30):
+        q = exercises.munmap_on_guest(seed)
+        expected = munmap_oracle(q.question)
+        assert q.answer == expected, seed
+        _, _, _, (lo, hi) = _munmap_asked(q.question)
+        assert f"faults on hva {lo:#x}" in q.question
+        assert page_hits(LAYOUT, lo, hi)
+        _accepts(q, [expected, str(expected)])
+        _rejects(q, expected + 1)
+        answers.add(expected)
+    assert {0, 1, 2, 3} <= answers
+
+
+def test_a_munmap_on_guest_memory_retries_the_same_on_every_kernel():
+    """A hit is elided by no kernel: the stated munmap sends back as many attempts on v5.12,
+    v5.13 and v5.15, whichever the question names."""
+    for seed in range(8):
+        q = exercises.munmap_on_guest(seed)
+        assert {munmap_oracle(q.question, k) for k in kv.KERNELS} == {q.answer}, seed
+
+
+def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
+    """Seed 105 (chapter 05's exercise 5): 16 pages from vCPU 0's page on v5.15 at 13 µs; four
+    attempts go back, vCPU 0 once through the range half and once through seq, vCPUs 1 and 2
+    through seq; the tiny VM is chapter 05's."""
+    q = exercises.munmap_on_guest(105)
+    assert exercises.RETRY_SCENE == TINY
+    assert _munmap_asked(q.question) == (105, "v5.15", 13.0, (0x7F6FFED8D000, 0x7F6FFED9D000))
+    assert "starting at vCPU 0's page" in q.question
+    assert q.answer == 4
+    assert q.explanation.startswith("4 attempts retry. The range hits slot 4")
+    assert q.explanation.endswith(
+        "Sent back: vCPU 0 at 17.7 µs (the range half: count is 1 and its hva is in the range); "
+        "vCPU 0 at 23.0 µs (seq alone: it sampled 0, it is 1 now); vCPU 1 at 29.2 µs (seq "
+        "alone: it sampled 0, it is 1 now); vCPU 2 at 29.3 µs (seq alone: it sampled 0, it is "
+        "1 now)."
+    )
+    assert q.command == "kvmviz quiz munmap-on-guest -s 105"
+
+
+# -- ksm-hits and v513-locks: chapter 07, on a classified trace -------------------------------
+def ksm_hits_oracle(question: str, events, layout) -> int:
+    """The `ksm` phase's notifier records of the callback the text names (every one if none),
+    whose range overlaps some memslot byte for byte (or overlaps none)."""
+    named = re.search(r"how many `(\w+)` records", question)
+    rows = events[events["callback"].notna() & (events["phase"] == "ksm")]
+    if named:
+        rows = rows[rows["callback"] == named[1]]
+    slots = [(s.hva_start, s.hva_end) for s in layout]
+    hits = [
+        any(_overlaps((int(a), int(b)), slot) for slot in slots)
+        for a, b in zip(rows["hva_start"], rows["hva_end"], strict=True)
+    ]
+    return sum(hits) if "hit a memslot?" in question else len(hits) - sum(hits)
+
+
+def test_ksm_hits_answers_are_what_the_trace_says(trace):
+    """Every variant the seed draws (all records or one callback, hits or misses) counts the
+    ksm phase's records as a byte-overlap test does; one off is wrong; both verbs occur."""
+    events, layout = trace
+    classified = kv.classify.records(events, layout)
+    asked = set()
+    for seed in range(30):
+        q = exercises.ksm_hits(seed, classified=classified)
+        expected = ksm_hits_oracle(q.question, events, layout)
+        assert q.answer == expected, seed
+        _accepts(q, [expected, str(expected)])
+        _rejects(q, expected + 1)
+        asked.add(q.question.split("? ")[0])
+    assert len(asked) == 8  # (all, 3 callbacks) x (hit, miss)
+
+
+def test_ksm_hits_of_chapter_07s_trace(trace):
+    """Seed 4 is the chapter's question: 192 of the ksm phase's 228 notifier records hit a
+    memslot; seed 1 counts its 21 clear_young misses. The default trace is the repository's."""
+    q = exercises.ksm_hits(4)
+    assert q.question.startswith("In the `ksm` phase of the trace, how many notifier records hit")
+    assert q.answer == 192
+    assert q.explanation.startswith("192 of the phase's 228 notifier records hit a memslot")
+    q1 = exercises.ksm_hits(1)
+    assert "`clear_young` records miss every memslot" in q1.question
+    assert q1.answer == 21
+
+
+def test_ksm_hits_needs_a_ksm_phase_and_a_classified_trace(trace):
+    """A trace without PHASE ksm is refused naming its phases; an unclassified one by name."""
+    events, layout = trace
+    classified = kv.classify.records(events, layout)
+    with pytest.raises(ValueError, match=r"no notifier record in a phase named ksm.*: idle, "):
+        exercises.ksm_hits(0, classified=classified[classified["phase"] != "ksm"])
+    with pytest.raises(ValueError, match=r"no hit column"):
+        exercises.ksm_hits(0, classified=events)
+
+
+V513_CALLBACKS = re.compile(r"How many of the (\d+) (?:`(\w+)` )?callbacks")
+
+
+def v513_locks_oracle(question: str, events, layout) -> int:
+    """From the raw records: each non-empty kvm_unmap_hva_range is a start and an end, which
+    both lock on v5.13 hit or miss (8931a454aea0 left on_lock alone); an aging record locks
+    only if its range overlaps a memslot byte for byte."""
+    total, named = V513_CALLBACKS.search(question).groups()
+    rows = events[events["callback"].notna() & (events["hva_start"] != events["hva_end"])]
+    assert "change_pte" not in set(rows["callback"])  # v6.18: no kvm_set_spte_hva
+    slots = [(s.hva_start, s.hva_end) for s in layout]
+    runs = []  # (callback, locked)
+    for cb, a, b in zip(rows["callback"], rows["hva_start"], rows["hva_end"], strict=True):
+        if cb == START:
+            runs += [(START, True), (END, True)]
+        else:
+            hit = any(_overlaps((int(a), int(b if cb != "test_young" else a + PAGE)), slot)
+                      for slot in slots)  # fmt: skip
+            runs.append((cb, hit))
+    asked = [locked for cb, locked in runs if named is None or cb == named]
+    assert len(asked) == int(total)
+    return sum(asked)
+
+
+def test_v513_locks_answers_are_what_the_trace_says(trace):
+    """Every callback the seed names (or all of them) locks on v5.13 as the raw records say;
+    one off is wrong."""
+    events, layout = trace
+    classified = kv.classify.records(events, layout)
+    asked = set()
+    for seed in range(30):
+        q = exercises.v513_locks(seed, classified=classified, layout=layout)
+        expected = v513_locks_oracle(q.question, events, layout)
+        assert q.answer == expected, seed
+        _accepts(q, [expected, str(expected)])
+        _rejects(q, expected + 1)
+        asked.add(V513_CALLBACKS.search(q.question)[2])
+    assert asked == {None, START, END, "clear_young", "test_young"}
+
+
+def test_v513_locks_of_chapter_07s_trace():
+    """Seed 0 is the chapter's question: 1631 of the trace's 1903 callbacks lock on v5.13 (814
+    starts and their 814 ends, 3 of 167 clear_young, none of 108 test_young)."""
+    q = exercises.v513_locks(0)
+    assert "run 1903 callbacks" in q.question
+    assert "How many of the 1903 callbacks would have taken `mmu_lock`?" in q.question
+    assert q.answer == 1631 == 814 + 814 + 3
+    assert "`clear_young`: 3 of 167 (3 hit;" in q.explanation
+    assert "`test_young`: 0 of 108 (0 hit;" in q.explanation
+
+
+def test_v513_locks_takes_the_trace_and_its_layout_together(trace):
+    """A classified trace without its memslots (or memslots alone) is refused."""
+    events, layout = trace
+    with pytest.raises(ValueError, match=r"^pass classified= and layout= together"):
+        exercises.v513_locks(0, classified=kv.classify.records(events, layout))
+    with pytest.raises(ValueError, match=r"^pass classified= and layout= together"):
+        exercises.v513_locks(0, layout=layout)
+
+
+# -- first-vcpus-above --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sweep_table():
+    """Chapter 06's Figure 6.1 sweep, at the shares the question draws from (216 runs)."""
+    return kv.experiments.grid(
+        kv.Scenario(duration_us=10_000),
+        n_vcpus=list(exercises.SWEEP_VCPUS),
+        spurious_share=[0.5, 0.8, 0.95],
+        seeds=list(exercises.SWEEP_SEEDS),
+    )
+
+
+def first_vcpus_oracle(question: str, table) -> int:
+    """Row by row: the smallest vCPU count whose p99, averaged over the seeds, exceeds X."""
+    kernel = _kernel(question)
+    share = int(re.search(r"with (\d+)% of the notifications", question)[1]) / 100
+    threshold = int(re.search(r"exceeds (\d+) µs", question)[1])
+    for n in sorted(exercises.SWEEP_VCPUS):
+        p99 = [
+            r.p99_us
+            for r in table.itertuples()
+            if r.kernel == kernel and np.isclose(r.spurious_share, share) and r.n_vcpus == n
+        ]
+        assert len(p99) == len(exercises.SWEEP_SEEDS)
+        if np.mean(p99) > threshold:
+            return n
+    raise AssertionError(f"no vCPU count exceeds {threshold} µs: {question}")
+
+
+def test_first_vcpus_above_answers_are_what_the_sweep_says(sweep_table):
+    """The kernel, share and threshold in the text pick a column of the sweep; the answer is
+    its first vCPU count above the threshold; the next size up is wrong."""
+    for seed in range(60):
+        q = exercises.first_vcpus_above(seed, table=sweep_table)
+        n = first_vcpus_oracle(q.question, sweep_table)
+        assert q.answer == n, seed
+        _accepts(q, [n, str(n)])
+        larger = [m for m in exercises.SWEEP_VCPUS if m > n]
+        if larger:
+            _rejects(q, larger[0])
+
+
+def test_first_vcpus_above_sweeps_its_own_column(sweep_table):
+    """Without a table it sweeps just the column asked about, and asks the same: chapter 06's
+    seed 2 is v5.13 at 50 % spurious, above 50 µs, from 128 vCPUs on."""
+    own, given_table = exercises.first_vcpus_above(2), exercises.first_vcpus_above(2, sweep_table)
+    assert (own.question, own.answer) == (given_table.question, given_table.answer)
+    assert "on **v5.13** with 50% of the notifications spurious" in own.question
+    assert "exceeds 50 µs" in own.question
+    assert own.answer == 128
+
+
+# -- retry_check, mmu_notifier_retry_hva, retry_table ------------------------------------------
+@given(
+    kernel=st.sampled_from(kv.KERNELS),
+    callbacks=callback_streams(),
+    seq=st.integers(0, 1000),
+    hva=st.sampled_from([FAULT_HVA, FAULT_HVA + PAGE, RAM.hva_start]),
+)
+def test_retry_check_matches_the_kernel_oracle(kernel, callbacks, seq, hva):
+    """retry_check's verdict is the kernel-text oracle's, with one line per callback plus the
+    check itself."""
+    answer, lines = exercises.retry_check(kernel, LAYOUT, hva, seq, callbacks)
+    assert answer == retry_oracle(kernel, LAYOUT, hva, seq, callbacks)
+    assert len(lines) == len(callbacks) + 1
+
+
+def test_a_spurious_pair_retries_before_v515_only():
+    """The headline of chapter 05, on one completed munmap of the VMM's heap."""
+    heap = VMM_HEAP[0]
+    pair = [(START, heap, heap + PAGE), (END, heap, heap + PAGE)]
+    got = {k: exercises.retry_check(k, LAYOUT, FAULT_HVA, 3, pair)[0] for k in kv.KERNELS}
+    assert got == {"v5.12": True, "v5.13": True, "v5.15": False}
+    lines = exercises.retry_check("v5.12", LAYOUT, FAULT_HVA, 3, pair)[1]
+    assert lines[-1] == (
+        "mmu_notifier_retry_hva: count is 0, so the range is not looked at; seq is 4, not the 3 "
+        "the fault sampled: retry."
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "start", "end", "hva", "seq_now", "seq", "retry"),
+    [
+        (1, 0x1000, 0x2000, 0x1000, 7, 7, True),  # first byte of the range: inside
+        (1, 0x1000, 0x2000, 0x1FFF, 7, 7, True),
+        (1, 0x1000, 0x2000, 0x2000, 7, 7, False),  # half-open: the end is outside
+        (0, 0x1000, 0x2000, 0x1800, 7, 7, False),  # count 0: the range is stale
+        (0, 0, 0, 0x1800, 8, 7, True),  # seq moved
+        (2, 0x1000, 0x2000, 0x5000, 9, 7, True),
+    ],
+)
+def test_mmu_notifier_retry_hva_is_the_kernels_two_conditions(
+    count, start, end, hva, seq_now, seq, retry
+):
+    """Retry if count != 0 and start <= hva < end, or if seq moved (docs/kernel.md §3.2)."""
+    assert bool(exercises.mmu_notifier_retry_hva(count, start, end, hva, seq_now, seq)) is retry
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 8),
+            st.integers(0, 8),
+            st.integers(0, 8),
+            st.integers(0, 2),
+            st.integers(0, 2),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_mmu_notifier_retry_hva_on_arrays_is_element_by_element(rows):
+    """On arrays, each element's verdict is the scalar one."""
+    columns = [np.array(c) for c in zip(*rows, strict=True)]
+    verdicts = exercises.mmu_notifier_retry_hva(*columns)
+    expected = [(c != 0 and lo <= h < hi) or now != s for c, lo, hi, h, now, s in rows]
+    assert verdicts.tolist() == expected
+
+
+TINY = kv.Scenario(
+    n_vcpus=3,
+    faulting_share=1.0,
+    duration_us=40.0,
+    layout=LAYOUT,
+    guest_run_us=8.0,
+    resolve_pfn_us=10.0,
+    read_hold_per_vcpu_us=0.0,
+    invalidate_window_us=4.0,
+)
+
+
+def _stream(*rows):
+    frame = pd.DataFrame(list(rows), columns=["t_us", "kind", "hva_start", "hva_end"])
+    return kv.notifiers.stream_from_callbacks(frame)
+
+
+def test_retry_table_on_chapter_05s_spurious_munmap():
+    """Chapter 05, section 2: every vCPU sampled seq 0; on v5.12 the spurious end bumps it to
+    1 and all three first attempts retry through seq alone; on v5.15 nothing moves."""
+    quiet = kv.simulate(TINY, "v5.15", seed=2, stream=_stream())
+    sampled_by = quiet.faults.groupby("vcpu")["t_snapshot_us"].first().max()
+    heap = VMM_HEAP[0] + 0x100000
+    munmap = _stream((sampled_by + 1.0, "pair", heap, heap + 16 * PAGE))
+    v512 = exercises.retry_table(kv.simulate(TINY, "v5.12", seed=2, stream=munmap), until_us=40)
+    first = v512[v512["retries so far"] == 0]
+    assert first["vcpu"].tolist() == [0, 1, 2]
+    assert first["seq sampled"].tolist() == [0, 0, 0]
+    assert first["seq now"].tolist() == [1, 1, 1]
+    assert first["count"].tolist() == [0, 0, 0]
+    assert first["must retry"].tolist() == [True, True, True]
+    assert not first["hva in range"].any()
+    assert (v512["must retry"] == v512["retried"]).all()
+    v515 = exercises.retry_table(kv.simulate(TINY, "v5.15", seed=2, stream=munmap), until_us=40)
+    assert not v515["must retry"].any() and not v515["retried"].any()
+    assert v515["seq now"].tolist() == [0] * len(v515)
+
+
+def test_retry_table_reads_the_snapshot_time_of_the_run():
+    """'samples seq at' is the run's t_snapshot_us; 'checks at' its t_grant_us."""
+    run = kv.simulate(TINY, "v5.15", seed=2, stream=_stream())
+    table = exercises.retry_table(run)
+    np.testing.assert_array_equal(table["samples seq at (µs)"], run.faults["t_snapshot_us"])
+    np.testing.assert_array_equal(table["checks at (µs)"], run.faults["t_grant_us"])
+    assert len(exercises.retry_table(run, until_us=0.0)) == 0
+
+
+@pytest.mark.parametrize("kernel", kv.KERNELS)
+@pytest.mark.parametrize("method", ["compiled", "events"])
+def test_retry_table_explains_every_retry_of_the_engine(kernel, method):
+    """mmu_notifier_retry_hva on the notifier counters gives the engine's verdict on every
+    attempt of a busy run, retries included (both engines)."""
+    scenario = kv.Scenario(
+        n_vcpus=24,
+        duration_us=3_000,
+        notifier_rate_hz=20_000,
+        spurious_share=0.5,
+        invalidate_window_us=20.0,
+    )
+    table = exercises.retry_table(kv.simulate(scenario, kernel, seed=5, method=method))
+    assert table["retried"].sum() > 100
+    np.testing.assert_array_equal(table["must retry"], table["retried"])
+
+
+# -- lock_states --------------------------------------------------------------------------------
+SCENE = ([0, 1, 3, 4, 8, 12], [False, False, True, False, False, False], [6, 10, 2, 3, 6, 3])
+
+
+def test_lock_states_of_chapter_03s_scene_under_qrwlock():
+    """One row per arrival or release: the writer waits from t=3 (_QW_WAITING) with vCPU 2
+    queued behind it, holds alone from t=11 (_QW_LOCKED), and lets three readers in at 13."""
+    states = exercises.lock_states(scripted_run(*SCENE, "qrwlock"))
+    assert states.index.tolist() == [0, 1, 3, 4, 6, 8, 11, 12, 13, 16, 19]
+    assert states.loc[3.0, "what happens"] == "notifier arrives"
+    assert states.loc[4.0, "waiting (FIFO)"] == "notifier, vCPU 2"
+    assert states.loc[11.0, "inside"] == "notifier"
+    assert states.loc[16.0, "what happens"] == "vCPU 2, vCPU 4 leaves"
+    assert states.loc[19.0, "inside"] == "-"
+    assert states.loc[19.0, "the lock"] == "mmu_lock is free"
+    assert states["cnts writer bits"].tolist() == (
+        ["0", "0"] + ["_QW_WAITING"] * 4 + ["_QW_LOCKED"] * 2 + ["0"] * 3
+    )
+
+
+def test_lock_states_under_reader_pref_let_late_readers_in():
+    """Under reader-pref the late readers enter at once (nobody waits behind the writer) and
+    there are no qrwlock writer bits to show."""
+    states = exercises.lock_states(scripted_run(*SCENE, "reader-pref"))
+    assert "cnts writer bits" not in states.columns
+    assert states.loc[4.0, "inside"] == "vCPU 0, vCPU 1, vCPU 2"
+    assert states.loc[4.0, "waiting (FIFO)"] == "notifier"
+
+
+# -- callback-order, beyond the text ------------------------------------------------------------
+@given(st.integers(min_value=0, max_value=10**6))
+def test_callback_order_answer_is_a_model_event_kind_for_any_seed(seed):
+    """For any seed the answer is the kernel's sequence for the operation asked about, and
+    one of the model's event kinds."""
+    q = exercises.callback_order(seed)
+    assert q.answer == callback_oracle(q.question)
+    assert q.answer in EVENT_KINDS.values()
+    assert q.check(list(q.answer))[0]
+
+
+def test_callback_order_asks_every_operation_and_is_seeded():
+    """300 seeds ask about all eight operations; one seed gives one question."""
+    asked = {
+        phrase
+        for seed in range(300)
+        for phrase in CALLBACK_ORACLE
+        if phrase in exercises.callback_order(seed).question
+    }
+    assert asked == set(CALLBACK_ORACLE)
+    a, b = exercises.callback_order(seed=11), exercises.callback_order(seed=11)
+    assert (a.question, a.answer, a.explanation) == (b.question, b.answer, b.explanation)
+    assert isinstance(a, CallbackOrderExercise)
+    assert len({exercises.callback_order(seed=s).question for s in range(20)}) > 10
+
+
+def _change_pte_question():
+    return next(q for q in map(exercises.callback_order, range(100)) if "change_pte" in q.answer)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "start, change_pte, end",
+        "invalidate_range_start -> change_pte -> invalidate_range_end",
+        "START → Change_PTE → END",
+        ".invalidate_range_start; .change_pte; .invalidate_range_end",
+        ("invalidate_range_start", "change_pte", "invalidate_range_end"),
+    ],
+)
+def test_callback_order_accepts_the_usual_spellings(typed):
+    """Short names, arrows, semicolons, a leading dot, any case, or a tuple are all right."""
+    ok, why = _change_pte_question().check(typed)
+    assert ok, why
+    assert why.startswith("Right!")
+
+
+@pytest.mark.parametrize("typed", ["end, change_pte, start", "start, end", "", None, "change_pte"])
+def test_callback_order_rejects_wrong_orders_and_missing_callbacks(typed):
+    """A wrong order, a missing callback or no answer is wrong, and the verdict names the
+    right sequence."""
+    ok, why = _change_pte_question().check(typed)
+    assert not ok
+    assert "invalidate_range_start -> change_pte -> invalidate_range_end" in why
+
+
+def test_callback_order_widget_text_reaches_check_unparsed():
+    """The widget passes the typed text through ``_parse``; a tuple answer keeps it a string."""
+    q = exercises.callback_order(seed=0)
+    typed = ", ".join(q.answer)
+    assert _parse(typed, q.answer) == typed
+    assert q.check(_parse(typed, q.answer))[0]
+    q.widget()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_callback_order_explanation_lists_the_locking_callbacks_of_each_kernel(seed):
+    """v5.12 locks every callback; the others follow kernels.rule on the range's hit."""
+    q = exercises.callback_order(seed)
+    hit = "hits a memslot" in q.explanation
+    assert hit != ("misses every memslot" in q.explanation)
+    for kernel in kv.KERNELS:
+        locking = [cb for cb in q.answer if kv.takes_lock(kernel, cb, hit)]
+        assert f"{kernel}: {', '.join(locking) or 'none'}" in q.explanation
+    assert f"v5.12: {', '.join(q.answer)}" in q.explanation
+
+
+# -- reader-wait, beyond the text ---------------------------------------------------------------
+def _scene_of(q):
+    """The request list printed in a reader_wait question."""
+    arrival, is_writer, hold = [], [], []
+    for line in q.question.splitlines():
+        if line.startswith("- request"):
+            words = line.replace("t=", "").split()
+            arrival.append(int(words[words.index("at") + 1]))
+            is_writer.append("writer" in line)
+            hold.append(int(words[words.index("holds") + 1]))
+    return arrival, is_writer, hold
+
+
+@given(st.integers(0, 10_000), st.sampled_from(kv.POLICIES))
+def test_reader_wait_is_chapter_03s_scene_for_any_seed(seed, policy):
+    """One writer arrives while every earlier reader is inside; the question asks about a
+    reader arriving after it; the answer is the oracle's grant minus its arrival."""
+    q = exercises.reader_wait(seed=seed, policy=policy)
+    arrival, is_writer, hold = _scene_of(q)
+    asked = int(q.question.split("request ")[1].split()[0])
+    assert not is_writer[asked]
+    assert sum(is_writer) == 1
+    writer = is_writer.index(True)
+    assert asked > writer
+    assert all(arrival[i] + hold[i] > arrival[writer] for i in range(writer))
+    grant = lock_oracle(arrival, is_writer, hold, policy)
+    assert q.answer == grant[asked] - arrival[asked]
+    assert q.check(q.answer)[0]
+
+
+@given(st.integers(0, 10_000))
+def test_reader_wait_under_reader_pref(seed):
+    """A reader-preferring lock makes a reader wait only if it arrives while the writer is
+    inside, and then just until the writer leaves: never for a writer that merely waits."""
+    q = exercises.reader_wait(seed=seed, policy="reader-pref")
+    arrival, is_writer, hold = _scene_of(q)
+    asked = int(q.question.split("request ")[1].split()[0])
+    w = is_writer.index(True)
+    grant_w = kv.replay(arrival, is_writer, hold, "reader-pref")[w]
+    inside = grant_w <= arrival[asked] < grant_w + hold[w]
+    assert q.answer == (grant_w + hold[w] - arrival[asked] if inside else 0)
+
+
+def test_reader_wait_is_seeded_and_reads_typed_numbers():
+    """One seed gives one question; the widget's text reads as a number, "ten" does not."""
+    a, b = exercises.reader_wait(seed=7), exercises.reader_wait(seed=7)
+    assert (a.question, a.answer) == (b.question, b.answer)
+    assert exercises.reader_wait(seed=8).question != a.question
+    q = exercises.reader_wait(seed=3)
+    assert q.check(_parse(f" {q.answer} ", q.answer))[0]
+    assert not q.check(_parse(str(q.answer + 1), q.answer))[0]
+    with pytest.raises(ValueError, match="number"):
+        _parse("ten", q.answer)
+
+
+# -- must-retry, beyond the text ----------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(150))
+def test_must_retry_answer_is_the_oracles_on_the_drawn_case(seed):
+    """The drawn case, replayed by the kernel-text oracle, gives the answer; the opposite and
+    yes/no spellings are judged accordingly."""
+    q = exercises.must_retry(seed)
+    case = exercises._must_retry_case(seed, LAYOUT)
+    assert q.answer == retry_oracle(case.kernel, LAYOUT, case.hva, case.seq, case.callbacks)
+    assert q.check(q.answer)[0]
+    assert not q.check(not q.answer)[0]
+    assert q.check("yes" if q.answer else "no")[0]
+
+
+def test_must_retry_same_seed_same_question_and_both_answers_occur():
+    """40 seeds give 40 questions over all three kernels; both answers occur often."""
+    assert exercises.must_retry(7).question == exercises.must_retry(7).question
+    questions = {exercises.must_retry(s).question for s in range(40)}
+    assert len(questions) == 40
+    answers = [exercises.must_retry(s).answer for s in range(300)]
+    assert 0.3 < np.mean(answers) < 0.8
+    kernels = {exercises._must_retry_case(s, LAYOUT).kernel for s in range(40)}
+    assert kernels == set(kv.KERNELS)
+
+
+# -- walk-threshold and flush-hold, against the model's cost rules ------------------------------
+def _asked(question: str) -> tuple[str, str, float]:
+    """(kernel, callback, threshold µs) named in a memslot_walk_threshold question."""
+    kernel = re.search(r"On \*\*(v5\.1\d)\*\*", question).group(1)
+    callback = re.search(r"triggers `(\w+)`", question).group(1)
+    threshold = float(re.search(r"more than ([\d.]+) µs", question).group(1))
+    return kernel, callback, threshold
+
+
+def _walk_oracle(kernel: str, callback: str, threshold_us: float) -> int:
+    """Smallest n in [1, 32764] whose hold exceeds the threshold, trying every n."""
+    assert (kernel, callback) in {
+        ("v5.12", "invalidate_range_start"),
+        ("v5.12", "clear_flush_young"),
+        ("v5.13", "invalidate_range_start"),
+    }
+    walks = 2 if kernel == "v5.12" else 1
+    n = np.arange(1, 32765)
+    hold_us = DEFAULT.lock_op_us + walks * n * DEFAULT.memslot_walk_ns * 1e-3
+    above = np.flatnonzero(hold_us > threshold_us)
+    assert len(above), "every question must have an answer within KVM_USER_MEM_SLOTS"
+    return int(n[above[0]])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_walk_threshold_matches_brute_force(seed):
+    """The engine's answer is the smallest n the model's costs give, tried one by one; n - 1
+    and n + 1 are wrong."""
+    q = exercises.memslot_walk_threshold(seed)
+    assert q.answer == _walk_oracle(*_asked(q.question))
+    assert 1 <= q.answer <= 32764
+    assert q.check(q.answer)[0]
+    assert q.check(exercises._parse(str(q.answer), q.answer))[0]  # as typed in the widget
+    assert not q.check(q.answer - 1)[0]
+    assert not q.check(q.answer + 1)[0]
+
+
+def test_walk_threshold_covers_every_case_and_is_the_same_for_a_room():
+    """40 seeds ask about the three callbacks that walk under the lock; one seed, one text."""
+    seen = set()
+    for seed in range(40):
+        kernel, callback, _ = _asked(exercises.memslot_walk_threshold(seed).question)
+        seen.add((kernel, callback))
+    assert seen == {
+        ("v5.12", "invalidate_range_start"),
+        ("v5.12", "clear_flush_young"),
+        ("v5.13", "invalidate_range_start"),
+    }
+    a, b = exercises.memslot_walk_threshold(7), exercises.memslot_walk_threshold(7)
+    assert (a.question, a.answer, a.explanation) == (b.question, b.answer, b.explanation)
+
+
+def test_walk_threshold_slices_are_the_preset():
+    """The generator slices one 32,764-slot layout: its first n slots are the n-slot preset."""
+    slots = exercises._many_memslots()
+    for n in (1, 509, 4000):
+        assert slots[:n] == many_memslots_layout(n).slots
+
+
+def test_a_miss_on_v515_holds_nothing_however_many_memslots():
+    """071064f14d87: the same spurious start on v5.15 walks outside the lock."""
+    scenario = kv.Scenario(n_vcpus=1, duration_us=1.0, layout=many_memslots_layout(32764))
+    hva = VMM_HEAP[0]
+    hold_us = exercises._one_event_hold_us(scenario, "v5.15", "pair", hva, "invalidate_range_start")
+    assert hold_us == 0
+
+
+def _flush_asked(question: str) -> tuple[int, str]:
+    n_vcpus = int(re.search(r"\*\*(\d+) vCPUs\*\*", question).group(1))
+    kernel = re.search(r"runs \*\*(v5\.1\d)\*\*", question).group(1)
+    return n_vcpus, kernel
+
+
+def _flush_oracle(n_vcpus: int, kernel: str) -> float:
+    """Lock + walks x memslots + the zap of one page + one VM-wide TLB flush, in µs."""
+    s = DEFAULT
+    walks = 2 if kernel == "v5.12" else 1  # v5.12 walked for the rmaps and per TDP root
+    zap_us = s.zap_base_us + s.zap_us_per_mib * PAGE_SIZE / 2**20
+    # Linear to 64 vCPUs, then (N / 64) ** tlb_flush_exponent (the Scenario's flush growth).
+    reach = n_vcpus if n_vcpus <= 64 else 64 * (n_vcpus / 64) ** s.tlb_flush_exponent
+    flush_us = s.tlb_flush_base_us + s.tlb_flush_per_vcpu_us * reach
+    return s.lock_op_us + walks * len(s.layout) * s.memslot_walk_ns * 1e-3 + zap_us + flush_us
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_flush_hold_matches_the_cost_rules(seed):
+    """The answer is the rounded hold of the cost rules, never within 0.25 µs of a half;
+    16 to 416 vCPUs; one µs more is wrong."""
+    q = exercises.hit_flush_hold(seed)
+    n_vcpus, kernel = _flush_asked(q.question)
+    exact = _flush_oracle(n_vcpus, kernel)
+    assert q.answer == round(exact)
+    assert abs(exact - round(exact)) < 0.25, "the rounding must never be a coin toss"
+    assert 16 <= n_vcpus <= 416
+    assert q.check(q.answer)[0] and q.check(float(q.answer))[0]
+    assert not q.check(q.answer + 1)[0]
+
+
+def test_no_kernel_elides_a_hit():
+    """Same VM, same page, every kernel: the hold of a hitting start rounds to the same µs."""
+    for seed in range(30):
+        q = exercises.hit_flush_hold(seed)
+        n_vcpus, _ = _flush_asked(q.question)
+        holds = {round(_flush_oracle(n_vcpus, k)) for k in kv.KERNELS}
+        assert holds == {q.answer}
+
+
 ORACLES = {
     "takes-lock": takes_lock_oracle,
     "zapped-gfns": zapped_oracle,
-    "grant-order": lock_oracle,
-    "must-retry": must_retry_oracle,
+    "hit-or-miss": hit_or_miss_oracle,
     "callback-order": callback_oracle,
+    "trace-count": trace_count_oracle,
+    "grant-order": lock_oracle,
     "reader-wait": lock_oracle,
+    "must-retry": must_retry_oracle,
     "walk-threshold": walk_threshold_oracle,
     "flush-hold": flush_hold_oracle,
+    "first-vcpus-above": first_vcpus_oracle,
+    "munmap-on-guest": munmap_oracle,
+    "ksm-hits": ksm_hits_oracle,
+    "v513-locks": v513_locks_oracle,
 }
 
 
 # -- seeds ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", sorted(cli._QUIZ))
+@pytest.mark.parametrize("kind", list(exercises.KINDS))
 @pytest.mark.parametrize(
     ("seed", "error"), [(1.7, TypeError), ("5", TypeError), (True, TypeError), (-1, ValueError)]
 )
 def test_generators_refuse_seeds_that_are_not_non_negative_integers(kind, seed, error):
     """1.7, "5", True and -1 are refused by name, never coerced into a seed."""
     with pytest.raises(error, match=r"^seed = .*: expected a non-negative integer$"):
-        cli._QUIZ[kind](seed=seed)
+        exercises.quiz(kind, seed=seed)
 
 
-@pytest.mark.parametrize("kind", sorted(set(cli._QUIZ) - {"walk-threshold"}))
+@pytest.mark.parametrize("kind", FAST_KINDS)
 def test_a_numpy_seed_is_the_same_seed(kind):
     """np.int64(5) is seed 5: the same question, stored as a Python int."""
-    a, b = cli._QUIZ[kind](seed=np.int64(5)), cli._QUIZ[kind](seed=5)
+    a, b = exercises.quiz(kind, seed=np.int64(5)), exercises.quiz(kind, seed=5)
     assert (a.seed, a.question, a.answer) == (5, b.question, b.answer)
     assert type(a.seed) is int
 
@@ -500,11 +1583,11 @@ def test_markdown_to_html_escapes_and_leaves_code_unformatted():
     assert _markdown_to_html("2 x n x 1.8 ns") == "<p>2 x n x 1.8 ns</p>"
 
 
-@pytest.mark.parametrize("kind", sorted(set(cli._QUIZ) - {"walk-threshold"}))
+@pytest.mark.parametrize("kind", FAST_KINDS)
 def test_every_question_renders_without_markdown_left_over(kind):
     """No ``**`` or backtick survives the conversion of any kind's question."""
     for seed in range(20):
-        shown = _markdown_to_html(cli._QUIZ[kind](seed=seed).question)
+        shown = _markdown_to_html(exercises.quiz(kind, seed).question)
         assert "**" not in shown and "`" not in shown, (kind, seed)
         assert "<strong>" in shown or "<code>" in shown
 
@@ -543,3 +1626,27 @@ def test_widget_shows_html_and_checks_a_typed_answer():
     retry = exercises.must_retry(0).widget()
     retry.children[1].children[2].click()
     assert "count -&gt; 1" in retry.children[2].value
+
+
+# ==============================================================================================
+# kvmviz.rwlock.replay, checked against this file's code-level lock oracle (the one the
+# grant-order and reader-wait exercises are built on).
+# ==============================================================================================
+
+
+# -- kvmviz.rwlock: replay against the code-level oracle ---------------------------------------
+@given(requests, st.sampled_from(kv.POLICIES))
+def test_replay_matches_the_code_level_oracle(scene, policy):
+    """rwlock.replay grants every request when the kernel's code paths would (integer times,
+    holds of at least 1 µs, ties resolved in request order)."""
+    arrival, is_writer, hold = scene
+    expected = lock_oracle(arrival, is_writer, hold, policy)
+    assert kv.replay(arrival, is_writer, hold, policy).tolist() == expected
+
+
+def test_oracle_on_the_chapter_scene():
+    """The chapter's scene by hand: the writer waits for vCPU 1, the late readers for both."""
+    arrival, is_writer, hold = [0, 1, 3, 4, 8, 12], [0, 0, 1, 0, 0, 0], [6, 10, 2, 3, 6, 3]
+    assert lock_oracle(arrival, is_writer, hold, "qrwlock") == [0, 1, 11, 13, 13, 13]
+    assert lock_oracle(arrival, is_writer, hold, "reader-pref") == [0, 1, 15, 4, 8, 12]
+    assert lock_oracle(arrival, is_writer, hold, "spinlock") == [0, 6, 16, 18, 21, 27]

@@ -7,18 +7,23 @@ the toggle dashboard) must carry the writers' wait beside the readers' stall.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kvmviz as kv
-from kvmviz import cli
+from kvmviz import cli, metrics
 from kvmviz.experiments import compare_kernels
-from kvmviz.metrics import KERNEL_TABLE_COLUMNS, brownout, stall_stats, summarize
+from kvmviz.metrics import (
+    KERNEL_TABLE_COLUMNS,
+    brownout,
+    notifier_counters,
+    stall_stats,
+    summarize,
+)
 from kvmviz.run import Run
-from kvmviz.widgets import _table_html
 
 # A small seeded VM on v5.12: every notification takes mmu_lock for write (about 50 of them).
 SMALL = kv.Scenario(n_vcpus=64, duration_us=20_000.0)
@@ -151,25 +156,187 @@ def test_cli_simulate_prints_the_writers_wait(capsys):
     assert header.split() == list(KERNEL_TABLE_COLUMNS)
 
 
-def test_dashboard_table_shows_every_column_of_the_kernel_table(by_policy):
-    """The toggle dashboard's table: one header per column of KERNEL_TABLE_COLUMNS, in order,
-    the writers' mean and max wait beside the readers' stall, values as summarize gives them."""
-    rows = {"v5.12": by_policy["reader-pref"], "v5.15": by_policy["qrwlock"]}
-    table = _table_html(rows, selected="v5.15")
-    headers = re.findall(r'<th data-column="([a-z0-9_]+)">([^<]+)</th>', table)
-    assert [c for c, _ in headers] == list(KERNEL_TABLE_COLUMNS)
-    labels = dict(headers)
-    assert labels["writer_wait_mean_us"] == "writers&#x27; mean wait (µs)"
-    assert labels["writer_wait_max_us"] == "writers&#x27; max wait (µs)"
-    row = re.search(r'<tr[^>]*data-kernel="v5.12">(.*?)</tr>', table)[1]
-    cells = dict(re.findall(r'<td data-column="([a-z0-9_]+)">([^<]+)</td>', row))
-    unfair = by_policy["reader-pref"]
-    assert cells["p99_us"] == "0.0"
-    assert cells["writer_wait_mean_us"] == f"{unfair['writer_wait_mean_us']:.1f}"
-    assert cells["writer_wait_max_us"] == f"{unfair['writer_wait_max_us']:.1f}"
-    assert float(cells["writer_wait_max_us"]) > 100.0
-    assert cells["brownout_mean"] == f"{100 * unfair['brownout_mean']:.1f}"
-    assert cells["lock_taken"] == str(int(unfair["lock_taken"]))
-    # Only the selected kernel's row is highlighted.
-    assert re.findall(r'<tr style="[^"]+" data-kernel="([^"]+)">', table) == ["v5.15"]
-    assert np.isfinite([float(v) for v in cells.values()]).all()
+# -- kvmviz.metrics: notifier_counters ----------------------------------------------------------
+def test_counters_stay_balanced_and_v515_misses_change_nothing():
+    """count never goes below 0 and ends at 0, seq only grows; on v5.15 misses change
+    nothing, on v5.12 every end of a miss bumps seq."""
+    scenario = kv.Scenario(n_vcpus=8, duration_us=5_000, notifier_rate_hz=10_000)
+    for kernel in kv.KERNELS:
+        counters = notifier_counters(kv.simulate(scenario, kernel, seed=1))
+        assert (counters["count"] >= 0).all()
+        assert counters["count"].iloc[-1] == 0
+        assert counters["seq"].is_monotonic_increasing
+    misses = scenario.replace(spurious_share=1.0, spurious_pair_share=1.0)
+    assert notifier_counters(kv.simulate(misses, "v5.15", seed=1)).empty
+    v512 = kv.simulate(misses, "v5.12", seed=1)
+    ends = (v512.notifiers["callback"] == "invalidate_range_end").sum()
+    assert notifier_counters(v512)["seq"].iloc[-1] == ends
+
+
+# -- windows, coverage and the perf table, on simulated runs ------------------------------------
+PLOT_SMALL = kv.Scenario(n_vcpus=16, duration_us=5_000, guest_run_us=20, notifier_rate_hz=5_000)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """A small fault storm on every kernel, same seed."""
+    return {k: kv.simulate(PLOT_SMALL, kernel=k, seed=1) for k in kv.KERNELS}
+
+
+@pytest.fixture(scope="module")
+def busy8():
+    """Eight vCPUs in a fault storm on v5.12: writers wait and readers queue behind them."""
+    storm = kv.Scenario(
+        n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
+    )
+    return kv.simulate(storm, kernel="v5.12", seed=0)
+
+
+@pytest.fixture(scope="module")
+def big416():
+    """The 416-vCPU VM for 2 ms."""
+    return kv.simulate(kv.Scenario(duration_us=2_000), kernel="v5.12", seed=0)
+
+
+def test_busy_time_integrates_intervals_exactly():
+    """The per-bin busy time equals a fine numerical integration of the intervals."""
+    rng = np.random.default_rng(3)
+    starts = rng.uniform(0, 100, 50)
+    ends = starts + rng.exponential(10, 50)
+    edges = np.linspace(10, 90, 9)
+    fine = np.linspace(10, 90, 80_001)
+    mid = (fine[1:] + fine[:-1]) / 2
+    covered = ((starts[:, None] <= mid) & (mid < ends[:, None])).sum(axis=0) * np.diff(fine)
+    expected = np.add.reduceat(covered, np.searchsorted(mid, edges[:-1]))
+    np.testing.assert_allclose(metrics.coverage(starts, ends, edges), expected, atol=0.05)
+
+
+def _independent_groups(run):
+    """(type, caller) -> [contended, total_us, max_us], from run.lock row by row."""
+    names = {"page_fault": "direct_page_fault"}
+    groups: dict = {}
+    for row in run.lock.itertuples():
+        if not row.wait_us > 0:
+            continue
+        kind = (
+            "spinlock"
+            if run.policy == "spinlock"
+            else f"rwlock:{'R' if row.mode == 'read' else 'W'}"
+        )
+        caller = names.get(row.callback, f"kvm_mmu_notifier_{row.callback}")
+        entry = groups.setdefault((kind, caller), [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += row.wait_us
+        entry[2] = max(entry[2], row.wait_us)
+    return groups
+
+
+@pytest.mark.parametrize("kernel", ["v5.12", "v5.15"])
+def test_contention_table_matches_the_lock_table(runs, kernel):
+    """Counts and waits per (type, caller) equal sums over run.lock, longest total first."""
+    run = runs[kernel]
+    table = contention = metrics.contention_table(run)
+    assert list(table.columns) == [
+        "contended", "total_wait_us", "max_wait_us", "avg_wait_us", "type", "caller"
+    ]  # fmt: skip
+    expected = _independent_groups(run)
+    assert {(r.type, r.caller) for r in table.itertuples()} == set(expected)
+    for row in contention.itertuples():
+        contended, total, longest = expected[row.type, row.caller]
+        assert row.contended == contended
+        assert row.total_wait_us == pytest.approx(total)
+        assert row.max_wait_us == pytest.approx(longest)
+        assert row.avg_wait_us == pytest.approx(total / contended)
+    assert table["total_wait_us"].is_monotonic_decreasing
+    faults = table[table["caller"] == "direct_page_fault"].iloc[0]
+    assert faults["type"] == "rwlock:R"
+    assert faults["contended"] == int((run.faults["wait_us"] > 0).sum())
+
+
+def test_contention_under_a_spinlock_is_one_lock_type():
+    """Under the spinlock policy every contended acquisition is of type `spinlock`."""
+    busy = kv.Scenario(n_vcpus=4, duration_us=3_000, guest_run_us=5, notifier_rate_hz=5_000)
+    run = kv.simulate(busy, "v5.12", policy="spinlock")
+    table = metrics.contention_table(run)
+    assert set(table["type"]) == {"spinlock"} and len(table) >= 2
+    assert {tuple(k) for k in table[["type", "caller"]].to_numpy()} == set(_independent_groups(run))
+
+
+def test_contention_text_is_laid_out_as_perf_prints_it(runs):
+    """The header and columns of `perf lock contention`: one line per (type, caller)."""
+    text = metrics.contention_text(runs["v5.12"])
+    lines = text.splitlines()
+    assert lines[0] == (" contended   total wait     max wait     avg wait         type   caller")
+    assert lines[1] == ""
+    table = metrics.contention_table(runs["v5.12"])
+    assert len(lines) == 2 + len(table)
+    first = lines[2]
+    assert first[:10].strip() == str(table["contended"].iloc[0])
+    assert first.endswith(f"   {table['type'].iloc[0]:>10}   {table['caller'].iloc[0]}")
+
+
+@pytest.mark.parametrize(
+    ("ns", "printed"),
+    [
+        (999, "      999 ns"),
+        (1_500, "     1.50 us"),
+        (417_204, "   417.20 us"),
+        (8_610_000, "     8.61 ms"),
+        (3_533_288_000, "     3.53 s "),
+    ],
+)
+def test_perf_time_units(ns, printed):
+    """As tools/perf's lock_stat_key_print_time(): 12 wide, two decimals, ns/us/ms/s."""
+    assert metrics._perf_time(ns) == printed
+
+
+def _calm_window(lock) -> tuple[float, float]:
+    """A 2 µs window in which no acquisition waits."""
+    waited = lock[lock["wait_us"] > 0]
+    for t in np.arange(0.0, 3_000.0, 2.0):
+        if not ((waited["t_request_us"] < t + 2) & (waited["t_grant_us"] > t)).any():
+            return t, t + 2
+    raise AssertionError("no calm window")
+
+
+def _stalls_whole(run, start, end) -> bool:
+    lock = run.lock
+    waited = lock[lock["wait_us"] > 0]
+    overlapping = waited[(waited["t_request_us"] < end) & (waited["t_grant_us"] > start)]
+    return bool(
+        (overlapping["t_request_us"] >= start).all() and (overlapping["t_grant_us"] <= end).all()
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(start=st.floats(0, 1_900), width=st.floats(0.5, 400))
+def test_whole_stalls_covers_every_stall_it_overlaps(big416, start, width):
+    """Any window, widened by whole_stalls, contains it and cuts no stall: every wait that
+    overlaps the widened window begins and ends inside it."""
+    new_start, new_end = metrics.whole_stalls(big416, start, start + width)
+    assert new_start <= start and new_end >= start + width
+    assert _stalls_whole(big416, new_start, new_end)
+
+
+def test_whole_stalls_keeps_a_calm_window_and_refuses_an_empty_one(busy8):
+    """A window that cuts no stall comes back unchanged; an empty or mistyped one is refused."""
+    calm = _calm_window(busy8.lock)
+    assert metrics.whole_stalls(busy8, *calm) == calm
+    with pytest.raises(ValueError, match="end_us must be after start_us"):
+        metrics.whole_stalls(busy8, 10, 10)
+    with pytest.raises(TypeError, match="start_us"):
+        metrics.whole_stalls(busy8, "10", 20)
+
+
+def test_busiest_window_shows_the_longest_writer_wait_whole(busy8, big416):
+    """The window holds the longest notifier wait from its request to its grant, is at least
+    as wide as asked, and cuts no stall."""
+    for run, width in ((busy8, 60.0), (big416, 1_000.0)):
+        start, end = metrics.busiest_window(run, width)
+        taken = run.notifiers[run.notifiers["locked"]]
+        worst = taken.loc[taken["wait_us"].idxmax()]
+        assert start <= worst.t_arrive_us and worst.t_grant_us <= end
+        assert end - start >= width
+        assert _stalls_whole(run, start, end)
+    with pytest.raises(ValueError, match="width_us"):
+        metrics.busiest_window(busy8, 0)

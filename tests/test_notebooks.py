@@ -306,3 +306,33 @@ def test_every_numbered_figure_is_drawn_once(path, kernel_name):
     for i, number, _ in figures(path):
         images = [o for o in nb.cells[i].outputs if "image/png" in o.get("data", {})]
         assert len(images) == 1, f"{path.name}: Figure {number} drew {len(images)} images"
+
+
+# -- the notebooks call the package: generators and styles live in kvmviz -----------------------
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _code_cells(path: Path) -> list[str]:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_define_no_seeded_generator_and_copy_no_styles(path):
+    """No chapter defines a seeded generator (kvmviz.exercises holds them, reachable from
+    `kvmviz quiz`) or writes a kernel's colour by hand (kvmviz.theme holds them)."""
+    colours = {style["color"] for style in kv.theme.KERNEL_STYLES.values()}
+    for source in _code_cells(path):
+        assert not re.search(r"^def \w+\(seed\b", source, re.MULTILINE), source
+        assert "default_rng" not in source, source
+        for colour in colours:
+            assert colour not in source.lower(), f"{path.name} copies {colour}: use kv.theme"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_write_no_file_into_the_repository(path):
+    """No chapter, nor a code block of its prose, saves a file under a relative path."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        source = "".join(cell["source"])
+        assert not re.search(r"\.(to_csv|to_parquet|savefig|to_html)\(\s*[\"']", source), source

@@ -1,12 +1,15 @@
 """The static figures of kvmviz.plot: what each draws, checked on the artists themselves.
 
-Small scenarios keep every simulation here well under a second.
+Small scenarios keep every simulation here well under a second; the sweep figures draw tables
+made up by hand, so each cell and line has a value known in advance.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -16,13 +19,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
 import kvmviz as kv
-from kvmviz import metrics, plot, timelines
+from kvmviz import metrics, plot
 from kvmviz.presets import VMM_HEAP, large_vm_layout
 from kvmviz.theme import COLORS, KERNEL_STYLES
 
@@ -66,6 +67,8 @@ def _face(artist) -> str:
 
 
 # -- memslot maps ----------------------------------------------------------------------------
+
+
 def _ranges(layout):
     """One range hitting slot 1 of the large VM and one in the VMM's own heap (a miss)."""
     ram = next(s for s in layout if s.slot == 1 and s.as_id == 0)
@@ -121,6 +124,7 @@ def test_gfn_view_draws_the_guest_physical_side_below():
 
 
 def test_gfn_view_needs_two_axes():
+    """gfn_view with one Axes is refused; with a pair, both are drawn on."""
     _fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="pair of axes"):
         plot.memslot_map(large_vm_layout(), ax=ax, gfn_view=True)
@@ -143,81 +147,10 @@ def test_gfn_map_counts_every_gfn_range_of_a_run(runs):
     assert drawn == expected
 
 
-# -- lock timeline -----------------------------------------------------------------------------
-def test_lock_timeline_one_lane_per_vcpu(busy8):
-    """At 8 vCPUs: a lane each plus the notifier lane, blue holds and dotted orange waits,
-    and the queue depth in its own axes below."""
-    worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
-    start, end = worst["t_arrive_us"] - 20, worst["t_arrive_us"] + 40
-    ax = timelines.lock_timeline(busy8, start, end)
-    lanes, queue = ax.figure.axes
-    assert lanes is ax
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["notifiers", *(f"vCPU {v}" for v in range(8))]
-    drawn = _gids(ax, "lane-")
-    faults = busy8.faults
-    in_window = faults[(faults["t_request_us"] < end) & (faults["t_release_us"] > start)]
-    for v, attempts in in_window.groupby("vcpu"):
-        assert len(drawn[f"lane-vcpu{v}-read"].get_paths()) == len(attempts)
-        assert len(drawn[f"lane-vcpu{v}-wait"].get_paths()) == int((attempts["wait_us"] > 0).sum())
-    assert _face(drawn["lane-vcpu0-read"]) == COLORS["read"]
-    assert _face(drawn["lane-notifier-write"]) == COLORS["write"]
-    assert _face(drawn["lane-notifier-wait"]) == COLORS["wait"]
-    assert drawn["lane-notifier-wait"].get_hatch() == "..."
-    assert len(drawn["lane-notifier-wait"].get_paths()) >= 1  # the worst writer did wait
-    assert ax.get_xlabel() == "" and "µs" in queue.get_xlabel()
-    assert "waiting" in queue.get_ylabel()
-
-
-def test_queue_depth_counts_the_waiters(busy8):
-    """The queue-depth steps equal a brute-force count of acquisitions waiting at t."""
-    start, end = 500.0, 1_900.0  # under 2 ms: the axis is in µs
-    _fig, axes = plt.subplots(2, 1)
-    timelines.lock_timeline(busy8, start, end, ax=axes)
-    x, y = axes[1].get_lines()[0].get_data()
-    lock = busy8.lock
-    for t in np.random.default_rng(0).uniform(start, end, 200):
-        waiting = int(((lock["t_request_us"] <= t) & (t < lock["t_grant_us"])).sum())
-        assert y[np.searchsorted(x, t, "right") - 1] == waiting
-
-
-def test_lock_timeline_groups_416_vcpus(big416):
-    """Beyond max_lanes the faulting vCPUs are grouped: 8 lanes of shares, not 416 lanes."""
-    ax = timelines.lock_timeline(big416, 500, 1_500)
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[0] == "notifiers" and len(labels) == 1 + 8
-    assert labels[1] == "vCPUs 0–46" and labels[-1] == "vCPUs 327–373"  # 374 of 416 fault
-    drawn = _gids(ax, "lane-")
-    assert not any(g.startswith("lane-vcpu") for g in drawn)
-    assert {f"lane-group{i}-{s}" for i in range(8) for s in ("read", "wait")} <= set(drawn)
-    assert "374 faulting vCPUs of 416" in ax.get_title(loc="left")
-    assert "ms" not in ax.figure.axes[1].get_xlabel()  # a 1 ms window is labelled in µs
-    timelines.lock_timeline(big416, 0, 2_000, ax=plt.subplots()[1])
-    assert "(ms)" in plt.gca().get_xlabel()
-
-
-def test_busy_time_integrates_intervals_exactly():
-    """The per-bin busy time equals a fine numerical integration of the intervals."""
-    rng = np.random.default_rng(3)
-    starts = rng.uniform(0, 100, 50)
-    ends = starts + rng.exponential(10, 50)
-    edges = np.linspace(10, 90, 9)
-    fine = np.linspace(10, 90, 80_001)
-    mid = (fine[1:] + fine[:-1]) / 2
-    covered = ((starts[:, None] <= mid) & (mid < ends[:, None])).sum(axis=0) * np.diff(fine)
-    expected = np.add.reduceat(covered, np.searchsorted(mid, edges[:-1]))
-    np.testing.assert_allclose(metrics.coverage(starts, ends, edges), expected, atol=0.05)
-
-
-def test_lock_timeline_checks_its_window(busy8):
-    with pytest.raises(ValueError, match="after"):
-        timelines.lock_timeline(busy8, 10, 10)
-    ax = timelines.lock_timeline(busy8, 0, 100, ax=plt.subplots()[1])  # lanes only
-    assert len(ax.figure.axes) == 1 and "µs" in ax.get_xlabel()
-
-
 # -- kernels side by side ---------------------------------------------------------------------
-def test_compare_kernels_bars_from_table_or_runs(runs):
+
+
+def test_kernel_bars_from_table_or_runs(runs):
     """The per-kernel table (kv.metrics.kernel_table) and a {kernel: Run} mapping draw the
     same bars."""
     table = kv.metrics.kernel_table(runs)
@@ -236,7 +169,9 @@ def test_compare_kernels_bars_from_table_or_runs(runs):
     assert [t.get_text().split("\n")[0] for t in left.get_xticklabels()] == list(kv.KERNELS)
 
 
-def test_compare_kernels_draws_shares_in_percent(runs):
+def test_kernel_bars_draw_shares_in_percent(runs):
+    """A share (brownout_mean) is drawn in %, each bar labelled with a %; an unknown
+    metric is refused."""
     ax = plot.kernel_bars(runs, metric="brownout_mean", ax=plt.subplots()[1])
     heights = [p.get_height() for p in ax.patches]
     expected = [100 * kv.summarize(runs[k])["brownout_mean"] for k in kv.KERNELS]
@@ -246,93 +181,238 @@ def test_compare_kernels_draws_shares_in_percent(runs):
         plot.kernel_bars(runs, metric="p42")
 
 
-def test_existing_views_label_their_units(runs):
+# -- stall CDF, brownout and the dashboard's in-place update ---------------------------------
+def _fake_run(waits, kernel="v5.12"):
+    """The one table stall_cdf reads: the waits of a run's fault attempts."""
+    return SimpleNamespace(kernel=kernel, faults=pd.DataFrame({"wait_us": waits}))
+
+
+def test_stall_cdf_steps_to_each_wait_and_starts_with_the_attempts_that_never_waited():
+    """Waits 0, 0, 1 and 3 µs: the curve is 0.5 at the floor (0.1 µs, the two that never
+    waited), 0.75 from 1 µs and 1 from 3 µs, on a log axis labelled in µs."""
+    ax = plot.stall_cdf({"v5.12": _fake_run([3.0, 0.0, 1.0, 0.0])}, ax=plt.subplots()[1])
+    (line,) = ax.get_lines()
+    assert line.get_gid() == "cdf|v5.12" and line.get_drawstyle() == "steps-post"
+    np.testing.assert_allclose(line.get_xdata(), [0.1, 0.1, 0.1, 1.0, 3.0])
+    np.testing.assert_allclose(line.get_ydata(), [0.0, 0.25, 0.5, 0.75, 1.0])
+    x, y = line.get_xdata(), line.get_ydata()
+    at = {t: y[np.searchsorted(x, t, "right") - 1] for t in (0.1, 0.5, 1.0, 2.0, 3.0)}
+    assert at == {0.1: 0.5, 0.5: 0.5, 1.0: 0.75, 2.0: 0.75, 3.0: 1.0}
+    assert ax.get_xscale() == "log" and ax.get_xlim() == pytest.approx((0.08, 10.0))
+    assert ax.get_ylim() == (0, 1.02)
+    assert ax.get_xlabel().startswith("mmu_lock wait per fault attempt (µs")
+    assert ax.get_ylabel() == "share of fault attempts"
+    assert to_hex(line.get_color()) == KERNEL_STYLES["v5.12"]["color"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["v5.12 (always lock)"]
+
+
+def test_stall_cdf_draws_a_million_attempts_with_at_most_2001_points():
+    """10^6 waits (0..999,999 µs) are drawn through at most 2,001 points, the floor point
+    first; the shape is kept: the last point is the longest wait at share 1, the median sits
+    at half."""
+    waits = np.arange(1_000_000, dtype=float)
+    ax = plot.stall_cdf({"v5.15": _fake_run(waits, "v5.15")}, ax=plt.subplots()[1])
+    x, y = ax.get_lines()[0].get_data()
+    assert len(x) == 2_001
+    assert (x[0], y[0]) == (0.1, 0.0) and (x[-1], y[-1]) == (999_999.0, 1.0)
+    assert y[np.searchsorted(x, 500_000.0)] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_run_without_faults_draws_a_flat_cdf():
+    """No fault attempts: one point, at the floor, share 0."""
+    ax = plot.stall_cdf({"v5.12": _fake_run([])}, ax=plt.subplots()[1])
+    assert ax.get_lines()[0].get_xydata().tolist() == [[0.1, 0.0]]
+
+
+def test_update_gives_the_same_lines_new_data_and_the_highlight(runs):
+    """plot.update reuses the line artists and leaves them with exactly what a fresh draw of
+    the new runs gives; the highlighted kernel is bold (2.6) and the others faint (1.2, alpha
+    0.45), in the legend too. A label missing from the runs keeps its line."""
+    other = {k: kv.simulate(SMALL.replace(spurious_share=0.5), kernel=k, seed=1) for k in runs}
+    _fig, (ax, fresh) = plt.subplots(1, 2)
+    plot.stall_cdf(runs, ax=ax)
+    before = list(ax.get_lines())
+    kept = before[0].get_xydata().copy()
+    plot.update(ax, {k: other[k] for k in ("v5.13", "v5.15")}, highlight="v5.15")
+    assert ax.get_lines() == before  # the same artists
+    np.testing.assert_array_equal(before[0].get_xydata(), kept)  # v5.12 not in the new runs
+    plot.stall_cdf(other, ax=fresh, highlight="v5.15")
+    for updated, drawn in list(zip(ax.get_lines(), fresh.get_lines(), strict=True))[1:]:
+        np.testing.assert_array_equal(updated.get_xydata(), drawn.get_xydata())
+    assert [line.get_linewidth() for line in ax.get_lines()] == [1.2, 1.2, 2.6]
+    assert [line.get_alpha() for line in ax.get_lines()] == [0.45, 0.45, 1.0]
+    assert [h.get_linewidth() for h in ax.get_legend().get_lines()] == [1.2, 1.2, 2.6]
+    plot.restyle(ax, highlight=None)
+    assert [line.get_linewidth() for line in ax.get_lines()] == [1.8, 1.8, 1.8]
+
+
+def test_update_moves_the_brownout_lines_to_the_new_runs(runs):
+    """On a brownout axes, update sets each line to metrics.brownout of the new run: time in
+    ms, the share stalled in %."""
+    other = {k: kv.simulate(SMALL.replace(n_vcpus=8), kernel=k, seed=2) for k in runs}
+    ax = plot.brownout_curve(runs, ax=plt.subplots()[1])
+    plot.update(ax, other)
+    curve = metrics.brownout(other["v5.13"])
+    line = next(x for x in ax.get_lines() if x.get_gid() == "brownout|v5.13")
+    np.testing.assert_allclose(line.get_xdata(), curve["t_us"] / 1000)
+    np.testing.assert_allclose(line.get_ydata(), 100 * curve["stalled_share"])
+
+
+def test_stall_views_label_their_axes_with_units(runs):
+    """The CDF's x axis is in µs; the brownout's y in %, its x in ms, from 0 to 100 %."""
     _fig, (a, b) = plt.subplots(1, 2)
     plot.stall_cdf(runs, ax=a)
     plot.brownout_curve(runs, ax=b)
-    assert "µs" in a.get_xlabel() and "(%)" in b.get_ylabel() and "(ms)" in b.get_xlabel()
+    assert "µs" in a.get_xlabel()
+    assert b.get_ylabel() == "vCPUs stalled on mmu_lock (%)"
+    assert b.get_xlabel() == "simulated time (ms)" and b.get_ylim() == (0, 100)
+    assert [line.get_gid() for line in b.get_lines()] == [f"brownout|{k}" for k in kv.KERNELS]
 
 
-# -- perf lock contention ---------------------------------------------------------------------
-def _independent_groups(run):
-    """(type, caller) -> [contended, total_us, max_us], from run.lock row by row."""
-    names = {"page_fault": "direct_page_fault"}
-    groups: dict = {}
-    for row in run.lock.itertuples():
-        if not row.wait_us > 0:
-            continue
-        kind = (
-            "spinlock"
-            if run.policy == "spinlock"
-            else f"rwlock:{'R' if row.mode == 'read' else 'W'}"
-        )
-        caller = names.get(row.callback, f"kvm_mmu_notifier_{row.callback}")
-        entry = groups.setdefault((kind, caller), [0, 0.0, 0.0])
-        entry[0] += 1
-        entry[1] += row.wait_us
-        entry[2] = max(entry[2], row.wait_us)
-    return groups
+# -- sweeps: heatmaps and curves -------------------------------------------------------------
+def _texts(ax):
+    return [t.get_text() for t in ax.texts]
 
 
-@pytest.mark.parametrize("kernel", ["v5.12", "v5.15"])
-def test_contention_table_matches_the_lock_table(runs, kernel):
-    """Counts and waits per (type, caller) equal sums over run.lock, longest total first."""
-    run = runs[kernel]
-    table = contention = metrics.contention_table(run)
-    assert list(table.columns) == [
-        "contended", "total_wait_us", "max_wait_us", "avg_wait_us", "type", "caller"
-    ]  # fmt: skip
-    expected = _independent_groups(run)
-    assert {(r.type, r.caller) for r in table.itertuples()} == set(expected)
-    for row in contention.itertuples():
-        contended, total, longest = expected[row.type, row.caller]
-        assert row.contended == contended
-        assert row.total_wait_us == pytest.approx(total)
-        assert row.max_wait_us == pytest.approx(longest)
-        assert row.avg_wait_us == pytest.approx(total / contended)
-    assert table["total_wait_us"].is_monotonic_decreasing
-    faults = table[table["caller"] == "direct_page_fault"].iloc[0]
-    assert faults["type"] == "rwlock:R"
-    assert faults["contended"] == int((run.faults["wait_us"] > 0).sum())
+def _sweep_table():
+    """Two kernels x 2 vCPU counts x 2 spurious shares x 2 seeds, with made-up measurements:
+    p99 = vCPUs x share (x 1.5 on v5.12) + seed, brownout = p99 / 1000."""
+    rows = []
+    for kernel, scale in (("v5.12", 1.5), ("v5.15", 1.0)):
+        for n in (8, 16):
+            for share in (0.5, 1.0):
+                for seed in (0, 1):
+                    p99 = scale * n * share + seed
+                    rows.append((kernel, n, share, seed, p99, p99 / 1000))
+    columns = ["kernel", "n_vcpus", "spurious_share", "seed", "p99_us", "brownout_mean"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def test_contention_under_a_spinlock_is_one_lock_type():
-    busy = kv.Scenario(n_vcpus=4, duration_us=3_000, guest_run_us=5, notifier_rate_hz=5_000)
-    run = kv.simulate(busy, "v5.12", policy="spinlock")
-    table = metrics.contention_table(run)
-    assert set(table["type"]) == {"spinlock"} and len(table) >= 2
-    assert {tuple(k) for k in table[["type", "caller"]].to_numpy()} == set(_independent_groups(run))
+def test_heatmap_writes_each_cell_averaged_over_seeds_dark_on_light_and_white_on_dark():
+    """v5.12's cells are the mean of two seeds (p99 = 1.5 x vCPUs x share + 0.5): 6.5, 12.5,
+    12.5 and 24.5 µs, written as "6.5", "12", "12", "24" (two significant digits under 10,
+    whole numbers above). seaborn picks the text colour from the cell's luminance: near-black
+    (#262626) on the light cells, white on the darkest; the scale starts at 0."""
+    table = _sweep_table()
+    v512 = table[table.kernel == "v5.12"]
+    fig, ax = plt.subplots()
+    plot.heatmap(v512, "spurious_share", "n_vcpus", "p99_us", ax=ax)
+    cells = {(t.get_position(), t.get_text(), to_hex(t.get_color())) for t in ax.texts}
+    # seaborn puts the first row at the top (y = 0.5): the larger vCPU count, 16.
+    assert cells == {
+        ((0.5, 0.5), "12", "#262626"),
+        ((1.5, 0.5), "24", "#ffffff"),
+        ((0.5, 1.5), "6.5", "#262626"),
+        ((1.5, 1.5), "12", "#262626"),
+    }
+    mesh = ax.collections[0]
+    np.testing.assert_allclose(mesh.get_array().reshape(2, 2), [[12.5, 24.5], [6.5, 12.5]])
+    assert mesh.get_clim() == (0.0, 24.5)
+    assert to_hex(mesh.cmap(1.0)) == to_hex(plt.get_cmap("YlOrBr")(1.0))
+    # y grows upwards on screen: the 8-vCPU row is below the 16-vCPU row.
+    ticks = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    assert set(ticks) == {"8", "16"}
+    screen = {k: ax.transData.transform((0, y))[1] for k, y in ticks.items()}
+    assert screen["8"] < screen["16"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "1"]
+    assert ax.get_xlabel() == "spurious_share" and ax.get_ylabel() == "n_vcpus"
+    assert fig.axes[-1].get_ylabel() == "p99 fault stall (µs)"  # the colour bar
 
 
-def test_contention_text_is_laid_out_as_perf_prints_it(runs):
-    text = metrics.contention_text(runs["v5.12"])
-    lines = text.splitlines()
-    assert lines[0] == (" contended   total wait     max wait     avg wait         type   caller")
-    assert lines[1] == ""
-    table = metrics.contention_table(runs["v5.12"])
-    assert len(lines) == 2 + len(table)
-    first = lines[2]
-    assert first[:10].strip() == str(table["contended"].iloc[0])
-    assert first.endswith(f"   {table['type'].iloc[0]:>10}   {table['caller'].iloc[0]}")
+def test_heatmap_shows_shares_in_percent_with_the_given_labels_and_scale():
+    """A share (brownout_mean) is drawn in %: 0.0065 is "0.7", 0.0245 is "2.5"; vmax and the
+    axis labels are as given, and colorbar=False draws no colour bar."""
+    table = _sweep_table()
+    ax = plot.heatmap(
+        table[table.kernel == "v5.12"], "spurious_share", "n_vcpus", "brownout_mean",
+        ax=plt.subplots()[1], vmax=10, labels={"n_vcpus": "vCPUs"}, colorbar=False,
+    )  # fmt: skip
+    assert sorted(_texts(ax)) == ["0.7", "1.2", "1.2", "2.5"]
+    assert ax.collections[0].get_clim() == (0.0, 10.0)
+    assert ax.get_ylabel() == "vCPUs"
+    assert len(ax.figure.axes) == 1
 
 
-@pytest.mark.parametrize(
-    ("ns", "printed"),
-    [
-        (999, "      999 ns"),
-        (1_500, "     1.50 us"),
-        (417_204, "   417.20 us"),
-        (8_610_000, "     8.61 ms"),
-        (3_533_288_000, "     3.53 s "),
-    ],
-)
-def test_perf_time_units(ns, printed):
-    """As tools/perf's lock_stat_key_print_time(): 12 wide, two decimals, ns/us/ms/s."""
-    assert metrics._perf_time(ns) == printed
+def test_heatmap_leaves_a_missing_cell_blank():
+    """A point with no measurement is masked: no text in its cell."""
+    frame = pd.DataFrame({"a": [1, 2, 1], "b": [10, 10, 20], "p99_us": [1.0, 2.0, 3.0]})
+    ax = plot.heatmap(frame, "a", "b", "p99_us", ax=plt.subplots()[1], colorbar=False)
+    assert sorted(_texts(ax)) == ["1", "2", "3"]
+
+
+def test_heatmaps_share_one_colour_scale():
+    """One panel per kernel in the order asked, on one scale up to the largest cell of any
+    (v5.12's 24.5 µs), one colour bar, and one x label under the row of panels."""
+    fig = plot.heatmaps(
+        _sweep_table(), "spurious_share", "n_vcpus", "p99_us",
+        order=["v5.12", "v5.15"], titles={"v5.12": "before"},
+    )  # fmt: skip
+    panels, colorbar = fig.axes[:2], fig.axes[2]
+    # Where a title sits follows the theme (kv.set_theme puts it on the left): read any of them.
+    titles = [ax.get_title("center") or ax.get_title("left") for ax in panels]
+    assert titles == ["before", "v5.15"]
+    assert [ax.collections[0].get_clim() for ax in panels] == [(0.0, 24.5), (0.0, 24.5)]
+    assert sorted(_texts(panels[1])) == ["16", "4.5", "8.5", "8.5"]
+    assert colorbar.get_ylabel() == "p99 fault stall (µs)"
+    assert [ax.get_xlabel() for ax in panels] == ["", ""]
+    assert fig.get_supxlabel() == "spurious_share"
+    assert panels[0].get_ylabel() == "n_vcpus" and panels[1].get_ylabel() == ""
+
+
+def test_curves_average_the_seeds_and_band_their_spread():
+    """Two seeds at each x: the line is their mean and the band runs from the lower to the
+    higher seed (x=10: 1 and 3 µs; x=100: 2 and 6 µs); a hue with one seed has a line and no
+    band. Each line is named at its right end, the marks are drawn, the axes labelled."""
+    frame = pd.DataFrame(
+        {
+            "n": [10, 10, 100, 100, 10, 100],
+            "how": ["linear"] * 4 + ["tree"] * 2,
+            "p99_us": [1.0, 3.0, 2.0, 6.0, 1.0, 1.0],
+        }
+    )
+    ax = plot.curves(
+        frame, "n", "p99_us", hue="how", ax=plt.subplots()[1],
+        styles={"tree": {"color": "#0173b2", "linestyle": "--", "marker": "s"}},
+        marks={50: "old limit"},
+    )  # fmt: skip
+    lines = {line.get_gid(): line for line in ax.lines}
+    assert set(lines) == {"curve|linear", "curve|tree", "mark|50"}
+    np.testing.assert_allclose(lines["curve|linear"].get_xydata(), [[10, 2.0], [100, 4.0]])
+    np.testing.assert_allclose(lines["curve|tree"].get_xydata(), [[10, 1.0], [100, 1.0]])
+    tree = lines["curve|tree"]
+    assert (tree.get_color(), tree.get_linestyle(), tree.get_marker()) == ("#0173b2", "--", "s")
+    assert to_hex(lines["curve|linear"].get_color()) == "#333333"  # the first default style
+    bands = {c.get_gid(): c for c in ax.collections}
+    assert set(bands) == {"spread|linear", "spread|tree"}
+    band = bands["spread|linear"].get_paths()[0].vertices
+    bounds = {
+        x: (band[band[:, 0] == x, 1].min(), band[band[:, 0] == x, 1].max()) for x in (10, 100)
+    }
+    assert bounds == {10: (1.0, 3.0), 100: (2.0, 6.0)}
+    assert all(len(p.vertices) == 0 for p in bands["spread|tree"].get_paths())
+    assert _texts(ax) == ["linear", "tree", "old limit"]
+    assert ax.get_xscale() == "log" and ax.get_ylim()[0] == 0
+    assert ax.get_xlabel() == "n" and ax.get_ylabel() == "p99 fault stall (µs)"
+    assert ax.get_legend() is None  # named at their ends instead
+
+
+def test_curves_without_a_band_and_in_percent():
+    """errorbar=None draws the lines alone; a share is drawn in % (0.25 -> 25)."""
+    frame = pd.DataFrame({"n": [1, 1, 2, 2], "k": ["a"] * 4, "brownout_mean": [0.2, 0.3, 0.4, 0.6]})
+    ax = plot.curves(frame, "n", "brownout_mean", hue="k", ax=plt.subplots()[1], logx=False,
+                     errorbar=None)  # fmt: skip
+    assert len(ax.collections) == 0  # no band
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [25.0, 50.0])
+    assert ax.get_xscale() == "linear"
+    assert ax.get_ylabel() == "vCPU time stalled on mmu_lock (%)"
 
 
 # -- saving -----------------------------------------------------------------------------------
+
+
 def test_save_refuses_to_overwrite_and_writes_nothing(tmp_path):
+    """An existing target stops save before it writes anything (and a bad format too);
+    force=True overwrites, leaving no temporary file behind."""
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     (tmp_path / "f.png").write_bytes(b"mine")
@@ -349,6 +429,8 @@ def test_save_refuses_to_overwrite_and_writes_nothing(tmp_path):
 
 
 def test_save_writes_readable_reproducible_files(tmp_path):
+    """Saving one figure twice gives the same bytes (no date), a well-formed SVG, and
+    files with the umask's permissions."""
     kv.set_theme("paper")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
@@ -362,7 +444,44 @@ def test_save_writes_readable_reproducible_files(tmp_path):
     assert a.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def _svg(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def test_same_seed_gives_the_same_svg_bytes():
+    """With kv.set_theme (svg.hashsalt "kvmviz"), two simulations with the same seed draw
+    byte-identical SVGs of the stall CDF and brownout; so do the seaborn-drawn heatmap and
+    curves of one table. Another seed draws other bytes."""
+    kv.set_theme("paper")
+    assert matplotlib.rcParams["svg.hashsalt"] == "kvmviz"
+
+    def stalls(seed) -> bytes:
+        runs = {k: kv.simulate(SMALL, kernel=k, seed=seed) for k in kv.KERNELS}
+        fig, (a, b) = plt.subplots(1, 2)
+        plot.stall_cdf(runs, ax=a)
+        plot.brownout_curve(runs, ax=b)
+        return _svg(fig)
+
+    first = stalls(3)
+    assert stalls(3) == first
+    assert stalls(4) != first
+
+    def sweep() -> bytes:
+        table = _sweep_table()
+        fig = plot.heatmaps(table, "spurious_share", "n_vcpus", "p99_us")
+        _fig, ax = plt.subplots()
+        plot.curves(table, "n_vcpus", "p99_us", hue="kernel", ax=ax)
+        return _svg(fig) + _svg(ax.figure)
+
+    assert sweep() == sweep()
+
+
 # -- figures that say what they mean (issue 8, §6) ----------------------------------------------
+
+
 def _min_px(fig) -> float:
     """MIN_SPAN_PT in the figure's pixels."""
     return plot.MIN_SPAN_PT * fig.dpi / 72
@@ -486,106 +605,6 @@ def test_every_slot_says_its_size():
         for slot in layout:
             assert f"slot {slot.slot}" in texts and plot._size(slot.size_bytes) in texts
         assert "log of size" in axes.get_xlabel()
-
-
-def test_a_40_ns_write_hold_is_min_span_wide_in_a_2_ms_window(big416):
-    """The notifier lane's write holds (tens of ns) are at least MIN_SPAN_PT wide on screen
-    in a 2 ms window of the 416-vCPU VM."""
-    ax = timelines.lock_timeline(big416, 0, 2_000)
-    ax.figure.canvas.draw()
-    write = _gids(ax, "lane-notifier-")["lane-notifier-write"]
-    widths = _screen_widths(ax, write)
-    assert len(widths) >= 1
-    assert widths.min() >= _min_px(ax.figure) - 1e-6
-
-
-def test_timeline_legend_lists_only_the_states_drawn(busy8):
-    """v5.12 takes the lock on every callback: no "skips it" entry; v5.15 skips the misses:
-    the entry is there; a window where nobody waits has no "waits" entry."""
-    worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
-    ax = timelines.lock_timeline(
-        busy8, *metrics.whole_stalls(busy8, worst.t_arrive_us, worst.t_grant_us)
-    )
-    labels = _legend_texts(ax)
-    assert labels[:3] == ["fault holds mmu_lock\nfor read", "notifier holds it\nfor write",
-                          "waits for it"]  # fmt: skip
-    assert "callback skips it" not in labels
-    storm = busy8.scenario
-    v515 = kv.simulate(storm, kernel="v5.15", seed=0)
-    skipped = v515.notifiers[~v515.notifiers["locked"]].iloc[0]
-    ax = timelines.lock_timeline(v515, skipped.t_arrive_us - 5, skipped.t_arrive_us + 5)
-    assert "callback skips it" in _legend_texts(ax)
-    lock = busy8.lock
-    calm = _calm_window(lock)
-    ax = timelines.lock_timeline(busy8, *calm)
-    assert not any(t.startswith("waits") for t in _legend_texts(ax))
-
-
-def _calm_window(lock) -> tuple[float, float]:
-    """A 2 µs window in which no acquisition waits."""
-    waited = lock[lock["wait_us"] > 0]
-    for t in np.arange(0.0, 3_000.0, 2.0):
-        if not ((waited["t_request_us"] < t + 2) & (waited["t_grant_us"] > t)).any():
-            return t, t + 2
-    raise AssertionError("no calm window")
-
-
-def test_holds_under_a_spinlock_are_never_labelled_for_read():
-    """Under the spinlock policy every holder is exclusive: neither timeline calls a fault's
-    hold "for read", and the lock timeline's title says spinlock."""
-    tiny = kv.Scenario(n_vcpus=3, faulting_share=1.0, guest_run_us=10, duration_us=400)
-    run = kv.simulate(tiny, kernel="v5.12", policy="spinlock", seed=0)
-    ax = timelines.lock_timeline(run, 0, 400)
-    labels = _legend_texts(ax)
-    assert "fault holds mmu_lock\n(exclusive: spinlock)" in labels
-    assert not any("read" in label for label in labels)
-    assert "spinlock" in ax.get_title(loc="left")
-    ax = timelines.retry_timeline(run, 0, 400)
-    assert not any("for read" in label for label in _legend_texts(ax))
-    qrw = kv.simulate(tiny, kernel="v5.12", seed=0)
-    assert "holds it\nfor read" in _legend_texts(timelines.retry_timeline(qrw, 0, 400))
-
-
-def _stalls_whole(run, start, end) -> bool:
-    lock = run.lock
-    waited = lock[lock["wait_us"] > 0]
-    overlapping = waited[(waited["t_request_us"] < end) & (waited["t_grant_us"] > start)]
-    return bool(
-        (overlapping["t_request_us"] >= start).all() and (overlapping["t_grant_us"] <= end).all()
-    )
-
-
-@settings(max_examples=40, deadline=None)
-@given(start=st.floats(0, 1_900), width=st.floats(0.5, 400))
-def test_whole_stalls_covers_every_stall_it_overlaps(big416, start, width):
-    """Any window, widened by whole_stalls, contains it and cuts no stall: every wait that
-    overlaps the widened window begins and ends inside it."""
-    new_start, new_end = metrics.whole_stalls(big416, start, start + width)
-    assert new_start <= start and new_end >= start + width
-    assert _stalls_whole(big416, new_start, new_end)
-
-
-def test_whole_stalls_keeps_a_calm_window_and_refuses_an_empty_one(busy8):
-    calm = _calm_window(busy8.lock)
-    assert metrics.whole_stalls(busy8, *calm) == calm
-    with pytest.raises(ValueError, match="end_us must be after start_us"):
-        metrics.whole_stalls(busy8, 10, 10)
-    with pytest.raises(TypeError, match="start_us"):
-        metrics.whole_stalls(busy8, "10", 20)
-
-
-def test_busiest_window_shows_the_longest_writer_wait_whole(busy8, big416):
-    """The window holds the longest notifier wait from its request to its grant, is at least
-    as wide as asked, and cuts no stall."""
-    for run, width in ((busy8, 60.0), (big416, 1_000.0)):
-        start, end = metrics.busiest_window(run, width)
-        taken = run.notifiers[run.notifiers["locked"]]
-        worst = taken.loc[taken["wait_us"].idxmax()]
-        assert start <= worst.t_arrive_us and worst.t_grant_us <= end
-        assert end - start >= width
-        assert _stalls_whole(run, start, end)
-    with pytest.raises(ValueError, match="width_us"):
-        metrics.busiest_window(busy8, 0)
 
 
 def test_stall_by_kernel_draws_the_distribution_beside_the_readers_and_writers_numbers(runs):

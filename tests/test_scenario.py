@@ -1,8 +1,10 @@
-"""kvmviz.scenario: a Scenario refuses, by name, every parameter it cannot mean.
+"""kvmviz.scenario: a Scenario refuses, by name, every parameter it cannot mean, and says where
+each of its numbers comes from.
 
 Each field is stored in its canonical type: numpy numbers are welcome (a sweep over
 ``np.arange`` hands them in), while strings, booleans, NaN and infinity are refused, never
-coerced, with one sentence naming ``Scenario.<field>`` and what was expected.
+coerced, with one sentence naming ``Scenario.<field>`` and what was expected. Each field has one
+row in the calibration table (``PARAMETERS``, ``parameter_table()``): its status and source.
 """
 
 from __future__ import annotations
@@ -177,3 +179,30 @@ def test_a_vm_may_have_no_faulting_vcpu(n_vcpus, share):
     scenario = kv.Scenario(n_vcpus=n_vcpus, faulting_share=share)
     assert scenario.n_faulting == 0
     assert scenario.mean_read_hold_us == scenario.read_hold_us
+
+
+# -- the calibration table: PARAMETERS, parameter_table() ------------------------------------
+def test_every_scenario_parameter_has_one_row_with_a_status_and_a_source():
+    """One row per Scenario field, in a known status, each with a source; fitted and free
+    parameters carry a plausible range that contains the default."""
+    table = kv.scenario.parameter_table()
+    fields = set(kv.Scenario.__dataclass_fields__)
+    assert set(table["parameter"]) == fields and len(table) == len(fields)
+    assert set(table["status"]) <= set(kv.scenario.STATUSES)
+    assert table["source"].str.len().min() > 0
+    default = kv.Scenario()
+    for p in kv.scenario.PARAMETERS:
+        if p.status in ("fitted", "free") and p.low is not None:
+            assert p.low <= getattr(default, p.name) <= p.high, p.name
+        if p.values:
+            assert p.values == tuple(sorted(p.values)), p.name
+            assert p.low <= p.values[0] and p.values[-1] <= p.high, p.name
+            assert getattr(default, p.name) in p.values, p.name
+
+
+def test_the_two_extrapolations_are_marked_free():
+    """No source measures the in-lock share of the contention or the flush past 64 vCPUs."""
+    status = kv.scenario.parameter_table().set_index("parameter")["status"]
+    assert status["contention_in_lock_share"] == "free"
+    assert status["tlb_flush_exponent"] == "free"
+    assert status["read_hold_us"] == status["read_hold_per_vcpu_us"] == "fitted"

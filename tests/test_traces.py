@@ -21,7 +21,7 @@ import pytest
 import kvmviz as kv
 from kvmviz import classify
 from kvmviz import traces as kt
-from kvmviz.memslots import GfnRange
+from kvmviz.cli import main
 from kvmviz.presets import q35_512m_layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,8 @@ def write(tmp_path: Path, text: str, name: str = "trace.txt") -> Path:
     ],
 )
 def test_data_files_are_unchanged_copies(rel):
+    """Each sample in data/ is a byte-for-byte copy of the shared original (skipped where that is
+    not mounted)."""
     assert (DATA / rel).is_file()
     if not (SHARED / rel).is_file():
         pytest.skip("the shared originals are not mounted here")
@@ -92,6 +94,8 @@ def test_data_files_are_unchanged_copies(rel):
 
 
 def test_data_readme_describes_provenance_and_recording():
+    """data/README.md names the kernel, the QEMU version and the commands that recorded the
+    samples."""
     text = (DATA / "README.md").read_text(encoding="utf-8")
     for needle in (
         "Linux 6.18",
@@ -104,6 +108,8 @@ def test_data_readme_describes_provenance_and_recording():
 
 # -- the real trace ------------------------------------------------------------------------------
 def test_real_trace_parses_with_no_skipped_line(events):
+    """The real tracefs capture parses strictly: no skipped line, no lost event, over 1000
+    records."""
     assert events.attrs["skipped"] == []
     assert events.attrs["skipped_count"] == 0
     assert events.attrs["format"] == "tracefs"
@@ -112,6 +118,8 @@ def test_real_trace_parses_with_no_skipped_line(events):
 
 
 def test_every_line_of_the_real_trace_is_accounted_for(events):
+    """The 1541 lines are records, 17 comments and stack frames, counted by the parser and again by
+    plain string tests."""
     lines = file_lines(TRACE)
     counts = events.attrs["line_counts"]
     assert counts["total"] == len(lines) == 1541
@@ -136,6 +144,8 @@ def _grep_event(line: str) -> str:
 
 
 def test_event_counts_match_an_independent_count(events):
+    """The per-event counts (814 unmaps, 167 age, 108 test-age, ...) equal a count made by splitting
+    the lines."""
     lines = file_lines(TRACE)
     expected = collections.Counter(
         _grep_event(line)
@@ -158,6 +168,8 @@ def test_event_counts_match_an_independent_count(events):
 
 
 def test_line_numbers_point_at_the_records(events):
+    """Every record's line number points at a file line holding its comm, pid, cpu, timestamp and
+    text."""
     lines = file_lines(TRACE)
     for row in events.itertuples():
         line = lines[row.line - 1]
@@ -169,6 +181,8 @@ def test_line_numbers_point_at_the_records(events):
 
 
 def test_record_fields(events):
+    """The fields of the first records, the hva ranges and callbacks of notifiers, the lock fields
+    of contention events, by value."""
     first = events.iloc[0]
     assert tuple(first[["line", "comm", "pid", "cpu", "flags"]]) == (
         18,
@@ -214,6 +228,7 @@ def test_record_fields(events):
 
 
 def test_stack_traces_carry_their_frames(events):
+    """The 19 stack traces carry their frames and each follows the contention_begin of its task."""
     stacks = events[events["event"] == "<stack trace>"]
     assert len(stacks) == 19
     frames = stacks["text"].str.split("\n")
@@ -227,6 +242,8 @@ def test_stack_traces_carry_their_frames(events):
 
 
 def test_phases_follow_the_marks(events):
+    """Each record's phase is the last 'PHASE <name>' mark before it, checked line by line; other
+    marks start no phase."""
     assert list(events["phase"].cat.categories) == PHASES
     assert events["phase"].notna().all()  # the first record is the first mark
     marks = events[events["mark"].notna()]
@@ -242,120 +259,20 @@ def test_phases_follow_the_marks(events):
     assert "mprotect unpopulated-unrelated 0x7fafeb4b6000-0x7fafeb4c6000" in set(marks["mark"])
 
 
-# -- classification of the real trace, phase by phase ----------------------------------------------
+# -- the layout of the real trace (its classification: tests/test_classify.py) ----------------
 def test_layout_json(layout):
+    """The layout JSON of the trace gives its two memslots: slot 0 (512 pages) and slot 1 (2048
+    pages)."""
     assert [(s.slot, s.base_gfn, s.npages, s.userspace_addr) for s in layout] == [
         (0, 0, 0x200, 0x7FAFEB200000),
         (1, 0x10000, 0x800, 0x7FAFEAA00000),
     ]
 
 
-def test_classify_columns(events, classified):
-    assert classified["hit"].dtype == "boolean"
-    notifier = classified["callback"].notna()
-    assert classified.loc[~notifier, "hit"].isna().all()
-    assert classified.loc[notifier, "hit"].notna().all()
-    assert classified.loc[~notifier, "gfn_ranges"].isna().all()
-    hits = classified[classified["hit"].fillna(False)]
-    misses = classified[notifier & ~classified["hit"].fillna(False)]
-    assert (misses["gfn_ranges"].map(len) == 0).all()
-    assert (hits["gfn_ranges"].map(len) > 0).all()
-    assert "hit" not in events.columns  # the input is not modified
-    # The madvise of the relevant phase: 16 pages at the start of slot 1.
-    row = classified[(classified["phase"] == "relevant_madv") & (classified["pid"] == VMM_PID)]
-    row = row[row["event"] == "kvm_unmap_hva_range"].iloc[0]
-    assert row.gfn_ranges == [GfnRange(as_id=0, slot=1, gfn_start=0x10000, gfn_end=0x10010)]
-
-
-def _unmaps(classified, phase):
-    rows = classified[(classified["phase"] == phase)]
-    return rows[rows["event"] == "kvm_unmap_hva_range"]
-
-
-@pytest.mark.parametrize("phase", ["spurious_munmap", "spurious_madv"])
-def test_spurious_phases_are_all_misses(classified, phase):
-    unmaps = _unmaps(classified, phase)
-    assert 190 <= len(unmaps) <= 210  # "about 200"
-    assert not unmaps["hit"].any()
-    assert (unmaps["pid"] == VMM_PID).all()
-
-
-def test_relevant_madv_hits(classified):
-    unmaps = _unmaps(classified, "relevant_madv")
-    vmm = unmaps[unmaps["pid"] == VMM_PID]
-    assert len(vmm) == 200 and vmm["hit"].all()
-    # The only misses: the vCPU thread tearing down its stack as it exits, after the madvises.
-    others = unmaps[unmaps["pid"] != VMM_PID]
-    assert len(others) == 3 and not others["hit"].any()
-    assert others["line"].min() > vmm["line"].max()
-
-
-def test_write_contention_only_where_notifiers_hit(classified):
-    begin = classified[classified["event"] == "contention_begin"]
-    write = begin[begin["lock_flags"].astype(str).str.contains("WRITE")]
-    by_phase = write["phase"].value_counts()
-    assert by_phase["relevant_madv"] == 19
-    for phase in ("idle", "spurious_munmap", "spurious_madv"):
-        assert by_phase[phase] == 0
-
-
-def test_phase_summary(classified):
-    summary = classify.phase_summary(classified)
-    assert list(summary.index) == PHASES
-    assert summary.index.name == "phase"
-    s = summary.loc
-    assert s["spurious_munmap", "invalidate_range_start"] == 200
-    assert s["spurious_munmap", "misses"] == 200 and s["spurious_munmap", "hits"] == 0
-    assert s["spurious_madv", "misses"] == 200 and s["spurious_madv", "hits"] == 0
-    assert s["relevant_madv", "hits"] == 200 and s["relevant_madv", "misses"] == 3
-    assert s["relevant_madv", "contention_begin[SPIN|WRITE]"] == 19
-    assert summary["contention_begin[SPIN|WRITE]"].drop("relevant_madv").eq(0).all()
-    assert 185 <= s["ksm", "hits"] <= 200  # ~192 single-page hits
-    # kdamond's aging: clear_young (DAMON never flushes) and test_young; no clear_flush_young.
-    assert (s["aging", "clear_young"], s["aging", "test_young"]) == (127, 96)
-    assert summary["clear_young"].sum() == 167 and summary["clear_flush_young"].eq(0).all()
-    assert s["aging", "misses"] > 10 * s["aging", "hits"]  # mostly misses
-    assert summary["change_pte"].eq(0).all() and summary["page_faults"].eq(0).all()
-    # Totals agree with the frame.
-    assert summary["records"].sum() == len(classified)
-    assert summary["notifiers"].sum() == classified["callback"].notna().sum()
-    assert (summary["hits"] + summary["misses"]).tolist() == summary["notifiers"].tolist()
-    callbacks = [
-        "invalidate_range_start",
-        "change_pte",
-        "clear_flush_young",
-        "clear_young",
-        "test_young",
-    ]
-    assert summary[callbacks].sum(axis=1).tolist() == summary["notifiers"].tolist()
-    assert summary["contention_end"].sum() == 80
-    assert summary["start_us"].is_monotonic_increasing
-    assert (summary["duration_us"] >= 0).all()
-    assert s["idle", "start_us"] == 0.0
-
-
-def test_phase_summary_needs_classify(events):
-    with pytest.raises(ValueError, match=r"lacks columns \['hit'\].*records"):
-        classify.phase_summary(events)
-
-
-def test_phase_summary_records_before_the_first_mark(tmp_path):
-    path = write(
-        tmp_path,
-        " a-1 [000] 1.000000: kvm_test_age_hva: mmu notifier test age hva: 0x1000\n"
-        " a-1 [000] 2.000000: tracing_mark_write: PHASE one\n"
-        " a-1 [000] 3.000000: kvm_test_age_hva: mmu notifier test age hva: 0x9000\n",
-    )
-    layout = kv.MemslotLayout([kv.Memslot(slot=0, base_gfn=0, npages=4, userspace_addr=0x8000)])
-    summary = classify.phase_summary(classify.records(kt.load_ftrace(path), layout))
-    assert list(summary.index) == ["(none)", "one"]
-    assert summary["test_young"].tolist() == [1, 1]
-    assert summary["hits"].tolist() == [0, 1]
-    assert summary["duration_us"].tolist() == [1e6, 1e6]
-
-
 # -- the engine's stream ---------------------------------------------------------------------------
 def test_to_stream_of_the_real_trace(classified, layout):
+    """to_stream turns the trace into 814 pairs, 167 clear_young and 108 test_young events that the
+    engine replays with the same hits."""
     stream = kt.to_stream(classified)
     assert list(stream.columns) == ["event", "cause", "kind", "t_us", "hva_start", "hva_end"]
     # kdamond's 167 kvm_age_hva are clear_young events (they were clear_flush_young when the
@@ -386,6 +303,8 @@ def test_to_stream_of_the_real_trace(classified, layout):
 
 
 def test_to_stream_folds_change_pte_into_moves(tmp_path):
+    """A kvm_set_spte_hva on the page a task just unmapped folds that pair into one move event;
+    one on another page is a move of its own page."""
     path = write(
         tmp_path,
         " ksmd-37 [000] 1.000000: kvm_unmap_hva_range: mmu notifier unmap range: "
@@ -532,6 +451,8 @@ def test_age_hva_of_kswapd_and_other_tasks_is_clear_flush_young(tmp_path):
     ],
 )
 def test_age_hva_callback_table(comm, callback, source):
+    """age_hva_callback tells clear_young (kdamond.N) from clear_flush_young (kswapdN, or assumed
+    for any other name)."""
     assert kt.age_hva_callback(comm) == (callback, source)
     assert source in kt.CALLBACK_SOURCES
     assert callback in kv.notifiers.EVENT_KINDS  # a kind the model replays
@@ -571,6 +492,8 @@ def test_age_hva_counts_of_a_frame_without_callback_source(events):
 
 # -- QEMU memslot log ------------------------------------------------------------------------------
 def test_qemu_log_replays_to_the_final_layout():
+    """The QEMU -trace log replays to the q35 512 MiB preset's layout, slot 0 shrunk to 0xC0000
+    bytes."""
     layout = kt.load_qemu_memslots(QEMU)
     assert layout == q35_512m_layout()
     slot0 = next(s for s in layout if s.slot == 0)
@@ -578,6 +501,8 @@ def test_qemu_log_replays_to_the_final_layout():
 
 
 def test_qemu_log_at_gives_intermediate_layouts():
+    """at=k replays the first k kvm_set_user_memory lines (SMRAM alias added then deleted); a bad at
+    is refused."""
     assert len(kt.load_qemu_memslots(QEMU, at=0)) == 0
     first = kt.load_qemu_memslots(QEMU, at=1)
     assert [(s.slot, s.base_gfn, s.size_bytes, s.userspace_addr) for s in first] == [
@@ -597,6 +522,8 @@ def test_qemu_log_at_gives_intermediate_layouts():
 
 
 def test_memslot_events_of_the_real_log():
+    """memslot_events lists the 9 ioctls (3 adds, 2 deletes, 4 adds), and replaying any prefix
+    agrees with at=."""
     ev = kt.memslot_events(QEMU)
     lines = file_lines(QEMU)
     expected = [i + 1 for i, line in enumerate(lines) if line.startswith("kvm_set_user_memory ")]
@@ -646,6 +573,8 @@ QEMU_SYNTHETIC = (
 
 
 def test_qemu_other_formats(tmp_path):
+    """Newer QEMU lines (AddrSpace#, guest_memfd, timestamps, as_id in the slot's high bits, failed
+    ioctls) are read by value."""
     path = write(tmp_path, QEMU_SYNTHETIC, "qemu.log")
     ev = kt.memslot_events(path)
     assert ev["format"].tolist() == [
@@ -687,6 +616,8 @@ def test_qemu_other_formats(tmp_path):
     ],
 )
 def test_qemu_malformed_lines(tmp_path, line, expected):
+    """A malformed kvm_set_user_memory line is refused naming file, line and what was expected;
+    lenient skips it."""
     path = write(tmp_path, "# log\n" + line + "\n", "qemu.log")
     with pytest.raises(kt.TraceParseError) as err:
         kt.memslot_events(path)
@@ -698,6 +629,8 @@ def test_qemu_malformed_lines(tmp_path, line, expected):
 
 
 def test_qemu_impossible_registrations(tmp_path):
+    """A registration the kernel would refuse (overlapping gfns) is an error naming the line;
+    lenient keeps slot 0 only."""
     path = write(
         tmp_path,
         "kvm_set_user_memory Slot#0 flags=0x0 gpa=0x0 size=0x2000 ua=0x7f0000000000 ret=0\n"
@@ -716,6 +649,8 @@ def test_qemu_impossible_registrations(tmp_path):
 
 
 def test_layout_json_variants_and_errors(tmp_path, layout):
+    """Layout JSON takes ints or hex strings, bare lists or {memslots: ...}, and refuses bad entries
+    naming file and line."""
     ints = write(
         tmp_path,
         f'[{{"slot": 0, "guest_phys_addr": 0, "memory_size": {0x200000}, '
@@ -776,6 +711,8 @@ TRACE_CMD = (
 
 
 def test_trace_cmd_report_without_latency_column(tmp_path):
+    """trace-cmd report output without the latency column: every field of the 8 records, by
+    value."""
     df = kt.load_ftrace(write(tmp_path, TRACE_CMD))
     assert df.attrs["format"] == "trace-cmd"
     assert df.attrs["line_counts"] == {
@@ -827,6 +764,8 @@ def test_trace_cmd_report_without_latency_column(tmp_path):
 
 
 def test_trace_cmd_report_with_latency_column_and_nanoseconds(tmp_path):
+    """trace-cmd report with a latency column and nanosecond timestamps: flags, times and ret by
+    value."""
     df = kt.load_ftrace(
         write(
             tmp_path,
@@ -844,6 +783,8 @@ def test_trace_cmd_report_with_latency_column_and_nanoseconds(tmp_path):
 
 
 def test_tracefs_variants(tmp_path):
+    """tracefs variants (4 flag columns, tgid column, lost events, user stack traces, function
+    records, CRLF) are read by value."""
     text = (
         "# tracer: nop\n"
         "#\n"
@@ -955,6 +896,8 @@ GOOD = "  a-1 [000] ..... 1.000000: kvm_test_age_hva: mmu notifier test age hva:
     ],
 )
 def test_malformed_lines_name_file_line_and_expectation(tmp_path, bad, expected):
+    """A malformed line is refused naming file, line 3 and the expected form; lenient skips it and
+    keeps the reason."""
     path = write(tmp_path, "# header\n" + GOOD + bad + "\n" + GOOD)
     with pytest.raises(kt.TraceParseError) as err:
         kt.load_ftrace(path)
@@ -974,6 +917,7 @@ def test_malformed_lines_name_file_line_and_expectation(tmp_path, bad, expected)
 
 
 def test_long_lines_are_truncated_in_messages(tmp_path):
+    """A 500-character bad line is quoted in the error cut to 120 characters and an ellipsis."""
     bad = "x" * 500
     with pytest.raises(kt.TraceParseError) as err:
         kt.load_ftrace(write(tmp_path, bad + "\n"))
@@ -982,6 +926,8 @@ def test_long_lines_are_truncated_in_messages(tmp_path):
 
 
 def test_undecodable_bytes_are_a_malformed_line(tmp_path):
+    """Bytes that are not UTF-8 make a malformed line; a byte-order mark and non-ASCII UTF-8 are
+    fine."""
     path = tmp_path / "binary.txt"
     path.write_bytes(GOOD.encode() + b"  a-1 [000] 1.0: ev: \xff\xfe bytes\n" + GOOD.encode())
     with pytest.raises(kt.TraceParseError, match=r"line 2: expected UTF-8 text \(byte 0xff") as e:
@@ -1000,6 +946,7 @@ def test_undecodable_bytes_are_a_malformed_line(tmp_path):
 
 
 def test_lenient_keeps_at_most_100_reasons_and_the_total(tmp_path):
+    """150 bad lines: one warning, the total 150, and the first 100 reasons kept."""
     path = write(tmp_path, GOOD + "garbage\n" * 150 + GOOD)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -1015,6 +962,8 @@ def test_lenient_keeps_at_most_100_reasons_and_the_total(tmp_path):
 
 # -- streaming: chunks, progress, memory ----------------------------------------------------------
 def test_small_chunks_give_the_same_frame(events, monkeypatch):
+    """Reading in chunks of 7 lines gives the same frame and attrs, with progress growing to the
+    file size."""
     monkeypatch.setattr(kt, "_CHUNK", 7)  # stack traces and phases straddle chunk boundaries
     monkeypatch.setattr(kt, "_PROGRESS_EVERY", 5)
     seen = []
@@ -1029,12 +978,14 @@ def test_small_chunks_give_the_same_frame(events, monkeypatch):
 
 
 def test_columns_grow_when_the_line_count_is_too_low(events, monkeypatch):
+    """A line count that is too low (a growing file) still gives the same frame."""
     monkeypatch.setattr(kt, "_count_lines", lambda path: 1)  # e.g. a file still being written
     monkeypatch.setattr(kt, "_CHUNK", 100)
     pd.testing.assert_frame_equal(kt.load_ftrace(TRACE), events)
 
 
 def test_count_lines(tmp_path):
+    """_count_lines counts lines as the parser does, a last line without newline included."""
     for text, n in [("", 0), ("a", 1), ("a\n", 1), ("a\nb", 2), ("\n\n", 2)]:
         assert kt._count_lines(write(tmp_path, text)) == n
     assert kt._count_lines(TRACE) == len(file_lines(TRACE))
@@ -1043,6 +994,8 @@ def test_count_lines(tmp_path):
 
 
 def test_progress_true_prints_to_stderr(capsys):
+    """progress=True prints the file's percentage to stderr; a progress that is not a bool or
+    callable is refused."""
     kt.load_ftrace(TRACE, progress=True)
     err = capsys.readouterr().err
     assert "notifier-phases-linux6.18.txt: 100.0%" in err and err.endswith("\n")
@@ -1051,6 +1004,7 @@ def test_progress_true_prints_to_stderr(capsys):
 
 
 def test_keep_text_false_drops_only_the_text(events):
+    """keep_text=False drops the text column only, and halves the frame's memory at least."""
     lean = kt.load_ftrace(TRACE, keep_text=False)
     assert "text" not in lean.columns
     pd.testing.assert_frame_equal(lean, events.drop(columns="text"))
@@ -1058,6 +1012,7 @@ def test_keep_text_false_drops_only_the_text(events):
 
 
 def test_compact_dtypes(events):
+    """String columns are categoricals, pid int32 and line int64."""
     for column in (
         "comm",
         "event",
@@ -1074,6 +1029,7 @@ def test_compact_dtypes(events):
 
 
 def test_benchmark_quick_smoke():
+    """benchmarks/traces.py --quick runs and prints a positive wall time and rate for each row."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "traces.py"), "--quick"],
         capture_output=True,
@@ -1090,3 +1046,178 @@ def test_benchmark_quick_smoke():
     for lines, _, wall, rate in rows:
         assert int(lines.replace(",", "")) > 40_000 and float(wall) > 0
         assert int(rate.replace(",", "")) > 0
+
+
+# -- bad traces and layouts, as `kvmviz replay` meets them ------------------------------------
+# Every case is the real trace (or layout) with a few lines edited, as a user's would be: each
+# class refused in one sentence (by the parser and by the command), or read honestly.
+# Every case is the real trace (or layout) with a few lines edited, as a user's would be.
+LINES = TRACE.read_text(encoding="utf-8").split("\n")[:-1]
+
+_TS = re.compile(r"(?<=\s)(\d+)\.(\d{6})(?=: )")
+
+
+def _ts(line: str) -> str:
+    return _TS.search(line).group(0)
+
+
+def _write(tmp_path: Path, lines: list[str], name: str = "trace.txt") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _cli(capsys, trace, layout=LAYOUT, *extra) -> tuple[int, str, str]:
+    code = main(["replay", str(trace), "--layout", str(layout), "--vcpus", "2", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line(error: Exception) -> str:
+    """How the CLI prints an error: on one line, runs of blanks collapsed."""
+    return "kvmviz replay: " + " ".join(str(error).split())
+
+
+def _refused(capsys, trace, layout=LAYOUT, *extra) -> str:
+    """The CLI's one line on stderr, exit status 2 and no table."""
+    code, out, err = _cli(capsys, trace, layout, *extra)
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "mean_us" not in out
+    return err.strip()
+
+
+def test_replay_takes_layout_from_json_or_qemu_log():
+    """load_layout reads the JSON layout and the QEMU log alike."""
+    assert len(kt.load_layout(LAYOUT)) == 2
+    qemu = Path(__file__).resolve().parents[1] / "data" / "qemu" / "q35-512m-paused.txt"
+    assert kt.load_layout(qemu) == kv.presets.q35_512m_layout()
+
+
+def test_reversed_timestamps_name_file_both_lines_and_both_times(tmp_path, capsys):
+    """Two records of CPU 1 with times swapped: strict refuses at the second, lenient sorts."""
+    lines = list(LINES)
+    a, b = lines[18], lines[19]  # file lines 19 and 20: kvm_unmap_hva_range on CPU 1
+    lines[18] = a.replace(_ts(a), _ts(b))
+    lines[19] = b.replace(_ts(b), _ts(a))
+    path = _write(tmp_path, lines)
+    with pytest.raises(kt.TraceOrderError) as err:
+        kt.load_ftrace(path)
+    assert (err.value.path, err.value.line, err.value.previous_line, err.value.cpu) == (
+        str(path),
+        20,
+        19,
+        1,
+    )
+    assert (err.value.t_s, err.value.previous_t_s) == (1341.111794, 1341.111879)
+    assert str(err.value).startswith(
+        f"{path}, line 20: expected a timestamp >= 1341.111879 (that of line 19, the previous "
+        "record of CPU 1: a CPU's records never go back in time); got 1341.111794, 8.5e-05 "
+        "earlier, in "
+    )
+    with pytest.warns(kt.TraceParseWarning) as caught:
+        sorted_events = kt.load_ftrace(path, lenient=True)
+    assert len(caught) == 1
+    assert str(caught[0].message) == (
+        f"{path}: sorted 1 record whose timestamp went back in time on its CPU into time "
+        "order (first: line 20, timestamp 1341.111794, earlier than 1341.111879 on line 19, "
+        "CPU 1); see .attrs['reordered']"
+    )
+    assert sorted_events.attrs["reordered"] == 1
+    assert sorted_events["line"].iloc[1:3].tolist() == [20, 19]  # sorted into time order
+    assert sorted_events["t_s"].is_monotonic_increasing
+    message = _refused(capsys, path)
+    assert message == _one_line(err.value)
+    code, out, err_text = _cli(capsys, path, LAYOUT, "--lenient")
+    assert code == 0 and "sorted 1 record" in err_text
+    assert "v5.15" in out
+
+
+def test_cpus_may_interleave_out_of_time_order(tmp_path):
+    """Records of two CPUs out of time order, each CPU in order: accepted, replayed by time."""
+    lines = list(LINES)
+    # File lines 23 (CPU 1, 1341.111890) and 24 (CPU 0, 1341.112157): CPU 0's first.
+    assert "[001]" in lines[22] and "[000]" in lines[23]
+    lines[22], lines[23] = lines[23], lines[22]
+    events = kt.load_ftrace(_write(tmp_path, lines))
+    assert events.attrs["reordered"] == 0  # file order kept: it is how the readers merge
+    assert events["line"].is_monotonic_increasing
+    layout = kt.load_layout(LAYOUT)
+    swapped = kt.to_stream(classify.records(events, layout))
+    original = kt.to_stream(classify.records(kv.load_ftrace(TRACE), layout))
+    pd.testing.assert_frame_equal(swapped, original)
+
+
+def test_an_empty_trace_is_refused_naming_it(tmp_path, capsys):
+    """A 0-byte trace (a failed recording) is one line naming the file, not a table of zeros."""
+    empty = _write(tmp_path, [], "empty.txt")
+    empty.write_text("")
+    message = _refused(capsys, empty)
+    assert message == (
+        f"kvmviz replay: {empty}, line 1: expected {kt.EMPTY_TRACE}; got an empty file (0 bytes)"
+    )
+
+
+def test_a_json_layout_is_read_whatever_its_name(tmp_path, capsys):
+    """The real layout as layout.txt is JSON by its content: the same two slots, replayed."""
+    txt = tmp_path / "layout.txt"
+    txt.write_bytes(LAYOUT.read_bytes())
+    assert kt.load_layout(txt) == kt.load_layout(LAYOUT)
+    code, out, _ = _cli(capsys, TRACE, txt)
+    assert code == 0 and "MemslotLayout(2 slots" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "message"),
+    [
+        ("empty.txt", "", "the file is empty; expected " + kt.LAYOUT_FORMATS),
+        (
+            "unrelated.log",
+            "qemu-system-x86_64: warning: host doesn't support requested feature\n",
+            "no memslot: none of its 1 lines is a kvm_set_user_memory line; expected "
+            + kt.LAYOUT_FORMATS,
+        ),
+        (
+            "deleted.log",
+            "kvm_set_user_memory Slot#0 flags=0x0 gpa=0x0 size=0x1000 ua=0x7f0000000000 ret=0\n"
+            "kvm_set_user_memory Slot#0 flags=0x0 gpa=0x0 size=0x0 ua=0x7f0000000000 ret=0\n",
+            "no memslot: its 2 kvm_set_user_memory lines leave no memslot (each slot deleted "
+            "or failed); expected " + kt.LAYOUT_FORMATS,
+        ),
+        (
+            "slots.txt",
+            '{"memslots": []}',
+            "line 1: expected at least one memslot, got an empty list",
+        ),
+        ("broken.txt", '{\n  "memslots": [\n', "line 3: expected a JSON layout; not JSON: "),
+    ],
+)
+def test_a_layout_of_no_memslot_is_an_error_naming_the_file(tmp_path, capsys, name, body, message):
+    """Empty, memslot-free or broken layouts: one sentence naming the file (and line)."""
+    path = tmp_path / name
+    path.write_text(body)
+    sep = "" if message.startswith("line") else ": "
+    with pytest.raises(ValueError) as err:
+        kt.load_layout(path)
+    assert str(err.value).startswith(f"{path}{', ' if sep == '' else sep}{message}")
+    assert _refused(capsys, TRACE, path).startswith(f"kvmviz replay: {path}")
+
+
+def test_the_real_command_refuses_a_reversed_trace_in_one_line(tmp_path):
+    """`python -m kvmviz replay` itself: exit 2, the TraceOrderError on one line of stderr."""
+    lines = list(LINES)
+    lines[19] = lines[19].replace(_ts(lines[19]), "1341.000000")
+    path = _write(tmp_path, lines)
+    done = subprocess.run(
+        [sys.executable, "-m", "kvmviz", "replay", str(path), "--layout", str(LAYOUT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(
+        f"kvmviz replay: {path}, line 20: expected a timestamp >= 1341.111794 (that of line "
+        "19, the previous record of CPU 1: a CPU's records never go back in time); got "
+        "1341.0, 0.111794 earlier, in ' python3-15487 [001] ..... 1341.000000: kvm_unmap_hva"
+    )

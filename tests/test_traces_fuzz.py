@@ -154,6 +154,8 @@ def workdir(tmp_path_factory):
 @FUZZ
 @given(lines=TRACE_FILE)
 def test_load_ftrace_strict_lenient_and_accounting(workdir, lines):
+    """On damaged traces strict parsing gives a frame or a TraceParseError naming the line, and
+    lenient parsing accounts for every line and equals strict parsing of the kept lines."""
     path = write(workdir, lines)
     # Strict: a frame or TraceParseError, nothing else.
     try:
@@ -206,6 +208,8 @@ def test_load_ftrace_strict_lenient_and_accounting(workdir, lines):
 @FUZZ
 @given(lines=QEMU_FILE)
 def test_qemu_parsers_strict_and_lenient(workdir, lines):
+    """On damaged QEMU logs strict parsing raises only TraceParseError naming the line; lenient
+    parsing keeps lines in order, and at=0 and at=n give no slot and the whole log's layout."""
     path = write(workdir, lines, "qemu.log")
     for parse in (kt.memslot_events, kt.load_qemu_memslots):
         try:
@@ -217,5 +221,9 @@ def test_qemu_parsers_strict_and_lenient(workdir, lines):
     assert events["line"].is_monotonic_increasing
     assert len(events) + events.attrs["skipped_count"] <= len(lines)
     n = len(events)
+    layouts = {}
     for at in {0, n // 2, n}:
-        lenient(kt.load_qemu_memslots, path, at, lenient=True)
+        layouts[at] = lenient(kt.load_qemu_memslots, path, at, lenient=True)
+    # Nothing replayed is no memslot; every line replayed is the layout of the whole log.
+    assert len(layouts[0]) == 0
+    assert layouts[n] == lenient(kt.load_qemu_memslots, path, lenient=True)

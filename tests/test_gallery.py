@@ -1,0 +1,361 @@
+"""kvmviz.gallery: the named blog figures and animations, each drawn by one builder.
+
+`kvmviz figures`, `examples/*.py` and the README's image call these builders; here every figure
+renders, one seed gives the same bytes, :func:`kvmviz.gallery.render_all` is all or nothing,
+and the README's image is exactly what its builder draws. (That the examples write the
+builders' bytes is tested in test_examples.py.)
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import matplotlib as mpl
+import pytest
+from matplotlib.figure import Figure
+
+import kvmviz as kv
+from kvmviz import animate, cli, gallery, metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_IMG = ROOT / "docs" / "img"
+# Figures whose runs are small (8 vCPUs, or a notification stream alone): fast to render.
+CHEAP = ["memslots-q35", "lock-timeline-8-vcpus"]
+# Figure name -> (size in inches for the paper context, number of Axes).
+EXPECTED = {
+    "memslots-large-vm": ((10.0, 3.8), 2),
+    "memslots-q35": ((10.0, 3.8), 2),
+    "stall-cdf": ((6.4, 4.0), 1),
+    "brownout": ((6.4, 4.0), 1),
+    "kernel-comparison": ((10.0, 3.4), 3),
+    "stall-by-kernel": ((10.0, 3.8), 2),
+    "lock-timeline-8-vcpus": ((10.0, 4.8), 2),
+    "lock-timeline-416-vcpus": ((10.0, 6.2), 2),
+    "before-after": ((10.0, 3.8), 2),
+    "headline-ranges": ((10.0, 4.825), 2),
+}
+ANIMATIONS = ["queue-v5.12-vs-v5.15", "memslot-arrivals-v5.13"]
+TINY = kv.Scenario(n_vcpus=4, duration_us=1_000.0, notifier_rate_hz=20_000.0)
+
+
+def _files(directory) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def render():
+    """One render at seed 0, shared, so that each scenario is simulated once for the module."""
+    return gallery._Render(0)
+
+
+def _tiny_animation(seed: int) -> animate.Animation:
+    """A two-frame memslot animation of a 4-vCPU, 1 ms run: an animation that costs little."""
+    return animate.memslot_animation(
+        kv.simulate(TINY, "v5.13", seed=seed), n_events=2, frames_per_event=1
+    )
+
+
+@pytest.fixture
+def tiny_animations(monkeypatch):
+    """The standard animations replaced by one tiny one, named "tiny"."""
+    monkeypatch.setattr(gallery, "_STANDARD", {"tiny": _tiny_animation})
+
+
+# --------------------------------------------------------------------------------------------
+# The figures.
+# --------------------------------------------------------------------------------------------
+def test_the_named_figures_tables_and_animations():
+    """The gallery names ten figures (the notebooks', the blog's, the README's headline-ranges),
+    two text tables and two animations, in this order."""
+    assert list(gallery.FIGURES) == list(EXPECTED)
+    assert list(gallery.TABLES) == ["contention-v5.12", "contention-v5.15"]
+    assert list(gallery._STANDARD) == ANIMATIONS
+
+
+def test_builders_are_private_and_names_unique():
+    """Builders are reached through FIGURES (or render(name)): no public gallery name repeats
+    a name of kvmviz, kvmviz.plot or kvmviz.metrics (kv.brownout stays the metric alone)."""
+    assert all(builder.__name__.startswith("_fig_") for builder in gallery.FIGURES.values())
+    public = set(gallery.__all__)
+    assert public == {
+        "ANIMATION_FORMATS",
+        "FIGURES",
+        "FORMATS",
+        "MEMSLOT_SCENARIO",
+        "QUEUE_SCENARIO",
+        "TABLES",
+        "render",
+        "render_all",
+        "render_animations",
+        "standard_animations",
+        "table",
+    }
+    others = set(dir(kv)) | set(kv.plot.__all__) | set(kv.metrics.__all__)
+    assert public & others == {"FORMATS"}
+    assert gallery.FORMATS is kv.plot.FORMATS  # re-exported for the CLI, not a second meaning
+    assert not hasattr(gallery, "EXTRA") and not hasattr(gallery, "_load_extras")
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_every_figure_renders(name, render):
+    """Each builder draws a Figure of its fixed size in inches with its number of panels."""
+    fig = gallery.FIGURES[name](render)
+    size, n_axes = EXPECTED[name]
+    assert isinstance(fig, Figure)
+    assert tuple(fig.get_size_inches()) == pytest.approx(size)
+    assert len(fig.axes) == n_axes
+
+
+def test_render_draws_one_figure_at_a_context_scale():
+    """render(name) is the builder with a fresh render; the talk context scales the size by
+    1.875 (seaborn's talk fonts are 1.875 times the paper's); unknown names are refused."""
+    paper = gallery.render("memslots-q35", seed=0)
+    talk = gallery.render("memslots-q35", seed=0, context="talk")
+    assert tuple(paper.get_size_inches()) == pytest.approx((10.0, 3.8))
+    assert tuple(talk.get_size_inches()) == pytest.approx((18.75, 7.125))
+    with pytest.raises(ValueError, match="unknown figure 'nope'"):
+        gallery.render("nope")
+
+
+def test_headline_ranges_names_its_seeds(render):
+    """The headline-ranges figure averages four seeds from the render's seed, and says which;
+    its two panels are the p99 stall and the brownout (kvmviz.plot.tornado)."""
+    fig = gallery.FIGURES["headline-ranges"](render)
+    assert fig.get_suptitle() == (
+        "416 vCPUs, TDP MMU: each bar one parameter over its plausible range (seeds 0-3)"
+    )
+    assert sorted(render.sensitivity()["kernel"].unique()) == ["v5.12", "v5.13", "v5.15"]
+
+
+@pytest.mark.parametrize("name", ["lock-timeline-8-vcpus", "lock-timeline-416-vcpus"])
+def test_timeline_figures_show_whole_stalls(name, render):
+    """The timeline figures' windows (kvmviz.metrics.busiest_window) hold the longest writer wait
+    and cut no stall: every wait for mmu_lock that overlaps the window begins and ends in it."""
+    fig = gallery.FIGURES[name](render)
+    lanes = fig.axes[0]
+    run = render.run(gallery.SMALL_VM if "8" in name else gallery.LARGE_VM, "v5.12")
+    scale = 1e-3 if "(ms)" in fig.axes[1].get_xlabel() else 1.0
+    start, end = (x / scale for x in lanes.get_xlim())
+    waited = run.lock[run.lock["wait_us"] > 0]
+    overlapping = waited[(waited["t_request_us"] < end) & (waited["t_grant_us"] > start)]
+    assert len(overlapping) > 0
+    tolerance = 1e-6 * max(abs(end), 1.0)
+    assert (overlapping["t_request_us"] >= start - tolerance).all()
+    assert (overlapping["t_grant_us"] <= end + tolerance).all()
+    worst = run.notifiers.loc[run.notifiers["wait_us"].idxmax()]
+    assert start <= worst["t_arrive_us"] and worst["t_grant_us"] <= end
+
+
+def test_stall_by_kernel_figure_has_both_panels(render):
+    """The static per-kernel figure: a CDF line and a p99 bar for each kernel."""
+    cdf, bars = gallery.FIGURES["stall-by-kernel"](render).axes
+    assert [line.get_gid() for line in cdf.get_lines()] == ["cdf|v5.12", "cdf|v5.13", "cdf|v5.15"]
+    assert [p.get_gid() for p in bars.patches if p.get_gid()] == [
+        "bar|v5.12",
+        "bar|v5.13",
+        "bar|v5.15",
+    ]
+
+
+def test_contention_tables_are_the_metric_of_the_large_vm():
+    """table("contention-v5.12") is kvmviz.metrics.contention_text of the 416-vCPU VM's run on
+    v5.12 at that seed; unknown names are refused."""
+    text = gallery.table("contention-v5.12", seed=0)
+    run = kv.simulate(gallery.LARGE_VM, "v5.12", seed=0)
+    assert text == metrics.contention_text(run)
+    assert text.split()[:2] == ["contended", "total"]
+    with pytest.raises(ValueError, match="unknown table 'nope'"):
+        gallery.table("nope")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in DOCS_IMG.iterdir() if p.stem in gallery.FIGURES), ids=str
+)
+def test_docs_images_are_what_their_builders_draw(path, tmp_path):
+    """Every figure under docs/img (the README's headline-ranges among them) is byte for byte
+    what its builder draws at seed 0, paper context: `kvmviz figures` would write the same file.
+    (If a view changed on purpose: python examples/<figure>.py docs/img, after removing it.)"""
+    [written] = gallery.render_all(
+        tmp_path, only=[path.stem], formats=(path.suffix[1:],), animations=False
+    )
+    assert written.read_bytes() == path.read_bytes()
+
+
+def test_the_readme_figure_is_in_the_gallery():
+    """The README opens with docs/img/headline-ranges.png; every docs/img image it shows is a
+    figure of the gallery (so the test above checks its bytes)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    images = [Path(part.split(")")[0]).stem for part in readme.split("](docs/img/")[1:]]
+    assert images[0] == "headline-ranges"
+    assert set(images) <= set(gallery.FIGURES)
+
+
+# --------------------------------------------------------------------------------------------
+# render_all: reproducible, all or nothing.
+# --------------------------------------------------------------------------------------------
+def test_same_seed_same_bytes(tmp_path):
+    """Two renders with one seed give byte-identical SVG (and PNG); another seed differs."""
+    first = gallery.render_all(tmp_path / "a", only=CHEAP, animations=False)
+    gallery.render_all(tmp_path / "b", only=CHEAP, animations=False)
+    assert [p.name for p in first] == [
+        "memslots-q35.svg",
+        "memslots-q35.png",
+        "lock-timeline-8-vcpus.svg",
+        "lock-timeline-8-vcpus.png",
+    ]
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    for path in first:
+        if path.suffix == ".svg":
+            ET.parse(path)
+            assert b"<dc:date>" not in path.read_bytes()
+    gallery.render_all(tmp_path / "c", only=["lock-timeline-8-vcpus"], seed=1, animations=False)
+    name = "lock-timeline-8-vcpus.svg"
+    assert (tmp_path / "c" / name).read_bytes() != (tmp_path / "a" / name).read_bytes()
+
+
+def test_svg_bytes_do_not_depend_on_the_other_formats_asked_for(tmp_path):
+    """`--format png,svg` and `--format svg` give the same SVG (it is always rendered first)."""
+    name = "lock-timeline-8-vcpus"
+    gallery.render_all(tmp_path / "both", only=[name], formats=("png", "svg"), animations=False)
+    gallery.render_all(tmp_path / "svg", only=[name], formats=("svg",), animations=False)
+    assert (tmp_path / "both" / f"{name}.svg").read_bytes() == (
+        tmp_path / "svg" / f"{name}.svg"
+    ).read_bytes()
+
+
+def test_render_is_what_render_all_writes(tmp_path):
+    """render(name) under set_theme, saved with kvmviz.plot.save, writes render_all's bytes:
+    the examples' recipe."""
+    gallery.render_all(tmp_path / "all", only=["memslots-q35"], animations=False)
+    with mpl.rc_context():
+        kv.set_theme("paper")
+        kv.plot.save(gallery.render("memslots-q35", seed=0), tmp_path / "one" / "memslots-q35")
+    assert _files(tmp_path / "one") == _files(tmp_path / "all")
+
+
+def test_refuses_to_overwrite_and_writes_nothing(tmp_path):
+    """One existing target is enough: nothing at all is written, and it is left alone."""
+    (tmp_path / "brownout.png").write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="brownout"):
+        gallery.render_all(tmp_path, animations=False)
+    assert _files(tmp_path) == {"brownout.png": b"keep me"}
+    written = gallery.render_all(
+        tmp_path, only=["memslots-q35"], formats=("png",), animations=False
+    )
+    assert written == [tmp_path / "memslots-q35.png"]
+    again = gallery.render_all(
+        tmp_path, only=["memslots-q35"], formats=("png",), force=True, animations=False
+    )
+    assert again == [tmp_path / "memslots-q35.png"]
+    assert (tmp_path / "brownout.png").read_bytes() == b"keep me"
+
+
+def test_theme_does_not_leak(tmp_path):
+    """render_all applies the theme for its own figures only."""
+    before = dict(mpl.rcParams)
+    gallery.render_all(tmp_path, only=["memslots-q35"], formats=("svg",), animations=False)
+    assert dict(mpl.rcParams) == before
+
+
+def test_unknown_names_and_formats_are_refused(tmp_path):
+    """A figure name or a format the gallery does not know is refused before any file."""
+    with pytest.raises(ValueError, match="unknown figures"):
+        gallery.render_all(tmp_path, only=["nope"], animations=False)
+    with pytest.raises(ValueError, match="formats"):
+        gallery.render_all(tmp_path, formats=("svg", "bmp"), animations=False)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# The animations, with the figures and alone.
+# --------------------------------------------------------------------------------------------
+def test_animations_land_with_the_figures(tmp_path, tiny_animations):
+    """render_all writes the animations (HTML, GIF) first, into the same staging folder, and
+    they count in the refusal to overwrite: an existing GIF stops the whole run."""
+    written = gallery.render_all(tmp_path / "out", only=["memslots-q35"], formats=("svg",))
+    assert written == [
+        tmp_path / "out" / "tiny.html",
+        tmp_path / "out" / "tiny.gif",
+        tmp_path / "out" / "memslots-q35.svg",
+    ]
+    assert (tmp_path / "out" / "tiny.gif").read_bytes().startswith(b"GIF89a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+    (tmp_path / "out" / "memslots-q35.svg").unlink()
+    with pytest.raises(FileExistsError, match=r"2 existing file\(s\).*tiny\.html, tiny\.gif"):
+        gallery.render_all(tmp_path / "out", only=["memslots-q35"], formats=("svg",))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tiny.gif", "tiny.html"]
+    skipped = gallery.render_all(
+        tmp_path / "out", only=["memslots-q35"], formats=("svg",), animations=False
+    )
+    assert skipped == [tmp_path / "out" / "memslots-q35.svg"]
+
+
+def test_render_animations_writes_each_format_and_refuses_first(tmp_path, tiny_animations):
+    """render_animations writes each animation in each format; an existing file is refused
+    before any animation is built; formats other than html and gif are refused."""
+    written = gallery.render_animations(tmp_path / "out", seed=0)
+    assert written == [tmp_path / "out" / "tiny.html", tmp_path / "out" / "tiny.gif"]
+    assert (tmp_path / "out" / "tiny.html").read_bytes().startswith(b"<!DOCTYPE html>")
+
+    def never(seed):
+        raise AssertionError("an animation was built")
+
+    gallery._STANDARD["tiny"] = never
+    with pytest.raises(FileExistsError, match=r"tiny\.gif"):
+        gallery.render_animations(tmp_path / "out", formats=("gif",))
+    gallery._STANDARD["tiny"] = _tiny_animation
+    assert gallery.render_animations(tmp_path / "out", formats=("gif",), force=True) == [
+        tmp_path / "out" / "tiny.gif"
+    ]
+    with pytest.raises(ValueError, match="formats"):
+        gallery.render_animations(tmp_path / "x", formats=("svg",))
+
+
+def test_standard_animations():
+    """The standard animations are built (not rendered here) with their full length: 120
+    frames of the queue, 24 events of 5 frames on the memslot map; unknown names refused."""
+    standard = gallery.standard_animations(seed=0)
+    assert list(standard) == ANIMATIONS
+    assert [len(a) for a in standard.values()] == [120, 120]
+    with pytest.raises(ValueError, match="unknown animations"):
+        gallery.standard_animations(names=["nope"])
+
+
+def test_the_queue_animation_spans_60_us_around_the_longest_writer_wait(monkeypatch):
+    """The queue animation's window is kvmviz.metrics.busiest_window of the v5.12 run, exactly
+    60 µs wide (whole=False: the frames span a fixed window), on QUEUE_SCENARIO's two kernels."""
+    calls = []
+    monkeypatch.setattr(
+        animate, "queue_animation", lambda runs, *window, **kw: calls.append((runs, window, kw))
+    )
+    gallery.standard_animations(seed=0, names=["queue-v5.12-vs-v5.15"])
+    [(runs, (start, end), options)] = calls
+    assert list(runs) == ["v5.12", "v5.15"]
+    assert runs["v5.12"].scenario == gallery.QUEUE_SCENARIO
+    assert (start, end) == metrics.busiest_window(runs["v5.12"], 60.0, whole=False)
+    assert end - start == 60.0
+    assert options == {"n_frames": 120}
+
+
+# --------------------------------------------------------------------------------------------
+# `kvmviz figures`, end to end with the real builders.
+# --------------------------------------------------------------------------------------------
+def test_cli_figures_end_to_end(tmp_path, capsys):
+    """`kvmviz figures` writes every figure and prints each path; run again without --force,
+    it exits 2, says why, and writes nothing."""
+    out = tmp_path / "figs"
+    args = ["figures", "--out", str(out), "--format", "svg", "--no-animations"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("# kvmviz figures --out")
+    assert printed[1:] == [str(out / f"{name}.svg") for name in EXPECTED]
+    for name in EXPECTED:
+        assert ET.parse(out / f"{name}.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    before = _files(out)
+    assert cli.main(args) == 2
+    error = capsys.readouterr().err
+    assert "refusing to overwrite 10 existing file(s)" in error and "nothing was written" in error
+    assert _files(out) == before
+    assert cli.main(["figures", "--out", str(out), "--format", "svg,gif"]) == 2
+    assert "unknown format(s) gif" in capsys.readouterr().err
