@@ -25,3 +25,23 @@ def _close_figures():
         import matplotlib.pyplot as plt
 
         plt.close("all")
+
+
+# -- runs several test files draw and measure (simulated once per session) ----------------------
+@pytest.fixture(scope="session")
+def busy8():
+    """Eight vCPUs in a fault storm on v5.12: writers wait and readers queue behind them."""
+    import kvmviz as kv
+
+    storm = kv.Scenario(
+        n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
+    )
+    return kv.simulate(storm, kernel="v5.12", seed=0)
+
+
+@pytest.fixture(scope="session")
+def big416():
+    """The 416-vCPU VM for 2 ms on v5.12: too many vCPUs for one lane each."""
+    import kvmviz as kv
+
+    return kv.simulate(kv.Scenario(duration_us=2_000), kernel="v5.12", seed=0)

@@ -183,21 +183,6 @@ def runs():
     return {k: kv.simulate(PLOT_SMALL, kernel=k, seed=1) for k in kv.KERNELS}
 
 
-@pytest.fixture(scope="module")
-def busy8():
-    """Eight vCPUs in a fault storm on v5.12: writers wait and readers queue behind them."""
-    storm = kv.Scenario(
-        n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
-    )
-    return kv.simulate(storm, kernel="v5.12", seed=0)
-
-
-@pytest.fixture(scope="module")
-def big416():
-    """The 416-vCPU VM for 2 ms."""
-    return kv.simulate(kv.Scenario(duration_us=2_000), kernel="v5.12", seed=0)
-
-
 def test_busy_time_integrates_intervals_exactly():
     """The per-bin busy time equals a fine numerical integration of the intervals."""
     rng = np.random.default_rng(3)

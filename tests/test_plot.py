@@ -36,21 +36,6 @@ def runs():
     return {k: kv.simulate(SMALL, kernel=k, seed=1) for k in kv.KERNELS}
 
 
-@pytest.fixture(scope="module")
-def busy8():
-    """Eight vCPUs in a fault storm on v5.12: writers wait and readers queue behind them."""
-    storm = kv.Scenario(
-        n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
-    )
-    return kv.simulate(storm, kernel="v5.12", seed=0)
-
-
-@pytest.fixture(scope="module")
-def big416():
-    """The 416-vCPU VM for 2 ms: too many vCPUs for one lane each."""
-    return kv.simulate(kv.Scenario(duration_us=2_000), kernel="v5.12", seed=0)
-
-
 def _gids(ax, prefix=""):
     artists = [*ax.collections, *ax.patches, *ax.lines]
     return {a.get_gid(): a for a in artists if (a.get_gid() or "").startswith(prefix)}
