@@ -31,6 +31,7 @@ __all__ = [
     "SINGLE_HVA",
     "Counters",
     "callbacks",
+    "event_hits",
     "first_callbacks",
     "phase_summary",
     "records",
@@ -133,6 +134,25 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
             "flush_on_ret": flush[code],
         }
     )
+
+
+def event_hits(stream: pd.DataFrame, layout: MemslotLayout) -> np.ndarray:
+    """Whether each notification event of ``stream`` hits guest memory: the hit of its first
+    callback (the range every callback of an event carries; one page for :data:`SINGLE_HVA`).
+
+    The hit does not depend on the kernel, only which callbacks then take ``mmu_lock`` does
+    (:func:`callbacks`). The memslot maps colour each event by it.
+
+    Returns
+    -------
+    numpy.ndarray
+        One bool per row of ``stream``, in its order.
+    """
+    one_page = [kind for kind, seq in EVENT_KINDS.items() if seq[0] in SINGLE_HVA]
+    single = stream["kind"].isin(one_page).to_numpy()
+    start = stream["hva_start"].to_numpy(dtype=np.uint64)
+    end = np.where(single, start + np.uint64(PAGE_SIZE), stream["hva_end"].to_numpy(np.uint64))
+    return layout.hit_mask(start, end)
 
 
 def first_callbacks(notifiers: pd.DataFrame) -> pd.DataFrame:

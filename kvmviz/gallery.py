@@ -27,7 +27,7 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from . import animate, experiments, metrics, plot, timelines
+from . import animate, classify, experiments, metrics, plot, timelines
 from ._files import check_free, umask
 from .engine import simulate
 from .kernels import KERNELS
@@ -125,9 +125,7 @@ class _Render:
         key = ("stream", scenario)
         if key not in self._cache:
             stream = generate_stream(scenario, self.seed)
-            stream["hit"] = scenario.layout.hit_mask(
-                stream["hva_start"].to_numpy(), stream["hva_end"].to_numpy()
-            )
+            stream["hit"] = classify.event_hits(stream, scenario.layout)
             self._cache[key] = stream
         return self._cache[key]
 

@@ -1299,6 +1299,9 @@ def curves(
         )
     if logx:
         ax.set_xscale("log")
+        swept = np.unique(table[x].to_numpy(dtype=float))
+        if len(swept) <= 12:  # a tick at every value swept: decades alone may show none of them
+            ax.set_xticks(swept)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
     if logy:

@@ -8,7 +8,7 @@ experiment, and replayed through the engine as a notification stream:
 
 >>> events = load_ftrace("data/traces/notifier-phases-linux6.18.txt")   # doctest: +SKIP
 >>> layout = load_layout_json("data/traces/notifier-phases-linux6.18.layout.json")  # doctest: +SKIP
->>> phase_summary(classify(events, layout))                             # doctest: +SKIP
+>>> kv.classify.phase_summary(kv.classify.records(events, layout))       # doctest: +SKIP
 
 The parsers stream: a file is read line by line, never whole, into columns preallocated from
 its line count and filled a chunk of records at a time, so the memory used is the frame's plus

@@ -45,3 +45,36 @@ def big416():
     import kvmviz as kv
 
     return kv.simulate(kv.Scenario(duration_us=2_000), kernel="v5.12", seed=0)
+
+
+# -- the bundled real trace, read once per session ----------------------------------------------
+@pytest.fixture(scope="session")
+def events():
+    """The bundled trace, parsed strictly: a clean file gives no TraceParseWarning."""
+    import warnings
+
+    from _traces import TRACE
+
+    from kvmviz import traces
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return traces.load_ftrace(TRACE)
+
+
+@pytest.fixture(scope="session")
+def layout():
+    """The memslots of the VM the bundled trace was recorded on."""
+    from _traces import LAYOUT
+
+    from kvmviz import traces
+
+    return traces.load_layout_json(LAYOUT)
+
+
+@pytest.fixture(scope="session")
+def classified(events, layout):
+    """The bundled trace with each record's hit and gfn ranges (kvmviz.classify.records)."""
+    from kvmviz import classify
+
+    return classify.records(events, layout)

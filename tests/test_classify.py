@@ -12,12 +12,12 @@ history. ``records`` and ``phase_summary`` are checked on the real Linux 6.18 tr
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _traces import PHASES, VMM_PID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,20 +28,6 @@ from kvmviz.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
 from kvmviz.memslots import PAGE_SIZE, GfnRange
 from kvmviz.notifiers import EVENT_KINDS
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-TRACE = DATA / "traces" / "notifier-phases-linux6.18.txt"
-LAYOUT = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
-VMM_PID = 15444  # the micro-VMM's main thread (file header)
-PHASES = [
-    "idle",
-    "spurious_munmap",
-    "spurious_madv",
-    "relevant_madv",
-    "mprotect",
-    "ksm",
-    "aging",
-    "end",
-]
 START, END = "invalidate_range_start", "invalidate_range_end"
 
 
@@ -278,21 +264,6 @@ def test_counters_by_hand_two_overlapping_invalidations():
 
 
 # -- records and phase_summary on the real trace ------------------------------------------------
-@pytest.fixture(scope="module")
-def events():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a clean file: no TraceParseWarning
-        return kt.load_ftrace(TRACE)
-
-
-@pytest.fixture(scope="module")
-def layout():
-    return kt.load_layout_json(LAYOUT)
-
-
-@pytest.fixture(scope="module")
-def classified(events, layout):
-    return classify.records(events, layout)
 
 
 def write(tmp_path: Path, text: str, name: str = "trace.txt") -> Path:
@@ -415,3 +386,24 @@ def test_phase_summary_records_before_the_first_mark(tmp_path):
     assert summary["test_young"].tolist() == [1, 1]
     assert summary["hits"].tolist() == [0, 1]
     assert summary["duration_us"].tolist() == [1e6, 1e6]
+
+
+def test_event_hits_is_the_hit_of_each_events_first_callback():
+    """One bool per event, the hit of its first callback: a pair on guest memory hits, one on
+    the VMM's heap misses, and a test_young reaches one page only (so a range that would
+    reach the slot from below misses)."""
+    layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 1 << 30)])
+    page = 4096
+    stream = pd.DataFrame(
+        {
+            "event": [0, 1, 2, 3],
+            "kind": ["pair", "pair", "test_young", "clear_young"],
+            "hva_start": np.array([1 << 30, 1 << 20, (1 << 30) - page, (1 << 30) - page], "u8"),
+            "hva_end": np.array(
+                [(1 << 30) + page, 2 << 20, (1 << 30) + page, (1 << 30) + page], "u8"
+            ),
+        }
+    )
+    assert classify.event_hits(stream, layout).tolist() == [True, False, False, True]
+    by_callbacks = classify.first_callbacks(classify.callbacks(stream, layout, "v5.15"))["hit"]
+    assert by_callbacks.tolist() == [True, False, False, True]

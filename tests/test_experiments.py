@@ -11,16 +11,20 @@ replay of a real trace (``replay_trace``, ``compare_replay``). Small scenarios (
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from _traces import LAYOUT, LINES, TRACE
+from _traces import TIMESTAMP as _TS
+from _traces import one_line as _one_line
+from _traces import refused as _refused
+from _traces import replay_cli as _cli
+from _traces import write_trace as _write
 
 import kvmviz as kv
 from kvmviz import classify, experiments, traces
-from kvmviz.cli import main
 from kvmviz.presets import many_memslots_layout
 
 matplotlib.use("Agg")
@@ -359,9 +363,6 @@ def test_populate_refuses_an_unknown_lock():
 
 
 # -- replay_trace, compare_replay: the recorded notifications drive the engine ------------------
-DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
-TRACE = DATA / "notifier-phases-linux6.18.txt"
-LAYOUT = DATA / "notifier-phases-linux6.18.layout.json"
 
 
 @pytest.fixture(scope="module")
@@ -442,41 +443,12 @@ def test_the_aging_note_counts_what_was_replayed(recorded, compared):
 # Bad traces: the real trace with a few lines edited, as a user's would be, replayed (or refused)
 # by experiments.replay_trace / compare_replay and by `kvmviz replay`.
 # Every case is the real trace (or layout) with a few lines edited, as a user's would be.
-LINES = TRACE.read_text(encoding="utf-8").split("\n")[:-1]
-
-_TS = re.compile(r"(?<=\s)(\d+)\.(\d{6})(?=: )")
 
 
 def _shift(line: str, seconds: int) -> str:
     """``line`` with its timestamp moved by whole seconds, in decimal (no float rounding)."""
     m = _TS.search(line)
     return f"{line[: m.start()]}{int(m[1]) + seconds}.{m[2]}{line[m.end() :]}"
-
-
-def _write(tmp_path: Path, lines: list[str], name: str = "trace.txt") -> Path:
-    path = tmp_path / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _cli(capsys, trace, layout=LAYOUT, *extra) -> tuple[int, str, str]:
-    code = main(["replay", str(trace), "--layout", str(layout), "--vcpus", "2", *extra])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line(error: Exception) -> str:
-    """How the CLI prints an error: on one line, runs of blanks collapsed."""
-    return "kvmviz replay: " + " ".join(str(error).split())
-
-
-def _refused(capsys, trace, layout=LAYOUT, *extra) -> str:
-    """The CLI's one line on stderr, exit status 2 and no table."""
-    code, out, err = _cli(capsys, trace, layout, *extra)
-    assert code == 2 and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "mean_us" not in out
-    return err.strip()
 
 
 def test_a_100000_s_gap_is_cut_and_the_table_is_that_of_the_trace_without_it(tmp_path, capsys):

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from _artists import face, gids, legend_texts, min_px, screen_widths
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
@@ -36,19 +37,8 @@ def runs():
     return {k: kv.simulate(SMALL, kernel=k, seed=1) for k in kv.KERNELS}
 
 
-def _gids(ax, prefix=""):
-    artists = [*ax.collections, *ax.patches, *ax.lines]
-    return {a.get_gid(): a for a in artists if (a.get_gid() or "").startswith(prefix)}
-
-
 def _titles(ax) -> set[str]:
     return {ax.get_title(loc) for loc in ("left", "center", "right")}
-
-
-def _face(artist) -> str:
-    return to_hex(
-        artist.get_facecolor()[0] if artist.get_facecolor().ndim == 2 else artist.get_facecolor()
-    )
 
 
 # -- memslot maps ----------------------------------------------------------------------------
@@ -77,13 +67,13 @@ def test_memslot_map_draws_one_bar_per_slot_and_hits_apart_from_misses():
     slots = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_gid()]
     assert len(slots) == len(layout)
     assert {to_hex(p.get_facecolor()) for p in slots} == {COLORS["memslot"]}
-    spans = _gids(ax, "notifiers-")
+    spans = gids(ax, "notifiers-")
     assert set(spans) == {"notifiers-hit", "notifiers-miss"}
     assert len(spans["notifiers-hit"].get_paths()) == 1
     assert len(spans["notifiers-miss"].get_paths()) == 1
-    assert _face(spans["notifiers-hit"]) == COLORS["hit"]
+    assert face(spans["notifiers-hit"]) == COLORS["hit"]
     # Misses: a grey hatch on a pale, opaque ground (overlaps do not darken into solid grey).
-    assert _face(spans["notifiers-miss"]) == COLORS["miss_face"]
+    assert face(spans["notifiers-miss"]) == COLORS["miss_face"]
     assert to_hex(spans["notifiers-miss"].get_edgecolor()[0]) == COLORS["miss"]
     assert spans["notifiers-miss"].get_alpha() is None
     assert spans["notifiers-miss"].get_hatch()  # grey-scale printing: hatched misses
@@ -99,11 +89,11 @@ def test_gfn_view_draws_the_guest_physical_side_below():
     assert hva_ax is ax
     bars = [p for p in gfn_ax.patches if (p.get_gid() or "").startswith("gfn-memslot-")]
     assert len(bars) == len(layout)
-    hits = _gids(gfn_ax, "gfn-hits-")
+    hits = gids(gfn_ax, "gfn-hits-")
     assert set(hits) == {"gfn-hits-as0", "gfn-hits-as1"}
     # The hit covers 2 pages of slot 1, aliased in as_id 0 and 1: one gfn range in each.
     assert [len(hits[g].get_paths()) for g in ("gfn-hits-as0", "gfn-hits-as1")] == [1, 1]
-    assert _face(hits["gfn-hits-as0"]) == COLORS["hit"]
+    assert face(hits["gfn-hits-as0"]) == COLORS["hit"]
     assert [t.get_text() for t in gfn_ax.get_yticklabels()] == ["as_id 0", "as_id 1 (SMM)"]
     assert "gfn" in gfn_ax.get_xlabel() and "4 KiB" in gfn_ax.get_xlabel()
 
@@ -128,7 +118,7 @@ def test_gfn_map_counts_every_gfn_range_of_a_run(runs):
     expected = sum(len(SMALL.layout.gfn_ranges(int(a), int(b))) for a, b in zip(
         hits["hva_start"], hits["hva_end"], strict=True
     ))  # fmt: skip
-    drawn = sum(len(c.get_paths()) for c in _gids(ax, "gfn-hits-").values())
+    drawn = sum(len(c.get_paths()) for c in gids(ax, "gfn-hits-").values())
     assert drawn == expected
 
 
@@ -347,7 +337,8 @@ def test_heatmaps_share_one_colour_scale():
 def test_curves_average_the_seeds_and_band_their_spread():
     """Two seeds at each x: the line is their mean and the band runs from the lower to the
     higher seed (x=10: 1 and 3 µs; x=100: 2 and 6 µs); a hue with one seed has a line and no
-    band. Each line is named at its right end, the marks are drawn, the axes labelled."""
+    band. Each line is named at its right end, the marks are drawn, the axes labelled, and
+    the log x axis has a tick at each value swept."""
     frame = pd.DataFrame(
         {
             "n": [10, 10, 100, 100, 10, 100],
@@ -377,6 +368,7 @@ def test_curves_average_the_seeds_and_band_their_spread():
     assert all(len(p.vertices) == 0 for p in bands["spread|tree"].get_paths())
     assert _texts(ax) == ["linear", "tree", "old limit"]
     assert ax.get_xscale() == "log" and ax.get_ylim()[0] == 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "100"]  # every x swept
     assert ax.get_xlabel() == "n" and ax.get_ylabel() == "p99 fault stall (µs)"
     assert ax.get_legend() is None  # named at their ends instead
 
@@ -467,27 +459,6 @@ def test_same_seed_gives_the_same_svg_bytes():
 # -- figures that say what they mean (issue 8, §6) ----------------------------------------------
 
 
-def _min_px(fig) -> float:
-    """MIN_SPAN_PT in the figure's pixels."""
-    return plot.MIN_SPAN_PT * fig.dpi / 72
-
-
-def _screen_widths(ax, bars) -> np.ndarray:
-    """The on-screen width, in pixels, of every bar a SpanBars drew at its last draw."""
-    if not bars.drawn_spans:
-        return np.empty(0)
-    x = np.array(bars.drawn_spans)
-    y = np.zeros(len(x))
-    left = ax.transData.transform(np.column_stack([x[:, 0], y]))[:, 0]
-    right = ax.transData.transform(np.column_stack([x[:, 0] + x[:, 1], y]))[:, 0]
-    return right - left
-
-
-def _legend_texts(ax) -> list[str]:
-    legend = ax.get_legend()
-    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
-
-
 def _pages(layout, slot, first_page: int, pages: int, *, hit=True) -> tuple:
     ram = next(s for s in layout if s.slot == slot and s.as_id == 0)
     start = ram.hva_start + first_page * 4096
@@ -507,8 +478,8 @@ def test_a_two_page_hit_in_12_tib_is_drawn_at_least_min_span_wide_at_any_size():
     ranges = _frame([_pages(layout, 1, 5, 2)])
     ax = plot.memslot_map(layout, ranges, gfn_view=True)
     hva_ax, gfn_ax = ax.figure.axes
-    hit = _gids(hva_ax, "notifiers-")["notifiers-hit"]
-    gfn_hit = _gids(gfn_ax, "gfn-hits-")["gfn-hits-as0"]
+    hit = gids(hva_ax, "notifiers-")["notifiers-hit"]
+    gfn_hit = gids(gfn_ax, "gfn-hits-")["gfn-hits-as0"]
     stored = hit.get_paths()[0].vertices[:, 0]
     assert np.ptp(stored) < 1e-6  # stored to scale
     for size, dpi in (((10, 3), 100), ((4, 2), 72), ((16, 5), 200)):
@@ -516,14 +487,14 @@ def test_a_two_page_hit_in_12_tib_is_drawn_at_least_min_span_wide_at_any_size():
         ax.figure.set_dpi(dpi)
         ax.figure.canvas.draw()
         for axes, bars in ((hva_ax, hit), (gfn_ax, gfn_hit)):
-            widths = _screen_widths(axes, bars)
+            widths = screen_widths(axes, bars)
             assert len(widths) == 1
-            assert widths[0] >= _min_px(ax.figure) - 1e-6
+            assert widths[0] >= min_px(ax.figure) - 1e-6
         assert hit.drawn_marks == 1
     left, right = hva_ax.get_xlim()
     hva_ax.set_xlim(left - 50, right + 50)  # zoomed out: the range is smaller still
     ax.figure.canvas.draw()
-    assert _screen_widths(hva_ax, hit)[0] >= _min_px(ax.figure) - 1e-6
+    assert screen_widths(hva_ax, hit)[0] >= min_px(ax.figure) - 1e-6
 
 
 def test_coinciding_hits_draw_one_triangle_labelled_with_their_count():
@@ -534,12 +505,12 @@ def test_coinciding_hits_draw_one_triangle_labelled_with_their_count():
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, ranges, ax=ax)
     ax.figure.canvas.draw()
-    hit = _gids(ax, "notifiers-")["notifiers-hit"]
+    hit = gids(ax, "notifiers-")["notifiers-hit"]
     assert len(hit.get_paths()) == 201
     assert sorted(hit.drawn_counts) == [1, 200]
     assert hit.drawn_marks == 2
     assert [text for _x, _y, text in hit._labels] == ["×200"]
-    assert _legend_texts(ax) == ["notifier hits (201)"]
+    assert legend_texts(ax) == ["notifier hits (201)"]
 
 
 def test_overlapping_misses_merge_into_one_hatched_bar():
@@ -551,13 +522,13 @@ def test_overlapping_misses_merge_into_one_hatched_bar():
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, _frame(rows), ax=ax, regions=[VMM_HEAP])
     ax.figure.canvas.draw()
-    miss = _gids(ax, "notifiers-")["notifiers-miss"]
+    miss = gids(ax, "notifiers-")["notifiers-miss"]
     assert len(miss.get_paths()) == 50
     assert miss.drawn_counts == [50] and miss.drawn_marks == 0
     handle = ax.get_legend().legend_handles[0]
-    assert to_hex(handle.get_facecolor()) == _face(miss) == COLORS["miss_face"]
+    assert to_hex(handle.get_facecolor()) == face(miss) == COLORS["miss_face"]
     assert handle.get_hatch() == miss.get_hatch() == "////"
-    assert _legend_texts(ax) == ["notifier misses (spurious) (50)"]
+    assert legend_texts(ax) == ["notifier misses (spurious) (50)"]
 
 
 def test_map_legends_list_only_the_kinds_of_range_drawn():
@@ -567,14 +538,14 @@ def test_map_legends_list_only_the_kinds_of_range_drawn():
     misses = _frame([(VMM_HEAP[0], VMM_HEAP[0] + 0x1000, False)] * 3)
     hits = _frame([_pages(layout, 1, 0, 1)])
     ax = plot.memslot_map(layout, misses, gfn_view=True)
-    assert _legend_texts(ax) == ["notifier misses (spurious) (3)"]
-    assert _legend_texts(ax.figure.axes[1]) == ["memslot"]
+    assert legend_texts(ax) == ["notifier misses (spurious) (3)"]
+    assert legend_texts(ax.figure.axes[1]) == ["memslot"]
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, hits, ax=ax, counts=False)
-    assert _legend_texts(ax) == ["notifier hits", "notifier misses (spurious)"]
+    assert legend_texts(ax) == ["notifier hits", "notifier misses (spurious)"]
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, hits, ax=ax)
-    assert _legend_texts(ax) == ["notifier hits (1)"]
+    assert legend_texts(ax) == ["notifier hits (1)"]
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, ax=ax)
     assert ax.get_legend() is None
@@ -613,3 +584,11 @@ def test_stall_by_kernel_draws_the_distribution_beside_the_readers_and_writers_n
         plot.stall_by_kernel(runs, ax=pair[0])
     with pytest.raises(ValueError, match="empty"):
         plot.stall_by_kernel({})
+
+
+def test_curves_tick_every_value_swept_on_a_log_axis():
+    """64, 208 and 416 vCPUs fall between decades: each gets its own labelled tick."""
+    frame = pd.DataFrame({"n_vcpus": [64, 208, 416], "k": ["a"] * 3, "p99_us": [1.0, 2.0, 3.0]})
+    ax = plot.curves(frame, "n_vcpus", "p99_us", hue="k", ax=plt.subplots()[1])
+    ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "208", "416"]

@@ -13,44 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from matplotlib.colors import to_hex
+from _artists import face, gids, legend_texts, min_px, screen_widths
 
 import kvmviz as kv
-from kvmviz import metrics, plot, timelines
+from kvmviz import metrics, timelines
 from kvmviz.theme import COLORS
-
-
-def _gids(ax, prefix=""):
-    artists = [*ax.collections, *ax.patches, *ax.lines]
-    return {a.get_gid(): a for a in artists if (a.get_gid() or "").startswith(prefix)}
-
-
-def _face(artist) -> str:
-    return to_hex(
-        artist.get_facecolor()[0] if artist.get_facecolor().ndim == 2 else artist.get_facecolor()
-    )
-
-
-def _min_px(fig) -> float:
-    """MIN_SPAN_PT in the figure's pixels."""
-    return plot.MIN_SPAN_PT * fig.dpi / 72
-
-
-def _screen_widths(ax, bars) -> np.ndarray:
-    """The on-screen width, in pixels, of every bar a SpanBars drew at its last draw."""
-    if not bars.drawn_spans:
-        return np.empty(0)
-    x = np.array(bars.drawn_spans)
-    y = np.zeros(len(x))
-    left = ax.transData.transform(np.column_stack([x[:, 0], y]))[:, 0]
-    right = ax.transData.transform(np.column_stack([x[:, 0] + x[:, 1], y]))[:, 0]
-    return right - left
-
-
-def _legend_texts(ax) -> list[str]:
-    legend = ax.get_legend()
-    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
-
 
 # -- lock timeline -------------------------------------------------------------------------
 
@@ -65,15 +32,15 @@ def test_lock_timeline_one_lane_per_vcpu(busy8):
     assert lanes is ax
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["notifiers", *(f"vCPU {v}" for v in range(8))]
-    drawn = _gids(ax, "lane-")
+    drawn = gids(ax, "lane-")
     faults = busy8.faults
     in_window = faults[(faults["t_request_us"] < end) & (faults["t_release_us"] > start)]
     for v, attempts in in_window.groupby("vcpu"):
         assert len(drawn[f"lane-vcpu{v}-read"].get_paths()) == len(attempts)
         assert len(drawn[f"lane-vcpu{v}-wait"].get_paths()) == int((attempts["wait_us"] > 0).sum())
-    assert _face(drawn["lane-vcpu0-read"]) == COLORS["read"]
-    assert _face(drawn["lane-notifier-write"]) == COLORS["write"]
-    assert _face(drawn["lane-notifier-wait"]) == COLORS["wait"]
+    assert face(drawn["lane-vcpu0-read"]) == COLORS["read"]
+    assert face(drawn["lane-notifier-write"]) == COLORS["write"]
+    assert face(drawn["lane-notifier-wait"]) == COLORS["wait"]
     assert drawn["lane-notifier-wait"].get_hatch() == "..."
     assert len(drawn["lane-notifier-wait"].get_paths()) >= 1  # the worst writer did wait
     assert ax.get_xlabel() == "" and "µs" in queue.get_xlabel()
@@ -98,7 +65,7 @@ def test_lock_timeline_groups_416_vcpus(big416):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[0] == "notifiers" and len(labels) == 1 + 8
     assert labels[1] == "vCPUs 0–46" and labels[-1] == "vCPUs 327–373"  # 374 of 416 fault
-    drawn = _gids(ax, "lane-")
+    drawn = gids(ax, "lane-")
     assert not any(g.startswith("lane-vcpu") for g in drawn)
     assert {f"lane-group{i}-{s}" for i in range(8) for s in ("read", "wait")} <= set(drawn)
     assert "374 faulting vCPUs of 416" in ax.get_title(loc="left")
@@ -121,10 +88,10 @@ def test_a_40_ns_write_hold_is_min_span_wide_in_a_2_ms_window(big416):
     in a 2 ms window of the 416-vCPU VM."""
     ax = timelines.lock_timeline(big416, 0, 2_000)
     ax.figure.canvas.draw()
-    write = _gids(ax, "lane-notifier-")["lane-notifier-write"]
-    widths = _screen_widths(ax, write)
+    write = gids(ax, "lane-notifier-")["lane-notifier-write"]
+    widths = screen_widths(ax, write)
     assert len(widths) >= 1
-    assert widths.min() >= _min_px(ax.figure) - 1e-6
+    assert widths.min() >= min_px(ax.figure) - 1e-6
 
 
 def test_timeline_legend_lists_only_the_states_drawn(busy8):
@@ -134,7 +101,7 @@ def test_timeline_legend_lists_only_the_states_drawn(busy8):
     ax = timelines.lock_timeline(
         busy8, *metrics.whole_stalls(busy8, worst.t_arrive_us, worst.t_grant_us)
     )
-    labels = _legend_texts(ax)
+    labels = legend_texts(ax)
     assert labels[:3] == ["fault holds mmu_lock\nfor read", "notifier holds it\nfor write",
                           "waits for it"]  # fmt: skip
     assert "callback skips it" not in labels
@@ -142,11 +109,11 @@ def test_timeline_legend_lists_only_the_states_drawn(busy8):
     v515 = kv.simulate(storm, kernel="v5.15", seed=0)
     skipped = v515.notifiers[~v515.notifiers["locked"]].iloc[0]
     ax = timelines.lock_timeline(v515, skipped.t_arrive_us - 5, skipped.t_arrive_us + 5)
-    assert "callback skips it" in _legend_texts(ax)
+    assert "callback skips it" in legend_texts(ax)
     lock = busy8.lock
     calm = _calm_window(lock)
     ax = timelines.lock_timeline(busy8, *calm)
-    assert not any(t.startswith("waits") for t in _legend_texts(ax))
+    assert not any(t.startswith("waits") for t in legend_texts(ax))
 
 
 def _calm_window(lock) -> tuple[float, float]:
@@ -164,14 +131,14 @@ def test_holds_under_a_spinlock_are_never_labelled_for_read():
     tiny = kv.Scenario(n_vcpus=3, faulting_share=1.0, guest_run_us=10, duration_us=400)
     run = kv.simulate(tiny, kernel="v5.12", policy="spinlock", seed=0)
     ax = timelines.lock_timeline(run, 0, 400)
-    labels = _legend_texts(ax)
+    labels = legend_texts(ax)
     assert "fault holds mmu_lock\n(exclusive: spinlock)" in labels
     assert not any("read" in label for label in labels)
     assert "spinlock" in ax.get_title(loc="left")
     ax = timelines.retry_timeline(run, 0, 400)
-    assert not any("for read" in label for label in _legend_texts(ax))
+    assert not any("for read" in label for label in legend_texts(ax))
     qrw = kv.simulate(tiny, kernel="v5.12", seed=0)
-    assert "holds it\nfor read" in _legend_texts(timelines.retry_timeline(qrw, 0, 400))
+    assert "holds it\nfor read" in legend_texts(timelines.retry_timeline(qrw, 0, 400))
 
 
 # -- retry timeline ------------------------------------------------------------------------

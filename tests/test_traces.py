@@ -17,48 +17,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _traces import DATA, LAYOUT, LINES, PHASES, TRACE, VMM_PID
+from _traces import TIMESTAMP as _TS
+from _traces import one_line as _one_line
+from _traces import refused as _refused
+from _traces import replay_cli as _cli
+from _traces import write_trace as _write
 
 import kvmviz as kv
 from kvmviz import classify
 from kvmviz import traces as kt
-from kvmviz.cli import main
 from kvmviz.presets import q35_512m_layout
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data"
-TRACE = DATA / "traces" / "notifier-phases-linux6.18.txt"
-LAYOUT = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
 QEMU = DATA / "qemu" / "q35-512m-paused.txt"
 SHARED = Path("/work/shared/data")
-
-VMM_PID = 15444  # the micro-VMM's main thread (file header)
-PHASES = [
-    "idle",
-    "spurious_munmap",
-    "spurious_madv",
-    "relevant_madv",
-    "mprotect",
-    "ksm",
-    "aging",
-    "end",
-]
-
-
-@pytest.fixture(scope="module")
-def events():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a clean file: no TraceParseWarning
-        return kt.load_ftrace(TRACE)
-
-
-@pytest.fixture(scope="module")
-def layout():
-    return kt.load_layout_json(LAYOUT)
-
-
-@pytest.fixture(scope="module")
-def classified(events, layout):
-    return classify.records(events, layout)
 
 
 def file_lines(path: Path) -> list[str]:
@@ -1052,39 +1025,10 @@ def test_benchmark_quick_smoke():
 # Every case is the real trace (or layout) with a few lines edited, as a user's would be: each
 # class refused in one sentence (by the parser and by the command), or read honestly.
 # Every case is the real trace (or layout) with a few lines edited, as a user's would be.
-LINES = TRACE.read_text(encoding="utf-8").split("\n")[:-1]
-
-_TS = re.compile(r"(?<=\s)(\d+)\.(\d{6})(?=: )")
 
 
 def _ts(line: str) -> str:
     return _TS.search(line).group(0)
-
-
-def _write(tmp_path: Path, lines: list[str], name: str = "trace.txt") -> Path:
-    path = tmp_path / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _cli(capsys, trace, layout=LAYOUT, *extra) -> tuple[int, str, str]:
-    code = main(["replay", str(trace), "--layout", str(layout), "--vcpus", "2", *extra])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line(error: Exception) -> str:
-    """How the CLI prints an error: on one line, runs of blanks collapsed."""
-    return "kvmviz replay: " + " ".join(str(error).split())
-
-
-def _refused(capsys, trace, layout=LAYOUT, *extra) -> str:
-    """The CLI's one line on stderr, exit status 2 and no table."""
-    code, out, err = _cli(capsys, trace, layout, *extra)
-    assert code == 2 and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "mean_us" not in out
-    return err.strip()
 
 
 def test_replay_takes_layout_from_json_or_qemu_log():

@@ -1,0 +1,60 @@
+"""The bundled real trace and its layout, and the helpers that edit it as a user's would be.
+
+Shared by the tests of the parsers (test_traces), of classification (test_classify) and of
+trace replay (test_experiments): a bad trace is the real one with a few lines changed,
+written to a temporary folder, then read or replayed through ``kvmviz replay``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kvmviz.cli import main
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+TRACE = DATA / "traces" / "notifier-phases-linux6.18.txt"
+LAYOUT = DATA / "traces" / "notifier-phases-linux6.18.layout.json"
+VMM_PID = 15444  # the micro-VMM's main thread (file header)
+PHASES = [
+    "idle",
+    "spurious_munmap",
+    "spurious_madv",
+    "relevant_madv",
+    "mprotect",
+    "ksm",
+    "aging",
+    "end",
+]
+LINES = TRACE.read_text(encoding="utf-8").split("\n")[:-1]
+"""The bundled trace, one string per line, without the final newline."""
+
+TIMESTAMP = re.compile(r"(?<=\s)(\d+)\.(\d{6})(?=: )")
+
+
+def write_trace(tmp_path: Path, lines: list[str], name: str = "trace.txt") -> Path:
+    """``lines`` written as a trace file in ``tmp_path``."""
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def replay_cli(capsys, trace, layout=LAYOUT, *extra) -> tuple[int, str, str]:
+    """``kvmviz replay TRACE --layout LAYOUT --vcpus 2 ...``: (exit status, stdout, stderr)."""
+    code = main(["replay", str(trace), "--layout", str(layout), "--vcpus", "2", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(error: Exception) -> str:
+    """How the CLI prints an error: on one line, runs of blanks collapsed."""
+    return "kvmviz replay: " + " ".join(str(error).split())
+
+
+def refused(capsys, trace, layout=LAYOUT, *extra) -> str:
+    """The CLI's one line on stderr, exit status 2 and no table."""
+    code, out, err = replay_cli(capsys, trace, layout, *extra)
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "mean_us" not in out
+    return err.strip()
