@@ -9,6 +9,7 @@ from . import (
     engine,
     exercises,
     experiments,
+    export,
     kernels,
     memslots,
     metrics,
@@ -21,6 +22,7 @@ from . import (
 )
 from .engine import TooMuchWork, estimate, simulate
 from .experiments import compare_kernels, sensitivity
+from .export import to_perfetto
 from .kernels import CALLBACKS, KERNELS, rule, takes_lock
 from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
 from .metrics import brownout, stall_stats, summarize
@@ -63,6 +65,7 @@ __all__ = [
     "estimate",
     "exercises",
     "experiments",
+    "export",
     "gallery",
     "kernels",
     "load_ftrace",
@@ -84,6 +87,7 @@ __all__ = [
     "summarize",
     "takes_lock",
     "timelines",
+    "to_perfetto",
     "traces",
     "widgets",
 ]

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from . import __version__, exercises, experiments, metrics
 from ._checks import check_seed
+from ._files import check_free, write_atomic
 from ._progress import reporter
 from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
+from .export import FORMATS, encode
 from .kernels import KERNELS
 from .metrics import KERNEL_TABLE_COLUMNS
 from .rwlock import POLICIES
@@ -112,6 +114,28 @@ def _progress_option(parser) -> None:
     )
 
 
+def _trace_options(parser, what: str) -> None:
+    parser.add_argument(
+        "--trace",
+        metavar="DIR",
+        help=f"also write {what} as a trace Perfetto opens (https://ui.perfetto.dev), one file "
+        "per kernel, into DIR (created if needed)",
+    )
+    parser.add_argument(
+        "--trace-format",
+        default="pftrace",
+        metavar="FMT[,FMT]",
+        help="comma-separated trace formats: pftrace (Perfetto protobuf, with flows from a "
+        "waiting callback to the faults queued behind it), json (Chrome JSON, also read by "
+        "Trace Compass)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing trace files (without it they are refused before any work)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kvmviz",
@@ -191,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse, before any work, a run whose tables would exceed N rows (fault attempts "
         "+ notifier callbacks, ~260 bytes each); raise it to go ahead with a bigger run",
     )
+    _trace_options(sim, "each kernel's run")
     _progress_option(sim)
 
     figs = command(
@@ -244,7 +269,9 @@ def _parser() -> argparse.ArgumentParser:
         "The recorded notifications drive the modelled vCPUs; prints the per-kernel table and "
         "a perf-lock-contention table per kernel.",
     )
-    rep.add_argument("trace", help="tracefs `trace` file or `trace-cmd report` output")
+    rep.add_argument(
+        "trace_file", metavar="TRACE", help="tracefs `trace` file or `trace-cmd report` output"
+    )
     rep.add_argument(
         "--layout",
         required=True,
@@ -263,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip (and count) malformed trace lines instead of stopping at the first",
     )
+    _trace_options(rep, "the replayed notifications and the modelled vCPUs")
     _progress_option(rep)
 
     quiz = command("quiz", "print a seeded exercise; -c reveals the answer")
@@ -337,6 +365,49 @@ def _reporter(args, name: str, describe):
     return reporter(True if show else None, name, describe, "done, total")
 
 
+def _trace_targets(args, stem: str) -> tuple[list[Path], str]:
+    """The trace files ``--trace`` asks for (one per kernel and format) and the options to
+    echo; ``ValueError`` for an unknown format, ``FileExistsError`` for an existing file
+    without ``--force``. Nothing is written here."""
+    if args.trace is None:
+        return [], ""
+    formats = [f.strip().lower().lstrip(".") for f in args.trace_format.split(",") if f.strip()]
+    known = [f.lstrip(".") for f in FORMATS]
+    unknown = [f for f in formats if f not in known]
+    if unknown or not formats:
+        raise ValueError(
+            f"--trace-format {args.trace_format!r}: unknown format(s) "
+            f"{', '.join(unknown) or '(none)'}; expected some of {', '.join(known)}"
+        )
+    out = Path(args.trace)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--trace {out}: exists and is not a folder; expected a folder")
+    targets = [out / f"{stem}-{kernel}.{fmt}" for kernel in KERNELS for fmt in formats]
+    try:
+        check_free(targets, force=args.force)
+    except FileExistsError as error:
+        raise FileExistsError(str(error).replace("pass force=True", "add --force")) from None
+    echo = f" --trace {args.trace} --trace-format {','.join(formats)}"
+    return targets, echo + (" --force" if args.force else "")
+
+
+def _write_traces(prog: str, targets: list[Path], runs: dict, force: bool) -> int:
+    """Write each kernel's run to its targets, all or none; print each path."""
+    if not targets:
+        return 0
+    files = {}
+    for path in targets:
+        kernel = path.stem.rsplit("-", 1)[1]
+        files[path] = encode(runs[kernel], path.suffix)
+    try:
+        written = write_atomic(files, force=force)
+    except OSError as error:
+        return _fail(prog, f"cannot write --trace: {_os_error(error)}; no trace was written")
+    for path in written:
+        print(f"# trace: {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # The commands.
 # --------------------------------------------------------------------------------------------
@@ -372,11 +443,15 @@ def _simulate(args) -> int:
             f"each kernel's run would simulate {work}, more than --max-records "
             f"{args.max_records:,}: shorten --duration-ms, lower --vcpus or --rate{go_ahead}",
         )
+    try:
+        targets, echo_trace = _trace_targets(args, "simulate")
+    except (ValueError, FileExistsError) as error:
+        return _fail(prog, str(error))
     echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
     print(
         f"# kvmviz simulate --vcpus {args.vcpus} --duration-ms {args.duration_ms:g} "
         f"--rate {args.rate:g} --spurious {args.spurious:g} --policy {args.policy} "
-        f"{'' if args.tdp_mmu else '--no-tdp-mmu '}-s {args.seed}{echo_max}"
+        f"{'' if args.tdp_mmu else '--no-tdp-mmu '}-s {args.seed}{echo_max}{echo_trace}"
     )
     n = len(KERNELS)
 
@@ -385,7 +460,7 @@ def _simulate(args) -> int:
 
     report = _reporter(args, prog, describe)
     try:
-        table = experiments.compare_kernels(
+        runs = experiments.kernel_runs(
             scenario,
             policy=args.policy,
             seed=args.seed,
@@ -395,8 +470,8 @@ def _simulate(args) -> int:
     except TooMuchWork as error:  # faults retried far more than estimated
         message = str(error).replace("max_records=", "--max-records ")
         return _fail(prog, message.replace("a larger max_records", "a larger --max-records"))
-    print(table[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
-    return 0
+    print(metrics.kernel_table(runs)[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
+    return _write_traces(prog, targets, runs, args.force)
 
 
 def _figures(args) -> int:
@@ -446,9 +521,14 @@ def _replay(args) -> int:
     from . import traces  # plot's table helpers load matplotlib: only for this command
 
     prog = "kvmviz replay"
+    try:
+        targets, echo_trace = _trace_targets(args, Path(args.trace_file).stem)
+    except (ValueError, FileExistsError) as error:
+        return _fail(prog, str(error))
     print(
-        f"# kvmviz replay {args.trace} --layout {args.layout} --vcpus {args.vcpus} "
+        f"# kvmviz replay {args.trace_file} --layout {args.layout} --vcpus {args.vcpus} "
         f"--policy {args.policy} -s {args.seed}{' --lenient' if args.lenient else ''}"
+        f"{echo_trace}"
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -464,7 +544,7 @@ def _replay(args) -> int:
                 )
             stage = "trace"
             events = traces.load_ftrace(
-                args.trace,
+                args.trace_file,
                 lenient=args.lenient,
                 progress=_reporter(args, prog, traces._describe_bytes),
             )
@@ -477,7 +557,7 @@ def _replay(args) -> int:
             return _fail(prog, f"{size}: lower --vcpus or replay a shorter stretch of the trace")
         except (OSError, ValueError) as error:
             message = _os_error(error) if isinstance(error, OSError) else str(error)
-            path = args.layout if stage == "--layout" else args.trace
+            path = args.layout if stage == "--layout" else args.trace_file
             if stage and str(path) not in message and Path(path).name not in message:
                 message = f"{stage} {path}: {message}"  # name the file the error is about
             return _fail(prog, message)
@@ -491,7 +571,7 @@ def _replay(args) -> int:
     for kernel, run in runs.items():
         print(f"\n# perf lock contention, as it would read on {kernel}")
         print(metrics.contention_text(run))
-    return 0
+    return _write_traces(prog, targets, runs, args.force)
 
 
 def _quiz(args) -> int:

@@ -56,6 +56,7 @@ __all__ = [
     "grid",
     "headline",
     "idle_note",
+    "kernel_runs",
     "measure",
     "ordering",
     "populate_seconds",
@@ -79,6 +80,37 @@ def compare_kernels(
 ) -> pd.DataFrame:
     """Run the same scenario and seed on each kernel and tabulate :func:`kvmviz.summarize`.
 
+    The table of :func:`kernel_runs`' runs (:func:`kvmviz.metrics.kernel_table`); the
+    parameters are its.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kernel (index ``kernel``), the columns of :func:`kvmviz.summarize`.
+    """
+    return kernel_table(
+        kernel_runs(
+            scenario,
+            policy=policy,
+            seed=seed,
+            kernels=kernels,
+            progress=progress,
+            max_records=max_records,
+        )
+    )
+
+
+def kernel_runs(
+    scenario=None,
+    *,
+    policy: str = "qrwlock",
+    seed: int = 0,
+    kernels=KERNELS,
+    progress=None,
+    max_records: int | None = None,
+) -> dict:
+    """Run the same scenario and seed on each kernel.
+
     Parameters
     ----------
     scenario : Scenario, optional
@@ -95,9 +127,8 @@ def compare_kernels(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per kernel (index ``kernel``), the columns of :func:`kvmviz.summarize`
-        (:func:`kvmviz.metrics.kernel_table`).
+    dict
+        Kernel → :class:`~kvmviz.Run`, in the order of ``kernels``.
     """
     kernels = list(kernels)
     report = reporter(
@@ -111,7 +142,7 @@ def compare_kernels(
         runs[kernel] = simulate(scenario, kernel, policy, seed, **limit)
         if report is not None:
             report(len(runs), len(kernels))
-    return kernel_table(runs)
+    return runs
 
 
 # --------------------------------------------------------------------------------------------

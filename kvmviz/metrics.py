@@ -272,8 +272,19 @@ def coverage(starts, ends, edges) -> np.ndarray:
     return np.diff(covered)
 
 
-def queue_depth(run, start_us: float, end_us: float) -> tuple[np.ndarray, np.ndarray]:
+def queue_depth(
+    run, start_us: float, end_us: float, *, holder: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """How many acquisitions of ``mmu_lock`` wait at each instant of a window, as steps.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float
+        The window, µs.
+    holder : {None, "vcpu", "notifier"}
+        Count only the faults (``"vcpu"``: a vCPU has one attempt at a time, so this is the
+        number of vCPUs stalled on the lock) or only the callbacks; default both.
 
     Returns
     -------
@@ -284,6 +295,10 @@ def queue_depth(run, start_us: float, end_us: float) -> tuple[np.ndarray, np.nda
     """
     lock = run.lock
     waited = lock["wait_us"].to_numpy() > 0
+    if holder is not None:
+        if holder not in ("vcpu", "notifier"):
+            raise ValueError(f"holder must be None, 'vcpu' or 'notifier', got {holder!r}")
+        waited &= (lock["holder"] == holder).to_numpy()
     requests = lock["t_request_us"].to_numpy()[waited]
     grants = lock["t_grant_us"].to_numpy()[waited]
     times = np.concatenate([requests, grants])

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kvmviz"
 SUBMODULES = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
 
-VIEWS = ("plot", "timelines", "animate")
+VIEWS = ("plot", "timelines", "animate", "export")
 CONTROLLERS = ("widgets", "cli", "gallery")
 MAY_SIMULATE = ("experiments", *CONTROLLERS)
 MODEL = (

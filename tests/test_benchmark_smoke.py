@@ -150,3 +150,27 @@ def test_plot_benchmark_reports_the_reference_and_the_hot_path_both_ways():
     svgs = re.findall(r"([\d.]+) KiB SVG .* same bytes: (yes|NO)$", out, re.M)
     assert len(svgs) == 4, out
     assert all(float(size) > 0 and same == "yes" for size, same in svgs), out
+
+
+def test_export_benchmark_quick_run_reports_every_run_and_the_goal():
+    """benchmarks/export.py --quick: a row per kernel and the replayed trace with a size and a
+    ratio for each format, and the goal judged for both suffixes. No timing assertions."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "export.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(
+        r"^(v5\.1[235]|replayed trace).*?([\d.]+) s +([\d.]+) MB +([\d.]+)x +([\d.]+) s +"
+        r"([\d.]+) MB +([\d.]+)x$",
+        proc.stdout,
+        re.MULTILINE,
+    )
+    assert [r[0] for r in rows] == ["v5.12", "v5.13", "v5.15", "replayed trace"], proc.stdout
+    assert all(float(r[2]) > 0 and float(r[5]) > 0 for r in rows)
+    goals = re.findall(r"to_perfetto (\.json|\.pftrace)\s+[\d.]+ s  (PASS|FAIL)", proc.stdout)
+    assert [g[0] for g in goals] == [".json", ".pftrace"], proc.stdout

@@ -132,7 +132,7 @@ def test_ctrl_c_is_exit_130_in_one_line(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.experiments, "compare_kernels", interrupted)
+    monkeypatch.setattr(cli.experiments, "kernel_runs", interrupted)
     assert main(SMALL) == 130
     assert _one_line_error(capsys) == "kvmviz: interrupted\n"
 
@@ -385,3 +385,102 @@ def test_quiz_command_takes_the_policy_of_the_lock_kinds(capsys):
     assert cli.main(["quiz", "takes-lock", "--policy", "spinlock"]) == 2
     err = capsys.readouterr().err
     assert err == "kvmviz quiz: takes-lock takes no option policy (options: none)\n"
+
+
+# -- --trace: a run for Perfetto, one file per kernel ------------------------------------------
+def test_simulate_trace_writes_one_file_per_kernel_and_format(tmp_path, capsys):
+    """`kvmviz simulate --trace DIR` writes each kernel's run in each format asked for, echoes
+    the flags, and the files hold the runs the table was computed from (their holds add up to
+    the lock table's)."""
+    import json
+
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    from kvmviz import experiments
+
+    out = tmp_path / "traces"
+    argv = [*SMALL, "--trace", str(out), "--trace-format", "json,pftrace"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"--trace {out} --trace-format json,pftrace" in printed.splitlines()[0]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"simulate-{k}.{f}" for k in kvmviz.KERNELS for f in ("json", "pftrace"))
+    runs = experiments.kernel_runs(kvmviz.Scenario(n_vcpus=8, duration_us=2000))
+    for kernel, run in runs.items():
+        assert f"# trace: {out / f'simulate-{kernel}.json'}" in printed
+        events = json.loads((out / f"simulate-{kernel}.json").read_text())["traceEvents"]
+        holds = [e for e in events if e["ph"] == "X" and e["name"].startswith("holding")]
+        assert len(holds) == len(run.lock)
+        assert sum(e["dur"] for e in holds) == pytest.approx(run.lock["hold_us"].sum(), abs=0.01)
+        trace = pb.Trace.FromString((out / f"simulate-{kernel}.pftrace").read_bytes())
+        begins = [
+            p.track_event
+            for p in trace.packet
+            if p.HasField("track_event") and p.track_event.name.startswith("holding")
+        ]
+        assert len(begins) == len(run.lock)
+
+
+def test_simulate_trace_refuses_existing_files_before_any_work(tmp_path, capsys, monkeypatch):
+    """Existing trace files are refused in one line, before simulating, and left as they were;
+    `--force` replaces them."""
+    from kvmviz import experiments
+
+    (tmp_path / "simulate-v5.13.pftrace").write_bytes(b"mine")
+    simulated = []
+    real = experiments.kernel_runs
+    monkeypatch.setattr(
+        experiments, "kernel_runs", lambda *a, **k: simulated.append(1) or real(*a, **k)
+    )
+    assert main([*SMALL, "--trace", str(tmp_path)]) == 2
+    err = _one_line_error(capsys)
+    assert "refusing to overwrite" in err and "simulate-v5.13.pftrace" in err and "--force" in err
+    assert simulated == [] and (tmp_path / "simulate-v5.13.pftrace").read_bytes() == b"mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["simulate-v5.13.pftrace"]
+    assert main([*SMALL, "--trace", str(tmp_path), "--force"]) == 0
+    assert (tmp_path / "simulate-v5.13.pftrace").read_bytes()[:4] != b"mine"
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--trace-format", "xml"], "--trace-format 'xml': unknown format(s) xml; expected some"),
+        (["--trace-format", ","], "unknown format(s) (none)"),
+    ],
+)
+def test_simulate_trace_names_a_bad_format(tmp_path, capsys, extra, fragment):
+    """An unknown trace format is one line naming it and the choices; nothing is written."""
+    assert main([*SMALL, "--trace", str(tmp_path / "t"), *extra]) == 2
+    assert fragment in _one_line_error(capsys)
+    assert not (tmp_path / "t").exists()
+
+
+def test_simulate_trace_into_a_file_is_refused(tmp_path, capsys):
+    """`--trace` must be a folder."""
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main([*SMALL, "--trace", str(target)]) == 2
+    assert "exists and is not a folder" in _one_line_error(capsys)
+
+
+def test_replay_trace_writes_the_real_stream_beside_the_modelled_vcpus(tmp_path, capsys):
+    """`kvmviz replay TRACE --layout LAYOUT --trace DIR`: one .pftrace per kernel, named after
+    the trace, whose notifier instants are the replayed trace's callbacks."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    argv = ["replay", str(TRACE), "--layout", str(LAYOUT), "--vcpus", "8", "--trace", str(tmp_path)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"{TRACE.stem}-{k}.pftrace" for k in kvmviz.KERNELS]
+    trace = pb.Trace.FromString((tmp_path / names[0]).read_bytes())
+    arrivals = [
+        p for p in trace.packet if p.HasField("track_event") and p.track_event.type == 3
+    ]  # TYPE_INSTANT
+    title = next(
+        p.track_descriptor.process.process_name
+        for p in trace.packet
+        if p.HasField("track_descriptor")
+    )
+    assert "replayed trace" in title and "8 vCPUs" in title
+    assert len(arrivals) > 1000  # the trace's 1255 records make more callbacks than that

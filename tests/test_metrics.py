@@ -325,3 +325,21 @@ def test_busiest_window_shows_the_longest_writer_wait_whole(busy8, big416):
         assert _stalls_whole(run, start, end)
     with pytest.raises(ValueError, match="width_us"):
         metrics.busiest_window(busy8, 0)
+
+
+def test_queue_depth_by_holder_splits_the_waiters(busy8):
+    """``holder="vcpu"`` counts the faults waiting (the vCPUs stalled), ``"notifier"`` the
+    callbacks; at every step the two add up to the whole queue, and a fault-only count never
+    exceeds the vCPUs."""
+    import kvmviz as kv
+
+    end = busy8.scenario.duration_us
+    t, total = kv.metrics.queue_depth(busy8, 0.0, end)
+    parts = [kv.metrics.queue_depth(busy8, 0.0, end, holder=h) for h in ("vcpu", "notifier")]
+    probe = (t[:-1] + t[1:]) / 2  # inside each step of the whole queue
+    at = [v[np.searchsorted(tt, probe, "right") - 1] for tt, v in parts]
+    assert np.array_equal(at[0] + at[1], total[np.searchsorted(t, probe, "right") - 1])
+    assert at[0].max() > 0 and at[1].max() > 0
+    assert at[0].max() <= busy8.scenario.n_vcpus
+    with pytest.raises(ValueError, match="holder must be None, 'vcpu' or 'notifier'"):
+        kv.metrics.queue_depth(busy8, 0.0, end, holder="vCPU")

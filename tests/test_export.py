@@ -1,0 +1,392 @@
+"""The Perfetto exports, read back as a viewer would and compared with the Run's own tables.
+
+The JSON is loaded with :mod:`json`; the ``.pftrace`` is parsed with the ``perfetto`` package's
+own ``perfetto_trace_pb2`` and its slices rebuilt from their begin / end events, as the
+trace processor does. Then every lock acquisition of ``run.lock`` must be a slice with its
+start and duration, every vCPU a named track, and the counters must step as a brute-force
+count of the waiters says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+import kvmviz as kv
+from kvmviz import experiments, export
+
+
+def ns(us) -> np.ndarray:
+    return np.rint(np.asarray(us, dtype=float) * 1000).astype(np.int64)
+
+
+# -- reading the files back -------------------------------------------------------------------
+def json_slices(payload: dict) -> tuple[dict, pd.DataFrame]:
+    """Thread names by tid, and the ``X`` slices with their track name, in integer ns."""
+    names = {
+        e["tid"]: e["args"]["name"]
+        for e in payload["traceEvents"]
+        if e["ph"] == "M" and e["name"] == "thread_name"
+    }
+    rows = [
+        (names[e["tid"]], e["name"], e["ts"], e["dur"], e["args"])
+        for e in payload["traceEvents"]
+        if e["ph"] == "X"
+    ]
+    frame = pd.DataFrame(rows, columns=["track", "name", "ts", "dur", "args"])
+    frame["start"] = ns(frame["ts"])
+    frame["end"] = ns(frame["ts"] + frame["dur"])
+    return names, frame
+
+
+def proto_slices(data: bytes):
+    """Track names by uuid, counter tracks, the slices rebuilt from begin/end pairs (with their
+    args and flows) and the instants, from a ``.pftrace``."""
+    trace = pb.Trace.FromString(data)
+    tracks, counters, open_, slices, instants, samples = {}, {}, {}, [], [], {}
+    last_ts = 0
+    for packet in trace.packet:
+        assert packet.trusted_packet_sequence_id == 1
+        if packet.HasField("track_descriptor"):
+            desc = packet.track_descriptor
+            if desc.HasField("counter"):
+                counters[desc.uuid] = (desc.name, desc.counter.unit, desc.counter.unit_name)
+            elif desc.HasField("process"):
+                tracks[desc.uuid] = desc.process.process_name
+            else:
+                tracks[desc.uuid] = desc.name
+            continue
+        event = packet.track_event
+        assert packet.timestamp >= last_ts, "packets out of time order"
+        last_ts = packet.timestamp
+        args = {
+            a.name: (
+                a.bool_value
+                if a.HasField("bool_value")
+                else a.int_value
+                if a.HasField("int_value")
+                else a.string_value
+            )
+            for a in event.debug_annotations
+        }
+        if event.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
+            open_.setdefault(event.track_uuid, []).append(
+                [
+                    tracks[event.track_uuid],
+                    event.name,
+                    packet.timestamp,
+                    None,
+                    args,
+                    list(event.flow_ids),
+                    list(event.terminating_flow_ids),
+                    len(open_.get(event.track_uuid, [])),
+                ]
+            )
+        elif event.type == pb.TrackEvent.TYPE_SLICE_END:
+            row = open_[event.track_uuid].pop()
+            row[3] = packet.timestamp
+            slices.append(row)
+        elif event.type == pb.TrackEvent.TYPE_INSTANT:
+            instants.append((tracks[event.track_uuid], event.name, packet.timestamp, args))
+        elif event.type == pb.TrackEvent.TYPE_COUNTER:
+            samples.setdefault(event.track_uuid, []).append((packet.timestamp, event.counter_value))
+    assert all(not stack for stack in open_.values()), "a slice was never ended"
+    frame = pd.DataFrame(
+        slices,
+        columns=["track", "name", "start", "end", "args", "flows_out", "flows_in", "depth"],
+    )
+    return tracks, counters, frame, instants, samples
+
+
+def acquisitions(run) -> pd.DataFrame:
+    """``run.lock`` as the exports must show it: (track, start, end) of every hold, in ns."""
+    lock = run.lock
+    track = np.where(
+        lock["holder"] == "vcpu",
+        "vCPU " + lock["who"].astype(str),
+        "notifier",
+    )
+    frame = pd.DataFrame(
+        {"track": track, "start": ns(lock["t_grant_us"]), "end": ns(lock["t_release_us"])}
+    )
+    return frame.sort_values(["track", "start", "end"], ignore_index=True)
+
+
+def holds_of(slices: pd.DataFrame) -> pd.DataFrame:
+    holds = slices[slices["name"].str.startswith("holding mmu_lock")].copy()
+    holds["track"] = np.where(holds["track"].str.startswith("vCPU"), holds["track"], "notifier")
+    return holds[["track", "start", "end"]].sort_values(
+        ["track", "start", "end"], ignore_index=True
+    )
+
+
+def assert_nested(slices: pd.DataFrame) -> None:
+    """On each track, any two slices are disjoint or one holds the other (no partial overlap)."""
+    for track, group in slices.groupby("track"):
+        stack: list[int] = []
+        for start, end in sorted(
+            zip(group["start"], group["end"], strict=True), key=lambda s: (s[0], -s[1])
+        ):
+            while stack and stack[-1] <= start:
+                stack.pop()
+            assert not stack or end <= stack[-1], f"{track}: [{start}, {end}) overlaps its parent"
+            stack.append(end)
+
+
+def waiting_at(run, t_ns: int, holder=None) -> int:
+    """Brute force: acquisitions that requested before ``t`` and were granted after it."""
+    lock = run.lock
+    if holder is not None:
+        lock = lock[lock["holder"] == holder]
+    request, grant = ns(lock["t_request_us"]), ns(lock["t_grant_us"])
+    return int(((request <= t_ns) & (grant > t_ns)).sum())
+
+
+@pytest.fixture(scope="module")
+def replayed(classified, layout):
+    """The bundled real trace's notifications replayed against eight modelled vCPUs."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", experiments.ReplayWarning)
+        return experiments.replay_trace(classified, layout, "v5.12", n_vcpus=8)
+
+
+@pytest.fixture(scope="module")
+def runs(busy8, big416, replayed):
+    return {"busy8": busy8, "big416": big416, "replayed": replayed}
+
+
+# -- the JSON ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["busy8", "big416", "replayed"])
+def test_json_carries_every_acquisition_as_a_slice(runs, name, tmp_path):
+    """Every acquisition of ``mmu_lock`` in ``run.lock`` is one ``holding mmu_lock`` slice on
+    its vCPU's track (or a notifier lane), starting at the grant and lasting the hold."""
+    run = runs[name]
+    path = kv.to_perfetto(run, tmp_path / "run.json")
+    names, slices = json_slices(json.loads(path.read_text(encoding="utf-8")))
+    assert path.name == "run.json"
+    pd.testing.assert_frame_equal(holds_of(slices), acquisitions(run))
+    assert sorted(n for n in names.values() if n.startswith("vCPU")) == sorted(
+        f"vCPU {v}" for v in range(run.scenario.n_vcpus)
+    )
+    assert_nested(slices)
+
+
+def test_json_waits_callbacks_instants_and_args(busy8):
+    """Each wait of a fault is a ``waiting for mmu_lock (read)`` slice from request to grant;
+    each callback a slice named after it with its hit, kernel and rule in the args, and an
+    arrival instant; retry attempts say so in their args."""
+    payload = export.chrome_trace(busy8)
+    _names, slices = json_slices(payload)
+    f = busy8.faults
+    waited = ns(f["t_grant_us"]) > ns(f["t_request_us"])
+    waits = slices[slices["name"] == "waiting for mmu_lock (read)"]
+    assert len(waits) == int(waited.sum()) > 0
+    assert sorted(waits["start"]) == sorted(ns(f["t_request_us"])[waited])
+    holds = slices[slices["name"] == "holding mmu_lock (read)"]
+    assert sum(a["retry"] for a in holds["args"]) == int(f["retry"].sum()) > 0
+    n = busy8.notifiers
+    callbacks = slices[slices["name"].isin(kv.CALLBACKS)]
+    assert len(callbacks) == len(n)
+    assert sorted(callbacks["start"]) == sorted(ns(n["t_arrive_us"]))
+    assert {a["kernel"] for a in callbacks["args"]} == {"v5.12"}
+    assert sum(a["hit"] == "hit" for a in callbacks["args"]) == int(n["hit"].sum())
+    assert all("531810caa9f4" in a["rule"] for a in callbacks["args"])
+    instants = [e for e in payload["traceEvents"] if e["ph"] == "i"]
+    assert sorted(ns([e["ts"] for e in instants])) == sorted(ns(n["t_arrive_us"]))
+    assert {e["s"] for e in instants} == {"t"}
+
+
+def test_json_counters_step_as_the_waiters(busy8):
+    """The ``queue depth`` and ``vCPUs stalled`` counters equal, at every sample and between,
+    a brute-force count of the acquisitions (faults only, for the second) waiting."""
+    payload = export.chrome_trace(busy8)
+    counters: dict[str, list] = {}
+    for e in payload["traceEvents"]:
+        if e["ph"] == "C":
+            assert e["name"] == "mmu_lock"
+            ((key, value),) = e["args"].items()
+            counters.setdefault(key, []).append((round(e["ts"] * 1000), value))
+    assert set(counters) == {"queue depth", "vCPUs stalled"}
+    for name, holder in (("queue depth", None), ("vCPUs stalled", "vcpu")):
+        samples = counters[name]
+        assert max(v for _t, v in samples) > 0
+        for (t, value), (t_next, _v) in zip(samples, [*samples[1:], (None, None)], strict=True):
+            assert value == waiting_at(busy8, t, holder), (name, t)
+            if t_next is not None and t_next - t > 1:
+                assert value == waiting_at(busy8, (t + t_next) // 2, holder), (name, t)
+
+
+def test_json_timestamps_are_microseconds(busy8):
+    """``ts`` and ``dur`` are µs, as the format says: the last release is at the run's end."""
+    payload = export.chrome_trace(busy8)
+    end = max(e["ts"] + e.get("dur", 0) for e in payload["traceEvents"] if e["ph"] == "X")
+    assert end == pytest.approx(busy8.faults["t_release_us"].max(), abs=1e-3)
+    assert "VM: 8 vCPUs, v5.12" in payload["otherData"]["kvmviz"]
+
+
+# -- the protobuf ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["busy8", "big416", "replayed"])
+def test_pftrace_carries_every_acquisition_as_a_slice(runs, name, tmp_path):
+    """Parsed with perfetto's own protos: the same acquisitions, named tracks per vCPU under
+    one process, and counter tracks counting with a unit."""
+    run = runs[name]
+    path = kv.to_perfetto(run, tmp_path / "run.pftrace")
+    tracks, counters, slices, instants, samples = proto_slices(path.read_bytes())
+    pd.testing.assert_frame_equal(holds_of(slices), acquisitions(run))
+    names = set(tracks.values())
+    assert {f"vCPU {v}" for v in range(run.scenario.n_vcpus)} <= names
+    assert any(n.startswith("VM: ") for n in names)
+    assert {c[0] for c in counters.values()} == {"mmu_lock queue depth", "mmu_lock vCPUs stalled"}
+    assert {c[2] for c in counters.values()} == {"acquisitions waiting", "vCPUs waiting"}
+    assert {c[1] for c in counters.values()} == {pb.CounterDescriptor.UNIT_COUNT}
+    assert all(samples[uuid] for uuid in counters)
+    assert len(instants) == len(run.notifiers)
+    assert_nested(slices)
+
+
+def test_pftrace_and_json_hold_the_same_slices(busy8):
+    """The two formats are two spellings of one trace: same slices, same tracks."""
+    _n, from_json = json_slices(export.chrome_trace(busy8))
+    _t, _c, from_proto, _i, _s = proto_slices(export.perfetto_trace(busy8))
+    key = ["track", "name", "start", "end"]
+    pd.testing.assert_frame_equal(
+        from_json[key].sort_values(key, ignore_index=True),
+        from_proto[key].sort_values(key, ignore_index=True),
+    )
+
+
+def test_pftrace_flows_go_from_a_waiting_callback_to_the_faults_behind_it(busy8):
+    """Each flow leaves a callback's ``waiting for mmu_lock (write)`` and ends on the wait of a
+    fault that asked for the lock while that callback waited or held it; every fault that
+    waited behind a callback (brute force over the callbacks) gets exactly one."""
+    _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(busy8))
+    out = {fid: i for i, ids in zip(slices.index, slices["flows_out"], strict=True) for fid in ids}
+    into = {fid: i for i, ids in zip(slices.index, slices["flows_in"], strict=True) for fid in ids}
+    assert out and set(out) == set(into)
+    assert sum(map(len, slices["flows_in"])) == len(into)  # each flow ends once
+    n = busy8.notifiers
+    writers = n[n["locked"] & (ns(n["t_grant_us"].fillna(0)) > ns(n["t_arrive_us"]))]
+    w_request, w_release = ns(writers["t_arrive_us"]), ns(writers["t_release_us"])
+    for fid, src in out.items():
+        source, target = slices.loc[src], slices.loc[into[fid]]
+        assert source["name"] == "waiting for mmu_lock (write)"
+        assert source["track"].startswith("notifiers")
+        assert target["name"] == "waiting for mmu_lock (read)"
+        assert target["track"].startswith("vCPU")
+        release = w_release[w_request == source["start"]]
+        assert source["start"] <= target["start"] < release.max()
+    f = busy8.faults
+    waited = ns(f["t_grant_us"]) > ns(f["t_request_us"])
+    request = ns(f["t_request_us"])[waited]
+    behind = ((w_request[None, :] <= request[:, None]) & (request[:, None] < w_release)).any(1)
+    assert len(into) == int(behind.sum()) > 0
+
+
+def test_pftrace_sequence_is_self_contained(busy8):
+    """One trusted sequence, cleared at its first packet (nothing interned), the process track
+    declared before any event and its children in explicit order."""
+    trace = pb.Trace.FromString(export.perfetto_trace(busy8))
+    first = trace.packet[0]
+    assert first.sequence_flags == pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
+    assert first.track_descriptor.child_ordering == pb.TrackDescriptor.EXPLICIT
+    ranks = [
+        p.track_descriptor.sibling_order_rank
+        for p in trace.packet
+        if p.HasField("track_descriptor") and p.track_descriptor.parent_uuid
+    ]
+    assert ranks == sorted(ranks) == list(range(len(ranks)))
+
+
+# -- lanes ----------------------------------------------------------------------------------
+intervals = st.lists(
+    st.tuples(st.integers(0, 50), st.integers(0, 20)).map(lambda t: (t[0], t[0] + t[1])),
+    max_size=40,
+)
+
+
+@given(intervals)
+def test_lanes_never_overlap_and_are_as_few_as_possible(spans):
+    """Against brute force: two intervals share a lane only if one ends where or before the
+    other starts, and the lanes are as few as the largest set of pairwise overlapping
+    intervals (a clique: the intervals holding one instant, or strictly around an empty one)."""
+    starts = np.array([s for s, _ in spans], dtype=np.int64)
+    ends = np.array([e for _, e in spans], dtype=np.int64)
+    lane = export.lanes(starts, ends)
+    for i in range(len(spans)):
+        for j in range(i):
+            if lane[i] == lane[j]:
+                assert ends[i] <= starts[j] or ends[j] <= starts[i], (spans[i], spans[j])
+    cliques = [0]
+    for t in starts.tolist():
+        cliques.append(int(((starts <= t) & (ends > t)).sum()))
+        if ((starts == t) & (ends == t)).any():
+            cliques.append(int(((starts < t) & (ends > t)).sum()) + 1)
+    assert (int(lane.max()) + 1 if len(spans) else 0) == max(cliques)
+
+
+def test_overlapping_callbacks_go_to_separate_lanes(big416):
+    """A callback that arrives while another is still on the lock is drawn on another lane, so
+    that slices on one track nest; no lane is left empty."""
+    _names, slices = json_slices(export.chrome_trace(big416))
+    lanes_used = {t for t in slices["track"] if t.startswith("notifiers")}
+    assert lanes_used == {"notifiers 0", "notifiers 1"}
+
+
+# -- writing ------------------------------------------------------------------------------------
+def test_refuses_to_overwrite_unless_forced(busy8, tmp_path):
+    """An existing file is refused before any work and left as it was; ``force`` replaces it."""
+    path = tmp_path / "mine.json"
+    path.write_text("my notes", encoding="utf-8")
+    with pytest.raises(FileExistsError, match=r"mine\.json.*force=True"):
+        kv.to_perfetto(busy8, path)
+    assert path.read_text(encoding="utf-8") == "my notes"
+    kv.to_perfetto(busy8, path, force=True)
+    assert json.loads(path.read_text(encoding="utf-8"))["traceEvents"]
+    assert os.listdir(tmp_path) == ["mine.json"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("name", ["run.txt", "run", "run.perfetto-trace"])
+def test_an_unknown_suffix_is_refused_with_the_choices(busy8, tmp_path, name):
+    """The format comes from the suffix: another suffix names the file and what is expected,
+    and nothing is written."""
+    with pytest.raises(ValueError, match=r"expected one of \.json, \.pftrace") as error:
+        kv.to_perfetto(busy8, tmp_path / name)
+    assert name in str(error.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_only_a_run_is_exported(tmp_path):
+    """Anything but a Run is a TypeError naming what it got."""
+    with pytest.raises(TypeError, match=r"kvmviz\.Run, got DataFrame"):
+        kv.to_perfetto(pd.DataFrame(), tmp_path / "x.json")
+
+
+def test_a_failed_write_leaves_nothing(busy8, tmp_path, monkeypatch):
+    """If rendering fails halfway, no file (and no temporary) is left."""
+
+    def boom(_run):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(export, "perfetto_trace", boom)
+    with pytest.raises(RuntimeError):
+        kv.to_perfetto(busy8, tmp_path / "x.pftrace")
+    assert os.listdir(tmp_path) == []
+
+
+def test_replayed_runs_are_named_as_such(replayed):
+    """A replayed trace's process says so, and its callbacks keep their real causes."""
+    payload = export.chrome_trace(replayed)
+    title = payload["otherData"]["kvmviz"]
+    assert "replayed trace" in title and "8 vCPUs" in title
+    _names, slices = json_slices(payload)
+    causes = {a["cause"] for a in slices[slices["name"].isin(kv.CALLBACKS)]["args"]}
+    assert causes == set(replayed.notifiers["cause"].astype(str))
