@@ -87,6 +87,20 @@ def _number(lo: float, hi: float = math.inf, *, above: bool = False):
     return number
 
 
+def _window(text: str) -> tuple[float, float]:
+    """``START:END`` in ms, two finite numbers with 0 <= START < END; returned in µs."""
+    start, sep, end = text.partition(":")
+    try:
+        lo, hi = float(start), float(end)
+    except ValueError:
+        lo = hi = math.nan
+    if not (sep and math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected START:END, milliseconds with 0 <= START < END (say 2:5)"
+        )
+    return lo * 1000, hi * 1000
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, whose errors are one line (exit status 2) instead of usage plus a line."""
 
@@ -128,6 +142,13 @@ def _trace_options(parser, what: str) -> None:
         help="comma-separated trace formats: pftrace (Perfetto protobuf, with flows from a "
         "waiting callback to the faults queued behind it), json (Chrome JSON, also read by "
         "Trace Compass)",
+    )
+    parser.add_argument(
+        "--trace-window",
+        type=_window,
+        metavar="START:END",
+        help="write only the faults and callbacks overlapping this window, milliseconds of "
+        "simulated time (default the whole run; a trace is ~230 bytes per fault attempt)",
     )
     parser.add_argument(
         "--force",
@@ -388,19 +409,22 @@ def _trace_targets(args, stem: str) -> tuple[list[Path], str]:
     except FileExistsError as error:
         raise FileExistsError(str(error).replace("pass force=True", "add --force")) from None
     echo = f" --trace {args.trace} --trace-format {','.join(formats)}"
+    if args.trace_window is not None:
+        lo, hi = args.trace_window
+        echo += f" --trace-window {lo / 1000:g}:{hi / 1000:g}"
     return targets, echo + (" --force" if args.force else "")
 
 
-def _write_traces(prog: str, targets: list[Path], runs: dict, force: bool) -> int:
+def _write_traces(prog: str, targets: list[Path], runs: dict, args) -> int:
     """Write each kernel's run to its targets, all or none; print each path."""
     if not targets:
         return 0
     files = {}
     for path in targets:
         kernel = path.stem.rsplit("-", 1)[1]
-        files[path] = encode(runs[kernel], path.suffix)
+        files[path] = encode(runs[kernel], path.suffix, window=args.trace_window)
     try:
-        written = write_atomic(files, force=force)
+        written = write_atomic(files, force=args.force)
     except OSError as error:
         return _fail(prog, f"cannot write --trace: {_os_error(error)}; no trace was written")
     for path in written:
@@ -471,7 +495,7 @@ def _simulate(args) -> int:
         message = str(error).replace("max_records=", "--max-records ")
         return _fail(prog, message.replace("a larger max_records", "a larger --max-records"))
     print(metrics.kernel_table(runs)[list(KERNEL_TABLE_COLUMNS)].round(3).to_string())
-    return _write_traces(prog, targets, runs, args.force)
+    return _write_traces(prog, targets, runs, args)
 
 
 def _figures(args) -> int:
@@ -571,7 +595,7 @@ def _replay(args) -> int:
     for kernel, run in runs.items():
         print(f"\n# perf lock contention, as it would read on {kernel}")
         print(metrics.contention_text(run))
-    return _write_traces(prog, targets, runs, args.force)
+    return _write_traces(prog, targets, runs, args)
 
 
 def _quiz(args) -> int:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +282,8 @@ def _flows(run, callback_waits: dict, fault_waits: np.ndarray) -> list[tuple[int
 
 
 def _counters(trace: _Trace, run) -> None:
+    starts = [run.faults["t_request_us"].min(), run.notifiers["t_arrive_us"].min()]
+    start = float(min((s for s in starts if np.isfinite(s)), default=0.0))
     end = float(
         max(
             run.scenario.duration_us,
@@ -293,7 +295,7 @@ def _counters(trace: _Trace, run) -> None:
         ("queue depth", "acquisitions waiting", None),
         ("vCPUs stalled", "vCPUs waiting", "vcpu"),
     ):
-        t, value = queue_depth(run, 0.0, end, holder=holder)
+        t, value = queue_depth(run, start, end, holder=holder)
         t = _ns(t)
         last = np.concatenate([t[1:] != t[:-1], [True]])  # the value after an instant's steps
         t, value = t[last], value[last]
@@ -301,8 +303,31 @@ def _counters(trace: _Trace, run) -> None:
         trace.counters[name] = (unit, t[keep], value[keep].astype(np.int64))
 
 
-def _collect(run) -> _Trace:
-    trace = _Trace(_title(run))
+def _window(run, window):
+    """``run`` cut to the fault attempts and callbacks that overlap ``window`` (µs), whole: a
+    slice that starts before the window or ends after it is kept entire, and every acquisition
+    waiting at an instant of the window is kept, so the counters are exact inside it."""
+    if window is None:
+        return run, ""
+    try:
+        start, end = (float(x) for x in window)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"window must be (start_us, end_us), two numbers, got {window!r}"
+        ) from None
+    if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
+        raise ValueError(f"window must satisfy 0 <= start_us < end_us, got {window!r}")
+    f, n = run.faults, run.notifiers
+    f = f[(f["t_request_us"].to_numpy() < end) & (f["t_release_us"].to_numpy() >= start)]
+    last = np.fmax(n["t_done_us"].to_numpy(), n["t_release_us"].to_numpy())
+    n = n[(n["t_arrive_us"].to_numpy() < end) & (last >= start)]
+    cut = replace(run, faults=f.reset_index(drop=True), notifiers=n.reset_index(drop=True))
+    return cut, f", window {start / 1000:g}-{end / 1000:g} ms"
+
+
+def _collect(run, window=None) -> _Trace:
+    run, cut = _window(run, window)
+    trace = _Trace(_title(run) + cut)
     callback_waits = _notifier_tracks(trace, run)
     fault_waits = _vcpu_tracks(trace, run)
     trace.flows = _flows(run, callback_waits, fault_waits)
@@ -318,7 +343,7 @@ def _us(ns: int) -> float:
     return ns / 1000
 
 
-def chrome_trace(run) -> dict:
+def chrome_trace(run, *, window=None) -> dict:
     """A Run in the Chrome JSON Trace Event Format, as a ``dict`` ready for :func:`json.dump`.
 
     ``traceEvents`` holds, in this order: ``M`` metadata (``process_name``, then
@@ -333,12 +358,14 @@ def chrome_trace(run) -> dict:
     Parameters
     ----------
     run : Run
+    window : (float, float), optional
+        Only the fault attempts and callbacks that overlap ``[start_us, end_us)``, each whole.
 
     Returns
     -------
     dict
     """
-    trace = _collect(run)
+    trace = _collect(run, window)
     events: list[dict] = [
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": trace.title}}
     ]
@@ -415,7 +442,7 @@ def _annotate(event, args: dict) -> None:
             note.string_value = str(value)
 
 
-def perfetto_trace(run) -> bytes:
+def perfetto_trace(run, *, window=None) -> bytes:
     """A Run as a serialized Perfetto protobuf trace (``perfetto_trace_pb2.Trace``).
 
     One process track for the VM; under it, in this order (``child_ordering`` explicit), a
@@ -430,6 +457,8 @@ def perfetto_trace(run) -> bytes:
     Parameters
     ----------
     run : Run
+    window : (float, float), optional
+        As for :func:`chrome_trace`.
 
     Returns
     -------
@@ -438,7 +467,7 @@ def perfetto_trace(run) -> bytes:
     from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
     from perfetto.trace_builder.proto_builder import TraceProtoBuilder
 
-    trace = _collect(run)
+    trace = _collect(run, window)
     builder = TraceProtoBuilder()
 
     def packet(ts: int | None = None):
@@ -524,16 +553,17 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def encode(run, suffix: str) -> bytes:
-    """A Run as the bytes of a trace file: ``".json"`` or ``".pftrace"`` (:data:`FORMATS`)."""
+def encode(run, suffix: str, *, window=None) -> bytes:
+    """A Run as the bytes of a trace file: ``".json"`` or ``".pftrace"`` (:data:`FORMATS`),
+    the whole run or the ``window`` of :func:`chrome_trace`."""
     if suffix == ".json":
-        return json.dumps(chrome_trace(run), separators=(",", ":")).encode()
+        return json.dumps(chrome_trace(run, window=window), separators=(",", ":")).encode()
     if suffix == ".pftrace":
-        return perfetto_trace(run)
+        return perfetto_trace(run, window=window)
     raise ValueError(f"unknown trace format {suffix!r}; expected one of {', '.join(FORMATS)}")
 
 
-def to_perfetto(run, path, *, force: bool = False) -> Path:
+def to_perfetto(run, path, *, window=None, force: bool = False) -> Path:
     """Write ``run`` as a trace Perfetto opens, in the format of ``path``'s suffix.
 
     Parameters
@@ -544,6 +574,10 @@ def to_perfetto(run, path, *, force: bool = False) -> Path:
     path : str or Path
         Ending in ``.json`` (Chrome JSON Trace Event Format) or ``.pftrace`` (Perfetto
         protobuf); see the module's description for what each carries.
+    window : (float, float), optional
+        Export only the fault attempts and callbacks that overlap ``[start_us, end_us)`` of
+        simulated time, each whole (say :func:`kvmviz.metrics.busiest_window`); default the
+        whole run. A replayed trace at 64 vCPUs is a million fault attempts, some 200 MB.
     force : bool
         Replace an existing file. Without it an existing file is refused (``FileExistsError``)
         before any work. The file is written atomically: a failure leaves nothing behind.
@@ -565,6 +599,7 @@ def to_perfetto(run, path, *, force: bool = False) -> Path:
         raise TypeError(f"run must be a kvmviz.Run, got {type(run).__name__}")
     path = Path(path)
     suffix = _suffix(path)
+    _window(run, window)  # a bad window is refused before any work
     check_free([path], force=force)
-    (written,) = write_atomic({path: encode(run, suffix)}, force=force)
+    (written,) = write_atomic({path: encode(run, suffix, window=window)}, force=force)
     return written

@@ -484,3 +484,23 @@ def test_replay_trace_writes_the_real_stream_beside_the_modelled_vcpus(tmp_path,
     )
     assert "replayed trace" in title and "8 vCPUs" in title
     assert len(arrivals) > 1000  # the trace's 1255 records make more callbacks than that
+
+
+def test_trace_window_writes_only_what_overlaps_it(tmp_path, capsys):
+    """`--trace-window 0.5:0.9` (ms) keeps the acquisitions overlapping the window, whole, and
+    is echoed; a window that is not START:END is one line naming the option."""
+    import json
+
+    argv = [*SMALL, "--trace", str(tmp_path), "--trace-format", "json"]
+    assert main([*argv, "--trace-window", "0.5:0.9"]) == 0
+    assert "--trace-window 0.5:0.9" in capsys.readouterr().out.splitlines()[0]
+    run = kvmviz.simulate(kvmviz.Scenario(n_vcpus=8, duration_us=2000), "v5.12")
+    lock = run.lock
+    want = ((lock["t_request_us"] < 900) & (lock["t_release_us"] >= 500)).sum()
+    events = json.loads((tmp_path / "simulate-v5.12.json").read_text())["traceEvents"]
+    holds = [e for e in events if e["ph"] == "X" and e["name"].startswith("holding")]
+    assert len(holds) == want < len(lock)
+    for bad in ("5", "2:1", "a:b", "-1:2"):
+        assert main([*argv, "--force", f"--trace-window={bad}"]) == 2
+        err = _one_line_error(capsys)
+        assert f"--trace-window: {bad!r}: expected START:END" in err, err

@@ -373,7 +373,7 @@ def test_only_a_run_is_exported(tmp_path):
 def test_a_failed_write_leaves_nothing(busy8, tmp_path, monkeypatch):
     """If rendering fails halfway, no file (and no temporary) is left."""
 
-    def boom(_run):
+    def boom(_run, **_options):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(export, "perfetto_trace", boom)
@@ -390,3 +390,35 @@ def test_replayed_runs_are_named_as_such(replayed):
     _names, slices = json_slices(payload)
     causes = {a["cause"] for a in slices[slices["name"].isin(kv.CALLBACKS)]["args"]}
     assert causes == set(replayed.notifiers["cause"].astype(str))
+
+
+# -- a window of a long run ----------------------------------------------------------------------
+def test_a_window_keeps_what_overlaps_it_whole(big416):
+    """``window=`` keeps exactly the acquisitions that overlap it (each whole), says so in the
+    process name, and its counters still equal the brute-force count inside the window."""
+    start, end = 500.0, 900.0
+    payload = export.chrome_trace(big416, window=(start, end))
+    _names, slices = json_slices(payload)
+    lock = big416.lock
+    overlapping = lock[(lock["t_request_us"] < end) & (lock["t_release_us"] >= start)]
+    holds = slices[slices["name"].str.startswith("holding")]
+    assert len(holds) == len(overlapping) < len(lock)
+    assert "window 0.5-0.9 ms" in payload["otherData"]["kvmviz"]
+    samples = [
+        (round(e["ts"] * 1000), e["args"]["queue depth"])
+        for e in payload["traceEvents"]
+        if e["ph"] == "C" and "queue depth" in e["args"]
+    ]
+    inside = [(t, v) for t, v in samples if start * 1000 <= t < end * 1000]
+    assert inside and all(v == waiting_at(big416, t) for t, v in inside)
+
+
+@pytest.mark.parametrize(
+    ("window", "fragment"),
+    [((900, 500), "0 <= start_us < end_us"), ((-1, 5), "0 <= start_us"), ("soon", "two numbers")],
+)
+def test_a_bad_window_is_refused_before_any_work(busy8, tmp_path, window, fragment):
+    """A window that is not two increasing, non-negative numbers is a ValueError naming it."""
+    with pytest.raises(ValueError, match=fragment):
+        kv.to_perfetto(busy8, tmp_path / "x.json", window=window)
+    assert os.listdir(tmp_path) == []
