@@ -35,6 +35,7 @@ from .scenario import Scenario
 
 __all__ = [
     "KINDS",
+    "QUEUE_SCENE",
     "RETRY_SCENE",
     "CallbackOrderExercise",
     "Exercise",
@@ -51,6 +52,7 @@ __all__ = [
     "mmu_notifier_retry_hva",
     "munmap_on_guest",
     "must_retry",
+    "queued_behind",
     "quiz",
     "reader_wait",
     "retry_check",
@@ -1594,6 +1596,89 @@ def v513_locks(
     return Exercise("v513-locks", seed, question, answer, why)
 
 
+# A fault storm on eight vCPUs (the tests' busy8): writers wait, readers queue behind them.
+QUEUE_SCENE = Scenario(
+    n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
+)
+
+
+def queued_behind(seed: int = 0, run=None, window: tuple[float, float] | None = None) -> Exercise:
+    """How many faults queued behind one waiting callback? Answer: an ``int``.
+
+    Chapter 07's third exercise, the one Perfetto shows as arrows: a callback that took
+    ``mmu_lock`` for write and had to wait for it, picked by the seed (in ``window`` if
+    given). The faults queued behind it are those that asked for the lock while it waited or
+    held it, had no later writer ahead of them, and then waited: under the qrwlock a waiting
+    writer holds back every new reader (``queued_read_lock_slowpath``). A
+    :func:`kvmviz.to_perfetto` ``.pftrace`` draws one flow from the callback's ``waiting for
+    mmu_lock (write)`` slice to each of them; the answer is counted here from the run's tables,
+    in ns as the trace has them.
+
+    Parameters
+    ----------
+    seed : int
+    run : Run, optional
+        Default: :data:`QUEUE_SCENE` simulated on v5.12 with ``seed`` (one simulation).
+    window : (float, float), optional
+        Pick among the callbacks that arrive in ``[start_us, end_us)`` (the window a trace was
+        exported with).
+
+    Examples
+    --------
+    >>> q = queued_behind(seed=1)
+    >>> q.check(q.answer)[0]
+    True
+    """
+    seed = check_seed(seed)
+    if run is None:
+        from .engine import simulate
+
+        run = simulate(QUEUE_SCENE, "v5.12", seed=seed)
+
+    def ns(us) -> np.ndarray:
+        return np.rint(np.asarray(us, dtype=float) * 1000).astype(np.int64)
+
+    n = run.notifiers
+    locked = n["locked"].to_numpy(dtype=bool)
+    arrive, grant = ns(n["t_arrive_us"]), ns(n["t_grant_us"].fillna(0.0))
+    release = ns(n["t_release_us"].fillna(0.0))
+    writers = np.flatnonzero(locked & (grant > arrive))
+    pool = writers
+    if window is not None:
+        start, end = (float(x) for x in window)
+        t = n["t_arrive_us"].to_numpy()[writers]
+        pool = writers[(t >= start) & (t < end)]
+    if pool.size == 0:
+        where = "" if window is None else f" arriving in [{window[0]:g}, {window[1]:g}) µs"
+        raise ValueError(f"no callback{where} waited for mmu_lock on {run.kernel}")
+    pick = int(pool[_rng("queued_behind", seed).integers(pool.size)])
+    f = run.faults
+    request = ns(f["t_request_us"])
+    waited = ns(f["t_grant_us"]) > request
+    count = 0
+    for r in request[waited]:  # brute force: the last writer to ask before this fault did
+        ahead = writers[arrive[writers] <= r]
+        if ahead.size and ahead[np.argmax(arrive[ahead])] == pick and release[pick] > r:
+            count += 1
+    row = n.iloc[pick]
+    hit = "hit" if row["hit"] else "missed every memslot"
+    question = (
+        f"On **{run.kernel}**, the `{row['callback']}` of notifier event {int(row['event'])} "
+        f"({hit}) asked for `mmu_lock` at t = {row['t_arrive_us'] / 1000:.4f} ms, waited "
+        f"{row['wait_us']:.2f} µs for it and held it for {row['hold_us']:.3f} µs. How many "
+        "fault attempts queued behind it: asked for the lock while it waited or held it, "
+        "with no later callback ahead of them, and then waited? (a number; in Perfetto, the "
+        "arrows leaving its `waiting for mmu_lock (write)` slice)"
+    )
+    why = (
+        f"{count}: the faults that asked between its request and its release "
+        f"({(release[pick] - arrive[pick]) / 1000:.2f} µs) and waited. Under the qrwlock a "
+        "waiting writer holds back every new reader (queued_read_lock_slowpath): they queue "
+        "behind it even while only readers hold the lock."
+    )
+    return Exercise("queued-behind", seed, question, count, why)
+
+
 # Chapter 06's first sweep (Figure 6.1): the default VM for 10 ms, these sizes and seeds.
 SWEEP_VCPUS = (16, 32, 64, 128, 256, 416)
 SWEEP_SEEDS = (0, 1, 2, 3)
@@ -1664,6 +1749,7 @@ KINDS: dict[str, Callable[..., Exercise]] = {
     "first-vcpus-above": first_vcpus_above,
     "ksm-hits": ksm_hits,
     "v513-locks": v513_locks,
+    "queued-behind": queued_behind,
 }
 """Every exercise kind, spelled as ``kvmviz quiz`` spells it, with its generator.
 

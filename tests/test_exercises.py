@@ -377,6 +377,7 @@ def test_the_cli_asks_the_kinds_of_the_exercises_module():
         "first-vcpus-above",
         "ksm-hits",
         "v513-locks",
+        "queued-behind",
     ]
     assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", kind) for kind in exercises.KINDS)
 
@@ -1478,6 +1479,62 @@ def test_no_kernel_elides_a_hit():
         assert holds == {q.answer}
 
 
+QUEUED = re.compile(
+    r"On \*\*(v5\.1\d)\*\*, the `(\w+)` of notifier event (\d+) .* asked for `mmu_lock` at "
+    r"t = ([\d.]+) ms"
+)
+
+
+def queued_behind_oracle(question: str, run) -> int:
+    """Perfetto's answer: the flows leaving the callback's ``waiting for mmu_lock (write)``
+    slice in the run's ``.pftrace``, read with perfetto's own protos (kvmviz.export draws them
+    with its own vectorised rule, the exercise counts by brute force)."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    kernel, callback, event, t_ms = QUEUED.search(question).groups()
+    assert kernel == run.kernel
+    trace = pb.Trace.FromString(kv.export.perfetto_trace(run))
+    begins = [p for p in trace.packet if p.track_event.type == pb.TrackEvent.TYPE_SLICE_BEGIN]
+    for i, p in enumerate(begins):
+        args = {
+            a.name: a.int_value if a.HasField("int_value") else a.string_value
+            for a in p.track_event.debug_annotations
+        }
+        if p.track_event.name == callback and args.get("event") == int(event):
+            assert abs(p.timestamp / 1e6 - float(t_ms)) < 1e-4
+            wait = next(
+                b for b in begins[i + 1 :]
+                if b.track_event.track_uuid == p.track_event.track_uuid
+            )  # fmt: skip
+            assert wait.track_event.name == "waiting for mmu_lock (write)"
+            return len(wait.track_event.flow_ids)
+    raise AssertionError(f"no {callback} of event {event} in the trace")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_queued_behind_counts_the_arrows_perfetto_draws(seed):
+    """The answer is the number of flows the .pftrace draws from that callback; one more is
+    wrong; the same seed asks the same question."""
+    q = exercises.queued_behind(seed)
+    run = kv.simulate(exercises.QUEUE_SCENE, "v5.12", seed=seed)
+    assert q.answer == queued_behind_oracle(q.question, run)
+    assert q.check(str(q.answer))[0] and not q.check(q.answer + 1)[0]
+    assert exercises.queued_behind(seed).question == q.question
+
+
+def test_queued_behind_picks_in_the_window_and_refuses_an_empty_one(busy8):
+    """With ``window=``, the callback asked about arrives in it; a window no waiting callback
+    arrives in is a ValueError saying so."""
+    start, end = 1_000.0, 2_000.0
+    for seed in range(5):
+        q = exercises.queued_behind(seed, run=busy8, window=(start, end))
+        t_ms = float(QUEUED.search(q.question).group(4))
+        assert start <= t_ms * 1000 < end + 0.1
+        assert q.answer == queued_behind_oracle(q.question, busy8)
+    with pytest.raises(ValueError, match=r"no callback arriving in \[0, 1\) µs waited"):
+        exercises.queued_behind(0, run=busy8, window=(0.0, 1.0))
+
+
 ORACLES = {
     "takes-lock": takes_lock_oracle,
     "zapped-gfns": zapped_oracle,
@@ -1493,6 +1550,7 @@ ORACLES = {
     "munmap-on-guest": munmap_oracle,
     "ksm-hits": ksm_hits_oracle,
     "v513-locks": v513_locks_oracle,
+    "queued-behind": queued_behind_oracle,
 }
 
 
