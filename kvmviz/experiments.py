@@ -69,35 +69,23 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Kernels side by side.
 # --------------------------------------------------------------------------------------------
-def compare_kernels(
-    scenario=None,
-    *,
-    policy: str = "qrwlock",
-    seed: int = 0,
-    kernels=KERNELS,
-    progress=None,
-    max_records: int | None = None,
-) -> pd.DataFrame:
+def compare_kernels(scenario=None, **options) -> pd.DataFrame:
     """Run the same scenario and seed on each kernel and tabulate :func:`kvmviz.summarize`.
 
-    The table of :func:`kernel_runs`' runs (:func:`kvmviz.metrics.kernel_table`); the
-    parameters are its.
+    Parameters
+    ----------
+    scenario : Scenario, optional
+    **options
+        Those of :func:`kernel_runs`: ``policy``, ``seed``, ``kernels``, ``progress``,
+        ``max_records``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per kernel (index ``kernel``), the columns of :func:`kvmviz.summarize`.
+        One row per kernel (index ``kernel``), the columns of :func:`kvmviz.summarize`
+        (:func:`kvmviz.metrics.kernel_table` of :func:`kernel_runs`).
     """
-    return kernel_table(
-        kernel_runs(
-            scenario,
-            policy=policy,
-            seed=seed,
-            kernels=kernels,
-            progress=progress,
-            max_records=max_records,
-        )
-    )
+    return kernel_table(kernel_runs(scenario, **options))
 
 
 def kernel_runs(

@@ -20,6 +20,19 @@ simpy = pytest.importorskip("simpy")
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARK = ROOT / "benchmarks" / "engine.py"
 
+
+def run_benchmark(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python benchmarks/NAME.py ARGS...`` from the project root, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
 # "  kvmviz     200.0 ms        60,207     0.119       505,860   (best of 1: 0.119)"
 ENGINE_ROW = re.compile(
     r"^\s*(?P<engine>kvmviz|SimPy)\s+[\d.]+ ms\s+(?P<acq>[\d,]+)\s+(?P<wall>[\d.]+)"
@@ -34,14 +47,7 @@ def _number(text: str) -> float:
 
 
 def test_quick_run_reports_both_engines_and_the_ratio():
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    proc = run_benchmark("engine", "--quick")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     rows = {}
@@ -98,42 +104,21 @@ def test_simpy_qrwlock_matches_kvmviz_replay(seed):
 
 
 def test_notebook_benchmark_reports_the_reference_and_each_chapter_asked_for():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "notebooks.py"), "00"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    proc = run_benchmark("notebooks", "00")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reference = re.search(r"^reference .*?([\d.]+) s$", proc.stdout, re.MULTILINE)
     chapter = re.search(r"^00-index\.ipynb\s+([\d.]+) s\s+([\d.]+)x reference", proc.stdout, re.M)
     assert reference and chapter, proc.stdout
     assert float(reference[1]) > 0 and float(chapter[1]) > 0
     assert "01-memslots" not in proc.stdout  # only the chapter asked for
-    bad = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "notebooks.py"), "99"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    bad = run_benchmark("notebooks", "99", timeout=60)
     assert bad.returncode != 0 and "no notebook numbered 99" in bad.stderr
 
 
 def test_plot_benchmark_reports_the_reference_and_the_hot_path_both_ways():
     """benchmarks/plot.py --quick prints the reference, the in-place update and the seaborn
     redraw as ratios to it, and, for each static figure, SVG bytes that are the same twice."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "plot.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    proc = run_benchmark("plot", "--quick")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     ref = re.search(
@@ -155,14 +140,7 @@ def test_plot_benchmark_reports_the_reference_and_the_hot_path_both_ways():
 def test_export_benchmark_quick_run_reports_every_run_and_the_goal():
     """benchmarks/export.py --quick: a row per kernel and the replayed trace with a size and a
     ratio for each format, and the goal judged for both suffixes. No timing assertions."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "export.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    proc = run_benchmark("export", "--quick")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(
         r"^(v5\.1[235]|replayed trace).*?([\d.]+) s +([\d.]+) MB +([\d.]+)x +([\d.]+) s +"
