@@ -5,6 +5,10 @@ notifier lane and the queue depth below; :func:`retry_timeline` follows faults t
 ``mmu_notifier_seq`` snapshot, the check under the lock and their retries, with the counters
 below. Both draw a :class:`~kvmviz.Run`'s tables; none simulates. Choose a window with
 :func:`kvmviz.metrics.busiest_window` or :func:`kvmviz.metrics.whole_stalls`.
+
+:class:`LockTimeline` is the lock timeline that moves: it redraws another window, or another
+run of the same VM, into the same axes and names the artists that changed, so that a front end
+(:class:`kvmviz.widgets.TimelineExplorer`) blits them onto a background drawn once.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .classify import first_callbacks
 from .metrics import coverage, notifier_counters, queue_depth
 from .plot import _span_bars
 from .theme import COLORS, HATCHES
 
-__all__ = ["lock_timeline", "retry_timeline"]
+__all__ = ["LockTimeline", "check_window", "lock_timeline", "retry_timeline"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,6 +89,55 @@ def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale):
     return shown
 
 
+_ARRIVAL_STYLE = {
+    True: {"color": COLORS["hit"], "label": "notification arrives\n(hits guest memory)"},
+    False: {"color": COLORS["miss"], "label": "notification arrives\n(misses: spurious)"},
+}
+_ARRIVAL_LINE = {"linestyle": ":", "linewidth": 0.9}
+_ARRIVAL_MARK = {"marker": "v", "markersize": 6, "linestyle": "none", "clip_on": False}
+
+
+def _arrival_marks(ax, notifiers, start_us, end_us, top, bottom, scale) -> set[bool]:
+    """Where each notification event arrives in the window (its first callback): a triangle
+    on the top edge of the lanes and a dotted line down through every lane, vermilion for an
+    event that hits guest memory, grey for a spurious one, behind the bars. Returns which of
+    hit (``True``) and miss (``False``) were drawn, for the legend."""
+    events = first_callbacks(notifiers)
+    arrive = events["t_arrive_us"].to_numpy()
+    events = events[(arrive >= start_us) & (arrive < end_us)]
+    hit = events["hit"].to_numpy(dtype=bool)
+    drawn = set()
+    for kind in (True, False):
+        x = events["t_arrive_us"].to_numpy()[hit == kind] * scale
+        style = _ARRIVAL_STYLE[kind]
+        key = "hit" if kind else "miss"
+        lines = ax.vlines(
+            x, top, bottom, color=style["color"], zorder=0.8, gid=f"arrivals-{key}", **_ARRIVAL_LINE
+        )
+        (marks,) = ax.plot(
+            x,
+            np.full(len(x), top),
+            color=style["color"],
+            zorder=2.5,
+            gid=f"arrivals-{key}-mark",
+            **_ARRIVAL_MARK,
+        )
+        for artist in (lines, marks):  # inside the axes: nothing for a layout to make room for
+            artist.set_in_layout(False)
+        if len(x):
+            drawn.add(kind)
+    return drawn
+
+
+def _arrival_handles(drawn: set[bool]) -> list[Line2D]:
+    return [
+        Line2D([], [], color=_ARRIVAL_STYLE[kind]["color"], label=_ARRIVAL_STYLE[kind]["label"],
+               **_ARRIVAL_LINE, **{k: v for k, v in _ARRIVAL_MARK.items() if k != "linestyle"})
+        for kind in (True, False)
+        if kind in drawn
+    ]  # fmt: skip
+
+
 def _drawn_states(faults, notifiers, start_us: float, end_us: float) -> set[str]:
     """Which states a timeline's window shows: ``"read"`` (a fault holding), ``"wait"``
     (anyone waiting), ``"write"`` (a callback holding), ``"skip"`` (a callback skipping), so
@@ -131,8 +185,23 @@ def _state_handles(
     return {kind: entries[kind] for kind in ("read", "write", "wait", "skip") if kind in drawn}
 
 
+_MS_FROM_US = 2000.0  # windows this wide or wider are labelled in ms
+
+
+def _time_scale(width_us: float) -> tuple[float, str]:
+    """The x axis' unit for a window ``width_us`` wide: (data units per µs, its name)."""
+    return (1e-3, "ms") if width_us >= _MS_FROM_US else (1.0, "µs")
+
+
 def lock_timeline(
-    run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 32, groups: int = 8
+    run,
+    start_us: float,
+    end_us: float,
+    *,
+    ax=None,
+    max_lanes: int = 32,
+    groups: int = 8,
+    arrivals: bool = False,
 ):
     """Who holds and who waits for ``mmu_lock`` from ``start_us`` to ``end_us``.
 
@@ -169,11 +238,21 @@ def lock_timeline(
         Most vCPUs to draw one lane each.
     groups : int
         Lanes to group the faulting vCPUs into, beyond ``max_lanes`` vCPUs.
+    arrivals : bool
+        Mark where each notification event arrives (its first callback): a triangle on top of
+        the lanes and a dotted line down through them, vermilion if the event hits guest
+        memory, grey if it is spurious (artists with gids ``arrivals-hit`` and
+        ``arrivals-miss``). Useful once a window is zoomed out so far that the notifier
+        lane's bars blur.
 
     Returns
     -------
     matplotlib.axes.Axes
         The axes of the lanes.
+
+    See Also
+    --------
+    LockTimeline : the same timeline, redrawn in place for another window or run.
 
     Examples
     --------
@@ -193,7 +272,7 @@ def lock_timeline(
         ax_lanes, ax_queue = ax, None
     else:
         ax_lanes, ax_queue = ax
-    scale, unit = (1e-3, "ms") if end_us - start_us >= 2000 else (1.0, "µs")
+    scale, unit = _time_scale(end_us - start_us)
     height = 0.8
 
     faults = run.faults
@@ -274,7 +353,13 @@ def lock_timeline(
     drawn = _drawn_states(window, shown, start_us, end_us)
     ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
     ax_lanes.tick_params(axis="y", length=0)
-    ax_lanes.set_ylim(ticks[-1] + height + 0.2 if ticks else 1.0, -0.2)
+    y_bottom = ticks[-1] + height + 0.2 if ticks else 1.0
+    ax_lanes.set_ylim(y_bottom, -0.2)
+    arrived = (
+        _arrival_marks(ax_lanes, run.notifiers, start_us, end_us, -0.2, y_bottom, scale)
+        if arrivals
+        else set()
+    )
     ax_lanes.set_xlim(start_us * scale, end_us * scale)
     ax_lanes.spines["left"].set_visible(False)
     if run.policy == "spinlock":
@@ -285,6 +370,7 @@ def lock_timeline(
     handles = [
         *_state_handles(drawn, run, fault="fault holds mmu_lock", notifier="notifier").values(),
         Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
+        *_arrival_handles(arrived),
     ]
     ax_lanes.legend(
         handles=handles,
@@ -310,6 +396,174 @@ def lock_timeline(
     ax_queue.set_xlabel(time_label)
     ax_lanes.tick_params(axis="x", labelbottom=False)
     return ax_lanes
+
+
+def check_window(start_us, end_us, duration_us: float) -> tuple[float, float]:
+    """A window of a run, checked: ``(start_us, end_us)`` as floats if ``0 <= start_us <
+    end_us <= duration_us``.
+
+    Parameters
+    ----------
+    start_us, end_us : float
+        The window, µs of simulated time.
+    duration_us : float
+        The run's ``scenario.duration_us``.
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValueError
+        Naming the window and what was expected: two numbers, the end after the start, both
+        inside the run.
+    """
+    try:
+        start_us, end_us = float(start_us), float(end_us)
+    except (TypeError, ValueError):
+        raise ValueError(f"window ({start_us!r}, {end_us!r}): expected two numbers of µs") from None
+    if not end_us > start_us:
+        raise ValueError(f"window [{start_us:g}, {end_us:g}) µs: expected end_us after start_us")
+    if not (0.0 <= start_us and end_us <= duration_us):
+        raise ValueError(
+            f"window [{start_us:g}, {end_us:g}) µs is outside the run: expected "
+            f"0 <= start_us < end_us <= {duration_us:g} (its duration_us)"
+        )
+    return start_us, end_us
+
+
+def _lanes_of(run, max_lanes: int) -> tuple[int, int | None]:
+    """What fixes a lock timeline's lanes: the vCPUs, and the faulting ones when grouped."""
+    n_vcpus = run.scenario.n_vcpus
+    return n_vcpus, (None if n_vcpus <= max_lanes else run.scenario.n_faulting)
+
+
+class LockTimeline:
+    """A :func:`lock_timeline` that moves to another window, or another run of the same VM,
+    in place.
+
+    The first drawing is :func:`lock_timeline`'s. :meth:`show` then removes what that drawing
+    added to the data (lanes, notifier lane, arrival marks, queue depth) and draws the new
+    window or run into the same axes: the lanes' labels, their limits and the spines stay,
+    only :attr:`moving` changes (the data, both x axes, the queue depth's y axis, the title and
+    the legend). A front end draws everything else once and blits :attr:`moving` onto it
+    (:class:`kvmviz.animate.Blitter`); the picture is the one :func:`lock_timeline` would draw
+    for that window, artist for artist.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float
+        The first window, µs of simulated time, inside the run (``0 <= start_us < end_us <=
+        run.scenario.duration_us``).
+    ax : pair of Axes, optional
+        ``(lanes_ax, queue_ax)``, owned by the timeline from now on (:meth:`show` removes
+        every collection and line in them); default a new figure with the two, sharing x.
+    max_lanes, groups : int
+        As :func:`lock_timeline`.
+    arrivals : bool
+        Mark the notification events' arrivals (:func:`lock_timeline`'s ``arrivals``).
+
+    Attributes
+    ----------
+    run : Run
+        The run drawn.
+    window : (float, float)
+        The window drawn, µs.
+    lanes, queue : matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> timeline = kv.timelines.LockTimeline(run, 0, 2_000)  # doctest: +SKIP
+    >>> changed = timeline.show(start_us=500, end_us=700)  # doctest: +SKIP
+    >>> timeline.xlim_us()  # doctest: +SKIP
+    (500.0, 700.0)
+    """
+
+    def __init__(
+        self,
+        run,
+        start_us: float,
+        end_us: float,
+        *,
+        ax=None,
+        max_lanes: int = 32,
+        groups: int = 8,
+        arrivals: bool = True,
+    ) -> None:
+        if ax is None:
+            _fig, ax = plt.subplots(
+                2, 1, sharex=True, figsize=(10, 5), height_ratios=[3, 1], layout="constrained"
+            )
+        elif isinstance(ax, Axes):
+            raise ValueError("ax: expected a pair of Axes (lanes, queue depth), got one Axes")
+        self.lanes, self.queue = ax
+        self._options = {"max_lanes": max_lanes, "groups": groups, "arrivals": bool(arrivals)}
+        self._lanes_key = _lanes_of(run, max_lanes)
+        self.run = None
+        self.window = (float("nan"), float("nan"))
+        self.show(run, start_us, end_us)
+
+    def show(self, run=None, start_us: float | None = None, end_us: float | None = None) -> list:
+        """Draw another window and/or run into the same axes; returns :attr:`moving`.
+
+        Parameters
+        ----------
+        run : Run, optional
+            Another run of the same VM (the same vCPUs and faulting vCPUs, hence the same
+            lanes: another kernel, MMU or seed); default the run drawn.
+        start_us, end_us : float, optional
+            The new window, inside the run; each defaults to the one drawn.
+
+        Returns
+        -------
+        list of matplotlib.artist.Artist
+            The artists that changed, in drawing order.
+        """
+        run = self.run if run is None else run
+        start_us = self.window[0] if start_us is None else start_us
+        end_us = self.window[1] if end_us is None else end_us
+        start_us, end_us = check_window(start_us, end_us, run.scenario.duration_us)
+        key = _lanes_of(run, self._options["max_lanes"])
+        if key != self._lanes_key:
+            raise ValueError(
+                f"run of {key[0]} vCPUs ({key[1]} faulting): expected a run with the lanes drawn, "
+                f"{self._lanes_key[0]} vCPUs ({self._lanes_key[1]} faulting); draw a new "
+                "LockTimeline for another VM"
+            )
+        for ax in (self.lanes, self.queue):
+            for artist in [*ax.collections, *ax.lines]:
+                artist.remove()
+        lock_timeline(run, start_us, end_us, ax=(self.lanes, self.queue), **self._options)
+        self.run, self.window = run, (start_us, end_us)
+        return self.moving
+
+    @property
+    def moving(self) -> list:
+        """The artists a new window or run changes, in the order the axes draw them: the
+        data of each axes, its x axis and its spines (drawn over the data) by z-order (lanes,
+        then queue depth), the queue depth's y axis (its limit follows the deepest queue),
+        then the titles and the legend."""
+        out = []
+        for ax, axes_artists in (
+            (self.lanes, [self.lanes.xaxis]),
+            (self.queue, [self.queue.xaxis, self.queue.yaxis]),
+        ):
+            # The spines too: drawn over the data, as Axes.draw orders them by z-order.
+            data = [*ax.collections, *ax.lines, *axes_artists, *ax.spines.values()]
+            out += sorted(data, key=lambda a: a.get_zorder())  # stable, as Axes.draw sorts
+        legend = self.lanes.get_legend()
+        # The three titles of the lanes' axes (lock_timeline writes the left one).
+        titles = [self.lanes.title, self.lanes._left_title, self.lanes._right_title]
+        return [*out, *titles, legend]
+
+    def xlim_us(self) -> tuple[float, float]:
+        """The lanes' x limits as drawn, converted back to µs (windows of 2 ms or more are
+        drawn in ms)."""
+        low, high = self.lanes.get_xlim()
+        scale, _unit = _time_scale(self.window[1] - self.window[0])
+        return low / scale, high / scale
 
 
 # --------------------------------------------------------------------------------------------

@@ -152,3 +152,22 @@ def test_export_benchmark_quick_run_reports_every_run_and_the_goal():
     assert all(float(r[2]) > 0 and float(r[5]) > 0 for r in rows)
     goals = re.findall(r"to_perfetto (\.json|\.pftrace)\s+[\d.]+ s  (PASS|FAIL)", proc.stdout)
     assert [g[0] for g in goals] == [".json", ".pftrace"], proc.stdout
+
+
+def test_timeline_benchmark_quick_run_reports_every_means_and_the_goal():
+    """benchmarks/timeline.py --quick: for each size, the session's redraws the kvmviz way and
+    the alternatives as ratios to it, and the goal judged per size. No timing assertions."""
+    proc = run_benchmark("timeline", "--quick")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for means in ("(b)  kvmviz", "(b0) lock_timeline", "(a1) ipympl", "(a2) ipympl"):
+        rows = re.findall(
+            rf"^  {re.escape(means)}.*median\s+([\d.]+)\s+max\s+([\d.]+) ms.*\s([\d.]+)x \(b\)$",
+            out,
+            re.M,
+        )
+        assert len(rows) >= 2, (means, out)  # one per size
+        assert all(float(median) > 0 and float(ratio) > 0 for median, _max, ratio in rows)
+    assert len(re.findall(r"^  \(c\)  anywidget: .* KiB binary", out, re.M)) >= 2, out
+    goals = re.findall(r"^\s+(\d+) vCPUs: slowest step\s+[\d.]+ ms\s+(ok|ABOVE GOAL)$", out, re.M)
+    assert [int(n) for n, _ in goals] == [8, 64], out

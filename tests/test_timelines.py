@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from _artists import face, gids, legend_texts, min_px, screen_widths
+from matplotlib.colors import to_hex
 
 import kvmviz as kv
 from kvmviz import metrics, timelines
@@ -139,6 +140,100 @@ def test_holds_under_a_spinlock_are_never_labelled_for_read():
     assert not any("for read" in label for label in legend_texts(ax))
     qrw = kv.simulate(tiny, kernel="v5.12", seed=0)
     assert "holds it\nfor read" in legend_texts(timelines.retry_timeline(qrw, 0, 400))
+
+
+def test_lock_timeline_marks_notifier_arrivals(busy8):
+    """With arrivals, one dotted line and one triangle per notification event arriving in the
+    window (its first callback), vermilion for a hit, grey for a miss, each named in the
+    legend; without (the default), none: the figure is the one drawn before the option."""
+    run = kv.simulate(busy8.scenario.replace(spurious_share=0.5), kernel="v5.12", seed=0)
+    start, end = 0.0, 1_500.0
+    events = run.notifiers.drop_duplicates("event")
+    arriving = events[(events["t_arrive_us"] >= start) & (events["t_arrive_us"] < end)]
+    hits = arriving[arriving["hit"]]
+    misses = arriving[~arriving["hit"]]
+    assert len(hits) >= 1 and len(misses) >= 1
+    ax = timelines.lock_timeline(run, start, end, arrivals=True)
+    drawn = gids(ax, "arrivals-")
+    for key, expected in (("hit", hits), ("miss", misses)):
+        segments = drawn[f"arrivals-{key}"].get_segments()
+        np.testing.assert_allclose(sorted(s[0, 0] for s in segments), expected["t_arrive_us"])
+        assert all(s[0, 1] == -0.2 and s[1, 1] == ax.get_ylim()[0] for s in segments)
+        np.testing.assert_allclose(
+            drawn[f"arrivals-{key}-mark"].get_xdata(), [s[0, 0] for s in segments]
+        )
+    assert to_hex(drawn["arrivals-hit"].get_color()[0]) == COLORS["hit"]
+    assert to_hex(drawn["arrivals-miss"].get_color()[0]) == COLORS["miss"]
+    labels = legend_texts(ax)
+    assert labels[-2:] == ["notification arrives\n(hits guest memory)",
+                           "notification arrives\n(misses: spurious)"]  # fmt: skip
+    plain = timelines.lock_timeline(run, start, end)
+    assert not gids(plain, "arrivals-")
+    assert not any(label.startswith("notification") for label in legend_texts(plain))
+
+
+def test_lock_timeline_moves_in_place(busy8):
+    """A LockTimeline redraws another window or kernel into the same axes: the x limits are
+    the window's, the lanes' artists those a fresh lock_timeline draws for it, the axes and
+    their lane labels the same objects; windows outside the run, empty ones and a run of
+    another VM are refused, naming what was expected."""
+    timeline = timelines.LockTimeline(busy8, 100.0, 400.0)
+    lanes, queue = timeline.lanes, timeline.queue
+    assert timeline.xlim_us() == (100.0, 400.0)
+    v515 = kv.simulate(busy8.scenario, kernel="v5.15", seed=0)
+    for run, window in ((busy8, (1_000.0, 1_200.0)), (v515, (1_000.0, 1_200.0)),
+                        (v515, (0.0, 3_000.0))):  # fmt: skip
+        moving = timeline.show(run, *window)
+        assert (timeline.lanes, timeline.queue) == (lanes, queue)
+        assert timeline.window == window and timeline.run is run
+        assert timeline.xlim_us() == window
+        scale = 1e-3 if window[1] - window[0] >= 2_000 else 1.0
+        assert lanes.get_xlim() == (window[0] * scale, window[1] * scale)
+        assert queue.get_xlim() == lanes.get_xlim()
+        fresh = timelines.lock_timeline(run, *window, arrivals=True)
+        got, want = gids(lanes), gids(fresh)
+        assert got.keys() == want.keys()
+        for gid, artist in want.items():
+            assert _size(got[gid]) == _size(artist), gid
+        assert legend_texts(lanes) == legend_texts(fresh)
+        assert lanes.get_title(loc="left") == fresh.get_title(loc="left")
+        assert lanes.get_legend() in moving and lanes.xaxis in moving and queue.yaxis in moving
+        assert [t.get_text() for t in lanes.get_yticklabels()] == [
+            "notifiers",
+            *(f"vCPU {v}" for v in range(8)),
+        ]
+    assert "v5.15" in lanes.get_title(loc="left")
+    with pytest.raises(ValueError, match="expected end_us after start_us"):
+        timeline.show(start_us=500, end_us=500)
+    with pytest.raises(
+        ValueError, match="outside the run: expected 0 <= start_us < end_us <= 3000"
+    ):
+        timeline.show(start_us=-1, end_us=10)
+    with pytest.raises(ValueError, match="outside the run"):
+        timeline.show(start_us=2_900, end_us=3_100)
+    with pytest.raises(ValueError, match="two numbers"):
+        timeline.show(start_us="soon", end_us=10)
+    other = kv.simulate(busy8.scenario.replace(n_vcpus=4, duration_us=500), "v5.12", seed=0)
+    with pytest.raises(ValueError, match="expected a run with the lanes drawn, 8 vCPUs"):
+        timeline.show(other, 0, 100)
+    assert timeline.window == (0.0, 3_000.0)  # a refused window leaves the drawing as it was
+    with pytest.raises(ValueError, match="pair of Axes"):
+        timelines.LockTimeline(busy8, 0, 100, ax=plt.subplots()[1])
+
+
+def _size(artist) -> int:
+    """How many bars, polygons or points an artist holds."""
+    return len(artist.get_paths()) if hasattr(artist, "get_paths") else len(artist.get_xdata())
+
+
+def test_check_window_names_what_it_expects():
+    """A window is two numbers, the end after the start, both inside the run."""
+    assert timelines.check_window(0, 10, 20.0) == (0.0, 10.0)
+    assert timelines.check_window(5, 20, 20.0) == (5.0, 20.0)
+    for bad, message in (((3, 3), "after"), ((4, 2), "after"), ((-0.5, 2), "outside the run"),
+                         ((0, 20.5), "outside the run"), ((None, 2), "two numbers")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            timelines.check_window(*bad, 20.0)
 
 
 # -- retry timeline ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""kvmviz.widgets: the player of an animation and the kernel toggle dashboard, driven from Python.
+"""kvmviz.widgets: the player of an animation, the kernel toggle dashboard and the zoomable lock
+timeline, driven from Python.
 
 Each test states one behaviour. The browser side (the same widgets in JupyterLab and Voila,
 driven in Chromium) is ui-tests/; here the widgets' values are set and read directly. The
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import re
 import threading
 
@@ -16,6 +18,10 @@ import ipywidgets as w
 import numpy as np
 import PIL.Image
 import pytest
+import traitlets
+from _artists import gids
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 import kvmviz as kv
 from kvmviz import animate, classify, metrics, widgets
@@ -176,3 +182,175 @@ class TestDashboard:
         assert dashboard.image.value != first
         dashboard.vcpus.value = DASHBOARD.n_vcpus
         assert dashboard.image.value == first
+
+
+# -- the zoomable lock timeline ---------------------------------------------------------------
+# The default VM for 5 ms: quick to simulate at both sizes, a writer wait in every kernel.
+TIMELINE = kv.Scenario(duration_us=5_000.0)
+
+
+@pytest.fixture
+def explorer():
+    return widgets.timeline_explorer(TIMELINE, seed=0, kernel="v5.12", n_vcpus=416)
+
+
+def _window_label(explorer) -> dict:
+    """The data attributes of the label under the controls (what ui-tests/test_lab.py reads)."""
+    return dict(re.findall(r'data-([a-z-]+)="([^"]+)"', explorer.label.value))
+
+
+def _lanes(explorer) -> list[str]:
+    return [t.get_text() for t in explorer.timeline.lanes.get_yticklabels()]
+
+
+class TestTimelineExplorer:
+    def test_the_slider_sets_the_axes_x_limits_to_the_window(self, explorer):
+        """Moving the range slider redraws the timeline on that window: both axes' x limits are
+        the window (in µs below 2 ms, in ms from 2 ms on), and so is the label."""
+        lanes, queue = explorer.timeline.lanes, explorer.timeline.queue
+        first = explorer.image.value
+        explorer.window.value = (1_000.0, 1_400.0)
+        assert lanes.get_xlim() == queue.get_xlim() == (1_000.0, 1_400.0)
+        assert explorer.timeline.xlim_us() == (1_000.0, 1_400.0)
+        label = _window_label(explorer)
+        assert (label["start-us"], label["end-us"]) == ("1000.000", "1400.000")
+        assert (label["kernel"], label["vcpus"]) == ("v5.12", "416")
+        assert explorer.image.value != first
+        explorer.window.value = (500.0, 4_500.0)
+        assert lanes.get_xlim() == (0.5, 4.5) and "(ms)" in queue.get_xlabel()
+        assert explorer.timeline.xlim_us() == (500.0, 4_500.0)
+
+    def test_zoom_and_pan_buttons_move_the_window(self, explorer):
+        """Zoom in halves the window about its centre, zoom out doubles it, pan moves it by half
+        its width; none leaves the run, and the axes follow each click."""
+        explorer.set_window(2_000, 3_000)
+        explorer.zoom_in.click()
+        assert explorer.window.value == (2_250.0, 2_750.0)
+        assert explorer.timeline.lanes.get_xlim() == (2_250.0, 2_750.0)
+        explorer.pan_right.click()
+        assert explorer.window.value == (2_500.0, 3_000.0)
+        explorer.pan_left.click()
+        explorer.pan_left.click()
+        assert explorer.window.value == (2_000.0, 2_500.0)
+        explorer.zoom_out.click()
+        assert explorer.window.value == (1_750.0, 2_750.0)
+        explorer.set_window(4_000, 5_000)
+        explorer.pan_right.click()  # already at the end of the run
+        assert explorer.window.value == (4_000.0, 5_000.0)
+        explorer.zoom_out.click()  # 2 ms about 4.5 ms does not fit: kept inside the run
+        assert explorer.window.value == (3_000.0, 5_000.0)
+        explorer.whole.click()
+        assert explorer.timeline.xlim_us() == (0.0, 5_000.0)
+        explorer.busiest.click()
+        assert explorer.window.value == explorer._rounded(*explorer.busiest_window())
+
+    def test_the_kernel_toggle_keeps_the_window_and_changes_the_run(self, explorer):
+        """Flipping the kernel redraws the same window from that kernel's run: the limits stay,
+        the title names the kernel, and v5.15's callbacks that skip the lock are drawn (v5.12
+        has none); nothing is simulated again."""
+        explorer.set_window(0, 5_000)
+        window = explorer.window.value
+        v512 = explorer.image.value
+        misses = widgets.cached_simulate.cache_info().misses
+        explorer.kernel.value = "v5.15"
+        assert widgets.cached_simulate.cache_info().misses == misses
+        assert explorer.window.value == window
+        assert explorer.timeline.xlim_us() == (0.0, 5_000.0)
+        assert explorer.timeline.run is explorer.runs()["v5.15"]
+        assert explorer.timeline.run.kernel == "v5.15"
+        assert "v5.15" in explorer.timeline.lanes.get_title(loc="left")
+        assert _window_label(explorer)["kernel"] == "v5.15"
+        assert explorer.image.value != v512
+        notifiers = explorer.runs()["v5.15"].notifiers
+        skipped = gids(explorer.timeline.lanes, "lane-notifier-skipped")["lane-notifier-skipped"]
+        assert len(skipped.get_xdata()) == int((~notifiers["locked"]).sum()) > 0
+        explorer.kernel.value = "v5.12"
+        skipped = gids(explorer.timeline.lanes, "lane-notifier-skipped")["lane-notifier-skipped"]
+        assert len(skipped.get_xdata()) == 0
+        assert explorer.image.value == v512  # the same window and run: the same picture
+
+    def test_each_size_draws_its_lanes(self, explorer):
+        """At 416 vCPUs the faulting vCPUs are in eight grouped lanes; at 8 each vCPU has its
+        lane, with one hold per fault attempt in the window; the window stays when the size
+        changes, and each notification event arriving in it is marked."""
+        explorer.set_window(1_000, 2_000)
+        assert _lanes(explorer) == ["notifiers", *explorer_groups(explorer)]
+        drawn = gids(explorer.timeline.lanes, "lane-")
+        assert {f"lane-group{i}-{s}" for i in range(8) for s in ("read", "wait")} <= set(drawn)
+        assert not any(g.startswith("lane-vcpu") for g in drawn)
+        explorer.vcpus.value = 8
+        assert explorer.window.value == (1_000.0, 2_000.0)
+        assert explorer.timeline.xlim_us() == (1_000.0, 2_000.0)
+        assert _lanes(explorer) == ["notifiers", *(f"vCPU {v}" for v in range(8))]
+        assert _window_label(explorer)["vcpus"] == "8"
+        drawn = gids(explorer.timeline.lanes, "lane-")
+        faults = explorer.timeline.run.faults
+        shown = faults[(faults["t_request_us"] < 2_000) & (faults["t_release_us"] > 1_000)]
+        for v, attempts in shown.groupby("vcpu"):
+            assert len(drawn[f"lane-vcpu{v}-read"].get_paths()) == len(attempts)
+        events = classify.first_callbacks(explorer.timeline.run.notifiers)
+        arriving = events[(events["t_arrive_us"] >= 1_000) & (events["t_arrive_us"] < 2_000)]
+        marks = gids(explorer.timeline.lanes, "arrivals-")
+        assert len(marks["arrivals-hit"].get_segments()) + len(
+            marks["arrivals-miss"].get_segments()
+        ) == len(arriving)
+
+    def test_the_image_is_what_lock_timeline_draws(self, explorer):
+        """The blitted picture is the figure lock_timeline draws for that window in full, pixel
+        for pixel but for a few antialiased ones (a title drawn before, not after, a marker
+        that touches it): moving the window never leaves stale pixels behind."""
+        for n_vcpus, kernel, window in ((416, "v5.15", (3_000, 3_400)), (8, "v5.12", (0, 5_000))):
+            explorer.vcpus.value = n_vcpus
+            explorer.kernel.value = kernel
+            explorer.set_window(*window)
+            timeline = explorer.timeline
+            figure = Figure(figsize=(10, 5), dpi=80)
+            canvas = FigureCanvasAgg(figure)
+            axes = figure.subplots(2, 1, sharex=True)
+            for ax, drawn in zip(axes, (timeline.lanes, timeline.queue), strict=True):
+                ax.set_position(drawn.get_position())
+            kv.timelines.lock_timeline(timeline.run, *window, ax=axes, arrivals=True)
+            widgets._wrap_title(axes[0])
+            canvas.draw()
+            want = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+            with PIL.Image.open(io.BytesIO(explorer.image.value)) as image:
+                got = np.asarray(image.convert("RGB")).astype(int)
+            assert got.shape == want.shape == (400, 800, 3)
+            differ = np.abs(got - want).sum(axis=2) > 0
+            assert differ.sum() <= 10, (n_vcpus, int(differ.sum()))
+
+    def test_bad_input_is_refused(self, explorer):
+        """A window outside the run or ending before it starts, an unknown kernel, a size not
+        offered, a zoom factor that is not positive: ValueError naming what was expected, and
+        the window shown stays as it was."""
+        explorer.set_window(1_000, 2_000)
+        for window, message in (
+            ((100, 100), "expected end_us after start_us"),
+            ((300, 200), "expected end_us after start_us"),
+            ((-10, 200), "outside the run: expected 0 <= start_us"),
+            ((4_000, 6_000), r"end_us <= 5000 \(its duration_us\)"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                explorer.set_window(*window)
+        with pytest.raises(ValueError, match="expected a positive number"):
+            explorer.zoom(0)
+        with pytest.raises(ValueError, match="expected a number"):
+            explorer.pan("later")
+        assert explorer.timeline.xlim_us() == (1_000.0, 2_000.0)
+        with pytest.raises(ValueError, match=r"kernel 'v5\.14': expected one of v5\.12"):
+            widgets.timeline_explorer(TIMELINE, kernel="v5.14")
+        with pytest.raises(ValueError, match=r"n_vcpus = 16: expected one of sizes \(8, 416\)"):
+            widgets.timeline_explorer(TIMELINE, n_vcpus=16)
+        with pytest.raises(ValueError, match="positive integers"):
+            widgets.timeline_explorer(TIMELINE, sizes=(8, 0))
+        with pytest.raises(ValueError, match="outside the run"):
+            widgets.timeline_explorer(TIMELINE, window=(0, 9_000))
+        with pytest.raises(traitlets.TraitError):  # the toggle offers the three kernels only
+            explorer.kernel.value = "v5.14"
+
+
+def explorer_groups(explorer) -> list[str]:
+    """The lane labels of the grouped VM: its faulting vCPUs in eight lanes."""
+    faulting = explorer.scenarios[416].n_faulting
+    bounds = np.linspace(0, faulting, 9).round().astype(int)
+    return [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]

@@ -3,7 +3,8 @@
 Starts JupyterLab on a free localhost port over a temporary copy of ``notebooks/`` (the lab
 saves outputs into the notebooks it runs), opens chapter 04, runs every cell, flips the kernel
 toggle from v5.12 to v5.15 and checks that the displayed p99 stall drops and that no cell
-shows an error. Screenshots go to ``ui-tests/artifacts/``.
+shows an error; then zooms the lock timeline in and checks its axis limits. Screenshots go to
+``ui-tests/artifacts/``.
 
 Needs Debian's ``chromium`` and Playwright for Python (which drives it through
 ``executable_path``: downloading a browser is impossible here). Without them the tests skip,
@@ -125,7 +126,8 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
         page.screenshot(path=str(ARTIFACTS / "04-failed.png"), full_page=True)
         raise
     page.screenshot(path=str(ARTIFACTS / "04-v5.12.png"), full_page=False)
-    page.get_by_role("button", name="v5.15", exact=True).click()
+    # the dashboard's toggle, the first of the chapter (the lock timeline has its own)
+    page.get_by_role("button", name="v5.15", exact=True).first.click()
     after = _p99(page, "v5.15")
     brownout_after = _brownout(page, "v5.15")
     page.locator(".kvmviz-p99[data-kernel='v5.15']").scroll_into_view_if_needed()
@@ -155,9 +157,77 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     assert page.get_by_text("get notified about official Jupyter news").count() == 0
     page.screenshot(path=str(ARTIFACTS / "04-end.png"), full_page=False)
     _exercise_questions_render_as_html(page)
+    _zoom_the_lock_timeline(page)
     _play_the_queue_animation(page)
+    _no_error_shown(page)
+    assert not errors, errors
     assert not outside, f"requests left localhost: {outside}"
     context.close()
+
+
+def _no_error_shown(page) -> None:
+    """No cell output is an error or a traceback on stderr."""
+    stderr = page.locator(".jp-OutputArea-output[data-mime-type*='stderr']")
+    assert all("Traceback" not in t for t in stderr.all_inner_texts()), stderr.all_inner_texts()
+    errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def _window(explorer) -> tuple[str, float, float]:
+    """(kernel, start, end) of the window the timeline's axes show, from the label the
+    widget writes from their x limits (``TimelineExplorer.label``)."""
+    label = explorer.locator(".kvmviz-window")
+    label.wait_for(state="attached", timeout=60_000)
+    return (
+        label.get_attribute("data-kernel"),
+        float(label.get_attribute("data-start-us")),
+        float(label.get_attribute("data-end-us")),
+    )
+
+
+def _wait_for_window(explorer, before, timeout_s: float = 30.0):
+    """The window once it is no longer ``before`` (the kernel answers the click)."""
+    deadline = time.monotonic() + timeout_s
+    while (now := _window(explorer)) == before:
+        assert time.monotonic() < deadline, f"the timeline stayed at {before}"
+        time.sleep(0.2)
+    return now
+
+
+def _zoom_the_lock_timeline(page) -> None:
+    """Press zoom in twice and later ▶ once on the zoomable lock timeline: the x limits of its
+    axes (read back through its label) become the half, then the quarter of the first window
+    about its centre, then move on by half that; the picture changes with each. Flipping its
+    kernel to v5.15 keeps the window. No error output appears; a screenshot is kept."""
+    explorer = page.locator(".kvmviz-timeline").first
+    explorer.wait_for(state="attached", timeout=120_000)
+    explorer.scroll_into_view_if_needed()
+    image = explorer.locator("img").first
+    kernel, start, end = first = _window(explorer)
+    assert kernel == "v5.12" and end > start >= 0, first
+    pictures = {image.get_attribute("src")}
+    page.screenshot(path=str(ARTIFACTS / "04-timeline.png"), full_page=False)
+    centre, width = (start + end) / 2, end - start
+    shown = first
+    for zoom in (2, 4):
+        explorer.locator(".kvmviz-zoom-in").click()
+        shown = _wait_for_window(explorer, shown)
+        _, low, high = shown
+        assert abs((high - low) - width / zoom) <= 0.3, (shown, width)
+        assert abs((low + high) / 2 - centre) <= 0.3, (shown, centre)
+        pictures.add(image.get_attribute("src"))
+    explorer.locator(".kvmviz-pan-right").click()
+    zoomed = _wait_for_window(explorer, shown)
+    assert abs(zoomed[1] - (shown[1] + width / 8)) <= 0.3, (zoomed, shown)
+    pictures.add(image.get_attribute("src"))
+    assert len(pictures) == 4, "the image did not change with each window"
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "04-timeline-zoomed.png"), full_page=False)
+    explorer.get_by_role("button", name="v5.15", exact=True).click()
+    after = _wait_for_window(explorer, zoomed)
+    assert after == ("v5.15", zoomed[1], zoomed[2]), (after, zoomed)
+    explorer.screenshot(path=str(ARTIFACTS / "04-timeline-zoomed-v5.15.png"))
+    _no_error_shown(page)
 
 
 def _exercise_questions_render_as_html(page) -> None:
