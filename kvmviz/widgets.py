@@ -44,6 +44,18 @@ __all__ = [
 ]
 
 
+def _kernel_buttons(kernel: str):
+    """The kernel toggle both widgets show: one button per kernel, its commit as tooltip."""
+    import ipywidgets as w
+
+    return w.ToggleButtons(
+        options=list(KERNELS),
+        value=kernel,
+        description="kernel",
+        tooltips=[KERNEL_STYLES[k]["label"] for k in KERNELS],
+    )
+
+
 @functools.lru_cache(maxsize=128)
 def cached_simulate(scenario: Scenario, kernel: str, policy: str = "qrwlock", seed: int = 0):
     """:func:`kvmviz.simulate`, remembered: moving a slider back costs nothing."""
@@ -121,12 +133,7 @@ class ToggleDashboard:
         self.base = Scenario() if scenario is None else scenario
         self.seed = check_seed(seed)
         set_theme("notebook")
-        self.kernel = w.ToggleButtons(
-            options=list(KERNELS),
-            value=kernel,
-            description="kernel",
-            tooltips=[KERNEL_STYLES[k]["label"] for k in KERNELS],
-        )
+        self.kernel = _kernel_buttons(kernel)
         # The MMU is its own axis (kvm.tdp_mmu): faults read-lock mmu_lock only with the TDP
         # MMU (direct_page_fault, a2855afc7ee8); stock v5.12-v5.14 hosts had it off.
         self.mmu = w.ToggleButtons(
@@ -454,12 +461,7 @@ class TimelineExplorer:
             for run in runs.values():
                 self._show(n, run, *window)
 
-        self.kernel = w.ToggleButtons(
-            options=list(KERNELS),
-            value=kernel,
-            description="kernel",
-            tooltips=[KERNEL_STYLES[k]["label"] for k in KERNELS],
-        )
+        self.kernel = _kernel_buttons(kernel)
         self.vcpus = w.ToggleButtons(
             options=[(f"{n} vCPUs", n) for n in sizes],
             value=n_vcpus,
