@@ -178,11 +178,12 @@ def _window(explorer) -> tuple[str, float, float]:
     widget writes from their x limits (``TimelineExplorer.label``)."""
     label = explorer.locator(".kvmviz-window")
     label.wait_for(state="attached", timeout=60_000)
-    return (
-        label.get_attribute("data-kernel"),
-        float(label.get_attribute("data-start-us")),
-        float(label.get_attribute("data-end-us")),
+    # One read of one element: three get_attribute calls could straddle a redraw that
+    # replaces the label, and pair the new start with the old end.
+    kernel, start, end = label.evaluate(
+        "e => [e.dataset.kernel, e.dataset.startUs, e.dataset.endUs]"
     )
+    return kernel, float(start), float(end)
 
 
 def _wait_for_window(explorer, before, timeout_s: float = 30.0):
