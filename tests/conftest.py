@@ -40,6 +40,18 @@ def busy8():
 
 
 @pytest.fixture(scope="session")
+def calm8(busy8):
+    """A 2 µs window of busy8 in which no acquisition waits."""
+    import numpy as np
+
+    waited = busy8.lock[busy8.lock["wait_us"] > 0]
+    for t in np.arange(0.0, 3_000.0, 2.0):
+        if not ((waited["t_request_us"] < t + 2) & (waited["t_grant_us"] > t)).any():
+            return t, t + 2
+    raise AssertionError("no calm window")
+
+
+@pytest.fixture(scope="session")
 def big416():
     """The 416-vCPU VM for 2 ms on v5.12: too many vCPUs for one lane each."""
     import kvmviz as kv

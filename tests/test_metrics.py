@@ -275,15 +275,6 @@ def test_perf_time_units(ns, printed):
     assert metrics._perf_time(ns) == printed
 
 
-def _calm_window(lock) -> tuple[float, float]:
-    """A 2 µs window in which no acquisition waits."""
-    waited = lock[lock["wait_us"] > 0]
-    for t in np.arange(0.0, 3_000.0, 2.0):
-        if not ((waited["t_request_us"] < t + 2) & (waited["t_grant_us"] > t)).any():
-            return t, t + 2
-    raise AssertionError("no calm window")
-
-
 def _stalls_whole(run, start, end) -> bool:
     lock = run.lock
     waited = lock[lock["wait_us"] > 0]
@@ -303,9 +294,9 @@ def test_whole_stalls_covers_every_stall_it_overlaps(big416, start, width):
     assert _stalls_whole(big416, new_start, new_end)
 
 
-def test_whole_stalls_keeps_a_calm_window_and_refuses_an_empty_one(busy8):
+def test_whole_stalls_keeps_a_calm_window_and_refuses_an_empty_one(busy8, calm8):
     """A window that cuts no stall comes back unchanged; an empty or mistyped one is refused."""
-    calm = _calm_window(busy8.lock)
+    calm = calm8
     assert metrics.whole_stalls(busy8, *calm) == calm
     with pytest.raises(ValueError, match="end_us must be after start_us"):
         metrics.whole_stalls(busy8, 10, 10)

@@ -95,7 +95,7 @@ def test_a_40_ns_write_hold_is_min_span_wide_in_a_2_ms_window(big416):
     assert widths.min() >= min_px(ax.figure) - 1e-6
 
 
-def test_timeline_legend_lists_only_the_states_drawn(busy8):
+def test_timeline_legend_lists_only_the_states_drawn(busy8, calm8):
     """v5.12 takes the lock on every callback: no "skips it" entry; v5.15 skips the misses:
     the entry is there; a window where nobody waits has no "waits" entry."""
     worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
@@ -111,19 +111,8 @@ def test_timeline_legend_lists_only_the_states_drawn(busy8):
     skipped = v515.notifiers[~v515.notifiers["locked"]].iloc[0]
     ax = timelines.lock_timeline(v515, skipped.t_arrive_us - 5, skipped.t_arrive_us + 5)
     assert "callback skips it" in legend_texts(ax)
-    lock = busy8.lock
-    calm = _calm_window(lock)
-    ax = timelines.lock_timeline(busy8, *calm)
+    ax = timelines.lock_timeline(busy8, *calm8)
     assert not any(t.startswith("waits") for t in legend_texts(ax))
-
-
-def _calm_window(lock) -> tuple[float, float]:
-    """A 2 µs window in which no acquisition waits."""
-    waited = lock[lock["wait_us"] > 0]
-    for t in np.arange(0.0, 3_000.0, 2.0):
-        if not ((waited["t_request_us"] < t + 2) & (waited["t_grant_us"] > t)).any():
-            return t, t + 2
-    raise AssertionError("no calm window")
 
 
 def test_holds_under_a_spinlock_are_never_labelled_for_read():
