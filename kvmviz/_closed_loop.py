@@ -138,10 +138,12 @@ def run_qrwlock(
     cb_locked, cb_count, cb_bump, cb_cost, cb_gap, cb_next, cb_start, cb_end,
     first_time, first_cb,
     o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
-    cb_arrive, cb_grant, cb_done,
+    o_blocked, cb_arrive, cb_grant, cb_done,
 ):  # fmt: skip
     """Run the closed loop; fill the ``o_*`` arrays per attempt and ``cb_*`` per callback.
 
+    ``o_blocked`` is the callback whose write hold the attempt waited behind (the most recent
+    writer that asked before the attempt and had not yet left), or -1 when it did not wait.
     Each vCPU records its attempts into its own stretch of ``cap = len(o_vcpu) // n_vcpus``
     rows, then the stretches are closed up. Returns the number of attempts, whose rows come
     first, sorted by vCPU, then time; or -1 when a vCPU made more than ``cap`` attempts (the
@@ -180,6 +182,7 @@ def run_qrwlock(
     # Writers that took the lock, in arrival order.
     w_arrive = np.empty(n_cb + 1)
     w_release = np.empty(n_cb + 1)
+    w_cb = np.empty(n_cb + 1, dtype=np.int64)
     nw = 0
     # mmu_notifier_seq bumps, and the step function of (count, range_lo, range_hi).
     bumps = np.empty(n_cb + 1)
@@ -214,12 +217,14 @@ def run_qrwlock(
             while t_req[v] < until:
                 r = t_req[v]
                 g = r
+                blocked = -1
                 k = cur_w[v]
                 while k < nw and w_arrive[k] <= r:
                     k += 1
                 cur_w[v] = k
                 if k > 0 and w_release[k - 1] > r:
                     g = w_release[k - 1]  # behind the most recent writer still there
+                    blocked = w_cb[k - 1]
                 # mmu_notifier_retry_hva(): seq moved since the snapshot, or hva in a live range.
                 k = cur_snap[v]
                 while k < nb and bumps[k] <= t_snap[v]:
@@ -250,6 +255,7 @@ def run_qrwlock(
                 o_grant[row] = g
                 o_release[row] = released
                 o_retry[row] = retry
+                o_blocked[row] = blocked
                 last_release[v] = released
                 a = attempt[v] + 1
                 attempt[v] = a
@@ -302,6 +308,7 @@ def run_qrwlock(
             last_writer_release = done
             w_arrive[nw] = now
             w_release[nw] = done
+            w_cb[nw] = i
             nw += 1
         cb_done[i] = done
         if cb_next[i] >= 0:
@@ -320,5 +327,6 @@ def run_qrwlock(
             o_grant[n_out] = o_grant[row]
             o_release[n_out] = o_release[row]
             o_retry[n_out] = o_retry[row]
+            o_blocked[n_out] = o_blocked[row]
             n_out += 1
     return n_out

@@ -423,9 +423,10 @@ class _Model:
         n = len(code)
         walk = np.full(n, s.memslot_walk_us)  # linear up to v5.16, interval tree from ed922739c919
         start, end = CALLBACKS.index(_START), CALLBACKS.index(_END)
-        if self.kernel == "v5.12":
+        if self.kernel == "v5.12" and s.tdp_mmu:
             # v5.12 x86 walked the memslots twice, for the rmaps and again per TDP root
-            # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range; removed by 3039bcc74498).
+            # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range, the second walk only when the
+            # TDP MMU is enabled; removed by 3039bcc74498).
             walk[code != end] *= 2
         if self.kernel in ("v5.12", "v5.13"):
             walk[code == end] = (
@@ -443,6 +444,11 @@ class _Model:
         p_ret = 1.0 - (1.0 - present) ** pages
         u = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 0x726574])).random(n)
         ret = self.cb_hit & (u < p_ret)  # "ret"
+        # change_pte always runs between a start that already zapped the SPTE and its end
+        # (6bdb913f0a70), so kvm_set_spte_gfn finds nothing present and returns false: it never
+        # flushes (c13fda237f08's own reasoning). kvm->tlbs_dirty, or-ed into the flush test of
+        # these kernels, is raised only by the shadow MMU's unsync pages: taken as 0 here.
+        ret &= code != CALLBACKS.index("change_pte")
         self.cb_flush = self.cb_locked & ret & self.cb_flush_on_ret
         work = np.zeros(n)
         zap = self.cb_locked & self.cb_hit & (code == start)
@@ -483,8 +489,20 @@ class _Model:
             "t_grant_us",
             "t_release_us",
             "retry",
+            "blocked_by",
         ]
-        dtypes = [np.int32, np.int32, np.int32, np.uint64, float, float, float, float, bool]
+        dtypes = [
+            np.int32,
+            np.int32,
+            np.int32,
+            np.uint64,
+            float,
+            float,
+            float,
+            float,
+            bool,
+            np.int64,
+        ]
         if self.sorted_attempts is not None:
             data = dict(zip(cols, self.sorted_attempts, strict=True))
         else:
@@ -502,6 +520,16 @@ class _Model:
         data["t_snapshot_us"] = data["t_exit_us"] + self.half_exit
         retry = data.pop("retry")
         data["retry"] = retry
+        data["blocked_by"] = data.pop("blocked_by")
+        data["retried_by"] = retry_causes(
+            data,
+            count_delta=np.where(self.cb_locked, self.cb_count, 0),
+            bumps_seq=self.cb_locked & self.cb_bump,
+            grant_us=self.cb_grant,
+            release_us=np.where(self.cb_locked, self.cb_grant + self.cb_cost, np.nan),
+            hva_start=self.cb_start,
+            hva_end=self.cb_end,
+        )
         faults = pd.DataFrame(data, copy=False)
 
         locked = self.cb_locked
@@ -532,6 +560,86 @@ class _Model:
             }
         )
         return faults, notifiers
+
+
+def retry_causes(
+    attempts, *, count_delta, bumps_seq, grant_us, release_us, hva_start, hva_end
+) -> np.ndarray:
+    """Which callback made each fault attempt retry: the ``retried_by`` column of a run.
+
+    ``mmu_notifier_retry_hva()`` (4a42d848db95) first asks whether an invalidation is in flight
+    over the fault's hva (``mmu_notifier_count`` up and the hva in ``[range_start,
+    range_end)``), then whether ``mmu_notifier_seq`` moved since the attempt's snapshot. The
+    cause of a retry is, in that order:
+
+    * the range: the newest ``invalidate_range_start`` granted since the count last rose from
+      0 whose own range holds the hva; if none does, the newest of them (the kernel checks the
+      union of their ranges, 4a42d848db95, so a range can reach an hva no single one covers);
+    * else the seq: the first callback that bumped ``mmu_notifier_seq`` after the snapshot.
+
+    Both engines fill the other columns; this reads them back, so the attribution is the
+    same whichever engine ran. The state machine is :class:`kvmviz.classify.Counters`: a
+    start raises the count when it is granted the lock, an end bumps seq then lowers the count
+    when it releases it, and an attempt sees every change made at or before its grant.
+
+    Parameters
+    ----------
+    attempts : mapping of column name to array
+        ``retry, hva, t_snapshot_us, t_grant_us`` of every fault attempt.
+    count_delta, bumps_seq : array_like
+        Per callback, the effect it had (0 / ``False`` for one that skipped the lock).
+    grant_us, release_us, hva_start, hva_end : array_like
+        Per callback, when it held ``mmu_lock`` and its hva range.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The callback (row of ``run.notifiers``) per attempt, -1 where it did not retry.
+    """
+    retry = np.asarray(attempts["retry"], dtype=bool)
+    out = np.full(len(retry), -1, dtype=np.int64)
+    rows = np.flatnonzero(retry)
+    if rows.size == 0:
+        return out
+    count_delta = np.asarray(count_delta)
+    bumps_seq = np.asarray(bumps_seq, dtype=bool)
+    # Changes in time order; at one instant the order the engines apply them in: releases of
+    # ends (seq, then count) happen at a callback's release, raises at its grant.
+    changes = []  # (time, order, callback, what)
+    for i in np.flatnonzero(count_delta > 0):
+        changes.append((float(grant_us[i]), int(i), 1))
+    for i in np.flatnonzero(count_delta < 0):
+        changes.append((float(release_us[i]), int(i), -1))
+    changes.sort()
+    bump_cb = np.flatnonzero(bumps_seq)
+    bump_t = np.asarray(release_us, dtype=float)[bump_cb]
+    order = np.argsort(bump_t, kind="stable")
+    bump_cb, bump_t = bump_cb[order], bump_t[order]
+    hva = np.asarray(attempts["hva"], dtype=np.uint64)
+    snap = np.asarray(attempts["t_snapshot_us"], dtype=float)
+    grant = np.asarray(attempts["t_grant_us"], dtype=float)
+    count, epoch, c = 0, [], 0
+    for row in rows[np.argsort(grant[rows], kind="stable")]:
+        g, h = grant[row], int(hva[row])
+        while c < len(changes) and changes[c][0] <= g:
+            _, i, delta = changes[c]
+            if delta > 0:
+                if count == 0:
+                    epoch = []  # kvm_inc_notifier_count: the range restarts at 0 -> 1
+                epoch.append((int(hva_start[i]), int(hva_end[i]), i))
+            count += delta
+            c += 1
+        if count > 0 and epoch:
+            lo = min(e[0] for e in epoch)
+            hi = max(e[1] for e in epoch)
+            if lo <= h < hi:
+                covering = [i for start, end, i in epoch if start <= h < end]
+                out[row] = covering[-1] if covering else epoch[-1][2]
+                continue
+        first = np.searchsorted(bump_t, snap[row], side="right")
+        if first < len(bump_t) and bump_t[first] <= g:
+            out[row] = bump_cb[first]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,6 +678,13 @@ def _run_events(model: _Model, policy: str) -> None:
     t_grant = np.zeros(m)
     is_retry = np.zeros(m, dtype=bool)
     hold = np.zeros(m)
+    blocked = np.full(m, -1, dtype=np.int64)
+    # The callbacks that asked for mmu_lock and have not released it, in the order they asked
+    # (every policy grants writers in that order), and the one holding it, if any: whom a fault
+    # that cannot have the lock at once waits behind (see Run.faults, blocked_by).
+    asked: list[int] = []
+    holding = -1
+    behind_holder = policy == "reader-pref" and not exclusive
 
     for v in range(m):
         guest, resolve, _, first_hva = draws.at(v, 0)
@@ -595,6 +710,8 @@ def _run_events(model: _Model, policy: str) -> None:
         push(now + h, _RELEASE, ("r", v))
 
     def grant_writer(i, now):
+        nonlocal holding
+        holding = i
         model.cb_grant[i] = now
         model.on_writer_grant(i, now)
         push(now + model.cb_cost[i], _RELEASE, ("w", i))
@@ -616,21 +733,42 @@ def _run_events(model: _Model, policy: str) -> None:
         now, kind, _, (who, x) = heapq.heappop(heap)
         if kind == _REQUEST:
             if lock.request(("r", x), exclusive):
+                blocked[x] = -1
                 grant_reader(x, now)
+            else:
+                # qrwlock: behind the newest writer that asked (it closed the door); FIFO
+                # (spinlock, exclusive faults): behind the newest callback ahead in the queue,
+                # -1 if only faults are; reader-pref: behind the writer holding the lock.
+                blocked[x] = holding if behind_holder else (asked[-1] if asked else -1)
         elif kind == _ARRIVE:
             model.cb_arrive[x] = now
             if not model.cb_locked[x]:
                 next_callback(x, now + model.cb_cost[x])
-            elif lock.request(("w", x), True):
-                grant_writer(x, now)
+            else:
+                asked.append(x)
+                if lock.request(("w", x), True):
+                    grant_writer(x, now)
         elif who == "w":
+            asked.remove(x)
+            holding = -1
             model.on_writer_release(x, now)
             grant_all(lock.release(("w", x), True), now)
             next_callback(x, now)
         else:
             v = x
             model.reader_chunks.append(
-                (v, fault[v], retries[v], hva[v], t_exit[v], t_req[v], t_grant[v], now, is_retry[v])
+                (
+                    v,
+                    fault[v],
+                    retries[v],
+                    hva[v],
+                    t_exit[v],
+                    t_req[v],
+                    t_grant[v],
+                    now,
+                    is_retry[v],
+                    blocked[v],
+                )
             )
             if len(model.reader_chunks) > model.max_attempts:
                 raise _Overrun(len(model.reader_chunks))
@@ -664,7 +802,18 @@ def _run_compiled(model: _Model) -> None:
     if len(first_time) != len(first_cb) or (len(first_cb) and first_cb.max() >= len(model.cb_next)):
         raise AssertionError("inconsistent callback plan")
     cap = int(1.3 * s.duration_us / cycle) + 64  # attempts per vCPU, with room for retries
-    dtypes = (np.int32, np.int32, np.int32, np.uint64, float, float, float, float, np.bool_)
+    dtypes = (
+        np.int32,
+        np.int32,
+        np.int32,
+        np.uint64,
+        float,
+        float,
+        float,
+        float,
+        np.bool_,
+        np.int64,
+    )
     while True:
         out = tuple(np.empty(m * cap, dtype=d) for d in dtypes)
         n = run_qrwlock(
@@ -765,6 +914,17 @@ def scripted_run(
     release = grant + hold
     r, w = ~writer, writer
     n_readers, n_writers = int(r.sum()), int(w.sum())
+    # Whom each reader that waited is behind (Run.faults, blocked_by): the newest writer that
+    # asked before it and had not left, or under reader-pref the one holding the lock.
+    w_arrive, w_grant, w_release = arrival[w], grant[w], release[w]
+    blocked = np.full(n_readers, -1, dtype=np.int64)
+    for k, (a, g) in enumerate(zip(arrival[r].tolist(), grant[r].tolist(), strict=True)):
+        if g <= a:
+            continue
+        since = w_grant if policy == "reader-pref" else w_arrive
+        ahead = np.flatnonzero((since <= a) & (w_release > a))
+        if ahead.size:
+            blocked[k] = ahead[np.lexsort((ahead, since[ahead]))[-1]]
     zeros = np.zeros(n_readers, dtype=np.int32)
     faults = pd.DataFrame(
         {
@@ -780,6 +940,8 @@ def scripted_run(
             "hold_us": hold[r],
             "t_snapshot_us": arrival[r],
             "retry": np.zeros(n_readers, dtype=bool),
+            "blocked_by": blocked,
+            "retried_by": np.full(n_readers, -1, dtype=np.int64),
         }
     )
     page = np.full(n_writers, VMM_HEAP[0], dtype=np.uint64)

@@ -19,7 +19,7 @@ Examples
 >>> import kvmviz as kv
 >>> base = kv.Scenario(duration_us=2_000)
 >>> table = kv.experiments.grid(base, n_vcpus=[16, 64], kernels=["v5.12", "v5.15"])
->>> table[["n_vcpus", "kernel", "seed", "p99_us"]].shape
+>>> table[["n_vcpus", "kernel", "seed", "brownout_mean"]].shape
 (4, 4)
 """
 
@@ -312,9 +312,11 @@ SENSITIVITY_COLUMNS = [
     "value",
     "is_default",
     "kernel",
-    "p99_us",
-    "mean_us",
     "brownout_mean",
+    "brownout_miss",
+    "brownout_hit",
+    "stall_p99_us",
+    "stall_mean_us",
     "writer_wait_mean_us",
     "writer_wait_max_us",
 ]
@@ -366,7 +368,8 @@ def sensitivity(
         The point every other parameter stays at; default ``Scenario()`` (416 vCPUs).
     parameters : sequence of str or mapping, optional
         Names (swept over :attr:`kvmviz.scenario.Parameter.values`) or ``{name: values}``;
-        default :data:`SENSITIVITY_PARAMETERS`.
+        default :data:`SENSITIVITY_PARAMETERS`. The scenario's own value of each is added
+        when it is not among them.
     seeds : sequence of int
         Seeds averaged at each point.
     kernels : sequence of str
@@ -378,11 +381,19 @@ def sensitivity(
     -------
     pandas.DataFrame
         One row per (parameter, value, kernel), means over the seeds: ``parameter, value,
-        is_default, kernel, p99_us, mean_us, brownout_mean, writer_wait_mean_us,
-        writer_wait_max_us`` (µs; brownout a share of the faulting vCPUs).
+        is_default, kernel``, the brownout (``brownout_mean`` and its parts owed to misses and
+        hits, ``brownout_miss, brownout_hit``: shares of the VM's vCPU time), the per-fault
+        stall ``stall_p99_us, stall_mean_us`` and the writers' ``writer_wait_mean_us,
+        writer_wait_max_us`` (µs; :func:`kvmviz.summarize`).
     """
     base = Scenario() if scenario is None else scenario
     axes = _axes(parameters)
+    for name, values in axes.items():
+        # The scenario's own value is always a point of its row (the dot of the tornado and
+        # the default of headline()), e.g. spurious_share = 1 of the static setup.
+        own = getattr(base, name)
+        if isinstance(own, int | float) and own not in values:
+            axes[name] = sorted([*values, own])
     seeds, kernels = list(seeds), list(kernels)
     total = sum(len(v) for v in axes.values()) * len(kernels) * len(seeds)
     report = reporter(progress, "sensitivity", lambda done, n: f"{done} / {n} runs", "done, total")
@@ -411,24 +422,25 @@ def headline(table: pd.DataFrame, scenario: Scenario | None = None) -> pd.DataFr
     Returns
     -------
     pandas.DataFrame
-        Index ``kernel``; columns ``p99_us``, ``p99_low_us``, ``p99_high_us``,
-        ``brownout_mean``, ``brownout_low``, ``brownout_high``.
+        Index ``kernel``; columns ``brownout_mean``, ``brownout_low``, ``brownout_high``
+        (shares of the VM's vCPU time) and ``stall_p99_us``, ``stall_p99_low_us``,
+        ``stall_p99_high_us`` (the per-fault p99 stall, µs).
     """
     rows = {}
     for kernel, part in table.groupby("kernel", sort=False):
         default = part[part["is_default"]]
         rows[kernel] = {
-            "p99_us": default["p99_us"].median(),
-            "p99_low_us": part["p99_us"].min(),
-            "p99_high_us": part["p99_us"].max(),
             "brownout_mean": default["brownout_mean"].median(),
             "brownout_low": part["brownout_mean"].min(),
             "brownout_high": part["brownout_mean"].max(),
+            "stall_p99_us": default["stall_p99_us"].median(),
+            "stall_p99_low_us": part["stall_p99_us"].min(),
+            "stall_p99_high_us": part["stall_p99_us"].max(),
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("kernel")
 
 
-def ordering(table: pd.DataFrame, value: str = "p99_us") -> pd.DataFrame:
+def ordering(table: pd.DataFrame, value: str = "brownout_mean") -> pd.DataFrame:
     """For each (parameter, value): do the kernels keep their order, v5.12 >= v5.13 >= v5.15?
 
     Returns

@@ -21,73 +21,271 @@ from ._checks import check_number
 from .kernels import CALLBACKS, rule
 
 __all__ = [
+    "BEHIND",
     "KERNEL_TABLE_COLUMNS",
     "brownout",
     "busiest_window",
     "contention_table",
     "contention_text",
     "coverage",
+    "fault_stalls",
     "kernel_table",
     "notifier_counters",
     "queue_depth",
+    "stall_pieces",
+    "stall_split",
     "stall_stats",
     "summarize",
+    "wait_stats",
     "whole_stalls",
 ]
 
 
 # The per-kernel table every front end prints (CLI simulate and replay, the dashboard): the
-# readers' stall beside the writers' wait, so a policy that starves the writers (reader-pref)
-# cannot look like a win.
+# faults' whole stall (waits plus retried attempts, so a kernel cannot look better by moving
+# its cost into retries), split by what the faults waited behind, beside the writers' wait, so
+# a policy that starves the writers (reader-pref) cannot look like a win either.
 KERNEL_TABLE_COLUMNS = (
-    "p99_us",
-    "mean_us",
+    "brownout_mean",
+    "brownout_miss",
+    "brownout_hit",
+    "stall_p99_us",
+    "stall_mean_us",
     "writer_wait_mean_us",
     "writer_wait_max_us",
-    "brownout_mean",
     "faults_retried",
     "lock_taken",
     "lock_avoided",
 )
 
+BEHIND = ("miss", "hit", "fault")
+"""What a stall is attributed to (:func:`stall_pieces`): a notification that missed every
+memslot (spurious for KVM: what 8931a454ae and 071064f14d87 remove), one that hit guest memory
+(a zap and a flush no kernel can skip), or, where faults take ``mmu_lock`` for write (the
+shadow MMU, a spinlock), only other faults."""
 
-def stall_stats(run) -> pd.Series:
-    """Reader stall: how long fault attempts waited for ``mmu_lock``, µs.
+
+def wait_stats(run) -> pd.Series:
+    """How long fault *attempts* waited for ``mmu_lock``, µs: the lock's own view, attempt by
+    attempt (a fault that retries makes several attempts).
 
     Returns
     -------
     pandas.Series
-        ``mean, p50, p99, max`` of ``wait_us`` over all fault attempts, ``stalled_share`` (share
-        of attempts that waited at all) and ``total_ms`` (vCPU time lost, summed).
+        ``wait_mean_us, wait_p50_us, wait_p99_us, wait_max_us`` of ``wait_us`` over all fault
+        attempts, ``waited_share`` (share of attempts that waited at all) and
+        ``wait_total_ms`` (vCPU time spent waiting, summed).
+
+    See Also
+    --------
+    stall_stats : what a whole fault loses, retries included.
     """
     wait = run.faults["wait_us"].to_numpy()
+    keys = ["wait_mean_us", "wait_p50_us", "wait_p99_us", "wait_max_us", "waited_share"]
     if wait.size == 0:
-        values = dict.fromkeys(["mean_us", "p50_us", "p99_us", "max_us", "stalled_share"], 0.0)
-        values["total_ms"] = 0.0
-        return pd.Series(values)
-    return pd.Series(
+        return pd.Series({**dict.fromkeys(keys, 0.0), "wait_total_ms": 0.0})
+    values = [
+        wait.mean(),
+        np.percentile(wait, 50),
+        np.percentile(wait, 99),
+        wait.max(),
+        float((wait > 0).mean()),
+    ]
+    return pd.Series({**dict(zip(keys, values, strict=True)), "wait_total_ms": wait.sum() * 1e-3})
+
+
+def _fault_groups(faults: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each fault, fault number of each row): the rows of one fault (a vCPU's
+    attempts at one access) are contiguous, as the engines sort them (vCPU, then time)."""
+    vcpu = faults["vcpu"].to_numpy()
+    fault = faults["fault"].to_numpy()
+    new = np.ones(len(faults), dtype=bool)
+    new[1:] = (vcpu[1:] != vcpu[:-1]) | (fault[1:] != fault[:-1])
+    return np.flatnonzero(new), np.cumsum(new) - 1
+
+
+def stall_pieces(run) -> pd.DataFrame:
+    """Every stretch of time a fault lost to ``mmu_lock``, and the callback it is owed to.
+
+    A fault *stalls* while one of its attempts waits for ``mmu_lock`` (from ``t_request_us`` to
+    ``t_grant_us``), owed to the callback it waited behind (``run.faults.blocked_by``); and for
+    the whole of every attempt that had to retry, from its exit to the next attempt's exit,
+    except its own wait, owed to the callback that made it retry (``retried_by``). A retried
+    attempt is exit, pfn, lock and check done for nothing: a kernel that turns waits into
+    retries saves the vCPU nothing, and this counts both. The pieces of one vCPU never overlap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per piece: ``vcpu, fault, row`` (of ``run.faults``), ``kind`` ("wait" or
+        "retry"), ``t_start_us, t_end_us``, ``notifier`` (row of ``run.notifiers``, -1 for a
+        wait behind faults only), ``behind`` (one of :data:`BEHIND`) and ``cause`` (the
+        notifier's cause, ``"fault"`` for ``behind == "fault"``).
+    """
+    f = run.faults
+    n = len(f)
+    t_exit = f["t_exit_us"].to_numpy(dtype=float)
+    t_req = f["t_request_us"].to_numpy(dtype=float)
+    t_grant = f["t_grant_us"].to_numpy(dtype=float)
+    t_release = f["t_release_us"].to_numpy(dtype=float)
+    retry = f["retry"].to_numpy(dtype=bool)
+    vcpu = f["vcpu"].to_numpy()
+    # The next attempt of a retried one is the vCPU's next row (it faults again at once).
+    next_exit = np.append(t_exit[1:], np.nan)
+    same = np.append(vcpu[1:] == vcpu[:-1], False)
+    next_exit = np.where(same, next_exit, t_release)
+    waited = np.flatnonzero(t_grant > t_req)
+    rows = [waited, np.flatnonzero(retry & (t_req > t_exit)), np.flatnonzero(retry)]
+    starts = [t_req[rows[0]], t_exit[rows[1]], t_grant[rows[2]]]
+    ends = [t_grant[rows[0]], t_req[rows[1]], next_exit[rows[2]]]
+    who = [
+        f["blocked_by"].to_numpy()[rows[0]],
+        f["retried_by"].to_numpy()[rows[1]],
+        f["retried_by"].to_numpy()[rows[2]],
+    ]
+    kind = np.repeat(np.array(["wait", "retry", "retry"]), [len(r) for r in rows])
+    row = np.concatenate(rows).astype(np.int64) if n else np.empty(0, dtype=np.int64)
+    start = np.concatenate(starts) if n else np.empty(0)
+    end = np.concatenate(ends) if n else np.empty(0)
+    notifier = np.concatenate(who).astype(np.int64) if n else np.empty(0, dtype=np.int64)
+    keep = end > start
+    row, kind, start, end, notifier = row[keep], kind[keep], start[keep], end[keep], notifier[keep]
+    hits = run.notifiers["hit"].to_numpy(dtype=bool)
+    causes = run.notifiers["cause"].astype(str).to_numpy()
+    known = notifier >= 0
+    behind = np.full(len(row), "fault", dtype=object)
+    behind[known] = np.where(hits[notifier[known]], "hit", "miss")
+    cause = np.full(len(row), "fault", dtype=object)
+    cause[known] = causes[notifier[known]]
+    order = np.lexsort((start, row))
+    return pd.DataFrame(
         {
-            "mean_us": wait.mean(),
-            "p50_us": np.percentile(wait, 50),
-            "p99_us": np.percentile(wait, 99),
-            "max_us": wait.max(),
-            "stalled_share": float((wait > 0).mean()),
-            "total_ms": wait.sum() * 1e-3,
+            "vcpu": vcpu[row[order]],
+            "fault": f["fault"].to_numpy()[row[order]],
+            "row": row[order],
+            "kind": kind[order],
+            "t_start_us": start[order],
+            "t_end_us": end[order],
+            "notifier": notifier[order],
+            "behind": pd.Categorical(behind[order], categories=BEHIND),
+            "cause": cause[order],
         }
     )
 
 
-def brownout(run, bin_us: float | None = None) -> pd.DataFrame:
-    """Share of the VM's vCPUs stalled on ``mmu_lock`` over time.
+def fault_stalls(run, pieces: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each fault whole, from its first exit to the install that sticks, µs.
 
-    A vCPU is stalled from the moment its fault asks for ``mmu_lock`` until it is granted. The
-    share is averaged exactly over each time bin (it integrates the waiting intervals).
+    Parameters
+    ----------
+    run : Run
+    pieces : pandas.DataFrame, optional
+        :func:`stall_pieces` of the run, if already computed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fault: ``vcpu, fault, attempts, t_exit_us`` (its first exit),
+        ``t_install_us`` (the release of its last attempt, which installed the SPTE),
+        ``latency_us`` (the two apart) split into ``wait_us`` (every wait for ``mmu_lock``),
+        ``retried_us`` (the rest of the attempts that had to retry) and ``work_us`` (the rest
+        of the last attempt: exit, pfn, the lock's acquisition and the install); ``stall_us``
+        (``wait_us + retried_us``), and ``stall_miss_us``, ``stall_hit_us``,
+        ``stall_fault_us``: the stall split by what it is owed to (:data:`BEHIND`).
+    """
+    f = run.faults
+    first, group = _fault_groups(f)
+    last = np.append(first[1:], len(f))[: len(first)] - 1
+    pieces = stall_pieces(run) if pieces is None else pieces
+    n = len(first)
+    length = (pieces["t_end_us"] - pieces["t_start_us"]).to_numpy()
+    owner = group[pieces["row"].to_numpy()]
+    is_wait = (pieces["kind"] == "wait").to_numpy()
+    behind = pieces["behind"].cat.codes.to_numpy()
+    out = pd.DataFrame(
+        {
+            "vcpu": f["vcpu"].to_numpy()[first],
+            "fault": f["fault"].to_numpy()[first],
+            "attempts": last - first + 1,
+            "t_exit_us": f["t_exit_us"].to_numpy()[first],
+            "t_install_us": f["t_release_us"].to_numpy()[last],
+        }
+    )
+    out["latency_us"] = out["t_install_us"] - out["t_exit_us"]
+    out["wait_us"] = np.bincount(owner[is_wait], length[is_wait], minlength=n)
+    out["retried_us"] = np.bincount(owner[~is_wait], length[~is_wait], minlength=n)
+    out["stall_us"] = out["wait_us"] + out["retried_us"]
+    out["work_us"] = out["latency_us"] - out["stall_us"]
+    for code, name in enumerate(BEHIND):
+        mine = behind == code
+        out[f"stall_{name}_us"] = np.bincount(owner[mine], length[mine], minlength=n)
+    return out
+
+
+def stall_stats(run, stalls: pd.DataFrame | None = None) -> pd.Series:
+    """What whole faults lost to ``mmu_lock``, µs: waits plus retried attempts, per fault.
+
+    Parameters
+    ----------
+    run : Run
+    stalls : pandas.DataFrame, optional
+        :func:`fault_stalls` of the run, if already computed.
+
+    Returns
+    -------
+    pandas.Series
+        ``stall_mean_us, stall_p50_us, stall_p99_us, stall_max_us`` of ``stall_us`` over all
+        faults (those that never stalled count as 0), ``stalled_share`` (share of faults that
+        stalled at all), ``stall_total_ms`` (vCPU time lost, summed) and
+        ``latency_mean_us, latency_p99_us`` (first exit to install, stall and work).
+
+    See Also
+    --------
+    wait_stats : the waits, attempt by attempt.
+    """
+    stalls = fault_stalls(run) if stalls is None else stalls
+    keys = ["stall_mean_us", "stall_p50_us", "stall_p99_us", "stall_max_us", "stalled_share"]
+    if len(stalls) == 0:
+        zeros = ["stall_total_ms", "latency_mean_us", "latency_p99_us"]
+        return pd.Series(dict.fromkeys(keys + zeros, 0.0))
+    stall = stalls["stall_us"].to_numpy()
+    latency = stalls["latency_us"].to_numpy()
+    values = [
+        stall.mean(),
+        np.percentile(stall, 50),
+        np.percentile(stall, 99),
+        stall.max(),
+        float((stall > 0).mean()),
+    ]
+    return pd.Series(
+        {
+            **dict(zip(keys, values, strict=True)),
+            "stall_total_ms": stall.sum() * 1e-3,
+            "latency_mean_us": latency.mean(),
+            "latency_p99_us": np.percentile(latency, 99),
+        }
+    )
+
+
+def brownout(run, bin_us: float | None = None, *, behind=None, pieces=None) -> pd.DataFrame:
+    """The brownout: the share of the VM's vCPUs stalled on ``mmu_lock``, over time.
+
+    A vCPU is *stalled* while its fault waits for ``mmu_lock`` or repeats an attempt the lock's
+    notifiers made it retry (:func:`stall_pieces`). The share is of all ``n_vcpus`` of the VM,
+    averaged exactly over each time bin (it integrates the stalled stretches); its mean over
+    the run, ``brownout_mean`` of :func:`summarize`, is the share of the VM's vCPU time lost.
+    This is the one meaning of *brownout* in kvmviz.
 
     Parameters
     ----------
     run : Run
     bin_us : float, optional
         Bin width, µs; default: 200 bins over the scenario's duration.
+    behind : str or sequence of str, optional
+        Count only the stalls owed to these (:data:`BEHIND`: ``"miss"``, ``"hit"``,
+        ``"fault"``); default all.
+    pieces : pandas.DataFrame, optional
+        :func:`stall_pieces` of the run, if already computed.
 
     Returns
     -------
@@ -100,37 +298,98 @@ def brownout(run, bin_us: float | None = None) -> pd.DataFrame:
         raise ValueError(f"bin_us must be > 0, got {bin_us}")
     edges = np.arange(0.0, duration + bin_us, bin_us)
     nbins = len(edges) - 1
-    waiting = run.faults.loc[run.faults["wait_us"] > 0, ["t_request_us", "t_grant_us"]]
-    starts = np.clip(waiting["t_request_us"].to_numpy(), 0, edges[-1])
-    ends = np.clip(waiting["t_grant_us"].to_numpy(), 0, edges[-1])
-
-    area = coverage(starts, ends, edges)  # the integral of the number waiting over each bin
+    pieces = stall_pieces(run) if pieces is None else pieces
+    if behind is not None:
+        wanted = [behind] if isinstance(behind, str) else list(behind)
+        unknown = sorted(set(wanted) - set(BEHIND))
+        if unknown:
+            raise ValueError(f"behind = {unknown}: expected among {BEHIND}")
+        pieces = pieces[pieces["behind"].isin(wanted).to_numpy()]
+    starts = np.clip(pieces["t_start_us"].to_numpy(), 0, edges[-1])
+    ends = np.clip(pieces["t_end_us"].to_numpy(), 0, edges[-1])
+    area = coverage(starts, ends, edges)  # the integral of the number stalled over each bin
     share = area / (bin_us * run.scenario.n_vcpus)
     return pd.DataFrame({"t_us": edges[:-1], "stalled_share": share[:nbins]})
 
 
+def stall_split(run) -> pd.DataFrame:
+    """The faults' stalls by what they are owed to: a miss or a hit, and its cause.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (``behind``, ``cause``) that stalled anyone, ``behind`` in
+        :data:`BEHIND` order: ``brownout`` (the share of the VM's vCPU time it cost, over the
+        run: the rows sum to ``brownout_mean``), ``stall_ms`` (vCPU time, summed, the work in
+        flight at the end included), ``faults`` (faults it stalled), ``stall_p99_us`` (p99 over
+        all faults of the stall owed to it).
+    """
+    pieces = stall_pieces(run)
+    stalls = fault_stalls(run, pieces)
+    _, group = _fault_groups(run.faults)
+    duration = run.scenario.duration_us
+    rows = []
+    length = (pieces["t_end_us"] - pieces["t_start_us"]).to_numpy()
+    inside = np.clip(pieces["t_end_us"].to_numpy(), 0, duration) - np.clip(
+        pieces["t_start_us"].to_numpy(), 0, duration
+    )
+    owner = group[pieces["row"].to_numpy()]
+    for (behind, cause), part in pieces.groupby(["behind", "cause"], observed=True, sort=False):
+        idx = part.index.to_numpy()
+        per_fault = np.bincount(owner[idx], length[idx], minlength=len(stalls))
+        rows.append(
+            {
+                "behind": behind,
+                "cause": cause,
+                "brownout": inside[idx].sum() / (duration * run.scenario.n_vcpus),
+                "stall_ms": length[idx].sum() * 1e-3,
+                "faults": int((per_fault > 0).sum()),
+                "stall_p99_us": float(np.percentile(per_fault, 99)) if len(per_fault) else 0.0,
+            }
+        )
+    columns = ["behind", "cause", "brownout", "stall_ms", "faults", "stall_p99_us"]
+    frame = pd.DataFrame(rows, columns=columns)
+    order = np.lexsort(
+        (frame["cause"].to_numpy(dtype=str), [BEHIND.index(b) for b in frame["behind"]])
+    )
+    return frame.iloc[order].reset_index(drop=True)
+
+
 def summarize(run) -> pd.Series:
-    """The headline numbers of one run, as shown in the toggle notebook's table.
+    """The headline numbers of one run, as the per-kernel tables print them.
 
     Returns
     -------
     pandas.Series
-        Stall statistics (:func:`stall_stats`), ``brownout_mean`` (mean share of vCPUs stalled),
-        ``brownout_peak`` (largest share in any of 200 bins), ``faults``, ``faults_retried``,
+        ``brownout_mean`` (the share of the VM's vCPU time stalled: :func:`brownout`),
+        ``brownout_peak`` (the largest share in any of 200 bins), ``brownout_miss``,
+        ``brownout_hit`` and ``brownout_fault`` (the part owed to misses, hits, faults only);
+        the per-fault stall (:func:`stall_stats`) and the per-attempt wait
+        (:func:`wait_stats`); ``faults``, ``faults_retried`` (attempts that retried),
         ``notifier_callbacks``, ``lock_taken`` and ``lock_avoided`` (callbacks that did not
         take ``mmu_lock``), ``writer_wait_mean_us`` and ``writer_wait_max_us`` (how long the
         notifier callbacks that took ``mmu_lock`` waited for it; 0 when none took it).
     """
-    stats = stall_stats(run)
-    curve = brownout(run)
+    pieces = stall_pieces(run)
+    stalls = fault_stalls(run, pieces)
+    curve = brownout(run, pieces=pieces)
+    share = curve["stalled_share"]
+    parts = {
+        f"brownout_{name}": float(brownout(run, behind=name, pieces=pieces)["stalled_share"].mean())
+        if len(curve)
+        else 0.0
+        for name in BEHIND
+    }
     notifiers = run.notifiers
     locked = notifiers["locked"]
-    out = pd.Series(
+    return pd.Series(
         {
-            **stats.to_dict(),
-            "brownout_mean": float(curve["stalled_share"].mean()) if len(curve) else 0.0,
-            "brownout_peak": float(curve["stalled_share"].max()) if len(curve) else 0.0,
-            "faults": int((run.faults["retries"] == 0).sum()),
+            "brownout_mean": float(share.mean()) if len(curve) else 0.0,
+            "brownout_peak": float(share.max()) if len(curve) else 0.0,
+            **parts,
+            **stall_stats(run, stalls).to_dict(),
+            **wait_stats(run).to_dict(),
+            "faults": len(stalls),
             "faults_retried": int(run.faults["retry"].sum()),
             "notifier_callbacks": len(notifiers),
             "lock_taken": int(locked.sum()),
@@ -144,7 +403,6 @@ def summarize(run) -> pd.Series:
         },
         name=f"{run.kernel} {run.policy}",
     )
-    return out
 
 
 def notifier_counters(run) -> pd.DataFrame:

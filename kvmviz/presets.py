@@ -1,11 +1,17 @@
-"""Named memslot layouts drawn from real systems, each citing its source.
+"""Named memslot layouts and the two setups of 8931a454ae's message, each citing its source.
 
-The hvas are illustrative where the source gives none (QEMU picks them with ``mmap``), but the
-guest-physical layout follows QEMU's ``pc_q35.c`` rules and observed ``kvm_set_user_memory``
-traces (docs/kernel.md §6).
+The layouts: the hvas are illustrative where the source gives none (QEMU picks them with
+``mmap``), but the guest-physical layout follows QEMU's ``pc_q35.c`` rules and observed
+``kvm_set_user_memory`` traces (docs/kernel.md §6).
+
+The setups: :func:`static_setup` (every notification spurious for KVM: the VM the commit was
+written for) and :func:`volatile_setup` (most notifications on guest memory: where it "barely
+qualifies as an optimization"). :data:`SETUPS` names both, for the toggles.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ._checks import check_bool, check_int
 from .memslots import (
@@ -17,11 +23,18 @@ from .memslots import (
     MemslotLayout,
 )
 
+if TYPE_CHECKING:
+    from .scenario import Scenario
+
 __all__ = [
+    "SETUPS",
     "VMM_HEAP",
     "large_vm_layout",
     "many_memslots_layout",
     "q35_512m_layout",
+    "setup",
+    "static_setup",
+    "volatile_setup",
 ]
 
 GiB = 1 << 30
@@ -121,3 +134,97 @@ def many_memslots_layout(n_slots: int = 512, slot_bytes: int = 2 << 20) -> Memsl
     return MemslotLayout(
         Memslot(i, i * npages, npages, base_hva + i * slot_bytes) for i in range(n_slots)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The two setups of 8931a454aea0's message.
+# --------------------------------------------------------------------------------------------
+# The VMM's own churn (munmap/madvise of its heap, the host aging its own pages): no public
+# number exists (docs/parameters.md, table C), so it is the free notifier_rate_hz default.
+VMM_CHURN_HZ = 2_000.0
+# Notifications on guest memory in the volatile setup, events per second, each bounded by a
+# documented kernel default (docs/parameters.md, "the volatile setup"):
+KSM_MERGES_HZ = 500.0  # ksmd scans 100 pages every 20 ms (ksm.rst): 5,000 pages/s, 1 in 10 merge
+MIGRATIONS_HZ = 500.0  # NUMA balancing marks <= 256 MB per scan, >= 100 ms apart (sched/fair.c)
+GUEST_AGING_HZ = 2_000.0  # DAMON samples >= 10 regions every 5 ms (mm/damon/core.c defaults)
+
+
+def static_setup(**changes) -> Scenario:
+    """The VM 8931a454ae was written for: hundreds of vCPUs, every notification spurious.
+
+    "For large VMs (hundreds of threads) with static setups, e.g. no page migration, no
+    swapping, etc..., the vast majority of MMU notifier callbacks will be unrelated to the
+    guest, e.g. will often be in response to the userspace VMM adjusting its own virtual
+    address space" (8931a454aea0's message). Here *all* of them are: the 416-vCPU, 12 TiB VM of
+    :class:`~kvmviz.Scenario` (Gardon's m2-ultramem-416), rebuilding its huge pages after live
+    migration ("a significant percentage of vCPUs will be attempting to handle page faults"),
+    while the VMM munmaps and madvises its own heap and the host ages the VMM's own pages, at
+    ``VMM_CHURN_HZ`` = 2,000 events/s (*free*: no public number exists for a VMM's own churn).
+    No notification reaches guest memory, so on v5.15 no callback takes ``mmu_lock``.
+
+    Parameters
+    ----------
+    **changes
+        Any :class:`~kvmviz.Scenario` field to change (validated as usual).
+
+    Returns
+    -------
+    Scenario
+    """
+    from .scenario import Scenario
+
+    base = {"notifier_rate_hz": VMM_CHURN_HZ, "spurious_share": 1.0}
+    return Scenario(**{**base, **changes})
+
+
+def volatile_setup(**changes) -> Scenario:
+    """The same VM with most notifications on guest memory, where 8931a454ae "barely
+    qualifies".
+
+    "For 'volatile' setups where the majority of notifications _are_ relevant, this barely
+    qualifies as an optimization" (8931a454aea0's message). The VMM's own churn is that of
+    :func:`static_setup` (2,000 events/s), and on top of it the host works on guest memory at
+    rates each bounded by a documented kernel default (docs/parameters.md):
+
+    * KSM merges 500 pages/s: ``ksmd`` scans ``pages_to_scan`` = 100 pages every
+      ``sleep_millisecs`` = 20 ms (Documentation/admin-guide/mm/ksm.rst, mm/ksm.c), 5,000
+      pages/s; one in ten merging is *free*. Each merge is ``write_protect_page()`` then
+      ``replace_page()``, two start / ``change_pte`` / end triples on one page.
+    * 500 page migrations/s: NUMA balancing marks up to ``numa_balancing_scan_size_mb`` = 256 MB
+      per scan, scans at least 100 ms apart on a large VM (``MAX_SCAN_WINDOW`` = 2,560 MB/s,
+      kernel/sched/fair.c); how many of the marked pages then migrate is *free*.
+    * 2,000 aging calls/s on guest pages: DAMON samples each of at least ``min_nr_regions`` =
+      10 regions every ``sample_interval`` = 5 ms (mm/damon/core.c defaults).
+
+    That is 3,000 of 5,000 events/s on guest memory: the majority relevant, as the commit says.
+
+    Parameters
+    ----------
+    **changes
+        Any :class:`~kvmviz.Scenario` field to change.
+
+    Returns
+    -------
+    Scenario
+    """
+    from .scenario import Scenario
+
+    hits = KSM_MERGES_HZ + MIGRATIONS_HZ + GUEST_AGING_HZ
+    base = {
+        "notifier_rate_hz": VMM_CHURN_HZ + hits,
+        "spurious_share": VMM_CHURN_HZ / (VMM_CHURN_HZ + hits),
+        # (migration, ksm, guest_aging), as notifiers.generate_stream draws the causes
+        "relevant_mix": (MIGRATIONS_HZ, KSM_MERGES_HZ, GUEST_AGING_HZ),
+    }
+    return Scenario(**{**base, **changes})
+
+
+SETUPS = {"static": static_setup, "volatile": volatile_setup}
+"""The two setups by name, in the order the toggles show them."""
+
+
+def setup(name: str, **changes) -> Scenario:
+    """:data:`SETUPS` by name: ``setup("static")`` or ``setup("volatile")``."""
+    if not isinstance(name, str) or name not in SETUPS:
+        raise ValueError(f"unknown setup {name!r}; expected one of {tuple(SETUPS)}")
+    return SETUPS[name](**changes)

@@ -40,7 +40,23 @@ class Run:
         (retries this fault had before this attempt), ``hva, t_exit_us,
         t_request_us, t_grant_us, t_release_us, wait_us, hold_us, t_snapshot_us`` (when the
         attempt read ``mmu_notifier_seq``, before resolving the pfn), ``retry`` (this attempt
-        found an invalidation and must fault again). Sorted by vCPU, then time.
+        found an invalidation and must fault again), ``blocked_by`` and ``retried_by`` (rows of
+        ``notifiers``, -1 for none: see below). Sorted by vCPU, then time.
+
+        ``blocked_by`` is who the attempt queued behind, the one home of that answer (the
+        timelines, the animations, the Perfetto flows and the exercises read it). Under the
+        fair ``"qrwlock"`` a fault that cannot read-lock at once waits for the *newest*
+        callback that asked for ``mmu_lock`` before it and has not yet released it (that
+        writer's ``_QW_WAITING`` closed the door: ``queued_read_lock_slowpath``), and is
+        granted when that writer releases. Where faults take the lock for write (the shadow
+        MMU, ``Scenario(tdp_mmu=False)``, and the ``"spinlock"`` policy) everyone queues
+        FIFO: the newest callback ahead of the fault in the queue, or -1 if only other faults
+        were ahead. Under ``"reader-pref"`` a reader waits only for the callback *holding*
+        the lock. -1 when the attempt did not wait.
+
+        ``retried_by`` is the callback that made a retrying attempt retry
+        (:func:`kvmviz.engine.retry_causes`): the invalidation in flight over its hva, else
+        the first callback that bumped ``mmu_notifier_seq`` after its snapshot.
     notifiers : pandas.DataFrame
         One row per callback: ``event, cause, callback, hva_start, hva_end, hit, locked,
         t_arrive_us, t_grant_us, t_release_us, wait_us, hold_us`` (NaN grant and zero wait/hold

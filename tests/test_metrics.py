@@ -35,31 +35,96 @@ def _run(faults: dict, notifiers: dict, *, n_vcpus: int = 2, duration_us: float 
     return Run(scenario, "v5.12", "qrwlock", 0, pd.DataFrame(faults), pd.DataFrame(notifiers))
 
 
-# Four fault attempts: two never wait, one waits 10 µs, one 30 µs (from 100 µs to 130 µs); the
-# third is retried (its fault's second attempt is the fourth row). Three callbacks: two take
-# mmu_lock after waiting 4 and 8 µs, one skips it.
+# Two vCPUs, three faults, four attempts. vCPU 0 faults once and never waits. vCPU 1's first
+# fault exits at 90, asks at 100, waits 30 µs behind callback 0 (a miss), then finds callback
+# 1's invalidation in flight and retries: that attempt is lost from 90 to 140 (20 µs besides its
+# wait). Its second attempt installs at 160. Its next fault waits 10 µs behind callback 1 (a
+# hit). Three callbacks: two take mmu_lock after waiting 4 and 8 µs, one skips it.
 FAULTS = {
-    "t_request_us": [0.0, 50.0, 200.0, 100.0],
-    "t_grant_us": [0.0, 50.0, 210.0, 130.0],
-    "wait_us": [0.0, 0.0, 10.0, 30.0],
-    "retries": [0, 0, 0, 1],
-    "retry": [False, False, True, False],
+    "vcpu": [0, 1, 1, 1],
+    "fault": [0, 0, 0, 1],
+    "t_exit_us": [0.0, 90.0, 140.0, 190.0],
+    "t_request_us": [2.0, 100.0, 150.0, 200.0],
+    "t_grant_us": [2.0, 130.0, 150.0, 210.0],
+    "t_release_us": [3.0, 131.0, 160.0, 215.0],
+    "wait_us": [0.0, 30.0, 0.0, 10.0],
+    "retries": [0, 0, 1, 0],
+    "retry": [False, True, False, False],
+    "blocked_by": [-1, 0, -1, 1],
+    "retried_by": [-1, 1, -1, -1],
 }
-NOTIFIERS = {"locked": [True, True, False], "wait_us": [4.0, 8.0, 0.0]}
+NOTIFIERS = {
+    "locked": [True, True, False],
+    "wait_us": [4.0, 8.0, 0.0],
+    "hit": [False, True, False],
+    "cause": ["vmm_self", "migration", "vmm_aging"],
+}
+
+
+def test_wait_stats_of_a_hand_built_run():
+    """Per attempt: mean, median, p99 (numpy's linear interpolation), max, the share that
+    waited, the sum."""
+    stats = metrics.wait_stats(_run(FAULTS, NOTIFIERS))
+    assert stats.to_dict() == pytest.approx(
+        {
+            "wait_mean_us": 10.0,
+            "wait_p50_us": 5.0,
+            "wait_p99_us": 10.0 + 0.97 * 20.0,  # between the 3rd (10) and 4th (30) of 4 waits
+            "wait_max_us": 30.0,
+            "waited_share": 0.5,
+            "wait_total_ms": 0.04,
+        }
+    )
+
+
+def test_fault_stalls_split_each_fault_into_wait_retries_and_work():
+    """Each fault from its first exit to its install: the waits, the retried attempt (exit to
+    next exit, less its wait) and the work of the attempt that installed."""
+    table = metrics.fault_stalls(_run(FAULTS, NOTIFIERS))
+    assert table[["vcpu", "fault", "attempts"]].values.tolist() == [[0, 0, 1], [1, 0, 2], [1, 1, 1]]
+    assert table["latency_us"].tolist() == [3.0, 70.0, 25.0]
+    assert table["wait_us"].tolist() == [0.0, 30.0, 10.0]
+    assert table["retried_us"].tolist() == [0.0, 20.0, 0.0]
+    assert table["work_us"].tolist() == [3.0, 20.0, 15.0]
+    assert table["stall_miss_us"].tolist() == [0.0, 30.0, 0.0]
+    assert table["stall_hit_us"].tolist() == [0.0, 20.0, 10.0]
+    parts = table["wait_us"] + table["retried_us"] + table["work_us"]
+    assert parts.tolist() == table["latency_us"].tolist()
 
 
 def test_stall_stats_of_a_hand_built_run():
-    """mean, median, p99 (numpy's linear interpolation), max, the share that waited, the sum."""
+    """Per fault (stalls 0, 50 and 10 µs): mean, median, p99, max, the share that stalled."""
     stats = stall_stats(_run(FAULTS, NOTIFIERS))
     assert stats.to_dict() == pytest.approx(
         {
-            "mean_us": 10.0,
-            "p50_us": 5.0,
-            "p99_us": 10.0 + 0.97 * 20.0,  # between the 3rd (10) and 4th (30) of 4 sorted waits
-            "max_us": 30.0,
-            "stalled_share": 0.5,
-            "total_ms": 0.04,
+            "stall_mean_us": 20.0,
+            "stall_p50_us": 10.0,
+            "stall_p99_us": 10.0 + 0.98 * 40.0,
+            "stall_max_us": 50.0,
+            "stalled_share": 2 / 3,
+            "stall_total_ms": 0.06,
+            "latency_mean_us": 98 / 3,
+            "latency_p99_us": 25.0 + 0.98 * 45.0,
         }
+    )
+
+
+def test_stall_split_owes_each_piece_to_its_callback():
+    """30 µs behind the miss (the wait), 30 µs to the hit (its retry and a wait): of 2 vCPUs
+    over 1 ms, 1.5 % of the vCPU time each, summing to the brownout."""
+    run = _run(FAULTS, NOTIFIERS)
+    split = metrics.stall_split(run)
+    assert split[["behind", "cause"]].values.tolist() == [
+        ["miss", "vmm_self"],
+        ["hit", "migration"],
+    ]
+    assert split["brownout"].tolist() == pytest.approx([0.015, 0.015])
+    assert split["stall_ms"].tolist() == pytest.approx([0.03, 0.03])
+    assert split["faults"].tolist() == [1, 2]
+    s = summarize(run)
+    assert s["brownout_mean"] == pytest.approx(split["brownout"].sum())
+    assert (s["brownout_miss"], s["brownout_hit"], s["brownout_fault"]) == pytest.approx(
+        (0.015, 0.015, 0.0)
     )
 
 
@@ -67,16 +132,16 @@ def test_stall_stats_of_a_run_without_faults_is_all_zero():
     """No fault attempt: every statistic is 0, not NaN."""
     empty = {k: [] for k in FAULTS}
     stats = stall_stats(_run(empty, NOTIFIERS))
-    assert stats.to_dict() == dict.fromkeys(
-        ["mean_us", "p50_us", "p99_us", "max_us", "stalled_share", "total_ms"], 0.0
-    )
+    assert set(stats.to_dict().values()) == {0.0}
+    assert set(metrics.wait_stats(_run(empty, NOTIFIERS)).to_dict().values()) == {0.0}
 
 
-def test_brownout_integrates_each_waiting_interval_over_its_bins():
+def test_brownout_integrates_each_stalled_interval_over_its_bins():
     """One vCPU of 2 waits from 100 to 600 µs: 150, 250 and 100 µs fall in the first three
     250 µs bins, so the shares are 150/500, 250/500, 100/500 and 0."""
-    faults = {**{k: [v[0]] for k, v in FAULTS.items()}, "t_request_us": [100.0]}
-    faults.update(t_grant_us=[600.0], wait_us=[500.0])
+    faults = {k: [v[0]] for k, v in FAULTS.items()}
+    faults.update(t_request_us=[100.0], t_grant_us=[600.0], t_release_us=[601.0])
+    faults.update(wait_us=[500.0], blocked_by=[0])
     curve = brownout(_run(faults, NOTIFIERS), bin_us=250.0)
     assert curve["t_us"].tolist() == [0.0, 250.0, 500.0, 750.0]
     assert curve["stalled_share"].tolist() == pytest.approx([0.3, 0.5, 0.2, 0.0])
@@ -84,6 +149,9 @@ def test_brownout_integrates_each_waiting_interval_over_its_bins():
     fine = brownout(_run(faults, NOTIFIERS))
     assert len(fine) == 200
     assert fine["stalled_share"].sum() * 5.0 * 2 == pytest.approx(500.0)
+    assert brownout(_run(faults, NOTIFIERS), behind="hit")["stalled_share"].sum() == 0.0
+    with pytest.raises(ValueError, match="behind"):
+        brownout(_run(faults, NOTIFIERS), behind="nobody")
 
 
 def test_brownout_refuses_a_bin_that_is_not_positive():
@@ -93,7 +161,7 @@ def test_brownout_refuses_a_bin_that_is_not_positive():
 
 
 def test_summarize_of_a_hand_built_run():
-    """Faults count first attempts; the writers' wait is over the callbacks that took the lock."""
+    """Faults are counted whole; the writers' wait is over the callbacks that took the lock."""
     s = summarize(_run(FAULTS, NOTIFIERS))
     assert s.name == "v5.12 qrwlock"
     assert {k: s[k] for k in ("faults", "faults_retried", "notifier_callbacks")} == {
@@ -103,14 +171,60 @@ def test_summarize_of_a_hand_built_run():
     }
     assert (s["lock_taken"], s["lock_avoided"]) == (2, 1)
     assert (s["writer_wait_mean_us"], s["writer_wait_max_us"]) == (6.0, 8.0)  # not 4.0: 0 skipped
-    assert s["p99_us"] == pytest.approx(29.4)
+    assert s["wait_p99_us"] == pytest.approx(29.4)
+    assert s["stall_p99_us"] == pytest.approx(49.2)
     assert set(KERNEL_TABLE_COLUMNS) <= set(s.index)
 
 
 def test_summarize_when_no_callback_took_the_lock_says_zero_writer_wait():
     """No callback took the lock: the writers waited 0 µs, not NaN."""
-    s = summarize(_run(FAULTS, {"locked": [False], "wait_us": [0.0]}))
+    s = summarize(_run(FAULTS, {**NOTIFIERS, "locked": [False] * 3, "wait_us": [0.0] * 3}))
     assert (s["writer_wait_mean_us"], s["writer_wait_max_us"], s["lock_taken"]) == (0.0, 0.0, 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_vcpus=st.integers(1, 24),
+    spurious=st.floats(0, 1),
+    kernel=st.sampled_from(kv.KERNELS),
+    policy=st.sampled_from(kv.POLICIES),
+    tdp_mmu=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_stall_pieces_of_a_vcpu_never_overlap_and_add_up(
+    n_vcpus, spurious, kernel, policy, tdp_mmu, seed
+):
+    """On any run: a vCPU's stall pieces are disjoint and lie inside its faults; each fault's
+    latency is its waits, retries and work; the parts owed to misses, hits and faults make up
+    the stall; the brownout's parts make up the brownout; v5.15 owes nothing to a miss."""
+    scenario = kv.Scenario(
+        n_vcpus=n_vcpus,
+        duration_us=1_500.0,
+        guest_run_us=20.0,
+        notifier_rate_hz=20_000.0,
+        spurious_share=spurious,
+        tdp_mmu=tdp_mmu,
+    )
+    run = kv.simulate(scenario, kernel, policy, seed=seed)
+    pieces = metrics.stall_pieces(run)
+    for _, mine in pieces.groupby("vcpu"):
+        start, end = mine["t_start_us"].to_numpy(), mine["t_end_us"].to_numpy()
+        order = np.argsort(start)
+        assert (start[order][1:] >= end[order][:-1] - 1e-9).all()
+    stalls = metrics.fault_stalls(run, pieces)
+    parts = stalls["wait_us"] + stalls["retried_us"] + stalls["work_us"]
+    np.testing.assert_allclose(parts, stalls["latency_us"])
+    assert (stalls["work_us"] > -1e-9).all()
+    behind = stalls[["stall_miss_us", "stall_hit_us", "stall_fault_us"]].sum(axis=1)
+    np.testing.assert_allclose(behind, stalls["stall_us"], atol=1e-9)
+    s = summarize(run)
+    assert s["brownout_mean"] == pytest.approx(
+        s["brownout_miss"] + s["brownout_hit"] + s["brownout_fault"], abs=1e-12
+    )
+    if kernel == "v5.15":
+        assert s["brownout_miss"] == 0.0
+    if not scenario.faults_write(policy):
+        assert s["brownout_fault"] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +233,11 @@ def by_policy() -> dict:
 
 
 def test_reader_pref_hides_the_stall_in_the_writers_wait(by_policy):
-    """Under reader-pref the faults' p99 collapses (0 µs here) while the notifiers wait longer,
-    on average and at worst, than under the fair qrwlock: the writers starve."""
+    """Under reader-pref the faults' p99 wait collapses (0 µs here) while the notifiers wait
+    longer, on average and at worst, than under the fair qrwlock: the writers starve."""
     fair, unfair = by_policy["qrwlock"], by_policy["reader-pref"]
-    assert unfair["p99_us"] < fair["p99_us"]
-    assert unfair["p99_us"] == 0.0 and fair["p99_us"] > 10.0
+    assert unfair["wait_p99_us"] < fair["wait_p99_us"]
+    assert unfair["wait_p99_us"] == 0.0 and fair["wait_p99_us"] > 10.0
     assert unfair["writer_wait_mean_us"] > 1.5 * fair["writer_wait_mean_us"]
     assert unfair["writer_wait_max_us"] > fair["writer_wait_max_us"]
     # The same notifications took the lock under both: only who waited changed.
@@ -141,18 +255,19 @@ def test_compare_kernels_carries_the_writers_wait_for_every_kernel():
     assert table["lock_taken"].tolist() == sorted(table["lock_taken"], reverse=True)
 
 
-def test_kernel_table_puts_the_writers_wait_beside_the_readers_stall():
-    """The writers' mean and max wait come right after the readers' p99 and mean."""
+def test_kernel_table_ranks_by_the_whole_fault_and_keeps_the_writers_wait():
+    """The brownout and its parts owed to misses and hits come first, then the per-fault
+    stall, then the writers' mean and max wait right after it."""
     columns = list(KERNEL_TABLE_COLUMNS)
-    assert columns.index("writer_wait_mean_us") == columns.index("mean_us") + 1
-    assert columns[:4] == ["p99_us", "mean_us", "writer_wait_mean_us", "writer_wait_max_us"]
+    assert columns[:3] == ["brownout_mean", "brownout_miss", "brownout_hit"]
+    assert columns.index("writer_wait_mean_us") == columns.index("stall_mean_us") + 1
 
 
 def test_cli_simulate_prints_the_writers_wait(capsys):
     """`kvmviz simulate` prints exactly the columns of KERNEL_TABLE_COLUMNS."""
     assert cli.main(["simulate", "--vcpus", "64", "--policy", "reader-pref", "-s", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    header = next(line for line in lines if "p99_us" in line)
+    header = next(line for line in lines if "brownout_mean" in line)
     assert header.split() == list(KERNEL_TABLE_COLUMNS)
 
 
