@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed-$(firstword $(shell cksum < pyproject.toml))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab dashboard test format bench clean strip nav
+.PHONY: help install lab dashboard test format bench clean strip nav claims
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -63,6 +63,9 @@ bench: $(STAMP) ## run the engine benchmark against its reference implementation
 
 strip: ## remove outputs and execution counts from notebooks/*.ipynb
 	$(PYTHON) tools/strip_notebooks.py notebooks
+
+claims: $(STAMP) ## run the chapters and documents and write the model's numbers into their prose (docs/claims.md)
+	$(VENV)/bin/python tools/claims.py --write
 
 nav: ## regenerate the navigation cells of notebooks/NN-*.ipynb (and 00-index's chapter table)
 	$(PYTHON) tools/nav.py notebooks

@@ -368,8 +368,8 @@ def sensitivity(
         The point every other parameter stays at; default ``Scenario()`` (416 vCPUs).
     parameters : sequence of str or mapping, optional
         Names (swept over :attr:`kvmviz.scenario.Parameter.values`) or ``{name: values}``;
-        default :data:`SENSITIVITY_PARAMETERS`. The scenario's own value of each is added
-        when it is not among them.
+        default :data:`SENSITIVITY_PARAMETERS`. A name's sweep also visits the scenario's
+        own value when it is not among them.
     seeds : sequence of int
         Seeds averaged at each point.
     kernels : sequence of str
@@ -389,10 +389,11 @@ def sensitivity(
     base = Scenario() if scenario is None else scenario
     axes = _axes(parameters)
     for name, values in axes.items():
-        # The scenario's own value is always a point of its row (the dot of the tornado and
-        # the default of headline()), e.g. spurious_share = 1 of the static setup.
+        # Swept over its plausible range, a parameter's row also visits the scenario's own
+        # value (the dot of the tornado, the default of headline()), e.g. spurious_share = 1
+        # of the static setup; values given explicitly are swept as given.
         own = getattr(base, name)
-        if isinstance(own, int | float) and own not in values:
+        if not isinstance(parameters, Mapping) and own not in values:
             axes[name] = sorted([*values, own])
     seeds, kernels = list(seeds), list(kernels)
     total = sum(len(v) for v in axes.values()) * len(kernels) * len(seeds)

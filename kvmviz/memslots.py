@@ -21,6 +21,7 @@ __all__ = [
     "KVM_ADDRESS_SPACE_NUM",
     "KVM_MEM_MAX_NR_PAGES",
     "KVM_MEM_SLOTS_NUM",
+    "KVM_USER_MEM_SLOTS",
     "PAGE_SHIFT",
     "PAGE_SIZE",
     "TASK_SIZE_MAX",
@@ -34,13 +35,18 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 # x86: as_id 0 is normal memory, as_id 1 is SMM (include/linux/kvm_host.h, KVM_ADDRESS_SPACE_NUM).
 KVM_ADDRESS_SPACE_NUM = 2
-# 4fc096a99e01 (v5.12): KVM_MEM_SLOTS_NUM = SHRT_MAX, ids 0..32766 per address space.
+# 4fc096a99e01 (v5.12): KVM_MEM_SLOTS_NUM = SHRT_MAX slot ids per address space. A VMM's own
+# slots stop below KVM_USER_MEM_SLOTS = KVM_MEM_SLOTS_NUM - KVM_PRIVATE_MEM_SLOTS (32764 on x86:
+# kvm_vm_ioctl_set_memory_region() refuses a higher id); the 3 ids above are KVM's internal
+# slots (TSS, identity map, APIC access page), which it registers itself.
 KVM_MEM_SLOTS_NUM = 32767
+KVM_USER_MEM_SLOTS = 32764
 KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1
 """Most pages one memslot may hold (``include/linux/kvm_host.h``; just under 8 TiB of 4 KiB
 pages): ``__kvm_set_memory_region()`` returns -EINVAL above it."""
-# x86-64 TASK_SIZE_MAX with 5-level paging, (1 << 56) - PAGE_SIZE: __kvm_set_memory_region's
-# access_ok() rejects a userspace_addr range that ends above it.
+# x86-64 TASK_SIZE_MAX, (1 << 56) - PAGE_SIZE with 5-level paging: __kvm_set_memory_region's
+# access_ok() rejects a userspace_addr range that ends above it. A host with 4-level paging
+# stops lower, at (1 << 47) - PAGE_SIZE; the model accepts the larger bound (any host's).
 TASK_SIZE_MAX = (1 << 56) - PAGE_SIZE
 _U64 = 1 << 64
 
@@ -110,7 +116,8 @@ class Memslot:
         if not 0 <= self.slot < KVM_MEM_SLOTS_NUM:
             raise MemslotError(
                 f"memslot {self.slot}: slot id must be in [0, {KVM_MEM_SLOTS_NUM}) "
-                "(KVM_MEM_SLOTS_NUM, 4fc096a99e01)"
+                f"(KVM_MEM_SLOTS_NUM, 4fc096a99e01; a VMM's ids stop below KVM_USER_MEM_SLOTS = "
+                f"{KVM_USER_MEM_SLOTS}, the ids above are KVM's internal slots)"
             )
         if self.npages <= 0:
             raise MemslotError(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._checks import check_bool, check_int
 from .memslots import (
     KVM_MEM_MAX_NR_PAGES,
-    KVM_MEM_SLOTS_NUM,
+    KVM_USER_MEM_SLOTS,
     PAGE_SHIFT,
     PAGE_SIZE,
     Memslot,
@@ -96,7 +96,7 @@ def large_vm_layout(ram_bytes: int = 12 * TiB, *, smm: bool = False) -> MemslotL
     # High RAM, in slots of at most KVM_MEM_MAX_NR_PAGES (KVM refuses a bigger one with
     # -EINVAL), cut at 1 GiB boundaries so 1 GiB pages stay whole, as a VMM splits it.
     chunk = (KVM_MEM_MAX_NR_PAGES << PAGE_SHIFT) // GiB * GiB
-    offset, ids = 0, iter([1, *range(6, KVM_MEM_SLOTS_NUM)])
+    offset, ids = 0, iter([1, *range(6, KVM_USER_MEM_SLOTS)])
     while offset < ram_bytes - low:
         size = min(chunk, ram_bytes - low - offset)
         ram.append(_slot(next(ids), 4 * GiB + offset, size, ram_hva + low + offset))
@@ -121,8 +121,10 @@ def many_memslots_layout(n_slots: int = 512, slot_bytes: int = 2 << 20) -> Memsl
     need two slots per vCPU (docs/kernel.md §2.2).
     """
     n_slots = check_int(n_slots, "n_slots")
-    if not 1 <= n_slots <= 32764:
-        raise ValueError(f"n_slots must be in [1, 32764] (KVM_USER_MEM_SLOTS), got {n_slots}")
+    if not 1 <= n_slots <= KVM_USER_MEM_SLOTS:
+        raise ValueError(
+            f"n_slots must be in [1, {KVM_USER_MEM_SLOTS}] (KVM_USER_MEM_SLOTS), got {n_slots}"
+        )
     slot_bytes = check_int(slot_bytes, "slot_bytes")
     if slot_bytes <= 0 or slot_bytes % PAGE_SIZE:
         raise ValueError(

@@ -254,3 +254,36 @@ def test_real_notebooks_are_up_to_date():
     run `make nav`."""
     result = _run("--check", str(ROOT / "notebooks"))
     assert result.returncode == 0, result.stdout + result.stderr + "\nrun `make nav`"
+
+
+def test_every_chapter_links_the_glossary():
+    """Every chapter's navigation lines end with a link to docs/glossary.md, which exists and
+    defines each term the issue lists (SPTE, TDP MMU, ... fast page fault)."""
+    glossary = ROOT / "docs" / "glossary.md"
+    text = glossary.read_text(encoding="utf-8")
+    for term in (
+        "SPTE",
+        "TDP MMU",
+        "shadow MMU",
+        "rmap",
+        "SRCU",
+        "GUP",
+        "`on_lock`",
+        "lock elision",
+        "unpaired callback",
+        "spurious",
+        "hit",
+        "brownout",
+        "`mmu_notifier_count` / `mmu_notifier_seq`",
+        "fast page fault",
+        "stall",
+        "`mn_active_invalidate_count`",
+        "lockdep",
+    ):
+        assert f"**{term}**" in text or f"**{term} " in text, term
+    for path in sorted((ROOT / "notebooks").glob("0[1-9]-*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        navigation = ["".join(c["source"]) for c in cells if "kvmviz-generated" in str(c)]
+        assert navigation and all(
+            "[glossary](../docs/glossary.md)" in line for line in navigation
+        ), path.name

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _tools import load_tool
 from nbclient import NotebookClient
 
 import kvmviz as kv
 
 ROOT = Path(__file__).resolve().parent.parent
+claims = load_tool("claims")  # tools/claims.py: the value spans and claims of the prose
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -121,12 +123,17 @@ def test_committed_without_outputs(path):
 
 
 _EXECUTED: dict[Path, tuple[nbformat.NotebookNode, list[dict], float]] = {}
+_CLAIMS: dict[Path, dict[int, list[dict]]] = {}
 
 
 def executed(path: Path, kernel: str):
-    """The chapter run once per session: (notebook with outputs, its exercises, seconds)."""
+    """The chapter run once per session: (notebook with outputs, its exercises, seconds).
+
+    Run with a claims probe after every Markdown cell that has value spans or claims
+    (tools/claims.py), evaluated right there in the kernel; the probes are removed again and
+    their results kept for test_prose_is_true_to_the_numbers."""
     if path not in _EXECUTED:
-        nb = nbformat.read(path, as_version=4)
+        nb, where = claims.with_probes(nbformat.read(path, as_version=4))
         nb.cells.append(nbformat.v4.new_code_cell(PROBE))
         # Let the kernel choose its own (inline) matplotlib backend, not the Agg of the tests.
         with pytest.MonkeyPatch.context() as mp:
@@ -136,8 +143,24 @@ def executed(path: Path, kernel: str):
             elapsed = time.perf_counter() - t0
         probe = nb.cells.pop()
         exercises = json.loads(probe.outputs[-1].text) if probe.get("outputs") else []
+        _CLAIMS[path] = claims.probe_results(nb, where)
+        for index in sorted(where, reverse=True):
+            del nb.cells[index]
         _EXECUTED[path] = nb, exercises, elapsed
     return _EXECUTED[path]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_prose_is_true_to_the_numbers(path, kernel_name):
+    """Every value span says what its expression computes in the executed chapter, and every
+    claim holds there (tools/claims.py, docs/claims.md): a model change that makes a sentence
+    false fails here, naming the chapter, the cell and the sentence."""
+    nb, _, _ = executed(path, kernel_name)
+    false = []
+    for index, results in _CLAIMS[path].items():
+        false += claims.problems(f"{path.name} cell {index}", nb.cells[index].source, results)
+    assert not false, "\n".join(false)
 
 
 def output_texts(cell) -> list[str]:

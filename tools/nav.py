@@ -4,7 +4,7 @@ Usage: python tools/nav.py [--check] [FOLDER]        (default: the repository's 
 
 Every chapter gets a line of links after its title cell and again as its last cell:
 
-    [← 03 · The fair rwlock](03-…) | [index](00-index.ipynb) | [05 · Pairs and retries →](05-…)
+    [← 03 · …](03-…) | [index](00-index.ipynb) | [05 · …](05-…) | [glossary](../docs/glossary.md)
 
 built from each notebook's title (its first `# ` heading; the part before a `: ` in the links).
 The index, 00-*.ipynb, gets a chapter table after its title cell instead (each chapter's full
@@ -159,8 +159,16 @@ def _cell_text(text: str) -> str:
     return _link_text(text).replace("|", "\\|")
 
 
+def glossary_link(folder: Path) -> str | None:
+    """The link from a notebook in `folder` to the course's glossary (`../docs/glossary.md`),
+    if there is one."""
+    glossary = folder.resolve().parent / "docs" / "glossary.md"
+    return "../docs/glossary.md" if glossary.is_file() else None
+
+
 def nav_line(book: list[Chapter], i: int) -> str:
-    """`[← previous] | [index] | [next →]` for chapter `i` of `book`, linking what exists."""
+    """`[← previous] | [index] | [next →] | [glossary]` for chapter `i` of `book`, linking
+    what exists."""
     index = book[0] if book and book[0].number == "00" else None
     me = book[i]
     parts = []
@@ -172,6 +180,9 @@ def nav_line(book: list[Chapter], i: int) -> str:
     if i + 1 < len(book):
         nxt = book[i + 1]
         parts.append(f"[{_link_text(nxt.short_title)} →]({nxt.href})")
+    glossary = glossary_link(me.path.parent)
+    if parts and glossary:
+        parts.append(f"[glossary]({glossary})")
     return " | ".join(parts)
 
 
