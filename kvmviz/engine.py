@@ -603,13 +603,14 @@ def retry_causes(
         return out
     count_delta = np.asarray(count_delta)
     bumps_seq = np.asarray(bumps_seq, dtype=bool)
-    # Changes in time order; at one instant the order the engines apply them in: releases of
-    # ends (seq, then count) happen at a callback's release, raises at its grant.
-    changes = []  # (time, order, callback, what)
+    # Changes in time order, and at one instant in the order the engines apply them: a release
+    # (an end's count--) before a grant (a start's count++), since the writer granted at that
+    # instant was waiting for the one that released; then by callback.
+    changes = []  # (time, 0 for a release / 1 for a grant, callback, delta)
     for i in np.flatnonzero(count_delta > 0):
-        changes.append((float(grant_us[i]), int(i), 1))
+        changes.append((float(grant_us[i]), 1, int(i), 1))
     for i in np.flatnonzero(count_delta < 0):
-        changes.append((float(release_us[i]), int(i), -1))
+        changes.append((float(release_us[i]), 0, int(i), -1))
     changes.sort()
     bump_cb = np.flatnonzero(bumps_seq)
     bump_t = np.asarray(release_us, dtype=float)[bump_cb]
@@ -622,7 +623,7 @@ def retry_causes(
     for row in rows[np.argsort(grant[rows], kind="stable")]:
         g, h = grant[row], int(hva[row])
         while c < len(changes) and changes[c][0] <= g:
-            _, i, delta = changes[c]
+            _, _, i, delta = changes[c]
             if delta > 0:
                 if count == 0:
                     epoch = []  # kvm_inc_notifier_count: the range restarts at 0 -> 1
@@ -899,7 +900,7 @@ def scripted_run(
     >>> run.lock[["holder", "who", "t_grant_us"]].values.tolist()
     [['vcpu', 0, 0.0], ['notifier', 0, 10.0], ['vcpu', 1, 15.0]]
     """
-    from .presets import VMM_HEAP
+    from .layouts import VMM_HEAP
     from .rwlock import replay
     from .scenario import NOTIFIER_CAUSES
 

@@ -312,6 +312,27 @@ def _rng(salt: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([check_seed(seed), *salt.encode()])
 
 
+def _case(salt: str, seed: int, n_cases: int) -> int:
+    """The case a seed asks about, among ``n_cases``: one fixed shuffle of them, walked in turn.
+
+    For a kind whose questions are few enough to list (the edges of a layout's memslots, the
+    windows of a trace), seeds ``0 .. n_cases - 1`` ask ``n_cases`` different questions, and
+    seed ``s`` asks what seed ``s % n_cases`` asks: two seeds give one question only if they
+    are a multiple of ``n_cases`` apart. (Drawing with :func:`_rng` instead repeats a question
+    among a hundred seeds as soon as the cases are a few hundred: the birthday problem.)
+
+    Examples
+    --------
+    >>> sorted(_case("doc", s, 5) for s in range(5))
+    [0, 1, 2, 3, 4]
+    >>> _case("doc", 7, 5) == _case("doc", 2, 5)
+    True
+    """
+    n_cases = check_int(n_cases, "n_cases", minimum=1)
+    order = np.random.default_rng([*salt.encode()]).permutation(n_cases)
+    return int(order[check_seed(seed) % n_cases])
+
+
 def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
     """Does this callback, on this kernel, on this hva range, take ``mmu_lock``?
 
@@ -470,7 +491,9 @@ def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
 
     The question states the tie rules :func:`kvmviz.rwlock.replay` follows (a release before an
     arrival at one instant; arrival order, then request index), and for ``reader-pref`` and
-    ``spinlock`` the policy's rules; the answer is :func:`~kvmviz.rwlock.replay`'s grants.
+    ``spinlock`` the policy's rules; the answer is :func:`~kvmviz.rwlock.replay`'s grants. A
+    scene where no request waits under some policy (every grant at its arrival) is drawn
+    again, so one seed is one scene for every policy.
 
     Parameters
     ----------
@@ -489,10 +512,13 @@ def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
         raise ValueError(f"policy = {policy!r}: expected one of {', '.join(_POLICY_RULES)}")
     n = check_int(n, "n", minimum=2)
     rng = _rng("grant_order", seed)
-    arrival = np.sort(rng.integers(0, 12, n))
-    is_writer = rng.random(n) < 0.35
-    is_writer[rng.integers(1, n)] = True  # at least one writer, not always first
-    hold = rng.integers(1, 6, n)
+    while True:  # a scene where some request waits under every policy: never "at arrival"
+        arrival = np.sort(rng.integers(0, 12, n))
+        is_writer = rng.random(n) < 0.35
+        is_writer[rng.integers(1, n)] = True  # at least one writer, not always first
+        hold = rng.integers(1, 6, n)
+        if all((replay(arrival, is_writer, hold, policy=p) > arrival).any() for p in _POLICY_RULES):
+            break
     grants = replay(arrival, is_writer, hold, policy=policy).astype(int).tolist()
     question = (
         f"Under **{policy}** ({_POLICY_RULES[policy]}), at what time is each request granted "
@@ -515,9 +541,11 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
 
     The scene of chapter 03: one or two readers (vCPU page faults) inside, one writer (a
     notifier) arriving while they hold, then readers arriving after the writer. The question
-    asks about one of the late readers and states the tie rules (a release before an arrival
-    at one instant; arrival order, then request index); the answer is its grant time from
-    :func:`kvmviz.rwlock.replay` minus its arrival.
+    asks about one of the late readers, one that arrives before the writer leaves under every
+    policy (a scene where it arrives later asks nothing about the writer, and is drawn again:
+    one seed is one scene for every policy), and states the tie rules (a release before an
+    arrival at one instant; arrival order, then request index); the answer is its grant time
+    from :func:`kvmviz.rwlock.replay` minus its arrival.
 
     Parameters
     ----------
@@ -533,19 +561,26 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
     if policy not in _POLICY_RULES:
         raise ValueError(f"policy = {policy!r}: expected one of {', '.join(_POLICY_RULES)}")
     rng = _rng("reader_wait", seed)
-    n_before, n_after = int(rng.integers(1, 3)), int(rng.integers(2, 4))
-    before = np.sort(rng.integers(0, 3, n_before))
-    # The writer arrives while every early reader is still inside.
-    hold_before = rng.integers(6, 12, n_before)
-    writer_at = int(before.max()) + int(rng.integers(1, 4))
-    after = np.sort(writer_at + rng.integers(1, 10, n_after))
-    arrival = np.concatenate([before, [writer_at], after]).astype(int)
-    is_writer = np.zeros(len(arrival), dtype=bool)
-    is_writer[n_before] = True
-    hold = np.concatenate([hold_before, rng.integers(1, 4, 1), rng.integers(1, 7, n_after)])
-    hold = hold.astype(int)
+    while True:  # until the reader asked about arrives before the writer leaves, on every lock
+        n_before, n_after = int(rng.integers(1, 3)), int(rng.integers(2, 4))
+        before = np.sort(rng.integers(0, 3, n_before))
+        # The writer arrives while every early reader is still inside.
+        hold_before = rng.integers(6, 12, n_before)
+        writer_at = int(before.max()) + int(rng.integers(1, 4))
+        after = np.sort(writer_at + rng.integers(1, 10, n_after))
+        arrival = np.concatenate([before, [writer_at], after]).astype(int)
+        is_writer = np.zeros(len(arrival), dtype=bool)
+        is_writer[n_before] = True
+        hold = np.concatenate([hold_before, rng.integers(1, 4, 1), rng.integers(1, 7, n_after)])
+        hold = hold.astype(int)
+        asked = n_before + 1 + int(rng.integers(n_after))
+        # A reader that arrives once the writer has left asks nothing about the writer: the
+        # scene is drawn again (the same scene for every policy, so they can be compared).
+        leaves = [replay(arrival, is_writer, hold, policy=p)[n_before] + hold[n_before]
+                  for p in _POLICY_RULES]  # fmt: skip
+        if arrival[asked] < min(leaves):
+            break
     grants = replay(arrival, is_writer, hold, policy=policy)
-    asked = n_before + 1 + int(rng.integers(n_after))
     wait = round(float(grants[asked] - arrival[asked]))
     question = (
         f"Under **{policy}** ({_POLICY_RULES[policy]}), how long does request {asked} (a "
@@ -1128,6 +1163,7 @@ RETRY_SCENE = Scenario(
 time, resolving a pfn in 10 µs on average, for 40 µs; 4 µs between a start and its end."""
 
 _MUNMAP_PAGES = (1, 4, 16, 64)
+_MUNMAP_ROOM_US = 18.0  # the latest munmap comes this long before the end of RETRY_SCENE
 
 
 def _pairs_stream(*rows) -> pd.DataFrame:
@@ -1138,19 +1174,43 @@ def _pairs_stream(*rows) -> pd.DataFrame:
     return stream_from_callbacks(frame)
 
 
+def _decimals(times, marks) -> int:
+    """The fewest decimals (1 to 6) at which every time compares with every mark as it does
+    unrounded: earlier, at the same instant, or later. A question that prints its times so
+    reads the same order as the run."""
+    times = np.asarray(times, dtype=float)[:, None]
+    marks = np.asarray(marks, dtype=float)[None, :]
+    truth = np.sign(times - marks)
+    for decimals in range(1, 7):
+        shown = np.sign(np.round(times, decimals) - np.round(marks, decimals))
+        if (shown == truth).all():
+            return decimals
+    return 6
+
+
 def munmap_on_guest(seed: int = 0) -> Exercise:
     """How many fault attempts retry when a ``munmap`` hits guest RAM? Answer: an ``int``.
 
     Chapter 05's exercise: the spurious ``munmap`` of section 2, moved onto guest memory. On
     :data:`RETRY_SCENE` with workload seed ``seed``, the seed draws a kernel, a vCPU and a
-    size (1, 4, 16 or 64 pages); a first run without notifications says where and when each
-    vCPU's first fault samples ``mmu_notifier_seq`` and checks ``mmu_notifier_retry_hva()``; one
-    start/end pair then invalidates that many pages from the drawn vCPU's page, 1 to 2 µs after
-    the last sample. The answer is the number of attempts the engine sends back to the guest
-    among those granted ``mmu_lock`` in the run's 40 µs (:func:`retry_table`, which also says
-    through which half of the check each one went). Two simulations, one per run; the range hits
-    a memslot, so its rule is the same on every kernel (:func:`kvmviz.classify.callbacks`) and so
-    is the answer.
+    size (1, 4, 16 or 64 pages); a first run without notifications says when each vCPU's first
+    fault samples ``mmu_notifier_seq``; one start/end pair then invalidates that many pages
+    from the drawn vCPU's page, 1 to 2 µs after the last sample (at the latest 18 µs before the
+    end of the run, so the pair ends inside it). The answer is the number of
+    attempts the engine sends back to the guest among those granted ``mmu_lock`` in the run's
+    40 µs (:func:`retry_table`, which also says through which half of the check each one
+    went).
+
+    The question states everything the answer depends on, as the run has it: when each
+    callback arrives, takes ``mmu_lock``, holds it and releases it (the end arrives
+    ``invalidate_window_us`` after the start *released* the lock), when each counter moves
+    (``count`` up at the start's grant, ``seq`` up then ``count`` down at the end's release),
+    and every attempt of the 40 µs, retries included, with when it sampled ``seq`` and when it
+    checked; times are printed with as many decimals as keep every sample and check on the
+    same side of each counter change as in the run. Reasoning from the text alone (the two
+    halves of ``mmu_notifier_retry_hva()``) gives the answer. Two simulations, one per run;
+    the range hits a memslot, so its rule is the same on every kernel
+    (:func:`kvmviz.classify.callbacks`) and so is the answer.
 
     Examples
     --------
@@ -1167,7 +1227,11 @@ def munmap_on_guest(seed: int = 0) -> Exercise:
     quiet = simulate(RETRY_SCENE, kernel, seed=seed, stream=_pairs_stream())
     first = quiet.faults.groupby("vcpu").first()  # a vCPU may not fault in the 40 µs
     vcpu = int(first.index[rng.integers(len(first))])
-    t_munmap = float(np.floor(first["t_snapshot_us"].max()) + 2.0)  # after every sample
+    # After every first sample, but early enough that the pair ends inside the run's 40 µs
+    # (the start holds about 5 µs, the end comes 4 µs after): else nothing would retry for
+    # reasons that lie past the end of the run.
+    latest = RETRY_SCENE.duration_us - _MUNMAP_ROOM_US
+    t_munmap = float(min(np.floor(first["t_snapshot_us"].max()) + 2.0, latest))
     start = int(first.loc[vcpu, "hva"])
     end = start + npages * PAGE_SIZE
     stream = _pairs_stream((t_munmap, "pair", start, end))
@@ -1177,37 +1241,62 @@ def munmap_on_guest(seed: int = 0) -> Exercise:
     answer = int(table["retried"].sum())
     layout = RETRY_SCENE.layout
     plan = callbacks(stream, layout, kernel).set_index("callback")
-    faults = "\n".join(
-        f"- vCPU {v}: faults on hva {int(row.hva):#x}, samples `mmu_notifier_seq` at "
-        f"{row.t_snapshot_us:.1f} µs, checks `mmu_notifier_retry_hva()` at {row.t_grant_us:.1f} µs"
-        for v, row in first.iterrows()
+    on_start, on_end = plan.loc[_START], plan.loc[_END]
+    cb = run.notifiers.set_index("callback")
+    s_row, e_row = cb.loc[_START], cb.loc[_END]
+    if not (s_row["locked"] and e_row["locked"]):
+        raise AssertionError(f"a munmap on guest RAM must lock on {kernel}")
+    count_up, seq_up = float(s_row["t_grant_us"]), float(e_row["t_release_us"])
+    attempts = table.sort_values(["checks at (µs)", "vcpu"], kind="stable")
+    marks = [count_up, seq_up]
+    times = [*attempts["samples seq at (µs)"], *attempts["checks at (µs)"]]
+    decimals = _decimals(times, marks)
+
+    def t(x) -> str:  # every instant at one precision; a hold with its own three digits
+        return f"{float(x):.{decimals}f}"
+
+    hva_of = run.faults.loc[attempts.index, "hva"].to_numpy()
+    lines = "\n".join(
+        f"- vCPU {int(row['vcpu'])} (hva {int(h):#x}): samples `mmu_notifier_seq` at "
+        f"{t(row['samples seq at (µs)'])} µs, checks at {t(row['checks at (µs)'])} µs"
+        for (_, row), h in zip(attempts.iterrows(), hva_of, strict=True)
     )
-    if len(first) < RETRY_SCENE.n_vcpus:
-        faults += "\n\n(a vCPU not listed does not fault in these 40 µs)"
+    slots = ", ".join(str(g.slot) for g in layout.gfn_ranges(start, end))
     window = RETRY_SCENE.invalidate_window_us
     question = (
         f"Chapter 05's tiny VM (`kvmviz.exercises.RETRY_SCENE`, workload seed {seed}): "
-        f"{RETRY_SCENE.n_vcpus} vCPUs on QEMU's 512 MiB q35 layout, faulting all the time, "
-        f"resolving a pfn in {RETRY_SCENE.resolve_pfn_us:g} µs on average. Without any "
-        f"notification, their first faults:\n\n{faults}\n\n"
-        f"At {t_munmap:g} µs the host unmaps {npages} page{'s' * (npages > 1)} of guest RAM "
-        f"starting at vCPU {vcpu}'s page, hva [{start:#x}, {end:#x}): `invalidate_range_start`, "
-        f"then `invalidate_range_end` {window:g} µs later. On **{kernel}**, how many fault "
-        f"attempts (retries included) are sent back to the guest among those that take "
-        f"`mmu_lock` in the first {until:g} µs? (a number)"
+        f"{RETRY_SCENE.n_vcpus} vCPUs on QEMU's 512 MiB q35 layout, faulting all the time. "
+        f"On **{kernel}**, at {t_munmap:g} µs the host unmaps {npages} "
+        f"page{'s' * (npages > 1)} of guest RAM starting at vCPU {vcpu}'s page, hva "
+        f"[{start:#x}, {end:#x}) (in memslot {slots}). Before it, `mmu_notifier_seq` and "
+        "`mmu_notifier_count` are both 0. Both callbacks take `mmu_lock` for write:\n\n"
+        f"- `invalidate_range_start` arrives at {t(s_row['t_arrive_us'])} µs, takes "
+        f"`mmu_lock` at {t(count_up)} µs and holds it {s_row['hold_us']:.3g} µs (the zap and "
+        f"the TLB flush), until {t(s_row['t_release_us'])} µs. As it takes the lock, "
+        f"`mmu_notifier_count` goes 0 -> 1 and the invalidated range is [{start:#x}, "
+        f"{end:#x}).\n"
+        f"- `invalidate_range_end` arrives {window:g} µs after the start released the lock, "
+        f"at {t(e_row['t_arrive_us'])} µs, takes `mmu_lock` at {t(e_row['t_grant_us'])} µs "
+        f"and holds it {e_row['hold_us']:.3g} µs, until {t(seq_up)} µs. As it releases the "
+        "lock, `mmu_notifier_seq` goes 0 -> 1, then `mmu_notifier_count` 1 -> 0.\n\n"
+        f"Every fault attempt that takes `mmu_lock` in the first {until:g} µs of this run "
+        "(an attempt sent back to the guest faults again, and its retry is listed too), with "
+        "when it sampled `mmu_notifier_seq` (before resolving the pfn, outside the lock) and "
+        "when it called `mmu_notifier_retry_hva()` (as it took `mmu_lock`), in the order of "
+        f"the checks:\n\n{lines}\n\n"
+        "A counter that changes at the same instant as a sample or a check changes first. "
+        "How many of these attempts must retry, i.e. are sent back to the guest? (a number)"
     )
-    slots = ", ".join(str(g.slot) for g in layout.gfn_ranges(start, end))
-    on_start, on_end = plan.loc[_START], plan.loc[_END]
     back = table[table["retried"]]
     who = "; ".join(
-        f"vCPU {vcpu_} at {t:.1f} µs ("
+        f"vCPU {vcpu_} at {t(at)} µs ("
         + (
             "the range half: count is 1 and its hva is in the range"
             if in_range
             else f"seq alone: it sampled {sampled}, it is {now} now"
         )
         + ")"
-        for vcpu_, t, in_range, sampled, now in zip(
+        for vcpu_, at, in_range, sampled, now in zip(
             back["vcpu"],
             back["checks at (µs)"],
             back["hva in range"],
@@ -1224,7 +1313,11 @@ def munmap_on_guest(seed: int = 0) -> Exercise:
         f"({rule(kernel, _START, bool(on_start.hit)).source}), the end "
         f"{'bumps' if on_end.bumps_seq else 'leaves'} `mmu_notifier_seq` and moves the count by "
         f"{on_end.count_delta:+d} ({rule(kernel, _END, bool(on_end.hit)).source}); nothing is "
-        f"elided, v5.15 included. Sent back: {who or 'nobody'}."
+        f"elided, v5.15 included. An attempt retries if it checks while the count is 1 "
+        f"({t(count_up)} to {t(seq_up)} µs) on an hva in the range, or if it sampled seq "
+        f"before {t(seq_up)} µs and checks after. Sent back: {who or 'nobody'}. "
+        "`kvmviz.exercises.retry_table(run, until_us=40)` on this run shows each check "
+        "(chapter 05's `checks()`)."
     )
     return Exercise("munmap-on-guest", seed, question, answer, why)
 
@@ -1346,12 +1439,32 @@ def lock_states(run) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("t_us")
 
 
+def _edge_ranges(layout: MemslotLayout) -> list[tuple[int, int]]:
+    """Every range :func:`hit_or_miss` asks about, once each, in the layout's order.
+
+    For each memslot edge (its first byte, its end), a start within six half pages before it to
+    two after it, spanning one to four half pages: 9 x 4 ranges per edge. Two slots that touch
+    share an edge, and a range near it is listed once.
+    """
+    ranges: dict[tuple[int, int], None] = {}
+    for slot in layout.slots:
+        for edge in (slot.hva_start, slot.hva_end):
+            for offset in range(-6, 3):
+                for length in range(1, 5):
+                    start = edge + 0x800 * offset
+                    ranges[start, start + 0x800 * length] = None
+    return list(ranges)
+
+
 def hit_or_miss(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
     """Does a range near the edge of a memslot hit it? Answer: ``True`` or ``False``.
 
     The range starts within six half pages of a memslot's first or last byte and spans one to
     four half pages, so half-open ranges matter: one that ends at a slot's first byte misses it.
-    The answer is :meth:`MemslotLayout.hits` (``__kvm_handle_hva_range``, docs/kernel.md §2).
+    Those ranges are few (36 per edge, :func:`_edge_ranges`): seeds ``0 .. n - 1`` ask each
+    once, in a fixed shuffled order, and seed ``s`` asks what ``s % n`` asks (324 on
+    :func:`~kvmviz.presets.q35_512m_layout`). The answer is :meth:`MemslotLayout.hits`
+    (``__kvm_handle_hva_range``, docs/kernel.md §2).
 
     Parameters
     ----------
@@ -1366,11 +1479,9 @@ def hit_or_miss(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
     True
     """
     layout = q35_512m_layout() if layout is None else layout
-    rng = _rng("hit_or_miss", seed)
-    slot = layout.slots[rng.integers(len(layout))]
-    edge = (slot.hva_start, slot.hva_end)[rng.integers(2)]
-    start = edge + 0x800 * int(rng.integers(-6, 3))
-    end = start + 0x800 * int(rng.integers(1, 5))
+    seed = check_seed(seed)
+    ranges = _edge_ranges(layout)
+    start, end = ranges[_case("hit_or_miss", seed, len(ranges))]
     hit = layout.hits(start, end)
     question = (
         f"The VM's memslots (every range half-open, `[start, end)`):\n\n{_slot_list(layout)}"
@@ -1388,7 +1499,7 @@ def hit_or_miss(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
             "It overlaps no slot: [start, end) is half-open, so a range that ends at a slot's "
             "first byte, or starts at its end, misses it."
         )
-    return Exercise("hit-or-miss", check_seed(seed), question, bool(hit), why)
+    return Exercise("hit-or-miss", seed, question, bool(hit), why)
 
 
 _DATA = Path(__file__).resolve().parent.parent / "data"
@@ -1411,12 +1522,45 @@ def _shipped_records() -> pd.DataFrame:
     return records(load_ftrace(_TRACE), load_layout(_TRACE_LAYOUT))
 
 
+def _trace_text(shipped: bool) -> str:
+    """Which trace a question counts in: the repository's, by its files, or the caller's."""
+    if not shipped:
+        return "the trace you classified (`classified=`)"
+    root = _DATA.parent
+    return (
+        f"the trace `{_TRACE.relative_to(root)}` (memslots: `{_TRACE_LAYOUT.relative_to(root)}`; "
+        "`kv.classify.records(kv.load_ftrace(trace), kv.traces.load_layout(memslots))`)"
+    )
+
+
+_WINDOW = 30  # notifications in one trace-count window
+
+
+def _mixed_windows(notifier: pd.DataFrame) -> list[tuple[str, int]]:
+    """Every window :func:`trace_count` asks about: ``(phase, first row in the phase)``.
+
+    Thirty consecutive notifications of one phase with more than thirty, holding both hits and
+    misses: never a whole phase (whose counts chapter 02's tables print), never all hits or all
+    misses (a run that a table of one task or one callback could give away).
+    """
+    windows = []
+    for phase, rows in notifier.groupby("phase", observed=True, sort=False):
+        hit = rows["hit"].to_numpy(dtype=np.int64)
+        if len(hit) <= _WINDOW:
+            continue
+        sums = np.convolve(hit, np.ones(_WINDOW, dtype=np.int64), mode="valid")
+        windows += [(str(phase), int(i)) for i in np.flatnonzero((sums > 0) & (sums < _WINDOW))]
+    return windows
+
+
 def trace_count(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
     """How many notifications between two lines of a trace hit a memslot? Answer: an ``int``.
 
-    A window of 30 notifications inside one phase of the trace that has both hits and misses
-    and more than 30 notifications (so the window is never a whole phase, whose counts
-    chapter 02's tables print). The answer is the sum of the ``hit`` column
+    A window of 30 consecutive notifications inside one phase of the trace that has more than
+    30, holding both hits and misses (:func:`_mixed_windows`): never a whole phase, whose
+    counts chapter 02's tables print, nor a run of one kind. Seeds ``0 .. n - 1`` ask the ``n``
+    windows once each, in a fixed shuffled order (seed ``s`` asks what ``s % n`` asks; 154 on
+    chapter 02's trace). The answer is the sum of the ``hit`` column
     :func:`kvmviz.classify.records` computes over the window.
 
     Parameters
@@ -1427,23 +1571,22 @@ def trace_count(seed: int = 0, classified: pd.DataFrame | None = None) -> Exerci
         (``data/traces/notifier-phases-linux6.18.txt`` with its layout).
     """
     seed = check_seed(seed)
-    classified = _shipped_records() if classified is None else classified
-    notifier = classified[classified["callback"].notna()]
-    mixed = [
-        phase
-        for phase, rows in notifier.groupby("phase", observed=True)
-        if len(rows) > 30 and 0 < rows["hit"].sum() < len(rows)
-    ]
-    if not mixed:
-        raise ValueError("no phase of the trace has more than 30 notifications, hits and misses")
-    rng = _rng("trace_count", seed)
-    rows = notifier[notifier["phase"] == mixed[rng.integers(len(mixed))]]
-    first = int(rng.integers(max(1, len(rows) - 30)))
-    window = rows.iloc[first : first + 30]
+    shipped = classified is None
+    classified = _shipped_records() if shipped else classified
+    notifier = _notifier_records(classified)
+    windows = _mixed_windows(notifier)
+    if not windows:
+        raise ValueError(
+            f"no phase of the trace has {_WINDOW} consecutive notifications with both hits and "
+            "misses"
+        )
+    phase, first = windows[_case("trace_count", seed, len(windows))]
+    rows = notifier[notifier["phase"] == phase]
+    window = rows.iloc[first : first + _WINDOW]
     lo, hi = int(window["line"].iloc[0]), int(window["line"].iloc[-1])
     hits = int(window["hit"].sum())
     question = (
-        f"Between lines {lo} and {hi} of the trace (both included), the host sent "
+        f"In {_trace_text(shipped)}: between lines {lo} and {hi} (both included), the host sent "
         f"{len(window)} notifications. How many of them hit a memslot? (a number: filter "
         "`classified` on its `line` column)"
     )
@@ -1472,13 +1615,45 @@ def _notifier_records(classified: pd.DataFrame) -> pd.DataFrame:
     return classified[classified["callback"].notna()]
 
 
-def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
-    """In a trace's ``ksm`` phase, how many notifier records hit (or miss) a memslot? An ``int``.
+def _ksm_cases(rows: pd.DataFrame) -> list[tuple[str, str | None, bool, int]]:
+    """Every question :func:`ksm_hits` asks of a ``ksm`` phase: ``(callback, task or None,
+    count the hits?, answer)``.
 
-    Chapter 07's first exercise. The seed draws the records asked about (every notifier record
-    of the phase, or those of one callback the phase shows) and whether the hits or the misses
-    are counted. The answer is the ``hit`` column :func:`kvmviz.classify.records` computed, the
-    hit test of ``__kvm_handle_hva_range`` (:meth:`MemslotLayout.hit_mask`).
+    One callback's records (every task, or one task's when that is not all of them), their
+    hits or their misses; never a count of 0 (a callback that never hits asks nothing), never
+    the phase's hits or misses of every callback, nor a count equal to them (chapter 02's and
+    chapter 07's phase tables print those).
+    """
+    phase_hit = rows["hit"].to_numpy(dtype=bool)
+    printed = {True: int(phase_hit.sum()), False: int((~phase_hit).sum())}
+    cases = []
+    for callback in CALLBACKS:
+        mine = rows[rows["callback"] == callback]
+        if mine.empty:
+            continue
+        tasks = sorted({str(c) for c in mine["comm"]}) if "comm" in mine.columns else []
+        selections: list[tuple[str | None, pd.DataFrame]] = [(None, mine)]
+        if len(tasks) > 1:
+            selections += [(task, mine[mine["comm"].astype(str) == task]) for task in tasks]
+        for task, selected in selections:
+            hit = selected["hit"].to_numpy(dtype=bool)
+            for count_hits in (True, False):
+                answer = int(hit.sum() if count_hits else (~hit).sum())
+                if answer and answer != printed[count_hits]:
+                    cases.append((callback, task, count_hits, answer))
+    return cases
+
+
+def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
+    """In a trace's ``ksm`` phase, how many records of one callback hit (or miss) a memslot?
+
+    Chapter 07's first exercise. Answer: an ``int``. The cases (:func:`_ksm_cases`): one
+    callback the phase shows, all its records or one task's, counting hits or misses, never a
+    count of 0 and never the phase's totals, which the per-phase tables print. They are few:
+    seeds ``0 .. n - 1`` ask each once, in a fixed shuffled order, and seed ``s`` asks what
+    ``s % n`` asks (6 on chapter 07's trace). The answer is the ``hit`` column
+    :func:`kvmviz.classify.records` computed, the hit test of ``__kvm_handle_hva_range``
+    (:meth:`MemslotLayout.hit_mask`).
 
     Parameters
     ----------
@@ -1495,7 +1670,8 @@ def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
     True
     """
     seed = check_seed(seed)
-    classified = _shipped_records() if classified is None else classified
+    shipped = classified is None
+    classified = _shipped_records() if shipped else classified
     notifier = _notifier_records(classified)
     phases = [str(p) for p in pd.unique(notifier["phase"].dropna())]
     if "ksm" not in phases:
@@ -1504,22 +1680,21 @@ def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
             f"its phases: {', '.join(phases) or 'none'}"
         )
     rows = notifier[notifier["phase"] == "ksm"]
-    rng = _rng("ksm_hits", seed)
-    shown = [c for c in CALLBACKS if (rows["callback"] == c).any()]
-    which = [None, *shown][rng.integers(len(shown) + 1)]
-    count_hits = bool(rng.integers(2))
-    if which is not None:
-        rows = rows[rows["callback"] == which]
-    hit = rows["hit"].to_numpy(dtype=bool)
-    answer = int(hit.sum() if count_hits else (~hit).sum())
-    records = "notifier records" if which is None else f"`{which}` records"
+    cases = _ksm_cases(rows)
+    which, task, count_hits, answer = cases[_case("ksm_hits", seed, len(cases))]
+    mine = rows[rows["callback"] == which]
+    if task is not None:
+        mine = mine[mine["comm"].astype(str) == task]
+    hit = mine["hit"].to_numpy(dtype=bool)
+    records = f"`{which}` records" + ("" if task is None else f" of the task `{task}`")
     verb = "hit a memslot" if count_hits else "miss every memslot"
     question = (
-        f"In the `ksm` phase of the trace, how many {records} {verb}? (a number: count them "
-        "from `classified`, the frame of `kv.classify.records`)"
+        f"In the `ksm` phase of {_trace_text(shipped)}, how many {records} {verb}? (a number: "
+        "count them "
+        "from `classified`, the frame of `kv.classify.records`; the task is its `comm` column)"
     )
     why = (
-        f"{answer} of the phase's {len(rows)} {records} {verb}: "
+        f"{answer} of the phase's {len(mine)} {records} {verb}: "
         f"{int(hit.sum())} overlap a memslot, {int((~hit).sum())} overlap none "
         "(kvmviz.classify.records ran the hit test of __kvm_handle_hva_range on each)."
     )
@@ -1527,6 +1702,22 @@ def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
 
 
 _V513 = "v5.13"
+
+
+def _v513_plans(classified: pd.DataFrame, layout: MemslotLayout) -> dict:
+    """The callbacks a replay on v5.13 runs, for the whole trace (key ``None``) and for each
+    phase (its notifications alone): :func:`kvmviz.classify.callbacks` of
+    :func:`kvmviz.traces.to_stream`."""
+    from .traces import to_stream
+
+    plans = {None: callbacks(to_stream(classified), layout, _V513)}
+    if "phase" in classified.columns:
+        notifier = _notifier_records(classified)
+        for phase in pd.unique(notifier["phase"].dropna()):
+            rows = notifier[notifier["phase"] == phase]
+            if (rows["hva_start"] != rows["hva_end"]).any():  # empty ranges are dropped
+                plans[str(phase)] = callbacks(to_stream(rows), layout, _V513)
+    return plans
 
 
 def v513_locks(
@@ -1538,11 +1729,17 @@ def v513_locks(
 
     Chapter 07's second exercise. The trace's notifications become the engine's stream
     (:func:`kvmviz.traces.to_stream`: a ``kvm_unmap_hva_range`` is a start/end pair); the seed
-    draws which callbacks are asked about (all of them, or those of one callback the stream
-    runs). The answer is the ``locked`` column of :func:`kvmviz.classify.callbacks` on v5.13:
-    every start/end pair locks, hit or miss (8931a454aea0 left the ``on_lock`` path alone), the
-    other callbacks only on a hit. The same callbacks a replay on v5.13 runs
-    (:func:`kvmviz.experiments.compare_replay`), without simulating.
+    draws which callbacks are asked about: those of one phase (all of them, or one callback's),
+    or one callback's over the whole trace, where some lock and some do not (a selection of
+    start/end pairs only, which all lock, or of aging misses only, which none do, gives its
+    answer away with its size). Never every callback of the whole trace: the per-kernel table
+    of a replay prints that count (``lock_taken``). The cases are few: seeds ``0 .. n - 1``
+    ask each once, in a fixed shuffled order, and seed ``s`` asks what ``s % n`` asks (5 on
+    chapter 07's trace). The answer is the ``locked`` column of
+    :func:`kvmviz.classify.callbacks` on v5.13: every start/end pair locks, hit or miss
+    (8931a454aea0 left the ``on_lock`` path alone), the other callbacks only on a hit. The
+    same callbacks a replay on v5.13 runs (:func:`kvmviz.experiments.compare_replay`), without
+    simulating.
 
     Parameters
     ----------
@@ -1559,26 +1756,40 @@ def v513_locks(
     >>> q.check(q.answer)[0]
     True
     """
-    from .traces import to_stream
-
     seed = check_seed(seed)
     if (classified is None) != (layout is None):
         raise ValueError("pass classified= and layout= together (the memslots of the trace)")
-    if classified is None:
+    shipped = classified is None
+    if shipped:
         classified, layout = _shipped_records(), _shipped_layout()
     _notifier_records(classified)
-    plan = callbacks(to_stream(classified), layout, _V513)
-    rng = _rng("v513_locks", seed)
-    shown = [c for c in CALLBACKS if (plan["callback"] == c).any()]
-    which = [None, *shown][rng.integers(len(shown) + 1)]
+    plans = _v513_plans(classified, layout)
+    cases = []
+    for phase, plan in plans.items():
+        for which in [None, *(c for c in CALLBACKS if (plan["callback"] == c).any())]:
+            rows = plan if which is None else plan[plan["callback"] == which]
+            # Some lock and some do not: a count of all (pairs only) or none (aging misses
+            # only) is a yes/no question in disguise, its total printed in the question.
+            if (phase, which) != (None, None) and 0 < rows["locked"].sum() < len(rows):
+                cases.append((phase, which))
+    if not cases:
+        raise ValueError(
+            "no phase or callback of the trace has callbacks that lock on v5.13 beside some "
+            "that do not"
+        )
+    phase, which = cases[_case("v513_locks", seed, len(cases))]
+    plan = plans[phase]
     rows = plan if which is None else plan[plan["callback"] == which]
     answer = int(rows["locked"].sum())
     what = "callbacks" if which is None else f"`{which}` callbacks"
+    where = "the notifications" if phase is None else f"the `{phase}` phase's notifications"
     question = (
-        f"Replayed on **{_V513}**, the trace's notifications run {len(plan)} callbacks "
+        f"Replayed on **{_V513}**, {where} of {_trace_text(shipped)} run {len(plan)} callbacks "
         "(each `kvm_unmap_hva_range` is an `invalidate_range_start` and its "
-        f"`invalidate_range_end`). How many of the {len(rows)} {what} would have taken "
-        "`mmu_lock`? (a number)"
+        f"`invalidate_range_end`). How many of these {len(rows)} {what} would have taken "
+        "`mmu_lock`? (a number: count from `classified`, the frame of `kv.classify.records`"
+        + ("" if phase is None else ", whose `phase` column names the phase")
+        + ")"
     )
     parts = []
     for callback, group in rows.groupby("callback", sort=False):
@@ -1600,19 +1811,70 @@ def v513_locks(
 QUEUE_SCENE = Scenario(
     n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
 )
+_QUEUE_KERNEL = "v5.12"
 
 
-def queued_behind(seed: int = 0, run=None, window: tuple[float, float] | None = None) -> Exercise:
-    """How many faults queued behind one waiting callback? Answer: an ``int``.
+def _scene_text(scenario: Scenario) -> str:
+    """A scenario in words: its size and load, then every field that differs from
+    ``Scenario()``, as ``Scenario(...)`` would take it."""
+    from dataclasses import fields
+
+    default = Scenario()
+    changed = ", ".join(
+        f"{f.name}={getattr(scenario, f.name)!r}"
+        for f in fields(Scenario)
+        if f.name != "layout" and getattr(scenario, f.name) != getattr(default, f.name)
+    )
+    layout = "" if scenario.layout == default.layout else f"; memslots {scenario.layout!r}"
+    return (
+        f"{scenario.n_vcpus} vCPUs, {scenario.faulting_share:.0%} of them faulting, "
+        f"{scenario.guest_run_us:g} µs in the guest between faults on average, "
+        f"{scenario.notifier_rate_hz:,.0f} notification events per second "
+        f"({scenario.spurious_share:.0%} of them spurious), {scenario.duration_us / 1000:g} ms"
+        f"{layout}; `kv.Scenario({changed})`"
+    )
+
+
+# Whom a fault attempt queues behind, by lock (Run.faults, blocked_by): the question says it.
+_BEHIND = {
+    "qrwlock": "Under the qrwlock a fault attempt that cannot read-lock at once queues behind "
+    "the newest callback that asked for `mmu_lock` before it and has not released it yet "
+    "(that writer closed the door: `queued_read_lock_slowpath`), and is granted when that "
+    "callback releases. So count the attempts that asked for the lock after this callback "
+    "asked and before it released, with no other callback asking in between.",
+    "reader-pref": "Under a reader-preferring lock a fault attempt waits only for the callback "
+    "*holding* the lock. So count the attempts that asked for the lock while this callback "
+    "held it.",
+    "fifo": "Here faults take `mmu_lock` for write too, and everyone queues in arrival order: "
+    "a fault attempt queues behind the newest callback ahead of it in the queue. So count the "
+    "attempts that asked for the lock after this callback asked and before it released, with "
+    "no other callback asking in between.",
+}
+
+
+def queued_behind(
+    seed: int = 0,
+    run=None,
+    window: tuple[float, float] | None = None,
+    about: str | None = None,
+) -> Exercise:
+    """How many fault attempts queued behind one waiting callback? Answer: an ``int``.
 
     Chapter 07's third exercise, the one Perfetto shows as arrows: a callback that took
     ``mmu_lock`` for write and had to wait for it, picked by the seed (in ``window`` if
-    given). The faults queued behind it are those that asked for the lock while it waited or
-    held it, had no later writer ahead of them, and then waited: under the qrwlock a waiting
-    writer holds back every new reader (``queued_read_lock_slowpath``). A
-    :func:`kvmviz.to_perfetto` ``.pftrace`` draws one flow from the callback's ``waiting for
-    mmu_lock (write)`` slice to each of them; the answer is counted here from the run's tables,
-    in ns as the trace has them.
+    given). The answer is the number of fault attempts whose ``run.faults.blocked_by`` is that
+    callback (the one home of who queued behind whom, :class:`~kvmviz.Run`): under the qrwlock
+    the attempts that asked for the lock while it waited or held it, with no later callback
+    ahead of them (a waiting writer holds back every new reader:
+    ``queued_read_lock_slowpath``). A :func:`kvmviz.to_perfetto` ``.pftrace`` draws one flow
+    from the callback's ``waiting for mmu_lock (write)`` slice to each of them.
+
+    The question names everything needed to look outside a notebook: the VM and its
+    scenario, the kernel, the lock, the seed, the window, and the commands that write the run
+    for Perfetto or print the acquisitions of ``mmu_lock`` around the callback. Only callbacks
+    that some fault queued behind are picked (any waiting callback if none was): seeds
+    ``0 .. n - 1`` of one run pick its ``n`` such callbacks once each, in a fixed shuffled
+    order.
 
     Parameters
     ----------
@@ -1622,6 +1884,9 @@ def queued_behind(seed: int = 0, run=None, window: tuple[float, float] | None = 
     window : (float, float), optional
         Pick among the callbacks that arrive in ``[start_us, end_us)`` (the window a trace was
         exported with).
+    about : str, optional
+        How to get ``run``, said in the question (e.g. ``'chapter 07's replay on v5.12
+        (runs["v5.12"])'``); default the run's kernel, lock, seed and scenario.
 
     Examples
     --------
@@ -1633,48 +1898,84 @@ def queued_behind(seed: int = 0, run=None, window: tuple[float, float] | None = 
     if run is None:
         from .engine import simulate
 
-        run = simulate(QUEUE_SCENE, "v5.12", seed=seed)
-
-    def ns(us) -> np.ndarray:
-        return np.rint(np.asarray(us, dtype=float) * 1000).astype(np.int64)
-
+        run = simulate(QUEUE_SCENE, _QUEUE_KERNEL, seed=seed)
+        make = f"kv.simulate(kv.exercises.QUEUE_SCENE, '{_QUEUE_KERNEL}', seed={seed})"
+        about = (
+            f"`kvmviz.exercises.QUEUE_SCENE` ({_scene_text(QUEUE_SCENE)}), simulated on "
+            f"**{run.kernel}**, lock {run.policy}, seed {seed}: `{make}`"
+        )
+    else:
+        make = None
+        about = (
+            f"{about} (**{run.kernel}**, lock {run.policy}, seed {run.seed})"
+            if about is not None
+            else (
+                f"the run passed as `run=`: **{run.kernel}**, lock {run.policy}, seed "
+                f"{run.seed}, on {_scene_text(run.scenario)}"
+            )
+        )
     n = run.notifiers
     locked = n["locked"].to_numpy(dtype=bool)
-    arrive, grant = ns(n["t_arrive_us"]), ns(n["t_grant_us"].fillna(0.0))
-    release = ns(n["t_release_us"].fillna(0.0))
-    writers = np.flatnonzero(locked & (grant > arrive))
-    pool = writers
+    arrive, grant = n["t_arrive_us"].to_numpy(dtype=float), n["t_grant_us"].to_numpy(dtype=float)
+    pool = np.flatnonzero(locked & (np.nan_to_num(grant) > arrive))
     if window is not None:
         start, end = (float(x) for x in window)
-        t = n["t_arrive_us"].to_numpy()[writers]
-        pool = writers[(t >= start) & (t < end)]
+        pool = pool[(arrive[pool] >= start) & (arrive[pool] < end)]
     if pool.size == 0:
         where = "" if window is None else f" arriving in [{window[0]:g}, {window[1]:g}) µs"
         raise ValueError(f"no callback{where} waited for mmu_lock on {run.kernel}")
-    pick = int(pool[_rng("queued_behind", seed).integers(pool.size)])
-    f = run.faults
-    request = ns(f["t_request_us"])
-    waited = ns(f["t_grant_us"]) > request
-    count = 0
-    for r in request[waited]:  # brute force: the last writer to ask before this fault did
-        ahead = writers[arrive[writers] <= r]
-        if ahead.size and ahead[np.argmax(arrive[ahead])] == pick and release[pick] > r:
-            count += 1
+    blocked = run.faults["blocked_by"].to_numpy()
+    followed = pool[np.isin(pool, blocked)]  # a queue of nobody asks nothing: skip it if we can
+    pool = followed if followed.size else pool
+    pick = int(pool[_case("queued_behind", seed, pool.size)])
+    count = int((blocked == pick).sum())
     row = n.iloc[pick]
-    hit = "hit" if row["hit"] else "missed every memslot"
+    release = float(row["t_release_us"])
+    hit = "it hit guest memory" if row["hit"] else "it missed every memslot"
+    if window is None:
+        span = f"the whole run (0 to {run.scenario.duration_us / 1000:g} ms)"
+    else:
+        span = f"the window {window[0] / 1000:.4f} to {window[1] / 1000:.4f} ms of the run"
+    policy = run.policy if run.policy == "reader-pref" else "qrwlock"
+    if run.scenario.faults_write(run.policy):
+        policy = "fifo"
+    # Bounds rounded outwards to the ns, so no request of the stretch is cut off.
+    lo, hi = np.floor(row["t_arrive_us"] * 1000) / 1000, np.ceil(release * 1000) / 1000
+    lock_rows = f"lock[lock.t_request_us.between({lo:.3f}, {hi:.3f})]"
+    if make is not None:
+        trace = f"queued-behind-{seed}.pftrace"
+        look = (
+            'To look, write the run for Perfetto: `python -c "import kvmviz as kv; '
+            f"kv.to_perfetto({make}, '{trace}')\"`, open `{trace}` at "
+            "https://ui.perfetto.dev, find the callback on a `notifiers` track at that time "
+            "and count the arrows leaving its `waiting for mmu_lock (write)` slice; or print "
+            "every request for `mmu_lock` from its request to its release: "
+            f'`python -c "import kvmviz as kv; lock = {make}.lock; '
+            f'print({lock_rows}.to_string())"`.'
+        )
+    else:
+        look = (
+            "To look: `kv.to_perfetto(run, 'queued.pftrace', window=...)` and Perfetto's "
+            "arrows leaving its `waiting for mmu_lock (write)` slice, or every request for "
+            f"`mmu_lock` from its request to its release: `lock = run.lock; {lock_rows}`."
+        )
     question = (
-        f"On **{run.kernel}**, the `{row['callback']}` of notifier event {int(row['event'])} "
-        f"({hit}) asked for `mmu_lock` at t = {row['t_arrive_us'] / 1000:.4f} ms, waited "
-        f"{row['wait_us']:.2f} µs for it and held it for {row['hold_us']:.3f} µs. How many "
-        "fault attempts queued behind it: asked for the lock while it waited or held it, "
-        "with no later callback ahead of them, and then waited? (a number; in Perfetto, the "
-        "arrows leaving its `waiting for mmu_lock (write)` slice)"
+        f"The run: {about}. Among the callbacks that waited for `mmu_lock` in {span}, take "
+        f"the `{row['callback']}` of notifier event {int(row['event'])} ({hit}): it asked for "
+        f"`mmu_lock` at t = {row['t_arrive_us'] / 1000:.4f} ms, waited {row['wait_us']:.2f} µs "
+        f"for it and held it for {row['hold_us']:.3f} µs, until t = {release / 1000:.4f} ms. "
+        f"How many fault attempts queued behind it? {_BEHIND[policy]} (a number)\n\n{look}"
     )
     why = (
-        f"{count}: the faults that asked between its request and its release "
-        f"({(release[pick] - arrive[pick]) / 1000:.2f} µs) and waited. Under the qrwlock a "
-        "waiting writer holds back every new reader (queued_read_lock_slowpath): they queue "
-        "behind it even while only readers hold the lock."
+        f"{count}: the fault attempts whose `blocked_by` is this callback, row {pick} of "
+        f"`run.notifiers`: `(run.faults.blocked_by == {pick}).sum()`. "
+        + (
+            "Under the qrwlock a waiting writer holds back every new reader "
+            "(queued_read_lock_slowpath): they queue behind it even while only readers hold "
+            "the lock."
+            if policy == "qrwlock"
+            else _BEHIND[policy].split(". So")[0] + "."
+        )
     )
     return Exercise("queued-behind", seed, question, count, why)
 
@@ -1683,54 +1984,122 @@ def queued_behind(seed: int = 0, run=None, window: tuple[float, float] | None = 
 SWEEP_VCPUS = (16, 32, 64, 128, 256, 416)
 SWEEP_SEEDS = (0, 1, 2, 3)
 SWEEP_DURATION_US = 10_000.0
+SWEEP_SHARES = (0.5, 0.8, 0.95)
+"""The shares of spurious notifications :func:`first_vcpus_above` asks about."""
+SWEEP_MEASURE = "stall_p99_us"
+"""What :func:`first_vcpus_above` reads off the sweep: the p99 of the per-fault stall
+(:func:`kvmviz.metrics.stall_stats`), the measure the kernels are ranked by."""
+# Thresholds a figure can be read against: round numbers, each asked only when every value of
+# the column lies at least 20 % and 1 µs away from it.
+_NICE_US = (1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400,
+            500, 600, 750, 1000, 1500, 2000)  # fmt: skip
+_MARGIN, _MARGIN_US = 0.2, 1.0
+
+
+def _threshold_in_gap(column: pd.Series, gap: int) -> float | None:
+    """A round threshold between the column's values at sizes ``gap - 1`` and ``gap``, far
+    from every value of the column (20 % and 1 µs), so that the first size above it is size
+    ``gap``; ``None`` if no round number fits there."""
+    values = column.to_numpy(dtype=float)
+    below, above = values[:gap], values[gap:]
+    fits = [
+        x
+        for x in _NICE_US
+        if below.max() < x < above.min()
+        and np.all(np.abs(values - x) >= max(_MARGIN * x, _MARGIN_US))
+    ]
+    if not fits:
+        return None
+    middle = np.sqrt(max(values[gap - 1], 0.1) * values[gap])  # nearest the geometric middle
+    return float(min(fits, key=lambda x: abs(np.log(x / middle))))
+
+
+@functools.lru_cache(maxsize=1)
+def _sweep() -> pd.DataFrame:
+    """Chapter 06's sweep at the shares :func:`first_vcpus_above` asks about (216 runs, one
+    :func:`~kvmviz.experiments.grid`), made once per process."""
+    from .experiments import grid
+    from .scenario import Scenario
+
+    return grid(
+        Scenario(duration_us=SWEEP_DURATION_US),
+        seeds=SWEEP_SEEDS,
+        n_vcpus=list(SWEEP_VCPUS),
+        spurious_share=list(SWEEP_SHARES),
+    )
 
 
 def first_vcpus_above(seed: int = 0, table: pd.DataFrame | None = None) -> Exercise:
     """From how many vCPUs on does the p99 fault stall exceed X µs? Answer: an ``int``.
 
     Read off chapter 06's Figure 6.1: on one kernel and one share of spurious notifications,
-    the smallest vCPU count of the sweep whose p99 stall (the mean over the seeds) exceeds a
-    threshold the column reaches.
+    the smallest vCPU count of the sweep whose p99 per-fault stall (:data:`SWEEP_MEASURE`,
+    ``stall_p99_us``: what a fault loses to ``mmu_lock`` from its first exit to the install
+    that sticks, waits plus retried attempts; the mean over the seeds) exceeds a threshold.
+
+    The cases are the (kernel, share, gap) of the sweep where a round threshold fits: a gap
+    ``g`` lies between the ``g``-th and the ``g + 1``-th size of :data:`SWEEP_VCPUS`, so the
+    answer is never the smallest size (a threshold below the whole column asks nothing), and
+    the threshold is a round number there that every value of the column clears by 20 % and
+    1 µs, so the figure decides it. Seeds ``0 .. n - 1`` ask the ``n`` cases once each, in a
+    fixed shuffled order; seed ``s`` asks what ``s % n`` asks (42 of the 45 on the model's
+    sweep today: a gap between two values closer than that has no threshold).
 
     Parameters
     ----------
     seed : int
     table : pandas.DataFrame, optional
         The sweep: :func:`kvmviz.experiments.grid` of ``Scenario(duration_us=10_000)`` over
-        ``n_vcpus`` (:data:`SWEEP_VCPUS`) and ``spurious_share`` with
-        :data:`SWEEP_SEEDS` (chapter 06's ``by_share``). Default: the one column the question
-        asks about, swept here (one :func:`~kvmviz.experiments.grid`, 24 runs).
+        ``n_vcpus`` (:data:`SWEEP_VCPUS`) and ``spurious_share`` (:data:`SWEEP_SHARES`) with
+        :data:`SWEEP_SEEDS` on every kernel (chapter 06's ``by_share``), with a
+        ``stall_p99_us`` column. Default: that sweep, made here once per process (216 runs).
     """
     seed = check_seed(seed)
-    rng = _rng("first_vcpus_above", seed)
-    kernel = KERNELS[rng.integers(len(KERNELS))]
-    share = [0.5, 0.8, 0.95][rng.integers(3)]
-    if table is None:
-        from .experiments import grid
-        from .scenario import Scenario
-
-        table = grid(
-            Scenario(duration_us=SWEEP_DURATION_US),
-            kernels=[kernel],
-            seeds=SWEEP_SEEDS,
-            n_vcpus=list(SWEEP_VCPUS),
-            spurious_share=[share],
+    table = _sweep() if table is None else table
+    if SWEEP_MEASURE not in table.columns:
+        raise ValueError(
+            f"table: no {SWEEP_MEASURE} column; pass kvmviz.experiments.grid(...) of the sweep"
         )
-    p99 = table.groupby(["kernel", "spurious_share", "n_vcpus"])["p99_us"].mean()
-    column = p99.loc[kernel, share]
-    reachable = [x for x in (20, 50, 100, 200) if column.max() > x]
-    if not reachable:
-        raise ValueError(f"the p99 stalls of {kernel} at {share:.0%} spurious never exceed 20 µs")
-    threshold = reachable[rng.integers(len(reachable))]
+    means = table.groupby(["kernel", "spurious_share", "n_vcpus"])[SWEEP_MEASURE].mean()
+    cases = []  # (kernel, share, threshold, column)
+    for kernel in KERNELS:
+        for share in SWEEP_SHARES:
+            try:
+                column = means.loc[kernel, share].reindex(list(SWEEP_VCPUS))
+            except KeyError:
+                column = None
+            if column is None or column.isna().any():
+                raise ValueError(
+                    f"table: the sweep lacks {kernel} at {share:.0%} spurious for some of "
+                    f"{SWEEP_VCPUS} vCPUs"
+                )
+            for gap in range(1, len(SWEEP_VCPUS)):
+                threshold = _threshold_in_gap(column, gap)
+                if threshold is not None:
+                    cases.append((kernel, share, threshold, column))
+    if not cases:
+        raise ValueError("the sweep leaves no round threshold between two sizes")
+    kernel, share, threshold, column = cases[_case("first_vcpus_above", seed, len(cases))]
     answer = int(column[column > threshold].index.min())
+    sizes = ", ".join(str(n) for n in SWEEP_VCPUS)
     question = (
-        f"In Figure 6.1 (chapter 06's sweep: the default VM for 10 ms, seeds 0 to 3, the p99 "
-        f"averaged over the seeds), on **{kernel}** with {share:.0%} of the notifications "
-        f"spurious, what is the smallest vCPU count of the sweep whose p99 stall exceeds "
-        f"{threshold} µs? (answer a number of vCPUs, e.g. `64`)"
+        f"In Figure 6.1 (chapter 06's sweep: the default VM for "
+        f"{SWEEP_DURATION_US / 1000:g} ms at {sizes} vCPUs, seeds "
+        f"{SWEEP_SEEDS[0]} to {SWEEP_SEEDS[-1]}), on **{kernel}** with {share:.0%} of the "
+        "notifications spurious: what is the smallest vCPU count of the sweep whose p99 "
+        f"fault stall exceeds {threshold:g} µs? The p99 fault stall is `{SWEEP_MEASURE}`: "
+        "the 99th percentile, over the run's faults, of what one fault loses to `mmu_lock` "
+        "from its first exit to the install that sticks (its waits plus its retried "
+        "attempts), averaged over the seeds. Every value of that column is at least "
+        f"{_MARGIN:.0%} (and {_MARGIN_US:g} µs) away from {threshold:g} µs, so reading the "
+        "figure decides it. (answer a number of vCPUs, e.g. `64`)\n\nWithout the notebook, "
+        'the column the figure draws: `python -c "import kvmviz as kv; t = '
+        f"kv.experiments.grid(kv.Scenario(duration_us={SWEEP_DURATION_US:g}), "
+        f"kernels=['{kernel}'], seeds={list(SWEEP_SEEDS)}, n_vcpus={list(SWEEP_VCPUS)}, "
+        f"spurious_share=[{share:g}]); print(t.groupby('n_vcpus').{SWEEP_MEASURE}.mean())\"`."
     )
     values = ", ".join(f"{n} vCPUs: {v:.1f} µs" for n, v in column.items())
-    why = f"The p99 stalls of that column: {values}."
+    why = f"The {SWEEP_MEASURE} of that column, mean of the seeds: {values}."
     return Exercise("first-vcpus-above", seed, question, answer, why)
 
 

@@ -1,6 +1,7 @@
 """Experiments: every loop over :func:`kvmviz.simulate`, and nothing else loops over it.
 
-* :func:`compare_kernels` runs one scenario and seed on each kernel, side by side;
+* :func:`compare_kernels` runs one scenario and seed on each kernel, side by side, and
+  :func:`compare_setups` does it for the static and the volatile setup over several seeds;
 * :func:`grid` sweeps a scenario over a Cartesian product of parameters, kernels and seeds into
   one tidy table (:func:`measure` is what it records of each run);
 * :func:`sensitivity` sweeps the parameters no source pins down over their plausible ranges
@@ -52,6 +53,7 @@ __all__ = [
     "ReplayWarning",
     "compare_kernels",
     "compare_replay",
+    "compare_setups",
     "fits",
     "grid",
     "headline",
@@ -131,6 +133,46 @@ def kernel_runs(
         if report is not None:
             report(len(runs), len(kernels))
     return runs
+
+
+def compare_setups(
+    *, seeds: Sequence[int] = (0,), kernels=KERNELS, tdp_mmu: bool = True, **changes
+) -> pd.DataFrame:
+    """The headline: each setup of 8931a454ae's message on each kernel, averaged over seeds.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Seeds averaged (the README and the workshop guide use 0-3).
+    kernels : sequence of str
+    tdp_mmu : bool
+        The MMU (``Scenario.tdp_mmu``).
+    **changes
+        Scenario fields changed in both setups.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``setup``, ``kernel``), setups in :data:`kvmviz.presets.SETUPS` order; the
+        columns of :func:`kvmviz.summarize`, each the mean over ``seeds``.
+
+    Examples
+    --------
+    >>> t = compare_setups(seeds=(0,))  # doctest: +SKIP
+    >>> t.loc[("static", "v5.15"), "brownout_mean"]  # doctest: +SKIP
+    0.0
+    """
+    from .presets import SETUPS
+
+    seeds = [check_seed(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    frames = {}
+    for name, build in SETUPS.items():
+        scenario = build(tdp_mmu=tdp_mmu, **changes)
+        tables = [compare_kernels(scenario, seed=seed, kernels=kernels) for seed in seeds]
+        frames[name] = sum(t.astype(float) for t in tables) / len(tables)
+    return pd.concat(frames, names=["setup", "kernel"])
 
 
 # --------------------------------------------------------------------------------------------

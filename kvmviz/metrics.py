@@ -449,7 +449,10 @@ def notifier_counters(run) -> pd.DataFrame:
         hvas.append((int(row.hva_start), int(row.hva_end)))
     columns = ["t_us", "event", "callback", "hit", "count_delta", "seq_delta"]
     frame = pd.DataFrame(rows, columns=columns)
-    order = np.argsort(frame["t_us"].to_numpy(), kind="stable")
+    # At one instant the engines apply a release (seq++, count--) before a grant (count++): the
+    # writer granted then was waiting for the one that released.
+    grant = frame["count_delta"].to_numpy() > 0
+    order = np.lexsort((grant, frame["t_us"].to_numpy()))
     frame = frame.iloc[order].reset_index(drop=True)
     state = classify.Counters()
     counts, starts, ends = [], [], []

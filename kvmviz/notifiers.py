@@ -23,8 +23,8 @@ import pandas as pd
 
 from ._checks import check_seed
 from .kernels import CALLBACKS
+from .layouts import VMM_HEAP
 from .memslots import PAGE_SHIFT, MemslotLayout, _as_u64
-from .presets import VMM_HEAP
 from .scenario import NOTIFIER_CAUSES, Scenario
 
 __all__ = [

@@ -49,7 +49,7 @@ NOTIFIER_CAUSES = ("vmm_self", "vmm_aging", "migration", "ksm", "guest_aging")
 
 
 def _default_layout() -> MemslotLayout:
-    from .presets import large_vm_layout
+    from .layouts import large_vm_layout
 
     return large_vm_layout()
 

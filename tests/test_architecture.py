@@ -36,6 +36,7 @@ CONTROLLERS = ("widgets", "cli", "gallery")
 MAY_SIMULATE = ("experiments", *CONTROLLERS)
 MODEL = (
     "memslots",
+    "layouts",
     "presets",
     "kernels",
     "notifiers",

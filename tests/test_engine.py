@@ -625,10 +625,11 @@ def _retried_oracle(run) -> np.ndarray:
     changes = []
     for row in n[n["locked"]].itertuples():
         r = kv.rule(run.kernel, row.callback, row.hit)
+        # At one instant a release comes before a grant (the writer granted was waiting).
         if r.count_delta > 0:
-            changes.append((row.t_grant_us, row.Index, +1, int(row.hva_start), int(row.hva_end)))
+            changes.append((row.t_grant_us, 1, row.Index, +1, int(row.hva_start), int(row.hva_end)))
         if r.count_delta < 0:
-            changes.append((row.t_release_us, row.Index, -1, 0, 0))
+            changes.append((row.t_release_us, 0, row.Index, -1, 0, 0))
     changes.sort()
     bumps = sorted(
         (row.t_release_us, row.Index)
@@ -641,7 +642,7 @@ def _retried_oracle(run) -> np.ndarray:
             out.append(-1)
             continue
         count, epoch = 0, []
-        for t, i, delta, lo, hi in changes:
+        for t, _, i, delta, lo, hi in changes:
             if t > a.t_grant_us:
                 break
             if delta > 0:

@@ -24,6 +24,7 @@ exercises are built on.
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -736,9 +737,9 @@ def test_hit_or_miss_answers_are_what_the_text_implies():
 
 
 def test_hit_or_miss_on_chapter_01_seeds():
-    """Chapter 01's seeds: 4 is a range ending at slot 0's first byte (a miss: half-open),
-    10 one page of slot 0 (gfn 0xbf)."""
-    q4, q10 = exercises.hit_or_miss(4), exercises.hit_or_miss(10)
+    """Chapter 01's questions: seed 109 is a range ending at slot 0's first byte (a miss:
+    half-open), 186 one page of slot 0 (gfn 0xbf)."""
+    q4, q10 = exercises.hit_or_miss(109), exercises.hit_or_miss(186)
     slot0 = next(s for s in LAYOUT if s.slot == 0)
     assert "[0x7f6ffbdff800, 0x7f6ffbe00000)" in q4.question
     assert slot0.hva_start == 0x7F6FFBE00000
@@ -760,7 +761,7 @@ def trace():
 
 def trace_count_oracle(question: str, events, layout) -> tuple[int, int]:
     """(hits, notifications) between the two lines the text names, by a byte-overlap test."""
-    lo, hi = (int(x) for x in re.search(r"Between lines (\d+) and (\d+)", question).groups())
+    lo, hi = (int(x) for x in re.search(r"between lines (\d+) and (\d+)", question).groups())
     rows = events[events["callback"].notna() & events["line"].between(lo, hi)]
     slots = [(s.hva_start, s.hva_end) for s in layout]
     hits = sum(
@@ -786,22 +787,66 @@ def test_trace_count_answers_are_what_the_trace_says(trace):
 
 
 def test_trace_count_defaults_to_chapter_02s_trace(trace):
-    """Without a trace, the generator classifies the repository's: chapter 02's seed 11 asks
-    about lines 1188 to 1225, 21 hits of 30."""
-    q = exercises.trace_count(11)
-    assert "Between lines 1188 and 1225 of the trace" in q.question
+    """Without a trace, the generator classifies the repository's and names its files:
+    seed 7 asks about lines 1188 to 1225, 21 hits of 30."""
+    q = exercises.trace_count(7)
+    assert q.question.startswith(
+        "In the trace `data/traces/notifier-phases-linux6.18.txt` (memslots: "
+        "`data/traces/notifier-phases-linux6.18.layout.json`; "
+    )
+    assert "between lines 1188 and 1225 (both included)" in q.question
     assert q.answer == 21
     events, layout = trace
     assert trace_count_oracle(q.question, events, layout) == (21, 30)
 
 
 # -- munmap-on-guest ---------------------------------------------------------------------------
+NUMBER = r"(\d+(?:\.\d+)?)"
+
+
 def _munmap_asked(question: str):
     """(workload seed, kernel, munmap time, hva range) as the text states them."""
     seed = int(re.search(r"workload seed (\d+)", question)[1])
-    t_us = float(re.search(r"At ([\d.]+) µs the host unmaps", question)[1])
-    lo, hi = (int(x, 16) for x in re.search(rf"hva \[({HEX}), ({HEX})\): `inv", question).groups())
+    t_us = float(re.search(rf"at {NUMBER} µs the host unmaps", question)[1])
+    lo, hi = (
+        int(x, 16) for x in re.search(rf"hva \[({HEX}), ({HEX})\) \(in memslot", question).groups()
+    )
     return seed, _kernel(question), t_us, (lo, hi)
+
+
+def munmap_text_oracle(question: str) -> int:
+    """The answer reasoned from the text alone: only the numbers the question prints.
+
+    The two halves of mmu_notifier_retry_hva() (docs/kernel.md §3.2) on the stated timeline:
+    the count is 1 from the start's grant until the end's release, over the stated range; seq
+    goes 0 -> 1 at the end's release; a change at the same instant as a sample or a check
+    comes first. Each listed attempt retries if it checks while the count is 1 on an hva in
+    the range, or if the seq it sampled is not the seq when it checks."""
+    lo, hi = (int(x, 16) for x in re.search(
+        rf"the invalidated range is \[({HEX}), ({HEX})\)", question).groups())  # fmt: skip
+    count_up = float(re.search(
+        rf"`invalidate_range_start` arrives at {NUMBER} µs, takes `mmu_lock` at {NUMBER} µs",
+        question)[2])  # fmt: skip
+    seq_up = float(re.search(
+        rf"until {NUMBER} µs\. As it releases the lock, `mmu_notifier_seq` goes 0 -> 1",
+        question)[1])  # fmt: skip
+    assert "`mmu_notifier_seq` and `mmu_notifier_count` are both 0" in question
+    assert "changes at the same instant as a sample or a check changes first" in question
+    attempts = re.findall(
+        rf"^- vCPU (\d+) \(hva ({HEX})\): samples `mmu_notifier_seq` at {NUMBER} µs, "
+        rf"checks at {NUMBER} µs$",
+        question,
+        re.MULTILINE,
+    )
+    assert len(attempts) == len(re.findall(r"^- vCPU ", question, re.MULTILINE))
+    retries = 0
+    for _vcpu, hva, sample, check in attempts:
+        sample, check = Fraction(sample), Fraction(check)
+        count = 1 if Fraction(str(count_up)) <= check < Fraction(str(seq_up)) else 0
+        sampled = 1 if sample >= Fraction(str(seq_up)) else 0
+        now = 1 if check >= Fraction(str(seq_up)) else 0
+        retries += (count == 1 and lo <= int(hva, 16) < hi) or sampled != now
+    return retries
 
 
 def munmap_oracle(question: str, kernel: str | None = None) -> int:
@@ -842,6 +887,15 @@ def munmap_oracle(question: str, kernel: str | None = None) -> int:
     return must
 
 
+@pytest.mark.parametrize("seed", range(31))
+def test_munmap_on_guest_answers_follow_from_the_text_alone(seed):
+    """Seeds 0-30: reasoning from the printed numbers alone (the callbacks' lock times, every
+    attempt's sample and check, the tie rule) gives the model's answer; seed 11, which the
+    text of the first fault alone got wrong, included."""
+    q = exercises.munmap_on_guest(seed)
+    assert munmap_text_oracle(q.question) == q.answer, q.question
+
+
 def test_munmap_on_guest_answers_are_what_the_kernel_text_says():
     """For each seed the stated munmap, replayed on its kernel's timeline with the oracle's
     counters, sends back the answer's number of attempts; the range is on the page of a listed
@@ -852,12 +906,43 @@ def test_munmap_on_guest_answers_are_what_the_kernel_text_says():
         expected = munmap_oracle(q.question)
         assert q.answer == expected, seed
         _, _, _, (lo, hi) = _munmap_asked(q.question)
-        assert f"faults on hva {lo:#x}" in q.question
         assert page_hits(LAYOUT, lo, hi)
         _accepts(q, [expected, str(expected)])
         _rejects(q, expected + 1)
         answers.add(expected)
     assert {0, 1, 2, 3} <= answers
+
+
+def test_munmap_on_guest_says_when_the_end_arrives_and_what_it_holds():
+    """The end arrives invalidate_window_us after the start *released* the lock (not after it
+    arrived), and each callback's hold is printed: the three instants the brief was missing."""
+    for seed in range(10):
+        q = exercises.munmap_on_guest(seed)
+        start = re.search(
+            rf"`invalidate_range_start` arrives at {NUMBER} µs, takes `mmu_lock` at {NUMBER} "
+            rf"µs and holds it {NUMBER} µs \(the zap and the TLB flush\), until {NUMBER} µs",
+            q.question,
+        )
+        end = re.search(
+            rf"`invalidate_range_end` arrives 4 µs after the start released the lock, at "
+            rf"{NUMBER} µs, takes `mmu_lock` at {NUMBER} µs and holds it {NUMBER} µs",
+            q.question,
+        )
+        assert start and end, q.question
+        assert float(end[1]) == pytest.approx(float(start[4]) + 4, abs=0.15)
+        assert float(start[4]) == pytest.approx(float(start[2]) + float(start[3]), abs=0.15)
+
+
+def test_munmap_on_guest_seed_11_lists_the_faults_after_the_first():
+    """Seed 11, wrong from the text before: vCPU 0's first fault checks before the munmap and
+    installs, and its *second* fault, which the old text never showed, samples seq at 16.4 µs
+    while the pair is in flight and retries at 18.2 µs; the text now lists it."""
+    q = exercises.munmap_on_guest(11)
+    assert (
+        "- vCPU 0 (hva 0x7f7009d03000): samples `mmu_notifier_seq` at 16.4 µs, checks at 18.2 µs"
+        in q.question
+    )
+    assert q.answer == munmap_text_oracle(q.question) == 4
 
 
 def test_a_munmap_on_guest_memory_retries_the_same_on_every_kernel():
@@ -878,57 +963,77 @@ def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
     assert "starting at vCPU 0's page" in q.question
     assert q.answer == 4
     assert q.explanation.startswith("4 attempts retry. The range hits slot 4")
-    assert q.explanation.endswith(
+    assert (
         "Sent back: vCPU 0 at 17.7 µs (the range half: count is 1 and its hva is in the range); "
         "vCPU 0 at 23.0 µs (seq alone: it sampled 0, it is 1 now); vCPU 1 at 29.2 µs (seq "
         "alone: it sampled 0, it is 1 now); vCPU 2 at 29.3 µs (seq alone: it sampled 0, it is "
         "1 now)."
-    )
+    ) in q.explanation
     assert q.command == "kvmviz quiz munmap-on-guest -s 105"
 
 
 # -- ksm-hits and v513-locks: chapter 07, on a classified trace -------------------------------
+KSM_ASKED = re.compile(r"how many `(\w+)` records(?: of the task `([\w.]+)`)? (hit|miss)")
+
+
 def ksm_hits_oracle(question: str, events, layout) -> int:
-    """The `ksm` phase's notifier records of the callback the text names (every one if none),
-    whose range overlaps some memslot byte for byte (or overlaps none)."""
-    named = re.search(r"how many `(\w+)` records", question)
+    """The `ksm` phase's notifier records of the callback (and task) the text names, whose
+    range overlaps some memslot byte for byte (or overlaps none)."""
+    callback, task, verb = KSM_ASKED.search(question).groups()
     rows = events[events["callback"].notna() & (events["phase"] == "ksm")]
-    if named:
-        rows = rows[rows["callback"] == named[1]]
+    rows = rows[rows["callback"] == callback]
+    if task:
+        rows = rows[rows["comm"].astype(str) == task]
     slots = [(s.hva_start, s.hva_end) for s in layout]
     hits = [
         any(_overlaps((int(a), int(b)), slot) for slot in slots)
         for a, b in zip(rows["hva_start"], rows["hva_end"], strict=True)
     ]
-    return sum(hits) if "hit a memslot?" in question else len(hits) - sum(hits)
+    return sum(hits) if verb == "hit" else len(hits) - sum(hits)
 
 
 def test_ksm_hits_answers_are_what_the_trace_says(trace):
-    """Every variant the seed draws (all records or one callback, hits or misses) counts the
-    ksm phase's records as a byte-overlap test does; one off is wrong; both verbs occur."""
+    """Every case the seed walks (one callback, all its records or one task's, hits or
+    misses) counts the ksm phase's records as a byte-overlap test does; one off is wrong; the
+    six cases of chapter 07's trace come back every six seeds."""
     events, layout = trace
     classified = kv.classify.records(events, layout)
-    asked = set()
+    asked = []
     for seed in range(30):
         q = exercises.ksm_hits(seed, classified=classified)
         expected = ksm_hits_oracle(q.question, events, layout)
         assert q.answer == expected, seed
         _accepts(q, [expected, str(expected)])
         _rejects(q, expected + 1)
-        asked.add(q.question.split("? ")[0])
-    assert len(asked) == 8  # (all, 3 callbacks) x (hit, miss)
+        asked.append(q.question)
+    assert len(set(asked[:6])) == 6
+    assert asked[6:] == asked[:24]
+
+
+def test_ksm_hits_never_asks_what_the_phase_tables_print(trace):
+    """The phase tables of chapters 02 and 07 print the ksm phase's hits and misses: no
+    question asks every record of the phase, or has one of those counts as its answer, or 0."""
+    q = exercises.ksm_hits(0)
+    rows = exercises._shipped_records()
+    rows = rows[rows["callback"].notna() & (rows["phase"] == "ksm")]
+    printed = {int(rows["hit"].sum()), int((~rows["hit"].astype(bool)).sum())}
+    assert printed == {192, 36}
+    answers = {exercises.ksm_hits(seed).answer for seed in range(6)}
+    assert answers == {3, 12, 21, 65, 127}
+    assert not answers & printed and 0 not in answers
+    assert "notifier records" not in q.question
 
 
 def test_ksm_hits_of_chapter_07s_trace(trace):
-    """Seed 4 is the chapter's question: 192 of the ksm phase's 228 notifier records hit a
-    memslot; seed 1 counts its 21 clear_young misses. The default trace is the repository's."""
-    q = exercises.ksm_hits(4)
-    assert q.question.startswith("In the `ksm` phase of the trace, how many notifier records hit")
-    assert q.answer == 192
-    assert q.explanation.startswith("192 of the phase's 228 notifier records hit a memslot")
-    q1 = exercises.ksm_hits(1)
-    assert "`clear_young` records miss every memslot" in q1.question
-    assert q1.answer == 21
+    """Seed 1 asks the clear_young misses of the phase (21, kdamond's aging of the VMM's own
+    memory), which no table of chapter 07 prints; the default trace is the repository's."""
+    q = exercises.ksm_hits(1)
+    assert q.question.startswith(
+        "In the `ksm` phase of the trace `data/traces/notifier-phases-linux6.18.txt`"
+    )
+    assert "how many `clear_young` records miss every memslot?" in q.question
+    assert q.answer == 21
+    assert q.explanation.startswith("21 of the phase's 21 `clear_young` records miss every")
 
 
 def test_ksm_hits_needs_a_ksm_phase_and_a_classified_trace(trace):
@@ -941,15 +1046,21 @@ def test_ksm_hits_needs_a_ksm_phase_and_a_classified_trace(trace):
         exercises.ksm_hits(0, classified=events)
 
 
-V513_CALLBACKS = re.compile(r"How many of the (\d+) (?:`(\w+)` )?callbacks")
+V513_ASKED = re.compile(
+    r"(?:the `(\w+)` phase's )?notifications of .* run (\d+) callbacks .* How many of these "
+    r"(\d+) (?:`(\w+)` )?callbacks",
+    re.DOTALL,
+)
 
 
 def v513_locks_oracle(question: str, events, layout) -> int:
     """From the raw records: each non-empty kvm_unmap_hva_range is a start and an end, which
     both lock on v5.13 hit or miss (8931a454aea0 left on_lock alone); an aging record locks
-    only if its range overlaps a memslot byte for byte."""
-    total, named = V513_CALLBACKS.search(question).groups()
+    only if its range overlaps a memslot byte for byte. Of the phase the text names, if any."""
+    phase, _total, asked_n, named = V513_ASKED.search(question).groups()
     rows = events[events["callback"].notna() & (events["hva_start"] != events["hva_end"])]
+    if phase:
+        rows = rows[rows["phase"] == phase]
     assert "change_pte" not in set(rows["callback"])  # v6.18: no kvm_set_spte_hva
     slots = [(s.hva_start, s.hva_end) for s in layout]
     runs = []  # (callback, locked)
@@ -960,14 +1071,17 @@ def v513_locks_oracle(question: str, events, layout) -> int:
             hit = any(_overlaps((int(a), int(b if cb != "test_young" else a + PAGE)), slot)
                       for slot in slots)  # fmt: skip
             runs.append((cb, hit))
+    assert int(_total) == len(runs)
     asked = [locked for cb, locked in runs if named is None or cb == named]
-    assert len(asked) == int(total)
+    assert len(asked) == int(asked_n)
     return sum(asked)
 
 
 def test_v513_locks_answers_are_what_the_trace_says(trace):
-    """Every callback the seed names (or all of them) locks on v5.13 as the raw records say;
-    one off is wrong."""
+    """Every phase and callback the seed names (or every callback of a phase) locks on v5.13
+    as the raw records say; one off is wrong; never the whole trace's every callback, the
+    count the replay's per-kernel table prints (lock_taken), and never a selection that locks
+    all or none (its size, printed in the question, would give the answer)."""
     events, layout = trace
     classified = kv.classify.records(events, layout)
     asked = set()
@@ -977,19 +1091,29 @@ def test_v513_locks_answers_are_what_the_trace_says(trace):
         assert q.answer == expected, seed
         _accepts(q, [expected, str(expected)])
         _rejects(q, expected + 1)
-        asked.add(V513_CALLBACKS.search(q.question)[2])
-    assert asked == {None, START, END, "clear_young", "test_young"}
+        phase, _, size, named = V513_ASKED.search(q.question).groups()
+        assert (phase, named) != (None, None)
+        assert 0 < expected < int(size)
+        asked.add((phase, named))
+    assert asked == {
+        ("aging", None), ("ksm", None), ("idle", None), (None, "clear_young"),
+        ("aging", "clear_young"),
+    }  # fmt: skip
 
 
 def test_v513_locks_of_chapter_07s_trace():
-    """Seed 0 is the chapter's question: 1631 of the trace's 1903 callbacks lock on v5.13 (814
-    starts and their 814 ends, 3 of 167 clear_young, none of 108 test_young)."""
-    q = exercises.v513_locks(0)
-    assert "run 1903 callbacks" in q.question
-    assert "How many of the 1903 callbacks would have taken `mmu_lock`?" in q.question
-    assert q.answer == 1631 == 814 + 814 + 3
-    assert "`clear_young`: 3 of 167 (3 hit;" in q.explanation
-    assert "`test_young`: 0 of 108 (0 hit;" in q.explanation
+    """Seed 1 asks the ksm phase's 423 callbacks: its 195 starts and their 195 ends lock on
+    v5.13, its 21 clear_young and 12 test_young misses do not (390). Nothing asks the 1631 of
+    the whole trace (814 starts, their 814 ends, 3 of 167 clear_young, none of 108
+    test_young), which chapter 07's replay table prints."""
+    q = exercises.v513_locks(1)
+    assert "the `ksm` phase's notifications of the trace `data/traces/" in q.question
+    assert "run 423 callbacks" in q.question
+    assert "How many of these 423 callbacks" in q.question
+    assert q.answer == 390 == 2 * 195
+    assert all(exercises.v513_locks(seed).answer != 1631 for seed in range(30))
+    whole = exercises._v513_plans(exercises._shipped_records(), exercises._shipped_layout())[None]
+    assert int(whole["locked"].sum()) == 1631 == 814 + 814 + 3
 
 
 def test_v513_locks_takes_the_trace_and_its_layout_together(trace):
@@ -1008,19 +1132,26 @@ def sweep_table():
     return kv.experiments.grid(
         kv.Scenario(duration_us=10_000),
         n_vcpus=list(exercises.SWEEP_VCPUS),
-        spurious_share=[0.5, 0.8, 0.95],
+        spurious_share=list(exercises.SWEEP_SHARES),
         seeds=list(exercises.SWEEP_SEEDS),
     )
 
 
-def first_vcpus_oracle(question: str, table) -> int:
-    """Row by row: the smallest vCPU count whose p99, averaged over the seeds, exceeds X."""
+def _first_vcpus_asked(question: str) -> tuple[str, float, float]:
     kernel = _kernel(question)
     share = int(re.search(r"with (\d+)% of the notifications", question)[1]) / 100
-    threshold = int(re.search(r"exceeds (\d+) µs", question)[1])
+    threshold = float(re.search(rf"exceeds {NUMBER} µs\?", question)[1])
+    return kernel, share, threshold
+
+
+def first_vcpus_oracle(question: str, table) -> int:
+    """Row by row: the smallest vCPU count whose per-fault p99 stall (stall_p99_us, the
+    measure the text names), averaged over the seeds, exceeds X."""
+    kernel, share, threshold = _first_vcpus_asked(question)
+    assert "The p99 fault stall is `stall_p99_us`" in question
     for n in sorted(exercises.SWEEP_VCPUS):
         p99 = [
-            r.p99_us
+            r.stall_p99_us
             for r in table.itertuples()
             if r.kernel == kernel and np.isclose(r.spurious_share, share) and r.n_vcpus == n
         ]
@@ -1032,25 +1163,39 @@ def first_vcpus_oracle(question: str, table) -> int:
 
 def test_first_vcpus_above_answers_are_what_the_sweep_says(sweep_table):
     """The kernel, share and threshold in the text pick a column of the sweep; the answer is
-    its first vCPU count above the threshold; the next size up is wrong."""
+    its first vCPU count above the threshold, never the smallest size; the next size up is
+    wrong; every value of the column is 20 % and 1 µs away from the threshold."""
+    means = sweep_table.groupby(["kernel", "spurious_share", "n_vcpus"])["stall_p99_us"].mean()
     for seed in range(60):
         q = exercises.first_vcpus_above(seed, table=sweep_table)
         n = first_vcpus_oracle(q.question, sweep_table)
         assert q.answer == n, seed
+        assert n != exercises.SWEEP_VCPUS[0]
+        kernel, share, threshold = _first_vcpus_asked(q.question)
+        column = means.loc[kernel, share].to_numpy()
+        assert np.all(np.abs(column - threshold) >= max(0.2 * threshold, 1.0)), seed
         _accepts(q, [n, str(n)])
         larger = [m for m in exercises.SWEEP_VCPUS if m > n]
         if larger:
             _rejects(q, larger[0])
 
 
-def test_first_vcpus_above_sweeps_its_own_column(sweep_table):
-    """Without a table it sweeps just the column asked about, and asks the same: chapter 06's
-    seed 2 is v5.13 at 50 % spurious, above 50 µs, from 128 vCPUs on."""
+def test_first_vcpus_above_sweeps_chapter_06s_table_by_itself(sweep_table):
+    """Without a table it sweeps chapter 06's grid itself and asks the same; seeds 23 and 97,
+    identical before, differ; the 42 cases come back every 42 seeds."""
     own, given_table = exercises.first_vcpus_above(2), exercises.first_vcpus_above(2, sweep_table)
     assert (own.question, own.answer) == (given_table.question, given_table.answer)
-    assert "on **v5.13** with 50% of the notifications spurious" in own.question
-    assert "exceeds 50 µs" in own.question
-    assert own.answer == 128
+    texts = [exercises.first_vcpus_above(s, sweep_table).question for s in range(100)]
+    assert texts[23] != texts[97]
+    assert len(set(texts[:42])) == 42
+    assert texts[42:] == texts[:58]
+
+
+def test_first_vcpus_above_refuses_a_table_without_the_stall_column(sweep_table):
+    """A sweep from before the rename (p99_us) is refused by the column's name."""
+    old = sweep_table.drop(columns=["stall_p99_us"])
+    with pytest.raises(ValueError, match=r"^table: no stall_p99_us column"):
+        exercises.first_vcpus_above(0, table=old)
 
 
 # -- retry_check, mmu_notifier_retry_hva, retry_table ------------------------------------------
@@ -1480,19 +1625,54 @@ def test_no_kernel_elides_a_hit():
 
 
 QUEUED = re.compile(
-    r"On \*\*(v5\.1\d)\*\*, the `(\w+)` of notifier event (\d+) .* asked for `mmu_lock` at "
-    r"t = ([\d.]+) ms"
+    r"\*\*(v5\.1\d)\*\*.*take the `(\w+)` of notifier event (\d+) \(.*\): it asked for "
+    r"`mmu_lock` at t = ([\d.]+) ms, waited [\d.]+ µs for it and held it for [\d.]+ µs, until "
+    r"t = ([\d.]+) ms",
+    re.DOTALL,
 )
 
 
 def queued_behind_oracle(question: str, run) -> int:
-    """Perfetto's answer: the flows leaving the callback's ``waiting for mmu_lock (write)``
-    slice in the run's ``.pftrace``, read with perfetto's own protos (kvmviz.export draws them
-    with its own vectorised rule, the exercise counts by brute force)."""
+    """Brute force over the lock table, the qrwlock's rule transcribed: a fault attempt that
+    waited is behind the newest callback that asked for mmu_lock at or before its request and
+    released after it (queued_read_lock_slowpath); count those behind the callback the text
+    names. Shares no code with the engine's blocked_by (nor with the Perfetto flows)."""
+    kernel, callback, event, t_ms, _ = QUEUED.search(question).groups()
+    assert kernel == run.kernel
+    lock = run.lock
+
+    def ns(us) -> int:
+        return round(float(us) * 1000)
+
+    writers = [
+        (ns(r.t_request_us), ns(r.t_release_us), int(r.who), r.callback)
+        for r in lock.itertuples()
+        if r.holder == "notifier"
+    ]
+    # An event may run one callback twice (a KSM merge: two starts): the time says which.
+    named = [
+        w
+        for w in writers
+        if (w[2], w[3]) == (int(event), callback) and abs(w[0] / 1e6 - float(t_ms)) < 1e-4
+    ]
+    assert len(named) == 1
+    count = 0
+    for r in lock.itertuples():
+        if r.holder != "vcpu" or ns(r.t_grant_us) <= ns(r.t_request_us):
+            continue
+        asked = ns(r.t_request_us)
+        ahead = [w for w in writers if w[0] <= asked < w[1]]
+        count += bool(ahead) and max(ahead, key=lambda w: w[0]) == named[0]
+    return count
+
+
+def perfetto_arrows(question: str, run) -> int:
+    """What the reader counts in Perfetto: the flows leaving the named callback's
+    ``waiting for mmu_lock (write)`` slice in the run's ``.pftrace``, read with perfetto's own
+    protos."""
     from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
-    kernel, callback, event, t_ms = QUEUED.search(question).groups()
-    assert kernel == run.kernel
+    _, callback, event, t_ms, _ = QUEUED.search(question).groups()
     trace = pb.Trace.FromString(kv.export.perfetto_trace(run))
     begins = [p for p in trace.packet if p.track_event.type == pb.TrackEvent.TYPE_SLICE_BEGIN]
     for i, p in enumerate(begins):
@@ -1500,8 +1680,11 @@ def queued_behind_oracle(question: str, run) -> int:
             a.name: a.int_value if a.HasField("int_value") else a.string_value
             for a in p.track_event.debug_annotations
         }
-        if p.track_event.name == callback and args.get("event") == int(event):
-            assert abs(p.timestamp / 1e6 - float(t_ms)) < 1e-4
+        if (
+            p.track_event.name == callback
+            and args.get("event") == int(event)
+            and abs(p.timestamp / 1e6 - float(t_ms)) < 1e-4
+        ):
             wait = next(
                 b for b in begins[i + 1 :]
                 if b.track_event.track_uuid == p.track_event.track_uuid
@@ -1512,25 +1695,85 @@ def queued_behind_oracle(question: str, run) -> int:
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_queued_behind_counts_the_arrows_perfetto_draws(seed):
-    """The answer is the number of flows the .pftrace draws from that callback; one more is
-    wrong; the same seed asks the same question."""
+def test_queued_behind_counts_who_queued_behind_the_callback(seed):
+    """The answer is the brute-force count over the lock table, and the number of arrows the
+    .pftrace draws from that callback; one more is wrong; the same seed asks the same."""
     q = exercises.queued_behind(seed)
     run = kv.simulate(exercises.QUEUE_SCENE, "v5.12", seed=seed)
     assert q.answer == queued_behind_oracle(q.question, run)
+    assert q.answer == perfetto_arrows(q.question, run)
     assert q.check(str(q.answer))[0] and not q.check(q.answer + 1)[0]
     assert exercises.queued_behind(seed).question == q.question
 
 
+def test_queued_behind_reads_blocked_by():
+    """The count is the fault attempts whose blocked_by names the callback: the one home of
+    who queued behind whom; the explanation says how to ask the run."""
+    q = exercises.queued_behind(3)
+    run = kv.simulate(exercises.QUEUE_SCENE, "v5.12", seed=3)
+    row = int(re.search(r"row (\d+) of `run.notifiers`", q.explanation)[1])
+    assert q.answer == int((run.faults["blocked_by"] == row).sum())
+    assert f"`(run.faults.blocked_by == {row}).sum()`" in q.explanation
+
+
+def test_queued_behind_on_the_command_line_names_its_run_and_how_to_look(capsys):
+    """Outside the notebook the question names the VM and its scenario, the kernel, the lock,
+    the seed and the window, and the commands that write the run for Perfetto or list the
+    requests for mmu_lock around the callback; the listing command runs and shows the answer's
+    attempts."""
+    assert cli.main(["quiz", "queued-behind", "-s", "3"]) == 0
+    out = capsys.readouterr().out
+    scene = exercises.QUEUE_SCENE
+    for stated in (
+        "`kvmviz.exercises.QUEUE_SCENE` (8 vCPUs, 100% of them faulting, 10 µs in the guest "
+        "between faults on average, 5,000 notification events per second (95% of them "
+        "spurious), 3 ms;",
+        "`kv.Scenario(n_vcpus=8, duration_us=3000.0, faulting_share=1.0, guest_run_us=10.0, "
+        "notifier_rate_hz=5000.0)`",
+        "simulated on **v5.12**, lock qrwlock, seed 3",
+        "in the whole run (0 to 3 ms)",
+        "kv.to_perfetto(kv.simulate(kv.exercises.QUEUE_SCENE, 'v5.12', seed=3), "
+        "'queued-behind-3.pftrace')",
+        "count the arrows leaving its `waiting for mmu_lock (write)` slice",
+    ):
+        assert stated in out, stated
+    assert kv.Scenario(n_vcpus=8, duration_us=3000.0, faulting_share=1.0, guest_run_us=10.0,
+                       notifier_rate_hz=5000.0) == scene  # fmt: skip
+    listing = re.search(r'`python -c "import kvmviz as kv; (lock = .*?)"`', out)[1]
+    scope: dict = {"kv": kv}
+    exec(listing.split("; print(")[0], scope)
+    rows = eval(listing.split("; print(")[1].removesuffix(".to_string())"), scope)
+    q = exercises.queued_behind(3)
+    waited = rows[(rows.holder == "vcpu") & (rows.t_grant_us > rows.t_request_us)]
+    assert len(waited) >= q.answer == 5
+
+
 def test_queued_behind_picks_in_the_window_and_refuses_an_empty_one(busy8):
-    """With ``window=``, the callback asked about arrives in it; a window no waiting callback
-    arrives in is a ValueError saying so."""
+    """With ``window=``, the callback asked about arrives in it, and the question names the
+    window and the run (``about=`` or the run's own kernel, lock, seed and scenario); seeds
+    walk the window's waiting callbacks; a window no waiting callback arrives in is a
+    ValueError saying so."""
     start, end = 1_000.0, 2_000.0
+    picked = set()
     for seed in range(5):
         q = exercises.queued_behind(seed, run=busy8, window=(start, end))
         t_ms = float(QUEUED.search(q.question).group(4))
         assert start <= t_ms * 1000 < end + 0.1
         assert q.answer == queued_behind_oracle(q.question, busy8)
+        assert "in the window 1.0000 to 2.0000 ms of the run" in q.question
+        assert "the run passed as `run=`: **v5.12**, lock qrwlock, seed 0, on 8 vCPUs" in q.question
+        picked.add(QUEUED.search(q.question).group(3, 2))
+    n = busy8.notifiers
+    waiting = n[n.locked & (n.wait_us > 0) & (n.t_arrive_us >= start) & (n.t_arrive_us < end)]
+    followed = [
+        exercises.queued_behind(seed, run=busy8, window=(start, end)).answer for seed in range(5)
+    ]
+    assert min(followed) >= 1  # a callback nobody queued behind is not asked about
+    assert len(picked) <= len(waiting) == 4  # each waiting callback someone followed, once
+    named = exercises.queued_behind(0, run=busy8, window=(start, end), about="chapter 07's replay")
+    assert named.question.startswith(
+        "The run: chapter 07's replay (**v5.12**, lock qrwlock, seed 0)"
+    )
     with pytest.raises(ValueError, match=r"no callback arriving in \[0, 1\) µs waited"):
         exercises.queued_behind(0, run=busy8, window=(0.0, 1.0))
 
@@ -1552,6 +1795,221 @@ ORACLES = {
     "v513-locks": v513_locks_oracle,
     "queued-behind": queued_behind_oracle,
 }
+
+
+# -- every kind: distinct questions, none degenerate, every input stated ----------------------
+TRACE_NAMED = "the trace `data/traces/notifier-phases-linux6.18.txt` (memslots: " \
+    "`data/traces/notifier-phases-linux6.18.layout.json`"  # fmt: skip
+# Kinds whose questions are few enough to list: seed s asks what s % n asks (the docstrings say
+# so). Every other kind asks 100 different questions over seeds 0..99.
+SPACE = {"ksm-hits": 6, "v513-locks": 5, "first-vcpus-above": 42}
+
+
+@functools.cache
+def _exercises_of(kind: str) -> tuple:
+    """The exercises of seeds 0..99 of one kind (made once for the tests below)."""
+    return tuple(exercises.quiz(kind, seed) for seed in range(100))
+
+
+@pytest.mark.parametrize("kind", list(exercises.KINDS))
+def test_different_seeds_ask_different_questions(kind):
+    """No two seeds of 0..99 ask the same text; a kind with fewer questions (SPACE) asks each
+    of them once in seeds 0..n-1, then again in the same order."""
+    texts = [q.question for q in _exercises_of(kind)]
+    n = SPACE.get(kind, 100)
+    assert len(set(texts[:n])) == n, [s for s, t in enumerate(texts) if texts.count(t) > 1]
+    assert texts[n:] == texts[: 100 - n]
+
+
+def _waits_on_every_lock(q) -> bool:
+    arrival, is_writer, hold = _requests(q.question)
+    return all(
+        any(g > a for g, a in zip(lock_oracle(arrival, is_writer, hold, p), arrival, strict=True))
+        for p in kv.POLICIES
+    )
+
+
+def _reader_meets_the_writer(q) -> bool:
+    arrival, is_writer, hold = _requests(q.question)
+    asked = int(re.search(r"how long does request (\d+) \(a reader\) wait", q.question)[1])
+    w = is_writer.index(True)
+    return all(
+        arrival[asked] < lock_oracle(arrival, is_writer, hold, p)[w] + hold[w] for p in kv.POLICIES
+    )
+
+
+def _nobody_queued_behind_a_waiting_callback(seed: int) -> bool:
+    """A queued-behind answer of 0 only where the run had no waiting callback with a fault
+    behind it (seed 25 of 0..99): a callback somebody queued behind is asked about first."""
+    run = kv.simulate(exercises.QUEUE_SCENE, "v5.12", seed=seed)
+    waiting = np.flatnonzero(run.notifiers["locked"] & (run.notifiers["wait_us"] > 0))
+    return not np.isin(waiting, run.faults["blocked_by"]).any()
+
+
+def _munmap_matters(q) -> bool:
+    """The pair ends inside the 40 µs, and some attempt checks once the start holds the lock."""
+    grant = float(re.search(rf"takes `mmu_lock` at {NUMBER} µs and holds it", q.question)[1])
+    seq_up = float(re.search(rf"until {NUMBER} µs\. As it releases", q.question)[1])
+    checks = [float(x) for x in re.findall(rf"checks at {NUMBER} µs$", q.question, re.MULTILINE)]
+    return seq_up < 40 and any(c >= grant for c in checks)
+
+
+# What would make a question of each kind ask nothing (its premise void, or its answer given).
+NOT_DEGENERATE = {
+    "takes-lock": lambda q: (
+        re.search(rf"on hva range \[({HEX}), ({HEX})\)", q.question)[1]
+        != re.search(rf"on hva range \[({HEX}), ({HEX})\)", q.question)[2]
+    ),
+    "zapped-gfns": lambda q: len(q.answer) >= 2,
+    "hit-or-miss": lambda q: "fires on hva [" in q.question,
+    "callback-order": lambda q: len(q.answer) >= 1,
+    "trace-count": lambda q: 0 < q.answer < 30,
+    "grant-order": _waits_on_every_lock,
+    "reader-wait": _reader_meets_the_writer,
+    "must-retry": lambda q: re.search(r"^1\. `", q.question, re.MULTILINE) is not None,
+    "munmap-on-guest": _munmap_matters,
+    "walk-threshold": lambda q: q.answer > 1,
+    "flush-hold": lambda q: q.answer > 0,
+    "first-vcpus-above": lambda q: q.answer != exercises.SWEEP_VCPUS[0],
+    "ksm-hits": lambda q: q.answer > 0,
+    "v513-locks": lambda q: 0 < q.answer < int(V513_ASKED.search(q.question)[3]),
+    "queued-behind": lambda q: (
+        float(re.search(r"waited ([\d.]+) µs for it", q.question)[1]) > 0
+        and (q.answer >= 1 or _nobody_queued_behind_a_waiting_callback(q.seed))
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(exercises.KINDS))
+def test_no_degenerate_question_is_asked(kind):
+    """Seeds 0..99 of each kind: no reader arriving after the writer left (reader-wait 23 was
+    one), no scene where nobody waits, no count of nothing, no munmap whose effect falls past
+    the run, no first vCPU count that is the sweep's smallest, no callback that did not wait."""
+    bad = [q.seed for q in _exercises_of(kind) if not NOT_DEGENERATE[kind](q)]
+    assert bad == []
+
+
+def _stated_slots(q, gfns: bool = False) -> None:
+    listed = {(s["slot"], s["as_id"], s["hva"], s["gfn"]) for s in _slots(q.question)}
+    truth = {
+        (s.slot, s.as_id, (s.hva_start, s.hva_end),
+         (s.base_gfn, s.base_gfn + s.npages) if gfns else None)
+        for s in LAYOUT
+    }  # fmt: skip
+    assert listed == truth
+
+
+def _stated_requests(q) -> None:
+    arrival, is_writer, _hold = _requests(q.question)
+    assert len(arrival) >= 2 and any(is_writer) and TIES in q.question
+    policy = re.search(r"Under \*\*([\w-]+)\*\* \((.+?)\)", q.question)
+    assert policy and policy[2] == exercises._POLICY_RULES[policy[1]]
+
+
+def _stated_munmap(q) -> None:
+    munmap_text_oracle(q.question)  # finds the callbacks' instants, the range, the attempts
+    seed, kernel, t_us, (lo, hi) = _munmap_asked(q.question)
+    run = kv.simulate(TINY, kernel, seed=seed, stream=_stream((t_us, "pair", lo, hi)))
+    listed = re.findall(r"^- vCPU \d+ \(hva", q.question, re.MULTILINE)
+    assert len(listed) == int((run.faults.t_grant_us < 40).sum())  # every attempt, retries too
+
+
+def _stated_costs(q, names) -> None:
+    for pattern, value in names:
+        assert float(re.search(pattern, q.question)[1]) == pytest.approx(value), pattern
+
+
+def _stated_sweep_command(q) -> None:
+    """The command that prints the column outside the notebook sweeps the asked column."""
+    kernel, share, _ = _first_vcpus_asked(q.question)
+    command = re.search(r'`python -c "(.*?)"`', q.question)[1]
+    assert f"kernels=['{kernel}']" in command and f"spurious_share=[{share:g}]" in command
+    assert "seeds=[0, 1, 2, 3], n_vcpus=[16, 32, 64, 128, 256, 416]" in command
+    assert "duration_us=10000)" in command and ".stall_p99_us.mean()" in command
+
+
+def _stated_queue(q) -> None:
+    kernel, _callback, _event, t_ms, release_ms = QUEUED.search(q.question).groups()
+    assert (kernel, f"seed {q.seed}") == ("v5.12", re.search(r"seed \d+", q.question)[0])
+    scene = re.search(r"`kv\.Scenario\((.*?)\)`", q.question)[1]
+    assert eval(f"kv.Scenario({scene})", {"kv": kv}) == exercises.QUEUE_SCENE
+    assert "in the whole run (0 to 3 ms)" in q.question and "lock qrwlock" in q.question
+    assert float(release_ms) > float(t_ms)
+
+
+# For each kind, the inputs its oracle above reads, each found in the question (and, where the
+# model holds the true value, equal to it): the memslots, the costs, the scene, the trace.
+STATED = {
+    "takes-lock": lambda q: (
+        _stated_slots(q), _kernel(q.question),
+        re.search(rf"calls `(\w+)` on hva range \[({HEX}), ({HEX})\)", q.question)[0]),
+    "zapped-gfns": lambda q: (
+        _stated_slots(q, gfns=True),
+        re.search(rf"`invalidate_range_start` on hva \[({HEX}), ({HEX})\)", q.question)[0]),
+    "hit-or-miss": lambda q: (
+        _stated_slots(q), re.search(rf"fires on hva \[({HEX}), ({HEX})\)", q.question)[0]),
+    "callback-order": lambda q: callback_oracle(q.question),
+    "trace-count": lambda q: (
+        TRACE_NAMED in q.question or pytest.fail("the trace is not named"),
+        re.search(r"between lines (\d+) and (\d+) \(both included\)", q.question)[0]),
+    "grant-order": _stated_requests,
+    "reader-wait": lambda q: (
+        _stated_requests(q), re.search(r"how long does request (\d+)", q.question)[0]),
+    "must-retry": lambda q: (
+        _stated_slots(q), must_retry_oracle(q.question),
+        re.search(r"samples `mmu_notifier_seq` = (\d+)", q.question)[0]),
+    "munmap-on-guest": _stated_munmap,
+    "walk-threshold": lambda q: (
+        _kernel(q.question), _asked(q.question),
+        _stated_costs(q, [(r"Visiting one memslot costs ([\d.]+) ns", DEFAULT.memslot_walk_ns),
+                          (r"`mmu_lock` costs ([\d.]+) ns", DEFAULT.lock_op_us * 1000)])),
+    "flush-hold": lambda q: (
+        _flush_asked(q.question),
+        _stated_costs(q, [
+            (r"lock \+ unlock ([\d.]+) ns", DEFAULT.lock_op_us * 1000),
+            (r"([\d.]+) ns per memslot walked", DEFAULT.memslot_walk_ns),
+            (r"\((\d+) memslots\)", len(DEFAULT.layout)),
+            (r"zapping ([\d.]+) µs", DEFAULT.zap_base_us),
+            (r"\+ ([\d.]+) µs per MiB", DEFAULT.zap_us_per_mib),
+            (r"TLB flush ([\d.]+) µs", DEFAULT.tlb_flush_base_us),
+            (r"([\d.]+) µs x N for N <= 64", DEFAULT.tlb_flush_per_vcpu_us),
+            (r"\(N/64\)\^([\d.]+)`", DEFAULT.tlb_flush_exponent),
+        ])),
+    "first-vcpus-above": lambda q: (
+        _first_vcpus_asked(q.question),
+        "the default VM for 10 ms at 16, 32, 64, 128, 256, 416 vCPUs, seeds 0 to 3" in q.question
+        or pytest.fail("the sweep is not stated"),
+        "`stall_p99_us`" in q.question or pytest.fail("the measure is not named"),
+        _stated_sweep_command(q)),
+    "ksm-hits": lambda q: (
+        TRACE_NAMED in q.question or pytest.fail("the trace is not named"),
+        KSM_ASKED.search(q.question)[0], "In the `ksm` phase" in q.question or pytest.fail()),
+    "v513-locks": lambda q: (
+        TRACE_NAMED in q.question or pytest.fail("the trace is not named"),
+        V513_ASKED.search(q.question)[0], "**v5.13**" in q.question or pytest.fail()),
+    "queued-behind": _stated_queue,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(exercises.KINDS))
+def test_every_question_states_the_inputs_of_its_oracle(kind):
+    """Seeds 0..99 (0..29 for the kinds that simulate per seed): each question states every
+    input its oracle in this file reads (the memslots, the costs, the lock requests and tie
+    rules, the callbacks' instants, the sweep and its measure, the trace by its files, the
+    simulated scene with its seed), with the model's true values where the model holds them."""
+    asked = _exercises_of(kind)[: 30 if kind in ("munmap-on-guest",) else 100]
+    assert set(STATED) == set(exercises.KINDS)
+    for q in asked:
+        STATED[kind](q)
+
+
+@pytest.mark.parametrize("kind", FAST_KINDS)
+def test_an_exercise_prints_no_answer_before_it_is_exercises_of(kind):
+    """repr() and str() of an exercise show the question, never the answer's explanation (the
+    Reveal button and -c do)."""
+    for q in _exercises_of(kind)[:10]:
+        assert q.explanation not in repr(q) and q.explanation not in str(q)
+        assert "answer=" not in repr(q) and "explanation=" not in repr(q)
 
 
 # -- seeds ------------------------------------------------------------------------------------

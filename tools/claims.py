@@ -158,6 +158,23 @@ def units(text: str) -> list[Unit]:
         + [(m.start(), m.end(), "fact") for m in _FACT.finditer(text)]
     )
     for start, end, kind in sorted(found):
+        # A fact on a line of its own right before a table covers every row of it (a table
+        # of measurements cites its source once).
+        line_end = text.find("\n", end)
+        line_end = len(text) if line_end < 0 else line_end
+        alone = (
+            text[text.rfind("\n", 0, start) + 1 : start].strip() == ""
+            and not text[end:line_end].strip()
+        )
+        if kind == "fact" and alone and text[line_end + 1 : line_end + 2] == "|":
+            source = _FACT.match(text[start:end]).group("source").strip()
+            cut = end
+            for u in (u for u in out if u.start > end):
+                if not u.visible.startswith("|") or "\n\n" in text[cut : u.start]:
+                    break  # the table ended
+                u.marks.append(Mark("fact", source, start, end))
+                cut = u.end
+            continue
         # The unit the mark stands in; a mark in the space between two sentences (after the
         # full stop it checks) or first in its unit belongs to the unit before.
         before = [i for i, u in enumerate(out) if u.start <= start]
@@ -264,13 +281,26 @@ def probe_source(expressions: list[str]) -> str:
     )
 
 
+_MEMO: dict = {}
+
+
+def memo(function, *args, **kwargs):
+    """``function(*args, **kwargs)``, computed once per process: documents that quote the same
+    experiment (the README and the workshop guide quote the headline) share it."""
+    key = (function.__module__, function.__qualname__, repr(args), repr(sorted(kwargs.items())))
+    if key not in _MEMO:
+        _MEMO[key] = function(*args, **kwargs)
+    return _MEMO[key]
+
+
 def document_namespace(text: str) -> dict:
     """The namespace a document's marks are evaluated in: kvmviz as ``kv``, the formatters,
-    then whatever its ``<!--claims-setup -->`` blocks define."""
+    ``memo`` (an experiment computed once for every document), then whatever its
+    ``<!--claims-setup -->`` blocks define."""
     import kvmviz as kv
     from kvmviz import _prose
 
-    space = {"kv": kv, **{n: getattr(_prose, n) for n in _prose.__all__}}
+    space = {"kv": kv, "memo": memo, **{n: getattr(_prose, n) for n in _prose.__all__}}
     for code in setup_code(text):
         exec(compile(code, "<claims-setup>", "exec"), space)
     return space
