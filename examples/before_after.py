@@ -1,4 +1,4 @@
-"""Before and after: fault stalls and brownout on v5.12 and v5.15, side by side.
+"""Before and after on the static setup: fault stalls and brownout on v5.12 and v5.15.
 
 The gallery's figure 'before-after': the same bytes as `kvmviz figures` writes.
 

@@ -1,4 +1,4 @@
-"""Brownout: the share of the VM's vCPUs stalled on mmu_lock over time, on each kernel.
+"""Brownout: the share of the VM's vCPUs stalled on mmu_lock over time, per kernel (static setup).
 
 The gallery's figure 'brownout': the same bytes as `kvmviz figures` writes.
 

@@ -1,5 +1,6 @@
-"""The headline with its range (the README's figure): p99 stall and brownout per kernel,
-each bar one free parameter over its plausible range, the dot its default (seeds 0-3).
+"""The headline with its range (the README's figure): brownout and p99 stall per fault per
+kernel on the static and the volatile setup, each bar one free parameter over its plausible
+range, the dot its default (seeds 0-3).
 
 The gallery's figure 'headline-ranges': the same bytes as `kvmviz figures` writes.
 

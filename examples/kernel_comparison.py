@@ -1,4 +1,4 @@
-"""Three kernels side by side: callbacks taking mmu_lock, p99 fault stall, vCPU time stalled.
+"""Three kernels on the static setup: callbacks taking mmu_lock, p99 stall per fault, brownout.
 
 The gallery's figure 'kernel-comparison': the same bytes as `kvmviz figures` writes.
 

@@ -1,4 +1,4 @@
-"""416 vCPUs on v5.12 around the longest writer wait: with this many lanes, vCPUs are grouped.
+"""The static setup on v5.12 around the longest writer wait: 416 vCPUs, grouped in lanes.
 
 The gallery's figure 'lock-timeline-416-vcpus': the same bytes as `kvmviz figures` writes.
 

@@ -1,4 +1,5 @@
-"""The fault stalls of each kernel in one static figure: distributions, and p99 with writer wait.
+"""Each fault's stall and each kernel's brownout split by what it waited behind (static
+setup), with the writers' mean wait.
 
 The gallery's figure 'stall-by-kernel': the same bytes as `kvmviz figures` writes.
 

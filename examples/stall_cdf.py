@@ -1,4 +1,4 @@
-"""How long vCPU faults wait for mmu_lock, on each kernel: cumulative distributions.
+"""How long each vCPU fault stalls on mmu_lock, on each kernel (static setup): CDFs.
 
 The gallery's figure 'stall-cdf': the same bytes as `kvmviz figures` writes.
 

@@ -3,8 +3,11 @@
 Both are drawn from a run's tidy tables and never simulate:
 
 * :func:`queue_frames` / :func:`draw_queue` / :func:`queue_animation`: who is inside
-  ``mmu_lock`` and who waits for it (FIFO), frame by frame; one panel per kernel on the same
-  workload, so the queues of v5.12 and v5.15 compare directly.
+  ``mmu_lock`` and who waits for it (FIFO), and behind which writer each waiting fault queued
+  (``run.faults["blocked_by"]``), frame by frame; one panel per kernel on the same workload,
+  so the queues of v5.12 and v5.15 compare directly. :func:`story_window` chooses, by a rule,
+  the window where a spurious writer holds readers back on v5.12 while the same notification
+  passes by without the lock on v5.15.
 * :func:`memslot_animation`: notifier ranges arriving one by one on
   :func:`kvmviz.plot.memslot_map`; a hit takes ``mmu_lock`` for write, a miss passes by without
   it where the kernel allows (the ``locked`` column of ``Run.notifiers``).
@@ -53,11 +56,13 @@ __all__ = [
     "Animation",
     "Blitter",
     "QueueState",
+    "Story",
     "draw_queue",
     "memslot_animation",
     "queue_animation",
     "queue_frames",
     "set_spans",
+    "story_window",
     "to_gif",
     "to_html",
 ]
@@ -66,11 +71,18 @@ _QUEUE_WINDOW_US = 60.0  # the default width of a queue animation's window
 
 
 # ---------------------------------------------------------------------------------------------
-# The queue: frame states from the lock table
+# The queue: frame states from the run's tables
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class QueueState:
     """``mmu_lock`` at one instant: who holds it, who waits for it, who passed it by.
+
+    Every acquisition is a row of the run's lock table (``Run.lock``'s columns ``holder, who,
+    mode, callback, t_request_us, t_grant_us, t_release_us``) plus ``kind`` ("reader" for a
+    hold for read, "writer" for one for write), ``row`` (its row of ``run.faults`` for a vCPU,
+    of ``run.notifiers`` for a callback) and ``blocked_by`` (for a fault attempt, the callback
+    it queued behind: ``run.faults["blocked_by"]``, the one home of that answer; -1 for a
+    callback).
 
     Attributes
     ----------
@@ -78,18 +90,22 @@ class QueueState:
         The instant, µs.
     kernel : str
     holders : pandas.DataFrame
-        Rows of ``Run.lock`` with ``t_grant_us <= t_us < t_release_us``, in grant order, plus
-        ``kind`` ("reader" / "writer").
+        The acquisitions with ``t_grant_us <= t_us < t_release_us``, in grant order.
     waiters : pandas.DataFrame
-        Rows of ``Run.lock`` with ``t_request_us <= t_us < t_grant_us``, in FIFO order (request
+        The acquisitions with ``t_request_us <= t_us < t_grant_us``, in FIFO order (request
         time; at one instant a writer before a reader, as the engine orders them), plus
-        ``kind``, ``position`` (0 is the head of the queue) and ``blocked_readers``: for a
-        writer, the waiting readers queued behind it; 0 for a reader.
+        ``position`` (0 is the head of the queue) and ``blocked_readers``: for a callback, the
+        waiting fault attempts whose ``blocked_by`` is it; 0 for a fault.
     passing : pandas.DataFrame
-        Notifier callbacks (rows of ``Run.notifiers``) that arrived in the last ``recent_us``
+        Notifier callbacks (rows of ``run.notifiers``) that arrived in the last ``recent_us``
         before ``t_us`` and did not take the lock.
-    callbacks_locked, callbacks_skipped : int
-        Notifier callbacks arrived by ``t_us`` that took ``mmu_lock`` / skipped it.
+    callbacks_locked : int
+        Notifier callbacks that took ``mmu_lock`` by ``t_us`` (granted: ``t_grant_us <=
+        t_us``).
+    callbacks_waiting : int
+        Notifier callbacks that asked for it and wait at ``t_us`` (not yet granted).
+    callbacks_skipped : int
+        Notifier callbacks arrived by ``t_us`` that skipped it.
     """
 
     t_us: float
@@ -98,6 +114,7 @@ class QueueState:
     waiters: pd.DataFrame
     passing: pd.DataFrame
     callbacks_locked: int
+    callbacks_waiting: int
     callbacks_skipped: int
 
     @property
@@ -114,11 +131,22 @@ class QueueState:
         writers = self.waiters[self.waiters["kind"] == "writer"]
         return None if writers.empty else writers.iloc[0]
 
+    def _behind(self, callbacks: pd.DataFrame) -> int:
+        """Waiting fault attempts whose ``blocked_by`` is one of these callbacks."""
+        rows = callbacks["row"][callbacks["holder"] == "notifier"].to_numpy()
+        faults = self.waiters[self.waiters["holder"] == "vcpu"]
+        return int(np.isin(faults["blocked_by"].to_numpy(), rows).sum())
+
     @property
     def blocked_readers(self) -> int:
-        """Waiting readers queued behind the first waiting writer (0 if no writer waits)."""
-        head = self.head_writer
-        return 0 if head is None else int(head["blocked_readers"])
+        """Waiting fault attempts queued behind a *waiting* writer (their ``blocked_by`` is a
+        callback that has not got the lock yet): the cost of the qrwlock's fairness."""
+        return self._behind(self.waiters)
+
+    @property
+    def readers_behind_holder(self) -> int:
+        """Waiting fault attempts queued behind the callback *holding* the lock."""
+        return self._behind(self.holders)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -130,37 +158,107 @@ class QueueState:
 
     @property
     def caption(self) -> str:
-        """One sentence saying what the picture shows."""
-        waiting = len(self.waiters)
+        """One sentence saying what the picture shows, in the state it shows: a writer
+        *holds* the lock only once granted; until then it *waits*."""
+        waiting_writers = self.waiters[self.waiters["kind"] == "writer"]
+        n_writers = len(waiting_writers)
         if self.writer_inside:
             writer = self.holders[self.holders["kind"] == "writer"].iloc[0]
-            text = f"writer ({writer['callback']}) holds mmu_lock alone"
-            return text + (
-                f"; {_count(waiting, 'other')} wait{'s' * (waiting == 1)}" * bool(waiting)
+            text = (
+                f"vCPU {writer['who']}'s fault holds mmu_lock for write"  # no TDP MMU, spinlock
+                if writer["holder"] == "vcpu"
+                else f"writer ({writer['callback']}) holds mmu_lock alone"
             )
-        if self.head_writer is not None:
-            return (
-                f"writer waits for {_count(self.readers_inside, 'reader')} inside; "
-                f"{_count(self.blocked_readers, 'new reader')} blocked"
+            behind = self.readers_behind_holder
+            others = len(self.waiters) - behind - int((waiting_writers["holder"] != "vcpu").sum())
+            faults = self.waiters[self.waiters["holder"] == "vcpu"]
+            noun = "reader" if (faults["kind"] == "reader").all() else "fault"
+            parts = [
+                (behind, f"{_count(behind, noun)} wait{'s' * (behind == 1)} for it"),
+                (others, f"{_count(others, 'other')} wait{'s' * (others == 1)}"),
+            ]
+            writers = int((waiting_writers["holder"] == "notifier").sum())
+            parts.append((writers, f"{_count(writers, 'writer')} wait{'s' * (writers == 1)}"))
+            return "; ".join([text, *(part for n, part in parts if n > 0)])
+        if n_writers:
+            head = waiting_writers.iloc[0]
+            who = (
+                f"writer ({head['callback']}) waits"
+                if n_writers == 1
+                else f"{n_writers} writers wait"
             )
+            inside = self.readers_inside
+            text = f"{who} for {_count(inside, 'reader')} inside" if inside else f"{who}"
+            blocked = self.blocked_readers
+            them = "it" if n_writers == 1 else "them"
+            return f"{text}; {_count(blocked, 'new reader')} blocked behind {them}"
+        waiting = len(self.waiters)
+        tail = (
+            f"{_count(waiting, 'other')} wait{'s' * (waiting == 1)}" if waiting else "nobody waits"
+        )
         if self.readers_inside:
             n = self.readers_inside
             verb = "share" if n > 1 else "holds"
-            return f"{_count(n, 'reader')} {verb} mmu_lock for read; nobody waits"
-        return "mmu_lock is free"
+            return f"{_count(n, 'reader')} {verb} mmu_lock for read; {tail}"
+        return "mmu_lock is free" + f"; {tail}" * bool(waiting)
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
-def _fifo(lock: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a lock table in queue order: by request time, a writer first at a tie (the
-    engine handles, at one instant, notifier arrivals before vCPU requests)."""
-    kind = np.where(lock["mode"].to_numpy() == "write", "writer", "reader")
-    out = lock.assign(kind=kind)
-    order = np.lexsort((out["t_grant_us"].to_numpy(), kind == "reader", out["t_request_us"]))
-    return out.iloc[order]
+def _acquisitions(run, start_us: float, end_us: float) -> pd.DataFrame:
+    """The acquisitions of ``mmu_lock`` that can show in ``[start_us, end_us]`` (requested by
+    its end, released after its start), in queue order: by request time, a writer first at a
+    tie (the engine handles, at one instant, notifier arrivals before vCPU requests). The
+    columns of :class:`QueueState`'s tables."""
+    f, n = run.faults, run.notifiers
+    f_request = f["t_request_us"].to_numpy(dtype=float)
+    f_release = f["t_release_us"].to_numpy(dtype=float)
+    faults = np.flatnonzero((f_request <= end_us) & (f_release > start_us))
+    locked = n["locked"].to_numpy(dtype=bool)
+    n_arrive = n["t_arrive_us"].to_numpy(dtype=float)
+    n_release = n["t_release_us"].to_numpy(dtype=float)
+    callbacks = np.flatnonzero(locked & (n_arrive <= end_us) & (n_release > start_us))
+    write_faults = run.scenario.faults_write(run.policy)
+    nf = len(faults)
+    holder = np.repeat(np.array(["vcpu", "notifier"]), [nf, len(callbacks)])
+    mode = np.where(holder == "notifier", "write", "write" if write_faults else "read")
+    table = pd.DataFrame(
+        {
+            "holder": holder,
+            "who": np.concatenate(
+                [f["vcpu"].to_numpy()[faults], n["event"].to_numpy()[callbacks]]
+            ).astype(np.int64),
+            "mode": mode,
+            "callback": np.concatenate(
+                [np.full(nf, "page_fault"), n["callback"].astype(str).to_numpy()[callbacks]]
+            ),
+            "t_request_us": np.concatenate([f_request[faults], n_arrive[callbacks]]),
+            "t_grant_us": np.concatenate(
+                [
+                    f["t_grant_us"].to_numpy(dtype=float)[faults],
+                    n["t_grant_us"].to_numpy(dtype=float)[callbacks],
+                ]
+            ),
+            "t_release_us": np.concatenate([f_release[faults], n_release[callbacks]]),
+            "kind": np.where(mode == "write", "writer", "reader"),
+            "row": np.concatenate([faults, callbacks]).astype(np.int64),
+            "blocked_by": np.concatenate(
+                [f["blocked_by"].to_numpy()[faults], np.full(len(callbacks), -1)]
+            ).astype(np.int64),
+        }
+    )
+    table["wait_us"] = table["t_grant_us"] - table["t_request_us"]
+    table["hold_us"] = table["t_release_us"] - table["t_grant_us"]
+    order = np.lexsort(
+        (
+            table["t_grant_us"].to_numpy(),
+            table["holder"].to_numpy() == "vcpu",
+            table["t_request_us"].to_numpy(),
+        )
+    )
+    return table.iloc[order].reset_index(drop=True)
 
 
 def queue_frames(
@@ -171,8 +269,9 @@ def queue_frames(
     Parameters
     ----------
     run : Run
-        Read: ``run.lock`` (holders and waiters), ``run.notifiers`` (callbacks that skipped the
-        lock), ``run.kernel``.
+        Read: ``run.faults`` (with ``blocked_by``, who queued behind whom) and
+        ``run.notifiers`` (the callbacks that took the lock and those that skipped it),
+        ``run.kernel``.
     start_us, end_us : float
         The window, µs; frame ``i`` is at ``start_us + i * (end_us - start_us) / n_frames``.
     n_frames : int
@@ -191,20 +290,18 @@ def queue_frames(
     n_frames = int(n_frames)
     step = (end_us - start_us) / n_frames
     recent_us = 3 * step if recent_us is None else float(recent_us)
-    lock = run.lock
-    # Only the rows that can appear in the window.
-    near = (lock["t_request_us"].to_numpy() <= end_us) & (
-        lock["t_release_us"].to_numpy() > start_us
-    )
-    lock = _fifo(lock[near]).reset_index(drop=True)
+    lock = _acquisitions(run, start_us, end_us)
     request = lock["t_request_us"].to_numpy()
     grant = lock["t_grant_us"].to_numpy()
     release = lock["t_release_us"].to_numpy()
     by_grant = np.argsort(grant, kind="stable")
-    is_reader = (lock["kind"] == "reader").to_numpy()
+    is_callback = (lock["holder"] == "notifier").to_numpy()
+    callback_row = np.where(is_callback, lock["row"].to_numpy(), -2)
+    blocked_by = lock["blocked_by"].to_numpy()
     notifiers = run.notifiers
     locked = notifiers["locked"].to_numpy(dtype=bool)
     arrive = notifiers["t_arrive_us"].to_numpy()
+    grant_locked = np.sort(notifiers["t_grant_us"].to_numpy(dtype=float)[locked])
     arrive_locked = np.sort(arrive[locked])
     arrive_skipped = np.sort(arrive[~locked])
     skipped = notifiers[~locked].sort_values("t_arrive_us", kind="stable")
@@ -213,12 +310,13 @@ def queue_frames(
     for t in start_us + step * np.arange(n_frames):
         inside = by_grant[(grant[by_grant] <= t) & (t < release[by_grant])]
         waiting = np.flatnonzero((request <= t) & (t < grant))  # already in FIFO order
-        readers_behind = np.cumsum(is_reader[waiting][::-1])[::-1] - is_reader[waiting]
+        behind = blocked_by[waiting]
+        blocked = [int((behind == callback_row[i]).sum()) if is_callback[i] else 0 for i in waiting]
         waiters = lock.iloc[waiting].assign(
-            position=np.arange(len(waiting)),
-            blocked_readers=np.where(is_reader[waiting], 0, readers_behind),
+            position=np.arange(len(waiting)), blocked_readers=np.array(blocked, dtype=np.int64)
         )
         lo, hi = np.searchsorted(skipped_arrive, [t - recent_us, t], side="right")
+        took = int(np.searchsorted(grant_locked, t, side="right"))
         states.append(
             QueueState(
                 t_us=float(t),
@@ -226,11 +324,174 @@ def queue_frames(
                 holders=lock.iloc[inside],
                 waiters=waiters,
                 passing=skipped.iloc[lo:hi],
-                callbacks_locked=int(np.searchsorted(arrive_locked, t, side="right")),
+                callbacks_locked=took,
+                callbacks_waiting=int(np.searchsorted(arrive_locked, t, side="right")) - took,
                 callbacks_skipped=int(np.searchsorted(arrive_skipped, t, side="right")),
             )
         )
     return states
+
+
+@dataclass(frozen=True)
+class Story:
+    """Where a queue animation tells its story (:func:`story_window`).
+
+    Attributes
+    ----------
+    start_us, end_us : float
+        The window, µs.
+    event : int
+        The notification event (``run.notifiers["event"]``, the same in every run of one
+        scenario and seed).
+    callback : str
+        Its callback that waited for ``mmu_lock`` on the first run.
+    rows : dict of str to int
+        That callback's row of ``run.notifiers`` in each run, by label.
+    blocked : int
+        Fault attempts of the first run whose ``blocked_by`` is that callback.
+    wait_us : float
+        How long that callback waited for the lock on the first run.
+    """
+
+    start_us: float
+    end_us: float
+    event: int
+    callback: str
+    rows: dict
+    blocked: int
+    wait_us: float
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """``(start_us, end_us)``, for :func:`queue_animation`."""
+        return self.start_us, self.end_us
+
+
+def _occurrence(notifiers: pd.DataFrame) -> np.ndarray:
+    """Each callback's rank among the callbacks of the same name in its event (a KSM merge
+    runs two start / change_pte / end triples): with ``event`` and ``callback``, a name for a
+    callback that holds in every run of one stream."""
+    return notifiers.groupby(["event", "callback"], sort=False).cumcount().to_numpy()
+
+
+def story_window(runs, width_us: float = _QUEUE_WINDOW_US, *, lead: float = 0.25) -> Story:
+    """The window in which a spurious writer holds readers back on the first run and the same
+    notification passes without the lock on the others: the rule behind
+    :func:`queue_animation`'s default window.
+
+    The rule: among the first run's notifier callbacks that missed every memslot (spurious),
+    took ``mmu_lock`` and waited for it, keep those that skipped the lock in every other run
+    (the same event and callback: a run of one scenario and seed has the same notification
+    stream on every kernel) and that arrive, in every run, less than ``(1 - 2 * lead) *
+    width_us`` apart; pick the one with the most fault attempts whose ``blocked_by`` is it
+    (ties: the earliest to arrive). The window is ``width_us`` wide and starts ``lead *
+    width_us`` before its earliest arrival (an ``invalidate_range_end`` arrives later where
+    its start waited), so every frame-maker sees it arrive: on the first run it waits with
+    readers queued behind it, on the others it passes by.
+
+    Parameters
+    ----------
+    runs : mapping of label to Run
+        Runs of one scenario and seed, the locking kernel first (``{"v5.12": ..., "v5.15":
+        ...}``); at least two.
+    width_us : float
+        The window's width, µs.
+    lead : float
+        Share of the window before the callback arrives, in [0, 0.5).
+
+    Returns
+    -------
+    Story
+
+    Raises
+    ------
+    ValueError
+        Fewer than two runs; runs of different notification streams; or no spurious callback
+        that waited on the first run and skipped the lock on the others.
+
+    Examples
+    --------
+    >>> setup = kv.presets.static_setup()  # doctest: +SKIP
+    >>> runs = {k: kv.simulate(setup, k) for k in ("v5.12", "v5.15")}  # doctest: +SKIP
+    >>> story = kv.animate.story_window(runs)  # doctest: +SKIP
+    >>> kv.animate.queue_animation(runs, *story.window)  # doctest: +SKIP
+    """
+    runs = dict(runs)
+    if len(runs) < 2:
+        raise ValueError(
+            f"story_window needs two runs or more (a locking kernel first), got {len(runs)}"
+        )
+    width_us = float(width_us)
+    if not width_us > 0:
+        raise ValueError(f"width_us = {width_us!r}: expected a positive number of µs")
+    if not 0 <= lead < 0.5:
+        raise ValueError(f"lead = {lead!r}: expected a share of the window in [0, 0.5)")
+    labels = list(runs)
+    keyed = {}
+    for label, run in runs.items():
+        n = run.notifiers
+        key = pd.MultiIndex.from_arrays(
+            [n["event"].to_numpy(), n["callback"].astype(str).to_numpy(), _occurrence(n)]
+        )
+        keyed[label] = pd.DataFrame(
+            {
+                "row": np.arange(len(n)),
+                "locked": n["locked"].to_numpy(dtype=bool),
+                "arrive": n["t_arrive_us"].to_numpy(dtype=float),
+            },
+            index=key,
+        )
+    first_label, first = labels[0], runs[labels[0]]
+    # The same stream: every event's first callback arrives at the same instant in every run.
+    starts = {
+        label: runs[label].notifiers.groupby("event", sort=True)["t_arrive_us"].min()
+        for label in labels
+    }
+    for label in labels[1:]:
+        if not starts[label].equals(starts[first_label]):
+            raise ValueError(
+                f"runs {first_label!r} and {label!r} have different notification streams: "
+                "expected runs of one scenario and seed"
+            )
+    n = first.notifiers
+    candidate = (
+        n["locked"].to_numpy(dtype=bool)
+        & ~n["hit"].to_numpy(dtype=bool)
+        & (n["wait_us"].to_numpy(dtype=float) > 0)
+    )
+    table = keyed[first_label][candidate].rename(columns=lambda c: f"{c}:{first_label}")
+    for label in labels[1:]:
+        other = keyed[label].rename(columns=lambda c, label=label: f"{c}:{label}")
+        table = table.join(other, how="inner")
+        table = table[~table[f"locked:{label}"].to_numpy(dtype=bool)]
+    arrivals = table[[c for c in table.columns if c.startswith("arrive")]].to_numpy()
+    table = table[arrivals.max(axis=1) - arrivals.min(axis=1) < (1 - 2 * lead) * width_us]
+    if table.empty:
+        raise ValueError(
+            f"no spurious callback waited for mmu_lock on {first_label!r} and skipped it on "
+            f"{', '.join(repr(x) for x in labels[1:])}: no story to tell in these runs"
+        )
+    blocked_by = first.faults["blocked_by"].to_numpy()
+    counts = np.bincount(blocked_by[blocked_by >= 0], minlength=len(n))
+    rows = table[f"row:{first_label}"].to_numpy()
+    earliest = table[[c for c in table.columns if c.startswith("arrive")]].min(axis=1).to_numpy()
+    pick = np.lexsort((earliest, -counts[rows]))[0]
+    event, callback, _k = table.index[pick]
+    start = max(0.0, float(earliest[pick]) - lead * width_us)
+    duration = min(run.scenario.duration_us for run in runs.values())
+    start = max(0.0, min(start, duration - width_us))
+    return Story(
+        start_us=start,
+        end_us=start + width_us,
+        event=int(event),
+        callback=str(callback),
+        rows={
+            first_label: int(rows[pick]),
+            **{label: int(table[f"row:{label}"].to_numpy()[pick]) for label in labels[1:]},
+        },
+        blocked=int(counts[rows[pick]]),
+        wait_us=float(n["wait_us"].to_numpy()[rows[pick]]),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,13 +540,34 @@ class _QueuePlan:
     readers: tuple[str, ...]  # vCPU numbers of the readers inside, as shown
     readers_more: int
     writer: str  # label of the writer inside, "" if none
-    queue: tuple[tuple[str, str], ...]  # (kind, label) per waiter shown, head first
+    queue: tuple[tuple[str, str, str], ...]  # (kind, square text, label) per waiter, head first
     queue_more: int
     gate: int  # queue position of the first waiting writer, -1 if none shown
-    blocked: int  # readers queued behind it
+    blocked: int  # fault attempts blocked by a waiting writer (their blocked_by)
+    writers_waiting: int
     passing: int
+    passing_text: str
     caption: str
     stats: str
+
+
+def _writer_label(callback: str, event) -> str:
+    """A callback named with its event, so that the same notification can be found on every
+    panel."""
+    return f"{_SHORT.get(callback, callback)}, event {event}"
+
+
+def _passing_text(passing: pd.DataFrame) -> str:
+    """What passed by: the callbacks by name while they fit (so that the event a kernel locks
+    for can be found passing by on another), else how many."""
+    if passing.empty:
+        return ""
+    names = [
+        _writer_label(c, e)
+        for c, e in zip(passing["callback"].astype(str), passing["event"], strict=True)
+    ]
+    what = " and ".join(names) if len(names) <= 2 else _count(len(names), "notifier callback")
+    return f"{what} passed by without the lock (missed every memslot)"
 
 
 def _queue_plan(state: QueueState) -> _QueuePlan:
@@ -302,8 +584,10 @@ def _queue_plan(state: QueueState) -> _QueuePlan:
     w_who = state.waiters["who"].to_numpy()
     w_cb = state.waiters["callback"].astype(str).to_numpy()
     n_q = len(w_kind) if len(w_kind) <= _QUEUE_SLOTS else _QUEUE_SLOTS - 1
+    # A reader's square shows its vCPU; a writer's shows W and its event (the same event on
+    # every panel), its callback written above it.
     queue = tuple(
-        (k, str(v) if k == "reader" else _SHORT.get(c, c))
+        (k, str(v), "") if k == "reader" else (k, f"W{v}", _SHORT.get(c, c))
         for k, v, c in zip(w_kind[:n_q], w_who[:n_q], w_cb[:n_q], strict=True)
     )
     head = state.head_writer
@@ -317,11 +601,13 @@ def _queue_plan(state: QueueState) -> _QueuePlan:
         queue_more=len(w_kind) - n_q,
         gate=gate,
         blocked=state.blocked_readers,
+        writers_waiting=int((w_kind == "writer").sum()),
         passing=len(state.passing),
+        passing_text=_passing_text(state.passing),
         caption=state.caption,
         stats=(
-            f"so far: {_count(state.callbacks_locked, 'notifier callback')} took mmu_lock, "
-            f"{state.callbacks_skipped} skipped it"
+            f"notifier callbacks so far: {state.callbacks_locked} took mmu_lock, "
+            f"{state.callbacks_waiting} waiting for it, {state.callbacks_skipped} skipped it"
         ),
     )
 
@@ -488,9 +774,9 @@ class _QueueView:
         ):
             shown = k < len(plan.queue)
             patch.set_visible(shown)
-            kind, text = plan.queue[k] if shown else ("", "")
-            _set_id(label, text if kind == "reader" else "W" if shown else "")
-            name.set_text(text if kind == "writer" else "")
+            kind, text, above = plan.queue[k] if shown else ("", "", "")
+            _set_id(label, text)
+            name.set_text(above)
             if shown:
                 patch.set(facecolor=COLORS["write" if kind == "writer" else "read"], **_WAITING)
         self.more_queue.set_text(f"+{plan.queue_more}" if plan.queue_more else "")
@@ -502,44 +788,42 @@ class _QueueView:
             x_gate = _QUEUE_X0 + plan.gate + 0.5
             self.gate.set_data([x_gate, x_gate], [_QUEUE_Y - 0.7, _QUEUE_Y + 0.7])
             last = len(plan.queue) - 1
-            if last > plan.gate:
+            if last > plan.gate and plan.blocked:
                 x0, x1 = _QUEUE_X0 + plan.gate + 0.65, _QUEUE_X0 + last + 0.4
                 y = _QUEUE_Y - 0.6
                 self.bracket.set_data([x0, x0, x1, x1], [y + 0.12, y, y, y + 0.12])
                 self.bracket_text.set_position(((x0 + x1) / 2, y - 0.1))
+                writers = "writer" if plan.writers_waiting == 1 else "writers"
                 self.bracket_text.set_text(
-                    f"{_count(plan.blocked, 'reader')} blocked by the waiting writer"
-                    if plan.blocked
-                    else "queued behind the waiting writer"
+                    f"{_count(plan.blocked, 'reader')} blocked by the waiting {writers}"
                 )
         # Callbacks that skip the lock pass by below, without queueing.
         n_pass = min(plan.passing, _PASS_SLOTS)
         for k, patch in enumerate(self.passing):
             patch.set_visible(k < n_pass)
         self.passing_text.set_position((_QUEUE_X0 + n_pass - 0.1, _PASS_Y))
-        self.passing_text.set_text(
-            f"{_count(plan.passing, 'notifier callback')} passed by without the lock "
-            "(its range missed every memslot)"
-            if plan.passing
-            else ""
-        )
+        self.passing_text.set_text(plan.passing_text)
         self.caption.set_text(plan.caption)
         self.stats.set_text(plan.stats)
 
 
 def _set_id(label, text: str) -> None:
-    """Write a vCPU number in its square, smaller from three digits on (416-vCPU VMs)."""
+    """Write a vCPU number (or W and an event number) in its square, smaller from three
+    characters on (416-vCPU VMs, events past 99)."""
     label.set_text(text)
-    label.set_fontsize(_ID_STYLE["fontsize"] if len(text) < 3 else 5.5)
+    n = len(text)
+    label.set_fontsize(_ID_STYLE["fontsize"] if n < 3 else 5.5 if n == 3 else 4.5)
 
 
 def _legend_handles() -> list[Patch]:
     return [
+        Patch(facecolor=COLORS["read"], edgecolor="white", label="reader: vCPU fault (vCPU no.)"),
         Patch(
-            facecolor=COLORS["read"], edgecolor="white", label="reader: vCPU page fault (vCPU no.)"
+            facecolor=COLORS["write"],
+            edgecolor="white",
+            label="writer: notifier callback (W, event)",
         ),
-        Patch(facecolor=COLORS["write"], edgecolor="white", label="writer: notifier callback (W)"),
-        Patch(facecolor="#bbbbbb", label="waiting (orange dashed outline)", **_WAITING),
+        Patch(facecolor="#bbbbbb", label="waiting (dashed outline)", **_WAITING),
         Patch(
             facecolor="white",
             edgecolor=COLORS["miss"],
@@ -822,6 +1106,16 @@ def _themed(build: Callable[[dict], Animation], context: str = "notebook") -> An
         return build(_snapshot_rc())
 
 
+def _default_window(runs: dict, width_us: float) -> tuple[float, float]:
+    """:func:`story_window` where it finds a story, else the first run's busiest window."""
+    if len(runs) >= 2:
+        try:
+            return story_window(runs, width_us).window
+        except ValueError:
+            pass
+    return metrics.busiest_window(next(iter(runs.values())), width_us, whole=False)
+
+
 def queue_animation(
     runs,
     start_us: float | None = None,
@@ -844,8 +1138,11 @@ def queue_animation(
     runs : Run or mapping of label to Run
         A label that is a kernel name is shown as that kernel's long label.
     start_us, end_us : float, optional
-        The window, µs; default ``width_us`` wide around the first run's notifier callback that
-        waited longest for ``mmu_lock`` (:func:`kvmviz.metrics.busiest_window`, ``whole=False``:
+        The window, µs. Default, for two runs or more: the story's window
+        (:func:`story_window`): a spurious callback that waits for ``mmu_lock`` on the first
+        run, with the most faults queued behind it, passing by without the lock on the others.
+        For one run, or runs with no such callback: ``width_us`` wide around the first run's
+        callback that waited longest (:func:`kvmviz.metrics.busiest_window`, ``whole=False``:
         the frames span a fixed window).
     n_frames : int
     fps : float
@@ -863,8 +1160,14 @@ def queue_animation(
     if not runs:
         raise ValueError("queue_animation needs at least one run")
     if start_us is None or end_us is None:
-        start_us, end_us = metrics.busiest_window(next(iter(runs.values())), width_us, whole=False)
-    frames = [queue_frames(run, start_us, end_us, n_frames=n_frames) for run in runs.values()]
+        start_us, end_us = _default_window(runs, width_us)
+    # A callback that skips the lock stays in view for a second of playback, long enough to
+    # be seen passing by while its twin on the other panel waits.
+    recent_us = max(3, round(fps)) * (float(end_us) - float(start_us)) / max(int(n_frames), 1)
+    frames = [
+        queue_frames(run, start_us, end_us, n_frames=n_frames, recent_us=recent_us)
+        for run in runs.values()
+    ]
     plans: list[list[_QueuePlan | None]] = [[None] * len(f) for f in frames]
 
     def build(rc):

@@ -12,8 +12,8 @@ https://ui.perfetto.dev opens, by its suffix:
     A Perfetto protobuf trace, built with the ``perfetto`` package's
     :class:`~perfetto.trace_builder.proto_builder.TraceProtoBuilder`: the same tracks, slices
     and instants, counter tracks with units, and *flows* from each callback waiting for
-    ``mmu_lock`` to the faults queued behind it (the qrwlock's fairness, which the JSON format
-    cannot draw). Timestamps are ns.
+    ``mmu_lock`` to the faults queued behind it (``run.faults["blocked_by"]``: the qrwlock's
+    fairness, which the JSON format cannot draw). Timestamps are ns.
 
 What the tracks carry (both formats, one track per row, top to bottom):
 
@@ -166,7 +166,7 @@ def _notifier_tracks(trace: _Trace, run) -> dict:
         trace.instants.append((track, int(arrive[row]), f"{callback} arrives", args))
         trace.slices.append((track, int(arrive[row]), int(end[row]), 0, callback, args))
         if took:
-            mode = {"kernel": kernel, "callback": callback, "hit": args["hit"]}
+            mode = {"kernel": kernel, "callback": callback, "hit": args["hit"], "event": int(event)}
             if grant[row] > arrive[row]:
                 waits[row] = len(trace.slices)
                 trace.slices.append(
@@ -260,24 +260,19 @@ def _vcpu_tracks(trace: _Trace, run) -> np.ndarray:
 def _flows(run, callback_waits: dict, fault_waits: np.ndarray) -> list[tuple[int, int]]:
     """From each callback that waited for ``mmu_lock`` to the faults queued behind it.
 
-    A fault is queued behind the last callback that asked for the lock before it did and had
-    not released it yet, if the fault then waited (under the qrwlock, a waiting writer holds
-    back every new reader: ``queued_read_lock_slowpath``)."""
+    Who queued behind whom is ``run.faults["blocked_by"]`` (the row of ``run.notifiers`` the
+    attempt waited behind, see :class:`kvmviz.Run`): a flow goes from a callback's ``waiting
+    for mmu_lock (write)`` slice to the ``waiting for mmu_lock`` slice of every attempt whose
+    ``blocked_by`` is that callback. A callback that got the lock at once has no wait slice,
+    so the faults that queued behind its hold get no flow."""
     if not callback_waits:
         return []
-    n = run.notifiers
-    rows = np.array(sorted(callback_waits, key=lambda r: n["t_arrive_us"].iloc[r]))
-    w_request = _ns(n["t_arrive_us"].to_numpy()[rows])
-    w_release = _ns(n["t_release_us"].to_numpy()[rows])
-    f = run.faults
-    waited = np.flatnonzero(fault_waits >= 0)
-    r_request = _ns(f["t_request_us"].to_numpy()[waited])
-    ahead = np.searchsorted(w_request, r_request, side="right") - 1
-    ok = ahead >= 0
-    ok[ok] = w_release[ahead[ok]] > r_request[ok]
+    blocked = run.faults["blocked_by"].to_numpy()
+    rows = np.flatnonzero((fault_waits >= 0) & (blocked >= 0))
     return [
-        (callback_waits[rows[a]], int(fault_waits[i]))
-        for a, i in zip(ahead[ok], waited[ok], strict=True)
+        (callback_waits[int(blocked[i])], int(fault_waits[i]))
+        for i in rows
+        if int(blocked[i]) in callback_waits
     ]
 
 
@@ -320,7 +315,12 @@ def _window(run, window):
     f, n = run.faults, run.notifiers
     f = f[(f["t_request_us"].to_numpy() < end) & (f["t_release_us"].to_numpy() >= start)]
     last = np.fmax(n["t_done_us"].to_numpy(), n["t_release_us"].to_numpy())
-    n = n[(n["t_arrive_us"].to_numpy() < end) & (last >= start)]
+    kept = (n["t_arrive_us"].to_numpy() < end) & (last >= start)
+    n = n[kept]
+    # blocked_by names rows of the whole run's notifiers: renumber it to the rows kept, -1
+    # where the callback a fault queued behind falls outside the window.
+    renumber = np.append(np.where(kept, np.cumsum(kept) - 1, -1), -1)
+    f = f.assign(blocked_by=renumber[f["blocked_by"].to_numpy()])
     cut = replace(run, faults=f.reset_index(drop=True), notifiers=n.reset_index(drop=True))
     return cut, f", window {start / 1000:g}-{end / 1000:g} ms"
 
@@ -450,9 +450,10 @@ def perfetto_trace(run, *, window=None) -> bytes:
     named track per notifier lane, invalidation lane and vCPU. Slices are ``TYPE_SLICE_BEGIN``
     / ``TYPE_SLICE_END`` pairs with the args as debug annotations on the begin; arrivals are
     ``TYPE_INSTANT``. Each flow starts on a callback's ``waiting for mmu_lock (write)`` begin
-    (``flow_ids``) and ends on the ``waiting for mmu_lock`` begin of a fault queued behind it
-    (``terminating_flow_ids``). Timestamps are ns of simulated time, from 0; packets are in
-    time order, ends before begins at one instant.
+    (``flow_ids``) and ends on the ``waiting for mmu_lock`` begin of each fault attempt whose
+    ``run.faults["blocked_by"]`` is that callback (``terminating_flow_ids``). Timestamps are
+    ns of simulated time, from 0; packets are in time order, ends before begins at one
+    instant.
 
     Parameters
     ----------

@@ -32,7 +32,7 @@ from ._files import check_free, umask
 from .engine import simulate
 from .kernels import KERNELS
 from .notifiers import generate_stream
-from .presets import VMM_HEAP, q35_512m_layout
+from .presets import VMM_HEAP, q35_512m_layout, static_setup, volatile_setup
 from .scenario import Scenario
 from .theme import KERNEL_STYLES, set_theme
 
@@ -53,8 +53,14 @@ __all__ = [
 FORMATS = plot.FORMATS
 ANIMATION_FORMATS = ("html", "gif")
 
-# The VM of the notebooks: 416 vCPUs, 12 TiB, every parameter at its cited default.
+# The VM of the notebooks: 416 vCPUs, 12 TiB, every parameter at its cited default (the maps of
+# its memslots and the perf-lock tables).
 LARGE_VM = Scenario()
+# The two setups of 8931a454ae's message (kvmviz.presets): the chapter-04 figures open on the
+# static one, where v5.15 stalls nothing, and show the volatile one where it makes the point.
+STATIC = static_setup()
+VOLATILE = volatile_setup()
+SETUP_NAMES = {STATIC: "static", VOLATILE: "volatile"}
 # A fault storm on a small VM (guest runs 10 µs between faults, 5,000 notifications a second),
 # so that a window of a few tens of µs shows readers queueing behind a writer.
 SMALL_VM = Scenario(
@@ -66,16 +72,10 @@ MAP_DURATION_US = 200_000.0
 # The headline's range: each free parameter over its plausible range, averaged over 4 seeds.
 HEADLINE_SEEDS = 4
 
-# The standard animations' workloads (free parameters, chosen to be watched): enough vCPUs
-# faulting that several readers are inside at once, and notifications often enough that writers
-# queue in a 60 µs window. Most notifications are spurious, as in the 8931a454ae cover letter.
-QUEUE_SCENARIO = Scenario(
-    n_vcpus=24,
-    duration_us=4_000.0,
-    guest_run_us=30.0,
-    notifier_rate_hz=20_000.0,
-    spurious_share=0.9,
-)
+# The standard animations' workloads (free parameters, chosen to be watched). The queue: the
+# static setup on 24 vCPUs (every waiter fits on screen) faulting every ~30 µs of guest time, so
+# that several readers are inside at once when a spurious writer arrives.
+QUEUE_SCENARIO = static_setup(n_vcpus=24, duration_us=4_000.0, guest_run_us=30.0)
 # Hits and misses in even measure, so both are seen landing within a few seconds.
 MEMSLOT_SCENARIO = Scenario(
     n_vcpus=24, duration_us=4_000.0, notifier_rate_hz=20_000.0, spurious_share=0.6
@@ -108,16 +108,23 @@ class _Render:
             self._cache[key] = simulate(scenario, kernel, "qrwlock", self.seed)
         return self._cache[key]
 
-    def kernels(self, scenario: Scenario = LARGE_VM) -> dict:
+    def kernels(self, scenario: Scenario = STATIC) -> dict:
         return {kernel: self.run(scenario, kernel) for kernel in KERNELS}
 
-    def sensitivity(self, scenario: Scenario = LARGE_VM):
+    def sensitivity(self, scenario: Scenario = STATIC):
         """:func:`kvmviz.experiments.sensitivity` over :data:`HEADLINE_SEEDS` seeds from
         this render's seed."""
         key = ("sensitivity", scenario)
         if key not in self._cache:
             seeds = tuple(range(self.seed, self.seed + HEADLINE_SEEDS))
             self._cache[key] = experiments.sensitivity(scenario, seeds=seeds)
+        return self._cache[key]
+
+    def setups(self, seeds: tuple[int, ...]):
+        """:func:`kvmviz.experiments.compare_setups` over ``seeds``, computed once."""
+        key = ("setups", seeds)
+        if key not in self._cache:
+            self._cache[key] = experiments.compare_setups(seeds=seeds)
         return self._cache[key]
 
     def stream(self, scenario: Scenario):
@@ -175,46 +182,100 @@ def _fig_memslots_q35(render: _Render) -> Figure:
     )
 
 
+def _percent(share: float) -> str:
+    """A share as the captions write it: "none" at exactly 0, "under 1%" below 0.5 %."""
+    if share == 0:
+        return "none"
+    return "under 1%" if share < 0.005 else f"{share:.0%}"
+
+
+def _describe_setup(scenario: Scenario) -> str:
+    """What a setup's notifications are, from its own parameters."""
+    name = SETUP_NAMES.get(scenario, "custom")
+    guest = scenario.notifier_rate_hz * (1 - scenario.spurious_share)
+    if guest == 0:
+        what = "every MMU notification spurious"
+    else:
+        what = f"{guest:,.0f} of {scenario.notifier_rate_hz:,.0f} notifications/s on guest memory"
+    return f"the {name} setup ({scenario.n_vcpus} vCPUs, {what})"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _fig_stall_cdf(render: _Render) -> Figure:
-    """Fault stalls on the three kernels, as cumulative distributions."""
+    """Each fault's stall on the three kernels, as cumulative distributions (static setup)."""
     fig = render.figure(6.4, 4.0)
-    plot.stall_cdf(render.kernels(), ax=fig.subplots())
+    plot.stall_cdf(render.kernels(STATIC), ax=fig.subplots())
+    _caption(fig, _sentence(_describe_setup(STATIC)))
     return fig
 
 
 def _fig_brownout(render: _Render) -> Figure:
-    """The share of vCPUs stalled over time on the three kernels."""
+    """The share of the VM's vCPUs stalled over time on the three kernels (static setup)."""
     fig = render.figure(6.4, 4.0)
-    ax = plot.brownout_curve(render.kernels(), ax=fig.subplots())
+    ax = plot.brownout_curve(render.kernels(STATIC), ax=fig.subplots())
     _label_lines(ax)
+    _caption(fig, _sentence(_describe_setup(STATIC)))
     return fig
 
 
 def _fig_kernel_comparison(render: _Render) -> Figure:
-    """Cause and effect per kernel: callbacks taking the lock, p99 stall, vCPU time stalled."""
-    table = metrics.kernel_table(render.kernels())
+    """Cause and effect per kernel: callbacks taking the lock, p99 stall per fault, share of
+    the VM's vCPU time stalled (static setup)."""
+    table = metrics.kernel_table(render.kernels(STATIC))
     fig = render.figure(10, 3.4)
     for ax, metric in zip(
-        fig.subplots(1, 3), ("lock_taken", "p99_us", "brownout_mean"), strict=True
+        fig.subplots(1, 3), ("lock_taken", "stall_p99_us", "brownout_mean"), strict=True
     ):
         plot.kernel_bars(table, ax=ax, metric=metric)
     _caption(
         fig,
-        f"The same {LARGE_VM.n_vcpus}-vCPU VM, workload and {LARGE_VM.duration_us / 1000:.0f} ms "
-        "of notifications on three kernels",
+        f"{_sentence(_describe_setup(STATIC))}: the same workload and "
+        f"{STATIC.duration_us / 1000:.0f} ms of notifications on three kernels",
     )
     return fig
 
 
-def _fig_stall_by_kernel(render: _Render) -> Figure:
-    """Chapter 04's static per-kernel figure: the stall distributions, and each kernel's p99
-    fault stall with its writers' mean wait."""
+def _stall_by_kernel(render: _Render, scenario: Scenario) -> Figure:
     fig = render.figure(10, 3.8)
-    plot.stall_by_kernel(render.kernels(), ax=fig.subplots(1, 2, width_ratios=[1.6, 1]))
+    plot.stall_by_kernel(render.kernels(scenario), ax=fig.subplots(1, 2, width_ratios=[1.5, 1]))
+    _caption(fig, f"{_sentence(_describe_setup(scenario))} on three kernels")
+    return fig
+
+
+def _fig_stall_by_kernel(render: _Render) -> Figure:
+    """Chapter 04's static per-kernel figure on the static setup: each fault's stall as a
+    distribution, and each kernel's brownout split by what the faults waited behind, with its
+    writers' mean wait."""
+    return _stall_by_kernel(render, STATIC)
+
+
+def _fig_stall_by_kernel_volatile(render: _Render) -> Figure:
+    """The same figure on the volatile setup: v5.15 still stalls, behind hits."""
+    return _stall_by_kernel(render, VOLATILE)
+
+
+def _fig_stall_split(render: _Render) -> Figure:
+    """The brownout split by what the faults waited behind, static and volatile side by side:
+    the part behind misses goes to zero on v5.15 in both, the part behind hits stays."""
+    fig = render.figure(10, 4.0)
+    axes = fig.subplots(1, 2, sharey=True)
+    # The README's headline numbers: the means of HEADLINE_SEEDS seeds (compare_setups).
+    seeds = tuple(range(render.seed, render.seed + HEADLINE_SEEDS))
+    table = render.setups(seeds)
+    for ax, (setup, scenario) in zip(
+        axes, (("static", STATIC), ("volatile", VOLATILE)), strict=True
+    ):
+        plot.stall_split(table.loc[setup], ax=ax)
+        name, _, what = _describe_setup(scenario).removeprefix("the ").partition(" (")
+        ax.set_title(f"{name}\n{what.rstrip(')')}", loc="left", fontsize="medium")
+    axes[1].set_ylabel("")
     _caption(
         fig,
-        f"The same {LARGE_VM.n_vcpus}-vCPU VM on three kernels: how long fault attempts wait "
-        "for mmu_lock",
+        f"What the stalled faults waited behind, on three kernels (means of seeds "
+        f"{seeds[0]}-{seeds[-1]})",
     )
     return fig
 
@@ -243,68 +304,94 @@ def _fig_lock_timeline_8_vcpus(render: _Render) -> Figure:
 
 
 def _fig_lock_timeline_416_vcpus(render: _Render) -> Figure:
-    """The 416-vCPU VM on v5.12 around its longest writer wait, vCPUs grouped in lanes."""
+    """The 416-vCPU VM of the static setup on v5.12 around its longest writer wait, vCPUs
+    grouped in lanes."""
     return _timeline_figure(
         render,
-        render.run(LARGE_VM, "v5.12"),
+        render.run(STATIC, "v5.12"),
         3_000.0,
         6.2,
-        f"The {LARGE_VM.n_vcpus}-vCPU VM of the notebooks, around its longest writer wait",
+        f"{_sentence(_describe_setup(STATIC))} on v5.12, around its longest writer wait",
     )
 
 
 def _fig_before_after(render: _Render) -> Figure:
-    """v5.12 against v5.15, stall CDF and brownout side by side."""
-    pair = {k: render.run(LARGE_VM, k) for k in ("v5.12", "v5.15")}
+    """v5.12 against v5.15 on the static setup, stall CDF and brownout side by side."""
+    pair = {k: render.run(STATIC, k) for k in ("v5.12", "v5.15")}
     fig = render.figure(10, 3.8)
     ax_cdf, ax_brownout = fig.subplots(1, 2)
     plot.stall_cdf(pair, ax=ax_cdf)
     plot.brownout_curve(pair, ax=ax_brownout)
     _label_lines(ax_brownout)
-    before, after = (100 * run.summary()["brownout_mean"] for run in pair.values())
+    before, after = (run.summary()["brownout_mean"] for run in pair.values())
     _caption(
         fig,
-        f"{LARGE_VM.n_vcpus} vCPUs, {LARGE_VM.spurious_share:.0%} of MMU notifications "
-        f"spurious: {before:.0f}% of vCPU time stalled on v5.12, {after:.0f}% on v5.15",
+        f"{_sentence(_describe_setup(STATIC))}: {_percent(before)} of the VM's vCPU time "
+        f"stalled on v5.12, {_percent(after)} on v5.15",
     )
     return fig
 
 
-def _label_lines(ax) -> None:
-    """Name each kernel's line at the right edge, at the height of its mean (no legend)."""
+def _label_lines(ax, gap_pt: float = 9.0) -> None:
+    """Name each kernel's line at the right edge, at the height of its mean (no legend);
+    names closer than ``gap_pt`` are moved apart, the mark beside each staying at its mean."""
     left, right = ax.get_xlim()
+    rows = []
     for line in ax.get_lines():
         kernel = (line.get_gid() or "").partition("|")[2]
-        if kernel not in KERNEL_STYLES:
-            continue
-        mean = float(line.get_ydata().mean())
+        if kernel in KERNEL_STYLES:
+            rows.append((float(line.get_ydata().mean()), kernel, line.get_color()))
+    rows.sort()
+    low, high = ax.get_ylim()
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    placed: list[float] = []  # each name's height, points above the axis
+    for mean, _kernel, _color in rows:
+        at = (mean - low) / (high - low) * height_pt
+        placed.append(max(at, placed[-1] + gap_pt) if placed else at)
+    for (mean, kernel, color), at in zip(rows, placed, strict=True):
         mark = [right - 0.015 * (right - left), right]
-        ax.plot(mark, [mean, mean], color=line.get_color(), clip_on=False)
+        ax.plot(mark, [mean, mean], color=color, clip_on=False)
+        text = f"{kernel}: none stalled" if mean == 0 else f"{kernel}: mean {_percent(mean / 100)}"
+        shift = at - (mean - low) / (high - low) * height_pt
         ax.annotate(
-            f"{kernel}: mean {mean:.0f}%",
+            text,
             xy=(right, mean),
-            xytext=(4, 0),
+            xytext=(4, shift),
             textcoords="offset points",
             va="center",
             fontsize="small",
-            color=line.get_color(),
+            color=color,
             annotation_clip=False,
         )
     ax.set_xlim(left, right)
 
 
 def _fig_headline_ranges(render: _Render) -> Figure:
-    """The headline with its range: each kernel's p99 stall and brownout as each free parameter
-    moves over its plausible range (:func:`kvmviz.plot.tornado`), the others at their defaults."""
-    table = render.sensitivity()
-    n_parameters = table["parameter"].nunique()
-    # plot.tornado's own size for two panels, so that the README's figure keeps its bytes.
-    fig = render.figure(5 * 2, 0.7 + 0.55 * n_parameters * 1.5)
-    plot.tornado(table, axes=fig.subplots(1, 2, sharey=True))
+    """The headline with its range, on the static setup (top) and the volatile one (bottom):
+    each kernel's brownout and p99 stall per fault as each free parameter moves over its
+    plausible range (:func:`kvmviz.plot.tornado`), the others at the setup's values."""
+    tables = {scenario: render.sensitivity(scenario) for scenario in (STATIC, VOLATILE)}
+    n_parameters = max(table["parameter"].nunique() for table in tables.values())
+    fig = render.figure(10, 1.0 + 2 * (0.5 + 0.5 * n_parameters))
+    axes = fig.subplots(2, 2, sharex="col", sharey="row")
+    for row, (scenario, table) in zip(axes, tables.items(), strict=True):
+        plot.tornado(table, axes=row)
+        row[0].set_title(_sentence(_describe_setup(scenario)), loc="left", fontsize="medium")
+    # One scale per column, fitting both setups' bars: the rows compare at a glance.
+    for column in axes.T:
+        right = max(ax.dataLim.x1 for ax in column)
+        column[0].set_xlim(-0.015 * right, 1.03 * right)
+    # One legend, under both rows, where it covers no bar.
+    legend = axes[0][1].get_legend()
+    handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+    for ax in axes[:, 1]:
+        ax.get_legend().remove()
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small")
     last = render.seed + HEADLINE_SEEDS - 1
     fig.suptitle(
-        f"{LARGE_VM.n_vcpus} vCPUs, TDP MMU: each bar one parameter over its plausible range "
-        f"(seeds {render.seed}-{last})",
+        f"Each bar one parameter over its plausible range, TDP MMU (seeds {render.seed}-{last})",
         fontsize="medium",
     )
     return fig
@@ -317,6 +404,8 @@ FIGURES: dict[str, Callable[[_Render], Figure]] = {
     "brownout": _fig_brownout,
     "kernel-comparison": _fig_kernel_comparison,
     "stall-by-kernel": _fig_stall_by_kernel,
+    "stall-by-kernel-volatile": _fig_stall_by_kernel_volatile,
+    "stall-split": _fig_stall_split,
     "lock-timeline-8-vcpus": _fig_lock_timeline_8_vcpus,
     "lock-timeline-416-vcpus": _fig_lock_timeline_416_vcpus,
     "before-after": _fig_before_after,
@@ -393,7 +482,9 @@ def table(name: str, *, seed: int = 0) -> str:
 # --------------------------------------------------------------------------------------------
 def _standard_queue(seed: int) -> animate.Animation:
     runs = {k: simulate(QUEUE_SCENARIO, k, seed=seed) for k in ("v5.12", "v5.15")}
-    window = metrics.busiest_window(runs["v5.12"], _QUEUE_WINDOW_US, whole=False)
+    # The window the story is seen in, by animate.story_window's rule: the spurious callback
+    # with the most faults queued behind it on v5.12, which skips the lock on v5.15.
+    window = animate.story_window(runs, _QUEUE_WINDOW_US).window
     return animate.queue_animation(runs, *window, n_frames=120)
 
 
@@ -412,8 +503,9 @@ def standard_animations(
 ) -> dict[str, animate.Animation]:
     """The animations of the blog and the notebooks, by file name.
 
-    * ``queue-v5.12-vs-v5.15``: :data:`QUEUE_SCENARIO` on both kernels, 120 frames over 60 µs
-      around v5.12's longest writer wait (:func:`kvmviz.metrics.busiest_window`);
+    * ``queue-v5.12-vs-v5.15``: :data:`QUEUE_SCENARIO` on both kernels, 120 frames over the
+      60 µs :func:`kvmviz.animate.story_window` picks: the spurious callback with the most
+      faults queued behind it on v5.12, which skips the lock on v5.15;
     * ``memslot-arrivals-v5.13``: the first 24 notification events of :data:`MEMSLOT_SCENARIO`
       on v5.13, 5 frames each.
 

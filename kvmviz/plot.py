@@ -9,6 +9,8 @@ the house look; :func:`save` writes a figure as SVG and PNG, atomically.
 from __future__ import annotations
 
 import io
+import textwrap
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.legend_handler import HandlerTuple
@@ -30,8 +33,8 @@ from . import classify, metrics
 from ._files import check_free, write_atomic
 from .kernels import KERNELS
 from .memslots import PAGE_SHIFT
-from .metrics import kernel_table
-from .theme import COLORS, HATCHES, KERNEL_STYLES, POLICY_STYLES
+from .metrics import BEHIND, kernel_table
+from .theme import BEHIND_STYLES, COLORS, HATCHES, KERNEL_STYLES, POLICY_STYLES
 
 __all__ = [
     "FORMATS",
@@ -43,11 +46,14 @@ __all__ = [
     "heatmap",
     "heatmaps",
     "kernel_bars",
+    "live_artists",
     "memslot_map",
+    "precompute",
     "restyle",
     "save",
     "stall_by_kernel",
     "stall_cdf",
+    "stall_split",
     "tornado",
     "update",
 ]
@@ -61,6 +67,7 @@ or a 40 ns write hold in a 3 ms window would be far below a pixel: the figure wo
 very thing it is about."""
 _MARK_PT = (7.0, 5.0)  # width and height of the triangle over each notifier hit, points
 _MARK_GAP_PT = 1.0
+_COUNT_CHAR_PT = 5.0  # a generous width of one character of the x-small "×n" label, points
 
 
 def _rect(x: float, w: float, y0: float, h: float) -> list[tuple[float, float]]:
@@ -80,12 +87,15 @@ class SpanBars(PolyCollection):
     3. with ``marks``, a downward triangle is drawn above each (merged) bar, so that a one-page
        notifier hit stays findable on an axis where it is a single pixel, and ``×n`` beside it
        when it stands for ``n >= 2`` bars (the 200 ``madvise`` hits of a real trace land on
-       one spot and would otherwise look like one).
+       one spot and would otherwise look like one); without marks, ``counts`` writes the
+       ``×n`` centred above the bar (383 one-page misses spread over a 4 GiB heap merge into a
+       few wide blocks, which would otherwise read as a few wide ranges).
 
     What was drawn last is kept in ``drawn_spans`` (``(x, width)`` in data units),
-    ``drawn_counts`` (how many stored bars each stands for) and ``drawn_marks`` (how many
-    triangles), for tests and for readers of the figure. Counted at each draw, they stay right
-    when a dashboard moves the bars.
+    ``drawn_counts`` (how many stored bars each stands for), ``drawn_marks`` (how many
+    triangles) and ``drawn_labels`` (the ``×n`` written: one that would run into the one
+    before it is left out), for tests and for readers of the figure. Counted at each draw,
+    they stay right when a dashboard moves the bars.
 
     Parameters
     ----------
@@ -97,19 +107,27 @@ class SpanBars(PolyCollection):
         The minimum width, points.
     marks : bool
         Draw a triangle above each bar.
+    counts : bool
+        Without ``marks``: write ``×n`` above each bar that stands for ``n >= 2`` and is wide
+        enough to hold it.
     **kwargs
         Passed to :class:`matplotlib.collections.PolyCollection` (facecolor, hatch, gid, ...).
     """
 
-    def __init__(self, spans, yrange, *, min_pt: float = MIN_SPAN_PT, marks=False, **kwargs):
+    def __init__(
+        self, spans, yrange, *, min_pt: float = MIN_SPAN_PT, marks=False, counts=False, **kwargs
+    ):
         y0, height = yrange
         super().__init__([_rect(float(x), float(w), y0, height) for x, w in spans], **kwargs)
         self.min_pt = float(min_pt)
         self.marks = bool(marks)
+        self.counts = bool(counts)
         self.drawn_spans: list[tuple[float, float]] = []
         self.drawn_counts: list[int] = []
         self.drawn_marks = 0
-        self._labels: list[tuple[float, float, str]] = []  # (x_px, y_px, text) beside marks
+        # (x_px, y_px, text, ha): the ×n beside a mark, or centred above an unmarked bar
+        self._labels: list[tuple[float, float, str, str]] = []
+        self.drawn_labels: list[str] = []  # those drawn: none runs into the one before it
 
     def _bars(self) -> np.ndarray:
         """(x0, x1, y0, y1) of every stored bar, compound paths split into their polygons."""
@@ -124,6 +142,7 @@ class SpanBars(PolyCollection):
     def _display_paths(self, renderer) -> list:
         bars = self._bars()
         self.drawn_spans, self.drawn_counts, self.drawn_marks, self._labels = [], [], 0, []
+        self._mark_px: list[tuple[float, float]] = []  # each triangle's x extent, pixels
         if not len(bars):
             return []
         trans = self.get_transform()
@@ -154,11 +173,17 @@ class SpanBars(PolyCollection):
             self.drawn_spans.append((x0, x1 - x0))
             self.drawn_counts.append(int(n))
             polygons.append(np.array([*_rect(x0, x1 - x0, y0, y1 - y0), (x0, y0)]))
-            if self.marks:
-                # Above the band on screen (the y axis may be inverted): tip down onto the bar.
-                top_px = trans.transform([((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)])[:, 1].max()
+            # Above the band on screen (the y axis may be inverted).
+            top_px = trans.transform([((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)])[:, 1].max()
+            centre_px = (x0_px + x1_px) / 2
+            if self.counts and not self.marks and n >= 2:
+                # Only over a bar wide enough to hold it: slivers side by side would make the
+                # labels run together.
+                text = f"×{n:,}"
+                if x1_px - x0_px >= _COUNT_CHAR_PT * len(text) * px:
+                    self._labels.append((centre_px, top_px + _MARK_GAP_PT * px, text, "center"))
+            if self.marks:  # tip down onto the bar
                 tip = top_px + _MARK_GAP_PT * px
-                centre_px = (x0_px + x1_px) / 2
                 corners = [
                     (centre_px, tip),
                     (centre_px - mark_w / 2, tip + mark_h),
@@ -166,9 +191,11 @@ class SpanBars(PolyCollection):
                     (centre_px, tip),
                 ]
                 polygons.append(inverse.transform(corners))
+                self._mark_px.append((centre_px - mark_w / 2, centre_px + mark_w / 2))
                 self.drawn_marks += 1
                 if n >= 2:
-                    self._labels.append((centre_px + mark_w / 2 + px, tip + mark_h / 2, f"×{n:,}"))
+                    label = (centre_px + mark_w / 2 + px, tip + mark_h / 2, f"×{n:,}", "left")
+                    self._labels.append(label)
         codes = [MplPath.MOVETO] + [MplPath.LINETO] * 3 + [MplPath.CLOSEPOLY]
         codes_tri = [MplPath.MOVETO] + [MplPath.LINETO] * 2 + [MplPath.CLOSEPOLY]
         paths = [MplPath(poly, codes if len(poly) == 5 else codes_tri) for poly in polygons]
@@ -184,17 +211,29 @@ class SpanBars(PolyCollection):
             super().draw(renderer)
         finally:
             self._paths = stored
-        for x, y, text in self._labels:
-            label = Text(x, y, text, ha="left", va="center", fontsize="x-small")
+        # Left to right; a label that would run into the one before, or onto another bar's
+        # triangle, is left out (the legend still says what ×n means, and a crowd of counts
+        # would read as none).
+        self.drawn_labels, right = [], -np.inf
+        gap = renderer.points_to_pixels(2.0)
+        marks = getattr(self, "_mark_px", [])
+        for x, y, text, ha in sorted(self._labels):
+            va = "center" if ha == "left" else "bottom"
+            label = Text(x, y, text, ha=ha, va=va, fontsize="x-small")
             label.set_color(self.get_edgecolor()[0] if len(self.get_edgecolor()) else "black")
             label.set_figure(self.figure)
             label.set_transform(IdentityTransform())  # placed in display units, at draw
+            box = label.get_window_extent(renderer)
+            if box.x0 < right + gap or any(a < box.x1 and box.x0 < b for a, b in marks):
+                continue
             label.draw(renderer)
+            self.drawn_labels.append(text)
+            right = box.x1
 
 
-def _span_bars(ax, spans, yrange, *, marks: bool = False, **style) -> SpanBars:
+def _span_bars(ax, spans, yrange, *, marks: bool = False, counts=False, **style) -> SpanBars:
     """Add a :class:`SpanBars` to ``ax`` (without moving its limits) and return it."""
-    bars = SpanBars(spans, yrange, marks=marks, **style)
+    bars = SpanBars(spans, yrange, marks=marks, counts=counts, **style)
     ax.add_collection(bars, autolim=False)
     return bars
 
@@ -208,68 +247,218 @@ def _runs(runs) -> dict:
     return {run.kernel: run for run in runs}
 
 
-def _cdf_points(run):
-    wait = np.sort(np.maximum(run.faults["wait_us"].to_numpy(), _WAIT_FLOOR_US))
-    if wait.size == 0:
+# What each per-run distribution is called on the axes: per fault (the stall the vCPU feels,
+# what kernels are ranked by) or per attempt (the lock's own wait, chapter 03).
+_PER = {
+    "fault": {
+        "gid": "cdf",
+        "xlabel": "stall per fault: mmu_lock waits + retried attempts\n"
+        "(µs, log scale; faults that never stalled at the left edge)",
+        "ylabel": "share of faults",
+        "title": "Fault stalls",
+        "none": "no fault stalled",
+    },
+    "attempt": {
+        "gid": "wait-cdf",
+        "xlabel": "mmu_lock wait per fault attempt\n"
+        "(µs, log scale; attempts that never waited at the left edge)",
+        "ylabel": "share of fault attempts",
+        "title": "Waits for mmu_lock",
+        "none": "no fault attempt waited",
+    },
+}
+_CDF_KIND = {spec["gid"]: per for per, spec in _PER.items()}
+_BROWNOUT_NONE = "no vCPU stalled"
+_NOTE_STEP = 0.08  # axes fraction between two CDF notes (one per run with no stall)
+_NOTE_STEP_PT = 11.0  # points between two brownout notes
+
+
+# What the views derive from a run (its stall pieces, the points of its lines), remembered
+# while the run lives: a Run is never changed once made, and a live view (the dashboard)
+# flipping back to runs it has drawn before should not compute them again.
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _derived(run, key, compute):
+    """``compute()``, remembered for ``run`` under ``key``."""
+    try:
+        memo = _DERIVED.setdefault(run, {})
+    except TypeError:  # not weakly referenceable or hashable (a stand-in in a test): no memo
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def _pieces(run):
+    return _derived(run, "pieces", lambda: metrics.stall_pieces(run))
+
+
+def _stall_values(run, per: str) -> np.ndarray:
+    """The values a CDF of ``per`` draws: each fault's stall (waits plus retried attempts,
+    :func:`kvmviz.metrics.fault_stalls`), or each attempt's wait for ``mmu_lock``."""
+    if per == "attempt":
+        return run.faults["wait_us"].to_numpy()
+    return metrics.fault_stalls(run, _pieces(run))["stall_us"].to_numpy()
+
+
+def _run_cdf(run, per: str) -> tuple[np.ndarray, np.ndarray]:
+    return _derived(run, ("cdf", per), lambda: _cdf_points(_stall_values(run, per)))
+
+
+def _stalled(run, per: str) -> bool:
+    """Whether any fault of ``run`` stalled at all (``per="attempt"``: any attempt waited)."""
+    return _derived(run, ("stalled", per), lambda: bool((_stall_values(run, per) > 0).any()))
+
+
+def _cdf_points(values) -> tuple[np.ndarray, np.ndarray]:
+    """The steps of the empirical CDF of ``values`` (µs): those at or below the floor of the
+    log axis drawn at the floor, at most ~2,000 points."""
+    values = np.sort(np.maximum(np.asarray(values, dtype=float), _WAIT_FLOOR_US))
+    if values.size == 0:
         return np.array([_WAIT_FLOOR_US]), np.array([0.0])
-    share = np.arange(1, wait.size + 1) / wait.size
+    share = np.arange(1, values.size + 1) / values.size
     # Keep the curve's shape with at most ~2,000 points (a 10^6-row run draws instantly).
-    keep = np.unique(np.linspace(0, wait.size - 1, min(wait.size, 2000)).astype(int))
+    keep = np.unique(np.linspace(0, values.size - 1, min(values.size, 2000)).astype(int))
     return (
-        np.concatenate([[_WAIT_FLOOR_US], wait[keep]]),
+        np.concatenate([[_WAIT_FLOOR_US], values[keep]]),
         np.concatenate([[0.0], share[keep]]),
     )
 
 
 def _brownout_points(run, bin_us=None):
-    curve = metrics.brownout(run, bin_us=bin_us)
-    return curve["t_us"].to_numpy() / 1000, 100 * curve["stalled_share"].to_numpy()
+    def compute():
+        curve = metrics.brownout(run, bin_us=bin_us, pieces=_pieces(run))
+        return curve["t_us"].to_numpy() / 1000, 100 * curve["stalled_share"].to_numpy()
+
+    return _derived(run, ("brownout", bin_us), compute)
 
 
-def update(ax, runs, *, highlight: str | None = None):
-    """Give the lines of an axes drawn by :func:`stall_cdf` or :func:`brownout_curve` new
-    runs' data and the highlight, reusing every artist: the dashboard's hot path.
+def precompute(run) -> None:
+    """Compute ahead what the stall views draw of ``run`` (its stall pieces, its per-fault and
+    per-attempt CDFs, its brownout curve), kept while the run lives: a live view warming the
+    runs a learner may flip to next (:class:`kvmviz.widgets.ToggleDashboard`), so that
+    :func:`update` then only moves artists.
 
-    Each line is found by its gid (``"cdf|<label>"`` or ``"brownout|<label>"``) and given the
-    points a new draw would give it; lines whose label is not in ``runs`` are left as they are.
-    In place, updating and blitting the three kernels' lines is about five times faster than
-    drawing new ones with ``seaborn.ecdfplot`` (``benchmarks/plot.py``).
+    Parameters
+    ----------
+    run : Run
+    """
+    for per in _PER:
+        _run_cdf(run, per)
+    _brownout_points(run)
+
+
+def _check_per(per: str) -> str:
+    if per not in _PER:
+        raise ValueError(f"per = {per!r}: expected 'fault' or 'attempt'")
+    return per
+
+
+def _notes(ax) -> dict:
+    """The "no stall" notes of an axes, by label."""
+    return {
+        t.get_gid().partition("|")[2]: t
+        for t in ax.texts
+        if (t.get_gid() or "").startswith("note|")
+    }
+
+
+def _stack_notes(ax) -> None:
+    """Stack the visible "no stall" notes of a CDF or brownout axes from their corner, in the
+    order of the runs: a CDF's top left, beside the left edge where such a run's line stands;
+    a brownout's bottom left, just above the axis where such a run's line lies."""
+    cdf = any((line.get_gid() or "").partition("|")[0] in _CDF_KIND for line in ax.get_lines())
+    shown = [note for note in _notes(ax).values() if note.get_visible()]
+    for k, note in enumerate(shown):
+        if cdf:
+            note.xy = (_WAIT_FLOOR_US, 0.97 - _NOTE_STEP * k)
+        else:
+            note.xyann = (0.0, 3.0 + _NOTE_STEP_PT * k)
+
+
+def _add_note(ax, label: str, text: str, *, xy, xycoords, offset_pt, ha="left", va="top"):
+    """A run's "no stall" note, in words, in its colour; drawn only while its run has none."""
+    style = _style(label, None)
+    return ax.annotate(
+        f"{label}: {text}",
+        xy=xy,
+        xycoords=xycoords,
+        xytext=offset_pt,
+        textcoords="offset points",
+        ha=ha,
+        va=va,
+        fontsize="small",
+        color=style["color"],
+        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+              "alpha": 0.85},
+        gid=f"note|{label}",
+        visible=False,
+    )  # fmt: skip
+
+
+def update(ax, runs, *, highlight: str | None = None, table: pd.DataFrame | None = None):
+    """Give the artists of an axes drawn by :func:`stall_cdf`, :func:`brownout_curve` or
+    :func:`stall_split` new runs' data and the highlight, reusing every artist: the
+    dashboard's hot path.
+
+    Each line is found by its gid (``"cdf|<label>"``, ``"wait-cdf|<label>"`` or
+    ``"brownout|<label>"``) and given the points a new draw would give it; lines whose label
+    is not in ``runs`` are left as they are. Each run's note ("v5.15: no fault stalled",
+    gid ``"note|<label>"``) is shown exactly while its run has no stall at all, so that a
+    line flat at zero is never taken for missing data. The bars of :func:`stall_split` get
+    the new heights and labels. In place, updating and blitting the three kernels' lines is
+    about five times faster than drawing new ones with ``seaborn.ecdfplot``
+    (``benchmarks/plot.py``).
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-        Drawn by :func:`stall_cdf` or :func:`brownout_curve`.
+        Drawn by :func:`stall_cdf`, :func:`brownout_curve` or :func:`stall_split`.
     runs : Run, sequence of Run, or mapping of label to Run
     highlight : str, optional
         As in :func:`restyle`.
+    table : pandas.DataFrame, optional
+        :func:`kvmviz.metrics.kernel_table` of ``runs``, if already computed (the bars of
+        :func:`stall_split` are drawn from it).
 
     Returns
     -------
     matplotlib.axes.Axes
     """
     runs = _runs(runs)
-    top = _WAIT_FLOOR_US
+    notes = _notes(ax)
+    top, moved = _WAIT_FLOOR_US, False
     for line in ax.get_lines():
         kind, _, label = (line.get_gid() or "").partition("|")
-        if label not in runs:
+        if label not in runs or kind not in (*_CDF_KIND, "brownout"):
             continue
-        if kind == "cdf":
-            x, y = _cdf_points(runs[label])
+        if kind in _CDF_KIND:
+            x, y = _run_cdf(runs[label], _CDF_KIND[kind])
             top = max(top, x[-1])
+            stalled = _stalled(runs[label], _CDF_KIND[kind])
         else:
             x, y = _brownout_points(runs[label])
+            stalled = bool((y > 0).any())
         line.set_data(x, y)
-    if ax.get_xscale() == "log":
-        ax.set_xlim(_WAIT_FLOOR_US * 0.8, max(top * 1.5, 10.0))
-    else:
-        ax.relim()
-        ax.autoscale_view(scaley=False)
+        moved = True
+        if label in notes:
+            notes[label].set_visible(not stalled)
+    _stack_notes(ax)
+    if moved:
+        if ax.get_xscale() == "log":
+            ax.set_xlim(_WAIT_FLOOR_US * 0.8, max(top * 1.5, 10.0))
+        else:
+            ax.relim()
+            ax.autoscale_view(scaley=False)
+    if any((p.get_gid() or "").startswith("split|") for p in ax.patches):
+        _fill_split(ax, kernel_table(runs) if table is None else table)
     return restyle(ax, highlight=highlight)
 
 
 def restyle(ax, *, highlight: str | None):
-    """Re-apply the highlight to the lines of an axes drawn by :func:`stall_cdf` or
-    :func:`brownout_curve`, without drawing anything new.
+    """Re-apply the highlight to an axes drawn by :func:`stall_cdf`, :func:`brownout_curve`
+    or :func:`stall_split`, without drawing anything new.
 
     Parameters
     ----------
@@ -288,12 +477,40 @@ def restyle(ax, *, highlight: str | None):
         style = _style(label, highlight)
         line.set_linewidth(style.get("linewidth", 1.8))
         line.set_alpha(style.get("alpha", 1.0))
+    for label, note in _notes(ax).items():
+        note.set_alpha(_style(label, highlight).get("alpha", 1.0))
+    for artist in [*ax.patches, *ax.texts]:
+        gid = artist.get_gid() or ""
+        if gid.startswith(("split|", "split-label|", "split-total|")):
+            kernel = gid.split("|")[1]
+            artist.set_alpha(1.0 if highlight in (None, kernel) else 0.45)
     legend = ax.get_legend()
     if legend is not None:
         for handle, line in zip(legend.get_lines(), ax.get_lines(), strict=False):
             handle.set_linewidth(line.get_linewidth())
             handle.set_alpha(line.get_alpha())
     return ax
+
+
+def live_artists(ax) -> list:
+    """Every artist of ``ax`` that :func:`update` and :func:`restyle` may change: the runs'
+    lines, their notes, the bars of :func:`stall_split` and their labels, and the legend. A
+    live view redraws these alone over a saved background (:class:`kvmviz.animate.Blitter`).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+
+    Returns
+    -------
+    list of matplotlib.artist.Artist
+    """
+    live = ("cdf|", "wait-cdf|", "brownout|", "note|", "split")
+    artists = [
+        a for a in [*ax.patches, *ax.get_lines(), *ax.texts] if (a.get_gid() or "").startswith(live)
+    ]
+    legend = ax.get_legend()
+    return artists + ([legend] if legend is not None else [])
 
 
 def _style(label: str, highlight: str | None) -> dict:
@@ -309,8 +526,14 @@ def _style(label: str, highlight: str | None) -> dict:
     return base
 
 
-def stall_cdf(runs, *, ax=None, highlight: str | None = None):
-    """Cumulative distribution of how long fault attempts waited for ``mmu_lock``.
+def stall_cdf(runs, *, ax=None, highlight: str | None = None, per: str = "fault"):
+    """Cumulative distribution of the fault stalls, one line per run.
+
+    By default one value per *fault*: everything it lost to ``mmu_lock`` from its first exit
+    to the install that sticks, its waits plus the attempts it had to retry
+    (:func:`kvmviz.metrics.fault_stalls`), so that a kernel cannot look better by turning
+    waits into retries. ``per="attempt"`` draws each attempt's wait for the lock instead,
+    the lock's own view (chapter 03).
 
     Parameters
     ----------
@@ -318,37 +541,55 @@ def stall_cdf(runs, *, ax=None, highlight: str | None = None):
     ax : matplotlib.axes.Axes, optional
     highlight : str, optional
         Label (kernel) to draw bold, the others faint.
+    per : {"fault", "attempt"}
+        One value per fault (its stall) or per fault attempt (its wait).
 
     Returns
     -------
     matplotlib.axes.Axes
+        Each line has gid ``"cdf|<label>"`` (``"wait-cdf|<label>"`` per attempt).
 
     Notes
     -----
-    The x axis is logarithmic; attempts that did not wait at all sit at its left edge
-    (0.1 µs), so the height of the curve there is the share of attempts that never stalled.
+    The x axis is logarithmic; faults that never stalled sit at its left edge (0.1 µs), so the
+    height of the curve there is the share that never stalled. A run with no stall at all is
+    a line straight up that edge, which reads as missing data: it is named in words beside it
+    ("v5.15: no fault stalled"). The legend is placed where it covers the fewest lines.
     """
+    per = _check_per(per)
+    spec = _PER[per]
     ax = ax or plt.gca()
     top = _WAIT_FLOOR_US
-    for label, run in _runs(runs).items():
-        x, y = _cdf_points(run)
-        ax.step(x, y, where="post", gid=f"cdf|{label}", **_style(label, highlight))
+    for j, (label, run) in enumerate(_runs(runs).items()):
+        x, y = _run_cdf(run, per)
+        ax.step(x, y, where="post", gid=f"{spec['gid']}|{label}", **_style(label, highlight))
         top = max(top, x[-1])
+        note = _add_note(
+            ax,
+            label,
+            spec["none"],
+            xy=(_WAIT_FLOOR_US, 0.97 - _NOTE_STEP * j),
+            xycoords=("data", "axes fraction"),
+            offset_pt=(5, 0),
+        )
+        note.set_visible(not _stalled(run, per))
     ax.set_xscale("log")
     # Plain numbers (0.1, 1, 10, ...) read faster than 10^n and skip mathtext's parser.
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(_WAIT_FLOOR_US * 0.8, max(top * 1.5, 10.0))
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("mmu_lock wait per fault attempt (µs, log scale; no wait at left edge)")
-    ax.set_ylabel("share of fault attempts")
-    ax.set_title("vCPU fault stalls")
-    ax.legend(loc="lower right")
-    return ax
+    _stack_notes(ax)
+    ax.set_xlabel(spec["xlabel"])
+    ax.set_ylabel(spec["ylabel"])
+    ax.set_title(spec["title"])
+    ax.legend(loc="best")
+    return restyle(ax, highlight=highlight)
 
 
 def brownout_curve(runs, *, ax=None, bin_us: float | None = None, highlight: str | None = None):
-    """Share of the VM's vCPUs stalled on ``mmu_lock`` over time, one line per run.
+    """The brownout over time: the share of the VM's vCPUs stalled on ``mmu_lock``, one line
+    per run (:func:`kvmviz.metrics.brownout`).
 
     Parameters
     ----------
@@ -362,16 +603,29 @@ def brownout_curve(runs, *, ax=None, bin_us: float | None = None, highlight: str
     Returns
     -------
     matplotlib.axes.Axes
+        Each line has gid ``"brownout|<label>"``; a run that never stalls is named in words
+        just above the time axis ("v5.15: no vCPU stalled", gid ``"note|<label>"``).
     """
     ax = ax or plt.gca()
-    for label, run in _runs(runs).items():
+    for j, (label, run) in enumerate(_runs(runs).items()):
         x, y = _brownout_points(run, bin_us)
         ax.step(x, y, where="post", gid=f"brownout|{label}", **_style(label, highlight))
+        note = _add_note(
+            ax,
+            label,
+            _BROWNOUT_NONE,
+            xy=(0.01, 0.0),
+            xycoords=("axes fraction", "data"),
+            offset_pt=(0, 3 + _NOTE_STEP_PT * j),
+            va="bottom",
+        )
+        note.set_visible(not bool((y > 0).any()))
+    _stack_notes(ax)
     ax.set_ylim(0, 100)
     ax.set_xlabel("simulated time (ms)")
-    ax.set_ylabel("vCPUs stalled on mmu_lock (%)")
+    ax.set_ylabel("share of the VM's vCPUs stalled (%)")
     ax.set_title("Brownout")
-    return ax
+    return restyle(ax, highlight=highlight)
 
 
 def _segments(slot_intervals, other_intervals, cluster_gap: int = 1 << 30):
@@ -487,20 +741,45 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-def _notifier_spans(to_x, ranges) -> dict[bool, list[tuple[float, float]]]:
-    """(x, width) of each notifier range on the compressed axis, hits and misses apart."""
-    spans: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for a, b, hit in zip(ranges["hva_start"], ranges["hva_end"], ranges["hit"], strict=True):
+def _spanning(starts, ends) -> np.ndarray:
+    """Which ranges ``[start, end)`` strictly contain a smaller one of the others.
+
+    O(n log n): with the distinct ranges sorted by start, then end descending, a range
+    contains a smaller one exactly when some range after it ends at or before its end."""
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if starts.size < 2:
+        return np.zeros(starts.size, dtype=bool)
+    pairs, inverse = np.unique(np.column_stack([starts, -ends]), axis=0, return_inverse=True)
+    unique_ends = -pairs[:, 1]
+    after = np.append(np.minimum.accumulate(unique_ends[::-1])[::-1][1:], np.iinfo(np.int64).max)
+    return (after <= unique_ends)[inverse.reshape(-1)]
+
+
+def _notifier_spans(to_x, ranges) -> dict[str, list[tuple[float, float]]]:
+    """(x, width) of each notifier range on the compressed axis, by kind: ``"hit"``,
+    ``"wide"`` (a hit that spans smaller hits: drawn pale, under them) and ``"miss"``."""
+    spans: dict[str, list[tuple[float, float]]] = {"hit": [], "wide": [], "miss": []}
+    starts = ranges["hva_start"].to_numpy()
+    ends = ranges["hva_end"].to_numpy()
+    hit = ranges["hit"].to_numpy(dtype=bool)
+    wide = np.zeros(len(ranges), dtype=bool)
+    wide[hit] = _spanning(starts[hit], ends[hit])
+    for a, b, is_hit, is_wide in zip(starts, ends, hit, wide, strict=True):
         x0, x1 = to_x(int(a)), to_x(int(b))
-        spans[bool(hit)].append((x0, x1 - x0))  # to scale: SpanBars widens it on screen
+        kind = ("wide" if is_wide else "hit") if is_hit else "miss"
+        spans[kind].append((x0, x1 - x0))  # to scale: SpanBars widens it on screen
     return spans
 
 
 # How each kind of notifier range is drawn: a hit is solid vermilion with a triangle above it
 # (it takes mmu_lock and is the story of the maps, however small), a miss a light grey hatch
-# on a pale ground, opaque so that overlapping misses look like one miss, not a darker one.
+# on a pale ground, opaque so that overlapping misses look like one miss, not a darker one. A
+# hit that spans smaller hits (a 2 MiB THP split over single KSM pages) is drawn under them,
+# pale with a vermilion outline, so that the small ones stay visible on top of it.
 _RANGE_STYLE = {
     "hit": {"facecolor": COLORS["hit"], "edgecolor": COLORS["hit"], "linewidth": 0.5},
+    "wide": {"facecolor": COLORS["hit_face"], "edgecolor": COLORS["hit"], "linewidth": 1.0},
     "miss": {
         "facecolor": COLORS["miss_face"],
         "edgecolor": COLORS["miss"],
@@ -508,20 +787,92 @@ _RANGE_STYLE = {
         "linewidth": 0.5,
     },
 }
+_ZORDER = {"miss": 2.0, "wide": 2.05, "hit": 2.1}  # small hits over wide ones over misses
+_MERGED = "×n: n merged"  # what the ×n beside a bar means, added to its kind's legend entry
 
 
-def _range_handles(n_hits: int, n_misses: int, *, counts: bool, what: str = "notifier") -> list:
+def _range_handles(spans: dict, *, counts: bool, merged=()) -> list:
     """Legend entries for the kinds of range drawn, and only those, with their counts; without
-    counts (a live map whose bars will move), both kinds, which either run may draw."""
+    counts (a live map whose bars will move), hits and misses, which either run may draw. The
+    kinds in ``merged`` (some of their ranges drawn as one bar, ``×n`` beside it) say so. The
+    row is labelled "notifiers": the entries need not repeat it."""
+    n = {kind: len(spans.get(kind, ())) for kind in ("hit", "wide", "miss")}
+
+    def label(text: str, kind: str) -> str:
+        parts = [f"{n[kind]:,}"] if counts else []
+        parts += [_MERGED] if kind in merged else []
+        return f"{text} ({'; '.join(parts)})" if parts else text
+
     handles = []
-    if n_hits or not counts:
-        label = f"{what} hits" + (f" ({n_hits:,})" if counts else "")
+    if n["hit"] or not counts:
         mark = Line2D([], [], marker="v", markersize=6, color=COLORS["hit"], linestyle="none")
-        handles.append(((Patch(**_RANGE_STYLE["hit"]), mark), label))
-    if n_misses or not counts:
-        label = f"{what} misses (spurious)" + (f" ({n_misses:,})" if counts else "")
-        handles.append((Patch(**_RANGE_STYLE["miss"]), label))
+        handles.append(((Patch(**_RANGE_STYLE["hit"]), mark), label("hits", "hit")))
+    if n["wide"]:
+        text = "hits spanning smaller hits, under them"
+        handles.append((Patch(**_RANGE_STYLE["wide"]), label(text, "wide")))
+    if n["miss"] or not counts:
+        handles.append((Patch(**_RANGE_STYLE["miss"]), label("misses, spurious", "miss")))
     return handles
+
+
+def _merge_expected(ax, spans: list[tuple[float, float]], width: float) -> bool:
+    """Whether two of ``spans`` (x, width, data units) will be drawn as one at the axes' size
+    now: each widened to :data:`MIN_SPAN_PT` as :class:`SpanBars` does, then touching."""
+    if len(spans) < 2:
+        return False
+    inches = ax.get_position().width * ax.figure.get_figwidth()
+    min_w = MIN_SPAN_PT / 72 * width / max(inches, 1e-9)
+    x = np.array(spans, dtype=float)
+    centre = x[:, 0] + x[:, 1] / 2
+    half = np.maximum(np.abs(x[:, 1]), min_w) / 2
+    order = np.argsort(centre - half)
+    left, right = (centre - half)[order], np.maximum.accumulate((centre + half)[order])
+    return bool((left[1:] <= right[:-1]).any())
+
+
+class _AxisLabels(Artist):
+    """Labels along an axis that never run together, whatever the figure's size.
+
+    The labels are annotations of the axes (an address under each segment of a compressed
+    axis). At each draw, before they are drawn, each one that would touch the label before
+    it moves one line down; if it would touch there too it is not drawn. What was drawn is
+    kept in ``shown`` (the texts) for tests."""
+
+    def __init__(self, texts, *, line_pt: float = 7.5, pad_pt: float = 3.0) -> None:
+        super().__init__()
+        self.texts = list(texts)
+        self.line_pt, self.pad_pt = line_pt, pad_pt
+        self.shown: list[str] = []
+        self.set_zorder(min((t.get_zorder() for t in self.texts), default=3.0) - 0.01)
+
+    def draw(self, renderer) -> None:
+        px = renderer.points_to_pixels(1.0)
+        right = [-np.inf, -np.inf]  # the right end of the last label on each line, pixels
+        self.shown = []
+        for text in self.texts:
+            text.set_visible(True)
+            for line in (0, 1):
+                text.xyann = (0.0, -line * self.line_pt)
+                box = text.get_window_extent(renderer)
+                if box.x0 >= right[line] + self.pad_pt * px:
+                    right[line] = box.x1
+                    self.shown.append(text.get_text())
+                    break
+            else:
+                text.set_visible(False)
+
+
+def _axis_labels(ax, labels) -> _AxisLabels:
+    """``labels`` ((x, text) in data x) written under the axes' content at y = -0.06 (data),
+    in order, never running together (:class:`_AxisLabels`)."""
+    style = {"textcoords": "offset points", "ha": "left", "va": "top", "fontsize": "xx-small"}
+    texts = [
+        ax.annotate(text, (x, -0.06), xytext=(0, 0), gid="axis-label", **style)
+        for x, text in labels
+    ]
+    keeper = _AxisLabels(texts)
+    ax.add_artist(keeper)
+    return keeper
 
 
 _COMPRESSED_AXIS = (
@@ -545,11 +896,16 @@ def memslot_map(
     scale and the (huge) gaps between clusters are cut out (``//``). Memslots are green bars,
     one row per address space, each labelled with its slot id and size (the widths grow with
     the log of the size, so they cannot show it themselves) and, where there is room, its gfn
-    range. Notifier ranges are drawn above: vermilion, with a triangle over each, where they
-    hit a memslot (KVM must zap, and takes ``mmu_lock``); grey and hatched where they miss.
-    Every range is at least :data:`MIN_SPAN_PT` wide on screen (:class:`SpanBars`), so a
-    one-page hit in a 12 TiB slot is as visible as a miss that fills a segment, and
-    overlapping misses keep their hatch. The legend lists only the kinds of range drawn.
+    range; the first hva of each segment is written under it (a label that would run into the
+    one before moves a line down, or is left out). Notifier ranges are drawn above:
+    vermilion, with a triangle over each, where they hit a memslot (KVM must zap, and takes
+    ``mmu_lock``); grey and hatched where they miss. A hit that spans smaller hits is drawn
+    under them, pale with a vermilion outline, so that 256 KiB of single-page KSM hits stay
+    visible over the 2 MiB range of a huge-page split. Every range is at least
+    :data:`MIN_SPAN_PT` wide on screen (:class:`SpanBars`), so a one-page hit in a 12 TiB
+    slot is as visible as a miss that fills a segment; ranges of one kind that then touch are
+    drawn as one bar, with ``×n`` beside it. The legend lists only the kinds of range drawn,
+    and what ``×n`` means when some are merged.
 
     Parameters
     ----------
@@ -571,12 +927,14 @@ def memslot_map(
         Give the number of hits and misses drawn in the legend, which lists only the kinds
         drawn. Pass False when the ranges will be replaced later (a dashboard moving the bars
         of one map): the legend then lists both kinds, without counts, so that nothing stale
-        stays on screen. The ``×n`` beside stacked hits is counted at each draw either way.
+        stays on screen. The ``×n`` beside merged ranges is counted at each draw either way.
 
     Returns
     -------
     matplotlib.axes.Axes
-        The hva map (with ``gfn_view``, the gfn map is the next axes of the figure).
+        The hva map (with ``gfn_view``, the gfn map is the next axes of the figure). The
+        range bars have gids ``"notifiers-hit"``, ``"notifiers-hit-wide"`` and
+        ``"notifiers-miss"``.
 
     See Also
     --------
@@ -631,29 +989,33 @@ def memslot_map(
             label += f"\ngfn {slot.base_gfn:#x}–{slot.gfn_end:#x}"
         _slot_label(ax, x0, x1, y, height, label, room=0.5)
     top = len(as_ids)
+    ax.set_xlim(-0.05, total + 0.05)
     legend = []
     if ranges is not None:
         # One collection per kind (not a patch per range): a map of 400 ranges draws at once.
-        # Misses first, so that a hit next to a miss is drawn over it.
+        # Misses first, then the wide hits, so that a small hit is drawn over both.
         spans = _notifier_spans(to_x, ranges)
-        for hit in (False, True):
-            key = "hit" if hit else "miss"
+        for key in ("miss", "wide", "hit"):
             _span_bars(
                 ax,
-                spans[hit],
+                spans[key],
                 (top + 0.15, 0.6),
-                marks=hit,
-                gid=f"notifiers-{key}",
-                zorder=2.1 if hit else 2.0,
+                marks=key == "hit",  # a wide hit always has a smaller one, and its mark, on it
+                counts=True,
+                gid="notifiers-hit-wide" if key == "wide" else f"notifiers-{key}",
+                zorder=_ZORDER[key],
                 **_RANGE_STYLE[key],
             )
-        legend = _range_handles(len(spans[True]), len(spans[False]), counts=counts)
-    previous_end, last_label = None, -np.inf
+        merged = [
+            key
+            for key in ("hit", "wide", "miss")
+            if not counts or _merge_expected(ax, spans[key], total + 0.1)
+        ]
+        legend = _range_handles(spans, counts=counts, merged=merged)
+    previous_end, labels = None, []
     for a, b, x0, width in placed:
         if previous_end != a:
-            if x0 - last_label >= 1.4:  # room for a 14-digit address
-                ax.text(x0, -0.08, f"{a:#x}", ha="left", va="top", fontsize="xx-small")
-                last_label = x0
+            labels.append((x0, f"{a:#x}"))
             if previous_end is not None:
                 ax.text(x0 - 0.25, top / 2, "//", ha="center", va="center", color=COLORS["miss"])
         if not any(s.hva_start <= a < s.hva_end for s in layout):
@@ -667,10 +1029,10 @@ def memslot_map(
                 color=COLORS["miss"],
             )
         previous_end = b
+    _axis_labels(ax, labels)
     rows = [f"as_id {a}" for a in as_ids] + (["notifiers"] if ranges is not None else [])
     ax.set_yticks(np.arange(len(rows)) + 0.5, rows)
     ax.set_ylim(-0.35, len(rows) + 0.1)  # room for the triangles over the hits
-    ax.set_xlim(-0.05, total + 0.05)
     ax.set_xticks([])
     ax.set_xlabel(_COMPRESSED_AXIS.format(axis="host virtual address (hva)", gaps="clusters"))
     ax.set_title("Memslots in the VMM's address space")
@@ -695,12 +1057,13 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
 
     The gfn axis is compressed like the hva axis of :func:`memslot_map`: each memslot is drawn
     to its own scale, with a width growing with the log of its size, and the gaps between
-    memslots are cut out (``//``); the first gfn of each slot is written under it.
-    Memslots are green bars, one row per address space (as_id 1 is x86's SMM), each labelled
-    with its slot id and size. Above each slot, vermilion marks show the gfn ranges a notifier
-    hit reaches, computed exactly as ``__kvm_handle_hva_range()`` does
+    memslots are cut out (``//``); the first gfn of each slot is written under it (never two
+    running together). Memslots are green bars, one row per address space (as_id 1 is x86's
+    SMM), each labelled with its slot id and size. Above each slot, vermilion marks show the
+    gfn ranges a notifier hit reaches, computed exactly as ``__kvm_handle_hva_range()`` does
     (:meth:`MemslotLayout.gfn_ranges`): an hva aliased in both address spaces reaches both.
-    Each mark is at least :data:`MIN_SPAN_PT` wide on screen. Misses reach no guest frame, so
+    Each mark is at least :data:`MIN_SPAN_PT` wide on screen; a gfn range that spans smaller
+    ones is drawn under them, pale with a vermilion outline. Misses reach no guest frame, so
     they do not appear here.
 
     Parameters
@@ -727,6 +1090,7 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
     to_x, placed, total = _segments(
         [(s.base_gfn << PAGE_SHIFT, s.gfn_end << PAGE_SHIFT) for s in layout], []
     )
+    ax.set_xlim(-0.05, total + 0.05)
     as_ids = sorted({s.as_id for s in layout})
     row_of = {as_id: i for i, as_id in enumerate(as_ids)}
     for slot in layout:
@@ -739,21 +1103,31 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
     if notifiers is not None and len(notifiers):
         ranges = classify.first_callbacks(notifiers).head(max_ranges)
         ranges = ranges[ranges["hit"].to_numpy(dtype=bool)]
-        spans: dict[int, list[tuple[float, float]]] = {as_id: [] for as_id in as_ids}
+        reached: dict[int, list[tuple[int, int]]] = {as_id: [] for as_id in as_ids}
         for a, b in zip(ranges["hva_start"], ranges["hva_end"], strict=True):
-            for reached in layout.gfn_ranges(int(a), int(b)):
-                x0 = to_x(reached.gfn_start << PAGE_SHIFT)
-                x1 = to_x(reached.gfn_end << PAGE_SHIFT)
-                spans[reached.as_id].append((x0, x1 - x0))  # to scale: SpanBars widens it
+            for gfns in layout.gfn_ranges(int(a), int(b)):
+                reached[gfns.as_id].append((gfns.gfn_start, gfns.gfn_end))
+        n_wide = 0
         for as_id in as_ids:
-            _span_bars(
-                ax,
-                spans[as_id],
-                (row_of[as_id] + 0.62, 0.3),
-                gid=f"gfn-hits-as{as_id}",
-                **_RANGE_STYLE["hit"],
-            )
-        n_reached = sum(len(x) for x in spans.values())
+            pairs = np.array(reached[as_id], dtype=np.int64).reshape(-1, 2)
+            wide = _spanning(pairs[:, 0], pairs[:, 1])
+            n_wide += int(wide.sum())
+            for key, which in (("wide", wide), ("hit", ~wide)):
+                if key == "wide" and not which.any():
+                    continue
+                spans = [
+                    (to_x(g0 << PAGE_SHIFT), to_x(g1 << PAGE_SHIFT) - to_x(g0 << PAGE_SHIFT))
+                    for g0, g1 in pairs[which]
+                ]  # to scale: SpanBars widens them
+                _span_bars(
+                    ax,
+                    spans,
+                    (row_of[as_id] + 0.62, 0.3),
+                    gid=f"gfn-hits-wide-as{as_id}" if key == "wide" else f"gfn-hits-as{as_id}",
+                    zorder=_ZORDER[key],
+                    **_RANGE_STYLE[key],
+                )
+        n_reached = sum(len(x) for x in reached.values())
         if n_reached:  # the legend lists what is drawn, and no hit reaches nothing
             label = "guest frames reached by notifier hits"
             if counts:
@@ -763,17 +1137,21 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
                     f"{'range' if n_reached == 1 else 'ranges'})"
                 )
             handles.append(Patch(label=label, **_RANGE_STYLE["hit"]))
-    previous_end = None
+        if n_wide:
+            label = "gfn ranges spanning smaller ones, drawn under them"
+            handles.append(Patch(label=label + (f" ({n_wide:,})" if counts else ""),
+                                 **_RANGE_STYLE["wide"]))  # fmt: skip
+    previous_end, labels = None, []
     for start, end, x0, _width in placed:
-        ax.text(x0, -0.06, f"{start >> PAGE_SHIFT:#x}", ha="left", va="top", fontsize="xx-small")
+        labels.append((x0, f"{start >> PAGE_SHIFT:#x}"))
         if previous_end is not None and previous_end != start:
             ax.text(
                 x0 - 0.25, len(as_ids) / 2, "//", ha="center", va="center", color=COLORS["miss"]
             )
         previous_end = end
+    _axis_labels(ax, labels)
     ax.set_yticks(np.arange(len(as_ids)) + 0.5, [_as_name(a) for a in as_ids])
     ax.set_ylim(-0.3, len(as_ids))
-    ax.set_xlim(-0.05, total + 0.05)
     ax.set_xticks([])
     ax.set_xlabel(
         _COMPRESSED_AXIS.format(axis="guest frame number (gfn, 4 KiB pages)", gaps="memslots")
@@ -793,28 +1171,77 @@ def _as_name(as_id: int) -> str:
 # --------------------------------------------------------------------------------------------
 # Kernels side by side.
 # --------------------------------------------------------------------------------------------
-# metric -> (what it measures, unit, factor from the table's value to the unit)
+# metric -> (what it measures, unit, factor from the table's value to the unit). The brownout
+# is the share of the VM's vCPU time stalled (kvmviz.metrics.brownout): its one meaning.
 _METRICS = {
-    "p99_us": ("p99 fault stall", "µs", 1.0),
-    "p50_us": ("median fault stall", "µs", 1.0),
-    "mean_us": ("mean fault stall", "µs", 1.0),
-    "max_us": ("longest fault stall", "µs", 1.0),
-    "stalled_share": ("fault attempts that waited", "%", 100.0),
-    "total_ms": ("vCPU time lost waiting", "ms", 1.0),
-    "brownout_mean": ("vCPU time stalled on mmu_lock", "%", 100.0),
-    "brownout_peak": ("peak share of vCPUs stalled", "%", 100.0),
+    "brownout_mean": ("share of the VM's vCPU time stalled", "%", 100.0),
+    "brownout_miss": ("vCPU time stalled behind misses", "%", 100.0),
+    "brownout_hit": ("vCPU time stalled behind hits", "%", 100.0),
+    "brownout_fault": ("vCPU time stalled behind other faults only", "%", 100.0),
+    "brownout_peak": ("peak share of the VM's vCPUs stalled", "%", 100.0),
+    "stall_p99_us": ("p99 stall per fault", "µs", 1.0),
+    "stall_p50_us": ("median stall per fault", "µs", 1.0),
+    "stall_mean_us": ("mean stall per fault", "µs", 1.0),
+    "stall_max_us": ("longest stall of a fault", "µs", 1.0),
+    "stalled_share": ("faults that stalled", "%", 100.0),
+    "stall_total_ms": ("vCPU time lost to mmu_lock", "ms", 1.0),
+    "latency_mean_us": ("mean fault latency, first exit to install", "µs", 1.0),
+    "latency_p99_us": ("p99 fault latency, first exit to install", "µs", 1.0),
+    "wait_p99_us": ("p99 mmu_lock wait per fault attempt", "µs", 1.0),
+    "wait_p50_us": ("median mmu_lock wait per fault attempt", "µs", 1.0),
+    "wait_mean_us": ("mean mmu_lock wait per fault attempt", "µs", 1.0),
+    "wait_max_us": ("longest mmu_lock wait of a fault attempt", "µs", 1.0),
+    "waited_share": ("fault attempts that waited", "%", 100.0),
+    "wait_total_ms": ("vCPU time waiting for mmu_lock", "ms", 1.0),
     "faults": ("faults resolved", "faults", 1.0),
     "faults_retried": ("fault attempts retried", "attempts", 1.0),
     "notifier_callbacks": ("notifier callbacks", "callbacks", 1.0),
     "lock_taken": ("callbacks taking mmu_lock", "callbacks", 1.0),
     "lock_avoided": ("callbacks skipping mmu_lock", "callbacks", 1.0),
     "writer_wait_mean_us": ("mean notifier wait for mmu_lock", "µs", 1.0),
+    "writer_wait_max_us": ("longest notifier wait for mmu_lock", "µs", 1.0),
 }
+# What a stall metric at exactly 0 means, in words: a bar of height 0 or a line flat on the
+# axis reads as missing data, so the figures write this instead. Each is 0 exactly when no
+# fault (attempt, notifier) stalled, except the percentiles: see _zero_words.
+_NONE_WORDS = {
+    **dict.fromkeys(
+        ["brownout_mean", "brownout_peak", "stalled_share", "stall_total_ms"]
+        + [f"stall_{s}_us" for s in ("p99", "p50", "mean", "max")],
+        "no fault stalled",
+    ),
+    "brownout_miss": "no stall behind a miss",
+    "brownout_hit": "no stall behind a hit",
+    "brownout_fault": "no stall behind faults",
+    **dict.fromkeys(
+        ["waited_share", "wait_total_ms"] + [f"wait_{s}_us" for s in ("p99", "p50", "mean", "max")],
+        "no fault attempt waited",
+    ),
+    "writer_wait_mean_us": "no notifier waited",
+    "writer_wait_max_us": "no notifier waited",
+}
+# A percentile at 0 says only that few stalled; which share is 0 when none did.
+_PERCENTILES = {
+    "stall_p99_us": ("stalled_share", "0 µs: under 1% of faults stalled"),
+    "stall_p50_us": ("stalled_share", "0 µs: under half the faults stalled"),
+    "wait_p99_us": ("waited_share", "0 µs: under 1% of attempts waited"),
+    "wait_p50_us": ("waited_share", "0 µs: under half the attempts waited"),
+}
+
+
+def _zero_words(metric: str, row) -> str | None:
+    """What ``metric`` at exactly 0 means for the table row ``row``, in words (None: a plain
+    number says it, as for a count)."""
+    if metric in _PERCENTILES:
+        share, few = _PERCENTILES[metric]
+        if share in row and float(row[share]) > 0:
+            return few
+    return _NONE_WORDS.get(metric)
 
 
 def _value_label(value: float, unit: str) -> str:
     if unit == "%":
-        return f"{value:.1f}%"
+        return "<0.1%" if 0 < value < 0.05 else f"{value:.1f}%"
     if abs(value) >= 100 or float(value).is_integer():
         text = f"{value:,.0f}"
     else:
@@ -829,7 +1256,34 @@ def _kernel_tick(kernel: str) -> str:
     return f"{version}\n{note.rstrip(')')}" if note else version
 
 
-def kernel_bars(table_or_runs, *, ax=None, metric: str = "p99_us"):
+def _table(table_or_runs) -> pd.DataFrame:
+    """A per-kernel table (:func:`kvmviz.metrics.kernel_table`), made from runs if needed."""
+    if isinstance(table_or_runs, pd.DataFrame):
+        return table_or_runs
+    return kernel_table(table_or_runs)
+
+
+def _kernel_order(index) -> list:
+    """The kernels of a table in release order, then any other labels as given."""
+    return [k for k in KERNELS if k in index] + [k for k in index if k not in KERNELS]
+
+
+def _zero_note(ax, x: float, text: str, *, gid: str, color=COLORS["text"]):
+    """A note in words where a bar of height 0 would stand, on lines of at most 12 characters."""
+    return ax.annotate(
+        "\n".join(textwrap.wrap(text, 12)),
+        (x, 0),
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize="small",
+        color=color,
+        gid=gid,
+    )
+
+
+def kernel_bars(table_or_runs, *, ax=None, metric: str = "stall_p99_us"):
     """One metric for each kernel, side by side: a bar per kernel, its value written on it.
 
     Parameters
@@ -840,7 +1294,7 @@ def kernel_bars(table_or_runs, *, ax=None, metric: str = "p99_us"):
         :func:`kvmviz.summarize`).
     ax : matplotlib.axes.Axes, optional
     metric : str
-        A column of the table: ``"p99_us"``, ``"brownout_mean"`` (drawn in %),
+        A column of the table: ``"stall_p99_us"``, ``"brownout_mean"`` (drawn in %),
         ``"lock_taken"``, ... Shares are drawn as percentages.
 
     Returns
@@ -851,25 +1305,29 @@ def kernel_bars(table_or_runs, *, ax=None, metric: str = "p99_us"):
     -----
     Bars take the kernel colours of :data:`kvmviz.theme.KERNEL_STYLES` (greys, and blue for
     the kernel with both fixes); each bar is named under it, so no legend is needed. The title
-    says what is measured, the y axis its unit.
+    says what is measured, the y axis its unit. A stall metric at exactly 0 is written in words
+    where its bar would stand ("no fault stalled", gid ``"note|<kernel>"``). On axes sharing
+    their y axis (panels side by side), the limit fits the tallest bar of all of them.
     """
-    table = (
-        table_or_runs if isinstance(table_or_runs, pd.DataFrame) else kernel_table(table_or_runs)
-    )
+    table = _table(table_or_runs)
     if metric not in table.columns:
         raise KeyError(f"no metric {metric!r}; expected one of {list(table.columns)}")
     ax = ax or plt.gca()
     what, unit, factor = _METRICS.get(metric, (metric, "", 1.0))
-    order = [k for k in KERNELS if k in table.index] + [k for k in table.index if k not in KERNELS]
+    order = _kernel_order(table.index)
     values = table.loc[order, metric].astype(float).to_numpy() * factor
-    top = max(float(np.nanmax(values)) if len(values) else 0.0, 1e-12)
     for i, (kernel, value) in enumerate(zip(order, values, strict=True)):
         style = KERNEL_STYLES.get(kernel, {"color": COLORS["read"]})
         ax.bar(i, value, width=0.62, color=style["color"], gid=f"bar|{kernel}")
-        ax.text(
-            i,
-            value + 0.02 * top,
+        words = _zero_words(metric, table.loc[kernel]) if value == 0 else None
+        if words:
+            _zero_note(ax, i, words, gid=f"note|{kernel}")
+            continue
+        ax.annotate(
             _value_label(value, unit),
+            (i, value),
+            xytext=(0, 2),
+            textcoords="offset points",
             ha="center",
             va="bottom",
             fontsize="small",
@@ -878,18 +1336,175 @@ def kernel_bars(table_or_runs, *, ax=None, metric: str = "p99_us"):
     ax.set_xticks(range(len(order)), [_kernel_tick(k) for k in order], fontsize="small")
     ax.tick_params(axis="x", length=0)
     ax.set_xlim(-0.6, len(order) - 0.4)
-    ax.set_ylim(0, top * 1.15)
+    # Panels sharing y (Figure 5.4's two streams): the limit must fit the tallest bar of any,
+    # or the last panel drawn would cut the others' bars and push their labels into a title.
+    heights = [
+        p.get_height()
+        for other in ax.get_shared_y_axes().get_siblings(ax)
+        for p in other.patches
+        if (p.get_gid() or "").startswith("bar|")
+    ]
+    top = max([h for h in heights if np.isfinite(h)], default=0.0)
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
     ax.set_ylabel(unit or "value")
     ax.set_title(what)
     return ax
 
 
-def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | None = None):
-    """The fault stalls of each kernel in one static figure: their distribution and one number.
+def _split_style(part: str) -> dict:
+    style = BEHIND_STYLES[part]
+    return {
+        "facecolor": style["color"],
+        "hatch": style["hatch"],
+        "edgecolor": "white",
+        "linewidth": 0.8,
+    }
 
-    Left, :func:`stall_cdf` of every run; right, :func:`kernel_bars` of ``metric`` (the
-    p99 fault stall by default), with the notifier callbacks' mean wait for ``mmu_lock``
-    written under each bar: the readers' stall beside the writers' wait
+
+_SPLIT_WIDTH = 0.62
+_PART_NAMES = {"miss": "misses", "hit": "hits", "fault": "faults"}
+_SPLIT_HEADROOM = 1.65  # the y limit over the tallest bar: room for its total and the legend
+
+
+def stall_split(table_or_runs, *, ax=None, highlight: str | None = None):
+    """Each kernel's brownout split by what the stalled faults waited behind, as stacked bars.
+
+    One bar per kernel: the share of the VM's vCPU time stalled (``brownout_mean``, written
+    on top), made of the part owed to notifications that missed every memslot (grey,
+    hatched: what 8931a454ae and 071064f14d87 remove), to notifications that hit guest
+    memory (vermilion: a zap no kernel can skip) and, where faults take ``mmu_lock`` for
+    write, to other faults only (blue, cross-hatched; drawn only when not zero). Each part
+    is labelled with its value. On the volatile setup this is the figure where the part
+    behind misses goes to zero on v5.15 while the part behind hits stays.
+
+    Parameters
+    ----------
+    table_or_runs : pandas.DataFrame or mapping of kernel to Run
+        :func:`kvmviz.metrics.kernel_table` (with ``brownout_mean``, ``brownout_miss``,
+        ``brownout_hit``, ``brownout_fault``), or runs of one scenario on each kernel.
+    ax : matplotlib.axes.Axes, optional
+    highlight : str, optional
+        Kernel drawn in full, the others faint.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The parts have gids ``"split|<kernel>|<part>"`` (part in :data:`kvmviz.metrics.BEHIND`),
+        their labels ``"split-label|<kernel>|<part>"``, the totals ``"split-total|<kernel>"``;
+        a kernel with no stall at all has the note "no fault stalled" (``"note|<kernel>"``)
+        where its bar would stand. :func:`update` moves them all to new runs.
+    """
+    table = _table(table_or_runs)
+    needed = ["brownout_mean", *(f"brownout_{part}" for part in BEHIND)]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise KeyError(f"table has no column {missing[0]!r}: expected kvmviz.metrics.kernel_table")
+    ax = ax or plt.gca()
+    order = _kernel_order(table.index)
+    for i, kernel in enumerate(order):
+        for part in BEHIND:
+            ax.add_patch(
+                Rectangle((i - _SPLIT_WIDTH / 2, 0), _SPLIT_WIDTH, 0.0,
+                          gid=f"split|{kernel}|{part}", **_split_style(part))
+            )  # fmt: skip
+            ax.annotate(
+                "", (i, 0), xytext=(0, 0), textcoords="offset points", ha="center",
+                va="center", fontsize="x-small", color=COLORS["text"],
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                      "alpha": 0.85},
+                gid=f"split-label|{kernel}|{part}",
+            )  # fmt: skip
+        ax.annotate(
+            "", (i, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+            fontsize="small", fontweight="bold", color=COLORS["text"],
+            gid=f"split-total|{kernel}",
+        )  # fmt: skip
+        color = KERNEL_STYLES.get(kernel, {"color": COLORS["text"]})["color"]
+        _zero_note(ax, i, _NONE_WORDS["brownout_mean"], gid=f"note|{kernel}", color=color)
+    totals = 100 * table.loc[order, "brownout_mean"].astype(float).to_numpy()
+    top = float(np.nanmax(totals)) if len(totals) else 0.0
+    ax.set_ylim(0, top * _SPLIT_HEADROOM if top > 0 else 1.0)
+    ax.set_xticks(range(len(order)), [_kernel_tick(k) for k in order], fontsize="small")
+    ax.tick_params(axis="x", length=0)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_ylabel("share of the VM's vCPU time stalled (%)")
+    ax.set_title("Brownout, by what the faults waited behind")
+    _fill_split(ax, table)
+    return restyle(ax, highlight=highlight)
+
+
+def _fill_split(ax, table: pd.DataFrame) -> None:
+    """Give the bars of :func:`stall_split` the values of ``table``: heights, labels, totals,
+    the notes of kernels with no stall, and a legend of the parts drawn."""
+    patches = {p.get_gid(): p for p in ax.patches if (p.get_gid() or "").startswith("split|")}
+    texts = {t.get_gid(): t for t in ax.texts if (t.get_gid() or "").startswith(("split", "note|"))}
+    kernels = list(dict.fromkeys(gid.split("|")[1] for gid in patches))
+    low, high = ax.get_ylim()
+    # A part too thin for its label inside has it beside the bar, right of it.
+    room = 0.06 * (high - low)
+    values = {
+        (kernel, part): 100 * float(table.loc[kernel, f"brownout_{part}"])
+        if kernel in table.index
+        else 0.0
+        for kernel in kernels
+        for part in BEHIND
+    }
+    drawn = [part for part in BEHIND if any(values[k, part] > 0 for k in kernels)]
+    for i, kernel in enumerate(kernels):
+        total = 100 * float(table.loc[kernel, "brownout_mean"]) if kernel in table.index else 0.0
+        parts = [part for part in BEHIND if values[kernel, part] > 0]
+        bottom = 0.0
+        for part in BEHIND:
+            value = values[kernel, part]
+            bar, label = patches[f"split|{kernel}|{part}"], texts[f"split-label|{kernel}|{part}"]
+            bar.set_y(bottom)
+            bar.set_height(value)
+            bar.set_visible(value > 0)
+            # A part the figure shows for another kernel and not this one is said to be 0 in
+            # words at the foot of the bar (v5.15's misses on the volatile setup); a bar of one
+            # part has its value written once, on top.
+            zero = value == 0 and part in drawn and total > 0
+            label.set_visible(zero or (value > 0 and len(parts) > 1))
+            if zero:
+                label.set_text(f"{_PART_NAMES[part]}: 0%")
+                label.xy = (i, bottom)
+                label.set_horizontalalignment("center")
+                label.xyann = (0.0, 7.0)
+            elif value > 0:
+                label.set_text(_value_label(value, "%"))
+                label.xy = (i, bottom + value / 2)
+                if value >= room:
+                    label.set_horizontalalignment("center")
+                    label.xyann = (0.0, 0.0)
+                else:
+                    label.set_horizontalalignment("left")
+                    label.xy = (i + _SPLIT_WIDTH / 2, bottom + value / 2)
+                    label.xyann = (3.0, 0.0)
+            bottom += value
+        texts[f"split-total|{kernel}"].set_text(_value_label(total, "%"))
+        texts[f"split-total|{kernel}"].xy = (i, bottom)
+        texts[f"split-total|{kernel}"].set_visible(total > 0)
+        texts[f"note|{kernel}"].set_visible(kernel in table.index and total == 0)
+    handles = [
+        Patch(label=BEHIND_STYLES[part]["label"], **_split_style(part))
+        for part in BEHIND
+        if part in drawn
+    ]
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize="x-small")
+
+
+def stall_by_kernel(runs, *, ax=None, highlight: str | None = None):
+    """The fault stalls of each kernel in one static figure: their distribution, and the
+    brownout split by what the faults waited behind.
+
+    Left, :func:`stall_cdf` of every run, one value per fault (waits plus retried attempts);
+    right, :func:`stall_split`: each kernel's share of the VM's vCPU time stalled, in parts
+    behind misses, hits and other faults, with the notifier callbacks' mean wait for
+    ``mmu_lock`` written under each bar: the readers' stall beside the writers' wait
     (:data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS`), so a kernel or lock policy that moves the
     waiting onto the writers cannot look like a win.
 
@@ -899,13 +1514,10 @@ def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | N
         Runs of one scenario and seed on each kernel (``{k: kv.simulate(scenario, kernel=k,
         seed=0) for k in kv.KERNELS}``).
     ax : pair of Axes, optional
-        ``(cdf_ax, bars_ax)``; default a new figure with the two side by side
-        (``fig.axes == [cdf_ax, bars_ax]``).
-    metric : str
-        The column of :func:`kvmviz.summarize` drawn as bars (``"p99_us"``, ``"mean_us"``,
-        ``"brownout_mean"``, ...).
+        ``(cdf_ax, split_ax)``; default a new figure with the two side by side
+        (``fig.axes == [cdf_ax, split_ax]``).
     highlight : str, optional
-        Kernel to draw bold in the distribution, the others faint.
+        Kernel to draw bold, the others faint.
 
     Returns
     -------
@@ -914,7 +1526,8 @@ def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | N
 
     Examples
     --------
-    >>> runs = {k: kv.simulate(kv.Scenario(), kernel=k) for k in kv.KERNELS}  # doctest: +SKIP
+    >>> static = kv.presets.static_setup()
+    >>> runs = {k: kv.simulate(static, kernel=k) for k in kv.KERNELS}  # doctest: +SKIP
     >>> kv.plot.stall_by_kernel(runs)  # doctest: +SKIP
     """
     runs = _runs(runs)
@@ -922,32 +1535,32 @@ def stall_by_kernel(runs, *, ax=None, metric: str = "p99_us", highlight: str | N
         raise ValueError("runs is empty: expected one Run per kernel")
     if ax is None:
         fig = plt.figure(figsize=(10, 3.8), layout="constrained")
-        ax_cdf, ax_bars = fig.subplots(1, 2, width_ratios=[1.6, 1])
+        ax_cdf, ax_split = fig.subplots(1, 2, width_ratios=[1.5, 1])
     elif isinstance(ax, Axes):
-        raise ValueError("stall_by_kernel draws two panels: pass a pair (cdf_ax, bars_ax)")
+        raise ValueError("stall_by_kernel draws two panels: pass a pair (cdf_ax, split_ax)")
     else:
-        ax_cdf, ax_bars = ax
+        ax_cdf, ax_split = ax
     stall_cdf(runs, ax=ax_cdf, highlight=highlight)
     table = kernel_table(runs)
-    kernel_bars(table, ax=ax_bars, metric=metric)
-    order = [k for k in KERNELS if k in table.index] + [k for k in table.index if k not in KERNELS]
+    stall_split(table, ax=ax_split, highlight=highlight)
+    order = _kernel_order(table.index)
     labels = []
     for kernel in order:
         wait = float(table.loc[kernel, "writer_wait_mean_us"])
-        labels.append(f"{_kernel_tick(kernel)}\nwriters wait\n{_value_label(wait, 'µs')}")
-    ax_bars.set_xticks(range(len(order)), labels, fontsize="small")
+        writers = f"writers wait\n{_value_label(wait, 'µs')}"
+        if int(table.loc[kernel, "lock_taken"]) == 0:
+            writers = "no callback\ntook the lock"
+        labels.append(f"{_kernel_tick(kernel)}\n{writers}")
+    ax_split.set_xticks(range(len(order)), labels, fontsize="small")
     return ax_cdf
 
 
 # --------------------------------------------------------------------------------------------
 # How far the headline moves: kvmviz.experiments.sensitivity as a tornado.
 # --------------------------------------------------------------------------------------------
-_SENSITIVITY_UNITS = {
-    "p99_us": "p99 fault stall (µs)",
-    "mean_us": "mean fault stall (µs)",
-    "brownout_mean": "mean share of faulting vCPUs stalled",
-    "writer_wait_mean_us": "notifiers' mean wait for mmu_lock (µs)",
-}
+def _axis_title(metric: str) -> str:
+    what, unit, _factor = _METRICS.get(metric, (metric, "", 1.0))
+    return f"{what} ({unit})" if unit else what
 
 
 def _swept(values) -> str:
@@ -955,20 +1568,24 @@ def _swept(values) -> str:
     return f"{values[0]:g} – {values[-1]:g}"
 
 
-def tornado(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
+def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
     """A tornado of :func:`kvmviz.experiments.sensitivity`: how far each parameter moves a
     headline number, on each kernel.
 
     One panel per metric, one row per parameter (labelled with the values swept); on each row
     one bar per kernel from the lowest to the highest value the metric takes over the
-    parameter's range, and a dot at the default. Rows are ordered by the widest bar.
+    parameter's range, and a dot at the default. Rows are ordered by the widest bar of the
+    first metric, widest at the top. Shares are drawn in %. A kernel whose metric is 0 over a
+    parameter's whole range has a bar of no length: it is said in words on its row
+    ("v5.15: no fault stalled at any value", gid ``"note|<kernel>|<parameter>"``).
 
     Parameters
     ----------
     table : pandas.DataFrame
         The output of :func:`kvmviz.experiments.sensitivity`.
     metrics : sequence of str
-        Its columns to draw, one panel each.
+        Its columns to draw, one panel each: by default the brownout (the share of the VM's
+        vCPU time stalled) and the p99 stall per fault.
     axes : sequence of Axes, optional
         One per metric; default a new figure.
 
@@ -993,28 +1610,49 @@ def tornado(table, *, metrics=("p99_us", "brownout_mean"), axes=None):
         raise ValueError(f"axes: expected {len(metrics)} Axes, one per metric")
     first = metrics[0]
     width = table.groupby("parameter")[first].agg(lambda v: v.max() - v.min())
-    order = sorted(parameters, key=lambda p: width[p])
+    order = sorted(parameters, key=lambda p: (width[p], parameters.index(p)))
     step = 0.8 / max(len(kernels), 1)
     for ax, metric in zip(axes, metrics, strict=True):
+        factor = _METRICS.get(metric, (metric, "", 1.0))[2]
+        right = 0.0
         for y, parameter in enumerate(order):
             part = table[table["parameter"] == parameter]
             for j, kernel in enumerate(kernels):
                 rows = part[part["kernel"] == kernel]
                 style = KERNEL_STYLES.get(kernel, {"color": "#333333"})
                 yy = y + (j - (len(kernels) - 1) / 2) * step
-                low, high = rows[metric].min(), rows[metric].max()
+                low, high = factor * rows[metric].min(), factor * rows[metric].max()
+                right = max(right, high)
                 ax.plot(
                     [low, high], [yy, yy], color=style["color"], linewidth=4,
                     solid_capstyle="butt", label=style.get("label", kernel) if y == 0 else None,
+                    gid=f"range|{kernel}|{parameter}",
                 )  # fmt: skip
                 default = rows[rows["is_default"]][metric]
                 if len(default):
                     ax.plot(
-                        [float(default.iloc[0])], [yy], "o", color="white",
+                        [factor * float(default.iloc[0])], [yy], "o", color="white",
                         markeredgecolor=style["color"], markersize=5, zorder=3,
                     )  # fmt: skip
-        ax.set_xlabel(_SENSITIVITY_UNITS.get(metric, metric))
-        ax.set_xlim(left=0)
+                words = _NONE_WORDS.get(metric)
+                none = "brownout_mean" in rows and bool((rows["brownout_mean"] == 0).all())
+                if metric in _PERCENTILES and not none:
+                    words = "0 µs"  # a p99 of 0 with some stall: under 1% stalled
+                if high == 0 and words:  # a bar of no length: say it
+                    ax.annotate(
+                        f"{kernel}: {words} at any value",
+                        (0, yy),
+                        xytext=(6, 0),
+                        textcoords="offset points",
+                        ha="left",
+                        va="center",
+                        fontsize="x-small",
+                        color=style["color"],
+                        gid=f"note|{kernel}|{parameter}",
+                    )
+        ax.set_xlabel(_axis_title(metric))
+        # A little left of 0, so that the dot of a default at 0 is drawn whole.
+        ax.set_xlim(-0.015 * (right or 1.0), None)
         ax.grid(axis="y", visible=False)
     labels = []
     for parameter in order:
@@ -1094,7 +1732,7 @@ def heatmap(
     x, y : str
         Columns for the horizontal and vertical axes.
     value : str
-        The column to colour by. Known metrics (``"p99_us"``, ``"brownout_mean"``, ...) get
+        The column to colour by. Known metrics (``"stall_p99_us"``, ``"brownout_mean"``, ...) get
         their unit; shares are shown in %.
     ax : matplotlib.axes.Axes, optional
     vmin, vmax : float, optional
@@ -1217,6 +1855,17 @@ def heatmaps(
     return fig
 
 
+def _band_text(errorbar, n: int) -> str:
+    """What the band of :func:`curves` is, in words."""
+    if errorbar == ("pi", 100):
+        return f"shaded: lowest to highest of the {n} runs at each point"
+    if errorbar in ("sd", ("sd", 1)):
+        return f"shaded: ± one standard deviation of the {n} runs at each point"
+    if isinstance(errorbar, tuple) and errorbar[0] == "pi":
+        return f"shaded: the middle {errorbar[1]:g}% of the {n} runs at each point"
+    return f"shaded: seaborn errorbar {errorbar!r} over the {n} runs at each point"
+
+
 _CURVE_STYLES = (
     {"color": "#333333", "linestyle": "-", "marker": "o"},
     {"color": "#0173b2", "linestyle": "-", "marker": "s"},
@@ -1239,6 +1888,7 @@ def curves(
     marks: Mapping[float, str] | None = None,
     title: str | None = None,
     errorbar=("pi", 100),
+    band_label: str | None = None,
 ):
     """One measured column against one axis of a sweep, a line per value of ``hue``.
 
@@ -1246,7 +1896,8 @@ def curves(
     spread is drawn as a band around it (``seaborn.lineplot``): by default from the lowest to
     the highest seed. Each line is named at its right end instead of in a legend, and differs
     from the others by colour, line style and marker, so the figure survives grey-scale
-    printing.
+    printing. When a band wide enough to see is drawn, a one-entry legend (placed where it
+    covers the fewest lines) says what it is.
 
     Parameters
     ----------
@@ -1271,6 +1922,9 @@ def curves(
         ``("pi", 100)``, every seed inside it; ``"sd"`` one standard deviation; None, no band.
         Bootstrapped intervals (``"ci"``) are seeded by seaborn's global RNG: avoid them for
         reproducible files.
+    band_label : str, optional
+        What the band is, for the legend; default said from ``errorbar`` and the number of
+        rows averaged at each point ("shaded: lowest to highest of the 4 runs at each point").
 
     Returns
     -------
@@ -1297,6 +1951,16 @@ def curves(
             fontsize="small",
             color=style.get("color", "#222222"),
         )
+    groups = rows.groupby([hue, x])[y]
+    spread = int(groups.size().max()) if len(rows) else 0
+    # A band too thin to see (under 1 % of the lines' range: every run about the same at every
+    # point) needs no explaining.
+    extent = float(rows[y].max() - rows[y].min()) if len(rows) else 0.0
+    wide = extent > 0 and bool((groups.max() - groups.min()).gt(0.01 * extent).any())
+    if errorbar is not None and spread >= 2 and wide:
+        label = band_label or _band_text(errorbar, spread)
+        band = Patch(facecolor="#999999", alpha=0.3, edgecolor="none", label=label)
+        ax.legend(handles=[band], loc="best", fontsize="x-small")
     if logx:
         ax.set_xscale("log")
         swept = np.unique(table[x].to_numpy(dtype=float))

@@ -9,6 +9,7 @@ write, orange waiting, green a memslot, grey an hva outside every memslot. A sec
 from __future__ import annotations
 
 __all__ = [
+    "BEHIND_STYLES",
     "COLORS",
     "HATCHES",
     "KERNEL_STYLES",
@@ -24,9 +25,19 @@ COLORS = {
     "miss": "#949494",  # hva outside every memslot
     "hit": "#d55e00",  # a notifier range that hits a memslot takes the write lock
     "miss_face": "#ececec",  # the pale ground under a miss's grey hatch: light, and opaque
+    "hit_face": "#f7d9c4",  # the pale ground of a hit drawn under smaller hits: vermilion, light
     "text": "#222222",
 }
 HATCHES = {"miss": "////", "wait": "...", "write": "", "read": "", "memslot": ""}
+# The parts of a brownout (kvmviz.metrics.BEHIND): what the stalled faults waited behind. A
+# miss is grey and hatched as on the maps; a hit vermilion, the notifier's write hold; a stall
+# behind other faults alone (the shadow MMU, where faults write-lock) blue, the faults' colour,
+# with a hatch of its own.
+BEHIND_STYLES = {
+    "miss": {"color": COLORS["miss"], "hatch": "////", "label": "behind misses (spurious)"},
+    "hit": {"color": COLORS["hit"], "hatch": "", "label": "behind hits (guest memory)"},
+    "fault": {"color": COLORS["read"], "hatch": "xx", "label": "behind other faults only"},
+}
 # Kernels: a grey scale plus one accent for the kernel that fixes it (Rougier), and a line style.
 KERNEL_STYLES = {
     "v5.12": {"color": "#333333", "linestyle": "-", "label": "v5.12 (always lock)"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import gc
 import html
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import plot
+from . import plot, presets
 from ._checks import check_seed
 from .animate import Animation, Blitter, set_spans
 from .classify import first_callbacks
@@ -72,25 +73,37 @@ def _cached_table(runs: tuple) -> pd.DataFrame:
 _MMU_LABELS = {True: "TDP MMU (faults read-lock)", False: "shadow MMU (faults write-lock)"}
 
 
+def _percent_cell(share: float) -> str:
+    """A share of the VM's vCPU time as a table cell, in %: exactly 0 is "0"."""
+    value = 100 * float(share)
+    if value == 0:
+        return "0"
+    return "<0.1" if value < 0.05 else f"{value:.1f}"
+
+
 # The header and format of each column of metrics.KERNEL_TABLE_COLUMNS, the table every front
-# end prints: the writers' wait sits beside the readers' stall, so a policy that starves the
-# notifiers (reader-pref) cannot look like a win.
+# end prints: the brownout and its parts, the stall per fault (waits plus retried attempts),
+# and the writers' wait beside it, so a policy that starves the notifiers (reader-pref) cannot
+# look like a win.
 _TABLE_CELLS = {
-    "p99_us": ("p99 stall (µs)", lambda v: f"{v:.1f}"),
-    "mean_us": ("mean stall (µs)", lambda v: f"{v:.1f}"),
+    "brownout_mean": ("brownout (% of vCPU time)", _percent_cell),
+    "brownout_miss": ("… behind misses (%)", _percent_cell),
+    "brownout_hit": ("… behind hits (%)", _percent_cell),
+    "stall_p99_us": ("p99 stall per fault (µs)", lambda v: f"{v:.1f}"),
+    "stall_mean_us": ("mean stall per fault (µs)", lambda v: f"{v:.1f}"),
     "writer_wait_mean_us": ("writers' mean wait (µs)", lambda v: f"{v:.1f}"),
     "writer_wait_max_us": ("writers' max wait (µs)", lambda v: f"{v:.1f}"),
-    "brownout_mean": ("brownout (% vCPU time)", lambda v: f"{100 * v:.1f}"),
-    "faults_retried": ("faults retried", lambda v: f"{int(v)}"),
-    "lock_taken": ("lock taken", lambda v: f"{int(v)}"),
-    "lock_avoided": ("lock avoided", lambda v: f"{int(v)}"),
+    "faults_retried": ("attempts retried", lambda v: f"{int(v)}"),
+    "lock_taken": ("callbacks taking the lock", lambda v: f"{int(v)}"),
+    "lock_avoided": ("callbacks skipping it", lambda v: f"{int(v)}"),
 }
 
 
 def _table_html(table, selected: str) -> str:
     """The per-kernel table as HTML: one row per kernel, the columns of
-    ``KERNEL_TABLE_COLUMNS``, the ``selected`` kernel's row highlighted. ``table`` is
-    :func:`kvmviz.metrics.kernel_table` (or a mapping of kernel to its row)."""
+    ``KERNEL_TABLE_COLUMNS`` under readable headers, the ``selected`` kernel's row
+    highlighted. ``table`` is :func:`kvmviz.metrics.kernel_table` (or a mapping of kernel to
+    its row)."""
     rows = table.iterrows() if isinstance(table, pd.DataFrame) else table.items()
     head = "<tr><th>kernel</th>" + "".join(
         f'<th data-column="{c}">{html.escape(_TABLE_CELLS[c][0])}</th>'
@@ -106,47 +119,175 @@ def _table_html(table, selected: str) -> str:
     return f'<table class="kvmviz-summary">{head}</tr>{"".join(body)}</table>'
 
 
-class ToggleDashboard:
-    """The kernel toggle (v5.12 / v5.13 / v5.15), the MMU toggle (TDP or shadow, the kernel's
-    ``kvm.tdp_mmu``) and a few sliders, driving four views.
+def _percent(share: float) -> str:
+    """A share of the VM's vCPU time in a sentence: "0%" only when it is exactly 0."""
+    value = 100 * float(share)
+    if value == 0:
+        return "0%"
+    return "under 0.1%" if value < 0.05 else f"{value:.1f}%"
 
-    The views: the stall CDF and the brownout curve (the selected kernel bold, the others faint
-    for reference), a memslot map with the notifier ranges of the run coloured hit/miss, and a
-    table of :data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS` per kernel: the readers' p99 and mean
-    stall beside the writers' (notifiers') mean and max wait, brownout, faults retried and
-    lock acquisitions taken and avoided. Runs are cached, so flipping
-    the toggle or returning to a slider position redraws without simulating again.
+
+def _headline_html(table: pd.DataFrame, selected: str, run, *, setup: str) -> str:
+    """The sentence over the dashboard's figure, from the per-kernel table and the selected
+    kernel's run: the brownout of the selected kernel against v5.12's, its split by what the
+    faults waited behind, and in words why it is 0 when it is. Its data attributes carry the
+    numbers (read by ui-tests/test_dashboard.py and ui-tests/test_lab.py)."""
+    scenario = run.scenario
+    s, ref = table.loc[selected], table.loc["v5.12"]
+    mmu = "tdp" if scenario.tdp_mmu else "shadow"
+    attributes = {
+        "kernel": selected,
+        "mmu": mmu,
+        "setup": setup,
+        "vcpus": f"{scenario.n_vcpus}",
+        "brownout": f"{s['brownout_mean']:.5f}",
+        "brownout-miss": f"{s['brownout_miss']:.5f}",
+        "brownout-hit": f"{s['brownout_hit']:.5f}",
+        "brownout-fault": f"{s['brownout_fault']:.5f}",
+        "p99-us": f"{s['stall_p99_us']:.3f}",
+    }
+    attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in attributes.items())
+    label = html.escape(KERNEL_STYLES[selected]["label"])
+    where = (
+        f"the {setup} setup, {scenario.n_vcpus} vCPUs, {html.escape(_MMU_LABELS[scenario.tdp_mmu])}"
+    )
+    compare = "" if selected == "v5.12" else f" (v5.12: {_percent(ref['brownout_mean'])})"
+    parts = [
+        f"<b>{label}</b> on {where}: <b>{_percent(s['brownout_mean'])}</b> of the VM's vCPU "
+        f"time stalled on mmu_lock{compare}."
+    ]
+    taken, callbacks = int(s["lock_taken"]), int(s["notifier_callbacks"])
+    if s["brownout_mean"] == 0:
+        hits = int(run.notifiers["hit"].sum())
+        if taken == 0:
+            why = (
+                "every notification missed guest memory and skipped the lock"
+                if hits == 0
+                else "every notification skipped the lock"
+            )
+        else:
+            why = f"the {taken} callbacks that took mmu_lock never made a fault wait or retry"
+        parts.append(f"<b>{selected}: no vCPU stalled</b>: {why}.")
+    else:
+        split = [
+            f"{_percent(s['brownout_miss'])} behind notifications that missed guest memory "
+            "(spurious)",
+            f"{_percent(s['brownout_hit'])} behind ones that hit it",
+        ]
+        if s["brownout_fault"] > 0:
+            split.append(f"{_percent(s['brownout_fault'])} behind other faults only")
+        p99 = f"p99 stall per fault {s['stall_p99_us']:,.0f} µs"
+        if selected != "v5.12":
+            p99 += f" (v5.12: {ref['stall_p99_us']:,.0f} µs)"
+        parts.append(f"Of it, {', '.join(split[:-1])} and {split[-1]}; {p99}.")
+    parts.append(f"{int(s['lock_avoided'])} of {callbacks} callbacks skipped the lock.")
+    shares = table["brownout_mean"].to_numpy(dtype=float)
+    if (100 * shares < 0.05).all():
+        parts.append(
+            f"With {scenario.n_vcpus} vCPUs every kernel loses "
+            f"{'nothing' if (shares == 0).all() else 'under 0.1%'} of the VM's vCPU time: few "
+            "faults are in flight when a notifier takes the lock, so few queue behind it; the "
+            "brownout grows with the vCPUs (move the slider up)."
+        )
+    if not scenario.tdp_mmu:
+        parts.append(
+            "Without the TDP MMU every fault takes mmu_lock for write: the faults serialise "
+            "each other, whatever the notifiers do."
+        )
+    return f'<p class="kvmviz-p99 kvmviz-brownout" {attrs}>{" ".join(parts)}</p>'
+
+
+def _with_setup(vm: Scenario, name: str) -> Scenario:
+    """``vm`` with the notifications of the setup ``name`` (:data:`kvmviz.presets.SETUPS`): every
+    field a setup sets (where one of them differs from ``Scenario()``: the rate, the spurious
+    share, the mix of guest causes) is taken from the preset; the VM's size, memory and
+    timings stay."""
+    preset = presets.setup(name)
+    return vm.replace(**{field: getattr(preset, field) for field in _setup_fields()})
+
+
+@functools.cache
+def _setup_fields() -> tuple[str, ...]:
+    """The fields of :class:`Scenario` some setup of :data:`kvmviz.presets.SETUPS` sets:
+    those in which one of them differs from ``Scenario()``."""
+    default = Scenario()
+    return tuple(
+        f.name
+        for f in dataclasses.fields(Scenario)
+        if any(
+            getattr(presets.setup(n), f.name) != getattr(default, f.name) for n in presets.SETUPS
+        )
+    )
+
+
+class ToggleDashboard:
+    """The kernel toggle (v5.12 / v5.13 / v5.15), the setup toggle (static or volatile, the two
+    setups of 8931a454ae's message: :data:`kvmviz.presets.SETUPS`), the MMU toggle (TDP or
+    shadow, the kernel's ``kvm.tdp_mmu``) and a few sliders, driving five views.
+
+    The views: the per-fault stall CDF, the brownout curve (the selected kernel bold, the
+    others faint for reference) and each kernel's brownout split by what its faults waited
+    behind (:func:`kvmviz.plot.stall_split`); a memslot map with the notifier ranges of the run
+    coloured hit/miss; and a table of :data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS` per kernel.
+    The sentence above them leads with the selected kernel's brownout (the share of the VM's
+    vCPU time stalled) against v5.12's, and its split; where a kernel stalls nothing, it and
+    every figure say so in words. It opens on the static setup, where v5.15 stalls nothing.
+    Runs are cached (both setups are simulated ahead), so flipping a toggle or returning to a
+    slider position redraws without simulating again.
 
     Parameters
     ----------
     scenario : Scenario, optional
-        The starting point; sliders change ``n_vcpus``, ``spurious_share`` and
-        ``notifier_rate_hz``.
+        The VM (size, memory, timings; default ``Scenario()``, the 416-vCPU VM). The setup
+        toggle sets its notifications (rate, spurious share, guest causes) from the preset;
+        the sliders then change ``n_vcpus``, ``spurious_share`` and ``notifier_rate_hz``, and
+        switching setup puts them back to that setup's values.
     seed : int
     kernel : str
         The kernel selected at first.
+    setup : {"static", "volatile"}
+        The setup shown at first.
     """
 
-    def __init__(self, scenario: Scenario | None = None, seed: int = 0, kernel: str = "v5.12"):
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        seed: int = 0,
+        kernel: str = "v5.12",
+        setup: str = "static",
+    ):
         import ipywidgets as w
 
-        self.base = Scenario() if scenario is None else scenario
+        if setup not in presets.SETUPS:
+            raise ValueError(f"setup {setup!r}: expected one of {', '.join(presets.SETUPS)}")
+        self.vm = Scenario() if scenario is None else scenario
         self.seed = check_seed(seed)
+        self._setups = {name: _with_setup(self.vm, name) for name in presets.SETUPS}
         set_theme("notebook")
         self.kernel = _kernel_buttons(kernel)
+        self.setup = w.ToggleButtons(
+            options=list(presets.SETUPS),
+            value=setup,
+            description="setup",
+            tooltips=[
+                "8931a454ae's static setup: every notification from the VMM's own memory",
+                "a volatile setup: KSM, page migration and guest aging hit guest memory",
+            ],
+        )
         # The MMU is its own axis (kvm.tdp_mmu): faults read-lock mmu_lock only with the TDP
         # MMU (direct_page_fault, a2855afc7ee8); stock v5.12-v5.14 hosts had it off.
         self.mmu = w.ToggleButtons(
             options=[(label, value) for value, label in _MMU_LABELS.items()],
-            value=self.base.tdp_mmu,
+            value=self.vm.tdp_mmu,
             description="MMU",
             tooltips=[
                 "kvm.tdp_mmu=1: faults take mmu_lock for read (default from v5.15, 71ba3f3189c7)",
                 "kvm.tdp_mmu=0: every fault takes mmu_lock for write (stock v5.12-v5.14)",
             ],
         )
+        start = self._setups[setup]
         self.vcpus = w.IntSlider(
-            value=self.base.n_vcpus,
+            value=start.n_vcpus,
             min=8,
             max=512,
             step=8,
@@ -154,7 +295,7 @@ class ToggleDashboard:
             continuous_update=False,
         )
         self.spurious = w.FloatSlider(
-            value=self.base.spurious_share,
+            value=start.spurious_share,
             min=0.0,
             max=1.0,
             step=0.05,
@@ -163,7 +304,7 @@ class ToggleDashboard:
             readout_format=".2f",
         )
         self.rate = w.FloatLogSlider(
-            value=self.base.notifier_rate_hz,
+            value=start.notifier_rate_hz,
             base=10,
             min=2,
             max=4.5,
@@ -181,20 +322,26 @@ class ToggleDashboard:
         self.image = w.Image(format="png")
         self.image.layout.max_width = "100%"
         self.timing = w.HTML()
-        # One figure, drawn in full once; afterwards only the lines and range marks move.
+        # One figure, drawn in full once; afterwards only the lines, bars and marks move.
         self.figure = Figure(figsize=(11, 6.2), dpi=80, layout="constrained")
         self._blitter = Blitter(self.figure)
         self.canvas = self._blitter.canvas
-        grid = self.figure.add_gridspec(2, 2, height_ratios=[1.5, 1])
+        grid = self.figure.add_gridspec(
+            2, 3, height_ratios=[1.5, 1], width_ratios=[1.25, 1.25, 1.0]
+        )
         self.ax_cdf = self.figure.add_subplot(grid[0, 0])
         self.ax_brownout = self.figure.add_subplot(grid[0, 1])
+        self.ax_split = self.figure.add_subplot(grid[0, 2])
         self.ax_map = self.figure.add_subplot(grid[1, :])
         self._drawn_scenario = None
+        self._resetting = False
         for control in (self.kernel, self.mmu, self.vcpus, self.spurious, self.rate):
             control.observe(self._changed, names="value")
+        self.setup.observe(self._setup_changed, names="value")
         self.widget = w.VBox(
             [
                 self.kernel,
+                self.setup,
                 self.mmu,
                 w.HBox(
                     [
@@ -211,10 +358,27 @@ class ToggleDashboard:
             ]
         )
         self.update()
+        # The other setup simulated and measured ahead, so that its first flip is as quick as
+        # the next; the other MMU too, on the event loop while it is idle (in a notebook).
+        for name in presets.SETUPS:
+            if name != setup:
+                self._warm(self._setups[name].replace(tdp_mmu=self.vm.tdp_mmu))
+        _run_ahead(
+            [
+                functools.partial(self._warm, base.replace(tdp_mmu=not self.vm.tdp_mmu))
+                for base in self._setups.values()
+            ],
+            self.widget,
+        )
+
+    @property
+    def base(self) -> Scenario:
+        """The selected setup on the dashboard's VM, before the sliders."""
+        return self._setups[self.setup.value]
 
     @property
     def scenario(self) -> Scenario:
-        """The scenario the sliders describe now."""
+        """The scenario the controls describe now."""
         return self.base.replace(
             n_vcpus=int(self.vcpus.value),
             spurious_share=round(float(self.spurious.value), 4),
@@ -222,11 +386,33 @@ class ToggleDashboard:
             tdp_mmu=bool(self.mmu.value),
         )
 
-    def runs(self) -> dict:
-        """The cached runs of the current scenario, one per kernel."""
-        return {k: cached_simulate(self.scenario, k, "qrwlock", self.seed) for k in KERNELS}
+    def _warm(self, scenario: Scenario) -> None:
+        """Simulate ``scenario`` on every kernel and measure what the views draw of it, ahead
+        of the learner (everything lands in the caches a redraw reads)."""
+        runs = self.runs(scenario)
+        _cached_table(tuple(runs.values()))
+        for run in runs.values():
+            plot.precompute(run)
+
+    def runs(self, scenario: Scenario | None = None) -> dict:
+        """The cached runs of ``scenario`` (default the current one), one per kernel."""
+        scenario = self.scenario if scenario is None else scenario
+        return {k: cached_simulate(scenario, k, "qrwlock", self.seed) for k in KERNELS}
 
     def _changed(self, _change) -> None:
+        if not self._resetting:
+            self.update()
+
+    def _setup_changed(self, change) -> None:
+        """A new setup: the sliders go back to its values, then one redraw."""
+        base = self._setups[change["new"]]
+        self._resetting = True
+        try:
+            self.vcpus.value = base.n_vcpus
+            self.spurious.value = base.spurious_share
+            self.rate.value = base.notifier_rate_hz
+        finally:
+            self._resetting = False
         self.update()
 
     def update(self) -> float:
@@ -237,43 +423,28 @@ class ToggleDashboard:
         table = _cached_table(tuple(runs.values()))
         scenario = self.scenario
         if not self._blitter.prepared:
-            self._draw_static(runs, selected)
+            self._draw_static(runs, table, selected)
         if scenario != self._drawn_scenario:
-            for ax in (self.ax_cdf, self.ax_brownout):
-                plot.update(ax, runs, highlight=selected)
+            for ax in (self.ax_cdf, self.ax_brownout, self.ax_split):
+                plot.update(ax, runs, highlight=selected, table=table)
             self._fix_limits(scenario)
             spans = plot._notifier_spans(self._to_x, first_callbacks(runs[selected].notifiers))
-            for hit, collection in self._span_collections.items():
-                set_spans(collection, spans[hit], *self._span_y)
+            for kind, collection in self._span_collections.items():
+                set_spans(collection, spans[kind], *self._span_y)
             self._drawn_scenario = scenario
         else:
-            for ax in (self.ax_cdf, self.ax_brownout):
+            for ax in (self.ax_cdf, self.ax_brownout, self.ax_split):
                 plot.restyle(ax, highlight=selected)
+        self._blitter.moving = self._moving()
         self._blitter.blit()
         self.image.value = self._blitter.png()
         self.table.value = _table_html(table, selected)
-        s, ref = table.loc[selected], table.loc["v5.12"]
-        mmu = "tdp" if scenario.tdp_mmu else "shadow"
-        self.headline.value = (
-            f'<p class="kvmviz-p99" data-kernel="{selected}" data-mmu="{mmu}" '
-            f'data-p99-us="{s["p99_us"]:.3f}" data-brownout="{s["brownout_mean"]:.5f}">'
-            f"<b>{html.escape(KERNEL_STYLES[selected]['label'])}</b>, "
-            f"{html.escape(_MMU_LABELS[scenario.tdp_mmu])}: p99 fault stall "
-            f"<b>{s['p99_us']:.1f} µs</b> (v5.12: {ref['p99_us']:.1f} µs); "
-            f"{100 * s['brownout_mean']:.1f}% of vCPU time stalled on mmu_lock; "
-            f"{int(s['lock_avoided'])} of {int(s['notifier_callbacks'])} callbacks "
-            "skipped the lock."
-            + (
-                ""
-                if scenario.tdp_mmu
-                else " Without the TDP MMU every fault takes mmu_lock for write: the faults "
-                "serialise each other, whatever the notifiers do."
-            )
-            + "</p>"
+        self.headline.value = _headline_html(
+            table, selected, runs[selected], setup=self.setup.value
         )
         elapsed = time.perf_counter() - started
         self.timing.value = (
-            f'<small style="color:#777">{scenario.n_vcpus} vCPUs, '
+            f'<small style="color:#777">{self.setup.value} setup, {scenario.n_vcpus} vCPUs, '
             f"{scenario.duration_us / 1000:.0f} ms simulated, seed {self.seed}; "
             f"updated in {1000 * elapsed:.0f} ms</small>"
         )
@@ -281,41 +452,56 @@ class ToggleDashboard:
         return elapsed
 
     # -- drawing: everything static once, then only the moving artists (Blitter) -----------
-    def _draw_static(self, runs, selected) -> None:
+    def _moving(self) -> list:
+        """What a redraw changes: the views' live artists and the map's range bars."""
+        moving = [
+            *(a for ax in (self.ax_cdf, self.ax_brownout, self.ax_split)
+              for a in plot.live_artists(ax)),
+            *self._span_collections.values(),
+        ]  # fmt: skip
+        for artist in moving:
+            artist.set_animated(True)
+        return moving
+
+    def _draw_static(self, runs, table, selected) -> None:
         plot.stall_cdf(runs, ax=self.ax_cdf, highlight=selected)
         plot.brownout_curve(runs, ax=self.ax_brownout, highlight=selected)
+        plot.stall_split(table, ax=self.ax_split, highlight=selected)
+        # Shorter words for the narrow panels of the dashboard.
+        self.ax_cdf.set_xlabel("stall per fault: waits + retried attempts\n(µs, log scale)")
+        self.ax_split.set_title("Brownout, split")
+        self.ax_split.set_ylabel("VM's vCPU time stalled (%)")
+        self.ax_split.set_xticks(range(len(KERNELS)), list(KERNELS), fontsize="small")
         # The map's axis is fixed by the memslots and the VMM's own memory, not by the ranges
         # of one run, so a new run only moves its range marks.
         plot.memslot_map(
-            self.base.layout,
+            self.vm.layout,
             runs[selected].notifiers,
             ax=self.ax_map,
             regions=[VMM_HEAP],
             counts=False,  # the bars move with each run; a count in the legend would not
         )
-        intervals = [(x.hva_start, x.hva_end) for x in self.base.layout]
+        intervals = [(x.hva_start, x.hva_end) for x in self.vm.layout]
         self._to_x = plot._segments(intervals, [VMM_HEAP])[0]
+        gids = {"hit": "notifiers-hit", "wide": "notifiers-hit-wide", "miss": "notifiers-miss"}
         self._span_collections = {
-            hit: next(c for c in self.ax_map.collections if c.get_gid() == f"notifiers-{key}")
-            for hit, key in ((True, "hit"), (False, "miss"))
+            kind: next(c for c in self.ax_map.collections if c.get_gid() == gid)
+            for kind, gid in gids.items()
         }
         # The bars' rows as memslot_map draws them: 0.6 high, room above for the hit markers.
-        self._span_y = (len({x.as_id for x in self.base.layout}) + 0.15, 0.6)
+        self._span_y = (len({x.as_id for x in self.vm.layout}) + 0.15, 0.6)
         self._fix_limits(self.scenario)
-        legends = [ax.get_legend() for ax in (self.ax_cdf, self.ax_brownout)]
-        self._blitter.moving = [
-            *self.ax_cdf.get_lines(),
-            *self.ax_brownout.get_lines(),
-            *self._span_collections.values(),
-            *(legend for legend in legends if legend is not None),
-        ]
+        plot.update(self.ax_split, runs, highlight=selected, table=table)  # on the fixed scale
+        self._blitter.moving = self._moving()
         self._blitter.prepare()  # solves the layout once and draws every static artist
         self._drawn_scenario = self.scenario
 
     def _fix_limits(self, scenario) -> None:
-        # Fixed limits keep the ticks (the static part) valid for every run.
+        # Fixed limits keep the ticks (the static part) valid for every run: a new scale
+        # would mean drawing the whole figure again (about 130 ms).
         self.ax_cdf.set_xlim(0.08, 1e5)
         self.ax_brownout.set_xlim(0, scenario.duration_us / 1000)
+        self.ax_split.set_ylim(0, 100)
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -323,9 +509,11 @@ class ToggleDashboard:
         display(self.widget)
 
 
-def toggle_dashboard(scenario: Scenario | None = None, seed: int = 0, kernel: str = "v5.12"):
+def toggle_dashboard(
+    scenario: Scenario | None = None, seed: int = 0, kernel: str = "v5.12", setup: str = "static"
+):
     """Build and return a :class:`ToggleDashboard` (display it as a cell's last line)."""
-    return ToggleDashboard(scenario, seed=seed, kernel=kernel)
+    return ToggleDashboard(scenario, seed=seed, kernel=kernel, setup=setup)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,6 +972,27 @@ def player(animation: Animation):
     box.add_class("kvmviz-player")
     _render_ahead(frame, len(animation), box)
     return box
+
+
+def _run_ahead(tasks: list[Callable[[], None]], owner) -> bool:
+    """Call each of ``tasks`` on the running event loop, one per turn, while ``owner`` (a
+    widget) lives; nothing without a running loop (a script, a test). Returns whether there
+    was one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    alive = weakref.ref(owner)
+
+    def step(i: int) -> None:
+        widget = alive()
+        if i >= len(tasks) or widget is None or getattr(widget, "comm", True) is None:
+            return
+        tasks[i]()
+        loop.call_soon(step, i + 1)
+
+    loop.call_soon(step, 0)
+    return True
 
 
 def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import re
-from types import SimpleNamespace
 
 import matplotlib as mpl
 import numpy as np
@@ -25,7 +24,7 @@ from PIL import ImageSequence
 
 import kvmviz as kv
 from kvmviz import _files, animate
-from kvmviz.rwlock import replay
+from kvmviz.engine import scripted_run
 
 SMALL = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
 N_FRAMES = 12
@@ -52,60 +51,74 @@ def memslots(runs):
     return animate.memslot_animation(runs["v5.15"], n_events=4, frames_per_event=3)
 
 
-def _hand_made_run(rows, kernel="v5.12"):
-    """A stand-in for a Run with a hand-written lock table: (who, is_writer, arrival, hold)
-    per request, granted as :func:`kvmviz.rwlock.replay` grants them under qrwlock."""
-    who, is_writer, arrival, hold = (list(x) for x in zip(*rows, strict=True))
-    grant = replay(arrival, is_writer, hold)
-    lock = pd.DataFrame(
-        {
-            "holder": ["notifier" if w else "vcpu" for w in is_writer],
-            "who": who,
-            "mode": ["write" if w else "read" for w in is_writer],
-            "callback": ["clear_flush_young" if w else "page_fault" for w in is_writer],
-            "t_request_us": np.asarray(arrival, dtype=float),
-            "t_grant_us": grant,
-            "t_release_us": grant + np.asarray(hold, dtype=float),
-        }
-    )
-    lock["wait_us"] = lock["t_grant_us"] - lock["t_request_us"]
-    lock["hold_us"] = lock["t_release_us"] - lock["t_grant_us"]
-    writers = lock[lock["mode"] == "write"]
-    notifiers = pd.DataFrame(
-        {
-            "event": writers["who"].to_numpy(),
-            "callback": writers["callback"].to_numpy(),
-            "locked": True,
-            "t_arrive_us": writers["t_request_us"].to_numpy(),
-        }
-    )
-    return SimpleNamespace(lock=lock.sort_values("t_grant_us"), notifiers=notifiers, kernel=kernel)
+def _scene(rows, policy="qrwlock"):
+    """A hand-written scene as a Run: (is_writer, arrival, hold) per request, readers numbered
+    as vCPUs 0, 1, ... and writers as events 0, 1, ... in order
+    (:func:`kvmviz.engine.scripted_run`)."""
+    is_writer, arrival, hold = (list(x) for x in zip(*rows, strict=True))
+    return scripted_run(arrival, is_writer, hold, policy)
 
 
 def _ids(frame: pd.DataFrame) -> list[tuple]:
     return list(zip(frame["holder"].astype(str), frame["who"], frame["t_request_us"], strict=True))
 
 
+def _queued_behind(run, t: float) -> dict[int, int]:
+    """Brute force over the callbacks, independent of ``blocked_by``: for each fault attempt
+    waiting at ``t``, the callback it queued behind under the qrwlock (the newest that asked
+    for ``mmu_lock`` at or before the attempt did and had not released it, the later row at a
+    tie); counted per callback row."""
+    n, f = run.notifiers, run.faults
+    locked = n["locked"].to_numpy(dtype=bool)
+    arrive = n["t_arrive_us"].to_numpy()
+    release = n["t_release_us"].to_numpy()
+    counts: dict[int, int] = {}
+    waiting = f[(f["t_request_us"] <= t) & (t < f["t_grant_us"])]
+    for request in waiting["t_request_us"]:
+        ahead = [k for k in range(len(n)) if locked[k] and arrive[k] <= request < release[k]]
+        if ahead:
+            k = max(ahead, key=lambda k: (arrive[k], k))
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
 class TestQueueFrames:
     def test_a_writer_waiting_for_a_reader_blocks_the_next_reader(self):
         """Reader 0 holds the lock from 0 to 10 µs; a writer arrives at 1 and waits for it; a
         reader arriving at 2 must wait too, behind the writer (qrwlock is fair)."""
-        run = _hand_made_run([(0, False, 0.0, 10.0), (7, True, 1.0, 5.0), (1, False, 2.0, 1.0)])
+        run = _scene([(False, 0.0, 10.0), (True, 1.0, 5.0), (False, 2.0, 1.0)])
         at_5, at_10, at_15 = animate.queue_frames(run, 5.0, 20.0, n_frames=3)
         assert [at_5.t_us, at_10.t_us, at_15.t_us] == [5.0, 10.0, 15.0]
         assert list(at_5.holders["who"]) == [0]
-        assert list(at_5.waiters["who"]) == [7, 1]
+        assert list(at_5.waiters["holder"]) == ["notifier", "vcpu"]
         assert list(at_5.waiters["kind"]) == ["writer", "reader"]
+        assert list(at_5.waiters["blocked_readers"]) == [1, 0]
         assert at_5.blocked_readers == 1
-        assert at_5.caption == "writer waits for 1 reader inside; 1 new reader blocked"
-        # At 10 µs the reader has left and the writer is inside, alone; the reader still waits.
+        assert at_5.caption == (
+            "writer (invalidate_range_start) waits for 1 reader inside; "
+            "1 new reader blocked behind it"
+        )
+        # At 10 µs the reader has left and the writer is inside, alone; the reader still waits,
+        # for it (its blocked_by).
         assert list(at_10.holders["kind"]) == ["writer"]
         assert list(at_10.waiters["who"]) == [1]
-        assert at_10.caption == "writer (clear_flush_young) holds mmu_lock alone; 1 other waits"
+        assert at_10.blocked_readers == 0 and at_10.readers_behind_holder == 1
+        assert (
+            at_10.caption
+            == "writer (invalidate_range_start) holds mmu_lock alone; 1 reader waits for it"
+        )
         # At 15 µs the writer has left and the reader is in.
         assert list(at_15.holders["who"]) == [1]
         assert at_15.waiters.empty
         assert at_15.caption == "1 reader holds mmu_lock for read; nobody waits"
+
+    def test_under_reader_pref_a_waiting_writer_blocks_nobody(self):
+        """The same scene under reader-pref: the late reader walks past the waiting writer, so
+        no reader is blocked behind it, and the caption says so."""
+        run = _scene([(False, 0.0, 10.0), (True, 1.0, 5.0), (False, 2.0, 1.0)], "reader-pref")
+        (at_2_5,) = animate.queue_frames(run, 2.5, 3.0, n_frames=1)
+        assert at_2_5.readers_inside == 2 and at_2_5.blocked_readers == 0
+        assert at_2_5.caption.endswith("; 0 new readers blocked behind it")
 
     @pytest.mark.parametrize("kernel", ["v5.12", "v5.15"])
     def test_holders_and_waiters_are_the_lock_tables_rows(self, runs, window, kernel):
@@ -128,44 +141,53 @@ class TestQueueFrames:
             expected_kind = np.where(state.waiters["mode"] == "write", "writer", "reader")
             assert list(state.waiters["kind"]) == list(expected_kind)
 
-    def test_blocked_readers_are_the_waiting_readers_that_came_after_the_writer(self, runs):
-        """For each waiting writer: the waiting readers that requested after it."""
-        run = runs["v5.12"]
+    def test_blocked_readers_are_those_a_brute_force_puts_behind_each_writer(self, busy8):
+        """For each writer in a frame, waiting or holding: the waiting faults that a brute force
+        over the callbacks puts behind it (the newest callback that asked before them and had
+        not released it), and ``blocked_readers`` is the sum over the waiting writers."""
+        run = busy8
         waits = run.lock[(run.lock["mode"] == "write") & (run.lock["wait_us"] > 0)]
-        times = (waits["t_request_us"] + waits["wait_us"] / 2).to_numpy()
-        checked = 0
-        for t in times[:30]:
+        times = (waits["t_request_us"] + 0.9 * waits["wait_us"]).to_numpy()
+        checked = blocked = 0
+        for t in times[:40]:
             (state,) = animate.queue_frames(run, t, t + 1.0, n_frames=1)
+            expected = _queued_behind(run, t)
             w = state.waiters
-            readers = w[w["kind"] == "reader"]
-            for _, writer in w[w["kind"] == "writer"].iterrows():
-                expected = int((readers["t_request_us"] > writer["t_request_us"]).sum())
-                assert writer["blocked_readers"] == expected
+            writers = w[w["holder"] == "notifier"]
+            for row, count in zip(writers["row"], writers["blocked_readers"], strict=True):
+                assert count == expected.get(row, 0)
                 checked += 1
-            head = w[w["kind"] == "writer"].iloc[0]
-            assert state.blocked_readers == head["blocked_readers"]
-            assert state.caption.startswith("writer")
-        assert checked >= 10
+            assert state.blocked_readers == int(writers["blocked_readers"].sum())
+            inside = state.holders[state.holders["holder"] == "notifier"]["row"]
+            assert state.readers_behind_holder == sum(expected.get(r, 0) for r in inside)
+            assert re.match(r"(writer|\d+ writers) ", state.caption), state.caption
+            blocked += state.blocked_readers
+        assert checked >= 10 and blocked >= 10
 
     def test_callback_tallies_and_passers_by(self, runs, window):
-        """The tallies count the callbacks arrived so far; those passing by skipped the lock."""
-        run = runs["v5.15"]
-        n = run.notifiers
-        for state in animate.queue_frames(run, *window, n_frames=20):
-            arrived = n[n["t_arrive_us"] <= state.t_us]
-            assert state.callbacks_locked == int(arrived["locked"].sum())
-            assert state.callbacks_skipped == int((~arrived["locked"]).sum())
-            assert not state.passing["locked"].any()
+        """The tallies count the callbacks granted the lock so far, those that asked and wait,
+        and those that skipped it; those passing by skipped the lock."""
+        for run in runs.values():
+            n = run.notifiers
+            for state in animate.queue_frames(run, *window, n_frames=20):
+                arrived = n[n["t_arrive_us"] <= state.t_us]
+                granted = arrived["locked"] & (arrived["t_grant_us"] <= state.t_us)
+                assert state.callbacks_locked == int(granted.sum())
+                assert state.callbacks_waiting == int((arrived["locked"] & ~granted).sum())
+                assert state.callbacks_skipped == int((~arrived["locked"]).sum())
+                assert not state.passing["locked"].any()
 
     def test_state_table_is_tidy(self):
         """``QueueState.table`` stacks holders ("inside") over waiters ("waiting"), one row
         each: at 5 µs, reader 0 inside, then the writer and reader 1 waiting."""
-        run = _hand_made_run([(0, False, 0.0, 10.0), (7, True, 1.0, 5.0), (1, False, 2.0, 1.0)])
+        run = _scene([(False, 0.0, 10.0), (True, 1.0, 5.0), (False, 2.0, 1.0)])
         (state,) = animate.queue_frames(run, 5.0, 6.0, n_frames=1)
         table = state.table
         assert list(table["place"]) == ["inside", "waiting", "waiting"]
-        assert list(table["who"]) == [0, 7, 1]
+        assert list(table["holder"]) == ["vcpu", "notifier", "vcpu"]
+        assert list(table["who"]) == [0, 0, 1]
         assert list(table["kind"]) == ["reader", "writer", "reader"]
+        assert list(table["blocked_by"]) == [-1, -1, 0]
 
     def test_bad_windows_are_refused(self, runs):
         """An empty or reversed window, or no frame at all, is a ValueError."""
@@ -175,22 +197,183 @@ class TestQueueFrames:
             animate.queue_frames(runs["v5.12"], 0.0, 10.0, n_frames=0)
 
 
+CHAPTER_03_SCENE = [(False, 0, 6), (False, 1, 10), (True, 3, 2), (False, 4, 3), (False, 8, 6),
+                    (False, 12, 3)]  # fmt: skip
+_STATS = re.compile(
+    r"notifier callbacks so far: (\d+) took mmu_lock, (\d+) waiting for it, (\d+) skipped it"
+)
+
+
+def _panel_texts(animation, i: int) -> list[dict[str, str]]:
+    """Draw frame ``i`` and read back, per panel, its caption (the line under the lock, at
+    (0, -0.55) in the panel's units) and its tally line, as drawn."""
+    animation.draw(i)
+    panels = []
+    for ax in animation.figure.axes:
+        texts = [t for t in ax.texts if t.get_visible()]
+        (caption,) = [t.get_text() for t in texts if t.get_position() == (0, -0.55)]
+        (stats,) = [t.get_text() for t in texts if _STATS.fullmatch(t.get_text())]
+        panels.append({"stats": stats, "caption": caption})
+    return panels
+
+
+class TestCaptions:
+    @pytest.mark.parametrize("which", ["chapter 03", "simulated"])
+    def test_every_frame_says_waiting_or_holding_as_the_lock_is(self, runs, window, which):
+        """Frame by frame, as drawn: a writer is said to hold mmu_lock exactly when one is
+        inside, to wait when one waits and none is inside; the tally counts as "took" only the
+        callbacks granted by then and as "waiting" those that asked and are not in yet (never
+        "took mmu_lock" for a callback that still waits)."""
+        if which == "chapter 03":
+            panels = {p: _scene(CHAPTER_03_SCENE, p) for p in ("qrwlock", "reader-pref")}
+            start, end, n_frames = 0.0, 20.0, 40
+        else:
+            panels, (start, end), n_frames = runs, window, 40
+        animation = animate.queue_animation(panels, start, end, n_frames=n_frames)
+        seen = set()
+        for i in range(n_frames):
+            t = start + i * (end - start) / n_frames
+            for run, drawn in zip(panels.values(), _panel_texts(animation, i), strict=True):
+                lock = run.lock
+                writers = lock[lock["mode"] == "write"]
+                inside = ((writers.t_grant_us <= t) & (t < writers.t_release_us)).any()
+                waiting = ((writers.t_request_us <= t) & (t < writers.t_grant_us)).any()
+                caption = drawn["caption"]
+                assert ("holds mmu_lock alone" in caption) == inside, (t, caption)
+                said_waiting = re.match(r"(writer \([a-z_]+\) waits|\d+ writers wait)", caption)
+                assert bool(said_waiting) == (waiting and not inside), (t, caption)
+                took, wait, skipped = map(int, _STATS.fullmatch(drawn["stats"]).groups())
+                n = run.notifiers
+                granted = n["locked"] & (n["t_grant_us"] <= t)
+                asked = n["locked"] & (n["t_arrive_us"] <= t)
+                assert took == int(granted.sum()), (t, drawn["stats"])
+                assert wait == int((asked & ~granted).sum()), (t, drawn["stats"])
+                assert skipped == int((~n["locked"] & (n["t_arrive_us"] <= t)).sum())
+                seen.add((bool(inside), bool(waiting)))
+        assert {(False, True), (True, False)} <= seen  # both states were checked
+
+
+# -- the story: a spurious writer on v5.12, the same notification passing by on v5.15 ----------
+STORY_SETUP = kv.presets.static_setup(n_vcpus=24, duration_us=4_000.0, guest_run_us=30.0)
+
+
+@pytest.fixture(scope="module")
+def story_runs():
+    return {k: kv.simulate(STORY_SETUP, k, seed=0) for k in ("v5.12", "v5.15")}
+
+
+def _story_oracle(runs, width_us, lead=0.25):
+    """Brute force of the rule, row by row: the first run's spurious callbacks that took the
+    lock and waited, skipped on every other run (matched by event, callback and rank in the
+    event), less than (1 - 2 lead) width apart; the most fault attempts blocked_by it, then
+    the earliest."""
+    labels = list(runs)
+    first = runs[labels[0]].notifiers
+    blocked = runs[labels[0]].faults["blocked_by"].to_numpy()
+    best = None
+    for r in range(len(first)):
+        row = first.iloc[r]
+        if not (row["locked"] and not row["hit"] and row["wait_us"] > 0):
+            continue
+        rank = int(((first["event"] == row["event"]) & (first["callback"] == row["callback"]))
+                   .to_numpy()[:r].sum())  # fmt: skip
+        arrivals, skipped = [row["t_arrive_us"]], True
+        for label in labels[1:]:
+            n = runs[label].notifiers
+            same = n[(n["event"] == row["event"]) & (n["callback"] == row["callback"])]
+            twin = same.iloc[rank]
+            skipped &= not twin["locked"]
+            arrivals.append(twin["t_arrive_us"])
+        if not skipped or max(arrivals) - min(arrivals) >= (1 - 2 * lead) * width_us:
+            continue
+        key = (-int((blocked == r).sum()), min(arrivals))
+        if best is None or key < best[0]:
+            best = (key, row["event"], row["callback"])
+    (count, earliest), event, callback = best
+    start = max(0.0, earliest - lead * width_us)
+    return event, callback, -count, (start, start + width_us)
+
+
+class TestStory:
+    @pytest.mark.parametrize("width_us", [20.0, 60.0, 200.0])
+    def test_the_rule_picks_what_a_brute_force_picks(self, story_runs, width_us):
+        """story_window picks the callback and window of the rule worked out row by row."""
+        story = animate.story_window(story_runs, width_us)
+        event, callback, blocked, window = _story_oracle(story_runs, width_us)
+        assert (story.event, story.callback, story.blocked) == (event, callback, blocked)
+        assert story.window == pytest.approx(window)
+        assert story.end_us - story.start_us == pytest.approx(width_us)
+
+    def test_static_setup_seed_0(self, story_runs):
+        """On the 24-vCPU static setup, seed 0: event 6's invalidate_range_start, a spurious
+        callback that waits 13.9 µs on v5.12 with 11 faults queued behind it, and skips the
+        lock on v5.15."""
+        story = animate.story_window(story_runs)
+        assert (story.event, story.callback, story.blocked) == (6, "invalidate_range_start", 11)
+        assert story.wait_us == pytest.approx(13.89, abs=0.01)
+        v512, v515 = (story_runs[k].notifiers.iloc[story.rows[k]] for k in ("v5.12", "v5.15"))
+        assert v512["locked"] and not v512["hit"] and not v515["locked"]
+        assert (v512["event"], v512["callback"]) == (v515["event"], v515["callback"])
+
+    def test_the_frames_tell_the_story(self, story_runs):
+        """In the chosen window, v5.12's frames show readers blocked behind the chosen
+        spurious writer, and v5.15's show the same callback passing by without the lock (the
+        skip mark, named) while no reader is ever blocked; the animation draws both."""
+        story = animate.story_window(story_runs)
+        frames = {k: animate.queue_frames(r, *story.window) for k, r in story_runs.items()}
+        behind_it = [
+            int(s.waiters.loc[(s.waiters["holder"] == "notifier")
+                              & (s.waiters["row"] == story.rows["v5.12"]), "blocked_readers"].sum())
+            for s in frames["v5.12"]
+        ]  # fmt: skip
+        assert max(behind_it) >= 1
+        passing = [story.rows["v5.15"] in set(s.passing.index) for s in frames["v5.15"]]
+        assert any(passing)
+        assert all(s.blocked_readers == 0 for s in frames["v5.15"])
+        animation = animate.queue_animation(story_runs)  # the story's window by default
+        i = passing.index(True)
+        animation.draw(i)
+        texts = [t.get_text() for t in animation.figure.axes[1].texts]
+        assert any(t.startswith("inv. start, event 6") and "without the lock" in t for t in texts)
+        clock = animation.figure.axes[0].get_title(loc="right")
+        assert clock == f"t = {story.start_us + i * 60.0 / 120:,.1f} µs"  # 120 frames, 60 µs
+
+    def test_refusals_name_what_is_missing(self, story_runs):
+        """One run, runs of two streams, or a first run that never locks for a miss: each a
+        ValueError saying what was expected."""
+        with pytest.raises(ValueError, match="two runs or more"):
+            animate.story_window({"v5.12": story_runs["v5.12"]})
+        other = kv.simulate(STORY_SETUP, "v5.15", seed=1)
+        with pytest.raises(ValueError, match="different notification streams"):
+            animate.story_window({"v5.12": story_runs["v5.12"], "v5.15": other})
+        with pytest.raises(ValueError, match="no spurious callback waited"):
+            animate.story_window({"v5.15": story_runs["v5.15"], "v5.12": story_runs["v5.12"]})
+
+
 class TestDefaultWindow:
-    def test_the_queue_is_shown_around_the_longest_writer_wait(self, runs):
-        """Without a window, queue_animation shows ``width_us`` from a quarter of it before the
-        first run's longest-waiting notifier callback (:func:`kvmviz.metrics.busiest_window`,
-        fixed width): here that callback arrives at 1,652.4 µs and waits 12.5 µs, so 40 µs
-        from 1,642.4 µs, in 4 frames of 10 µs."""
+    def test_two_runs_open_on_the_story(self, runs):
+        """Without a window, queue_animation of two runs shows the story's window
+        (:func:`story_window`): its first frame's clock is the window's start."""
+        story = animate.story_window(runs, 40.0)
         animation = animate.queue_animation(runs, n_frames=4, width_us=40.0)
+        animation.draw(0)
+        assert animation.figure.axes[0].get_title(loc="right") == f"t = {story.start_us:,.1f} µs"
+
+    def test_one_run_opens_on_its_longest_writer_wait(self, runs):
+        """With one run, the window is ``width_us`` from a quarter of it before its
+        longest-waiting notifier callback (:func:`kvmviz.metrics.busiest_window`, fixed width):
+        here that callback arrives at 1,620.4 µs and waits 9.0 µs, so 40 µs from 1,610.4 µs,
+        in 4 frames of 10 µs."""
+        animation = animate.queue_animation(runs["v5.12"], n_frames=4, width_us=40.0)
         clocks = []
         for i in range(4):
             animation.draw(i)
             clocks.append(animation.figure.axes[0].get_title(loc="right"))
         assert clocks == [
-            "t = 1,642.4 µs",
-            "t = 1,652.4 µs",
-            "t = 1,662.4 µs",
-            "t = 1,672.4 µs",
+            "t = 1,610.4 µs",
+            "t = 1,620.4 µs",
+            "t = 1,630.4 µs",
+            "t = 1,640.4 µs",
         ]
 
 

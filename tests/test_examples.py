@@ -34,7 +34,9 @@ WRITES = {
     "memslot_map_large_vm": ["memslots-large-vm"],
     "memslot_map_q35": ["memslots-q35"],
     "stall_by_kernel": ["stall-by-kernel"],
+    "stall_by_kernel_volatile": ["stall-by-kernel-volatile"],
     "stall_cdf": ["stall-cdf"],
+    "stall_split": ["stall-split"],
 }
 
 

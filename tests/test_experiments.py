@@ -569,14 +569,15 @@ def test_the_tornado_draws_one_bar_per_parameter_and_kernel(sensitivity_table):
     rows."""
     axes = kv.plot.tornado(sensitivity_table)
     assert len(axes) == 2
-    assert axes[0].get_xlabel() == "p99 fault stall (µs)"
+    assert axes[0].get_xlabel() == "share of the VM's vCPU time stalled (%)"
+    assert axes[1].get_xlabel() == "p99 stall per fault (µs)"
     labels = [t.get_text().split("\n")[0] for t in axes[0].get_yticklabels()]
     assert sorted(labels) == sorted(experiments.SENSITIVITY_PARAMETERS)
-    bars = [line for line in axes[1].lines if line.get_linewidth() == 4]
+    bars = [line for line in axes[0].lines if line.get_linewidth() == 4]
     assert len(bars) == 3 * len(experiments.SENSITIVITY_PARAMETERS)
-    # each bar spans exactly the min..max of its rows
+    # each bar spans exactly the min..max of its rows, the brownout in %
     part = sensitivity_table[(sensitivity_table["parameter"] == labels[0])]
-    lows = sorted(part.groupby("kernel")["brownout_mean"].min())
+    lows = sorted(100 * part.groupby("kernel")["brownout_mean"].min())
     drawn = sorted(min(line.get_xdata()) for line in bars if line.get_ydata()[0] < 0.5)
     assert drawn == pytest.approx(lows)
     matplotlib.pyplot.close("all")

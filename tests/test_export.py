@@ -264,31 +264,81 @@ def test_pftrace_and_json_hold_the_same_slices(busy8):
     )
 
 
-def test_pftrace_flows_go_from_a_waiting_callback_to_the_faults_behind_it(busy8):
-    """Each flow leaves a callback's ``waiting for mmu_lock (write)`` and ends on the wait of a
-    fault that asked for the lock while that callback waited or held it; every fault that
-    waited behind a callback (brute force over the callbacks) gets exactly one."""
-    _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(busy8))
+def queued_behind(run) -> set[tuple]:
+    """Brute force over the callbacks, independent of ``run.faults["blocked_by"]``: for each
+    fault attempt that waited (in ns, as the exports round), the callback it queued behind under
+    the qrwlock, the newest that asked for ``mmu_lock`` at or before the attempt's request and
+    had not released it (the later row at a tie), when that callback itself waited (only a
+    wait has a slice for a flow to leave). As ``(event, callback, vcpu, fault, retries)``."""
+    n = run.notifiers
+    locked = n["locked"].to_numpy(dtype=bool)
+    arrive = ns(n["t_arrive_us"])
+    grant = ns(n["t_grant_us"].fillna(0))
+    release = ns(n["t_release_us"].fillna(0))
+    out = set()
+    f = run.faults
+    request, f_grant = ns(f["t_request_us"]), ns(f["t_grant_us"])
+    for i in np.flatnonzero(f_grant > request):
+        ahead = [k for k in range(len(n)) if locked[k] and arrive[k] <= request[i] < release[k]]
+        if not ahead:
+            continue
+        k = max(ahead, key=lambda k: (arrive[k], k))
+        if grant[k] > arrive[k]:
+            out.add(
+                (
+                    int(n["event"].iloc[k]),
+                    str(n["callback"].iloc[k]),
+                    int(f["vcpu"].iloc[i]),
+                    int(f["fault"].iloc[i]),
+                    int(f["retries"].iloc[i]),
+                )
+            )
+    return out
+
+
+def flows_of(slices: pd.DataFrame) -> set[tuple]:
+    """The flows of a parsed ``.pftrace`` as ``(event, callback, vcpu, fault, retries)``, each
+    checked to leave a callback's write wait and end on a fault attempt's wait."""
     out = {fid: i for i, ids in zip(slices.index, slices["flows_out"], strict=True) for fid in ids}
     into = {fid: i for i, ids in zip(slices.index, slices["flows_in"], strict=True) for fid in ids}
-    assert out and set(out) == set(into)
+    assert set(out) == set(into)
     assert sum(map(len, slices["flows_in"])) == len(into)  # each flow ends once
-    n = busy8.notifiers
-    writers = n[n["locked"] & (ns(n["t_grant_us"].fillna(0)) > ns(n["t_arrive_us"]))]
-    w_request, w_release = ns(writers["t_arrive_us"]), ns(writers["t_release_us"])
+    pairs = set()
     for fid, src in out.items():
         source, target = slices.loc[src], slices.loc[into[fid]]
         assert source["name"] == "waiting for mmu_lock (write)"
         assert source["track"].startswith("notifiers")
         assert target["name"] == "waiting for mmu_lock (read)"
         assert target["track"].startswith("vCPU")
-        release = w_release[w_request == source["start"]]
-        assert source["start"] <= target["start"] < release.max()
-    f = busy8.faults
-    waited = ns(f["t_grant_us"]) > ns(f["t_request_us"])
-    request = ns(f["t_request_us"])[waited]
-    behind = ((w_request[None, :] <= request[:, None]) & (request[:, None] < w_release)).any(1)
-    assert len(into) == int(behind.sum()) > 0
+        assert source["start"] <= target["start"]
+        a, b = source["args"], target["args"]
+        vcpu = int(target["track"].removeprefix("vCPU "))
+        pairs.add((a["event"], a["callback"], vcpu, b["fault"], b["retries before"]))
+    assert len(pairs) == len(out)
+    return pairs
+
+
+def test_pftrace_flows_go_from_a_waiting_callback_to_the_faults_behind_it(busy8):
+    """Each flow leaves a callback's ``waiting for mmu_lock (write)`` and ends on the wait of a
+    fault attempt that queued behind it: exactly the pairs a brute force over the callbacks
+    finds (the newest callback that asked before the fault and had not released it)."""
+    _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(busy8))
+    expected = queued_behind(busy8)
+    assert len(expected) > 10
+    assert flows_of(slices) == expected
+
+
+def test_pftrace_flows_in_a_window_name_the_callbacks_kept(big416):
+    """A window keeps the flows whose callback and fault attempt are both in it: the pairs of
+    the brute force over the window's own callbacks and attempts (``blocked_by`` names rows of
+    the whole run, renumbered for the rows kept)."""
+    start, end = 1_300.0, 2_000.0  # the first three callbacks are gone: rows renumbered
+    _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(big416, window=(start, end)))
+    cut, _title = export._window(big416, (start, end))
+    assert cut.notifiers["event"].iloc[0] != big416.notifiers["event"].iloc[0]
+    expected = queued_behind(cut)
+    assert len(expected) > 10
+    assert flows_of(slices) == expected
 
 
 def test_pftrace_sequence_is_self_contained(busy8):

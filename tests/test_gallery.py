@@ -30,11 +30,22 @@ EXPECTED = {
     "brownout": ((6.4, 4.0), 1),
     "kernel-comparison": ((10.0, 3.4), 3),
     "stall-by-kernel": ((10.0, 3.8), 2),
+    "stall-by-kernel-volatile": ((10.0, 3.8), 2),
+    "stall-split": ((10.0, 4.0), 2),
     "lock-timeline-8-vcpus": ((10.0, 4.8), 2),
     "lock-timeline-416-vcpus": ((10.0, 6.2), 2),
     "before-after": ((10.0, 3.8), 2),
-    "headline-ranges": ((10.0, 4.825), 2),
+    "headline-ranges": ((10.0, 7.0), 4),
 }
+# The chapter-04 figures, drawn from the static setup (kvmviz.presets.static_setup).
+STATIC_FIGURES = [
+    "stall-cdf",
+    "brownout",
+    "kernel-comparison",
+    "stall-by-kernel",
+    "lock-timeline-416-vcpus",
+    "before-after",
+]
 ANIMATIONS = ["queue-v5.12-vs-v5.15", "memslot-arrivals-v5.13"]
 TINY = kv.Scenario(n_vcpus=4, duration_us=1_000.0, notifier_rate_hz=20_000.0)
 
@@ -66,8 +77,8 @@ def tiny_animations(monkeypatch):
 # The figures.
 # --------------------------------------------------------------------------------------------
 def test_the_named_figures_tables_and_animations():
-    """The gallery names ten figures (the notebooks', the blog's, the README's headline-ranges),
-    two text tables and two animations, in this order."""
+    """The gallery names twelve figures (the notebooks', the blog's, the README's
+    headline-ranges), two text tables and two animations, in this order."""
     assert list(gallery.FIGURES) == list(EXPECTED)
     assert list(gallery.TABLES) == ["contention-v5.12", "contention-v5.15"]
     assert list(gallery._STANDARD) == ANIMATIONS
@@ -118,14 +129,85 @@ def test_render_draws_one_figure_at_a_context_scale():
         gallery.render("nope")
 
 
-def test_headline_ranges_names_its_seeds(render):
-    """The headline-ranges figure averages four seeds from the render's seed, and says which;
-    its two panels are the p99 stall and the brownout (kvmviz.plot.tornado)."""
+def _texts(fig, prefix: str = "") -> dict[str, str]:
+    """The visible texts of a figure whose gid starts with ``prefix``, by gid."""
+    return {
+        t.get_gid(): t.get_text()
+        for ax in fig.axes
+        for t in ax.texts
+        if (t.get_gid() or "").startswith(prefix) and t.get_visible()
+    }
+
+
+def test_headline_ranges_shows_both_setups_and_names_its_seeds(render):
+    """The headline-ranges figure: the tornado of kvmviz.experiments.sensitivity on the static
+    setup (top) and the volatile one (bottom), four seeds from the render's seed, brownout then
+    p99 stall per fault. On the static setup v5.15 stalls nothing over most parameters'
+    ranges: its rows say so in words (its bars have no length)."""
     fig = gallery.FIGURES["headline-ranges"](render)
     assert fig.get_suptitle() == (
-        "416 vCPUs, TDP MMU: each bar one parameter over its plausible range (seeds 0-3)"
+        "Each bar one parameter over its plausible range, TDP MMU (seeds 0-3)"
     )
-    assert sorted(render.sensitivity()["kernel"].unique()) == ["v5.12", "v5.13", "v5.15"]
+    top, _, bottom, _ = fig.axes
+    assert top.get_title("left").startswith("The static setup (416 vCPUs, every MMU")
+    assert bottom.get_title("left").startswith("The volatile setup (416 vCPUs, 3,000 of 5,000")
+    assert [ax.get_xlabel() for ax in fig.axes[2:]] == [
+        "share of the VM's vCPU time stalled (%)",
+        "p99 stall per fault (µs)",
+    ]
+    for scenario in (gallery.STATIC, gallery.VOLATILE):
+        table = render.sensitivity(scenario)
+        assert sorted(table["kernel"].unique()) == ["v5.12", "v5.13", "v5.15"]
+    static = render.sensitivity(gallery.STATIC)
+    zero = static[static["kernel"] == "v5.15"].groupby("parameter")["brownout_mean"].max() == 0
+    notes = _texts(fig, "note|v5.15|")
+    assert zero.any() and {g.split("|")[2] for g in notes} == set(zero[zero].index)
+    assert set(notes.values()) == {
+        "v5.15: no fault stalled at any value",
+    }
+
+
+def test_the_chapter_04_figures_open_on_the_static_setup(render):
+    """stall-cdf, brownout, kernel-comparison, stall-by-kernel, the 416-vCPU timeline and
+    before-after draw the static setup (every notification spurious): each says so in its
+    caption, and where v5.15 appears it is said, in words, to stall nothing."""
+    assert gallery.STATIC == kv.presets.static_setup()
+    for name in STATIC_FIGURES:
+        fig = gallery.FIGURES[name](render)
+        assert fig.get_suptitle().startswith("The static setup (416 vCPUs, every MMU"), name
+        if name != "lock-timeline-416-vcpus":
+            notes = _texts(fig, "note|v5.15")
+            assert notes and all("no " in text and "stalled" in text for text in notes.values())
+
+
+def test_before_after_caption_is_true_to_its_runs(render):
+    """The caption's numbers are the runs' own: v5.12's brownout rounded to a whole %, and
+    "none" for v5.15, whose brownout on the static setup is exactly 0."""
+    fig = gallery.FIGURES["before-after"](render)
+    before = kv.simulate(kv.presets.static_setup(), "v5.12", seed=0).summary()["brownout_mean"]
+    after = kv.simulate(kv.presets.static_setup(), "v5.15", seed=0).summary()["brownout_mean"]
+    assert after == 0 < before
+    assert fig.get_suptitle().endswith(
+        f": {before:.0%} of the VM's vCPU time stalled on v5.12, none on v5.15"
+    )
+
+
+def test_stall_split_shows_the_miss_part_vanish_and_the_hit_part_stay(render):
+    """stall-split: the static setup (left), where every part is behind misses and v5.15 has
+    none; the volatile setup (right), where v5.15's part behind misses is 0 (said in words)
+    and its part behind hits stays."""
+    fig = gallery.FIGURES["stall-split"](render)
+    static, volatile = fig.axes
+    assert static.get_title("left").startswith("static setup\n")
+    assert volatile.get_title("left").startswith("volatile setup\n")
+    assert _texts(fig, "note|") == {"note|v5.15": "no fault\nstalled"}
+    parts = {p.get_gid(): p.get_height() for p in volatile.patches if p.get_visible()}
+    assert "split|v5.15|miss" not in parts and parts["split|v5.15|hit"] > 0
+    assert parts["split|v5.12|miss"] > 0 and parts["split|v5.12|hit"] > 0
+    labels = {t.get_gid(): t.get_text() for t in volatile.texts if t.get_visible()}
+    assert labels["split-label|v5.15|miss"] == "misses: 0%"
+    hits_only = {g for g in parts if g.endswith("|hit")}
+    assert not any(p.get_visible() for p in static.patches if p.get_gid() in hits_only)
 
 
 @pytest.mark.parametrize("name", ["lock-timeline-8-vcpus", "lock-timeline-416-vcpus"])
@@ -134,7 +216,7 @@ def test_timeline_figures_show_whole_stalls(name, render):
     and cut no stall: every wait for mmu_lock that overlaps the window begins and ends in it."""
     fig = gallery.FIGURES[name](render)
     lanes = fig.axes[0]
-    run = render.run(gallery.SMALL_VM if "8" in name else gallery.LARGE_VM, "v5.12")
+    run = render.run(gallery.SMALL_VM if "8" in name else gallery.STATIC, "v5.12")
     scale = 1e-3 if "(ms)" in fig.axes[1].get_xlabel() else 1.0
     start, end = (x / scale for x in lanes.get_xlim())
     waited = run.lock[run.lock["wait_us"] > 0]
@@ -147,15 +229,15 @@ def test_timeline_figures_show_whole_stalls(name, render):
     assert start <= worst["t_arrive_us"] and worst["t_grant_us"] <= end
 
 
-def test_stall_by_kernel_figure_has_both_panels(render):
-    """The static per-kernel figure: a CDF line and a p99 bar for each kernel."""
-    cdf, bars = gallery.FIGURES["stall-by-kernel"](render).axes
+@pytest.mark.parametrize("name", ["stall-by-kernel", "stall-by-kernel-volatile"])
+def test_stall_by_kernel_figures_have_both_panels(name, render):
+    """The static per-kernel figure, on each setup: a per-fault CDF line and a split bar for
+    each kernel; on the volatile setup v5.15's bar stands, behind hits only."""
+    cdf, split = gallery.FIGURES[name](render).axes
     assert [line.get_gid() for line in cdf.get_lines()] == ["cdf|v5.12", "cdf|v5.13", "cdf|v5.15"]
-    assert [p.get_gid() for p in bars.patches if p.get_gid()] == [
-        "bar|v5.12",
-        "bar|v5.13",
-        "bar|v5.15",
-    ]
+    drawn = {p.get_gid() for p in split.patches if p.get_visible()}
+    assert {"split|v5.12|miss", "split|v5.13|miss"} <= drawn
+    assert ("split|v5.15|hit" in drawn) == (name == "stall-by-kernel-volatile")
 
 
 def test_contention_tables_are_the_metric_of_the_large_vm():
@@ -183,11 +265,14 @@ def test_docs_images_are_what_their_builders_draw(path, tmp_path):
 
 
 def test_the_readme_figure_is_in_the_gallery():
-    """The README opens with docs/img/headline-ranges.png; every docs/img image it shows is a
-    figure of the gallery (so the test above checks its bytes)."""
+    """The README opens with docs/img/stall-split.png (the static setup's stalls vanish on
+    v5.15, the volatile one's behind hits stay) and shows headline-ranges (how far they move);
+    every docs/img image it shows is a figure of the gallery (so the test above checks its
+    bytes)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     images = [Path(part.split(")")[0]).stem for part in readme.split("](docs/img/")[1:]]
-    assert images[0] == "headline-ranges"
+    assert images[0] == "stall-split"
+    assert "headline-ranges" in images
     assert set(images) <= set(gallery.FIGURES)
 
 
@@ -322,9 +407,9 @@ def test_standard_animations():
         gallery.standard_animations(names=["nope"])
 
 
-def test_the_queue_animation_spans_60_us_around_the_longest_writer_wait(monkeypatch):
-    """The queue animation's window is kvmviz.metrics.busiest_window of the v5.12 run, exactly
-    60 µs wide (whole=False: the frames span a fixed window), on QUEUE_SCENARIO's two kernels."""
+def test_the_queue_animation_spans_the_story_window(monkeypatch):
+    """The queue animation's window is kvmviz.animate.story_window of QUEUE_SCENARIO's two
+    kernels (a static setup: every notification spurious), exactly 60 µs wide."""
     calls = []
     monkeypatch.setattr(
         animate, "queue_animation", lambda runs, *window, **kw: calls.append((runs, window, kw))
@@ -333,8 +418,9 @@ def test_the_queue_animation_spans_60_us_around_the_longest_writer_wait(monkeypa
     [(runs, (start, end), options)] = calls
     assert list(runs) == ["v5.12", "v5.15"]
     assert runs["v5.12"].scenario == gallery.QUEUE_SCENARIO
-    assert (start, end) == metrics.busiest_window(runs["v5.12"], 60.0, whole=False)
-    assert end - start == 60.0
+    assert gallery.QUEUE_SCENARIO.spurious_share == 1.0
+    assert (start, end) == animate.story_window(runs, 60.0).window
+    assert end - start == pytest.approx(60.0)
     assert options == {"n_frames": 120}
 
 
@@ -355,7 +441,10 @@ def test_cli_figures_end_to_end(tmp_path, capsys):
     before = _files(out)
     assert cli.main(args) == 2
     error = capsys.readouterr().err
-    assert "refusing to overwrite 10 existing file(s)" in error and "nothing was written" in error
+    assert (
+        f"refusing to overwrite {len(EXPECTED)} existing file(s)" in error
+        and "nothing was written" in error
+    )
     assert _files(out) == before
     assert cli.main(["figures", "--out", str(out), "--format", "svg,gif"]) == 2
     assert "unknown format(s) gif" in capsys.readouterr().err

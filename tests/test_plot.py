@@ -20,21 +20,48 @@ import numpy as np
 import pandas as pd
 import pytest
 from _artists import face, gids, legend_texts, min_px, screen_widths
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
 import kvmviz as kv
 from kvmviz import metrics, plot
 from kvmviz.presets import VMM_HEAP, large_vm_layout
-from kvmviz.theme import COLORS, KERNEL_STYLES
+from kvmviz.theme import BEHIND_STYLES, COLORS, KERNEL_STYLES
 
 SMALL = kv.Scenario(n_vcpus=16, duration_us=5_000, guest_run_us=20, notifier_rate_hz=5_000)
+# The two setups of 8931a454ae's message at the same small size: on the static one v5.15 takes
+# no lock and stalls nothing; on the volatile one it still stalls, behind hits only.
+STATIC = kv.presets.static_setup(n_vcpus=16, duration_us=5_000, guest_run_us=20)
+VOLATILE = kv.presets.volatile_setup(n_vcpus=16, duration_us=5_000, guest_run_us=20)
 
 
 @pytest.fixture(scope="module")
 def runs():
     """The small scenario on every kernel, same seed."""
     return {k: kv.simulate(SMALL, kernel=k, seed=1) for k in kv.KERNELS}
+
+
+@pytest.fixture(scope="module")
+def static():
+    """The small static setup on every kernel: v5.15 stalls nothing."""
+    return {k: kv.simulate(STATIC, kernel=k, seed=1) for k in kv.KERNELS}
+
+
+@pytest.fixture(scope="module")
+def volatile():
+    """The small volatile setup on every kernel: every kernel stalls."""
+    return {k: kv.simulate(VOLATILE, kernel=k, seed=1) for k in kv.KERNELS}
+
+
+def _visible_notes(ax) -> dict[str, str]:
+    """The notes in words an axes shows now, by their gid."""
+    return {
+        t.get_gid(): t.get_text()
+        for t in ax.texts
+        if (t.get_gid() or "").startswith("note|") and t.get_visible()
+    }
 
 
 def _titles(ax) -> set[str]:
@@ -68,7 +95,8 @@ def test_memslot_map_draws_one_bar_per_slot_and_hits_apart_from_misses():
     assert len(slots) == len(layout)
     assert {to_hex(p.get_facecolor()) for p in slots} == {COLORS["memslot"]}
     spans = gids(ax, "notifiers-")
-    assert set(spans) == {"notifiers-hit", "notifiers-miss"}
+    assert set(spans) == {"notifiers-hit", "notifiers-hit-wide", "notifiers-miss"}
+    assert len(spans["notifiers-hit-wide"].get_paths()) == 0  # no hit spans another
     assert len(spans["notifiers-hit"].get_paths()) == 1
     assert len(spans["notifiers-miss"].get_paths()) == 1
     assert face(spans["notifiers-hit"]) == COLORS["hit"]
@@ -125,49 +153,92 @@ def test_gfn_map_counts_every_gfn_range_of_a_run(runs):
 # -- kernels side by side ---------------------------------------------------------------------
 
 
-def test_kernel_bars_from_table_or_runs(runs):
+def test_kernel_bars_from_table_or_runs(volatile):
     """The per-kernel table (kv.metrics.kernel_table) and a {kernel: Run} mapping draw the
-    same bars."""
-    table = kv.metrics.kernel_table(runs)
+    same bars: by default the p99 stall per fault, each bar labelled in µs."""
+    table = kv.metrics.kernel_table(volatile)
     _fig, (left, right) = plt.subplots(1, 2)
     plot.kernel_bars(table, ax=left)
-    plot.kernel_bars(runs, ax=right)
+    plot.kernel_bars(volatile, ax=right)
     for ax in (left, right):
         bars = [p for p in ax.patches if (p.get_gid() or "").startswith("bar|")]
         assert [b.get_gid() for b in bars] == [f"bar|{k}" for k in kv.KERNELS]
         assert [to_hex(b.get_facecolor()) for b in bars] == [
             KERNEL_STYLES[k]["color"] for k in kv.KERNELS
         ]
-        np.testing.assert_allclose([b.get_height() for b in bars], table["p99_us"])
-        assert ax.get_ylabel() == "µs" and "p99 fault stall" in _titles(ax)
-        assert all(t.get_text().endswith(" µs") for t in ax.texts)
+        np.testing.assert_allclose([b.get_height() for b in bars], table["stall_p99_us"])
+        assert (table["stall_p99_us"] > 0).all()
+        assert ax.get_ylabel() == "µs" and "p99 stall per fault" in _titles(ax)
+        assert [t.get_text()[-3:] for t in ax.texts] == [" µs"] * 3
     assert [t.get_text().split("\n")[0] for t in left.get_xticklabels()] == list(kv.KERNELS)
 
 
-def test_kernel_bars_draw_shares_in_percent(runs):
-    """A share (brownout_mean) is drawn in %, each bar labelled with a %; an unknown
-    metric is refused."""
-    ax = plot.kernel_bars(runs, metric="brownout_mean", ax=plt.subplots()[1])
+def test_kernel_bars_say_in_words_where_a_kernel_stalls_nothing(static):
+    """On the static setup v5.15 stalls nothing: in place of its (empty) bar the brownout and
+    p99 panels say "no fault stalled"; a count at 0 (locks taken) stays a number. A p99 of 0
+    where some faults did stall (v5.12 and v5.13 here, under 1 % of their faults) says that
+    instead, never "no fault stalled"."""
+    table = kv.metrics.kernel_table(static)
+    assert table.loc["v5.15", ["brownout_mean", "stall_p99_us", "lock_taken"]].eq(0).all()
+    ax = plot.kernel_bars(table, metric="brownout_mean", ax=plt.subplots()[1])
+    assert _visible_notes(ax) == {"note|v5.15": "no fault\nstalled"}
+    assert (table.loc[["v5.12", "v5.13"], "stalled_share"] > 0).all()
+    assert (table.loc[["v5.12", "v5.13"], "stall_p99_us"] == 0).all()
+    ax = plot.kernel_bars(table, metric="stall_p99_us", ax=plt.subplots()[1])
+    few = "0 µs: under\n1% of faults\nstalled"
+    assert _visible_notes(ax) == {
+        "note|v5.12": few, "note|v5.13": few, "note|v5.15": "no fault\nstalled"
+    }  # fmt: skip
+    ax = plot.kernel_bars(table, metric="lock_taken", ax=plt.subplots()[1])
+    assert _visible_notes(ax) == {} and "0" in [t.get_text() for t in ax.texts]
+
+
+def test_kernel_bars_on_shared_axes_fit_the_tallest_bar_of_all():
+    """Figure 5.4: two panels sharing y, the right one's bars shorter. The limit fits the
+    tallest bar of both (drawing the right panel last used to cut the left one's bars, and
+    push their labels into the title); every value label is inside its axes."""
+    left = pd.DataFrame({"faults_retried": [7_047, 7_049, 7_047]}, index=list(kv.KERNELS))
+    right = pd.DataFrame({"faults_retried": [6_186, 6_197, 0]}, index=list(kv.KERNELS))
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    for ax, table in zip(axes, (left, right), strict=True):
+        plot.kernel_bars(table, ax=ax, metric="faults_retried")
+    assert axes[0].get_ylim() == axes[1].get_ylim() == pytest.approx((0, 7_049 * 1.15))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in axes:
+        box = ax.get_window_extent(renderer)
+        for text in ax.texts:
+            label = text.get_window_extent(renderer)
+            assert box.y0 <= label.y0 and label.y1 <= box.y1, text.get_text()
+
+
+def test_kernel_bars_draw_shares_in_percent(volatile):
+    """A share (brownout_mean: the share of the VM's vCPU time stalled) is drawn in %, each
+    bar labelled with a %; an unknown metric is refused."""
+    ax = plot.kernel_bars(volatile, metric="brownout_mean", ax=plt.subplots()[1])
     heights = [p.get_height() for p in ax.patches]
-    expected = [100 * kv.summarize(runs[k])["brownout_mean"] for k in kv.KERNELS]
+    expected = [100 * kv.summarize(volatile[k])["brownout_mean"] for k in kv.KERNELS]
     np.testing.assert_allclose(heights, expected)
     assert ax.get_ylabel() == "%" and all(t.get_text().endswith("%") for t in ax.texts)
+    assert "share of the VM's vCPU time stalled" in _titles(ax)
     with pytest.raises(KeyError, match="no metric"):
-        plot.kernel_bars(runs, metric="p42")
+        plot.kernel_bars(volatile, metric="p42")
 
 
 # -- stall CDF, brownout and the dashboard's in-place update ---------------------------------
 def _fake_run(waits, kernel="v5.12"):
-    """The one table stall_cdf reads: the waits of a run's fault attempts."""
+    """The one table stall_cdf(per="attempt") reads: the waits of a run's fault attempts."""
     return SimpleNamespace(kernel=kernel, faults=pd.DataFrame({"wait_us": waits}))
 
 
-def test_stall_cdf_steps_to_each_wait_and_starts_with_the_attempts_that_never_waited():
-    """Waits 0, 0, 1 and 3 µs: the curve is 0.5 at the floor (0.1 µs, the two that never
-    waited), 0.75 from 1 µs and 1 from 3 µs, on a log axis labelled in µs."""
-    ax = plot.stall_cdf({"v5.12": _fake_run([3.0, 0.0, 1.0, 0.0])}, ax=plt.subplots()[1])
+def test_attempt_cdf_steps_to_each_wait_and_starts_with_the_attempts_that_never_waited():
+    """Waits 0, 0, 1 and 3 µs, one per attempt: the curve is 0.5 at the floor (0.1 µs, the
+    two that never waited), 0.75 from 1 µs and 1 from 3 µs, on a log axis labelled in µs."""
+    ax = plot.stall_cdf(
+        {"v5.12": _fake_run([3.0, 0.0, 1.0, 0.0])}, ax=plt.subplots()[1], per="attempt"
+    )
     (line,) = ax.get_lines()
-    assert line.get_gid() == "cdf|v5.12" and line.get_drawstyle() == "steps-post"
+    assert line.get_gid() == "wait-cdf|v5.12" and line.get_drawstyle() == "steps-post"
     np.testing.assert_allclose(line.get_xdata(), [0.1, 0.1, 0.1, 1.0, 3.0])
     np.testing.assert_allclose(line.get_ydata(), [0.0, 0.25, 0.5, 0.75, 1.0])
     x, y = line.get_xdata(), line.get_ydata()
@@ -175,10 +246,30 @@ def test_stall_cdf_steps_to_each_wait_and_starts_with_the_attempts_that_never_wa
     assert at == {0.1: 0.5, 0.5: 0.5, 1.0: 0.75, 2.0: 0.75, 3.0: 1.0}
     assert ax.get_xscale() == "log" and ax.get_xlim() == pytest.approx((0.08, 10.0))
     assert ax.get_ylim() == (0, 1.02)
-    assert ax.get_xlabel().startswith("mmu_lock wait per fault attempt (µs")
+    assert ax.get_xlabel().startswith("mmu_lock wait per fault attempt\n(µs")
     assert ax.get_ylabel() == "share of fault attempts"
     assert to_hex(line.get_color()) == KERNEL_STYLES["v5.12"]["color"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["v5.12 (always lock)"]
+    assert _visible_notes(ax) == {}  # some attempts waited
+    with pytest.raises(ValueError, match="per = 'vcpu'"):
+        plot.stall_cdf({"v5.12": _fake_run([1.0])}, per="vcpu")
+
+
+def test_fault_cdf_draws_each_faults_whole_stall(volatile):
+    """By default one point per fault: its stall from kv.metrics.fault_stalls (its waits plus
+    its retried attempts), not the waits of its attempts; the x axis says so, in µs."""
+    run = volatile["v5.13"]
+    stalls = metrics.fault_stalls(run)["stall_us"].to_numpy()
+    assert metrics.fault_stalls(run)["retried_us"].sum() > 0  # retries count in the stall
+    ax = plot.stall_cdf({"v5.13": run}, ax=plt.subplots()[1])
+    (line,) = ax.get_lines()
+    assert line.get_gid() == "cdf|v5.13"
+    x, y = line.get_xdata(), line.get_ydata()
+    assert x[-1] == pytest.approx(stalls.max()) and y[-1] == 1.0
+    never = np.mean(stalls == 0)  # the height at the floor: the faults that never stalled
+    assert y[np.searchsorted(x, 0.1, "right") - 1] == pytest.approx(never, abs=1 / len(stalls))
+    assert ax.get_xlabel().startswith("stall per fault: mmu_lock waits + retried attempts\n(µs")
+    assert ax.get_ylabel() == "share of faults" and "Fault stalls" in _titles(ax)
 
 
 def test_stall_cdf_draws_a_million_attempts_with_at_most_2001_points():
@@ -186,17 +277,73 @@ def test_stall_cdf_draws_a_million_attempts_with_at_most_2001_points():
     first; the shape is kept: the last point is the longest wait at share 1, the median sits
     at half."""
     waits = np.arange(1_000_000, dtype=float)
-    ax = plot.stall_cdf({"v5.15": _fake_run(waits, "v5.15")}, ax=plt.subplots()[1])
+    ax = plot.stall_cdf({"v5.15": _fake_run(waits, "v5.15")}, ax=plt.subplots()[1], per="attempt")
     x, y = ax.get_lines()[0].get_data()
     assert len(x) == 2_001
     assert (x[0], y[0]) == (0.1, 0.0) and (x[-1], y[-1]) == (999_999.0, 1.0)
     assert y[np.searchsorted(x, 500_000.0)] == pytest.approx(0.5, abs=1e-3)
 
 
-def test_a_run_without_faults_draws_a_flat_cdf():
-    """No fault attempts: one point, at the floor, share 0."""
-    ax = plot.stall_cdf({"v5.12": _fake_run([])}, ax=plt.subplots()[1])
+def test_a_run_without_stalls_is_said_in_words():
+    """No attempt at all, or none that waited: one step at the floor, and the note "v5.12: no
+    fault attempt waited" beside it, in the kernel's colour (a line up the left edge reads as
+    missing data). A wait of 0.05 µs is drawn at the floor too, but it is a wait: no note."""
+    ax = plot.stall_cdf({"v5.12": _fake_run([])}, ax=plt.subplots()[1], per="attempt")
     assert ax.get_lines()[0].get_xydata().tolist() == [[0.1, 0.0]]
+    assert _visible_notes(ax) == {"note|v5.12": "v5.12: no fault attempt waited"}
+    ax = plot.stall_cdf({"v5.12": _fake_run([0.0, 0.0])}, ax=plt.subplots()[1], per="attempt")
+    (note,) = [t for t in ax.texts if t.get_visible()]
+    assert to_hex(note.get_color()) == KERNEL_STYLES["v5.12"]["color"]
+    ax = plot.stall_cdf({"v5.12": _fake_run([0.0, 0.05])}, ax=plt.subplots()[1], per="attempt")
+    assert _visible_notes(ax) == {}
+
+
+def test_the_static_setup_says_v515_stalls_nothing_in_every_stall_figure(static):
+    """On the static setup v5.15 takes no lock: the CDF, the brownout curve and the split say
+    so in words, once each, and say nothing of the kernels that did stall."""
+    _fig, (cdf, curve, split) = plt.subplots(1, 3)
+    plot.stall_cdf(static, ax=cdf)
+    plot.brownout_curve(static, ax=curve)
+    plot.stall_split(static, ax=split)
+    assert _visible_notes(cdf) == {"note|v5.15": "v5.15: no fault stalled"}
+    assert _visible_notes(curve) == {"note|v5.15": "v5.15: no vCPU stalled"}
+    assert _visible_notes(split) == {"note|v5.15": "no fault\nstalled"}
+    line = next(x for x in curve.get_lines() if x.get_gid() == "brownout|v5.15")
+    assert not line.get_ydata().any()  # the flat line the note explains
+
+
+def test_update_shows_and_hides_the_notes_as_the_runs_change(static, volatile):
+    """The dashboard's fast path: plot.update moving from the static to the volatile runs
+    hides v5.15's notes (it stalls there), and moving back shows them again, on the same
+    artists; restyle fades a note with its kernel."""
+    _fig, (cdf, curve, split) = plt.subplots(1, 3)
+    plot.stall_cdf(static, ax=cdf)
+    plot.brownout_curve(static, ax=curve)
+    plot.stall_split(static, ax=split)
+    notes = {ax: ax.texts[:] for ax in (cdf, curve, split)}
+    for ax in (cdf, curve, split):
+        plot.update(ax, volatile, highlight="v5.15")
+        assert _visible_notes(ax) == {}
+    for ax in (cdf, curve, split):
+        plot.update(ax, static, highlight="v5.12")
+        assert "note|v5.15" in _visible_notes(ax)
+        assert list(ax.texts) == notes[ax]  # the same artists
+    note = next(t for t in cdf.texts if t.get_gid() == "note|v5.15")
+    assert note.get_alpha() == 0.45  # v5.12 highlighted: v5.15 faint, its note too
+    plot.restyle(cdf, highlight="v5.15")
+    assert note.get_alpha() == 1.0
+
+
+def test_notes_stack_from_the_corner_in_the_order_of_the_runs():
+    """Two runs with no stall: their notes are one under the other from the top left, the
+    first run's on top; with one, it takes the top place, whichever run it is."""
+    runs = {"v5.12": _fake_run([0.0]), "v5.13": _fake_run([1.0]), "v5.15": _fake_run([0.0])}
+    ax = plot.stall_cdf(runs, ax=plt.subplots()[1], per="attempt")
+    notes = {t.get_gid(): t.xy[1] for t in ax.texts if t.get_visible()}
+    assert notes == {"note|v5.12": pytest.approx(0.97), "note|v5.15": pytest.approx(0.89)}
+    plot.update(ax, {"v5.12": _fake_run([2.0])})
+    notes = {t.get_gid(): t.xy[1] for t in ax.texts if t.get_visible()}
+    assert notes == {"note|v5.15": pytest.approx(0.97)}
 
 
 def test_update_gives_the_same_lines_new_data_and_the_highlight(runs):
@@ -223,7 +370,7 @@ def test_update_gives_the_same_lines_new_data_and_the_highlight(runs):
 
 def test_update_moves_the_brownout_lines_to_the_new_runs(runs):
     """On a brownout axes, update sets each line to metrics.brownout of the new run: time in
-    ms, the share stalled in %."""
+    ms, the share of the VM's vCPUs stalled in %."""
     other = {k: kv.simulate(SMALL.replace(n_vcpus=8), kernel=k, seed=2) for k in runs}
     ax = plot.brownout_curve(runs, ax=plt.subplots()[1])
     plot.update(ax, other)
@@ -234,14 +381,45 @@ def test_update_moves_the_brownout_lines_to_the_new_runs(runs):
 
 
 def test_stall_views_label_their_axes_with_units(runs):
-    """The CDF's x axis is in µs; the brownout's y in %, its x in ms, from 0 to 100 %."""
+    """The CDF's x axis is in µs; the brownout's y in % of the VM's vCPUs, its x in ms, from
+    0 to 100 %."""
     _fig, (a, b) = plt.subplots(1, 2)
     plot.stall_cdf(runs, ax=a)
     plot.brownout_curve(runs, ax=b)
     assert "µs" in a.get_xlabel()
-    assert b.get_ylabel() == "vCPUs stalled on mmu_lock (%)"
+    assert b.get_ylabel() == "share of the VM's vCPUs stalled (%)"
     assert b.get_xlabel() == "simulated time (ms)" and b.get_ylim() == (0, 100)
     assert [line.get_gid() for line in b.get_lines()] == [f"brownout|{k}" for k in kv.KERNELS]
+
+
+def test_the_legend_of_a_cdf_covers_no_line(static):
+    """Figure 3.2's legend ran through a curve: it is placed where it covers the fewest lines
+    (here, none of the drawn points falls inside it)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    plot.stall_cdf(static, ax=ax)
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    for line in ax.get_lines():
+        points = line.get_transform().transform(line.get_xydata())
+        inside = (
+            (points[:, 0] > box.x0) & (points[:, 0] < box.x1)
+            & (points[:, 1] > box.y0) & (points[:, 1] < box.y1)
+        )  # fmt: skip
+        assert not inside.any(), line.get_gid()
+
+
+def test_live_artists_are_what_update_changes(static):
+    """plot.live_artists lists the lines, the notes, the split's bars and labels and the
+    legend: everything a blitting view must redraw after update."""
+    _fig, (cdf, split) = plt.subplots(1, 2)
+    plot.stall_cdf(static, ax=cdf)
+    plot.stall_split(static, ax=split)
+    live = plot.live_artists(cdf)
+    assert set(cdf.get_lines()) | {cdf.get_legend()} <= set(live)
+    assert {t.get_gid() for t in live if t in cdf.texts} == {f"note|{k}" for k in kv.KERNELS}
+    live = plot.live_artists(split)
+    assert {p.get_gid() for p in split.patches} <= {a.get_gid() for a in live}
+    assert split.get_legend() in live
 
 
 # -- sweeps: heatmaps and curves -------------------------------------------------------------
@@ -259,7 +437,7 @@ def _sweep_table():
                 for seed in (0, 1):
                     p99 = scale * n * share + seed
                     rows.append((kernel, n, share, seed, p99, p99 / 1000))
-    columns = ["kernel", "n_vcpus", "spurious_share", "seed", "p99_us", "brownout_mean"]
+    columns = ["kernel", "n_vcpus", "spurious_share", "seed", "stall_p99_us", "brownout_mean"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -271,7 +449,7 @@ def test_heatmap_writes_each_cell_averaged_over_seeds_dark_on_light_and_white_on
     table = _sweep_table()
     v512 = table[table.kernel == "v5.12"]
     fig, ax = plt.subplots()
-    plot.heatmap(v512, "spurious_share", "n_vcpus", "p99_us", ax=ax)
+    plot.heatmap(v512, "spurious_share", "n_vcpus", "stall_p99_us", ax=ax)
     cells = {(t.get_position(), t.get_text(), to_hex(t.get_color())) for t in ax.texts}
     # seaborn puts the first row at the top (y = 0.5): the larger vCPU count, 16.
     assert cells == {
@@ -291,7 +469,7 @@ def test_heatmap_writes_each_cell_averaged_over_seeds_dark_on_light_and_white_on
     assert screen["8"] < screen["16"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "1"]
     assert ax.get_xlabel() == "spurious_share" and ax.get_ylabel() == "n_vcpus"
-    assert fig.axes[-1].get_ylabel() == "p99 fault stall (µs)"  # the colour bar
+    assert fig.axes[-1].get_ylabel() == "p99 stall per fault (µs)"  # the colour bar
 
 
 def test_heatmap_shows_shares_in_percent_with_the_given_labels_and_scale():
@@ -310,8 +488,8 @@ def test_heatmap_shows_shares_in_percent_with_the_given_labels_and_scale():
 
 def test_heatmap_leaves_a_missing_cell_blank():
     """A point with no measurement is masked: no text in its cell."""
-    frame = pd.DataFrame({"a": [1, 2, 1], "b": [10, 10, 20], "p99_us": [1.0, 2.0, 3.0]})
-    ax = plot.heatmap(frame, "a", "b", "p99_us", ax=plt.subplots()[1], colorbar=False)
+    frame = pd.DataFrame({"a": [1, 2, 1], "b": [10, 10, 20], "stall_p99_us": [1.0, 2.0, 3.0]})
+    ax = plot.heatmap(frame, "a", "b", "stall_p99_us", ax=plt.subplots()[1], colorbar=False)
     assert sorted(_texts(ax)) == ["1", "2", "3"]
 
 
@@ -319,7 +497,7 @@ def test_heatmaps_share_one_colour_scale():
     """One panel per kernel in the order asked, on one scale up to the largest cell of any
     (v5.12's 24.5 µs), one colour bar, and one x label under the row of panels."""
     fig = plot.heatmaps(
-        _sweep_table(), "spurious_share", "n_vcpus", "p99_us",
+        _sweep_table(), "spurious_share", "n_vcpus", "stall_p99_us",
         order=["v5.12", "v5.15"], titles={"v5.12": "before"},
     )  # fmt: skip
     panels, colorbar = fig.axes[:2], fig.axes[2]
@@ -328,7 +506,7 @@ def test_heatmaps_share_one_colour_scale():
     assert titles == ["before", "v5.15"]
     assert [ax.collections[0].get_clim() for ax in panels] == [(0.0, 24.5), (0.0, 24.5)]
     assert sorted(_texts(panels[1])) == ["16", "4.5", "8.5", "8.5"]
-    assert colorbar.get_ylabel() == "p99 fault stall (µs)"
+    assert colorbar.get_ylabel() == "p99 stall per fault (µs)"
     assert [ax.get_xlabel() for ax in panels] == ["", ""]
     assert fig.get_supxlabel() == "spurious_share"
     assert panels[0].get_ylabel() == "n_vcpus" and panels[1].get_ylabel() == ""
@@ -343,11 +521,11 @@ def test_curves_average_the_seeds_and_band_their_spread():
         {
             "n": [10, 10, 100, 100, 10, 100],
             "how": ["linear"] * 4 + ["tree"] * 2,
-            "p99_us": [1.0, 3.0, 2.0, 6.0, 1.0, 1.0],
+            "stall_p99_us": [1.0, 3.0, 2.0, 6.0, 1.0, 1.0],
         }
     )
     ax = plot.curves(
-        frame, "n", "p99_us", hue="how", ax=plt.subplots()[1],
+        frame, "n", "stall_p99_us", hue="how", ax=plt.subplots()[1],
         styles={"tree": {"color": "#0173b2", "linestyle": "--", "marker": "s"}},
         marks={50: "old limit"},
     )  # fmt: skip
@@ -369,8 +547,11 @@ def test_curves_average_the_seeds_and_band_their_spread():
     assert _texts(ax) == ["linear", "tree", "old limit"]
     assert ax.get_xscale() == "log" and ax.get_ylim()[0] == 0
     assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "100"]  # every x swept
-    assert ax.get_xlabel() == "n" and ax.get_ylabel() == "p99 fault stall (µs)"
-    assert ax.get_legend() is None  # named at their ends instead
+    assert ax.get_xlabel() == "n" and ax.get_ylabel() == "p99 stall per fault (µs)"
+    # The lines are named at their ends; the one legend entry says what the band is.
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "shaded: lowest to highest of the 2 runs at each point"
+    ]
 
 
 def test_curves_without_a_band_and_in_percent():
@@ -379,9 +560,28 @@ def test_curves_without_a_band_and_in_percent():
     ax = plot.curves(frame, "n", "brownout_mean", hue="k", ax=plt.subplots()[1], logx=False,
                      errorbar=None)  # fmt: skip
     assert len(ax.collections) == 0  # no band
+    assert ax.get_legend() is None  # nothing to explain: the lines are named at their ends
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [25.0, 50.0])
     assert ax.get_xscale() == "linear"
-    assert ax.get_ylabel() == "vCPU time stalled on mmu_lock (%)"
+    assert ax.get_ylabel() == "share of the VM's vCPU time stalled (%)"
+
+
+def test_the_band_of_curves_is_explained_in_a_legend():
+    """Figure 6.4b's bands were unexplained: one legend entry says what they are, from the
+    errorbar and the rows averaged, or as given; with one row per point, no band, no legend."""
+    frame = pd.DataFrame({"n": [1, 1, 1, 2, 2, 2], "k": ["a"] * 6, "stall_p99_us": range(6)})
+    ax = plot.curves(frame, "n", "stall_p99_us", hue="k", ax=plt.subplots()[1], errorbar="sd")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "shaded: ± one standard deviation of the 3 runs at each point"
+    ]
+    ax = plot.curves(frame, "n", "stall_p99_us", hue="k", ax=plt.subplots()[1],
+                     band_label="shaded: seeds 0-2")  # fmt: skip
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["shaded: seeds 0-2"]
+    same = frame.assign(stall_p99_us=1.0)  # every run alike: a band of no width
+    ax = plot.curves(same, "n", "stall_p99_us", hue="k", ax=plt.subplots()[1])
+    assert ax.get_legend() is None
+    one = frame.drop_duplicates("n")
+    assert plot.curves(one, "n", "stall_p99_us", hue="k", ax=plt.subplots()[1]).get_legend() is None
 
 
 # -- saving -----------------------------------------------------------------------------------
@@ -448,9 +648,9 @@ def test_same_seed_gives_the_same_svg_bytes():
 
     def sweep() -> bytes:
         table = _sweep_table()
-        fig = plot.heatmaps(table, "spurious_share", "n_vcpus", "p99_us")
+        fig = plot.heatmaps(table, "spurious_share", "n_vcpus", "stall_p99_us")
         _fig, ax = plt.subplots()
-        plot.curves(table, "n_vcpus", "p99_us", hue="kernel", ax=ax)
+        plot.curves(table, "n_vcpus", "stall_p99_us", hue="kernel", ax=ax)
         return _svg(fig) + _svg(ax.figure)
 
     assert sweep() == sweep()
@@ -509,8 +709,8 @@ def test_coinciding_hits_draw_one_triangle_labelled_with_their_count():
     assert len(hit.get_paths()) == 201
     assert sorted(hit.drawn_counts) == [1, 200]
     assert hit.drawn_marks == 2
-    assert [text for _x, _y, text in hit._labels] == ["×200"]
-    assert legend_texts(ax) == ["notifier hits (201)"]
+    assert [text for _x, _y, text, _ha in hit._labels] == ["×200"]
+    assert legend_texts(ax) == ["hits (201; ×n: n merged)"]
 
 
 def test_overlapping_misses_merge_into_one_hatched_bar():
@@ -528,7 +728,29 @@ def test_overlapping_misses_merge_into_one_hatched_bar():
     handle = ax.get_legend().legend_handles[0]
     assert to_hex(handle.get_facecolor()) == face(miss) == COLORS["miss_face"]
     assert handle.get_hatch() == miss.get_hatch() == "////"
-    assert legend_texts(ax) == ["notifier misses (spurious) (50)"]
+    assert legend_texts(ax) == ["misses, spurious (50; ×n: n merged)"]
+    assert miss._labels == []  # a bar this narrow has no room for its ×50
+
+
+def test_misses_spread_over_the_heap_merge_into_blocks_that_say_their_count():
+    """Figure 2.3: 400 one-page misses spread over the VMM's 4 GiB heap, each widened to
+    MIN_SPAN_PT, run together into a few wide hatched blocks. Each block says how many misses
+    it stands for (×n centred over it), the counts adding up to 400, and the legend says what
+    ×n means."""
+    layout = large_vm_layout()
+    step = (VMM_HEAP[1] - VMM_HEAP[0]) // 400
+    rows = [(VMM_HEAP[0] + i * step, VMM_HEAP[0] + i * step + 0x1000, False) for i in range(400)]
+    fig, ax = plt.subplots(figsize=(11, 2.4))
+    plot.memslot_map(layout, _frame(rows), ax=ax, regions=[VMM_HEAP])
+    fig.canvas.draw()
+    miss = gids(ax, "notifiers-")["notifiers-miss"]
+    assert sum(miss.drawn_counts) == 400 and len(miss.drawn_counts) < 400
+    labels = [(text, ha) for _x, _y, text, ha in miss._labels]
+    assert labels and {ha for _t, ha in labels} == {"center"}
+    counts = [int(text[1:].replace(",", "")) for text, _ha in labels]
+    assert set(counts) <= {n for n in miss.drawn_counts if n >= 2}
+    assert max(counts) == max(miss.drawn_counts)  # the widest block is labelled
+    assert legend_texts(ax) == ["misses, spurious (400; ×n: n merged)"]
 
 
 def test_map_legends_list_only_the_kinds_of_range_drawn():
@@ -538,14 +760,14 @@ def test_map_legends_list_only_the_kinds_of_range_drawn():
     misses = _frame([(VMM_HEAP[0], VMM_HEAP[0] + 0x1000, False)] * 3)
     hits = _frame([_pages(layout, 1, 0, 1)])
     ax = plot.memslot_map(layout, misses, gfn_view=True)
-    assert legend_texts(ax) == ["notifier misses (spurious) (3)"]
+    assert legend_texts(ax) == ["misses, spurious (3; ×n: n merged)"]
     assert legend_texts(ax.figure.axes[1]) == ["memslot"]
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, hits, ax=ax, counts=False)
-    assert legend_texts(ax) == ["notifier hits", "notifier misses (spurious)"]
+    assert legend_texts(ax) == ["hits (×n: n merged)", "misses, spurious (×n: n merged)"]
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, hits, ax=ax)
-    assert legend_texts(ax) == ["notifier hits (1)"]
+    assert legend_texts(ax) == ["hits (1)"]
     _fig, ax = plt.subplots()
     plot.memslot_map(layout, ax=ax)
     assert ax.get_legend() is None
@@ -563,32 +785,241 @@ def test_every_slot_says_its_size():
         assert "log of size" in axes.get_xlabel()
 
 
-def test_stall_by_kernel_draws_the_distribution_beside_the_readers_and_writers_numbers(runs):
-    """Two axes: a CDF line per kernel, and a bar per kernel of the p99 stall with the
-    writers' mean wait written under it, both equal to summarize()'s."""
-    ax = plot.stall_by_kernel(runs)
-    cdf, bars = ax.figure.axes
+def test_stall_by_kernel_draws_the_distribution_beside_the_split_and_the_writers(volatile):
+    """Two axes: a per-fault CDF line per kernel, and each kernel's brownout split by what its
+    faults waited behind, with the writers' mean wait written under it, both equal to
+    summarize()'s."""
+    ax = plot.stall_by_kernel(volatile)
+    cdf, split = ax.figure.axes
     assert cdf is ax
     assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in kv.KERNELS]
-    drawn = {p.get_gid(): p.get_height() for p in bars.patches if p.get_gid()}
-    for kernel, run in runs.items():
+    drawn = {p.get_gid(): p.get_height() for p in split.patches}
+    for kernel, run in volatile.items():
         summary = kv.summarize(run)
-        assert drawn[f"bar|{kernel}"] == pytest.approx(summary["p99_us"])
-    ticks = [t.get_text() for t in bars.get_xticklabels()]
+        for part in ("miss", "hit"):
+            assert drawn[f"split|{kernel}|{part}"] == pytest.approx(
+                100 * summary[f"brownout_{part}"]
+            )
+    ticks = [t.get_text() for t in split.get_xticklabels()]
     for tick, kernel in zip(ticks, kv.KERNELS, strict=True):
-        wait = kv.summarize(runs[kernel])["writer_wait_mean_us"]
+        wait = kv.summarize(volatile[kernel])["writer_wait_mean_us"]
         assert tick.startswith(kernel) and f"writers wait\n{plot._value_label(wait, 'µs')}" in tick
     _fig, pair = plt.subplots(1, 2)
-    assert plot.stall_by_kernel(runs, ax=pair, metric="mean_us") is pair[0]
+    assert plot.stall_by_kernel(volatile, ax=pair, highlight="v5.15") is pair[0]
     with pytest.raises(ValueError, match="pair"):
-        plot.stall_by_kernel(runs, ax=pair[0])
+        plot.stall_by_kernel(volatile, ax=pair[0])
     with pytest.raises(ValueError, match="empty"):
         plot.stall_by_kernel({})
 
 
+def test_stall_by_kernel_says_when_no_callback_took_the_lock(static):
+    """On the static setup v5.15's callbacks never lock: under its bar, no writers' wait of
+    "0 µs" (no writer waited because none wrote), but the reason."""
+    ax = plot.stall_by_kernel(static)
+    ticks = [t.get_text() for t in ax.figure.axes[1].get_xticklabels()]
+    assert ticks[2] == "v5.15\n071064f14d87\nno callback\ntook the lock"
+    assert "writers wait" in ticks[0]
+
+
+# -- the brownout split by what the faults waited behind ---------------------------------------
+def _split(ax) -> dict:
+    """{(kernel, part): height} of the parts drawn (visible) by stall_split."""
+    return {
+        tuple(p.get_gid().split("|")[1:]): p.get_height()
+        for p in ax.patches
+        if p.get_gid().startswith("split|") and p.get_visible()
+    }
+
+
+def test_stall_split_stacks_the_parts_of_each_kernels_brownout(volatile):
+    """Each kernel's bar is its brownout in %, stacked from the part behind misses (grey,
+    hatched), then hits (vermilion); on the volatile setup v5.15's miss part is 0, said in
+    words at the foot of its bar, while its hit part stays. Each part is labelled with its
+    value; the total is written on top; the legend lists the parts drawn."""
+    table = kv.metrics.kernel_table(volatile)
+    ax = plot.stall_split(table, ax=plt.subplots()[1])
+    drawn = _split(ax)
+    assert set(drawn) == {(k, p) for k in kv.KERNELS for p in ("miss", "hit")} - {("v5.15", "miss")}
+    for (kernel, part), height in drawn.items():
+        assert height == pytest.approx(100 * table.loc[kernel, f"brownout_{part}"])
+    for kernel in kv.KERNELS:
+        hit = next(p for p in ax.patches if p.get_gid() == f"split|{kernel}|hit")
+        miss = 100 * table.loc[kernel, "brownout_miss"]
+        assert hit.get_y() == pytest.approx(miss)  # stacked on the miss part
+        assert hit.get_y() + hit.get_height() == pytest.approx(
+            100 * table.loc[kernel, "brownout_mean"]
+        )
+    patch = next(p for p in ax.patches if p.get_gid() == "split|v5.12|miss")
+    assert to_hex(patch.get_facecolor()) == BEHIND_STYLES["miss"]["color"] == COLORS["miss"]
+    assert patch.get_hatch() == "////"
+    hit = next(p for p in ax.patches if p.get_gid() == "split|v5.12|hit")
+    assert to_hex(hit.get_facecolor()) == COLORS["hit"]
+    labels = {t.get_gid(): t.get_text() for t in ax.texts if t.get_visible()}
+    assert labels["split-label|v5.15|miss"] == "misses: 0%"
+    assert labels["split-label|v5.12|hit"] == plot._value_label(
+        100 * table.loc["v5.12", "brownout_hit"], "%"
+    )
+    assert labels["split-total|v5.13"] == plot._value_label(
+        100 * table.loc["v5.13", "brownout_mean"], "%"
+    )
+    assert "split-label|v5.15|hit" not in labels  # one part: its value is the total's
+    assert legend_texts(ax) == ["behind misses (spurious)", "behind hits (guest memory)"]
+    assert ax.get_ylabel() == "share of the VM's vCPU time stalled (%)"
+
+
+def test_stall_split_draws_the_part_behind_faults_only_where_there_is_one():
+    """Under the shadow MMU faults write-lock, so some stall is owed to other faults alone:
+    that part is drawn (blue, cross-hatched) and in the legend; with the TDP MMU it is not."""
+    shadow = {k: kv.simulate(VOLATILE.replace(tdp_mmu=False), kernel=k, seed=1) for k in kv.KERNELS}
+    ax = plot.stall_split(shadow, ax=plt.subplots()[1])
+    faults = {k: h for (k, part), h in _split(ax).items() if part == "fault"}
+    assert set(faults) == set(kv.KERNELS) and min(faults.values()) > 0
+    patch = next(p for p in ax.patches if p.get_gid() == "split|v5.12|fault")
+    assert to_hex(patch.get_facecolor()) == COLORS["read"] and patch.get_hatch() == "xx"
+    assert legend_texts(ax)[-1] == "behind other faults only"
+
+
+def test_stall_split_follows_new_runs_and_the_highlight(static, volatile):
+    """plot.update gives the same bars the volatile runs' parts; back on the static runs the
+    hit parts vanish, the legend drops them and v5.15 says it stalls nothing. The highlighted
+    kernel is drawn in full, the others faint."""
+    ax = plot.stall_split(static, ax=plt.subplots()[1], highlight="v5.15")
+    bars = ax.patches[:]
+    plot.update(ax, volatile, highlight="v5.13")
+    assert list(ax.patches) == bars
+    table = kv.metrics.kernel_table(volatile)
+    for (kernel, part), height in _split(ax).items():
+        assert height == pytest.approx(100 * table.loc[kernel, f"brownout_{part}"])
+    assert {p.get_gid(): p.get_alpha() for p in bars if p.get_gid().endswith("|hit")} == {
+        "split|v5.12|hit": 0.45, "split|v5.13|hit": 1.0, "split|v5.15|hit": 0.45
+    }  # fmt: skip
+    plot.update(ax, static)
+    assert {part for _k, part in _split(ax)} == {"miss"}
+    assert legend_texts(ax) == ["behind misses (spurious)"]
+    assert _visible_notes(ax) == {"note|v5.15": "no fault\nstalled"}
+    with pytest.raises(KeyError, match="brownout_mean"):
+        plot.stall_split(pd.DataFrame({"x": [1]}, index=["v5.12"]))
+
+
+# -- the tornado of kvmviz.experiments.sensitivity ---------------------------------------------
+def _sensitivity_table() -> pd.DataFrame:
+    """Two parameters on three kernels, made up: v5.15 stalls nothing over rate_hz's range."""
+    rows = []
+    for parameter, values in (("rate_hz", (1.0, 2.0)), ("share", (0.5, 1.0))):
+        for value in values:
+            for k, kernel in enumerate(kv.KERNELS):
+                brownout = 0.0 if kernel == "v5.15" and parameter == "rate_hz" else value / (k + 1)
+                rows.append((parameter, value, value == 1.0, kernel, brownout / 10, 100 * brownout))
+    columns = ["parameter", "value", "is_default", "kernel", "brownout_mean", "stall_p99_us"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_tornado_draws_the_brownout_in_percent_and_says_where_a_bar_has_no_length():
+    """The brownout panel first, in % of the VM's vCPU time, then the p99 stall per fault;
+    each bar spans its rows' range; v5.15's rate_hz bars have no length, so its row says "no
+    fault stalled at any value" in both panels."""
+    table = _sensitivity_table()
+    brownout, p99 = plot.tornado(table)
+    assert brownout.get_xlabel() == "share of the VM's vCPU time stalled (%)"
+    assert p99.get_xlabel() == "p99 stall per fault (µs)"
+    lines = {line.get_gid(): line.get_xdata() for line in brownout.lines if line.get_gid()}
+    np.testing.assert_allclose(lines["range|v5.12|rate_hz"], [10.0, 20.0])  # 0.1-0.2, in %
+    np.testing.assert_allclose(lines["range|v5.13|share"], [2.5, 5.0])
+    for ax in (brownout, p99):
+        assert _visible_notes(ax) == {"note|v5.15|rate_hz": "v5.15: no fault stalled at any value"}
+    # Rows by the widest brownout bar, widest at the top: rate_hz (0.1) above share (0.05).
+    labels = [t.get_text().split("\n")[0] for t in brownout.get_yticklabels()]
+    assert labels == ["share", "rate_hz"]
+
+
 def test_curves_tick_every_value_swept_on_a_log_axis():
     """64, 208 and 416 vCPUs fall between decades: each gets its own labelled tick."""
-    frame = pd.DataFrame({"n_vcpus": [64, 208, 416], "k": ["a"] * 3, "p99_us": [1.0, 2.0, 3.0]})
-    ax = plot.curves(frame, "n_vcpus", "p99_us", hue="k", ax=plt.subplots()[1])
+    frame = pd.DataFrame(
+        {"n_vcpus": [64, 208, 416], "k": ["a"] * 3, "stall_p99_us": [1.0, 2.0, 3.0]}
+    )
+    ax = plot.curves(frame, "n_vcpus", "stall_p99_us", hue="k", ax=plt.subplots()[1])
     ax.figure.canvas.draw()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "208", "416"]
+
+
+# -- figures of issue 18 §8: small hits over large ones, addresses that never run together ---
+def test_small_hits_stay_visible_over_a_hit_that_spans_them():
+    """Figure 2.2: one 2 MiB hit (a huge-page split) under 64 single-page hits (KSM) at its
+    start. The 2 MiB hit is drawn apart, pale with a vermilion outline, under the small ones
+    (solid, with their mark), so that the 256 KiB of small hits stay visible; the legend says
+    what the pale bar is. The gfn map does the same."""
+    layout = large_vm_layout()
+    rows = [_pages(layout, 1, 0, 512)] + [_pages(layout, 1, i, 1) for i in range(64)]
+    ax = plot.memslot_map(layout, _frame(rows), gfn_view=True)
+    hva_ax, gfn_ax = ax.figure.axes
+    spans = gids(hva_ax, "notifiers-")
+    wide, hits = spans["notifiers-hit-wide"], spans["notifiers-hit"]
+    assert (len(wide.get_paths()), len(hits.get_paths())) == (1, 64)
+    assert face(wide) == COLORS["hit_face"] and to_hex(wide.get_edgecolor()[0]) == COLORS["hit"]
+    assert wide.get_zorder() < hits.get_zorder()
+    assert not wide.marks and hits.marks  # the small hits' triangle marks the spot
+    assert legend_texts(hva_ax) == [
+        "hits (64; ×n: n merged)",
+        "hits spanning smaller hits, under them (1)",
+    ]
+    gfn = gids(gfn_ax, "gfn-hits-")
+    assert (len(gfn["gfn-hits-wide-as0"].get_paths()), len(gfn["gfn-hits-as0"].get_paths())) == (
+        1,
+        64,
+    )
+    assert "gfn ranges spanning smaller ones, drawn under them (1)" in legend_texts(gfn_ax)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(1, 12)).map(lambda t: (t[0], t[0] + t[1])),
+        max_size=30,
+    )
+)
+def test_spanning_is_strict_containment_of_a_smaller_range(ranges):
+    """plot._spanning (O(n log n)) against the brute force: a range spans another when it
+    contains it and is larger; identical ranges span nothing."""
+    starts = np.array([a for a, _b in ranges], dtype=np.int64)
+    ends = np.array([b for _a, b in ranges], dtype=np.int64)
+    expected = [any(a <= c and d <= b and d - c < b - a for c, d in ranges) for a, b in ranges]
+    assert plot._spanning(starts, ends).tolist() == expected
+
+
+def test_addresses_under_a_memslot_map_never_run_together():
+    """Figure 4.1: the 12 TiB VM at the chapter's size (11 x 2.8 in). The addresses under the
+    segments are drawn in order; one that would touch the one before moves a line down (or is
+    left out): no two drawn ones overlap. At a wider size every one fits on the first line."""
+    scenario = kv.Scenario()
+    run = kv.simulate(scenario.replace(duration_us=2_000), kernel="v5.12", seed=0)
+    for size, all_on_one_line in (((11, 2.8), False), ((40, 2.8), True)):
+        with matplotlib.rc_context():
+            kv.set_theme("notebook")
+            fig, ax = plt.subplots(figsize=size, layout="constrained")
+            plot.memslot_map(scenario.layout, run.notifiers, ax=ax, regions=[VMM_HEAP])
+            fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        labels = [t for t in ax.texts if t.get_gid() == "axis-label"]
+        shown = [t for t in labels if t.get_visible()]
+        boxes = [t.get_window_extent(renderer) for t in shown]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (a, b)
+        assert len(shown) >= len(labels) - 1
+        assert all(t.xyann == (0.0, 0.0) for t in shown) == all_on_one_line
+        plt.close(fig)
+
+
+def test_counts_beside_crowded_marks_never_run_together():
+    """Forty pairs of coinciding hits spread over the 8 TiB slot, a few points apart on screen:
+    each pair is one bar with a triangle, and its ×2 would run into the next triangle. Only the
+    counts with room are written."""
+    layout = large_vm_layout()
+    step = next(s for s in layout if s.slot == 1).npages // 40
+    rows = [_pages(layout, 1, step * i, 1) for i in range(40) for _ in range(2)]
+    _fig, ax = plt.subplots(figsize=(30, 2))
+    plot.memslot_map(layout, _frame(rows), ax=ax)
+    ax.figure.canvas.draw()
+    hit = gids(ax, "notifiers-")["notifiers-hit"]
+    candidates = [text for _x, _y, text, _ha in hit._labels]
+    assert len(candidates) == hit.drawn_marks and set(candidates) == {"×2"}
+    assert len(hit.drawn_labels) < len(candidates)

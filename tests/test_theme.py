@@ -20,3 +20,18 @@ def test_policy_styles_tell_the_policies_apart():
     assert labels == ["qrwlock (fair)", "reader-pref (unfair)", "spinlock (exclusive)"]
     plt.close("all")
     assert np.isfinite(runs["qrwlock"].faults["wait_us"]).all()
+
+
+def test_the_parts_of_a_brownout_differ_in_colour_and_hatch():
+    """theme.BEHIND_STYLES: one style per part of metrics.BEHIND, each in a semantic colour
+    (grey miss, vermilion hit, blue faults) and a hatch of its own, so the stacked bars of
+    plot.stall_split survive grey-scale printing."""
+    styles = kv.theme.BEHIND_STYLES
+    assert tuple(styles) == kv.metrics.BEHIND
+    assert [styles[p]["color"] for p in styles] == [
+        kv.theme.COLORS["miss"],
+        kv.theme.COLORS["hit"],
+        kv.theme.COLORS["read"],
+    ]
+    assert len({styles[p]["hatch"] for p in styles}) == 3
+    assert styles["miss"]["hatch"] == kv.theme.HATCHES["miss"]

@@ -6,6 +6,8 @@ Small scenarios keep every simulation here well under a second.
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,14 +20,30 @@ from matplotlib.colors import to_hex
 
 import kvmviz as kv
 from kvmviz import metrics, timelines
+from kvmviz.engine import scripted_run
 from kvmviz.theme import COLORS
 
 # -- lock timeline -------------------------------------------------------------------------
 
 
+def _retry_stretches(run) -> list[tuple[int, float, float]]:
+    """Brute force, attempt by attempt: ``(vcpu, grant, next request)`` of every attempt that
+    retried (to its release when it was the vCPU's last)."""
+    out = []
+    for _v, attempts in run.faults.groupby("vcpu", sort=True):
+        attempts = attempts.sort_values("t_request_us")
+        rows = list(attempts.itertuples())
+        for k, a in enumerate(rows):
+            if a.retry:
+                until = rows[k + 1].t_request_us if k + 1 < len(rows) else a.t_release_us
+                out.append((int(a.vcpu), a.t_grant_us, until))
+    return out
+
+
 def test_lock_timeline_one_lane_per_vcpu(busy8):
-    """At 8 vCPUs: a lane each plus the notifier lane, blue holds and dotted orange waits,
-    and the queue depth in its own axes below."""
+    """At 8 vCPUs: a lane each plus the notifier lane, blue holds, dotted orange waits, and
+    cross-hatched pale blue retries from the grant to the next request of the vCPU (the
+    attempts that let go at once); the queue depth in its own axes below."""
     worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
     start, end = worst["t_arrive_us"] - 20, worst["t_arrive_us"] + 40
     ax = timelines.lock_timeline(busy8, start, end)
@@ -34,18 +52,43 @@ def test_lock_timeline_one_lane_per_vcpu(busy8):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["notifiers", *(f"vCPU {v}" for v in range(8))]
     drawn = gids(ax, "lane-")
+    stretches = _retry_stretches(busy8)
     faults = busy8.faults
     in_window = faults[(faults["t_request_us"] < end) & (faults["t_release_us"] > start)]
+    retried = 0
     for v, attempts in in_window.groupby("vcpu"):
-        assert len(drawn[f"lane-vcpu{v}-read"].get_paths()) == len(attempts)
+        held = attempts[~attempts["retry"]]
+        assert len(drawn[f"lane-vcpu{v}-read"].get_paths()) == len(held)
         assert len(drawn[f"lane-vcpu{v}-wait"].get_paths()) == int((attempts["wait_us"] > 0).sum())
+        mine = sorted((g, u) for w, g, u in stretches if w == v and g < end and u > start)
+        bars = drawn[f"lane-vcpu{v}-retry"]
+        got = sorted((p.vertices[0, 0], p.vertices[2, 0]) for p in bars.get_paths())
+        np.testing.assert_allclose(got, mine)
+        retried += len(mine)
+    assert retried >= 3
     assert face(drawn["lane-vcpu0-read"]) == COLORS["read"]
+    assert face(drawn["lane-vcpu0-retry"]) == "#aad0e5"
+    assert drawn["lane-vcpu0-retry"].get_hatch() == "xxx"
     assert face(drawn["lane-notifier-write"]) == COLORS["write"]
     assert face(drawn["lane-notifier-wait"]) == COLORS["wait"]
     assert drawn["lane-notifier-wait"].get_hatch() == "..."
     assert len(drawn["lane-notifier-wait"].get_paths()) >= 1  # the worst writer did wait
     assert ax.get_xlabel() == "" and "µs" in queue.get_xlabel()
     assert "waiting" in queue.get_ylabel()
+
+
+def test_the_notifier_lane_marks_where_each_callback_asks(busy8):
+    """A triangle where each callback that takes the lock arrives in the window (its wait,
+    then its hold, start there), none for the callbacks that skip it; named in the legend."""
+    start, end = 1_000.0, 2_000.0
+    ax = timelines.lock_timeline(busy8, start, end)
+    asks = gids(ax, "lane-notifier-asks")["lane-notifier-asks"]
+    n = busy8.notifiers
+    arriving = n[n["locked"] & (n["t_arrive_us"] >= start) & (n["t_arrive_us"] < end)]
+    assert len(arriving) >= 3
+    np.testing.assert_allclose(np.sort(asks.get_xdata()), np.sort(arriving["t_arrive_us"]))
+    assert asks.get_marker() == ">"
+    assert "callback asks for it" in legend_texts(ax)
 
 
 def test_queue_depth_counts_the_waiters(busy8):
@@ -68,11 +111,83 @@ def test_lock_timeline_groups_416_vcpus(big416):
     assert labels[1] == "vCPUs 0–46" and labels[-1] == "vCPUs 327–373"  # 374 of 416 fault
     drawn = gids(ax, "lane-")
     assert not any(g.startswith("lane-vcpu") for g in drawn)
-    assert {f"lane-group{i}-{s}" for i in range(8) for s in ("read", "wait")} <= set(drawn)
+    states = ("read", "retry", "wait")
+    assert {f"lane-group{i}-{s}" for i in range(8) for s in states} <= set(drawn)
     assert "374 faulting vCPUs of 416" in ax.get_title(loc="left")
+    assert "holding / retrying / waiting" in ax.get_title(loc="left")
     assert "ms" not in ax.figure.axes[1].get_xlabel()  # a 1 ms window is labelled in µs
     timelines.lock_timeline(big416, 0, 2_000, ax=plt.subplots()[1])
     assert "(ms)" in plt.gca().get_xlabel()
+
+
+def _area(collection) -> float:
+    """The area a fill_between covers, in data units (shoelace over its polygons)."""
+    total = 0.0
+    for path in collection.get_paths():
+        for poly in path.to_polygons():
+            x, y = poly[:, 0], poly[:, 1]
+            total += abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2
+    return total
+
+
+@pytest.fixture(scope="module")
+def static512():
+    """Figure 4.3's run: the static setup (416 vCPUs, every notification spurious), v5.12."""
+    return kv.simulate(kv.presets.static_setup(), "v5.12", seed=0)
+
+
+def test_grouped_lanes_are_the_shares_of_holding_retrying_and_waiting(static512):
+    """Each grouped lane's three areas are, over the window, the lane's vCPU time holding (the
+    attempts that stuck), retrying (grant to next request, brute force attempt by attempt) and
+    waiting, over its vCPUs, times the lane's height: nothing double-counted, none lost."""
+    run = static512
+    first = run.notifiers[run.notifiers["locked"]].iloc[0]
+    start, end = metrics.whole_stalls(run, first.t_arrive_us - 150, first.t_release_us + 400)
+    ax = timelines.lock_timeline(run, start, end)
+    drawn = gids(ax, "lane-group")
+    bounds = np.linspace(0, run.scenario.n_faulting, 9).round().astype(int)
+    f = run.faults
+    stretches = _retry_stretches(run)
+    lost = {"retry": 0.0}  # vCPU µs retrying, all lanes
+    for lane, (a, b) in enumerate(itertools.pairwise(bounds)):
+        mine = f[(f["vcpu"] >= a) & (f["vcpu"] < b)]
+        held = mine[~mine["retry"]]
+        expected = {
+            "read": (held["t_grant_us"].clip(start, end), held["t_release_us"].clip(start, end)),
+            "wait": (mine["t_request_us"].clip(start, end), mine["t_grant_us"].clip(start, end)),
+        }
+        for state, (lo, hi) in expected.items():
+            want = 1.3 * float((hi - lo).sum()) / (b - a)
+            assert _area(drawn[f"lane-group{lane}-{state}"]) == pytest.approx(want, rel=1e-6)
+        retry = sum(
+            min(u, end) - max(g, start)
+            for v, g, u in stretches
+            if a <= v < b and g < end and u > start
+        )
+        assert _area(drawn[f"lane-group{lane}-retry"]) == pytest.approx(1.3 * retry / (b - a))
+        lost["retry"] += retry
+    # Some 16.6 ms of vCPU time retrying in the window: hundreds of faults, 35 µs each.
+    assert lost["retry"] > 10_000
+    assert any(t.startswith("fault retries: granted") for t in legend_texts(ax))
+
+
+def test_after_the_writers_leave_the_lanes_show_the_readers_retrying(static512):
+    """Figure 4.3's moment: when the third writer of the chain leaves, the faults it lets in
+    are granted and retry at once; in the 30 µs after, every lane is more retrying than
+    anything else (it used to go blank: their holds last a tenth of a µs)."""
+    run = static512
+    n = run.notifiers[run.notifiers["locked"]]
+    # Event 0's end and event 1's start leave 0.14 µs apart: the chain's last two writers.
+    released = float(n["t_release_us"].iloc[1])
+    f = run.faults
+    granted = f[(f["t_grant_us"] >= released) & (f["t_grant_us"] < released + 1.0)]
+    assert len(granted) > 100 and granted["retry"].mean() > 0.9
+    start, end = released, released + 30.0
+    ax = timelines.lock_timeline(run, start, end)
+    drawn = gids(ax, "lane-group")
+    for lane in range(8):
+        areas = {s: _area(drawn[f"lane-group{lane}-{s}"]) for s in ("read", "retry", "wait")}
+        assert areas["retry"] > areas["read"] + areas["wait"], (lane, areas)
 
 
 def test_lock_timeline_checks_its_window(busy8):
@@ -97,14 +212,21 @@ def test_a_40_ns_write_hold_is_min_span_wide_in_a_2_ms_window(big416):
 
 def test_timeline_legend_lists_only_the_states_drawn(busy8, calm8):
     """v5.12 takes the lock on every callback: no "skips it" entry; v5.15 skips the misses:
-    the entry is there; a window where nobody waits has no "waits" entry."""
+    the entry is there; a window where nobody waits has no "waits" entry; a scene where no
+    fault retries has no "retries" entry; the entries keep one order."""
     worst = busy8.notifiers.loc[busy8.notifiers["wait_us"].idxmax()]
     ax = timelines.lock_timeline(
         busy8, *metrics.whole_stalls(busy8, worst.t_arrive_us, worst.t_grant_us)
     )
     labels = legend_texts(ax)
-    assert labels[:3] == ["fault holds mmu_lock\nfor read", "notifier holds it\nfor write",
-                          "waits for it"]  # fmt: skip
+    assert labels[:5] == [
+        "fault holds mmu_lock\nfor read",
+        "fault retries: granted, found\nthe range in flight or seq moved,\n"
+        "let go at once, faults again",
+        "notifier holds it\nfor write",
+        "waits for it",
+        "callback asks for it",
+    ]
     assert "callback skips it" not in labels
     storm = busy8.scenario
     v515 = kv.simulate(storm, kernel="v5.15", seed=0)
@@ -113,6 +235,11 @@ def test_timeline_legend_lists_only_the_states_drawn(busy8, calm8):
     assert "callback skips it" in legend_texts(ax)
     ax = timelines.lock_timeline(busy8, *calm8)
     assert not any(t.startswith("waits") for t in legend_texts(ax))
+    scene = scripted_run([0, 1, 3], [False, True, False], [6, 2, 3])
+    labels = legend_texts(timelines.lock_timeline(scene, 0, 12))
+    assert not any(t.startswith("fault retries") for t in labels)
+    assert labels[:4] == ["fault holds mmu_lock\nfor read", "notifier holds it\nfor write",
+                          "waits for it", "callback asks for it"]  # fmt: skip
 
 
 def test_holds_under_a_spinlock_are_never_labelled_for_read():

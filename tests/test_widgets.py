@@ -110,10 +110,11 @@ class TestPlayer:
 
 class TestTable:
     def test_the_table_shows_every_column_of_the_kernel_table(self):
-        """The dashboard's table of :func:`kvmviz.metrics.kernel_table`: one header per column
-        of KERNEL_TABLE_COLUMNS, in order, the writers' mean and max wait beside the readers'
-        stall, values as the table gives them, only the selected kernel's row highlighted.
-        Under reader-pref the readers' p99 is 0.0 µs while a writer waits over 100 µs."""
+        """The dashboard's table of :func:`kvmviz.metrics.kernel_table`: one readable header
+        per column of KERNEL_TABLE_COLUMNS, in order (the brownout and its parts in %, the
+        stall per fault, the writers' mean and max wait beside it), values as the table gives
+        them, only the selected kernel's row highlighted. Under reader-pref the
+        writers wait over 100 µs."""
         scenario = kv.Scenario(n_vcpus=64, duration_us=20_000.0)
         runs = {
             "v5.12": kv.simulate(scenario, "v5.12", "reader-pref", seed=0),
@@ -124,24 +125,88 @@ class TestTable:
         headers = re.findall(r'<th data-column="([a-z0-9_]+)">([^<]+)</th>', table)
         assert [c for c, _ in headers] == list(KERNEL_TABLE_COLUMNS)
         labels = dict(headers)
+        assert labels["brownout_mean"] == "brownout (% of vCPU time)"
+        assert labels["brownout_miss"] == "… behind misses (%)"
+        assert labels["stall_p99_us"] == "p99 stall per fault (µs)"
         assert labels["writer_wait_mean_us"] == "writers&#x27; mean wait (µs)"
         assert labels["writer_wait_max_us"] == "writers&#x27; max wait (µs)"
         row = re.search(r'<tr[^>]*data-kernel="v5.12">(.*?)</tr>', table)[1]
-        cells = dict(re.findall(r'<td data-column="([a-z0-9_]+)">([^<]+)</td>', row))
+        cells = dict(re.findall(r'<td data-column="([a-z0-9_]+)">(.*?)</td>', row))
         unfair = frame.loc["v5.12"]
-        assert cells["p99_us"] == "0.0"
+        assert cells["stall_p99_us"] == f"{unfair['stall_p99_us']:.1f}"
         assert cells["writer_wait_mean_us"] == f"{unfair['writer_wait_mean_us']:.1f}"
         assert cells["writer_wait_max_us"] == f"{unfair['writer_wait_max_us']:.1f}"
         assert float(cells["writer_wait_max_us"]) > 100.0
-        assert cells["brownout_mean"] == f"{100 * unfair['brownout_mean']:.1f}"
+        assert cells["brownout_mean"] == widgets._percent_cell(unfair["brownout_mean"])
         assert cells["lock_taken"] == str(int(unfair["lock_taken"]))
         assert re.findall(r'<tr style="[^"]+" data-kernel="([^"]+)">', table) == ["v5.15"]
-        assert np.isfinite([float(v) for v in cells.values()]).all()
+        assert np.isfinite([float(v.lstrip("<")) for v in cells.values()]).all()
         # A mapping of kernel to its row gives the same table.
         assert widgets._table_html(dict(frame.iterrows()), selected="v5.15") == table
 
+    def test_percent_cells_write_0_only_for_exactly_0(self):
+        """A share of exactly 0 is "0"; a share too small for one decimal is "<0.1", never
+        "0.0" (the 8-vCPU VM loses 0.001 %, not nothing)."""
+        assert [widgets._percent_cell(v) for v in (0.0, 1e-5, 0.0004, 0.0912)] == [
+            "0",
+            "<0.1",
+            "<0.1",
+            "9.1",
+        ]
+
+
+def _data(html_text: str) -> dict:
+    """The data attributes of the headline (what ui-tests/test_dashboard.py reads)."""
+    return dict(re.findall(r'data-([a-z0-9-]+)="([^"]*)"', html_text))
+
+
+def _visible_notes(ax) -> dict:
+    return {
+        t.get_gid(): t.get_text()
+        for t in ax.texts
+        if (t.get_gid() or "").startswith("note|") and t.get_visible()
+    }
+
 
 class TestDashboard:
+    def test_it_opens_on_the_static_setup_with_a_setup_toggle(self, dashboard):
+        """The setup toggle offers kvmviz.presets.SETUPS and shows the static one; the
+        scenario is the dashboard's VM with the static setup's notifications (every one
+        spurious, 2,000/s) and the sliders at those values."""
+        assert list(dashboard.setup.options) == list(kv.presets.SETUPS) == ["static", "volatile"]
+        assert dashboard.setup.value == "static"
+        static = kv.presets.static_setup()
+        scenario = dashboard.scenario
+        assert (scenario.spurious_share, scenario.notifier_rate_hz) == (1.0, 2_000.0)
+        assert (scenario.n_vcpus, scenario.duration_us) == (32, 5_000.0)  # the VM's own
+        assert scenario.relevant_mix == static.relevant_mix
+        assert (dashboard.spurious.value, dashboard.rate.value) == (1.0, 2_000.0)
+        assert dashboard.widget.children[:3] == (dashboard.kernel, dashboard.setup, dashboard.mmu)
+        assert _data(dashboard.headline.value)["setup"] == "static"
+
+    def test_the_default_dashboard_is_the_presets_exactly(self):
+        """With no scenario, each setup is its preset: the same runs as chapter 04's."""
+        for name in kv.presets.SETUPS:
+            assert widgets._with_setup(kv.Scenario(), name) == kv.presets.setup(name)
+
+    def test_switching_setup_resets_the_sliders_and_simulates_nothing_new(self, dashboard):
+        """Moving the sliders, then switching setup, puts the sliders back to the new setup's
+        values and redraws once; the other setup was simulated ahead, so nothing is simulated
+        (and a flip back costs nothing either)."""
+        dashboard.vcpus.value = 48
+        dashboard.spurious.value = 0.7
+        misses = widgets.cached_simulate.cache_info().misses
+        dashboard.setup.value = "volatile"
+        assert widgets.cached_simulate.cache_info().misses == misses
+        volatile = widgets._with_setup(DASHBOARD, "volatile")
+        assert dashboard.scenario == volatile
+        assert (dashboard.vcpus.value, dashboard.rate.value) == (32, 5_000.0)
+        assert dashboard.spurious.value == pytest.approx(0.4)
+        assert _data(dashboard.headline.value)["setup"] == "volatile"
+        dashboard.setup.value = "static"
+        assert widgets.cached_simulate.cache_info().misses == misses
+        assert dashboard.scenario == widgets._with_setup(DASHBOARD, "static")
+
     def test_the_headline_and_table_follow_the_kernel_toggle(self, dashboard):
         """Flipping the toggle re-renders the headline (its data attributes read by
         ui-tests/test_dashboard.py) from the per-kernel table, without simulating again."""
@@ -150,10 +215,13 @@ class TestDashboard:
             misses = widgets.cached_simulate.cache_info().misses
             dashboard.kernel.value = kernel
             assert widgets.cached_simulate.cache_info().misses == misses
-            s = table.loc[kernel]
-            assert f'data-kernel="{kernel}" data-mmu="tdp"' in dashboard.headline.value
-            assert f'data-p99-us="{s["p99_us"]:.3f}"' in dashboard.headline.value
-            assert f'data-brownout="{s["brownout_mean"]:.5f}"' in dashboard.headline.value
+            s, data = table.loc[kernel], _data(dashboard.headline.value)
+            assert (data["kernel"], data["mmu"], data["setup"]) == (kernel, "tdp", "static")
+            assert data["p99-us"] == f"{s['stall_p99_us']:.3f}"
+            for key in ("brownout", "brownout-miss", "brownout-hit", "brownout-fault"):
+                column = key.replace("-", "_").replace("brownout", "brownout_mean", 1)
+                column = column if key == "brownout" else key.replace("-", "_")
+                assert data[key] == f"{s[column]:.5f}"
             assert f'<tr style="font-weight:bold;background:#e8f1f8" data-kernel="{kernel}">' in (
                 dashboard.table.value
             )
@@ -161,16 +229,61 @@ class TestDashboard:
         lock_taken = int(table.loc["v5.12", "lock_taken"])
         assert f"0 of {lock_taken} callbacks skipped the lock." in dashboard.headline.value
 
+    def test_v515_on_the_static_setup_stalls_nothing_and_says_so(self, dashboard):
+        """Static setup, v5.15: the brownout shown is exactly 0, and the sentence and every
+        stall figure say in words that no vCPU stalled, and why."""
+        dashboard.kernel.value = "v5.15"
+        data = _data(dashboard.headline.value)
+        assert float(data["brownout"]) == 0.0 and data["kernel"] == "v5.15"
+        assert (
+            "<b>v5.15: no vCPU stalled</b>: every notification missed guest memory and skipped "
+            "the lock."
+        ) in dashboard.headline.value
+        assert "<b>0%</b> of the VM's vCPU time stalled" in dashboard.headline.value
+        assert _visible_notes(dashboard.ax_cdf) == {"note|v5.15": "v5.15: no fault stalled"}
+        assert _visible_notes(dashboard.ax_brownout) == {"note|v5.15": "v5.15: no vCPU stalled"}
+        assert _visible_notes(dashboard.ax_split) == {"note|v5.15": "no fault\nstalled"}
+
+    def test_v515_on_the_volatile_setup_stalls_behind_hits_only(self, dashboard):
+        """Volatile setup, v5.15: a brownout above 0, none of it behind misses, all behind hits;
+        the sentence gives the split and the figure's notes are gone."""
+        dashboard.kernel.value = "v5.15"
+        dashboard.setup.value = "volatile"
+        data = _data(dashboard.headline.value)
+        assert float(data["brownout"]) > 0 and float(data["brownout-miss"]) == 0
+        assert float(data["brownout-hit"]) == pytest.approx(float(data["brownout"]), abs=1e-5)
+        share = widgets._percent(float(data["brownout"]))
+        assert (
+            f"Of it, 0% behind notifications that missed guest memory (spurious) and {share} "
+            "behind ones that hit it"
+        ) in dashboard.headline.value
+        assert "no vCPU stalled" not in dashboard.headline.value
+        for ax in (dashboard.ax_cdf, dashboard.ax_brownout, dashboard.ax_split):
+            assert _visible_notes(ax) == {}
+
+    def test_at_8_vcpus_the_sentence_says_every_kernel_loses_almost_nothing(self, dashboard):
+        """At 8 vCPUs every kernel's brownout rounds to 0: the sentence says so in words (and
+        never "0.0 %" for a share that is not 0), and names the VM's size."""
+        dashboard.vcpus.value = 8
+        table = metrics.kernel_table(dashboard.runs())
+        assert (100 * table["brownout_mean"] < 0.05).all()
+        text = dashboard.headline.value
+        assert "With 8 vCPUs every kernel loses" in text and "416" not in text
+        assert "0.0%" not in text
+        assert _data(text)["vcpus"] == "8"
+
     def test_a_slider_moves_the_range_bars_of_the_map(self, dashboard):
         """A new scenario redraws the map's range bars as one path per row: one rectangle (5
         vertices) per notification event of the selected run, hits and misses apart."""
+        dashboard.setup.value = "volatile"
         dashboard.vcpus.value = 40
         events = classify.first_callbacks(dashboard.runs()["v5.12"].notifiers)
         hits = int(events["hit"].sum())
-        assert (hits, len(events) - hits) == (9, 11)
-        for hit, collection in dashboard._span_collections.items():
-            (path,) = collection.get_paths()
-            assert len(path.vertices) == 5 * (hits if hit else len(events) - hits)
+        assert 0 < hits < len(events)
+        expected = {"hit": hits, "wide": 0, "miss": len(events) - hits}
+        for kind, collection in dashboard._span_collections.items():
+            paths = collection.get_paths()
+            assert sum(len(path.vertices) for path in paths) == 5 * expected[kind]
 
     def test_the_image_is_the_figure_as_png(self, dashboard):
         """The image is the 11 x 6.2 in figure at 80 dpi (880 x 496 px), RGB, and returning
@@ -182,6 +295,14 @@ class TestDashboard:
         assert dashboard.image.value != first
         dashboard.vcpus.value = DASHBOARD.n_vcpus
         assert dashboard.image.value == first
+        dashboard.setup.value = "volatile"
+        assert dashboard.image.value != first
+        dashboard.setup.value = "static"
+        assert dashboard.image.value == first
+
+    def test_an_unknown_setup_is_refused(self):
+        with pytest.raises(ValueError, match="setup 'calm': expected one of static, volatile"):
+            widgets.toggle_dashboard(DASHBOARD, setup="calm")
 
 
 # -- the zoomable lock timeline ---------------------------------------------------------------
