@@ -347,7 +347,10 @@ def takes_lock_question(seed: int = 0, layout: MemslotLayout | None = None) -> E
         start = slot.hva_start + int(rng.integers(slot.npages)) * PAGE_SIZE
     else:
         start = VMM_HEAP[0] + int(rng.integers(1 << 16)) * PAGE_SIZE
-    end = start + PAGE_SIZE * int(rng.integers(1, 17))
+    pages = int(rng.integers(1, 17))
+    # change_pte and test_young carry one hva; the aging calls come one page (a PTE) at a time
+    # (folio_referenced_one, damon_ptep_mkold): only a start/end pair spans several pages.
+    end = start + PAGE_SIZE * (pages if callback.startswith("invalidate_range") else 1)
     hit = layout.hits(start, end)
     r = rule(kernel, callback, hit)
     question = (

@@ -373,22 +373,10 @@ def _fig_headline_ranges(render: _Render) -> Figure:
     tables = {scenario: render.sensitivity(scenario) for scenario in (STATIC, VOLATILE)}
     n_parameters = max(table["parameter"].nunique() for table in tables.values())
     fig = render.figure(10, 1.0 + 2 * (0.5 + 0.5 * n_parameters))
-    axes = fig.subplots(2, 2, sharex="col", sharey="row")
-    for row, (scenario, table) in zip(axes, tables.items(), strict=True):
-        plot.tornado(table, axes=row)
-        row[0].set_title(_sentence(_describe_setup(scenario)), loc="left", fontsize="medium")
-    # One scale per column, fitting both setups' bars: the rows compare at a glance.
-    for column in axes.T:
-        right = max(ax.dataLim.x1 for ax in column)
-        column[0].set_xlim(-0.015 * right, 1.03 * right)
-    # One legend, under both rows, where it covers no bar.
-    legend = axes[0][1].get_legend()
-    handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
-    for ax in axes[:, 1]:
-        ax.get_legend().remove()
-    for ax in axes[0]:
-        ax.set_xlabel("")
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small")
+    plot.tornado_grid(
+        {_sentence(_describe_setup(scenario)): table for scenario, table in tables.items()},
+        fig=fig,
+    )
     last = render.seed + HEADLINE_SEEDS - 1
     fig.suptitle(
         f"Each bar one parameter over its plausible range, TDP MMU (seeds {render.seed}-{last})",

@@ -58,7 +58,7 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
     ``scenario.duration_us``. Each is spurious (misses every memslot) with probability
     ``spurious_share``:
 
-    * ``vmm_self``: the VMM munmaps or madvises its own memory, a start/end pair on 1-512 pages
+    * ``vmm_self``: the VMM munmaps or madvises its own memory, a start/end pair on 1-511 pages
       of its heap (the ``spurious_munmap`` / ``spurious_madv`` phases of the real trace);
     * ``vmm_aging``: the host ages the VMM's own pages, one aging call on one page: from reclaim
       (share ``aging_reclaim_share``, ``clear_flush_young``) or else from DAMON
@@ -100,7 +100,7 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
     kind[cause == 3] = "ksm_merge"
     unpaired = (cause == 1) | (cause == 4)
     kind[unpaired] = aging_kind[unpaired]
-    # Sizes: spurious munmaps span 1..512 pages (log-uniform); everything else is one page.
+    # Sizes: spurious munmaps span 1..511 pages (log-uniform below 512); everything else one page.
     npages = np.where(cause == 0, np.exp(rng.uniform(0, np.log(512), n)).astype(np.int64), 1)
     heap_pages = (VMM_HEAP[1] - VMM_HEAP[0]) >> PAGE_SHIFT
     heap_page = rng.integers(0, heap_pages - 512, n)

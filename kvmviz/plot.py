@@ -55,6 +55,7 @@ __all__ = [
     "stall_cdf",
     "stall_split",
     "tornado",
+    "tornado_grid",
     "update",
 ]
 
@@ -1678,6 +1679,53 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
 # Sweeps: heatmaps and curves of kvmviz.experiments.grid tables.
 # --------------------------------------------------------------------------------------------
 _HEATMAP_CMAP = "YlOrBr"  # ColorBrewer sequential, colour-blind safe; orange means stalled
+
+
+def tornado_grid(tables, *, fig=None, titles=None):
+    """:func:`tornado` for several sensitivity tables, one row of panels each, on shared scales.
+
+    Each column (a metric) has one x scale fitting every row's bars, so the rows compare at a
+    glance (the static setup above the volatile one, say); one legend sits under the grid.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Row label -> :func:`kvmviz.experiments.sensitivity` table, in order.
+    fig : matplotlib.figure.Figure, optional
+        Where to draw; default a new figure sized for the rows.
+    titles : mapping of str to str, optional
+        The title of each row (default its label).
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+        ``len(tables)`` rows of two panels.
+    """
+    tables = dict(tables)
+    if not tables:
+        raise ValueError("tables: expected at least one sensitivity table")
+    n_parameters = max(table["parameter"].nunique() for table in tables.values())
+    if fig is None:
+        fig = plt.figure(
+            figsize=(10, 1.0 + len(tables) * (0.5 + 0.5 * n_parameters)), layout="constrained"
+        )
+    axes = fig.subplots(len(tables), 2, sharex="col", sharey="row", squeeze=False)
+    for row, (label, table) in zip(axes, tables.items(), strict=True):
+        tornado(table, axes=row)
+        title = (titles or {}).get(label, label)
+        row[0].set_title(title, loc="left", fontsize="medium")
+    for column in axes.T:
+        right = max(ax.dataLim.x1 for ax in column)
+        column[0].set_xlim(-0.015 * right, 1.03 * right)
+    legend = axes[0][1].get_legend()
+    handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+    for ax in axes[:, 1]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in axes[:-1].ravel():
+        ax.set_xlabel("")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small")
+    return axes
 
 
 def _describe(value: str) -> tuple[str, str, float]:

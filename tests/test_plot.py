@@ -1023,3 +1023,37 @@ def test_counts_beside_crowded_marks_never_run_together():
     candidates = [text for _x, _y, text, _ha in hit._labels]
     assert len(candidates) == hit.drawn_marks and set(candidates) == {"×2"}
     assert len(hit.drawn_labels) < len(candidates)
+
+
+def test_tornado_grid_puts_setups_on_shared_scales():
+    """tornado_grid draws one row of tornado panels per table, each column on one x scale that
+    fits every row's bars, and one legend for the figure."""
+    import kvmviz as kv
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for setup, scale in (("a", 1.0), ("b", 5.0)):
+        for parameter in ("notifier_rate_hz", "spurious_share"):
+            for value in (0.0, 1.0):
+                for kernel in kv.KERNELS:
+                    rows.append(
+                        {
+                            "setup": setup,
+                            "parameter": parameter,
+                            "value": value,
+                            "is_default": value == 1.0,
+                            "kernel": kernel,
+                            "brownout_mean": scale * 0.1 * rng.random(),
+                            "stall_p99_us": scale * 100 * rng.random(),
+                        }
+                    )
+    table = pd.DataFrame(rows)
+    tables = {s: t.drop(columns="setup") for s, t in table.groupby("setup")}
+    axes = kv.plot.tornado_grid(tables)
+    assert axes.shape == (2, 2)
+    for column, metric, unit in ((0, "brownout_mean", 100.0), (1, "stall_p99_us", 1.0)):
+        left, right = axes[0, column].get_xlim()
+        assert axes[1, column].get_xlim() == (left, right)
+        assert right >= unit * table[metric].max()
+    assert len(axes[0, 0].figure.legends) == 1
+    assert all(ax.get_legend() is None for ax in axes[:, 1])

@@ -226,11 +226,12 @@ _NOT_QUANTITIES = [
     r"\bx86(?:[-_]64)?\b|\barm64\b|\bAArch64\b|\bs390\b|\bi386\b",
     r"^\s*(?:#+\s+)?\d+[.)]\s",  # list and section numbering
     r"\b(?:[Ss]lots?|[Rr]egistrations?|as_id|address spaces?|[Pp]hases?|[Ll]anes?|[Rr]ows?"
-    r"|[Cc]olumns?|[Ll]ines?|vCPU|CPU|[Nn]odes?)\s+#?\d+(?:\s*(?:[-–,]|and|or|to)\s*\d+)*",
+    r"|[Ee]vents?|[Cc]olumns?|[Ll]ines?|vCPU|CPU|[Nn]odes?)\s+#?\d+(?:\s*(?:[-–,]|and|or|to)\s*\d+)*",
     r"^\s*#+\s+\d+\s*·",  # chapter titles: "# 04 · ..."
     r"\b\d+-[A-Za-z]+\.ipynb\b",
     r"\bSHA-?\d+\b|\bUTF-8\b|\bMD5\b|\bIPv[46]\b|\bm2-ultramem-416\b",
     r"\b[A-Z][A-Z_]*\d+[A-Z_\d]*\b",  # identifiers such as KVM_REQ_..., CPU0
+    r"\bp\d\d\b",  # p99, p50: the names of percentiles
 ]
 _QUANTITY_WORDS = re.compile(
     r"\b(vanish(?:es|ed)?|disappear(?:s|ed)?|twice|halves|halved|doubles|triples|worse|better"
@@ -397,14 +398,19 @@ def probe_results(executed, where: dict) -> dict[int, list[dict]]:
     out = {}
     for probe, original in where.items():
         cell = executed.cells[probe]
-        texts = [o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream"]
+        stdout = "".join(
+            o.get("text", "")
+            for o in cell.get("outputs", [])
+            if o.output_type == "stream" and o.get("name") == "stdout"
+        )
+        lines = [line for line in stdout.splitlines() if line.strip()]
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-        if errors or not texts:
+        if errors or not lines:
             why = errors[0].ename if errors else "no output"
             n = len([m for m in marks(executed.cells[probe - 1].source) if m.kind != "fact"])
             out[original] = [{"error": f"probe failed ({why})"}] * n
             continue
-        out[original] = json.loads(texts[-1].strip().splitlines()[-1])
+        out[original] = json.loads(lines[-1])
     return out
 
 
