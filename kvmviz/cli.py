@@ -24,6 +24,7 @@ from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
 from .export import FORMATS, encode
 from .kernels import KERNELS
 from .metrics import KERNEL_TABLE_COLUMNS
+from .presets import SETUPS
 from .rwlock import POLICIES
 from .scenario import Scenario
 
@@ -195,18 +196,27 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated time, milliseconds",
     )
     sim.add_argument(
+        "--setup",
+        choices=tuple(SETUPS),
+        default="static",
+        help="the VM of 8931a454ae's message: static (every notification spurious, "
+        "kv.presets.static_setup) or volatile (most on guest memory: KSM, migration, aging)",
+    )
+    sim.add_argument(
         "--rate",
         type=_number(0),
-        default=Scenario.notifier_rate_hz,
+        default=None,
         metavar="HZ",
-        help="MMU notification events per second",
+        help="MMU notification events per second (default: the setup's, 2000 static, 5000 "
+        "volatile)",
     )
     sim.add_argument(
         "--spurious",
         type=_number(0, 1),
-        default=Scenario.spurious_share,
+        default=None,
         metavar="SHARE",
-        help="share of notifications that miss every memslot, 0 to 1",
+        help="share of notifications that miss every memslot, 0 to 1 (default: the setup's, 1 "
+        "static, 0.4 volatile)",
     )
     sim.add_argument(
         "--policy",
@@ -438,12 +448,12 @@ def _write_traces(prog: str, targets: list[Path], runs: dict, args) -> int:
 def _simulate(args) -> int:
     prog = "kvmviz simulate"
     try:
-        scenario = Scenario(
+        changes = {"notifier_rate_hz": args.rate, "spurious_share": args.spurious}
+        scenario = SETUPS[args.setup](
             n_vcpus=args.vcpus,
             duration_us=args.duration_ms * 1000,
-            notifier_rate_hz=args.rate,
-            spurious_share=args.spurious,
             tdp_mmu=args.tdp_mmu,
+            **{field: value for field, value in changes.items() if value is not None},
         )
     except ValueError as error:
         field = str(error).partition(" ")[0].removeprefix("Scenario.")
@@ -473,8 +483,9 @@ def _simulate(args) -> int:
         return _fail(prog, str(error))
     echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
     print(
-        f"# kvmviz simulate --vcpus {args.vcpus} --duration-ms {args.duration_ms:g} "
-        f"--rate {args.rate:g} --spurious {args.spurious:g} --policy {args.policy} "
+        f"# kvmviz simulate --setup {args.setup} --vcpus {args.vcpus} "
+        f"--duration-ms {args.duration_ms:g} --rate {scenario.notifier_rate_hz:g} "
+        f"--spurious {scenario.spurious_share:g} --policy {args.policy} "
         f"{'' if args.tdp_mmu else '--no-tdp-mmu '}-s {args.seed}{echo_max}{echo_trace}"
     )
     n = len(KERNELS)

@@ -2033,7 +2033,7 @@ def _sweep() -> pd.DataFrame:
 
 
 def first_vcpus_above(seed: int = 0, table: pd.DataFrame | None = None) -> Exercise:
-    """From how many vCPUs on does the p99 fault stall exceed X µs? Answer: an ``int``.
+    """From how many vCPUs on does the p99 stall per fault exceed X µs? Answer: an ``int``.
 
     Read off chapter 06's Figure 6.1: on one kernel and one share of spurious notifications,
     the smallest vCPU count of the sweep whose p99 per-fault stall (:data:`SWEEP_MEASURE`,
@@ -2090,7 +2090,8 @@ def first_vcpus_above(seed: int = 0, table: pd.DataFrame | None = None) -> Exerc
         f"{SWEEP_DURATION_US / 1000:g} ms at {sizes} vCPUs, seeds "
         f"{SWEEP_SEEDS[0]} to {SWEEP_SEEDS[-1]}), on **{kernel}** with {share:.0%} of the "
         "notifications spurious: what is the smallest vCPU count of the sweep whose p99 "
-        f"fault stall exceeds {threshold:g} µs? The p99 fault stall is `{SWEEP_MEASURE}`: "
+        f"stall per fault exceeds {threshold:g} µs? The p99 stall per fault is "
+        f"`{SWEEP_MEASURE}`: "
         "the 99th percentile, over the run's faults, of what one fault loses to `mmu_lock` "
         "from its first exit to the install that sticks (its waits plus its retried "
         "attempts), averaged over the seeds. Every value of that column is at least "

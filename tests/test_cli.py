@@ -30,10 +30,15 @@ def _one_line_error(capsys) -> str:
 
 
 def test_simulate_prints_a_row_per_kernel(capsys):
-    """`kvmviz simulate` echoes its flags and prints v5.12 / v5.13 / v5.15."""
+    """`kvmviz simulate` echoes its flags, the setup's rate and spurious share included, and
+    prints v5.12 / v5.13 / v5.15; the static setup by default, the volatile one on request."""
     assert main(["simulate", "--vcpus", "32", "--duration-ms", "5", "-s", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("# kvmviz simulate --vcpus 32 --duration-ms 5")
+    assert out.startswith(
+        "# kvmviz simulate --setup static --vcpus 32 --duration-ms 5 --rate 2000 --spurious 1 "
+    )
+    assert main(["simulate", "--setup", "volatile", "--vcpus", "32", "--duration-ms", "5"]) == 0
+    assert "--rate 5000 --spurious 0.4 " in capsys.readouterr().out.splitlines()[0]
     assert all(f"\nv5.1{k} " in out for k in "235")
     header = out.splitlines()[1].split()
     assert header == list(kvmviz.metrics.KERNEL_TABLE_COLUMNS)  # readers' stall, writers' wait
@@ -107,7 +112,7 @@ def test_more_faulting_vcpus_than_the_generator_numbers_are_refused(capsys):
 
 def test_max_records_is_the_limit_itself(capsys):
     """--max-records at the estimate runs; one less refuses and names the value to pass."""
-    records = kvmviz.estimate(kvmviz.Scenario(n_vcpus=8, duration_us=2000.0)).records
+    records = kvmviz.estimate(kvmviz.presets.static_setup(n_vcpus=8, duration_us=2000.0)).records
     assert main([*SMALL, "--max-records", str(records - 1)]) == 2
     assert f"or add --max-records {records} to go ahead" in _one_line_error(capsys)
     assert main([*SMALL, "--max-records", str(records)]) == 0
@@ -164,7 +169,8 @@ def test_help_explains_every_option_with_its_default(capsys):
                 assert f"(default: {action.default})" in " ".join(text.split())
     simulate = " ".join(subs["simulate"].format_help().split())
     assert "simulated time, milliseconds (default: 20.0)" in simulate
-    assert "MMU notification events per second (default: 2000.0)" in simulate
+    assert "MMU notification events per second (default: the setup's, 2000 static" in simulate
+    assert "(default: static)" in simulate
     assert "(default: 4000000)" in simulate
     assert "temporary folder beside DIR" in " ".join(subs["figures"].format_help().split())
     assert main(["simulate", "--help"]) == 0

@@ -119,7 +119,7 @@ def test_simulate_answers_or_refuses_in_one_line(capsys, argv):
     status, out, err = _run(capsys, argv)
     if status == 0:
         lines = out.splitlines()
-        assert lines[0].startswith("# kvmviz simulate --vcpus ")
+        assert lines[0].startswith("# kvmviz simulate --setup static --vcpus ")
         assert [line.split()[0] for line in lines[-3:]] == ["v5.12", "v5.13", "v5.15"]
         assert err == ""
     else:

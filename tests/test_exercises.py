@@ -1148,7 +1148,7 @@ def first_vcpus_oracle(question: str, table) -> int:
     """Row by row: the smallest vCPU count whose per-fault p99 stall (stall_p99_us, the
     measure the text names), averaged over the seeds, exceeds X."""
     kernel, share, threshold = _first_vcpus_asked(question)
-    assert "The p99 fault stall is `stall_p99_us`" in question
+    assert "The p99 stall per fault is `stall_p99_us`" in question
     for n in sorted(exercises.SWEEP_VCPUS):
         p99 = [
             r.stall_p99_us

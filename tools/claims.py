@@ -103,7 +103,7 @@ def setup_code(text: str) -> list[str]:
 
 
 # -- sentences ----------------------------------------------------------------------------------
-_FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
+_FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.S | re.M)
 _ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|vs|cf|etc|Fig|approx|incl|resp|al)\.", re.I)
 # A sentence ends at . ! ? (after any closing quote or bracket) followed by space and a capital,
 # a digit, a quote, a bracket, a backtick or a mark.
