@@ -148,7 +148,9 @@ def units(text: str) -> list[Unit]:
             if re.match(r"\s*\|?[\s:|-]*\|[\s:|-]*$", segment):
                 continue  # a table's separator row
             cut = a
-            for boundary in _BOUNDARY.finditer(segment):
+            # A table row is one unit, whatever its cells say.
+            boundaries = [] if segment.lstrip().startswith("|") else _BOUNDARY.finditer(segment)
+            for boundary in boundaries:
                 out.append(Unit(text[cut : a + boundary.start()], cut, a + boundary.start()))
                 cut = a + boundary.end()
             out.append(Unit(text[cut:b], cut, b))
@@ -228,6 +230,7 @@ _NOT_QUANTITIES = [
     r"\b(?:[Ss]lots?|[Rr]egistrations?|as_id|address spaces?|[Pp]hases?|[Ll]anes?|[Rr]ows?"
     r"|[Ee]vents?|[Cc]olumns?|[Ll]ines?|vCPU|CPU|[Nn]odes?)\s+#?\d+(?:\s*(?:[-–,]|and|or|to)\s*\d+)*",
     r"^\s*#+\s+\d+\s*·",  # chapter titles: "# 04 · ..."
+    r"\b\d\d ·",  # chapter names: "04 · The optimization"
     r"\b\d+-[A-Za-z]+\.ipynb\b",
     r"\bSHA-?\d+\b|\bUTF-8\b|\bMD5\b|\bIPv[46]\b|\bm2-ultramem-416\b",
     r"\b[A-Z][A-Z_]*\d+[A-Z_\d]*\b",  # identifiers such as KVM_REQ_..., CPU0
