@@ -612,34 +612,48 @@ def retry_causes(
     for i in np.flatnonzero(count_delta < 0):
         changes.append((float(release_us[i]), 0, int(i), -1))
     changes.sort()
+    # The state after each change: the count, the range (reset at 0 -> 1, else widened) and
+    # where the current run of starts (the epoch since the count last rose from 0) began.
+    n = len(changes)
+    step_t = np.array([c[0] for c in changes], dtype=float)
+    step_count = np.zeros(n, dtype=np.int64)
+    step_lo = np.zeros(n, dtype=object)
+    step_hi = np.zeros(n, dtype=object)
+    step_epoch = np.zeros(n, dtype=np.int64)
+    count, lo, hi, epoch = 0, 0, 0, 0
+    for k, (_, _, i, delta) in enumerate(changes):
+        if delta > 0:
+            a, b = int(hva_start[i]), int(hva_end[i])
+            if count == 0:
+                lo, hi, epoch = a, b, k  # kvm_inc_notifier_count: the range restarts
+            else:
+                lo, hi = min(lo, a), max(hi, b)
+        count += delta
+        step_count[k], step_lo[k], step_hi[k], step_epoch[k] = count, lo, hi, epoch
     bump_cb = np.flatnonzero(bumps_seq)
     bump_t = np.asarray(release_us, dtype=float)[bump_cb]
     order = np.argsort(bump_t, kind="stable")
     bump_cb, bump_t = bump_cb[order], bump_t[order]
-    hva = np.asarray(attempts["hva"], dtype=np.uint64)
-    snap = np.asarray(attempts["t_snapshot_us"], dtype=float)
-    grant = np.asarray(attempts["t_grant_us"], dtype=float)
-    count, epoch, c = 0, [], 0
-    for row in rows[np.argsort(grant[rows], kind="stable")]:
-        g, h = grant[row], int(hva[row])
-        while c < len(changes) and changes[c][0] <= g:
-            _, _, i, delta = changes[c]
-            if delta > 0:
-                if count == 0:
-                    epoch = []  # kvm_inc_notifier_count: the range restarts at 0 -> 1
-                epoch.append((int(hva_start[i]), int(hva_end[i]), i))
-            count += delta
-            c += 1
-        if count > 0 and epoch:
-            lo = min(e[0] for e in epoch)
-            hi = max(e[1] for e in epoch)
-            if lo <= h < hi:
-                covering = [i for start, end, i in epoch if start <= h < end]
-                out[row] = covering[-1] if covering else epoch[-1][2]
-                continue
-        first = np.searchsorted(bump_t, snap[row], side="right")
-        if first < len(bump_t) and bump_t[first] <= g:
-            out[row] = bump_cb[first]
+    hva = np.asarray(attempts["hva"], dtype=np.uint64)[rows]
+    snap = np.asarray(attempts["t_snapshot_us"], dtype=float)[rows]
+    grant = np.asarray(attempts["t_grant_us"], dtype=float)[rows]
+    # The range half: the state every change at or before the grant left.
+    k = np.searchsorted(step_t, grant, side="right") - 1
+    in_range = np.zeros(len(rows), dtype=bool)
+    for j in np.flatnonzero((k >= 0) & (step_count[np.maximum(k, 0)] > 0)):
+        h, kk = int(hva[j]), k[j]
+        if not step_lo[kk] <= h < step_hi[kk]:
+            continue
+        in_range[j] = True
+        starts = [c[2] for c in changes[step_epoch[kk] : kk + 1] if c[3] > 0]
+        covering = [i for i in starts if int(hva_start[i]) <= h < int(hva_end[i])]
+        out[rows[j]] = covering[-1] if covering else starts[-1]
+    # The seq half, for the rest: the first bump after the snapshot, if it came by the grant.
+    rest = np.flatnonzero(~in_range)
+    first = np.searchsorted(bump_t, snap[rest], side="right")
+    found = first < len(bump_t)
+    found[found] = bump_t[first[found]] <= grant[rest[found]]
+    out[rows[rest[found]]] = bump_cb[first[found]]
     return out
 
 

@@ -151,24 +151,32 @@ def stall_pieces(run) -> pd.DataFrame:
     keep = end > start
     row, kind, start, end, notifier = row[keep], kind[keep], start[keep], end[keep], notifier[keep]
     hits = run.notifiers["hit"].to_numpy(dtype=bool)
-    causes = run.notifiers["cause"].astype(str).to_numpy()
+    causes = run.notifiers["cause"]
+    if not isinstance(causes.dtype, pd.CategoricalDtype):
+        causes = causes.astype("category")
+    names = [str(c) for c in causes.cat.categories]
+    cause_codes = causes.cat.codes.to_numpy().astype(np.int64)
     known = notifier >= 0
-    behind = np.full(len(row), "fault", dtype=object)
-    behind[known] = np.where(hits[notifier[known]], "hit", "miss")
-    cause = np.full(len(row), "fault", dtype=object)
-    cause[known] = causes[notifier[known]]
+    # Codes: BEHIND's order for behind; the notifiers' causes, then "fault", for cause.
+    behind = np.full(len(row), BEHIND.index("fault"), dtype=np.int8)
+    behind[known] = np.where(hits[notifier[known]], BEHIND.index("hit"), BEHIND.index("miss"))
+    extra = [] if "fault" in names else ["fault"]
+    cause = np.full(len(row), (names + extra).index("fault"), dtype=np.int64)
+    cause[known] = cause_codes[notifier[known]]
     order = np.lexsort((start, row))
     return pd.DataFrame(
         {
             "vcpu": vcpu[row[order]],
             "fault": f["fault"].to_numpy()[row[order]],
             "row": row[order],
-            "kind": kind[order],
+            "kind": pd.Categorical.from_codes(
+                (kind[order] == "retry").astype(np.int8), ["wait", "retry"]
+            ),
             "t_start_us": start[order],
             "t_end_us": end[order],
             "notifier": notifier[order],
-            "behind": pd.Categorical(behind[order], categories=BEHIND),
-            "cause": cause[order],
+            "behind": pd.Categorical.from_codes(behind[order], BEHIND),
+            "cause": pd.Categorical.from_codes(cause[order], names + extra),
         }
     )
 

@@ -21,12 +21,15 @@ FAULTS = pd.DataFrame(
         "vcpu": [0, 0, 1],
         "fault": [0, 1, 0],
         "retries": [0, 0, 0],
+        "t_exit_us": [-1.0, 29.0, 4.0],
         "t_request_us": [0.0, 30.0, 5.0],
         "t_grant_us": [0.0, 40.0, 20.0],
         "t_release_us": [2.0, 41.0, 22.0],
         "wait_us": [0.0, 10.0, 15.0],
         "hold_us": [2.0, 1.0, 2.0],
         "retry": [False, False, False],
+        "blocked_by": [-1, 2, 0],  # whom each waited behind (by hand: rows of NOTIFIERS)
+        "retried_by": [-1, -1, -1],
     }
 )
 # Event 0's start (arrives at 1, granted at 10, held 10 µs), its end skips the lock; event 1's
@@ -36,6 +39,7 @@ NOTIFIERS = pd.DataFrame(
         "event": [0, 0, 1],
         "callback": ["invalidate_range_start", "invalidate_range_end", "clear_flush_young"],
         "hit": [True, False, True],
+        "cause": ["migration", "migration", "guest_aging"],
         "locked": [True, False, True],
         "t_arrive_us": [1.0, 25.0, 35.0],
         "t_grant_us": [10.0, float("nan"), 40.0],
