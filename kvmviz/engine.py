@@ -366,6 +366,22 @@ class _Draws:
         return guest, resolve, hold, page_hva(page, self.slot_first_page, self.slot_hva)
 
 
+# What both engines record per fault attempt, in order, with its dtype (the compiled loop's
+# output arrays, the event engine's tuples, then the faults table).
+_ATTEMPT_COLUMNS = {
+    "vcpu": np.int32,
+    "fault": np.int32,
+    "retries": np.int32,
+    "hva": np.uint64,
+    "t_exit_us": float,
+    "t_request_us": float,
+    "t_grant_us": float,
+    "t_release_us": float,
+    "retry": np.bool_,
+    "blocked_by": np.int64,
+}
+
+
 class _Model:
     """Inputs of one run and the records both engines fill in."""
 
@@ -479,30 +495,7 @@ class _Model:
     # -- output --------------------------------------------------------------------------------
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The ``faults`` and ``notifiers`` tables of the run."""
-        cols = [
-            "vcpu",
-            "fault",
-            "retries",
-            "hva",
-            "t_exit_us",
-            "t_request_us",
-            "t_grant_us",
-            "t_release_us",
-            "retry",
-            "blocked_by",
-        ]
-        dtypes = [
-            np.int32,
-            np.int32,
-            np.int32,
-            np.uint64,
-            float,
-            float,
-            float,
-            float,
-            bool,
-            np.int64,
-        ]
+        cols, dtypes = list(_ATTEMPT_COLUMNS), list(_ATTEMPT_COLUMNS.values())
         if self.sorted_attempts is not None:
             data = dict(zip(cols, self.sorted_attempts, strict=True))
         else:
@@ -817,18 +810,7 @@ def _run_compiled(model: _Model) -> None:
     if len(first_time) != len(first_cb) or (len(first_cb) and first_cb.max() >= len(model.cb_next)):
         raise AssertionError("inconsistent callback plan")
     cap = int(1.3 * s.duration_us / cycle) + 64  # attempts per vCPU, with room for retries
-    dtypes = (
-        np.int32,
-        np.int32,
-        np.int32,
-        np.uint64,
-        float,
-        float,
-        float,
-        float,
-        np.bool_,
-        np.int64,
-    )
+    dtypes = tuple(_ATTEMPT_COLUMNS.values())
     while True:
         out = tuple(np.empty(m * cap, dtype=d) for d in dtypes)
         n = run_qrwlock(

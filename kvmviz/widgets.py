@@ -1003,18 +1003,4 @@ def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:
 
     No thread: the frames are drawn on the loop's thread, the one that runs the cells and the
     slider's callbacks, so a frame drawn ahead never races the caller's own draw."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    alive = weakref.ref(owner)
-
-    def step(i: int) -> None:
-        box = alive()
-        if i >= n_frames or box is None or getattr(box, "comm", True) is None:
-            return
-        frame(i)
-        loop.call_soon(step, i + 1)
-
-    loop.call_soon(step, 1)
-    return True
+    return _run_ahead([functools.partial(frame, i) for i in range(1, n_frames)], owner)
