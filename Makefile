@@ -43,11 +43,18 @@ lab: $(STAMP) ## start JupyterLab on notebooks/ (prints the URL; opens a browser
 # Voila runs dashboard/toggle.ipynb and shows its outputs only. The `kvmviz` template
 # (dashboard/jupyter/voila/templates/) is Voila's `lab` one without its CDN links: nothing is
 # fetched from outside localhost. No --allow-root needed: Voila has no root check.
+# Every page load starts a kernel of its own, and closing or reloading the page shuts it down
+# (the template gives Voila's shutdown request the XSRF cookie it needs). A browser that
+# crashes sends nothing: the culler stops a kernel after two hours with no page connected to
+# it and no message (checked every 5 minutes); a page left open keeps its kernel however long
+# it stays idle (cull_connected is False). No kernel is started ahead (no preheat): a page
+# takes a few seconds to show its numbers, every time.
 dashboard: $(STAMP) ## serve chapter 04's kernel toggle without code, for a projector (Voila)
 	@echo "kvmviz dashboard: http://127.0.0.1:$(KVMVIZ_DASHBOARD_PORT)/ (Ctrl-C stops it)"
 	@export JUPYTER_PATH="$(CURDIR)/dashboard/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}"; \
 	set -x; exec $(VENV)/bin/voila dashboard/toggle.ipynb --port=$(KVMVIZ_DASHBOARD_PORT) \
-		--Voila.port_retries=0 --no-browser --Voila.ip=127.0.0.1 --template=kvmviz
+		--Voila.port_retries=0 --no-browser --Voila.ip=127.0.0.1 --template=kvmviz \
+		--MappingKernelManager.cull_idle_timeout=7200 --MappingKernelManager.cull_interval=300
 
 test: $(STAMP) ## lint, check formatting, run all tests (notebooks executed too)
 	$(VENV)/bin/ruff check .

@@ -1,17 +1,22 @@
 """Before and after on the static setup: fault stalls and brownout on v5.12 and v5.15.
 
 The gallery's figure 'before-after': the same bytes as `kvmviz figures` writes.
-
-Usage: python examples/before_after.py [OUT_DIR]  (default: a new temporary directory)
+Usage: python examples/before_after.py [OUT_DIR] [--force]
 """
 
-import sys
+import argparse
 import tempfile
 
 import kvmviz as kv
 
-out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="kvmviz-")
+parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+parser.add_argument("out", nargs="?", help="folder to write into (default: a new temporary one)")
+parser.add_argument("--force", action="store_true", help="replace the files if they exist")
+args = parser.parse_args()
 kv.set_theme("paper")  # as `kvmviz figures --context paper`
 fig = kv.gallery.render("before-after", seed=0)
-for path in kv.plot.save(fig, f"{out}/before-after"):  # refuses to overwrite a file
-    print(path)
+path = f"{args.out or tempfile.mkdtemp(prefix='kvmviz-')}/before-after"
+try:  # an existing file is refused, before anything is written, unless --force
+    print(*kv.plot.save(fig, path, force=args.force), sep="\n")
+except FileExistsError as error:  # one line on stderr, exit status 1, as `kvmviz figures`
+    parser.exit(1, f"{parser.prog}: {str(error).replace('pass force=True', 'add --force')}\n")

@@ -1,17 +1,22 @@
 """How long each vCPU fault stalls on mmu_lock, on each kernel (static setup): CDFs.
 
 The gallery's figure 'stall-cdf': the same bytes as `kvmviz figures` writes.
-
-Usage: python examples/stall_cdf.py [OUT_DIR]  (default: a new temporary directory)
+Usage: python examples/stall_cdf.py [OUT_DIR] [--force]
 """
 
-import sys
+import argparse
 import tempfile
 
 import kvmviz as kv
 
-out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="kvmviz-")
+parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+parser.add_argument("out", nargs="?", help="folder to write into (default: a new temporary one)")
+parser.add_argument("--force", action="store_true", help="replace the files if they exist")
+args = parser.parse_args()
 kv.set_theme("paper")  # as `kvmviz figures --context paper`
 fig = kv.gallery.render("stall-cdf", seed=0)
-for path in kv.plot.save(fig, f"{out}/stall-cdf"):  # refuses to overwrite a file
-    print(path)
+path = f"{args.out or tempfile.mkdtemp(prefix='kvmviz-')}/stall-cdf"
+try:  # an existing file is refused, before anything is written, unless --force
+    print(*kv.plot.save(fig, path, force=args.force), sep="\n")
+except FileExistsError as error:  # one line on stderr, exit status 1, as `kvmviz figures`
+    parser.exit(1, f"{parser.prog}: {str(error).replace('pass force=True', 'add --force')}\n")

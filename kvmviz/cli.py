@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__, exercises, experiments, metrics
+from . import __version__, exercises, experiments, metrics, theme
 from ._checks import check_seed
 from ._files import check_free, write_atomic
 from ._progress import reporter
@@ -100,6 +100,38 @@ def _window(text: str) -> tuple[float, float]:
             f"{text!r}: expected START:END, milliseconds with 0 <= START < END (say 2:5)"
         )
     return lo * 1000, hi * 1000
+
+
+def _kernels(text: str) -> tuple[str, ...]:
+    """Kernels, comma-separated, each of :data:`kvmviz.KERNELS` once."""
+    kernels = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kernels if k not in KERNELS]
+    if unknown or not kernels or len(set(kernels)) != len(kernels):
+        why = f"unknown kernel(s) {', '.join(unknown)}; " if unknown else ""
+        if not unknown and kernels:
+            why = "each kernel once; "
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {why}expected some of {', '.join(KERNELS)}, comma-separated"
+        )
+    return kernels
+
+
+def _width(text: str) -> str | float:
+    """A figure width: a name of ``gallery.WIDTHS`` or inches from 3 to 30."""
+    if text in _WIDTHS:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 3 <= value <= 30):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected {' or '.join(_WIDTHS)}, or inches from 3 to 30"
+        )
+    return value
+
+
+_WIDTHS = ("column", "wide")  # gallery.WIDTHS, without loading matplotlib for --help
 
 
 class _Parser(argparse.ArgumentParser):
@@ -270,9 +302,73 @@ def _parser() -> argparse.ArgumentParser:
     )
     figs.add_argument(
         "--context",
-        choices=("paper", "talk"),
+        choices=theme.CONTEXTS,
         default="paper",
-        help="font sizes and line widths: for a page or for a projector",
+        help="the size of the text (never of the figure): a page, a notebook, a projector, a "
+        "poster",
+    )
+    figs.add_argument(
+        "--style",
+        choices=theme.STYLES,
+        default="light",
+        help="dark ink on a white page, or light ink on a near-black one",
+    )
+    figs.add_argument(
+        "--width",
+        type=_width,
+        default=None,
+        metavar="column|wide|INCHES",
+        help="every figure's width: column (6.5 in, a blog's text column), wide (10 in) or "
+        "inches from 3 to 30; the figure is laid out for it, its height follows (default: "
+        "each figure's own, 10 in or 6.4 in)",
+    )
+    figs.add_argument(
+        "--setup",
+        choices=tuple(SETUPS),
+        default=None,
+        help="the VM every figure simulates: the static or the volatile setup of "
+        "kvmviz.presets (default: each figure's own; the figures of both setups take the "
+        "VM's size and timings and apply each setup to it; the animations keep theirs)",
+    )
+    figs.add_argument(
+        "--vcpus",
+        type=_count(1),
+        default=None,
+        metavar="N",
+        help="vCPUs of that VM (default: the setup's, 416)",
+    )
+    figs.add_argument(
+        "--rate",
+        type=_number(0),
+        default=None,
+        metavar="HZ",
+        help="MMU notification events per second (default: the setup's)",
+    )
+    figs.add_argument(
+        "--spurious",
+        type=_number(0, 1),
+        default=None,
+        metavar="SHARE",
+        help="share of notifications that miss every memslot, 0 to 1 (default: the setup's)",
+    )
+    figs.add_argument(
+        "--kernels",
+        type=_kernels,
+        default=None,
+        metavar="K[,K]",
+        help="the kernels every figure compares, among v5.12, v5.13, v5.15, in the order "
+        "given (default: each figure's own; the timelines draw the first)",
+    )
+    figs.add_argument(
+        "--transparent",
+        action="store_true",
+        help="leave the background out of the files (for a page of another colour)",
+    )
+    figs.add_argument(
+        "--no-title",
+        action="store_true",
+        help="leave each figure's caption out of it and write it beside it as NAME.txt (the "
+        "image's alt text)",
     )
     figs.add_argument(
         "-s",
@@ -509,6 +605,43 @@ def _simulate(args) -> int:
     return _write_traces(prog, targets, runs, args)
 
 
+def _figures_vm(args) -> tuple[Scenario | None, str]:
+    """The VM ``--setup``, ``--vcpus``, ``--rate`` and ``--spurious`` ask for (None: each
+    figure's own) and its options to echo; ``ValueError`` naming the option otherwise."""
+    asked = (args.setup, args.vcpus, args.rate, args.spurious)
+    if all(value is None for value in asked):
+        return None, ""
+    setup = args.setup or "static"
+    changes = {
+        "n_vcpus": args.vcpus,
+        "notifier_rate_hz": args.rate,
+        "spurious_share": args.spurious,
+    }
+    try:
+        scenario = SETUPS[setup](**{k: v for k, v in changes.items() if v is not None})
+    except ValueError as error:
+        field = str(error).partition(" ")[0].removeprefix("Scenario.")
+        option = _OPTION_OF_FIELD.get(field)
+        raise ValueError(f"{option}: {error}" if option else str(error)) from None
+    if scenario.n_faulting >= MAX_FAULTING_VCPUS:
+        raise ValueError(
+            f"--vcpus {scenario.n_vcpus:,}: the model numbers at most "
+            f"{MAX_FAULTING_VCPUS - 1:,} faulting vCPUs (9 in 10 of --vcpus); expected fewer "
+            "vCPUs"
+        )
+    work = estimate(scenario)
+    if work.records > MAX_RECORDS:
+        raise ValueError(
+            f"each run of this VM would simulate {work}, more than the figures' limit of "
+            f"{MAX_RECORDS:,} rows: lower --vcpus or --rate"
+        )
+    echo = (
+        f" --setup {setup} --vcpus {scenario.n_vcpus} --rate {scenario.notifier_rate_hz:g} "
+        f"--spurious {scenario.spurious_share:g}"
+    )
+    return scenario, echo
+
+
 def _figures(args) -> int:
     prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -524,10 +657,25 @@ def _figures(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return _fail(prog, f"--out {out}: exists and is not a folder; expected a folder")
-    flags = (" --force" if args.force else "") + (" --no-animations" if args.no_animations else "")
+    try:
+        scenario, echo_vm = _figures_vm(args)
+    except ValueError as error:
+        return _fail(prog, str(error))
+    options = echo_vm
+    if args.kernels is not None:
+        options += f" --kernels {','.join(args.kernels)}"
+    if args.width is not None:
+        options += f" --width {args.width if isinstance(args.width, str) else f'{args.width:g}'}"
+    options += f" --style {args.style}"
+    flags = (
+        (" --transparent" if args.transparent else "")
+        + (" --no-title" if args.no_title else "")
+        + (" --force" if args.force else "")
+        + (" --no-animations" if args.no_animations else "")
+    )
     print(
         f"# kvmviz figures --out {args.out} --format {','.join(formats)} "
-        f"--context {args.context} -s {args.seed}{flags}  "
+        f"--context {args.context} -s {args.seed}{options}{flags}  "
         "(staged in a temporary folder beside it, moved in once complete)"
     )
     unchanged = f"{out} is as it was" if out.exists() else "nothing was written"
@@ -539,7 +687,16 @@ def _figures(args) -> int:
             seed=args.seed,
             force=args.force,
             animations=not args.no_animations,
+            scenario=scenario,
+            kernels=args.kernels,
+            width=args.width,
+            style=args.style,
+            transparent=args.transparent,
+            title=not args.no_title,
         )
+    except TooMuchWork as error:  # faults retried far more than estimated
+        size = str(error).partition(": shorten")[0]
+        return _fail(prog, f"{size}: lower --vcpus or --rate; {unchanged}")
     except OSError as error:
         if isinstance(error, FileExistsError) and "refusing to overwrite" in str(error):
             message = str(error).replace("pass force=True", "add --force to replace them")

@@ -8,8 +8,10 @@ the house look; :func:`save` writes a figure as SVG and PNG, atomically.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import textwrap
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,12 +31,12 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import IdentityTransform
 
-from . import classify, metrics
+from . import classify, metrics, theme
 from ._files import check_free, write_atomic
 from .kernels import KERNELS
 from .memslots import PAGE_SHIFT
 from .metrics import BEHIND, kernel_table
-from .theme import BEHIND_STYLES, COLORS, HATCHES, KERNEL_STYLES, POLICY_STYLES
+from .theme import HATCHES, KERNEL_STYLES, POLICY_STYLES
 
 __all__ = [
     "FORMATS",
@@ -221,7 +223,8 @@ class SpanBars(PolyCollection):
         for x, y, text, ha in sorted(self._labels):
             va = "center" if ha == "left" else "bottom"
             label = Text(x, y, text, ha=ha, va=va, fontsize="x-small")
-            label.set_color(self.get_edgecolor()[0] if len(self.get_edgecolor()) else "black")
+            edge = self.get_edgecolor()
+            label.set_color(edge[0] if len(edge) else theme.color("text"))
             label.set_figure(self.figure)
             label.set_transform(IdentityTransform())  # placed in display units, at draw
             box = label.get_window_extent(renderer)
@@ -368,7 +371,8 @@ def _notes(ax) -> dict:
 def _stack_notes(ax) -> None:
     """Stack the visible "no stall" notes of a CDF or brownout axes from their corner, in the
     order of the runs: a CDF's top left, beside the left edge where such a run's line stands;
-    a brownout's bottom left, just above the axis where such a run's line lies."""
+    a brownout's bottom left, just above the axis where such a run's line lies. Notes hidden
+    (their run stalled, or not among the ``shown`` of :func:`restyle`) take no place."""
     cdf = any((line.get_gid() or "").partition("|")[0] in _CDF_KIND for line in ax.get_lines())
     shown = [note for note in _notes(ax).values() if note.get_visible()]
     for k, note in enumerate(shown):
@@ -391,14 +395,21 @@ def _add_note(ax, label: str, text: str, *, xy, xycoords, offset_pt, ha="left", 
         va=va,
         fontsize="small",
         color=style["color"],
-        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
-              "alpha": 0.85},
+        bbox={"boxstyle": "round,pad=0.15", "facecolor": theme.color("note_face"),
+              "edgecolor": "none", "alpha": 0.85},
         gid=f"note|{label}",
         visible=False,
     )  # fmt: skip
 
 
-def update(ax, runs, *, highlight: str | None = None, table: pd.DataFrame | None = None):
+def update(
+    ax,
+    runs,
+    *,
+    highlight: str | None = None,
+    table: pd.DataFrame | None = None,
+    shown=None,
+):
     """Give the artists of an axes drawn by :func:`stall_cdf`, :func:`brownout_curve` or
     :func:`stall_split` new runs' data and the highlight, reusing every artist: the
     dashboard's hot path.
@@ -410,7 +421,8 @@ def update(ax, runs, *, highlight: str | None = None, table: pd.DataFrame | None
     line flat at zero is never taken for missing data. The bars of :func:`stall_split` get
     the new heights and labels. In place, updating and blitting the three kernels' lines is
     about five times faster than drawing new ones with ``seaborn.ecdfplot``
-    (``benchmarks/plot.py``).
+    (``benchmarks/plot.py``). Every run gets its new data, shown or not, so that a later
+    :func:`restyle` may show any of them.
 
     Parameters
     ----------
@@ -422,6 +434,8 @@ def update(ax, runs, *, highlight: str | None = None, table: pd.DataFrame | None
     table : pandas.DataFrame, optional
         :func:`kvmviz.metrics.kernel_table` of ``runs``, if already computed (the bars of
         :func:`stall_split` are drawn from it).
+    shown : collection of str, optional
+        As in :func:`restyle`: the labels drawn, the others hidden (default every one).
 
     Returns
     -------
@@ -445,6 +459,7 @@ def update(ax, runs, *, highlight: str | None = None, table: pd.DataFrame | None
         moved = True
         if label in notes:
             notes[label].set_visible(not stalled)
+            notes[label]._kvmviz_by_data = not stalled
     _stack_notes(ax)
     if moved:
         if ax.get_xscale() == "log":
@@ -454,42 +469,91 @@ def update(ax, runs, *, highlight: str | None = None, table: pd.DataFrame | None
             ax.autoscale_view(scaley=False)
     if any((p.get_gid() or "").startswith("split|") for p in ax.patches):
         _fill_split(ax, kernel_table(runs) if table is None else table)
-    return restyle(ax, highlight=highlight)
+        for artist in _split_artists(ax):  # what the new values show, before `shown` hides
+            artist._kvmviz_by_data = artist.get_visible()
+    return restyle(ax, highlight=highlight, shown=shown)
 
 
-def restyle(ax, *, highlight: str | None):
-    """Re-apply the highlight to an axes drawn by :func:`stall_cdf`, :func:`brownout_curve`
-    or :func:`stall_split`, without drawing anything new.
+def restyle(ax, *, highlight: str | None, shown=None):
+    """Re-apply the highlight, and which runs are shown, to an axes drawn by
+    :func:`stall_cdf`, :func:`brownout_curve` or :func:`stall_split`, without drawing
+    anything new.
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
     highlight : str or None
         The label drawn bold (the others faint); None, every line alike.
+    shown : collection of str, optional
+        The labels (kernels) to draw; the lines, notes, bars, bar labels and legend entries
+        of every other label are hidden (kept, with their data, for a later call to show).
+        The bars of :func:`stall_split` then close up, one slot per label shown, in their
+        order, each named under its bar: its x ticks and limits change, so a view that blits
+        redraws ``ax.xaxis`` too. The legend of a CDF or brownout axes is made again with
+        the lines shown (at the same place, in the same font). Beside the highlight, the
+        other labels shown are drawn thin but not faint: the reference. None (default):
+        every label, as drawn.
 
     Returns
     -------
     matplotlib.axes.Axes
     """
+    shown = None if shown is None else set(shown)
+
+    def drawn(label: str) -> bool:
+        return shown is None or label in shown
+
+    lines = {}
     for line in ax.get_lines():
-        label = (line.get_gid() or "").partition("|")[2]
+        kind, _, label = (line.get_gid() or "").partition("|")
         if not label:
             continue
         style = _style(label, highlight)
         line.set_linewidth(style.get("linewidth", 1.8))
-        line.set_alpha(style.get("alpha", 1.0))
+        alpha = style.get("alpha", 1.0)
+        line.set_alpha(alpha if shown is None or label == highlight else max(alpha, 0.8))
+        if kind in (*_CDF_KIND, "brownout"):
+            line.set_visible(drawn(label))
+            lines[line.get_label()] = line
+    split = _split_artists(ax)  # (its notes are shown below, with its bars)
     for label, note in _notes(ax).items():
-        note.set_alpha(_style(label, highlight).get("alpha", 1.0))
-    for artist in [*ax.patches, *ax.texts]:
-        gid = artist.get_gid() or ""
-        if gid.startswith(("split|", "split-label|", "split-total|")):
-            kernel = gid.split("|")[1]
-            artist.set_alpha(1.0 if highlight in (None, kernel) else 0.45)
+        alpha = _style(label, highlight).get("alpha", 1.0)
+        note.set_alpha(alpha if shown is None or label == highlight else max(alpha, 0.8))
+        if not split:
+            note.set_visible(_by_data(note) and drawn(label))
+    for artist in split:
+        kind, _, rest = artist.get_gid().partition("|")
+        kernel = rest.split("|")[0]
+        if kind != "note":
+            alpha = 1.0 if highlight in (None, kernel) else (0.45 if shown is None else 0.75)
+            artist.set_alpha(alpha)
+        artist.set_visible(_by_data(artist) and drawn(kernel))
+    if split:
+        _close_up(ax, shown)
+    else:
+        _stack_notes(ax)
     legend = ax.get_legend()
-    if legend is not None:
-        for handle, line in zip(legend.get_lines(), ax.get_lines(), strict=False):
-            handle.set_linewidth(line.get_linewidth())
-            handle.set_alpha(line.get_alpha())
+    if legend is not None and lines:
+        visible = [line for line in lines.values() if line.get_visible()]
+        if [t.get_text() for t in legend.get_texts()] != [line.get_label() for line in visible]:
+            legend.remove()
+            anchor = legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+            ncols = getattr(legend, "_kvmviz_ncols", legend._ncols)  # as asked, not as fitted
+            legend = ax.legend(
+                handles=visible,
+                loc=legend._loc,
+                bbox_to_anchor=anchor.bounds,
+                borderaxespad=legend.borderaxespad,
+                prop=legend.prop,
+                ncols=ncols,
+                frameon=legend.get_frame_on(),
+            )
+            legend._kvmviz_ncols = ncols
+        for handle, text in zip(legend.get_lines(), legend.get_texts(), strict=False):
+            line = lines.get(text.get_text())
+            if line is not None:
+                handle.set_linewidth(line.get_linewidth())
+                handle.set_alpha(line.get_alpha())
     return ax
 
 
@@ -497,6 +561,8 @@ def live_artists(ax) -> list:
     """Every artist of ``ax`` that :func:`update` and :func:`restyle` may change: the runs'
     lines, their notes, the bars of :func:`stall_split` and their labels, and the legend. A
     live view redraws these alone over a saved background (:class:`kvmviz.animate.Blitter`).
+    A view passing ``shown`` to a :func:`stall_split` axes also redraws its ``ax.xaxis``
+    (the bars close up and are named again); a view that changes the limits, its axes.
 
     Parameters
     ----------
@@ -514,9 +580,56 @@ def live_artists(ax) -> list:
     return artists + ([legend] if legend is not None else [])
 
 
+def _split_artists(ax) -> list:
+    """The bars of :func:`stall_split` on ``ax``, their labels, totals and notes (none on
+    other axes)."""
+    if not any((p.get_gid() or "").startswith("split|") for p in ax.patches):
+        return []
+    kinds = ("split|", "split-label|", "split-total|", "note|")
+    return [a for a in [*ax.patches, *ax.texts] if (a.get_gid() or "").startswith(kinds)]
+
+
+def _by_data(artist) -> bool:
+    """Whether ``artist`` (a note, a bar or its label) is drawn by its run's data alone,
+    before :func:`restyle`'s ``shown`` hides it: as it was when first asked, then as
+    :func:`update` last set it."""
+    if not hasattr(artist, "_kvmviz_by_data"):
+        artist._kvmviz_by_data = artist.get_visible()
+    return artist._kvmviz_by_data
+
+
+def _close_up(ax, shown) -> None:
+    """Put the bars of :func:`stall_split` of the kernels ``shown`` (None: all) side by side,
+    one slot each in their order, named under them; the x limits fit as many slots (at least
+    two, so that one bar is not drawn twice as wide)."""
+    bars = [p.get_gid() for p in ax.patches if (p.get_gid() or "").startswith("split|")]
+    kernels = list(dict.fromkeys(gid.split("|")[1] for gid in bars))
+    visible = [k for k in kernels if shown is None or k in shown]
+    slot = {kernel: j for j, kernel in enumerate(visible)}
+    for artist in _split_artists(ax):
+        kind, _, rest = artist.get_gid().partition("|")
+        j = slot.get(rest.split("|")[0])
+        if j is None:
+            continue
+        if kind == "split":
+            artist.set_x(j - _SPLIT_WIDTH / 2)
+        elif kind == "split-label" and artist.get_horizontalalignment() == "left":
+            artist.xy = (j + _SPLIT_WIDTH / 2, artist.xy[1])
+        else:
+            artist.xy = (j, artist.xy[1])
+    labels = [_kernel_tick(k) for k in visible]
+    ticks = ax.get_xticklabels()
+    if [t.get_text() for t in ticks] != labels:
+        size = {"fontsize": ticks[0].get_fontsize()} if ticks else {}
+        ax.set_xticks(range(len(visible)), labels, **size)
+    centre, half = (len(visible) - 1) / 2, max(len(visible), 2) / 2 + 0.1
+    ax.set_xlim(centre - half, centre + half)
+
+
 def _style(label: str, highlight: str | None) -> dict:
-    fallback = {"color": COLORS["read"], "linestyle": "-"}
-    base = dict(KERNEL_STYLES.get(label) or POLICY_STYLES.get(label) or fallback)
+    """A run's line style, for the current page: its kernel's, its policy's, or the faults'
+    colour (:mod:`kvmviz.theme`'s accessors)."""
+    base = theme.policy_style(label) if label in POLICY_STYLES else theme.kernel_style(label)
     base.setdefault("label", label)
     if highlight is not None:
         if label == highlight:
@@ -699,40 +812,121 @@ def _slot_bar(ax, x0: float, x1: float, y: float, height: float, *, gid: str) ->
             (x0, y),
             max(x1 - x0, 0.004),
             height,
-            facecolor=COLORS["memslot"],
-            edgecolor="white",
+            facecolor=theme.color("memslot"),
+            edgecolor=theme.color("background"),
             linewidth=0.8,
             gid=gid,
         )
     )
 
 
-def _slot_label(ax, x0, x1, y, height, label: str, *, room: float) -> None:
-    """A memslot's label: inside its bar, in white, when the bar is wider than ``room``;
-    otherwise its size alone under the bar, in the slot's green (a narrow bar must still say
-    how big it is)."""
-    if x1 - x0 > room:
-        ax.text(
-            (x0 + x1) / 2,
-            y + height / 2,
-            label,
-            ha="center",
-            va="center",
-            fontsize="x-small",
-            color="white",
-            clip_on=True,
-        )
-    else:
-        ax.text(
-            (x0 + x1) / 2,
-            y,
-            label.replace(", ", "\n").split("\ngfn")[0],
-            ha="center",
-            va="top",
-            fontsize="xx-small",
-            color=COLORS["memslot"],
-            clip_on=True,
-        )
+def _slot_label(ax, x0, x1, y, height, label: str, *, room: float) -> Text:
+    """A memslot's label: inside its bar, in white, when it fits there; otherwise its size
+    alone under the bar, in the slot's green (a narrow bar must still say how big it is).
+    Which one is decided when the figure is drawn (:class:`_Declutter`), from the sizes on
+    screen; ``room`` (data units) is the guess used until then."""
+    inside = {
+        "text": label,
+        "xy": ((x0 + x1) / 2, y + height / 2),
+        "va": "center",
+        "fontsize": "x-small",
+        "color": "white",
+        "within": (x0, x1, y, y + height),
+    }
+    under = {
+        "text": label.replace(", ", "\n").split("\ngfn")[0],
+        "xy": ((x0 + x1) / 2, y),
+        "va": "top",
+        "fontsize": "xx-small",
+        "color": theme.color("memslot"),
+    }
+    first = inside if x1 - x0 > room else under
+    text = ax.annotate(
+        first["text"],
+        first["xy"],
+        xytext=(0, 0),
+        textcoords="offset points",
+        ha="center",
+        va=first["va"],
+        fontsize=first["fontsize"],
+        color=first["color"],
+        annotation_clip=True,
+        gid="slot-label",
+    )
+    text._kvmviz_places = [inside, under]
+    return text
+
+
+class _Declutter(Artist):
+    """Texts inside an axes that never run into each other, whatever the figure's size.
+
+    At each draw, before they are drawn, each text (in order) takes the first of its places
+    (``text._kvmviz_places``: text, xy, va, font size, colour, and optionally ``within``, a
+    data rectangle it must fit in) where it touches no text placed before it, nor any other
+    visible text of the axes, and stays inside the figure; where none does, it is not
+    drawn. What was drawn is kept in ``shown`` (the texts) for tests."""
+
+    def __init__(self, ax, texts, *, pad_pt: float = 2.0) -> None:
+        super().__init__()
+        self.texts = list(texts)
+        self.pad_pt = pad_pt
+        self.shown: list[str] = []
+        # After the addresses under the axis (_AxisLabels, 0.01 below the texts), before
+        # the texts themselves.
+        self.set_zorder(min((t.get_zorder() for t in self.texts), default=3.0) - 0.005)
+        self._ax = ax
+
+    def draw(self, renderer) -> None:
+        pad = renderer.points_to_pixels(self.pad_pt)
+        mine = {id(t) for t in self.texts}
+        placed = [
+            t.get_window_extent(renderer)
+            for t in self._ax.texts
+            if id(t) not in mine and t.get_visible() and t.get_text().strip()
+        ]
+        figure = self._ax.figure.bbox
+        self.shown = []
+        for text in self.texts:
+            text.set_visible(True)
+            for place in getattr(text, "_kvmviz_places", [{}]):
+                _apply_place(text, place)
+                box = text.get_window_extent(renderer)
+                if "within" in place:
+                    x0, x1, y0, y1 = place["within"]
+                    (a, b), (c, d) = self._ax.transData.transform([(x0, y0), (x1, y1)])
+                    inner = (min(a, c) + pad, max(a, c) - pad, min(b, d), max(b, d))
+                    if not (inner[0] <= box.x0 and box.x1 <= inner[1]):
+                        continue
+                    if not (inner[2] <= box.y0 and box.y1 <= inner[3]):
+                        continue
+                axes = self._ax.bbox
+                inside = axes.x0 - pad <= box.x0 and box.x1 <= axes.x1 + pad
+                inside = inside and figure.y0 <= box.y0 and box.y1 <= figure.y1
+                clear = all(
+                    box.x1 + pad <= other.x0
+                    or other.x1 + pad <= box.x0
+                    or box.y1 + pad <= other.y0
+                    or other.y1 + pad <= box.y0
+                    for other in placed
+                )
+                if inside and clear:
+                    placed.append(box)
+                    self.shown.append(text.get_text())
+                    break
+            else:
+                text.set_visible(False)
+
+
+def _apply_place(text, place: dict) -> None:
+    if "text" in place:
+        text.set_text(place["text"])
+    if "xy" in place:
+        text.xy = place["xy"]
+    for key, setter in (("va", text.set_va), ("fontsize", text.set_fontsize)):
+        if key in place:
+            setter(place[key])
+    if "color" in place:
+        text.set_color(place["color"])
 
 
 def _size(nbytes: int) -> str:
@@ -778,15 +972,12 @@ def _notifier_spans(to_x, ranges) -> dict[str, list[tuple[float, float]]]:
 # on a pale ground, opaque so that overlapping misses look like one miss, not a darker one. A
 # hit that spans smaller hits (a 2 MiB THP split over single KSM pages) is drawn under them,
 # pale with a vermilion outline, so that the small ones stay visible on top of it.
-_RANGE_STYLE = {
-    "hit": {"facecolor": COLORS["hit"], "edgecolor": COLORS["hit"], "linewidth": 0.5},
-    "wide": {"facecolor": COLORS["hit_face"], "edgecolor": COLORS["hit"], "linewidth": 1.0},
-    "miss": {
-        "facecolor": COLORS["miss_face"],
-        "edgecolor": COLORS["miss"],
-        "hatch": HATCHES["miss"],
-        "linewidth": 0.5,
-    },
+_RANGE_STYLE = {  # the colours are names of the palette, looked up as they are drawn
+    "hit": theme.Themed(facecolor="hit", edgecolor="hit", linewidth=0.5),
+    "wide": theme.Themed(facecolor="hit_face", edgecolor="hit", linewidth=1.0),
+    "miss": theme.Themed(
+        facecolor="miss_face", edgecolor="miss", hatch=HATCHES["miss"], linewidth=0.5
+    ),
 }
 _ZORDER = {"miss": 2.0, "wide": 2.05, "hit": 2.1}  # small hits over wide ones over misses
 _MERGED = "×n: n merged"  # what the ×n beside a bar means, added to its kind's legend entry
@@ -806,7 +997,7 @@ def _range_handles(spans: dict, *, counts: bool, merged=()) -> list:
 
     handles = []
     if n["hit"] or not counts:
-        mark = Line2D([], [], marker="v", markersize=6, color=COLORS["hit"], linestyle="none")
+        mark = Line2D([], [], marker="v", markersize=6, color=theme.color("hit"), linestyle="none")
         handles.append(((Patch(**_RANGE_STYLE["hit"]), mark), label("hits", "hit")))
     if n["wide"]:
         text = "hits spanning smaller hits, under them"
@@ -836,8 +1027,9 @@ class _AxisLabels(Artist):
 
     The labels are annotations of the axes (an address under each segment of a compressed
     axis). At each draw, before they are drawn, each one that would touch the label before
-    it moves one line down; if it would touch there too it is not drawn. What was drawn is
-    kept in ``shown`` (the texts) for tests."""
+    it moves one line down; if it would touch there too it is not drawn. One that would end
+    past the axis's right end is moved left to end there. What was drawn is kept in
+    ``shown`` (the texts) for tests."""
 
     def __init__(self, texts, *, line_pt: float = 7.5, pad_pt: float = 3.0) -> None:
         super().__init__()
@@ -845,22 +1037,41 @@ class _AxisLabels(Artist):
         self.line_pt, self.pad_pt = line_pt, pad_pt
         self.shown: list[str] = []
         self.set_zorder(min((t.get_zorder() for t in self.texts), default=3.0) - 0.01)
+        self.reserve = None  # a blank on the second line, so that a layout makes room for it
 
     def draw(self, renderer) -> None:
         px = renderer.points_to_pixels(1.0)
         right = [-np.inf, -np.inf]  # the right end of the last label on each line, pixels
         self.shown = []
+        edge = self.texts[0].axes.bbox.x1 if self.texts else np.inf
+        # A line at least as tall as the text (its font may be larger than 7.5 pt).
+        step = max([self.line_pt] + [t.get_fontsize() * 1.1 for t in self.texts[:1]])
+        if self.reserve is not None:
+            self.reserve.xyann = (0.0, -step)
         for text in self.texts:
             text.set_visible(True)
             for line in (0, 1):
-                text.xyann = (0.0, -line * self.line_pt)
+                text.xyann = (0.0, -line * step)
                 box = text.get_window_extent(renderer)
+                if box.x1 > edge:  # past the axis's end: ended there instead
+                    text.xyann = ((edge - box.x1) / px, -line * step)
+                    box = text.get_window_extent(renderer)
                 if box.x0 >= right[line] + self.pad_pt * px:
                     right[line] = box.x1
                     self.shown.append(text.get_text())
                     break
             else:
                 text.set_visible(False)
+
+
+def _declutter(ax) -> _Declutter:
+    """Keep the labels of a memslot map (slots, then the VMM's own memory, then the marks of
+    cut-out gaps) from running into each other (:class:`_Declutter`)."""
+    order = {"slot-label": 0, "vmm-label": 1, "gap": 2}
+    texts = sorted((t for t in ax.texts if t.get_gid() in order), key=lambda t: order[t.get_gid()])
+    keeper = _Declutter(ax, texts)
+    ax.add_artist(keeper)
+    return keeper
 
 
 def _axis_labels(ax, labels) -> _AxisLabels:
@@ -872,6 +1083,8 @@ def _axis_labels(ax, labels) -> _AxisLabels:
         for x, text in labels
     ]
     keeper = _AxisLabels(texts)
+    if texts:
+        keeper.reserve = ax.annotate(" ", (labels[0][0], -0.06), xytext=(0, -7.5), **style)
     ax.add_artist(keeper)
     return keeper
 
@@ -1018,19 +1231,26 @@ def memslot_map(
         if previous_end != a:
             labels.append((x0, f"{a:#x}"))
             if previous_end is not None:
-                ax.text(x0 - 0.25, top / 2, "//", ha="center", va="center", color=COLORS["miss"])
+                miss = theme.color("miss")
+                ax.text(x0 - 0.25, top / 2, "//", ha="center", va="center", color=miss, gid="gap")
         if not any(s.hva_start <= a < s.hva_end for s in layout):
-            ax.text(
+            vmm = ax.text(
                 x0 + width / 2,
                 top - 0.5,
                 f"{'VMM memory' if width > 0.9 else 'VMM'}\n{_size(b - a)}",
                 ha="center",
                 va="center",
                 fontsize="x-small",
-                color=COLORS["miss"],
+                color=theme.color("miss"),
+                gid="vmm-label",
             )
+            vmm._kvmviz_places = [
+                {"text": f"VMM memory\n{_size(b - a)}"},
+                {"text": f"VMM\n{_size(b - a)}"},
+            ]
         previous_end = b
     _axis_labels(ax, labels)
+    _declutter(ax)
     rows = [f"as_id {a}" for a in as_ids] + (["notifiers"] if ranges is not None else [])
     ax.set_yticks(np.arange(len(rows)) + 0.5, rows)
     ax.set_ylim(-0.35, len(rows) + 0.1)  # room for the triangles over the hits
@@ -1039,7 +1259,7 @@ def memslot_map(
     ax.set_title("Memslots in the VMM's address space")
     if legend:
         handles, labels = zip(*legend, strict=True)
-        ax.legend(
+        legend = ax.legend(
             handles,
             labels,
             handler_map={tuple: HandlerTuple(ndivide=None)},
@@ -1048,6 +1268,7 @@ def memslot_map(
             fontsize="small",
             ncol=2,
         )
+        legend._kvmviz_handles = handles  # the tuples, to lay the legend out again
     ax.spines["left"].set_visible(False)
     return ax
 
@@ -1100,7 +1321,7 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
         _slot_bar(ax, x0, x1, y, 0.5, gid=f"gfn-memslot-as{slot.as_id}-slot{slot.slot}")
         sep = ", " if x1 - x0 > 1.6 else "\n"
         _slot_label(ax, x0, x1, y, 0.5, f"slot {slot.slot}{sep}{_size(slot.size_bytes)}", room=0.7)
-    handles = [Patch(facecolor=COLORS["memslot"], label="memslot")]
+    handles = [Patch(facecolor=theme.color("memslot"), label="memslot")]
     if notifiers is not None and len(notifiers):
         ranges = classify.first_callbacks(notifiers).head(max_ranges)
         ranges = ranges[ranges["hit"].to_numpy(dtype=bool)]
@@ -1146,11 +1367,13 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
     for start, end, x0, _width in placed:
         labels.append((x0, f"{start >> PAGE_SHIFT:#x}"))
         if previous_end is not None and previous_end != start:
+            miss = theme.color("miss")
             ax.text(
-                x0 - 0.25, len(as_ids) / 2, "//", ha="center", va="center", color=COLORS["miss"]
+                x0 - 0.25, len(as_ids) / 2, "//", ha="center", va="center", color=miss, gid="gap"
             )
         previous_end = end
     _axis_labels(ax, labels)
+    _declutter(ax)
     ax.set_yticks(np.arange(len(as_ids)) + 0.5, [_as_name(a) for a in as_ids])
     ax.set_ylim(-0.3, len(as_ids))
     ax.set_xticks([])
@@ -1252,7 +1475,7 @@ def _value_label(value: float, unit: str) -> str:
 
 def _kernel_tick(kernel: str) -> str:
     """``"v5.13 (8931a454ae)"`` -> ``"v5.13\n8931a454ae"``."""
-    label = KERNEL_STYLES.get(kernel, {"label": kernel})["label"]
+    label = theme.kernel_style(kernel)["label"]
     version, _, note = label.partition(" (")
     return f"{version}\n{note.rstrip(')')}" if note else version
 
@@ -1269,7 +1492,7 @@ def _kernel_order(index) -> list:
     return [k for k in KERNELS if k in index] + [k for k in index if k not in KERNELS]
 
 
-def _zero_note(ax, x: float, text: str, *, gid: str, color=COLORS["text"]):
+def _zero_note(ax, x: float, text: str, *, gid: str, color=None):
     """A note in words where a bar of height 0 would stand, on lines of at most 12 characters."""
     return ax.annotate(
         "\n".join(textwrap.wrap(text, 12)),
@@ -1279,7 +1502,7 @@ def _zero_note(ax, x: float, text: str, *, gid: str, color=COLORS["text"]):
         ha="center",
         va="bottom",
         fontsize="small",
-        color=color,
+        color=color or theme.color("text"),
         gid=gid,
     )
 
@@ -1318,7 +1541,7 @@ def kernel_bars(table_or_runs, *, ax=None, metric: str = "stall_p99_us"):
     order = _kernel_order(table.index)
     values = table.loc[order, metric].astype(float).to_numpy() * factor
     for i, (kernel, value) in enumerate(zip(order, values, strict=True)):
-        style = KERNEL_STYLES.get(kernel, {"color": COLORS["read"]})
+        style = theme.kernel_style(kernel)
         ax.bar(i, value, width=0.62, color=style["color"], gid=f"bar|{kernel}")
         words = _zero_words(metric, table.loc[kernel]) if value == 0 else None
         if words:
@@ -1332,7 +1555,7 @@ def kernel_bars(table_or_runs, *, ax=None, metric: str = "stall_p99_us"):
             ha="center",
             va="bottom",
             fontsize="small",
-            color=COLORS["text"],
+            color=theme.color("text"),
         )
     ax.set_xticks(range(len(order)), [_kernel_tick(k) for k in order], fontsize="small")
     ax.tick_params(axis="x", length=0)
@@ -1353,11 +1576,11 @@ def kernel_bars(table_or_runs, *, ax=None, metric: str = "stall_p99_us"):
 
 
 def _split_style(part: str) -> dict:
-    style = BEHIND_STYLES[part]
+    style = theme.behind_style(part)
     return {
         "facecolor": style["color"],
         "hatch": style["hatch"],
-        "edgecolor": "white",
+        "edgecolor": theme.color("background"),
         "linewidth": 0.8,
     }
 
@@ -1382,7 +1605,11 @@ def stall_split(table_or_runs, *, ax=None, highlight: str | None = None):
     ----------
     table_or_runs : pandas.DataFrame or mapping of kernel to Run
         :func:`kvmviz.metrics.kernel_table` (with ``brownout_mean``, ``brownout_miss``,
-        ``brownout_hit``, ``brownout_fault``), or runs of one scenario on each kernel.
+        ``brownout_hit``, ``brownout_fault``), or runs of one scenario on each kernel. A
+        table with the columns ``brownout_low`` and ``brownout_high`` (the total's range,
+        over seeds say, as :func:`kvmviz.experiments.headline` names them) has the range
+        drawn through the top of each bar, a line with caps, the total written above it;
+        ``table.attrs["range_label"]`` names it in the legend.
     ax : matplotlib.axes.Axes, optional
     highlight : str, optional
         Kernel drawn in full, the others faint.
@@ -1391,9 +1618,10 @@ def stall_split(table_or_runs, *, ax=None, highlight: str | None = None):
     -------
     matplotlib.axes.Axes
         The parts have gids ``"split|<kernel>|<part>"`` (part in :data:`kvmviz.metrics.BEHIND`),
-        their labels ``"split-label|<kernel>|<part>"``, the totals ``"split-total|<kernel>"``;
-        a kernel with no stall at all has the note "no fault stalled" (``"note|<kernel>"``)
-        where its bar would stand. :func:`update` moves them all to new runs.
+        their labels ``"split-label|<kernel>|<part>"``, the totals ``"split-total|<kernel>"``,
+        the ranges ``"split-range|<kernel>"``; a kernel with no stall at all has the note "no
+        fault stalled" (``"note|<kernel>"``) where its bar would stand. :func:`update` moves
+        them all to new runs (a table without the range columns hides the ranges).
     """
     table = _table(table_or_runs)
     needed = ["brownout_mean", *(f"brownout_{part}" for part in BEHIND)]
@@ -1410,19 +1638,26 @@ def stall_split(table_or_runs, *, ax=None, highlight: str | None = None):
             )  # fmt: skip
             ax.annotate(
                 "", (i, 0), xytext=(0, 0), textcoords="offset points", ha="center",
-                va="center", fontsize="x-small", color=COLORS["text"],
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                va="center", fontsize="x-small", color=theme.color("text"),
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": theme.color("note_face"),
+                      "edgecolor": "none",
                       "alpha": 0.85},
                 gid=f"split-label|{kernel}|{part}",
             )  # fmt: skip
         ax.annotate(
             "", (i, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-            fontsize="small", fontweight="bold", color=COLORS["text"],
+            fontsize="small", fontweight="bold", color=theme.color("text"),
             gid=f"split-total|{kernel}",
         )  # fmt: skip
-        color = KERNEL_STYLES.get(kernel, {"color": COLORS["text"]})["color"]
+        ax.plot(
+            [i, i], [0.0, 0.0], color=theme.color("text"), linewidth=1.2, marker="_",
+            markersize=7, markeredgewidth=1.2, visible=False, gid=f"split-range|{kernel}",
+        )  # fmt: skip
+        color = theme.kernel_style(kernel)["color"]
         _zero_note(ax, i, _NONE_WORDS["brownout_mean"], gid=f"note|{kernel}", color=color)
     totals = 100 * table.loc[order, "brownout_mean"].astype(float).to_numpy()
+    if "brownout_high" in table.columns:
+        totals = np.maximum(totals, 100 * table.loc[order, "brownout_high"].astype(float))
     top = float(np.nanmax(totals)) if len(totals) else 0.0
     ax.set_ylim(0, top * _SPLIT_HEADROOM if top > 0 else 1.0)
     ax.set_xticks(range(len(order)), [_kernel_tick(k) for k in order], fontsize="small")
@@ -1451,6 +1686,13 @@ def _fill_split(ax, table: pd.DataFrame) -> None:
         for part in BEHIND
     }
     drawn = [part for part in BEHIND if any(values[k, part] > 0 for k in kernels)]
+    ranges = {
+        line.get_gid(): line
+        for line in ax.get_lines()
+        if (line.get_gid() or "").startswith("split-range|")
+    }
+    spans = ("low", "high")
+    has_range = all(f"brownout_{e}" in table.columns for e in spans)
     for i, kernel in enumerate(kernels):
         total = 100 * float(table.loc[kernel, "brownout_mean"]) if kernel in table.index else 0.0
         parts = [part for part in BEHIND if values[kernel, part] > 0]
@@ -1482,15 +1724,31 @@ def _fill_split(ax, table: pd.DataFrame) -> None:
                     label.xy = (i + _SPLIT_WIDTH / 2, bottom + value / 2)
                     label.xyann = (3.0, 0.0)
             bottom += value
+        # The total's range (over seeds, say) as a bar with caps through the top of the
+        # stack, the total written above whichever is higher.
+        span = ranges.get(f"split-range|{kernel}")
+        if span is not None:
+            shown = has_range and kernel in table.index and total > 0
+            if shown:
+                low_, high_ = (100 * float(table.loc[kernel, f"brownout_{e}"]) for e in spans)
+                span.set_data([i, i], [low_, high_])
+                bottom = max(bottom, high_)
+            span.set_visible(shown)
         texts[f"split-total|{kernel}"].set_text(_value_label(total, "%"))
         texts[f"split-total|{kernel}"].xy = (i, bottom)
         texts[f"split-total|{kernel}"].set_visible(total > 0)
         texts[f"note|{kernel}"].set_visible(kernel in table.index and total == 0)
     handles = [
-        Patch(label=BEHIND_STYLES[part]["label"], **_split_style(part))
+        Patch(label=theme.behind_style(part)["label"], **_split_style(part))
         for part in BEHIND
         if part in drawn
     ]
+    if any(line.get_visible() for line in ranges.values()):
+        handles.append(
+            Line2D([], [], color=theme.color("text"), marker="|", linestyle="none",
+                   markersize=9, markeredgewidth=1.2,
+                   label=table.attrs.get("range_label", "range of the total"))
+        )  # fmt: skip
     legend = ax.get_legend()
     if legend is not None:
         legend.remove()
@@ -1564,9 +1822,33 @@ def _axis_title(metric: str) -> str:
     return f"{what} ({unit})" if unit else what
 
 
-def _swept(values) -> str:
-    values = sorted(values)
-    return f"{values[0]:g} – {values[-1]:g}"
+# The swept parameters (kvmviz.experiments.SENSITIVITY_PARAMETERS and others a sweep may
+# take) by what they are, for the rows of a tornado: name -> (words, unit, factor from the
+# Scenario's value to the unit). A parameter not here is shown by its own name.
+_PARAMETER_NAMES = {
+    "notifier_rate_hz": ("notifications per second", "", 1.0),
+    "spurious_share": ("spurious notifications", "%", 100.0),
+    "contention_in_lock_share": ("contention paid inside the lock", "%", 100.0),
+    "read_hold_per_vcpu_us": ("read-lock contention per vCPU", "µs", 1.0),
+    "tlb_flush_exponent": ("TLB flush cost exponent", "", 1.0),
+    "n_vcpus": ("vCPUs", "", 1.0),
+    "faulting_share": ("vCPUs faulting", "%", 100.0),
+    "guest_run_us": ("guest time between faults", "µs", 1.0),
+}
+
+
+def _swept(values, parameter: str = "") -> str:
+    """The range a parameter was swept over, in its unit: ``"50 – 99 %"``."""
+    _words, unit, factor = _PARAMETER_NAMES.get(parameter, ("", "", 1.0))
+    low, high = (round(factor * float(v), 9) for v in (min(values), max(values)))
+    text = " – ".join(f"{v:,.0f}" if v.is_integer() else f"{v:.3g}" for v in (low, high))
+    return f"{text} {unit}" if unit else text
+
+
+def _parameter_label(parameter: str, values) -> str:
+    """A tornado's row label: what the parameter is, and the range swept, on two lines."""
+    words = _PARAMETER_NAMES.get(parameter, (parameter,))[0]
+    return f"{words}\n{_swept(values, parameter)}"
 
 
 def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
@@ -1620,7 +1902,7 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
             part = table[table["parameter"] == parameter]
             for j, kernel in enumerate(kernels):
                 rows = part[part["kernel"] == kernel]
-                style = KERNEL_STYLES.get(kernel, {"color": "#333333"})
+                style = theme.kernel_style(kernel)
                 yy = y + (j - (len(kernels) - 1) / 2) * step
                 low, high = factor * rows[metric].min(), factor * rows[metric].max()
                 right = max(right, high)
@@ -1630,9 +1912,10 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
                     gid=f"range|{kernel}|{parameter}",
                 )  # fmt: skip
                 default = rows[rows["is_default"]][metric]
+                page = theme.color("background")
                 if len(default):
                     ax.plot(
-                        [factor * float(default.iloc[0])], [yy], "o", color="white",
+                        [factor * float(default.iloc[0])], [yy], "o", color=page,
                         markeredgecolor=style["color"], markersize=5, zorder=3,
                     )  # fmt: skip
                 words = _NONE_WORDS.get(metric)
@@ -1658,17 +1941,13 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
     labels = []
     for parameter in order:
         values = table.loc[table["parameter"] == parameter, "value"]
-        labels.append(f"{parameter}\n{_swept(values)}")
+        labels.append(_parameter_label(parameter, values))
     axes[0].set_yticks(range(len(order)), labels, fontsize="small")
-    handles = [
-        Line2D(
-            [], [], color=KERNEL_STYLES[k]["color"], linewidth=4, label=KERNEL_STYLES[k]["label"]
-        )
-        for k in kernels
-        if k in KERNEL_STYLES
-    ]
+    styles = [theme.kernel_style(k) for k in kernels if k in KERNEL_STYLES]
+    handles = [Line2D([], [], color=s["color"], linewidth=4, label=s["label"]) for s in styles]
     handles.append(
-        Line2D([], [], marker="o", linestyle="", color="white", markeredgecolor="#333333",
+        Line2D([], [], marker="o", linestyle="", color=theme.color("background"),
+               markeredgecolor=theme.color("strong"),
                label="default")
     )  # fmt: skip
     axes[-1].legend(handles=handles, loc="lower right", fontsize="small")
@@ -1681,7 +1960,7 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
 _HEATMAP_CMAP = "YlOrBr"  # ColorBrewer sequential, colour-blind safe; orange means stalled
 
 
-def tornado_grid(tables, *, fig=None, titles=None):
+def tornado_grid(tables, *, fig=None, titles=None, stacked: bool = False):
     """:func:`tornado` for several sensitivity tables, one row of panels each, on shared scales.
 
     Each column (a metric) has one x scale fitting every row's bars, so the rows compare at a
@@ -1695,11 +1974,14 @@ def tornado_grid(tables, *, fig=None, titles=None):
         Where to draw; default a new figure sized for the rows.
     titles : mapping of str to str, optional
         The title of each row (default its label).
+    stacked : bool
+        Put each table's two panels one above the other, each with its row labels (for a
+        narrow figure), instead of side by side.
 
     Returns
     -------
     numpy.ndarray of Axes
-        ``len(tables)`` rows of two panels.
+        ``len(tables)`` rows of two panels (stacked: ``axes[i, 1]`` is under ``axes[i, 0]``).
     """
     tables = dict(tables)
     if not tables:
@@ -1709,7 +1991,15 @@ def tornado_grid(tables, *, fig=None, titles=None):
         fig = plt.figure(
             figsize=(10, 1.0 + len(tables) * (0.5 + 0.5 * n_parameters)), layout="constrained"
         )
-    axes = fig.subplots(len(tables), 2, sharex="col", sharey="row", squeeze=False)
+    if stacked:
+        axes = fig.subplots(2 * len(tables), 1, squeeze=False)[:, 0].reshape(len(tables), 2)
+        for row in axes[1:]:
+            for ax, top in zip(row, axes[0], strict=True):
+                ax.sharex(top)
+        for row in axes:
+            row[1].sharey(row[0])  # shares the row labels too: each panel shows them
+    else:
+        axes = fig.subplots(len(tables), 2, sharex="col", sharey="row", squeeze=False)
     for row, (label, table) in zip(axes, tables.items(), strict=True):
         tornado(table, axes=row)
         title = (titles or {}).get(label, label)
@@ -1722,10 +2012,28 @@ def tornado_grid(tables, *, fig=None, titles=None):
     for ax in axes[:, 1]:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    for ax in axes[:-1].ravel():
-        ax.set_xlabel("")
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize="small")
+    if not stacked:
+        for ax in axes[:-1].ravel():
+            ax.set_xlabel("")
+    ncol = _legend_columns(fig, labels, "small")
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
     return axes
+
+
+def _legend_columns(fig, labels, fontsize) -> int:
+    """As many columns as fit across ``fig`` (a legend entry being its label and a handle
+    of about 3 em), at least one: the legend stays inside the figure."""
+    from matplotlib.font_manager import FontProperties
+
+    size = FontProperties(size=fontsize).get_size_in_points()
+    room = fig.get_figwidth() * 72 - 2 * size
+    widths = [(0.6 * max(map(len, label.split("\n"))) + 3.5) * size for label in labels]
+    for ncol in range(len(labels), 1, -1):
+        nrows = -(-len(labels) // ncol)  # a legend fills its columns one after the other
+        columns = [widths[j * nrows : (j + 1) * nrows] for j in range(ncol)]
+        if sum(max(c, default=0.0) for c in columns) <= room:
+            return ncol
+    return 1
 
 
 def _describe(value: str) -> tuple[str, str, float]:
@@ -1815,7 +2123,7 @@ def heatmap(
         fmt="",
         annot_kws={"fontsize": "small"},
         linewidths=1.0,
-        linecolor="white",
+        linecolor=theme.color("background"),
         cbar=colorbar,
         cbar_kws={"shrink": 0.9, "label": f"{what} ({unit})" if unit else what},
         xticklabels=[f"{c:g}" for c in cells.columns],
@@ -1914,11 +2222,11 @@ def _band_text(errorbar, n: int) -> str:
     return f"shaded: seaborn errorbar {errorbar!r} over the {n} runs at each point"
 
 
-_CURVE_STYLES = (
-    {"color": "#333333", "linestyle": "-", "marker": "o"},
-    {"color": "#0173b2", "linestyle": "-", "marker": "s"},
-    {"color": "#949494", "linestyle": "--", "marker": "^"},
-    {"color": "#029e73", "linestyle": ":", "marker": "D"},
+_CURVE_STYLES = (  # colours named in the palette, looked up as they are drawn
+    theme.Themed(color="strong", linestyle="-", marker="o"),
+    theme.Themed(color="read", linestyle="-", marker="s"),
+    theme.Themed(color="miss", linestyle="--", marker="^"),
+    theme.Themed(color="memslot", linestyle=":", marker="D"),
 )
 
 
@@ -1997,7 +2305,7 @@ def curves(
             textcoords="offset points",
             va="center",
             fontsize="small",
-            color=style.get("color", "#222222"),
+            color=style.get("color", theme.color("text")),
         )
     groups = rows.groupby([hue, x])[y]
     spread = int(groups.size().max()) if len(rows) else 0
@@ -2022,7 +2330,7 @@ def curves(
     else:
         ax.set_ylim(bottom=0)
     for at, text in (marks or {}).items():
-        ax.axvline(at, color="#bbbbbb", linewidth=0.8, zorder=0, gid=f"mark|{at:g}")
+        ax.axvline(at, color=theme.color("faint"), linewidth=0.8, zorder=0, gid=f"mark|{at:g}")
         ax.annotate(
             text,
             (at, 1.0),
@@ -2031,7 +2339,7 @@ def curves(
             textcoords="offset points",
             va="top",
             fontsize="x-small",
-            color="#555555",
+            color=theme.color("muted"),
         )
     ax.set_xlabel(_label(x, labels))
     ax.set_ylabel((labels or {}).get(y, f"{what} ({unit})" if unit else what))
@@ -2045,14 +2353,29 @@ def curves(
 FORMATS = ("svg", "png", "pdf")
 """The file formats :func:`save` writes."""
 
+DENSE_VERTICES = 1_000
+"""An artist with more vertices than this (a lane of a long timeline, thousands of notifier
+ranges, a step line of a long run) is embedded in SVG and PDF files by :func:`save` as an
+image at ``savefig.dpi``; so is one hatched with dots (the waits' ``"..."``: matplotlib writes
+every dot of such a hatch as a curve, about 150 KB of SVG per colour). Everything else, text
+above all, stays vector."""
 
-def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path]:
+
+def save(
+    fig, path, *, formats=("svg", "png"), force: bool = False, transparent: bool = False
+) -> list[Path]:
     """Write ``fig`` as ``path`` + each format, atomically and reproducibly.
 
     Every format is rendered in memory first, then written to a temporary file next to its
     target and renamed over it, so a failure (a bad format, a full disk) leaves no partial or
     half-written file behind. SVG and PDF carry no date, so the same figure gives the same
     bytes (with :func:`kvmviz.set_theme`, which fixes ``svg.hashsalt``).
+
+    Under :func:`kvmviz.set_theme` (or its style sheets) SVG text stays text (``<text>``
+    elements in DejaVu Sans, which a blog's reader can select, search and translate). In SVG
+    and PDF, dense artists (more than :data:`DENSE_VERTICES` vertices: the lanes of a long
+    timeline, thousands of notifier ranges) are embedded as images at ``savefig.dpi`` while
+    the rest stays vector, so that the files stay small; PNG is drawn as it always is.
 
     Parameters
     ----------
@@ -2063,6 +2386,11 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
     force : bool
         Overwrite existing files; otherwise, if any target exists, raise ``FileExistsError``
         before writing anything.
+    transparent : bool
+        Leave the page out (the figure's and the axes' backgrounds), for a page of one's own
+        colour. By default the figure's background (white in the light style, near black in
+        the dark one; :data:`kvmviz.theme.BACKGROUND` if the figure has none) is baked in,
+        whatever ``savefig.facecolor`` says. The boxes behind notes stay opaque either way.
 
     Returns
     -------
@@ -2084,7 +2412,80 @@ def save(fig, path, *, formats=("svg", "png"), force: bool = False) -> list[Path
         metadata = (
             {"Date": None} if fmt == "svg" else ({"CreationDate": None} if fmt == "pdf" else {})
         )
-        fig.savefig(buffer, format=fmt, metadata=metadata)
+        with _rasterized(fig, fmt in ("svg", "pdf")):
+            fig.savefig(buffer, format=fmt, metadata=metadata, **_background(fig, transparent))
         rendered[fmt] = buffer.getvalue()
     write_atomic({t: rendered[fmt] for t, fmt in zip(targets, formats, strict=True)}, force=force)
     return targets
+
+
+def _vertex_count(artist) -> int:
+    """How many points an artist draws: a line's, a collection's paths' (or offsets')."""
+    from matplotlib.collections import Collection
+
+    if isinstance(artist, Line2D):
+        return len(artist.get_xdata(orig=False))
+    if isinstance(artist, Collection):
+        paths = sum(len(path.vertices) for path in artist.get_paths())
+        return max(paths, len(artist.get_offsets()))
+    return 0
+
+
+def _dense_artists(fig) -> list:
+    """The visible artists of ``fig`` not rasterised yet that are costly as vectors: lines and
+    collections with more than :data:`DENSE_VERTICES` vertices, and any hatched with dots."""
+    from matplotlib.collections import Collection
+
+    def dense(artist) -> bool:
+        if not isinstance(artist, (Line2D, Collection, Patch)):
+            return False
+        if not artist.get_visible() or artist.get_rasterized():
+            return False
+        dotted = not isinstance(artist, Line2D) and any(
+            dot in (artist.get_hatch() or "") for dot in ".oO*"
+        )
+        return dotted or _vertex_count(artist) > DENSE_VERTICES
+
+    return fig.findobj(dense)
+
+
+@contextlib.contextmanager
+def _rasterized(fig, vector: bool):
+    """Rasterise :func:`_dense_artists` while a vector file is written, then restore them.
+
+    An artist inside a legend (an offset box) is drawn in the vector renderer's 72-dpi
+    pixels even while matplotlib rasterises it at ``savefig.dpi`` (matplotlib 3.11), which
+    would shrink it towards the corner; its transform is scaled up by the ratio meanwhile."""
+    from matplotlib.offsetbox import DrawingArea
+    from matplotlib.transforms import Affine2D
+
+    dense = _dense_artists(fig) if vector else []
+    boxed = {id(a) for box in fig.findobj(DrawingArea) for a in box.get_children()}
+    dpi = plt.rcParams["savefig.dpi"]
+    scale = Affine2D().scale((fig.dpi if dpi == "figure" else float(dpi)) / 72)
+    moved = {id(a): Artist.get_transform(a) for a in dense if id(a) in boxed}
+    try:
+        for artist in dense:
+            with warnings.catch_warnings():
+                # SpanBars.draw is not marked as rasterisable, but the PolyCollection.draw it
+                # calls is: the bars are rasterised, their "×n" labels stay text.
+                warnings.filterwarnings("ignore", "Rasterization of", UserWarning)
+                artist.set_rasterized(True)
+            if id(artist) in moved:
+                artist.set_transform(moved[id(artist)] + scale)
+        yield dense
+    finally:
+        for artist in dense:
+            artist.set_rasterized(False)
+            if id(artist) in moved:
+                artist.set_transform(moved[id(artist)])
+
+
+def _background(fig, transparent: bool) -> dict:
+    """The savefig arguments that bake the figure's page in, or leave every page out."""
+    if transparent:
+        return {"transparent": True}
+    face = fig.get_facecolor()
+    if face[3] == 0:  # a figure without a page: the light style's
+        face = theme.BACKGROUND
+    return {"transparent": False, "facecolor": face, "edgecolor": face}

@@ -9,6 +9,8 @@ here: ``kv.presets.large_vm_layout()`` and friends.
 
 from __future__ import annotations
 
+import dataclasses
+
 from .layouts import VMM_HEAP, large_vm_layout, many_memslots_layout, q35_512m_layout
 from .scenario import Scenario
 
@@ -19,8 +21,10 @@ __all__ = [
     "many_memslots_layout",
     "q35_512m_layout",
     "setup",
+    "setup_fields",
     "static_setup",
     "volatile_setup",
+    "with_setup",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -111,3 +115,41 @@ def setup(name: str, **changes) -> Scenario:
     if not isinstance(name, str) or name not in SETUPS:
         raise ValueError(f"unknown setup {name!r}; expected one of {tuple(SETUPS)}")
     return SETUPS[name](**changes)
+
+
+def setup_fields() -> tuple[str, ...]:
+    """The fields of :class:`~kvmviz.Scenario` a setup of :data:`SETUPS` sets: those in which
+    one of them differs from ``Scenario()`` (the rate, the spurious share, the mix of guest
+    causes).
+
+    Returns
+    -------
+    tuple of str
+    """
+    return _SETUP_FIELDS
+
+
+def with_setup(vm: Scenario, name: str) -> Scenario:
+    """``vm`` with the notifications of the setup ``name``: every field of
+    :func:`setup_fields` comes from the preset, the VM's size, memory and timings stay. The
+    dashboard's setup toggle and the gallery's ``scenario=`` apply a setup this way.
+
+    Parameters
+    ----------
+    vm : Scenario
+    name : {"static", "volatile"}
+
+    Returns
+    -------
+    Scenario
+        ``with_setup(Scenario(), name) == setup(name)``.
+    """
+    preset = setup(name)
+    return vm.replace(**{field: getattr(preset, field) for field in _SETUP_FIELDS})
+
+
+_SETUP_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(Scenario)
+    if any(getattr(setup(n), f.name) != getattr(Scenario(), f.name) for n in SETUPS)
+)

@@ -23,10 +23,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from . import theme
 from .classify import first_callbacks
 from .metrics import coverage, notifier_counters, queue_depth
 from .plot import _span_bars
-from .theme import COLORS, HATCHES
+from .theme import HATCHES, Themed
 
 __all__ = ["LockTimeline", "check_window", "lock_timeline", "retry_timeline"]
 
@@ -39,38 +40,25 @@ def _spans(starts, widths, scale: float) -> list[tuple[float, float]]:
     return [(a * scale, w * scale) for a, w in zip(starts, widths, strict=True)]
 
 
+# Colours are names of the palette (kvmviz.theme.Themed), looked up as they are drawn.
 _STATE_STYLE = {
-    "read": {"facecolor": COLORS["read"], "edgecolor": COLORS["read"], "linewidth": 0},
-    "write": {"facecolor": COLORS["write"], "edgecolor": COLORS["write"], "linewidth": 0},
-    # The hatch takes the edge colour: white dots on orange stay visible in grey scale.
-    "wait": {
-        "facecolor": COLORS["wait"],
-        "edgecolor": "white",
-        "linewidth": 0,
-        "hatch": HATCHES["wait"],
-    },
+    "read": Themed(facecolor="read", edgecolor="read", linewidth=0),
+    "write": Themed(facecolor="write", edgecolor="write", linewidth=0),
+    # The hatch takes the edge colour: dots of the page's colour on orange stay visible in
+    # grey scale.
+    "wait": Themed(facecolor="wait", edgecolor="background", linewidth=0, hatch=HATCHES["wait"]),
 }
 # A retried attempt: granted, it found an invalidation in flight over its hva or
 # mmu_notifier_seq moved (mmu_notifier_retry_hva(), 4a42d848db95), let go at once and faults
 # again. Its hold is a tenth of a µs, so it is drawn from its grant until the vCPU asks for the
 # lock again (the exit and pfn it redoes): pale blue, cross-hatched in blue.
-_RETRY_FACE = "#aad0e5"  # COLORS["read"] at a third over white
-_STATE_STYLE["retry"] = {
-    "facecolor": _RETRY_FACE,
-    "edgecolor": COLORS["read"],
-    "linewidth": 0,
-    "hatch": "xxx",
-}
-_SKIP_MARK = {"marker": "|", "markersize": 9, "markeredgewidth": 1.5, "color": COLORS["miss"]}
+_STATE_STYLE["retry"] = Themed(facecolor="retry_face", edgecolor="read", linewidth=0, hatch="xxx")
+_SKIP_MARK = Themed(marker="|", markersize=9, markeredgewidth=1.5, color="miss")
 # Where a callback that takes the lock asks for it: its wait (orange) or hold (vermilion)
 # starts at the triangle, so the lane tells each callback's waiting from its holding.
-_ASK_MARK = {
-    "marker": ">",
-    "markersize": 7,
-    "color": COLORS["text"],
-    "markeredgecolor": "white",
-    "markeredgewidth": 0.5,
-}
+_ASK_MARK = Themed(
+    marker=">", markersize=7, color="text", markeredgecolor="background", markeredgewidth=0.5
+)
 
 
 def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale):
@@ -168,8 +156,8 @@ def _retrying(faults) -> tuple[np.ndarray, np.ndarray]:
 
 
 _ARRIVAL_STYLE = {
-    True: {"color": COLORS["hit"], "label": "notification arrives\n(hits guest memory)"},
-    False: {"color": COLORS["miss"], "label": "notification arrives\n(misses: spurious)"},
+    True: Themed(color="hit", label="notification arrives\n(hits guest memory)"),
+    False: Themed(color="miss", label="notification arrives\n(misses: spurious)"),
 }
 _ARRIVAL_LINE = {"linestyle": ":", "linewidth": 0.9}
 _ARRIVAL_MARK = {"marker": "v", "markersize": 6, "linestyle": "none", "clip_on": False}
@@ -451,7 +439,7 @@ def lock_timeline(
                 ("wait", coverage(requests[mine], grants[mine], edges) / norm),
             )
             top = lane_y[lane] + height  # y grows downwards (the axis is inverted)
-            ax_lanes.axhline(top, color="#cccccc", linewidth=0.5, zorder=0)
+            ax_lanes.axhline(top, color=theme.color("grid"), linewidth=0.5, zorder=0)
             for state, share in shares:
                 below = top
                 top = below - height * share
@@ -483,7 +471,11 @@ def lock_timeline(
     ax_lanes.set_title(title, loc="left")
     handles = [
         *_state_handles(drawn, run, fault="fault holds mmu_lock", notifier="notifier").values(),
-        Patch(facecolor="white", edgecolor="#bbbbbb", label="not on the lock\n(in the guest)"),
+        Patch(
+            facecolor=theme.color("background"),
+            edgecolor=theme.color("faint"),
+            label="not on the lock\n(in the guest)",
+        ),
         *_arrival_handles(arrived),
     ]
     ax_lanes.legend(
@@ -502,7 +494,7 @@ def lock_timeline(
     ax_queue.fill_between(
         t * scale, waiting, step="post", gid="queue-depth", **_STATE_STYLE["wait"]
     )
-    ax_queue.step(t * scale, waiting, where="post", color=COLORS["wait"], linewidth=0.8)
+    ax_queue.step(t * scale, waiting, where="post", color=theme.color("wait"), linewidth=0.8)
     ax_queue.set_ylim(0, max(1.0, float(waiting.max()) * 1.1))
     ax_queue.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
     ax_queue.set_xlim(start_us * scale, end_us * scale)
@@ -691,15 +683,11 @@ _SHORT_CALLBACK = {
     "clear_young": "clear_young",
     "test_young": "test_young",
 }
-_RESOLVE_STYLE = {"color": COLORS["read"], "linewidth": 1.2, "alpha": 0.55}
-_SNAPSHOT_MARK = {"marker": "o", "markersize": 5, "color": COLORS["text"], "linestyle": "none"}
-_RETRY_MARK = {
-    "marker": "X",
-    "markersize": 9,
-    "color": COLORS["write"],
-    "markeredgecolor": "white",
-    "linestyle": "none",
-}
+_RESOLVE_STYLE = Themed(color="read", linewidth=1.2, alpha=0.55)
+_SNAPSHOT_MARK = Themed(marker="o", markersize=5, color="text", linestyle="none")
+_RETRY_MARK = Themed(
+    marker="X", markersize=9, color="write", markeredgecolor="background", linestyle="none"
+)
 
 
 def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: int = 12):
@@ -803,7 +791,7 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
                 ha="left",
                 va="bottom",
                 fontsize="x-small",
-                color=COLORS["text"],
+                color=theme.color("text"),
             )
     ax_lanes.set_yticks(
         [0.2 + height / 2, *(y + height / 2 for y in lane_y)],
@@ -848,8 +836,8 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     t = np.concatenate([[start_us], changes["t_us"].to_numpy(), [end_us]])
     top = 1
     for name, style, offset in (
-        ("seq", {"color": COLORS["text"], "linestyle": "-"}, 5),
-        ("count", {"color": COLORS["write"], "linestyle": "--"}, -5),
+        ("seq", {"color": theme.color("text"), "linestyle": "-"}, 5),
+        ("count", {"color": theme.color("write"), "linestyle": "--"}, -5),
     ):
         values = np.concatenate(
             [[value_at(name, start_us)], changes[name].to_numpy(), [value_at(name, end_us)]]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import gc
 import html
@@ -19,9 +18,13 @@ import time
 import weakref
 from collections.abc import Callable
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.axis import Axis, YAxis
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.transforms import Bbox
 
 from . import plot, presets
 from ._checks import check_seed
@@ -100,23 +103,34 @@ _TABLE_CELLS = {
 
 
 def _table_html(table, selected: str) -> str:
-    """The per-kernel table as HTML: one row per kernel, the columns of
-    ``KERNEL_TABLE_COLUMNS`` under readable headers, the ``selected`` kernel's row
-    highlighted. ``table`` is :func:`kvmviz.metrics.kernel_table` (or a mapping of kernel to
-    its row)."""
-    rows = table.iterrows() if isinstance(table, pd.DataFrame) else table.items()
-    head = "<tr><th>kernel</th>" + "".join(
-        f'<th data-column="{c}">{html.escape(_TABLE_CELLS[c][0])}</th>'
+    """The per-kernel table as HTML, transposed so that it stays narrow: one row per column
+    of ``KERNEL_TABLE_COLUMNS`` (``<tr data-column=...>``, its readable name as the row's
+    header), one column per kernel (``<td data-kernel=...>``), the ``selected`` kernel's
+    column highlighted (class ``kvmviz-selected``). ``table`` is
+    :func:`kvmviz.metrics.kernel_table` (or a mapping of kernel to its row). Wrapped in a box
+    that scrolls sideways when even this is too wide (a browser zoomed to 200 %)."""
+    rows = dict(table.iterrows() if isinstance(table, pd.DataFrame) else table.items())
+
+    def marked(kernel: str) -> str:
+        return ' class="kvmviz-selected"' if kernel == selected else ""
+
+    head = '<tr><th scope="col">measure</th>' + "".join(
+        f'<th scope="col" data-kernel="{html.escape(k)}"{marked(k)}>{html.escape(k)}</th>'
+        for k in rows
+    )
+    body = "".join(
+        f'<tr data-column="{c}"><th scope="row">{html.escape(_TABLE_CELLS[c][0])}</th>'
+        + "".join(
+            f'<td data-kernel="{html.escape(k)}"{marked(k)}>{_TABLE_CELLS[c][1](s[c])}</td>'
+            for k, s in rows.items()
+        )
+        + "</tr>"
         for c in KERNEL_TABLE_COLUMNS
     )
-    body = []
-    for kernel, s in rows:
-        style = ' style="font-weight:bold;background:#e8f1f8"' if kernel == selected else ""
-        cells = "".join(
-            f'<td data-column="{c}">{_TABLE_CELLS[c][1](s[c])}</td>' for c in KERNEL_TABLE_COLUMNS
-        )
-        body.append(f'<tr{style} data-kernel="{kernel}"><td>{kernel}</td>{cells}</tr>')
-    return f'<table class="kvmviz-summary">{head}</tr>{"".join(body)}</table>'
+    return (
+        f'<div class="kvmviz-table-box"><table class="kvmviz-summary">{head}</tr>{body}'
+        "</table></div>"
+    )
 
 
 def _percent(share: float) -> str:
@@ -127,11 +141,37 @@ def _percent(share: float) -> str:
     return "under 0.1%" if value < 0.05 else f"{value:.1f}%"
 
 
+def _big_percent(share: float) -> str:
+    """A share for the big number, as HTML: as :func:`_percent`, "<0.1%" for a share under
+    0.05 %."""
+    text = _percent(share)
+    return "&lt;0.1%" if text.startswith("under") else text
+
+
+def _all_small(table: pd.DataFrame) -> bool:
+    """Whether every kernel's brownout rounds to 0.0 % (a small VM)."""
+    return bool((100 * table["brownout_mean"].to_numpy(dtype=float) < 0.05).all())
+
+
+def _small_vm_sentence(table: pd.DataFrame, n_vcpus: int) -> str:
+    """Why every kernel loses (almost) nothing on a small VM, in words."""
+    shares = table["brownout_mean"].to_numpy(dtype=float)
+    return (
+        f"With {n_vcpus} vCPUs every kernel loses "
+        f"{'nothing' if (shares == 0).all() else 'under 0.1%'} of the VM's vCPU time: few "
+        "faults are in flight when a notifier takes the lock, so few queue behind it; the "
+        "brownout grows with the vCPUs (move the slider up)."
+    )
+
+
 def _headline_html(table: pd.DataFrame, selected: str, run, *, setup: str) -> str:
-    """The sentence over the dashboard's figure, from the per-kernel table and the selected
-    kernel's run: the brownout of the selected kernel against v5.12's, its split by what the
-    faults waited behind, and in words why it is 0 when it is. Its data attributes carry the
-    numbers (read by ui-tests/test_dashboard.py and ui-tests/test_lab.py)."""
+    """The headline over the dashboard's figure, from the per-kernel table and the selected
+    kernel's run: a big number, the selected kernel's brownout (the share of the VM's vCPU
+    time stalled on mmu_lock), v5.12's beside it, and a sentence why: its split by what the
+    faults waited behind, or in words that no vCPU stalled and why; how many callbacks
+    skipped the lock; on a small VM, why every kernel loses almost nothing; under the shadow
+    MMU, why the faults stall each other. Its data attributes carry the numbers (read by
+    ui-tests/test_dashboard.py and ui-tests/test_lab.py)."""
     scenario = run.scenario
     s, ref = table.loc[selected], table.loc["v5.12"]
     mmu = "tdp" if scenario.tdp_mmu else "shadow"
@@ -149,25 +189,33 @@ def _headline_html(table: pd.DataFrame, selected: str, run, *, setup: str) -> st
     attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in attributes.items())
     label = html.escape(KERNEL_STYLES[selected]["label"])
     where = (
-        f"the {setup} setup, {scenario.n_vcpus} vCPUs, {html.escape(_MMU_LABELS[scenario.tdp_mmu])}"
+        f"{setup} setup · {scenario.n_vcpus} vCPUs · {html.escape(_MMU_LABELS[scenario.tdp_mmu])}"
     )
-    compare = "" if selected == "v5.12" else f" (v5.12: {_percent(ref['brownout_mean'])})"
-    parts = [
-        f"<b>{label}</b> on {where}: <b>{_percent(s['brownout_mean'])}</b> of the VM's vCPU "
-        f"time stalled on mmu_lock{compare}."
-    ]
+    reference = (
+        ""
+        if selected == "v5.12"
+        else f'<span class="kvmviz-reference">v5.12: <b>{_big_percent(ref["brownout_mean"])}</b>'
+        "</span>"
+    )
+    top = (
+        f'<div class="kvmviz-headline-top"><span class="kvmviz-big">'
+        f"{_big_percent(s['brownout_mean'])}</span>"
+        f'<span class="kvmviz-what"><b>{label}</b>: of the VM\'s vCPU time stalled on mmu_lock'
+        f'<br><span class="kvmviz-where">{where}</span></span>{reference}</div>'
+    )
+    why = []
     taken, callbacks = int(s["lock_taken"]), int(s["notifier_callbacks"])
     if s["brownout_mean"] == 0:
         hits = int(run.notifiers["hit"].sum())
         if taken == 0:
-            why = (
+            reason = (
                 "every notification missed guest memory and skipped the lock"
                 if hits == 0
                 else "every notification skipped the lock"
             )
         else:
-            why = f"the {taken} callbacks that took mmu_lock never made a fault wait or retry"
-        parts.append(f"<b>{selected}: no vCPU stalled</b>: {why}.")
+            reason = f"the {taken} callbacks that took mmu_lock never made a fault wait or retry"
+        why.append(f"<b>{selected}: no vCPU stalled</b>: {reason}.")
     else:
         split = [
             f"{_percent(s['brownout_miss'])} behind notifications that missed guest memory "
@@ -176,64 +224,223 @@ def _headline_html(table: pd.DataFrame, selected: str, run, *, setup: str) -> st
         ]
         if s["brownout_fault"] > 0:
             split.append(f"{_percent(s['brownout_fault'])} behind other faults only")
-        p99 = f"p99 stall per fault {s['stall_p99_us']:,.0f} µs"
-        if selected != "v5.12":
-            p99 += f" (v5.12: {ref['stall_p99_us']:,.0f} µs)"
-        parts.append(f"Of it, {', '.join(split[:-1])} and {split[-1]}; {p99}.")
-    parts.append(f"{int(s['lock_avoided'])} of {callbacks} callbacks skipped the lock.")
-    shares = table["brownout_mean"].to_numpy(dtype=float)
-    if (100 * shares < 0.05).all():
-        parts.append(
-            f"With {scenario.n_vcpus} vCPUs every kernel loses "
-            f"{'nothing' if (shares == 0).all() else 'under 0.1%'} of the VM's vCPU time: few "
-            "faults are in flight when a notifier takes the lock, so few queue behind it; the "
-            "brownout grows with the vCPUs (move the slider up)."
-        )
+        why.append(f"Of it, {', '.join(split[:-1])} and {split[-1]}.")
+    if taken or s["brownout_mean"] > 0:  # (otherwise the sentence above said it)
+        why.append(f"{int(s['lock_avoided'])} of {callbacks} callbacks skipped the lock.")
+    if _all_small(table):
+        why.append(_small_vm_sentence(table, scenario.n_vcpus))
     if not scenario.tdp_mmu:
-        parts.append(
+        why.append(
             "Without the TDP MMU every fault takes mmu_lock for write: the faults serialise "
             "each other, whatever the notifiers do."
         )
-    return f'<p class="kvmviz-p99 kvmviz-brownout" {attrs}>{" ".join(parts)}</p>'
-
-
-def _with_setup(vm: Scenario, name: str) -> Scenario:
-    """``vm`` with the notifications of the setup ``name`` (:data:`kvmviz.presets.SETUPS`): every
-    field a setup sets (where one of them differs from ``Scenario()``: the rate, the spurious
-    share, the mix of guest causes) is taken from the preset; the VM's size, memory and
-    timings stay."""
-    preset = presets.setup(name)
-    return vm.replace(**{field: getattr(preset, field) for field in _setup_fields()})
-
-
-@functools.cache
-def _setup_fields() -> tuple[str, ...]:
-    """The fields of :class:`Scenario` some setup of :data:`kvmviz.presets.SETUPS` sets:
-    those in which one of them differs from ``Scenario()``."""
-    default = Scenario()
-    return tuple(
-        f.name
-        for f in dataclasses.fields(Scenario)
-        if any(
-            getattr(presets.setup(n), f.name) != getattr(default, f.name) for n in presets.SETUPS
-        )
+    return (
+        f'<div class="kvmviz-p99 kvmviz-brownout" {attrs}>{top}'
+        f'<p class="kvmviz-why">{" ".join(why)}</p></div>'
     )
+
+
+def _bytes(n: float) -> str:
+    """A size in binary units, as the kernel writes them: 12 TiB, 512 MiB."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift:
+            value = n / (1 << shift)
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.3g} {unit}"
+    return f"{n / 1024:.0f} KiB"
+
+
+def _intro_html(
+    table: pd.DataFrame, scenario: Scenario, *, setup: str, seed: int, moved: bool = False
+) -> str:
+    """What the dashboard shows, in words, written from the scenario the controls describe
+    (so that it follows the sliders) and from its per-kernel table: the VM, the
+    notifications, what each kernel does with them, what each view draws, and this
+    scenario's brownout on every kernel; where every kernel's rounds to 0, it says so and
+    why. ``moved``: the sliders have moved the scenario away from the setup's own."""
+    share = scenario.spurious_share
+    read = "read" if scenario.tdp_mmu else "write"
+    n = scenario.n_vcpus
+    article = "An" if str(n).startswith("8") or n in (11, 18) else "A"  # an 8-, an 11-vCPU
+    vm = (
+        f"{article} {n}-vCPU VM with {_bytes(scenario.layout.total_pages * 4096)} of "
+        f"memory has just been live-migrated: {scenario.faulting_share:.0%} of its vCPUs are "
+        f"faulting their memory back in, each fault taking KVM's <code>mmu_lock</code> for "
+        f"<i>{read}</i> (the {'TDP' if scenario.tdp_mmu else 'shadow'} MMU). Meanwhile the host "
+        f"sends KVM {scenario.notifier_rate_hz:,.0f} MMU notifications a second. "
+    )
+    if share >= 1:
+        vm += (
+            "Every one of them is spurious: it comes from the VMM tidying its own memory "
+            "(<code>munmap</code>, <code>madvise</code>, the host aging the VMM's pages) and "
+            "touches no guest memory"
+        )
+    elif share <= 0:
+        vm += (
+            "Every one of them hits guest memory (KSM merges, page migrations, the aging of "
+            "guest pages)"
+        )
+    else:
+        vm += (
+            f"{share:.0%} of them are spurious (the VMM tidying its own memory: they touch no "
+            f"guest memory); the other {1 - share:.0%} hit guest memory (KSM merges, page "
+            "migrations, the aging of guest pages)"
+        )
+    if moved:
+        vm += f". This is the {setup} setup as the sliders changed it."
+    elif setup == "static":
+        vm += ". This is the static setup of 8931a454ae's message."
+    else:
+        vm += '. This is a volatile setup, where the commit "barely qualifies as an optimization".'
+
+    kernels = (
+        "On <b>v5.12</b> every notification takes <code>mmu_lock</code> for write, hit or "
+        "miss, and the faults queue behind it. <b>v5.13</b> (8931a454ae) stops the spurious "
+        "unpaired callbacks (page aging, <code>change_pte</code>) from taking it; <b>v5.15</b> "
+        "(071064f14d87) stops the spurious <code>invalidate_range_start/end</code> pairs too. "
+        "A notification that hits guest memory takes the lock on every kernel."
+    )
+    parts = "grey, hatched: behind notifications that missed guest memory; vermilion: behind "
+    parts += "ones that hit it"
+    if not scenario.tdp_mmu:
+        parts += "; blue, cross-hatched: behind other faults only (each holds the lock for write)"
+    views = (
+        "The big number is the chosen kernel's <b>brownout</b>: the share of the VM's vCPU "
+        "time stalled on <code>mmu_lock</code>, v5.12's beside it. Left: the brownout over "
+        "time, the share of the vCPUs stalled in each moment, v5.12 thin as the reference and "
+        f"the chosen kernel bold. Right: the same two kernels' brownout split ({parts}). "
+        "Bottom: the memslots (green) and where this run's notifications landed (grey: "
+        "spurious, vermilion: guest memory). Where a kernel stalls nothing, the views say so "
+        "in words."
+    )
+    numbers = ", ".join(
+        f"{kernel} {_percent(table.loc[kernel, 'brownout_mean'])}" for kernel in table.index
+    )
+    here = f"Here the brownout is: {numbers}."
+    if _all_small(table):
+        here += " " + _small_vm_sentence(table, scenario.n_vcpus)
+    model = (
+        f"Every run is a seeded simulation of the kernel's rules (seed {seed}, "
+        f"{scenario.duration_us / 1000:,.0f} ms of the VM), so the numbers on the projector "
+        "are the ones on everyone's laptop (chapter 04 of the course). The sliders change the "
+        "vCPUs, the share of spurious notifications and how many arrive a second; flipping the "
+        "setup puts them back."
+    )
+    paragraphs = (vm, kernels, views, here, model)
+    return '<div class="kvmviz-intro">' + "".join(f"<p>{p}</p>" for p in paragraphs) + "</div>"
+
+
+def _shown(selected: str) -> tuple[str, ...]:
+    """The kernels the dashboard's views draw: v5.12, the reference, and the selected one."""
+    return tuple(k for k in KERNELS if k in ("v5.12", selected))
+
+
+def _nice_top(value: float) -> float:
+    """The y limit of a share in %, just over ``value``: from 1, 2, 5, 10, 20, ... 100 (so
+    that the ticks have at most three characters)."""
+    for top in (1, 2, 5, 10, 20, 30, 40, 50, 60, 80, 100):
+        if value <= top:
+            return float(top)
+    return float(np.ceil(value / 20) * 20)
+
+
+# The dashboard's figure: one size in inches, drawn at two resolutions. On a projector it is
+# 1,904 x 848 px (160 dpi), about the width of a 1080p screen, so that it is never stretched
+# (the page's CSS caps its width at its pixels over the screen's pixel ratio); its smallest
+# text is then about 21 px. In a notebook 85 dpi (1,011 x 450 px) is about the output's width.
+_FIGSIZE = (11.9, 5.3)
+_PROJECTOR_DPI = 160
+_NOTEBOOK_DPI = 85
+# matplotlib's relative sizes ("small", "x-small": the notes, the bars' labels, the split's
+# legend) are fractions of font.size: 14 pt makes x-small about 9.7 pt, 21 px at 160 dpi.
+_FIGURE_RC = {"font.size": 14.0}
+
+_CSS = """
+.kvmviz-dashboard .kvmviz-style { display: none; }
+.kvmviz-dashboard .kvmviz-toggles { flex-wrap: wrap; column-gap: 1.5em; align-items: center; }
+.kvmviz-dashboard .kvmviz-toggles > .widget-toggle-buttons { display: flex; width: auto;
+  align-items: center; }
+.kvmviz-dashboard .kvmviz-toggles > .widget-toggle-buttons > div { display: flex;
+  flex-wrap: nowrap; }
+.kvmviz-dashboard .kvmviz-toggles .widget-toggle-button { min-width: 4em; }
+.kvmviz-dashboard .kvmviz-headline .widget-html-content { line-height: 1.3; }
+.kvmviz-dashboard .kvmviz-headline-top { display: flex; align-items: center; gap: 0 0.8em;
+  flex-wrap: wrap; }
+.kvmviz-dashboard .kvmviz-big { font-size: 2.6em; font-weight: bold; line-height: 1.05; }
+.kvmviz-dashboard .kvmviz-what { line-height: 1.25; }
+.kvmviz-dashboard .kvmviz-where { color: var(--jp-ui-font-color2, #555); }
+.kvmviz-dashboard .kvmviz-reference { font-size: 1.5em; color: var(--jp-ui-font-color2, #555);
+  margin-left: 0.6em; }
+.kvmviz-dashboard .kvmviz-why { margin: 0.2em 0 0.3em; line-height: 1.3; }
+.kvmviz-dashboard .kvmviz-intro p { margin: 0 0 0.6em; line-height: 1.4; max-width: 70em; }
+.kvmviz-dashboard .kvmviz-table-box { overflow-x: auto; max-width: 100%; }
+.kvmviz-dashboard table.kvmviz-summary { border-collapse: collapse; }
+.kvmviz-dashboard table.kvmviz-summary th,
+.kvmviz-dashboard table.kvmviz-summary td { padding: 0.15em 0.7em; text-align: right;
+  white-space: nowrap; }
+.kvmviz-dashboard table.kvmviz-summary th[scope="row"] { text-align: left; font-weight: normal; }
+.kvmviz-dashboard table.kvmviz-summary th:first-child { text-align: left; }
+.kvmviz-dashboard .kvmviz-toggles .widget-label { margin-right: 0.4em; }
+.kvmviz-dashboard table.kvmviz-summary .kvmviz-selected { font-weight: bold;
+  background: #e8f1f8; }
+.kvmviz-dashboard .kvmviz-timing { color: #777; font-size: 0.8em; }
+
+/* Projector: text at least 20 px on a 1080p screen (16 px on a 720p one), the toggles, the
+   headline and the figure on one screen, the figure filling what the rest leaves. */
+.kvmviz-dashboard.kvmviz-projector {
+  --kvmviz-font: max(16px, 1.9vh);
+  --jp-widgets-font-size: var(--kvmviz-font);
+  --jp-widgets-inline-height: calc(1.6 * var(--kvmviz-font));
+  --jp-widgets-inline-label-width: 5.5em;
+  --jp-widgets-inline-width-short: 6em;
+  --jp-widgets-inline-width-tiny: 3em;
+  font-size: var(--kvmviz-font);
+}
+.kvmviz-projector .widget-label, .kvmviz-projector .widget-html-content,
+.kvmviz-projector .widget-readout, .kvmviz-projector .jupyter-widget-Collapse-header,
+.kvmviz-projector .widget-toggle-button, .kvmviz-projector table.kvmviz-summary {
+  font-size: var(--kvmviz-font);
+}
+.kvmviz-projector .kvmviz-screen {
+  height: calc(100vh - var(--kvmviz-above, 0px) - 4px);
+  flex-wrap: nowrap;
+}
+.kvmviz-projector .kvmviz-screen > * { flex: 0 0 auto; }
+.kvmviz-projector .kvmviz-screen > .kvmviz-figure {
+  flex: 1 1 0; min-height: 0; width: 100%; max-width: %(width)spx; height: auto;
+  object-fit: contain; object-position: left top;
+}
+@media (min-resolution: 1.25dppx) {
+  .kvmviz-projector .kvmviz-screen > .kvmviz-figure { max-width: calc(%(width)spx / 1.25); }
+}
+@media (min-resolution: 1.5dppx) {
+  .kvmviz-projector .kvmviz-screen > .kvmviz-figure { max-width: calc(%(width)spx / 1.5); }
+}
+@media (min-resolution: 2dppx) {
+  .kvmviz-projector .kvmviz-screen > .kvmviz-figure { max-width: calc(%(width)spx / 2); }
+}
+@media (min-resolution: 3dppx) {
+  .kvmviz-projector .kvmviz-screen > .kvmviz-figure { max-width: calc(%(width)spx / 3); }
+}
+"""
 
 
 class ToggleDashboard:
     """The kernel toggle (v5.12 / v5.13 / v5.15), the setup toggle (static or volatile, the two
     setups of 8931a454ae's message: :data:`kvmviz.presets.SETUPS`), the MMU toggle (TDP or
-    shadow, the kernel's ``kvm.tdp_mmu``) and a few sliders, driving five views.
+    shadow, the kernel's ``kvm.tdp_mmu``) and a few sliders, driving a headline and a figure.
 
-    The views: the per-fault stall CDF, the brownout curve (the selected kernel bold, the
-    others faint for reference) and each kernel's brownout split by what its faults waited
-    behind (:func:`kvmviz.plot.stall_split`); a memslot map with the notifier ranges of the run
-    coloured hit/miss; and a table of :data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS` per kernel.
-    The sentence above them leads with the selected kernel's brownout (the share of the VM's
-    vCPU time stalled) against v5.12's, and its split; where a kernel stalls nothing, it and
-    every figure say so in words. It opens on the static setup, where v5.15 stalls nothing.
-    Runs are cached (both setups are simulated ahead), so flipping a toggle or returning to a
-    slider position redraws without simulating again.
+    The headline's big number is the selected kernel's brownout, the share of the VM's vCPU
+    time stalled on ``mmu_lock``, with v5.12's beside it and a sentence why (its split by what
+    the faults waited behind; where a kernel stalls nothing, it says so in words). The figure
+    shows the chosen kernel against v5.12 only: the brownout over time (v5.12 thin, the
+    chosen kernel bold), the two kernels' brownout split by what the faults waited behind
+    (:func:`kvmviz.plot.stall_split`), and a memslot map with the notifier ranges of the run
+    coloured hit/miss. Under it, folded away: what the dashboard shows, in words written from
+    the current scenario ("What am I looking at?"), the sliders ("Change the VM") and the
+    table of :data:`kvmviz.metrics.KERNEL_TABLE_COLUMNS` for every kernel. It opens on the
+    static setup, where v5.15 stalls nothing. Runs are cached (both setups are simulated
+    ahead), so flipping a toggle or returning to a slider position redraws without
+    simulating again.
 
     Parameters
     ----------
@@ -247,6 +454,32 @@ class ToggleDashboard:
         The kernel selected at first.
     setup : {"static", "volatile"}
         The setup shown at first.
+    projector : bool
+        Size everything for a projector (``dashboard/toggle.ipynb`` under Voila): text at
+        least 20 px on a 1080p screen, the toggles, the headline and the whole figure on one
+        screen without scrolling (at 1920 x 1080 and 1280 x 720), and the figure drawn at
+        1,904 x 848 px, so that it is never stretched. Default False: a notebook's output
+        (chapter 04), the figure at 1,011 x 450 px.
+
+    Attributes
+    ----------
+    kernel, setup, mmu : ipywidgets.ToggleButtons
+    vcpus : ipywidgets.IntSlider
+    spurious : ipywidgets.FloatSlider
+    rate : ipywidgets.FloatLogSlider
+    headline : ipywidgets.HTML
+        ``<div class="kvmviz-p99 kvmviz-brownout">`` with data attributes ``kernel``,
+        ``mmu``, ``setup``, ``vcpus``, ``brownout``, ``brownout-miss``, ``brownout-hit``,
+        ``brownout-fault`` and ``p99-us``.
+    image : ipywidgets.Image
+        The figure as PNG.
+    intro, table : ipywidgets.HTML
+        What the dashboard shows, in words; the per-kernel table (one row per measure, one
+        column per kernel).
+    details : ipywidgets.Accordion
+        The intro, the sliders and the table, folded (all closed at first).
+    widget : ipywidgets.VBox
+        Everything, CSS classes ``kvmviz-dashboard`` (and ``kvmviz-projector``).
     """
 
     def __init__(
@@ -255,14 +488,18 @@ class ToggleDashboard:
         seed: int = 0,
         kernel: str = "v5.12",
         setup: str = "static",
+        *,
+        projector: bool = False,
     ):
         import ipywidgets as w
 
         if setup not in presets.SETUPS:
             raise ValueError(f"setup {setup!r}: expected one of {', '.join(presets.SETUPS)}")
+        _check_kernel(kernel)
         self.vm = Scenario() if scenario is None else scenario
         self.seed = check_seed(seed)
-        self._setups = {name: _with_setup(self.vm, name) for name in presets.SETUPS}
+        self.projector = bool(projector)
+        self._setups = {name: presets.with_setup(self.vm, name) for name in presets.SETUPS}
         set_theme("notebook")
         self.kernel = _kernel_buttons(kernel)
         self.setup = w.ToggleButtons(
@@ -285,6 +522,9 @@ class ToggleDashboard:
                 "kvm.tdp_mmu=0: every fault takes mmu_lock for write (stock v5.12-v5.14)",
             ],
         )
+        for toggle in (self.kernel, self.setup, self.mmu):
+            toggle.style.button_width = "auto"  # each label in full, however long
+            toggle.style.description_width = "auto"
         start = self._setups[setup]
         self.vcpus = w.IntSlider(
             value=start.n_vcpus,
@@ -311,52 +551,56 @@ class ToggleDashboard:
             step=0.05,
             description="notifications/s",
             continuous_update=False,
-            readout_format=".0f",
+            readout_format=",.0f",
         )
         for slider in (self.vcpus, self.spurious, self.rate):
-            slider.style.description_width = "120px"
-            slider.layout.width = "440px"
+            slider.style.description_width = "8.5em"
+            slider.layout.width = "min(100%, 36em)"
         self.headline = w.HTML()
         self.headline.add_class("kvmviz-headline")
+        self.intro = w.HTML()
+        self.intro.add_class("kvmviz-intro-box")
         self.table = w.HTML()
         self.image = w.Image(format="png")
-        self.image.layout.max_width = "100%"
+        self.image.add_class("kvmviz-figure")
+        if not self.projector:
+            self.image.layout.max_width = "100%"
         self.timing = w.HTML()
-        # One figure, drawn in full once; afterwards only the lines, bars and marks move.
-        self.figure = Figure(figsize=(11, 6.2), dpi=80, layout="constrained")
+        self.timing.add_class("kvmviz-timing")
+        # One figure, drawn in full once; afterwards only the lines, bars, marks and the axes
+        # whose limits follow the scenario move.
+        dpi = _PROJECTOR_DPI if self.projector else _NOTEBOOK_DPI
+        with matplotlib.rc_context(_FIGURE_RC):
+            self.figure = Figure(figsize=_FIGSIZE, dpi=dpi, layout="constrained")
         self._blitter = Blitter(self.figure)
         self.canvas = self._blitter.canvas
-        grid = self.figure.add_gridspec(
-            2, 3, height_ratios=[1.5, 1], width_ratios=[1.25, 1.25, 1.0]
-        )
-        self.ax_cdf = self.figure.add_subplot(grid[0, 0])
-        self.ax_brownout = self.figure.add_subplot(grid[0, 1])
-        self.ax_split = self.figure.add_subplot(grid[0, 2])
+        self._looks: dict = {}  # the pixels of each look of the axes and legends (_Kept)
+        grid = self.figure.add_gridspec(2, 2, height_ratios=[2.7, 1], width_ratios=[1.75, 1])
+        self.ax_brownout = self.figure.add_subplot(grid[0, 0])
+        self.ax_split = self.figure.add_subplot(grid[0, 1])
         self.ax_map = self.figure.add_subplot(grid[1, :])
         self._drawn_scenario = None
         self._resetting = False
         for control in (self.kernel, self.mmu, self.vcpus, self.spurious, self.rate):
             control.observe(self._changed, names="value")
         self.setup.observe(self._setup_changed, names="value")
-        self.widget = w.VBox(
-            [
-                self.kernel,
-                self.setup,
-                self.mmu,
-                w.HBox(
-                    [
-                        w.VBox(
-                            [self.vcpus, self.spurious, self.rate],
-                            layout=w.Layout(min_width="460px", flex="0 0 auto"),
-                        ),
-                        self.table,
-                    ]
-                ),
-                self.headline,
-                self.image,
-                self.timing,
-            ]
+        toggles = w.HBox([self.kernel, self.setup, self.mmu])
+        toggles.add_class("kvmviz-toggles")
+        screen = w.VBox([toggles, self.headline, self.image])
+        screen.add_class("kvmviz-screen")
+        self.details = w.Accordion(
+            children=[self.intro, w.VBox([self.vcpus, self.spurious, self.rate]), self.table],
+            titles=("What am I looking at?", "Change the VM", "Numbers for every kernel"),
+            selected_index=None,
         )
+        self.details.add_class("kvmviz-details")
+        width = round(_FIGSIZE[0] * _PROJECTOR_DPI)
+        style = w.HTML(f"<style>{_CSS.replace('%(width)s', str(width))}</style>")
+        style.add_class("kvmviz-style")
+        self.widget = w.VBox([style, screen, self.details, self.timing])
+        self.widget.add_class("kvmviz-dashboard")
+        if self.projector:
+            self.widget.add_class("kvmviz-projector")
         self.update()
         # The other setup simulated and measured ahead, so that its first flip is as quick as
         # the next; the other MMU too, on the event loop while it is idle (in a notebook).
@@ -385,6 +629,11 @@ class ToggleDashboard:
             notifier_rate_hz=round(float(self.rate.value), 3),
             tdp_mmu=bool(self.mmu.value),
         )
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The kernels the figure draws now: v5.12, the reference, and the selected one."""
+        return _shown(self.kernel.value)
 
     def _warm(self, scenario: Scenario) -> None:
         """Simulate ``scenario`` on every kernel and measure what the views draw of it, ahead
@@ -420,23 +669,33 @@ class ToggleDashboard:
         started = time.perf_counter()
         runs = self.runs()
         selected = self.kernel.value
+        shown = self.shown
         table = _cached_table(tuple(runs.values()))
         scenario = self.scenario
-        if not self._blitter.prepared:
-            self._draw_static(runs, table, selected)
-        if scenario != self._drawn_scenario:
-            for ax in (self.ax_cdf, self.ax_brownout, self.ax_split):
-                plot.update(ax, runs, highlight=selected, table=table)
-            self._fix_limits(scenario)
-            spans = plot._notifier_spans(self._to_x, first_callbacks(runs[selected].notifiers))
-            for kind, collection in self._span_collections.items():
-                set_spans(collection, spans[kind], *self._span_y)
-            self._drawn_scenario = scenario
-        else:
-            for ax in (self.ax_cdf, self.ax_brownout, self.ax_split):
-                plot.restyle(ax, highlight=selected)
-        self._blitter.moving = self._moving()
-        self._blitter.blit()
+        with matplotlib.rc_context(_FIGURE_RC):
+            if not self._blitter.prepared:
+                self._draw_static(runs, table, selected)
+            if scenario != self._drawn_scenario:
+                # The scale first: the split places its labels inside or beside its bars by it.
+                self._fix_limits(scenario, runs, table)
+                for ax in (self.ax_brownout, self.ax_split):
+                    plot.update(ax, runs, highlight=selected, table=table, shown=shown)
+                spans = plot._notifier_spans(self._to_x, first_callbacks(runs[selected].notifiers))
+                for kind, collection in self._span_collections.items():
+                    set_spans(collection, spans[kind], *self._span_y)
+                self._drawn_scenario = scenario
+                self.intro.value = _intro_html(
+                    table,
+                    scenario,
+                    setup=self.setup.value,
+                    seed=self.seed,
+                    moved=scenario != self.base.replace(tdp_mmu=scenario.tdp_mmu),
+                )
+            else:
+                for ax in (self.ax_brownout, self.ax_split):
+                    plot.restyle(ax, highlight=selected, shown=shown)
+            self._blitter.moving = self._moving()
+            self._blitter.blit()
         self.image.value = self._blitter.png()
         self.table.value = _table_html(table, selected)
         self.headline.value = _headline_html(
@@ -444,7 +703,7 @@ class ToggleDashboard:
         )
         elapsed = time.perf_counter() - started
         self.timing.value = (
-            f'<small style="color:#777">{self.setup.value} setup, {scenario.n_vcpus} vCPUs, '
+            f"<small>{self.setup.value} setup, {scenario.n_vcpus} vCPUs, "
             f"{scenario.duration_us / 1000:.0f} ms simulated, seed {self.seed}; "
             f"updated in {1000 * elapsed:.0f} ms</small>"
         )
@@ -453,25 +712,38 @@ class ToggleDashboard:
 
     # -- drawing: everything static once, then only the moving artists (Blitter) -----------
     def _moving(self) -> list:
-        """What a redraw changes: the views' live artists and the map's range bars."""
+        """What a redraw changes: the axes whose limits or names follow the scenario and the
+        kernel, and the legends, each drawn once per look and then restored from its pixels
+        (:class:`_Kept`: they lie over the static background alone, and text is what costs
+        most in Agg); then the views' other live artists and the map's range bars."""
+        legends = [self.ax_brownout.get_legend(), self.ax_split.get_legend()]
+        kept = [
+            _Kept("brownout-y", self.ax_brownout.yaxis, self._looks),
+            _Kept("split-y", self.ax_split.yaxis, self._looks),
+            _Kept("split-x", self.ax_split.xaxis, self._looks),
+            *(_Kept(f"legend-{i}", g, self._looks) for i, g in enumerate(legends) if g is not None),
+        ]
         moving = [
-            *(a for ax in (self.ax_cdf, self.ax_brownout, self.ax_split)
-              for a in plot.live_artists(ax)),
+            *(a for ax in (self.ax_brownout, self.ax_split) for a in plot.live_artists(ax)),
             *self._span_collections.values(),
-        ]  # fmt: skip
-        for artist in moving:
+        ]
+        for artist in [*(k.artist for k in kept), *moving]:
             artist.set_animated(True)
-        return moving
+        return [*kept, *(a for a in moving if a not in legends)]
 
     def _draw_static(self, runs, table, selected) -> None:
-        plot.stall_cdf(runs, ax=self.ax_cdf, highlight=selected)
         plot.brownout_curve(runs, ax=self.ax_brownout, highlight=selected)
+        self.ax_brownout.legend(
+            loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.1
+        )
         plot.stall_split(table, ax=self.ax_split, highlight=selected)
-        # Shorter words for the narrow panels of the dashboard.
-        self.ax_cdf.set_xlabel("stall per fault: waits + retried attempts\n(µs, log scale)")
+        # Shorter words for the narrower panel of the dashboard.
         self.ax_split.set_title("Brownout, split")
         self.ax_split.set_ylabel("VM's vCPU time stalled (%)")
-        self.ax_split.set_xticks(range(len(KERNELS)), list(KERNELS), fontsize="small")
+        percent = FuncFormatter(lambda value, _pos: f"{value:g}")
+        for ax in (self.ax_brownout, self.ax_split):
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
+            ax.yaxis.set_major_formatter(percent)
         # The map's axis is fixed by the memslots and the VMM's own memory, not by the ranges
         # of one run, so a new run only moves its range marks.
         plot.memslot_map(
@@ -490,18 +762,27 @@ class ToggleDashboard:
         }
         # The bars' rows as memslot_map draws them: 0.6 high, room above for the hit markers.
         self._span_y = (len({x.as_id for x in self.vm.layout}) + 0.15, 0.6)
-        self._fix_limits(self.scenario)
-        plot.update(self.ax_split, runs, highlight=selected, table=table)  # on the fixed scale
+        _plain_map(self.ax_map)
+        self.ax_brownout.set_xlim(0, self.vm.duration_us / 1000)  # the same for every run
+        # The layout is solved once, for the widest labels the moving axes will have: y ticks
+        # up to "100", and two kernels named on two lines under the split's bars.
+        for ax in (self.ax_brownout, self.ax_split):
+            ax.set_ylim(0, 100)
+        plot.restyle(self.ax_split, highlight=selected, shown=("v5.12", "v5.15"))
         self._blitter.moving = self._moving()
         self._blitter.prepare()  # solves the layout once and draws every static artist
-        self._drawn_scenario = self.scenario
+        self._drawn_scenario = None  # the moving part is drawn by update, right after
 
-    def _fix_limits(self, scenario) -> None:
-        # Fixed limits keep the ticks (the static part) valid for every run: a new scale
-        # would mean drawing the whole figure again (about 130 ms).
-        self.ax_cdf.set_xlim(0.08, 1e5)
-        self.ax_brownout.set_xlim(0, scenario.duration_us / 1000)
-        self.ax_split.set_ylim(0, 100)
+    def _fix_limits(self, scenario, runs, table) -> None:
+        """The y limits of the current scenario, the same for every kernel (so that a flip of
+        the kernel compares like with like): the brownout's over the highest bin of any
+        kernel, the split's with room for the totals and the legend over the tallest bar."""
+        peak = max(
+            float(np.max(plot._brownout_points(run)[1], initial=0.0)) for run in runs.values()
+        )
+        self.ax_brownout.set_ylim(0, min(100.0, _nice_top(1.1 * peak)) if peak > 0 else 1.0)
+        top = 100 * float(table["brownout_mean"].max())
+        self.ax_split.set_ylim(0, top * 1.65 if top > 0 else 1.0)
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -509,11 +790,119 @@ class ToggleDashboard:
         display(self.widget)
 
 
+class _Kept:
+    """An artist of the dashboard's figure that moves but lies over its static background
+    alone (an axis whose limits and names follow the scenario and the kernel, a legend):
+    drawn once per look, then restored from the pixels kept for that look, the most recent
+    ``KEEP`` looks of each. Drawn first among the moving artists, so that nothing drawn
+    after it is covered."""
+
+    KEEP = 32
+
+    def __init__(self, name: str, artist, pixels: dict) -> None:
+        self.name, self.artist, self.pixels = name, artist, pixels
+
+    def set_animated(self, animated: bool) -> None:
+        self.artist.set_animated(animated)
+
+    def key(self) -> tuple:
+        artist = self.artist
+        if isinstance(artist, Axis):
+            return (
+                artist.get_view_interval().tobytes(),
+                *(t.get_text() for t in artist.get_majorticklabels()),
+            )
+        handles = [
+            (h.get_linewidth(), h.get_alpha()) if hasattr(h, "get_linewidth") else None
+            for h in artist.legend_handles
+        ]
+        return (*(t.get_text() for t in artist.get_texts()), *handles)
+
+    def draw(self, renderer) -> None:
+        looks = self.pixels.setdefault(self.name, {})
+        key = self.key()
+        region = looks.get(key)
+        if region is not None:
+            renderer.restore_region(region)
+            return
+        self.artist.draw(renderer)
+        box = self._box(renderer)
+        if box is not None and box.width > 0 and box.height > 0:
+            if len(looks) >= self.KEEP:
+                looks.pop(next(iter(looks)))
+            looks[key] = renderer.copy_from_bbox(box)
+
+    def _box(self, renderer) -> Bbox | None:
+        """Where the artist drew, in pixels: a legend's box; an axis's tick labels and label
+        with the tick marks between them and the axes (which its tight box leaves out), and
+        two pixels over the axes' edge, where a tick mark's end is smoothed into it. (The
+        pixels are kept right after the artist is drawn, before the lines and bars are.)"""
+        artist = self.artist
+        if not isinstance(artist, Axis):
+            box = artist.get_window_extent(renderer)
+            return None if box is None else box.padded(2)
+        labels = artist.get_tightbbox(renderer)
+        if labels is None:
+            return None
+        edge = artist.axes.bbox
+        if isinstance(artist, YAxis):  # left of the axes
+            return Bbox.from_extents(
+                labels.x0 - 2, min(labels.y0, edge.y0) - 2, edge.x0 + 2, max(labels.y1, edge.y1) + 2
+            )
+        return Bbox.from_extents(  # under the axes
+            min(labels.x0, edge.x0), labels.y0 - 2, max(labels.x1, edge.x1), edge.y0 + 2
+        )
+
+
+def _plain_map(ax) -> None:
+    """The dashboard's memslot map with fewer words, so that what is left can be large: each
+    slot named on one line inside its bar where it fits (its size too where there is room; no
+    gfn range, no small print under the bar), no hva under the segments, a short axis
+    label."""
+    for text in ax.texts:
+        places = getattr(text, "_kvmviz_places", None)  # a slot's label (plot._slot_label)
+        if text.get_gid() == "axis-label":
+            text.set_visible(False)
+        elif places:
+            inside = places[0]
+            words = inside["text"].split("\ngfn ")[0].replace("\n", ", ")
+            text._kvmviz_places = [
+                {**inside, "text": words},
+                {**inside, "text": words.split(", ")[0]},
+            ]
+        elif "\ngfn " in text.get_text():
+            text.set_text(text.get_text().split("\ngfn ")[0])
+    for artist in ax.get_children():
+        if type(artist).__name__ == "_AxisLabels":  # it would show the addresses again
+            artist.remove()
+    ax.set_xlabel("the VMM's address space (hva; gaps cut out): where the notifications land")
+
+
 def toggle_dashboard(
-    scenario: Scenario | None = None, seed: int = 0, kernel: str = "v5.12", setup: str = "static"
+    scenario: Scenario | None = None,
+    seed: int = 0,
+    kernel: str = "v5.12",
+    setup: str = "static",
+    *,
+    projector: bool = False,
 ):
-    """Build and return a :class:`ToggleDashboard` (display it as a cell's last line)."""
-    return ToggleDashboard(scenario, seed=seed, kernel=kernel, setup=setup)
+    """Build and return a :class:`ToggleDashboard` (display it as a cell's last line).
+
+    Parameters
+    ----------
+    scenario : Scenario, optional
+    seed : int
+    kernel : str
+    setup : {"static", "volatile"}
+    projector : bool
+        Sized for a projector (``dashboard/toggle.ipynb`` under Voila); see
+        :class:`ToggleDashboard`.
+
+    Returns
+    -------
+    ToggleDashboard
+    """
+    return ToggleDashboard(scenario, seed=seed, kernel=kernel, setup=setup, projector=projector)
 
 
 # ---------------------------------------------------------------------------------------------

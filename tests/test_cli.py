@@ -348,6 +348,109 @@ def test_figures_names_a_folder_it_cannot_write(tiny_figures, tmp_path, capsys, 
     assert _tree(tmp_path) == {"file": b"keep"}
 
 
+def _captured(monkeypatch) -> dict:
+    """render_all replaced by a stand-in that records what it was asked for."""
+    calls: dict = {}
+
+    def render_all(out, **options):
+        calls.update(options, out=out)
+        return []
+
+    monkeypatch.setattr(gallery, "render_all", render_all)
+    return calls
+
+
+def test_figures_options_are_echoed_and_passed_on(monkeypatch, capsys):
+    """Every option of `kvmviz figures` is echoed on its first line, so that the files can be
+    made again, and reaches render_all: the VM (--setup, --vcpus, --rate, --spurious, built
+    as `kvmviz simulate` builds it), the kernels in their order, the width, style, background
+    and title."""
+    calls = _captured(monkeypatch)
+    argv = ["figures", "--out", "figs", "--format", "svg", "--setup", "volatile", "--vcpus",
+            "96", "--spurious", "0.5", "--kernels", "v5.13,v5.12", "--width", "7.5", "--style",
+            "dark", "--transparent", "--no-title", "--context", "talk", "-s", "2"]  # fmt: skip
+    assert main(argv) == 0
+    echo = capsys.readouterr().out.splitlines()[0]
+    assert echo.startswith(
+        "# kvmviz figures --out figs --format svg --context talk -s 2 --setup volatile --vcpus "
+        "96 --rate 5000 --spurious 0.5 --kernels v5.13,v5.12 --width 7.5 --style dark "
+        "--transparent --no-title"
+    )
+    assert calls["scenario"] == kvmviz.presets.volatile_setup(n_vcpus=96, spurious_share=0.5)
+    assert calls["kernels"] == ("v5.13", "v5.12")
+    assert (calls["width"], calls["style"]) == (7.5, "dark")
+    assert (calls["context"], calls["seed"]) == ("talk", 2)
+    assert calls["transparent"] is True and calls["title"] is False
+
+
+def test_figures_defaults_leave_each_figure_its_own(monkeypatch, capsys):
+    """Without the VM options no scenario is imposed (each figure keeps its own VM), nor
+    kernels or width; a named width passes as its name; --vcpus alone is the static setup's VM."""
+    calls = _captured(monkeypatch)
+    assert main(["figures", "--out", "figs"]) == 0
+    assert (calls["scenario"], calls["kernels"], calls["width"]) == (None, None, None)
+    assert (calls["style"], calls["transparent"], calls["title"]) == ("light", False, True)
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "# kvmviz figures --out figs --format svg,png --context paper -s 0 --style light  "
+        "(staged in a temporary folder beside it, moved in once complete)"
+    )
+    assert main(["figures", "--out", "figs", "--vcpus", "96", "--width", "column"]) == 0
+    assert calls["scenario"] == kvmviz.presets.static_setup(n_vcpus=96)
+    assert calls["width"] == "column"
+    assert "--setup static --vcpus 96 --rate 2000 --spurious 1 --width column" in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (["--kernels", "v5.12,v6.1"], "argument --kernels: 'v5.12,v6.1': unknown kernel(s) v6.1;"),
+        (["--kernels", "v5.13,v5.13"], "argument --kernels: 'v5.13,v5.13': each kernel once;"),
+        (["--kernels", ","], "argument --kernels: ',': expected some of v5.12, v5.13, v5.15"),
+        (["--width", "narrow"], "argument --width: 'narrow': expected column or wide, or inches"),
+        (["--width", "2.5"], "argument --width: '2.5': expected column or wide, or inches from 3"),
+        (["--width", "nan"], "argument --width: 'nan'"),
+        (["--vcpus", "0"], "argument --vcpus: '0': expected an integer >= 1"),
+        (["--rate", "-1"], "argument --rate: '-1': expected a finite number >= 0"),
+        (["--spurious", "1.01"], "argument --spurious: '1.01': expected a finite number between"),
+        (["--setup", "busy"], "argument --setup: invalid choice: 'busy'"),
+        (["--style", "sepia"], "argument --style: invalid choice: 'sepia'"),
+        (["--context", "huge"], "argument --context: invalid choice: 'huge'"),
+        (["--vcpus", "100000"], "each run of this VM would simulate ~"),
+    ],
+)
+def test_figures_refuses_bad_values_in_one_line(monkeypatch, capsys, tmp_path, options, fragment):
+    """A bad value of a figures option is one line on stderr, exit status 2, before any
+    figure is drawn or any file written."""
+    calls = _captured(monkeypatch)
+    assert main(["figures", "--out", str(tmp_path / "figs"), *options]) == 2
+    assert fragment in _one_line_error(capsys)
+    assert calls == {} and not (tmp_path / "figs").exists()
+
+
+def test_figures_without_titles_write_each_caption_beside_it(tiny_figures, tmp_path, capsys):
+    """--no-title writes NAME.txt beside each figure (its caption, the alt text); an existing
+    one is refused like any file."""
+
+    def titled(render) -> Figure:
+        fig = _tiny(render)
+        fig.suptitle("a caption")
+        return fig
+
+    tiny_figures["one"] = titled
+    out = tmp_path / "figs"
+    assert main(["figures", "--out", str(out), "--format", "svg", "--no-title"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{n}.{s}" for n in ("one", "two", "three") for s in ("svg", "txt")
+    )
+    assert (out / "one.txt").read_text() == "a caption\n"
+    (out / "one.svg").unlink()
+    capsys.readouterr()
+    assert main(["figures", "--out", str(out), "--format", "svg", "--no-title"]) == 2
+    assert "one.txt" in _one_line_error(capsys)
+
+
 def test_no_tdp_mmu_makes_every_fault_write_lock(capsys):
     """--no-tdp-mmu is Scenario(tdp_mmu=False): echoed, and the same table as the API gives."""
     import kvmviz as kv

@@ -26,7 +26,9 @@ TIMEOUT_S = 120
 WRITES = {
     "before_after": ["before-after"],
     "brownout": ["brownout"],
+    "commit_8931a454ae": ["commit-8931a454ae"],
     "contention_table": ["contention-v5.12", "contention-v5.15"],
+    "follow_up_071064f14d87": ["follow-up-071064f14d87"],
     "headline_ranges": ["headline-ranges"],
     "kernel_comparison": ["kernel-comparison"],
     "lock_timeline_416_vcpus": ["lock-timeline-416-vcpus"],
@@ -40,9 +42,9 @@ WRITES = {
 }
 
 
-def _run(example: Path, out: Path) -> subprocess.CompletedProcess:
+def _run(example: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(example), str(out)],
+        [sys.executable, str(example), str(out), *options],
         cwd=out,
         env={**os.environ, "MPLBACKEND": "Agg"},
         capture_output=True,
@@ -127,10 +129,35 @@ def test_example_is_a_thin_script_over_the_gallery(example):
     assert source.count("kv.plot.") == source.count("kv.plot.save(")
 
 
-def test_an_example_never_overwrites(results):
-    """Run again into the same directory, an example fails and leaves the files alone."""
-    _, out = results["memslot_map_q35"]
+@pytest.mark.parametrize("stem", ["memslot_map_q35", "contention_table"])
+def test_an_example_never_overwrites_unless_forced(stem, results):
+    """Run again into the same directory, an example refuses in one line on stderr (as
+    `kvmviz figures` does: no traceback, exit status 1, saying how to go ahead), writes
+    nothing and leaves the files alone; with --force it writes them again, the same bytes."""
+    _, out = results[stem]
     before = {p: p.read_bytes() for p in out.iterdir()}
-    again = _run(ROOT / "examples" / "memslot_map_q35.py", out)
-    assert again.returncode == 1 and "FileExistsError: refusing to overwrite" in again.stderr
+    for path in before:
+        path.write_bytes(b"mine")
+    again = _run(ROOT / "examples" / f"{stem}.py", out)
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "Traceback" not in again.stderr
+    assert again.stderr.startswith(f"{stem}.py: refusing to overwrite ")
+    assert again.stderr.rstrip().endswith("(add --force)")
+    assert all(str(path) in again.stderr for path in before)
+    assert again.stdout == ""
+    assert {p: p.read_bytes() for p in out.iterdir()} == dict.fromkeys(before, b"mine")
+    forced = _run(ROOT / "examples" / f"{stem}.py", out, "--force")
+    assert forced.returncode == 0, forced.stderr
     assert {p: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_example_says_how_to_use_it():
+    """``--help`` gives the example's summary, OUT_DIR and --force."""
+    helped = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "commit_8931a454ae.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert helped.returncode == 0
+    assert "8931a454ae" in helped.stdout and "--force" in helped.stdout

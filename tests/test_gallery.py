@@ -22,20 +22,22 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS_IMG = ROOT / "docs" / "img"
 # Figures whose runs are small (8 vCPUs, or a notification stream alone): fast to render.
 CHEAP = ["memslots-q35", "lock-timeline-8-vcpus"]
-# Figure name -> (size in inches for the paper context, number of Axes).
+# Figure name -> (its own width in inches, number of Axes at that width).
 EXPECTED = {
-    "memslots-large-vm": ((10.0, 3.8), 2),
-    "memslots-q35": ((10.0, 3.8), 2),
-    "stall-cdf": ((6.4, 4.0), 1),
-    "brownout": ((6.4, 4.0), 1),
-    "kernel-comparison": ((10.0, 3.4), 3),
-    "stall-by-kernel": ((10.0, 3.8), 2),
-    "stall-by-kernel-volatile": ((10.0, 3.8), 2),
-    "stall-split": ((10.0, 4.0), 2),
-    "lock-timeline-8-vcpus": ((10.0, 4.8), 2),
-    "lock-timeline-416-vcpus": ((10.0, 6.2), 2),
-    "before-after": ((10.0, 3.8), 2),
-    "headline-ranges": ((10.0, 7.0), 4),
+    "memslots-large-vm": (10.0, 2),
+    "memslots-q35": (10.0, 2),
+    "stall-cdf": (6.4, 1),
+    "brownout": (6.4, 1),
+    "kernel-comparison": (10.0, 3),
+    "stall-by-kernel": (10.0, 2),
+    "stall-by-kernel-volatile": (10.0, 2),
+    "stall-split": (10.0, 2),
+    "lock-timeline-8-vcpus": (10.0, 2),
+    "lock-timeline-416-vcpus": (10.0, 2),
+    "before-after": (10.0, 2),
+    "commit-8931a454ae": (10.0, 2),
+    "follow-up-071064f14d87": (10.0, 2),
+    "headline-ranges": (10.0, 4),
 }
 # The chapter-04 figures, drawn from the static setup (kvmviz.presets.static_setup).
 STATIC_FIGURES = [
@@ -77,8 +79,9 @@ def tiny_animations(monkeypatch):
 # The figures.
 # --------------------------------------------------------------------------------------------
 def test_the_named_figures_tables_and_animations():
-    """The gallery names twelve figures (the notebooks', the blog's, the README's
-    headline-ranges), two text tables and two animations, in this order."""
+    """The gallery names fourteen figures (the notebooks', the blog's with the commit's and
+    its follow-up's, the README's headline-ranges), two text tables and two animations, in
+    this order."""
     assert list(gallery.FIGURES) == list(EXPECTED)
     assert list(gallery.TABLES) == ["contention-v5.12", "contention-v5.15"]
     assert list(gallery._STANDARD) == ANIMATIONS
@@ -96,6 +99,8 @@ def test_builders_are_private_and_names_unique():
         "MEMSLOT_SCENARIO",
         "QUEUE_SCENARIO",
         "TABLES",
+        "WIDTHS",
+        "caption",
         "render",
         "render_all",
         "render_animations",
@@ -110,23 +115,153 @@ def test_builders_are_private_and_names_unique():
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_every_figure_renders(name, render):
-    """Each builder draws a Figure of its fixed size in inches with its number of panels."""
+    """Each builder draws a Figure of its own width with its number of panels, no taller
+    than it is wide."""
     fig = gallery.FIGURES[name](render)
-    size, n_axes = EXPECTED[name]
+    width, n_axes = EXPECTED[name]
     assert isinstance(fig, Figure)
-    assert tuple(fig.get_size_inches()) == pytest.approx(size)
+    assert fig.get_figwidth() == pytest.approx(width)
+    assert 0.3 * width < fig.get_figheight() < width
     assert len(fig.axes) == n_axes
 
 
-def test_render_draws_one_figure_at_a_context_scale():
-    """render(name) is the builder with a fresh render; the talk context scales the size by
-    1.875 (seaborn's talk fonts are 1.875 times the paper's); unknown names are refused."""
-    paper = gallery.render("memslots-q35", seed=0)
-    talk = gallery.render("memslots-q35", seed=0, context="talk")
-    assert tuple(paper.get_size_inches()) == pytest.approx((10.0, 3.8))
-    assert tuple(talk.get_size_inches()) == pytest.approx((18.75, 7.125))
+def _text_size(fig) -> float:
+    return fig._suptitle.get_fontsize()
+
+
+def test_a_context_makes_the_text_larger_not_the_figure():
+    """The talk context's text is 1.875 times the paper's (seaborn's scales, 1.5 / 0.8), in a
+    figure of the same width: larger relative to the figure (the figure used to grow with
+    it). The height may follow the text; unknown names are refused."""
+    with mpl.rc_context():
+        kv.set_theme("paper")
+        paper = gallery.render("memslots-q35", seed=0)
+        kv.set_theme("talk")
+        talk = gallery.render("memslots-q35", seed=0, context="talk")
+    assert paper.get_figwidth() == talk.get_figwidth() == 10.0
+    assert _text_size(talk) / _text_size(paper) == pytest.approx(1.875)
+    assert talk.get_figheight() >= paper.get_figheight()
+    assert not hasattr(gallery, "_SIZE_SCALE")
     with pytest.raises(ValueError, match="unknown figure 'nope'"):
         gallery.render("nope")
+
+
+def test_width_lays_the_figure_out_again():
+    """width= makes the figure that wide (a name of WIDTHS or inches), text at the context's
+    size: at the column's 6.5 in the three bar charts of kernel-comparison are stacked, at
+    the wide 10 in they stand side by side; the height follows."""
+    assert gallery.WIDTHS == {"column": 6.5, "wide": 10.0}
+    with mpl.rc_context():
+        kv.set_theme("paper")
+        column = gallery.render("kernel-comparison", width="column")
+        wide = gallery.render("kernel-comparison", width="wide")
+        inches = gallery.render("kernel-comparison", width=7.25)
+    assert (column.get_figwidth(), wide.get_figwidth(), inches.get_figwidth()) == (6.5, 10, 7.25)
+    lefts = {round(ax.get_position().x0, 2) for ax in column.axes}
+    assert len(lefts) == 1  # one column of panels
+    assert len({round(ax.get_position().y0, 2) for ax in wide.axes}) == 1  # one row
+    assert column.get_figheight() > 1.5 * wide.get_figheight()
+    assert _text_size(column) == _text_size(wide)
+    for bad in ("narrow", 2.0, 31, float("nan")):
+        with pytest.raises(ValueError, match="width"):
+            gallery.render("brownout", width=bad)
+
+
+def test_a_figure_of_your_own_vm_in_one_call():
+    """stall-split with scenario=static_setup(n_vcpus=96): both setups applied to that VM
+    (the static's and the volatile's notifications on 96 vCPUs), said in its caption and
+    panel titles; the runs are the VM's."""
+    vm = kv.presets.static_setup(n_vcpus=96)
+    fig = gallery.render("stall-split", scenario=vm)
+    assert "96-vCPU VM" in gallery.caption(fig) == fig.get_suptitle()
+    static, volatile = (ax.get_title("left") for ax in fig.axes)
+    assert static.startswith("static setup\n96 vCPUs, every MMU notification spurious")
+    assert volatile.startswith("volatile setup\n96 vCPUs, 3,000 of 5,000 notifications/s")
+    assert kv.presets.with_setup(vm, "volatile") == kv.presets.volatile_setup(n_vcpus=96)
+    table = metrics.kernel_table(
+        {k: kv.simulate(kv.presets.volatile_setup(n_vcpus=96), k, seed=0) for k in kv.KERNELS}
+    )
+    totals = {t.get_gid(): t.get_text() for t in fig.axes[1].texts if t.get_visible()}
+    assert totals["split-total|v5.12"] == f"{100 * table.loc['v5.12', 'brownout_mean']:.1f}%"
+
+
+def test_kernels_any_subset_in_any_order():
+    """kernels= draws those kernels in that order; unknown or repeated kernels, a lone
+    string, or kernels for a memslot map (which simulates none) are refused in words."""
+    fig = gallery.render("stall-cdf", kernels=["v5.15", "v5.13"])
+    assert [line.get_gid() for line in fig.axes[0].get_lines()] == ["cdf|v5.15", "cdf|v5.13"]
+    bars = gallery.render("kernel-comparison", kernels=("v5.13",))
+    assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["v5.13\n8931a454ae"]
+    assert "on one kernel" in bars.get_suptitle()
+    for bad, match in (
+        (["v5.12", "v9"], "unknown: v9"),
+        (["v5.12", "v5.12"], "each kernel once"),
+        ("v5.12", "expected a list"),
+        ([], "expected some of v5.12, v5.13, v5.15"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            gallery.render("stall-cdf", kernels=bad)
+    with pytest.raises(ValueError, match="no kernel"):
+        gallery.render("memslots-q35", kernels=["v5.12"])
+    with pytest.raises(TypeError, match="Scenario"):
+        gallery.render("stall-cdf", scenario={"n_vcpus": 8})
+
+
+@pytest.mark.parametrize(
+    ("name", "kernels", "commit"),
+    [
+        ("commit-8931a454ae", ("v5.12", "v5.13"), "8931a454ae: an unpaired notifier callback"),
+        ("follow-up-071064f14d87", ("v5.13", "v5.15"), "071064f14d87: a start/end pair"),
+    ],
+)
+def test_the_commit_figures_state_both_brownouts(name, kernels, commit):
+    """The figure for the commit (v5.12 against v5.13) and for its follow-up (v5.13 against
+    v5.15): the commit's change, then each kernel's brownout from its own run, written as
+    the README and the dashboard write it (kvmviz._prose.pct; "none" at exactly 0)."""
+    from kvmviz._prose import pct
+
+    fig = gallery.render(name)
+    cdf, brownout = fig.axes
+    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in kernels]
+    drawn = [line.get_gid() for line in brownout.get_lines() if line.get_gid()]
+    assert drawn == [f"brownout|{k}" for k in kernels]
+    shares = {
+        k: kv.simulate(kv.presets.static_setup(), k, seed=0).summary()["brownout_mean"]
+        for k in kernels
+    }
+    words = {k: "none" if v == 0 else pct(v) for k, v in shares.items()}
+    first, second = kernels
+    assert fig.get_suptitle() == (
+        f"{commit} takes mmu_lock only if its range hits a memslot. The static setup (416 "
+        f"vCPUs, every MMU notification spurious): {words[first]} of the VM's vCPU time "
+        f"stalled on {first}, {words[second]} on {second}"
+    )
+    assert shares[first] > shares[second]
+    # before-after with the same kernels is the same figure without the commit's sentence.
+    same = gallery.render("before-after", kernels=kernels)
+    assert fig.get_suptitle().endswith(same.get_suptitle())
+
+
+def test_without_title_the_caption_is_text(tmp_path):
+    """title=False leaves the suptitle out, caption(fig) still gives it; render_all(...,
+    title=False) writes it beside each figure as NAME.txt, one line, and counts it in the
+    refusal to overwrite."""
+    with_title = gallery.render("memslots-q35")
+    without = gallery.render("memslots-q35", title=False)
+    assert without.get_suptitle() == ""
+    assert gallery.caption(without) == with_title.get_suptitle() != ""
+    with pytest.raises(ValueError, match="no caption"):
+        gallery.caption(Figure())
+    written = gallery.render_all(
+        tmp_path, only=["memslots-q35"], formats=("svg",), animations=False, title=False
+    )
+    assert [p.name for p in written] == ["memslots-q35.svg", "memslots-q35.txt"]
+    assert (tmp_path / "memslots-q35.txt").read_text() == gallery.caption(without) + "\n"
+    (tmp_path / "memslots-q35.svg").unlink()
+    with pytest.raises(FileExistsError, match=r"memslots-q35\.txt"):
+        gallery.render_all(
+            tmp_path, only=["memslots-q35"], formats=("svg",), animations=False, title=False
+        )
 
 
 def _texts(fig, prefix: str = "") -> dict[str, str]:
@@ -141,24 +276,39 @@ def _texts(fig, prefix: str = "") -> dict[str, str]:
 
 def test_headline_ranges_shows_both_setups_and_names_its_seeds(render):
     """The headline-ranges figure: the tornado of kvmviz.experiments.sensitivity on the static
-    setup (top) and the volatile one (bottom), four seeds from the render's seed, brownout then
-    p99 stall per fault. On the static setup v5.15 stalls nothing over most parameters'
-    ranges: its rows say so in words (its bars have no length)."""
+    setup (top) and the volatile one (bottom), means of four seeds from the render's seed
+    (said in the caption and on both axes, since the other figures show seed 0 alone: its
+    p99 differs), brownout in % then p99 stall per fault. The rows are named in words with
+    their ranges in their units, never by Python names. On the static setup v5.15 stalls
+    nothing over most parameters' ranges: its rows say so in words (no bar length)."""
     fig = gallery.FIGURES["headline-ranges"](render)
     assert fig.get_suptitle() == (
-        "Each bar one parameter over its plausible range, TDP MMU (seeds 0-3)"
+        "Each bar one parameter over its plausible range (dot: the setup's value), TDP MMU: "
+        "means of seeds 0-3, not seed 0 alone"
     )
     top, _, bottom, _ = fig.axes
     assert top.get_title("left").startswith("The static setup (416 vCPUs, every MMU")
     assert bottom.get_title("left").startswith("The volatile setup (416 vCPUs, 3,000 of 5,000")
     assert [ax.get_xlabel() for ax in fig.axes[2:]] == [
-        "share of the VM's vCPU time stalled (%)",
-        "p99 stall per fault (µs)",
+        "share of the VM's vCPU time stalled (%), mean of seeds 0-3",
+        "p99 stall per fault (µs), mean of seeds 0-3",
     ]
+    rows = {t.get_text() for t in top.get_yticklabels()}
+    assert rows == {
+        "notifications per second\n200 – 10,000",
+        "contention paid inside the lock\n0 – 100 %",
+        "read-lock contention per vCPU\n0.1 – 0.25 µs",
+        "spurious notifications\n50 – 100 %",
+        "TLB flush cost exponent\n0 – 1",
+    }
+    assert not any("_" in row for row in rows)
+    brownout_right = bottom.get_xlim()[1]
+    worst = render.sensitivity(gallery.VOLATILE, kv.KERNELS)["brownout_mean"].max()
+    assert 100 * worst <= brownout_right < 110 * worst  # in %, not a 0-1 fraction
     for scenario in (gallery.STATIC, gallery.VOLATILE):
-        table = render.sensitivity(scenario)
+        table = render.sensitivity(scenario, kv.KERNELS)
         assert sorted(table["kernel"].unique()) == ["v5.12", "v5.13", "v5.15"]
-    static = render.sensitivity(gallery.STATIC)
+    static = render.sensitivity(gallery.STATIC, kv.KERNELS)
     zero = static[static["kernel"] == "v5.15"].groupby("parameter")["brownout_mean"].max() == 0
     notes = _texts(fig, "note|v5.15|")
     assert zero.any() and {g.split("|")[2] for g in notes} == set(zero[zero].index)
@@ -181,14 +331,17 @@ def test_the_chapter_04_figures_open_on_the_static_setup(render):
 
 
 def test_before_after_caption_is_true_to_its_runs(render):
-    """The caption's numbers are the runs' own: v5.12's brownout rounded to a whole %, and
-    "none" for v5.15, whose brownout on the static setup is exactly 0."""
+    """The caption's numbers are the runs' own, as the README and the dashboard write them
+    (kvmviz._prose.pct: "9.1 %"), and "none" for v5.15, whose brownout on the static setup
+    is exactly 0."""
+    from kvmviz._prose import pct
+
     fig = gallery.FIGURES["before-after"](render)
     before = kv.simulate(kv.presets.static_setup(), "v5.12", seed=0).summary()["brownout_mean"]
     after = kv.simulate(kv.presets.static_setup(), "v5.15", seed=0).summary()["brownout_mean"]
     assert after == 0 < before
     assert fig.get_suptitle().endswith(
-        f": {before:.0%} of the VM's vCPU time stalled on v5.12, none on v5.15"
+        f": {pct(before)} of the VM's vCPU time stalled on v5.12, none on v5.15"
     )
 
 
@@ -208,6 +361,35 @@ def test_stall_split_shows_the_miss_part_vanish_and_the_hit_part_stay(render):
     assert labels["split-label|v5.15|miss"] == "misses: 0%"
     hits_only = {g for g in parts if g.endswith("|hit")}
     assert not any(p.get_visible() for p in static.patches if p.get_gid() in hits_only)
+
+
+def test_stall_split_draws_seed_0_with_its_range_over_four_seeds(render):
+    """stall-split's bars are the render's seed (the dashboard's and chapter 04's seed 0, not
+    a mean), each total marked with a range from the lowest to the highest brownout of
+    seeds 0-3, said in the caption and the legend; the total is written above the range."""
+    fig = gallery.FIGURES["stall-split"](render)
+    assert fig.get_suptitle().endswith("(seed 0; marks: the range over seeds 0-3)")
+    for ax, setup in zip(fig.axes, ("static", "volatile"), strict=True):
+        scenario = kv.presets.setup(setup)
+        per_seed = {
+            k: [kv.simulate(scenario, k, seed=s).summary()["brownout_mean"] for s in range(4)]
+            for k in kv.KERNELS
+        }
+        bars = {p.get_gid(): p for p in ax.patches if p.get_visible()}
+        ranges = {line.get_gid(): line for line in ax.get_lines() if line.get_visible()}
+        totals = {t.get_gid(): t for t in ax.texts if t.get_visible()}
+        for kernel, shares in per_seed.items():
+            top = sum(bars[g].get_height() for g in bars if g.startswith(f"split|{kernel}|"))
+            assert top == pytest.approx(100 * shares[0])
+            if shares[0] == 0:
+                assert f"split-range|{kernel}" not in ranges
+                continue
+            low, high = ranges[f"split-range|{kernel}"].get_ydata()
+            assert (low, high) == pytest.approx((100 * min(shares), 100 * max(shares)))
+            assert low <= top <= high
+            assert totals[f"split-total|{kernel}"].xy[1] == pytest.approx(max(top, high))
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[-1] == "lowest to highest, seeds 0-3"
 
 
 @pytest.mark.parametrize("name", ["lock-timeline-8-vcpus", "lock-timeline-416-vcpus"])
@@ -257,7 +439,7 @@ def test_contention_tables_are_the_metric_of_the_large_vm():
 def test_docs_images_are_what_their_builders_draw(path, tmp_path):
     """Every figure under docs/img (the README's headline-ranges among them) is byte for byte
     what its builder draws at seed 0, paper context: `kvmviz figures` would write the same file.
-    (If a view changed on purpose: python examples/<figure>.py docs/img, after removing it.)"""
+    (If a view changed on purpose: python examples/<figure>.py docs/img --force.)"""
     [written] = gallery.render_all(
         tmp_path, only=[path.stem], formats=(path.suffix[1:],), animations=False
     )

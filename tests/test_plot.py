@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
@@ -619,6 +620,148 @@ def test_save_writes_readable_reproducible_files(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert a.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- clean files for a blog (issue 19 §2): text as text, the page baked in or left out ----------
+def _line_figure():
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [1, 0], label="v5.12")
+    ax.set_title("a title")
+    ax.set_xlabel("simulated time (µs)")
+    return fig
+
+
+def _corner(png) -> tuple:
+    """The RGBA (0-255) of a PNG's top-left pixel."""
+    return tuple(round(float(v) * 255) for v in plt.imread(png)[0, 0])
+
+
+def test_saved_svg_keeps_its_text_as_text(tmp_path):
+    """Under kv.set_theme an SVG's words are <text> elements in DejaVu Sans (selectable,
+    searchable), not glyph outlines; the same figure saved twice gives the same bytes."""
+    with matplotlib.rc_context():
+        kv.set_theme("paper")
+        fig = _line_figure()
+        a = plot.save(fig, tmp_path / "a", formats=("svg",))[0]
+        b = plot.save(fig, tmp_path / "b", formats=("svg",))[0]
+    svg = a.read_bytes()
+    assert svg == b.read_bytes()
+    texts = [e for e in ET.fromstring(svg).iter() if e.tag.endswith("}text")]
+    assert "".join(t.text or "" for t in texts).count("a title") == 1
+    assert "simulated time (µs)" in [t.text for t in texts]
+    assert b'<path id="DejaVuSans-' not in svg
+    assert b"font-family: 'DejaVu Sans'" in svg
+    with matplotlib.rc_context({"svg.fonttype": "path"}):  # the check can fail: paths are seen
+        c = plot.save(fig, tmp_path / "c", formats=("svg",))[0].read_bytes()
+    assert b'<path id="DejaVuSans-' in c and b"<text" not in c
+
+
+@pytest.mark.parametrize("style", ["light", "dark"])
+def test_save_bakes_the_styles_page_in_whatever_savefig_facecolor_says(tmp_path, style):
+    """By default the figure's page is in the file: white for light, near black for dark, even
+    with savefig.facecolor set to red afterwards (plot.save does not read it)."""
+    with matplotlib.rc_context():
+        kv.set_theme("paper", style=style)
+        fig = _line_figure()
+        matplotlib.rcParams["savefig.facecolor"] = "red"
+        png, svg = plot.save(fig, tmp_path / "f", formats=("png", "svg"))
+    page = kv.theme.BACKGROUND if style == "light" else kv.theme.DARK_BACKGROUND
+    r, g, b = (int(page[i : i + 2], 16) for i in (1, 3, 5))
+    assert _corner(png) == (r, g, b, 255)
+    assert f'style="fill: {page}"'.encode() in svg.read_bytes()
+
+
+def test_save_transparent_leaves_the_page_out(tmp_path):
+    """transparent=True: the PNG's corner is see-through and the SVG's figure and axes
+    backgrounds are unfilled, in either style."""
+    for style in ("light", "dark"):
+        with matplotlib.rc_context():
+            kv.set_theme("paper", style=style)
+            fig = _line_figure()
+            png, svg = plot.save(fig, tmp_path / style, formats=("png", "svg"), transparent=True)
+        assert _corner(png)[3] < 255
+        root = ET.fromstring(svg.read_bytes())
+        backgrounds = [
+            g.find("{http://www.w3.org/2000/svg}path").get("style")
+            for g in root.iter("{http://www.w3.org/2000/svg}g")
+            if g.get("id") in ("patch_1", "patch_2")
+        ]
+        assert backgrounds == ["fill: none", "fill: none"]
+        opaque = plot.save(fig, tmp_path / f"{style}-opaque", formats=("png",))[0]
+        assert _corner(opaque)[3] == 255
+
+
+def _svg_boxes(svg: bytes, tag: str) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of an SVG's images (``tag="image"``) or of the paths of its legend
+    handles hatched with a pattern (``tag="pattern-path"``), in the SVG's units."""
+    root = ET.fromstring(svg)
+    boxes = []
+    for element in root.iter():
+        if tag == "image" and element.tag.endswith("}image"):
+            x, y = float(element.get("x")), float(element.get("y"))
+            w, h = float(element.get("width")), float(element.get("height"))
+            boxes.append((x, -y, x + w, h - y))  # drawn flipped: scale(1 -1) translate(0 -h)
+        elif tag == "pattern-path" and element.tag.endswith("}path"):
+            if "url(#h" in (element.get("style") or ""):
+                words = re.sub("[MLz]", " ", element.get("d")).split()
+                xy = np.array([float(v) for v in words]).reshape(-1, 2)
+                boxes.append((*xy.min(axis=0), *xy.max(axis=0)))
+    return boxes
+
+
+def test_save_embeds_dense_and_dotted_artists_as_images_in_place(tmp_path):
+    """plot.save rasterises, in SVG only, a line of more than DENSE_VERTICES points and any
+    patch hatched with dots (matplotlib writes each dot as a curve: ~150 KB a pattern), the
+    one in the legend too, each where the vector one would be (within a point); a short line
+    stays vector, the PNG is the same bytes either way, and the artists are left as they
+    were."""
+    from matplotlib.patches import Patch
+
+    with matplotlib.rc_context():
+        kv.set_theme("paper")
+        fig, ax = plt.subplots(figsize=(4, 3))
+        t = np.linspace(0, 1, plot.DENSE_VERTICES + 1)
+        (dense,) = ax.plot(t, np.sin(40 * t))
+        (short,) = ax.plot([0, 1], [0, 1])
+        dotted = Patch(facecolor=kv.theme.COLORS["wait"], edgecolor="white", hatch="...")
+        ax.legend(handles=[dotted], labels=["waits"], loc="upper left")
+        handle = ax.get_legend().legend_handles[0]
+        plain = io.BytesIO()
+        fig.savefig(plain, format="svg", metadata={"Date": None})
+        png_before = plot.save(fig, tmp_path / "before", formats=("png",))[0].read_bytes()
+        svg, png = plot.save(fig, tmp_path / "f", formats=("svg", "png"))
+        data = svg.read_bytes()
+    assert b"<pattern" in plain.getvalue() and b"<pattern" not in data
+    assert len(data) < len(plain.getvalue()) / 3
+    images = _svg_boxes(data, "image")
+    assert len(images) == 2  # the dense line, the legend's handle
+    [vector] = _svg_boxes(plain.getvalue(), "pattern-path")
+    assert any(np.allclose(box, vector, atol=1.0) for box in images), (images, vector)
+    assert data.count(b"<text") >= 5  # ticks, the legend: text stays text
+    assert png.read_bytes() == png_before
+    assert not any(a.get_rasterized() for a in (dense, short, handle))
+    assert _svg_boxes(plain.getvalue(), "image") == []
+
+
+@pytest.mark.slow
+def test_no_gallery_svg_exceeds_300_kb(tmp_path):
+    """Every gallery figure, saved by plot.save under the paper theme, is an SVG of at most
+    300 KB whose text is <text> (lock-timeline-416-vcpus was 1.2 MB with text as paths and
+    every lane as vectors); the 416-vCPU timeline gets there by embedding its lanes as
+    images."""
+    sizes = {}
+    with matplotlib.rc_context():
+        kv.set_theme("paper")
+        for name in kv.gallery.FIGURES:
+            fig = kv.gallery.render(name)
+            [svg] = plot.save(fig, tmp_path / name, formats=("svg",))
+            plt.close(fig)
+            data = svg.read_bytes()
+            sizes[name] = len(data)
+            assert b"<text" in data and b'<path id="DejaVuSans-' not in data, name
+            if name == "lock-timeline-416-vcpus":
+                assert data.count(b"<image") >= 1
+    assert max(sizes.values()) <= 300 * 1024, sizes
 
 
 def _svg(fig) -> bytes:
