@@ -320,16 +320,9 @@ def _notifications(stream) -> str:
     )
 
 
-def _percent(share: float) -> str:
-    """A share as the line labels write it: "none" at exactly 0, "under 1%" below 0.5 %."""
-    if share == 0:
-        return "none"
-    return "under 1%" if share < 0.005 else f"{share:.0%}"
-
-
 def _brownout(share: float) -> str:
-    """A brownout as the captions write it: the README's and the dashboard's format
-    (:func:`kvmviz._prose.pct`, "12.5 %"), "none" at exactly 0."""
+    """A brownout as the captions and line labels write it: the README's and the
+    dashboard's format (:func:`kvmviz._prose.pct`, "12.5 %"), "none" at exactly 0."""
     return "none" if share == 0 else pct(share)
 
 
@@ -637,7 +630,7 @@ def _label_lines(ax, gap: float = 1.2) -> None:
     for mean, kernel, color in rows:
         mark = [right - 0.015 * (right - left), right]
         ax.plot(mark, [mean, mean], color=color, clip_on=False)
-        text = f"{kernel}: none stalled" if mean == 0 else f"{kernel}: mean {_percent(mean / 100)}"
+        text = f"{kernel}: none stalled" if mean == 0 else f"{kernel}: mean {_brownout(mean / 100)}"
         texts.append(
             ax.annotate(
                 text,
