@@ -7,12 +7,21 @@ coerced: ``1.7``, ``"5"`` and ``True`` are not seeds, ``"False"`` is not a boole
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 
 import numpy as np
 
-__all__ = ["check_bool", "check_bool_array", "check_int", "check_number", "check_seed"]
+__all__ = [
+    "check_bool",
+    "check_bool_array",
+    "check_int",
+    "check_number",
+    "check_seed",
+    "strict_booleans",
+]
 
 
 def _is_int(value) -> bool:
@@ -84,3 +93,32 @@ def check_bool_array(values, name: str) -> np.ndarray:
             f"{name}: expected a one-dimensional sequence of booleans, got shape {array.shape}"
         )
     return array.astype(bool)  # an empty list is float64 to numpy
+
+
+def strict_booleans(function):
+    """Decorate ``function`` so that every parameter annotated ``bool`` refuses a non-boolean.
+
+    ``force="no"``, ``title="False"`` and ``transparent=0`` are truthy or falsy by accident,
+    and ``force="no"`` used to overwrite a file. The decorated function raises ``TypeError``
+    (:func:`check_bool`) naming the parameter before its body runs. The annotation is the
+    only declaration needed: a parameter added later is checked too.
+    """
+    signature = inspect.signature(function)
+    flags = [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.annotation in ("bool", bool)
+    ]
+    if not flags:
+        raise TypeError(f"{function.__qualname__} has no parameter annotated bool")
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        bound = signature.bind_partial(*args, **kwargs)
+        for name in flags:
+            if name in bound.arguments:
+                check_bool(bound.arguments[name], name)
+        return function(*args, **kwargs)
+
+    checked.__strict_booleans__ = tuple(flags)
+    return checked

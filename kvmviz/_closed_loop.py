@@ -18,16 +18,7 @@ import math
 
 import numpy as np
 
-try:  # pragma: no cover - exercised where numba is installed
-    from numba import njit
-except ImportError:  # pragma: no cover - exercised where it is not
-
-    def njit(*args, **kwargs):
-        """Stand-in for numba.njit: return the function unchanged."""
-        if args and callable(args[0]):
-            return args[0]
-        return lambda function: function
-
+from ._jit import njit
 
 # splitmix64 constants (Steele, Lea, Flood 2014): a counter-based generator, so the draws of a
 # (vCPU, attempt) depend only on the seed, never on the order the engines visit them in.

@@ -48,9 +48,10 @@ from matplotlib.path import Path as MplPath
 from matplotlib.transforms import Bbox
 
 from . import metrics, plot, theme
+from ._checks import strict_booleans
 from ._files import check_free, write_atomic
 from .presets import VMM_HEAP
-from .theme import HATCHES, KERNEL_STYLES, Themed, set_theme
+from .theme import HATCHES, KERNEL_STYLES, Themed
 
 __all__ = [
     "Animation",
@@ -841,6 +842,7 @@ def _legend_handles() -> list[Patch]:
     ]
 
 
+@strict_booleans
 def draw_queue(state: QueueState, *, ax=None, title: str | None = None, legend: bool = True):
     """Draw ``mmu_lock`` at one instant: holders inside the box, waiters queued outside.
 
@@ -1132,8 +1134,7 @@ def _snapshot_rc() -> dict:
 
 def _themed(build: Callable[[dict], Animation], context: str = "notebook") -> Animation:
     """Build an animation under the kvmviz theme without changing the caller's settings."""
-    with mpl.rc_context():
-        set_theme(context)
+    with theme.isolated(context):  # the user's matplotlibrc does not reach the frames
         return build(_snapshot_rc())
 
 
@@ -1549,6 +1550,7 @@ def _indexed_frames(animation: Animation):
         yield animation.image(i).quantize(palette=palette, dither=PIL.Image.Dither.NONE)
 
 
+@strict_booleans
 def to_html(animation: Animation, path, *, force: bool = False) -> Path:
     """Write ``animation`` as one self-contained HTML file: every frame a base64 PNG on one
     256-colour palette, and a small inline player (play/pause, slider).
@@ -1590,6 +1592,7 @@ def to_html(animation: Animation, path, *, force: bool = False) -> Path:
     return write_atomic({path: text.encode("utf-8")}, force=force)[0]
 
 
+@strict_booleans
 def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) -> Path:
     """Write ``animation`` as a looping GIF, one GIF frame per animation frame.
 

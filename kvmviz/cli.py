@@ -4,33 +4,38 @@ Every run echoes its parameters, so any screenshot of the output can be reproduc
 
 A user's mistake never ends in a traceback: a bad option, a file that cannot be read or
 written, a run too big for memory, each prints one line on stderr naming the option, file or
-parameter and what was expected, and exits with status 2 (130 on Ctrl-C). Only a bug in kvmviz
-itself still shows a traceback.
+parameter and what was expected, and exits with status 2. The process boundary is part of the
+contract too:
+
+- Ctrl-C, ``kill`` (SIGTERM) and a hung-up terminal (SIGHUP) stop the command the same way,
+  from the first instant (the handlers are installed before numpy and numba load): temporary
+  files and folders are removed, one line says so, the status is 130, 143 or 129
+  (:mod:`kvmviz._signals`).
+- A reader that goes away (``kvmviz simulate | head -1``) ends the report quietly, status 141;
+  files the command was asked to write are completed first. A full disk or ``/dev/full`` under
+  standard output is one line; an encoding without "µ" gets "us" (:mod:`kvmviz._streams`).
+- Files are written whole or not at all, and never over an existing file without ``--force``,
+  even when two runs race for the same folder (:mod:`kvmviz._files`).
+
+Only a bug in kvmviz itself still shows a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import warnings
 from pathlib import Path
 
-from . import __version__, exercises, experiments, metrics, theme
-from ._checks import check_seed
-from ._files import check_free, write_atomic
-from ._progress import reporter
-from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
-from .export import FORMATS, encode
-from .kernels import KERNELS
-from .metrics import KERNEL_TABLE_COLUMNS
-from .presets import SETUPS
-from .rwlock import POLICIES
-from .scenario import Scenario
+from . import __version__
+from ._signals import Interrupted, handled
+from ._streams import PIPE_STATUS, OutputError, PipeClosed, guarded
 
 __all__ = ["main"]
 
-_QUIZ = exercises.KINDS  # kind -> generator: the one spelling, shared with the notebooks
+# The model (numpy, numba, pandas) is imported inside main(), after the signal handlers.
 
 # Scenario fields the simulate options set, to name the option in Scenario's own errors.
 _OPTION_OF_FIELD = {
@@ -47,6 +52,8 @@ _OPTION_OF_FIELD = {
 # --------------------------------------------------------------------------------------------
 def _seed(text: str) -> int:
     """A seed: a non-negative integer, written in decimal (``1.7`` and ``-1`` are refused)."""
+    from ._checks import check_seed
+
     try:
         return check_seed(int(text, 10))
     except (TypeError, ValueError):
@@ -104,6 +111,8 @@ def _window(text: str) -> tuple[float, float]:
 
 def _kernels(text: str) -> tuple[str, ...]:
     """Kernels, comma-separated, each of :data:`kvmviz.KERNELS` once."""
+    from .kernels import KERNELS
+
     kernels = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = [k for k in kernels if k not in KERNELS]
     if unknown or not kernels or len(set(kernels)) != len(kernels):
@@ -161,20 +170,40 @@ def _progress_option(parser) -> None:
     )
 
 
+def _path(option: str):
+    """A path an option writes to: not empty, no NUL byte, no name too long for a file
+    system (:func:`kvmviz._files.check_path`)."""
+
+    def path(text: str) -> str:
+        from ._files import check_path
+
+        try:
+            check_path(text, option)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(
+                str(error).removeprefix(f"{option} ").removeprefix(f"{option}: ")
+            ) from None
+        return text
+
+    path.__name__ = "path"
+    return path
+
+
 def _trace_options(parser, what: str) -> None:
     parser.add_argument(
         "--trace",
+        type=_path("--trace"),
         metavar="DIR",
         help=f"also write {what} as a trace Perfetto opens (https://ui.perfetto.dev), one file "
         "per kernel, into DIR (created if needed)",
     )
     parser.add_argument(
         "--trace-format",
-        default="pftrace",
+        default=None,
         metavar="FMT[,FMT]",
         help="comma-separated trace formats: pftrace (Perfetto protobuf, with flows from a "
         "waiting callback to the faults queued behind it), json (Chrome JSON, also read by "
-        "Trace Compass)",
+        "Trace Compass) (default: pftrace)",
     )
     parser.add_argument(
         "--trace-window",
@@ -191,6 +220,12 @@ def _trace_options(parser, what: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import exercises, theme
+    from .engine import MAX_RECORDS
+    from .presets import SETUPS
+    from .rwlock import POLICIES
+    from .scenario import Scenario
+
     parser = _Parser(
         prog="kvmviz",
         description="KVM mmu_lock vs MMU notifiers, before and after Linux 8931a454ae.",
@@ -290,6 +325,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     figs.add_argument(
         "--out",
+        type=_path("--out"),
         required=True,
         metavar="DIR",
         help="output folder, created if needed (required)",
@@ -417,13 +453,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip (and count) malformed trace lines instead of stopping at the first",
     )
+    rep.add_argument(
+        "--max-records",
+        type=_count(1),
+        default=MAX_RECORDS,
+        metavar="N",
+        help="refuse, before any work, a replay whose tables would exceed N rows per kernel "
+        "(fault attempts + notifier callbacks, ~260 bytes each); raise it to go ahead",
+    )
     _trace_options(rep, "the replayed notifications and the modelled vCPUs")
     _progress_option(rep)
 
     quiz = command("quiz", "print a seeded exercise; -c reveals the answer")
     quiz.add_argument(
         "kind",
-        choices=sorted(_QUIZ),
+        choices=sorted(exercises.KINDS),
         nargs="?",
         default="takes-lock",
         help="which exercise",
@@ -453,16 +497,59 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         The exit status: 0 on success (``--help`` and ``--version`` included), 2 for a user's
-        mistake (one line on stderr says which), 130 when interrupted (Ctrl-C).
+        mistake or an output that could not be written (one line on stderr says which), 141
+        when the reader of standard output went away, 128 + the signal's number when
+        interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
     """
-    try:
+    with handled(), _one_line_warnings():  # first: a Ctrl-C while numpy loads is one line
         try:
-            args = _parser().parse_args(argv)
-        except SystemExit as done:  # --help, --version or an argparse error (one line)
-            return done.code if isinstance(done.code, int) else 2
-        return _COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        return _fail("kvmviz", "interrupted", status=130)
+            with guarded() as (out, _err):
+                status = _run(argv)
+                if out.pipe_closed and status == 0:
+                    status = PIPE_STATUS  # the files are complete; the report was cut
+            return status
+        except KeyboardInterrupt as stop:
+            return _stopped("kvmviz", stop, "")
+        except PipeClosed:
+            return PIPE_STATUS
+        except OutputError as error:
+            return _fail("kvmviz", f"cannot write to {error.filename}: {error.strerror}")
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings (a numba cache fallback, say) as ``kvmviz: warning: ...``, one line each."""
+    saved = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_args, **_kw: (
+        f"kvmviz: warning: {_one_line(message)}\n"
+    )
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version or an argparse error (one line)
+        return done.code if isinstance(done.code, int) else 2
+    return _COMMANDS[args.command](args)
+
+
+def _keep_going() -> None:
+    """This command writes files: a reader that goes away must not stop them half-way."""
+    if hasattr(sys.stdout, "keep_going"):
+        sys.stdout.keep_going = True
+
+
+def _stopped(prog: str, stop: KeyboardInterrupt, what: str) -> int:
+    """The one line of a command stopped by Ctrl-C (``interrupted``, 130) or a signal
+    (``interrupted (SIGTERM)``, 143), saying what was left (``what``)."""
+    signalled = isinstance(stop, Interrupted) and stop.status != 130
+    name = f" ({stop.name})" if signalled else ""
+    status = stop.status if signalled else 130
+    return _fail(prog, f"interrupted{name}{'; ' + what if what else ''}", status=status)
 
 
 def _one_line(message: str) -> str:
@@ -471,9 +558,14 @@ def _one_line(message: str) -> str:
 
 def _fail(prog: str, message: str, *, status: int = 2) -> int:
     """Print ``prog: message`` as one line on stderr; return ``status``."""
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")  # clear a progress line left half-drawn
-    print(f"{prog}: {_one_line(message)}", file=sys.stderr)
+    if sys.stderr is None:  # closed before Python started (2>&-): the status says it
+        return status
+    try:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")  # clear a progress line left half-drawn
+        print(f"{prog}: {_one_line(message)}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the status still says it
     return status
 
 
@@ -488,28 +580,162 @@ def _os_error(error: OSError) -> str:
 
 
 def _reporter(args, name: str, describe):
+    from ._progress import reporter
+
     show = sys.stderr.isatty() if args.progress is None else args.progress
     return reporter(True if show else None, name, describe, "done, total")
 
 
-def _trace_targets(args, stem: str) -> tuple[list[Path], str]:
-    """The trace files ``--trace`` asks for (one per kernel and format) and the options to
-    echo; ``ValueError`` for an unknown format, ``FileExistsError`` for an existing file
-    without ``--force``. Nothing is written here."""
-    if args.trace is None:
-        return [], ""
-    formats = [f.strip().lower().lstrip(".") for f in args.trace_format.split(",") if f.strip()]
+def _size(n: float) -> str:
+    from .engine import _size as size
+
+    return size(n)
+
+
+# --------------------------------------------------------------------------------------------
+# What a run will cost, said before it starts.
+# --------------------------------------------------------------------------------------------
+def _memory_available() -> int | None:
+    """Bytes of memory this process may still use, or None if nothing says.
+
+    The least of what the machine has available (``MemAvailable``), what the container's
+    cgroup allows beyond what it uses (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) and
+    what ``ulimit -v`` leaves of the address space: a run refused by none of them may still
+    be killed, but one refused by any would have been.
+    """
+    import os
+    import resource
+
+    limits = []
+
+    def read(path: str) -> str | None:
+        try:
+            with open(path, encoding="ascii") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    meminfo = read("/proc/meminfo") or ""
+    for line in meminfo.splitlines():
+        if line.startswith("MemAvailable:"):
+            limits.append(int(line.split()[1]) * 1024)
+    if not limits:
+        try:
+            limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        limit, usage = read(limit_file), read(usage_file)
+        if limit and usage and limit.strip().isdigit() and usage.strip().isdigit():
+            if int(limit) < 2**60:  # v1 writes "no limit" as a huge number
+                limits.append(max(int(limit) - int(usage), 0))
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        status = read("/proc/self/status") or ""
+        size = next(
+            (
+                int(line.split()[1]) * 1024
+                for line in status.splitlines()
+                if line.startswith("VmSize:")
+            ),
+            0,
+        )
+        limits.append(max(soft - size, 0))
+    return min(limits) if limits else None
+
+
+def _check_cost(
+    work, *, runs: int, option: str, limit: int, lower: str, extra: int = 0
+) -> str | None:
+    """Why a simulation of ``work`` (``runs`` of them kept in memory) may not start, or None.
+
+    Two limits: ``limit`` rows per run (the option ``option``, which a user may raise), and
+    the memory this machine has available now: the tables of every run are held at once
+    (the per-kernel table compares them), so a run that fits the option but not the machine
+    is refused too, and a suggested ``option`` value is offered only when it would fit.
+    ``extra`` is memory needed besides the tables (a trace export's, :func:`_export_memory`).
+    """
+    available = _memory_available()
+    needed = runs * work.bytes + extra
+    fits = available is None or needed <= 0.8 * available
+    if work.records > limit:
+        if fits and work.bytes < 2**50:
+            go_ahead = f", or add {option} {work.records} to go ahead"
+        elif available is not None:
+            go_ahead = (
+                f" (raising {option} would not help: the {runs} runs' tables would take "
+                f"~{_size(needed)}, more than the {_size(available)} this machine has "
+                "available)"
+            )
+        else:
+            go_ahead = ""
+        return (
+            f"each kernel's run would simulate {work}, more than {option} {limit:,}: "
+            f"{lower}{go_ahead}"
+        )
+    if not fits:
+        return (
+            f"the {runs} kernels' runs would need ~{_size(needed)} of memory ({work} each), "
+            f"more than the {_size(available)} this machine has available: {lower}"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Trace files: --trace, --trace-format, --trace-window.
+# --------------------------------------------------------------------------------------------
+def _trace_formats(args) -> list[str]:
+    from .export import FORMATS
+
+    text = "pftrace" if args.trace_format is None else args.trace_format
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     known = [f.lstrip(".") for f in FORMATS]
     unknown = [f for f in formats if f not in known]
-    if unknown or not formats:
+    if unknown or not formats or len(set(formats)) != len(formats):
+        why = f"unknown format(s) {', '.join(unknown)}" if unknown else "each format once"
         raise ValueError(
-            f"--trace-format {args.trace_format!r}: unknown format(s) "
-            f"{', '.join(unknown) or '(none)'}; expected some of {', '.join(known)}"
+            f"--trace-format {text!r}: {why if formats else 'no format'}; expected some of "
+            f"{', '.join(known)}, comma-separated"
         )
+    return formats
+
+
+def _trace_targets(args, stem: str, kernels) -> tuple[list[Path], str]:
+    """The trace files ``--trace`` asks for (one per kernel and format) and the options to
+    echo. ``ValueError`` for an unknown format, a trace option without ``--trace`` or a folder
+    that cannot be written, ``FileExistsError`` for an existing file without ``--force``.
+    Nothing is written here."""
+    from ._files import check_free
+
+    if args.trace is None:
+        given = [
+            option
+            for option, value in (
+                ("--trace-format", args.trace_format),
+                ("--trace-window", args.trace_window),
+                ("--force", args.force or None),
+            )
+            if value is not None
+        ]
+        if given:
+            they, apply, them = ("they", "apply", "them") if given[1:] else ("it", "applies", "it")
+            raise ValueError(
+                f"{' and '.join(given)} given without --trace: {they} {apply} only to the trace "
+                f"files --trace DIR writes; add --trace DIR, or leave {them} out"
+            )
+        return [], ""
+    formats = _trace_formats(args)
     out = Path(args.trace)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--trace {out}: exists and is not a folder; expected a folder")
-    targets = [out / f"{stem}-{kernel}.{fmt}" for kernel in KERNELS for fmt in formats]
+    problem = _not_a_folder(out, "--trace")
+    if problem:
+        raise ValueError(problem)
+    targets = [out / f"{stem}-{kernel}.{fmt}" for kernel in kernels for fmt in formats]
     try:
         check_free(targets, force=args.force)
     except FileExistsError as error:
@@ -521,19 +747,97 @@ def _trace_targets(args, stem: str) -> tuple[list[Path], str]:
     return targets, echo + (" --force" if args.force else "")
 
 
+def _not_a_folder(out: Path, option: str) -> str | None:
+    """Why ``out`` cannot be the folder ``option`` writes into, or None (absent is fine)."""
+    if out.is_symlink() and not out.exists():
+        return (
+            f"{option} {out}: a symbolic link to {out.readlink()}, which does not exist; "
+            "expected a folder (or a link to one)"
+        )
+    if out.exists() and not out.is_dir():
+        return f"{option} {out}: exists and is not a folder; expected a folder"
+    return None
+
+
+def _writable_folder(out: Path, option: str, needed: int) -> str | None:
+    """Why ``out`` (a folder, created if missing) cannot take ``needed`` bytes, or None:
+    the nearest existing ancestor must be a folder this process may write into, on a file
+    system with room for the files (checked before any work, so a long run is not wasted)."""
+    import os
+    import shutil
+
+    existing = out
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{option} {out}: {existing} is not a folder; expected a folder to write into"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{option} {out}: {existing} cannot be written (permission denied or read-only)"
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return None
+    if needed > free:
+        return (
+            f"{option} {out}: the files would take ~{_size(needed)}, and the file system of "
+            f"{existing} has {_size(free)} free; free some space, or add --trace-window to "
+            "write a stretch of the run"
+        )
+    return None
+
+
+def _export_memory(work, targets) -> int:
+    """Memory the trace export needs besides the runs (one file at a time), or 0."""
+    from . import export
+
+    return export.memory(work.attempts, work.callbacks) if targets else 0
+
+
+def _trace_bytes(work, formats) -> int:
+    """Bytes of one kernel's trace files, all ``formats``, estimated from the run's work."""
+    from . import export
+
+    return sum(export.estimate(work.attempts, work.callbacks, f".{fmt}") for fmt in formats)
+
+
+def _check_window(args, end_us: float) -> str | None:
+    if args.trace_window is not None and args.trace_window[0] >= end_us:
+        lo, hi = args.trace_window
+        return (
+            f"--trace-window {lo / 1000:g}:{hi / 1000:g}: starts after the run, which ends at "
+            f"{end_us / 1000:g} ms; expected a window inside 0:{end_us / 1000:g}"
+        )
+    return None
+
+
 def _write_traces(prog: str, targets: list[Path], runs: dict, args) -> int:
-    """Write each kernel's run to its targets, all or none; print each path."""
+    """Write each kernel's run to its targets, all or none, one file at a time (each streamed
+    to a temporary file: memory does not grow with kernels or formats); print each path."""
+    from . import export
+    from ._files import staged_files
+
     if not targets:
         return 0
-    files = {}
-    for path in targets:
-        kernel = path.stem.rsplit("-", 1)[1]
-        files[path] = encode(runs[kernel], path.suffix, window=args.trace_window)
+    writing = targets[0]
     try:
-        written = write_atomic(files, force=args.force)
+        with staged_files(targets, force=args.force) as temporaries:
+            for writing, temporary in zip(targets, temporaries, strict=True):
+                kernel = writing.stem.rsplit("-", 1)[1]
+                with open(temporary, "wb") as handle:
+                    export.write(runs[kernel], handle, writing.suffix, window=args.trace_window)
+    except ValueError as error:
+        return _fail(prog, f"--trace-window: {error}; no trace was written")
     except OSError as error:
-        return _fail(prog, f"cannot write --trace: {_os_error(error)}; no trace was written")
-    for path in written:
+        if error.filename is None and error.errno is not None:  # a failed write (a full disk,
+            # ulimit -f): name the file. A refusal of ours (errno None) names its files already.
+            error = OSError(error.errno, error.strerror, str(writing))
+        message = _os_error(error).replace("pass force=True", "add --force")
+        return _fail(prog, f"cannot write --trace: {message}; no trace was written")
+    except KeyboardInterrupt as stop:
+        return _stopped(prog, stop, "no trace was written")
+    for path in targets:
         print(f"# trace: {path}")
     return 0
 
@@ -541,7 +845,19 @@ def _write_traces(prog: str, targets: list[Path], runs: dict, args) -> int:
 # --------------------------------------------------------------------------------------------
 # The commands.
 # --------------------------------------------------------------------------------------------
+def _scenario_error(error: ValueError) -> str:
+    field = str(error).partition(" ")[0].removeprefix("Scenario.")
+    option = _OPTION_OF_FIELD.get(field)
+    return f"{option}: {error}" if option else str(error)
+
+
 def _simulate(args) -> int:
+    from . import experiments, metrics
+    from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
+    from .kernels import KERNELS
+    from .metrics import KERNEL_TABLE_COLUMNS
+    from .presets import SETUPS
+
     prog = "kvmviz simulate"
     try:
         changes = {"notifier_rate_hz": args.rate, "spurious_share": args.spurious}
@@ -552,31 +868,34 @@ def _simulate(args) -> int:
             **{field: value for field, value in changes.items() if value is not None},
         )
     except ValueError as error:
-        field = str(error).partition(" ")[0].removeprefix("Scenario.")
-        option = _OPTION_OF_FIELD.get(field)
-        return _fail(prog, f"{option}: {error}" if option else str(error))
+        return _fail(prog, _scenario_error(error))
     if scenario.n_faulting >= MAX_FAULTING_VCPUS:
         return _fail(
             prog,
             f"--vcpus {args.vcpus:,}: the model numbers at most {MAX_FAULTING_VCPUS - 1:,} "
             "faulting vCPUs (9 in 10 of --vcpus); expected fewer vCPUs",
         )
-    work = estimate(scenario)
-    if work.records > args.max_records:
-        go_ahead = (
-            f", or add --max-records {work.records} to go ahead"
-            if work.bytes < 2**50
-            else " (no machine has the memory this run needs)"
-        )
-        return _fail(
-            prog,
-            f"each kernel's run would simulate {work}, more than --max-records "
-            f"{args.max_records:,}: shorten --duration-ms, lower --vcpus or --rate{go_ahead}",
-        )
     try:
-        targets, echo_trace = _trace_targets(args, "simulate")
+        targets, echo_trace = _trace_targets(args, "simulate", KERNELS)
     except (ValueError, FileExistsError) as error:
         return _fail(prog, str(error))
+    work = estimate(scenario)
+    refusal = _check_cost(
+        work,
+        runs=len(KERNELS),
+        option="--max-records",
+        limit=args.max_records,
+        lower="shorten --duration-ms, lower --vcpus or --rate",
+        extra=_export_memory(work, targets),
+    )
+    refusal = refusal or _check_window(args, scenario.duration_us)
+    if targets and refusal is None:
+        needed = len(KERNELS) * _trace_bytes(work, _trace_formats(args))
+        refusal = _writable_folder(Path(args.trace), "--trace", needed)
+    if refusal:
+        return _fail(prog, refusal)
+    if targets:
+        _keep_going()
     echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
     print(
         f"# kvmviz simulate --setup {args.setup} --vcpus {args.vcpus} "
@@ -605,9 +924,12 @@ def _simulate(args) -> int:
     return _write_traces(prog, targets, runs, args)
 
 
-def _figures_vm(args) -> tuple[Scenario | None, str]:
+def _figures_vm(args):
     """The VM ``--setup``, ``--vcpus``, ``--rate`` and ``--spurious`` ask for (None: each
     figure's own) and its options to echo; ``ValueError`` naming the option otherwise."""
+    from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, estimate
+    from .presets import SETUPS
+
     asked = (args.setup, args.vcpus, args.rate, args.spurious)
     if all(value is None for value in asked):
         return None, ""
@@ -620,9 +942,7 @@ def _figures_vm(args) -> tuple[Scenario | None, str]:
     try:
         scenario = SETUPS[setup](**{k: v for k, v in changes.items() if v is not None})
     except ValueError as error:
-        field = str(error).partition(" ")[0].removeprefix("Scenario.")
-        option = _OPTION_OF_FIELD.get(field)
-        raise ValueError(f"{option}: {error}" if option else str(error)) from None
+        raise ValueError(_scenario_error(error)) from None
     if scenario.n_faulting >= MAX_FAULTING_VCPUS:
         raise ValueError(
             f"--vcpus {scenario.n_vcpus:,}: the model numbers at most "
@@ -635,6 +955,11 @@ def _figures_vm(args) -> tuple[Scenario | None, str]:
             f"each run of this VM would simulate {work}, more than the figures' limit of "
             f"{MAX_RECORDS:,} rows: lower --vcpus or --rate"
         )
+    refusal = _check_cost(
+        work, runs=3, option="the figures' limit", limit=MAX_RECORDS, lower="lower --vcpus"
+    )
+    if refusal:
+        raise ValueError(refusal)
     echo = (
         f" --setup {setup} --vcpus {scenario.n_vcpus} --rate {scenario.notifier_rate_hz:g} "
         f"--spurious {scenario.spurious_share:g}"
@@ -643,10 +968,11 @@ def _figures_vm(args) -> tuple[Scenario | None, str]:
 
 
 def _figures(args) -> int:
+    from . import gallery  # loads matplotlib: only for this command
+    from .engine import TooMuchWork
+
     prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    from . import gallery  # loads matplotlib: only for this command
-
     unknown = [f for f in formats if f not in gallery.FORMATS]
     if unknown or not formats:
         return _fail(
@@ -655,12 +981,16 @@ def _figures(args) -> int:
             f"expected some of {', '.join(gallery.FORMATS)}",
         )
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        return _fail(prog, f"--out {out}: exists and is not a folder; expected a folder")
+    problem = _not_a_folder(out, "--out")
+    if problem:
+        return _fail(prog, problem)
     try:
         scenario, echo_vm = _figures_vm(args)
     except ValueError as error:
         return _fail(prog, str(error))
+    refusal = _writable_folder(out, "--out", 0)
+    if refusal:
+        return _fail(prog, refusal)
     options = echo_vm
     if args.kernels is not None:
         options += f" --kernels {','.join(args.kernels)}"
@@ -673,6 +1003,7 @@ def _figures(args) -> int:
         + (" --force" if args.force else "")
         + (" --no-animations" if args.no_animations else "")
     )
+    _keep_going()
     print(
         f"# kvmviz figures --out {args.out} --format {','.join(formats)} "
         f"--context {args.context} -s {args.seed}{options}{flags}  "
@@ -699,28 +1030,32 @@ def _figures(args) -> int:
         return _fail(prog, f"{size}: lower --vcpus or --rate; {unchanged}")
     except OSError as error:
         if isinstance(error, FileExistsError) and "refusing to overwrite" in str(error):
-            message = str(error).replace("pass force=True", "add --force to replace them")
+            message = _os_error(error).replace("pass force=True", "add --force to replace them")
             return _fail(prog, f"{message}; nothing was written")
         return _fail(prog, f"cannot write --out {out}: {_os_error(error)}; {unchanged}")
-    except KeyboardInterrupt:
-        return _fail(prog, f"interrupted; {unchanged}", status=130)
+    except KeyboardInterrupt as stop:
+        return _stopped(prog, stop, unchanged)
     for path in written:
         print(path)
     return 0
 
 
 def _replay(args) -> int:
-    from . import traces  # plot's table helpers load matplotlib: only for this command
+    from . import experiments, metrics, traces
+    from .engine import MAX_RECORDS, TooMuchWork
+    from .kernels import KERNELS
+    from .metrics import KERNEL_TABLE_COLUMNS
 
     prog = "kvmviz replay"
     try:
-        targets, echo_trace = _trace_targets(args, Path(args.trace_file).stem)
+        targets, echo_trace = _trace_targets(args, Path(args.trace_file).stem, KERNELS)
     except (ValueError, FileExistsError) as error:
         return _fail(prog, str(error))
+    echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
     print(
         f"# kvmviz replay {args.trace_file} --layout {args.layout} --vcpus {args.vcpus} "
         f"--policy {args.policy} -s {args.seed}{' --lenient' if args.lenient else ''}"
-        f"{echo_trace}"
+        f"{echo_max}{echo_trace}"
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -741,11 +1076,33 @@ def _replay(args) -> int:
                 progress=_reporter(args, prog, traces._describe_bytes),
             )
             stage = ""
+            work, end_us = experiments.replay_work(events, layout, n_vcpus=args.vcpus)
+            refusal = _check_cost(
+                work,
+                runs=len(KERNELS),
+                option="--max-records",
+                limit=args.max_records,
+                lower="lower --vcpus or replay a shorter stretch of the trace",
+                extra=_export_memory(work, targets),
+            )
+            refusal = refusal or _check_window(args, end_us)
+            if targets and refusal is None:
+                needed = len(KERNELS) * _trace_bytes(work, _trace_formats(args))
+                refusal = _writable_folder(Path(args.trace), "--trace", needed)
+            if refusal:
+                return _fail(prog, refusal)
+            if targets:
+                _keep_going()
             table, runs = experiments.compare_replay(
-                events, layout, n_vcpus=args.vcpus, policy=args.policy, seed=args.seed
+                events,
+                layout,
+                n_vcpus=args.vcpus,
+                policy=args.policy,
+                seed=args.seed,
+                max_records=args.max_records,
             )
         except TooMuchWork as error:
-            size = str(error).partition(": shorten")[0]
+            size = str(error).partition(": shorten")[0].replace("max_records=", "--max-records ")
             return _fail(prog, f"{size}: lower --vcpus or replay a shorter stretch of the trace")
         except (OSError, ValueError) as error:
             message = _os_error(error) if isinstance(error, OSError) else str(error)
@@ -767,6 +1124,8 @@ def _replay(args) -> int:
 
 
 def _quiz(args) -> int:
+    from . import exercises
+
     options = {} if args.policy is None else {"policy": args.policy}
     try:
         question = exercises.quiz(args.kind, args.seed, **options)

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from . import classify
-from ._checks import check_int, check_seed
+from ._checks import check_int, check_seed, strict_booleans
 from ._progress import reporter
-from .engine import callback_costs, simulate
+from .engine import MAX_RECORDS, callback_costs, estimate, simulate
 from .kernels import KERNELS
 from .memslots import PAGE_SIZE, Memslot, MemslotLayout
 from .metrics import kernel_table, summarize
@@ -64,6 +64,7 @@ __all__ = [
     "populate_seconds",
     "predictions",
     "replay_trace",
+    "replay_work",
     "sensitivity",
 ]
 
@@ -135,6 +136,7 @@ def kernel_runs(
     return runs
 
 
+@strict_booleans
 def compare_setups(
     *, seeds: Sequence[int] = (0,), kernels=KERNELS, tdp_mmu: bool = True, **changes
 ) -> pd.DataFrame:
@@ -755,6 +757,7 @@ def replay_trace(
     seed: int = 0,
     scenario=None,
     max_gap_us: float = MAX_GAP_US,
+    max_records: int = MAX_RECORDS,
 ):
     """What a recorded notification stream would have cost on ``kernel``.
 
@@ -791,6 +794,9 @@ def replay_trace(
         vCPU and cost parameters.
     max_gap_us : float
         The longest idle gap replayed, µs; longer gaps are cut to it.
+    max_records : int
+        Refuse (:class:`~kvmviz.engine.TooMuchWork`), before any work, a replay whose tables
+        would exceed this many rows (:func:`replay_work` estimates them).
 
     Returns
     -------
@@ -808,6 +814,14 @@ def replay_trace(
         the engine's :class:`~kvmviz.engine.TooMuchWork` if even the shortened replay is too
         big for its ``max_records``.
     """
+    modelled, stream, info = _replay_setup(events, layout, n_vcpus, scenario, max_gap_us)
+    run = simulate(modelled, kernel, policy, seed, stream=stream, max_records=max_records)
+    run.notifiers.attrs["replay"] = info
+    return run
+
+
+def _replay_setup(events, layout, n_vcpus, scenario, max_gap_us):
+    """The modelled VM, the notification stream and the replay's facts of a trace."""
     if not isinstance(events, pd.DataFrame):
         raise TypeError(f"events: expected the frame of load_ftrace(), got {type(events).__name__}")
     n_vcpus = check_int(n_vcpus, "n_vcpus", minimum=1)
@@ -822,9 +836,32 @@ def replay_trace(
     info["age_hva"] = stream.attrs["age_hva"]
     base = Scenario(layout=layout) if scenario is None else scenario
     modelled = base.replace(layout=layout, n_vcpus=n_vcpus, duration_us=end_us)
-    run = simulate(modelled, kernel, policy, seed, stream=stream)
-    run.notifiers.attrs["replay"] = info
-    return run
+    return modelled, stream, info
+
+
+def replay_work(
+    events: pd.DataFrame,
+    layout: MemslotLayout,
+    *,
+    n_vcpus: int = 64,
+    scenario=None,
+    max_gap_us: float = MAX_GAP_US,
+):
+    """What one :func:`replay_trace` of ``events`` would do, estimated without doing it.
+
+    Parameters
+    ----------
+    events, layout, n_vcpus, scenario, max_gap_us
+        As for :func:`replay_trace`.
+
+    Returns
+    -------
+    (Work, float)
+        :func:`kvmviz.engine.estimate` of the modelled run (one kernel), and the simulated
+        time it covers, µs (the replayed notifications plus a millisecond).
+    """
+    modelled, stream, info = _replay_setup(events, layout, n_vcpus, scenario, max_gap_us)
+    return estimate(modelled, stream=stream), info["replayed_us"]
 
 
 class ReplayWarning(UserWarning):

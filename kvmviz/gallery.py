@@ -29,24 +29,20 @@ charts become three rows); the height follows from the layout.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
-import os
-import shutil
-import tempfile
 import textwrap
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib as mpl
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import animate, classify, experiments, metrics, plot, presets, theme, timelines
-from ._files import check_free, umask
+from ._checks import strict_booleans
+from ._files import check_free, staged_folder
 from ._fit import fit_text
 from ._prose import pct
 from .engine import simulate
@@ -54,7 +50,6 @@ from .kernels import KERNELS
 from .notifiers import generate_stream
 from .presets import SETUPS, VMM_HEAP, q35_512m_layout, static_setup, volatile_setup
 from .scenario import Scenario
-from .theme import set_theme
 
 __all__ = [
     "ANIMATION_FORMATS",
@@ -819,6 +814,7 @@ def _without_kernels(render: _Render) -> _Render:
     return clone
 
 
+@strict_booleans
 def render(
     name: str,
     *,
@@ -963,6 +959,7 @@ def _animation_targets(out: Path, formats: Sequence[str]) -> list[Path]:
     return [out / f"{name}.{fmt}" for name in _STANDARD for fmt in formats]
 
 
+@strict_booleans
 def render_animations(
     out_dir, *, formats: Sequence[str] = ANIMATION_FORMATS, force: bool = False, seed: int = 0
 ) -> list[Path]:
@@ -1000,6 +997,7 @@ def render_animations(
 # --------------------------------------------------------------------------------------------
 # Everything, all or nothing: `kvmviz figures`.
 # --------------------------------------------------------------------------------------------
+@strict_booleans
 def render_all(
     out_dir,
     *,
@@ -1089,39 +1087,19 @@ def render_all(
                 f"refusing to overwrite {len(existing)} existing file(s) in {out}: {shown} "
                 "(pass force=True)"
             )
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(out))
-    created = _make_parents(out.parent)  # removed again if the run does not complete
-    try:
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    except OSError as error:
-        _remove_empty(created)
-        # mkdtemp names a random file of its own: name the folder it could not write into.
-        reason = f"{error.strerror or error} (creating a temporary folder there)"
-        raise OSError(error.errno, reason, str(out.parent)) from error
-    complete = False
-    try:
-        staged: list[Path] = []
-        with mpl.rc_context():
-            set_theme(context, style=style)
-            if animations:
-                staged += render_animations(staging, force=True, seed=seed)
-            for name in names:
-                fig = _build(name, render)
-                staged += plot.save(
-                    fig, staging / name, formats=formats, force=True, transparent=transparent
+    with staged_folder(out, force=force) as staging, theme.isolated(context, style):
+        if animations:
+            staging.add(*render_animations(staging.path, force=True, seed=seed))
+        for name in names:
+            fig = _build(name, render)
+            staging.add(
+                *plot.save(
+                    fig, staging.path / name, formats=formats, force=True, transparent=transparent
                 )
-                if not title:
-                    alt = staging / f"{name}.txt"
-                    alt.write_text(_alt_text(fig) + "\n", encoding="utf-8")
-                    staged.append(alt)
-        written = _move_into_place(staging, staged, out)
-        complete = True
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not complete:
-            _remove_empty(created)
+            )
+            if not title:
+                staging.write(f"{name}.txt", (_alt_text(fig) + "\n").encode("utf-8"))
+    return staging.files
 
 
 def _alt_text(fig: Figure) -> str:
@@ -1130,39 +1108,3 @@ def _alt_text(fig: Figure) -> str:
         return caption(fig)
     except ValueError:
         return ""
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing ancestors; return those created, innermost first."""
-    missing = []
-    for path in (folder, *folder.parents):
-        if path.is_dir():
-            break
-        if path.exists():  # a regular file: mkdir would say "File exists", which misleads
-            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(path))
-        missing.append(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders a failed run created (innermost first), if they are still empty."""
-    for path in folders:
-        try:
-            path.rmdir()
-        except OSError:
-            return  # not empty (something else wrote there) or already gone: leave it
-
-
-def _move_into_place(staging: Path, staged: list[Path], out: Path) -> list[Path]:
-    """Move a complete set from ``staging`` to ``out``: one rename of the folder when ``out``
-    does not exist yet, else one atomic rename per file (each replaces its old version)."""
-    relative = [p.relative_to(staging) for p in staged]
-    staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; the figures are for everyone
-    if not out.exists():
-        staging.rename(out)
-    else:
-        for rel in relative:
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, out / rel)
-    return [out / rel for rel in relative]

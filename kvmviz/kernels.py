@@ -193,7 +193,7 @@ def takes_lock(kernel: str, callback: str, hit: bool) -> bool:
     >>> takes_lock("v5.15", "invalidate_range_start", hit=False)
     False
     """
-    return rule(kernel, callback, hit).takes_lock
+    return rule(kernel, callback, check_bool(hit, "hit")).takes_lock
 
 
 def rules_table():

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import classify
-from ._checks import check_number
+from ._checks import check_number, strict_booleans
 from .kernels import CALLBACKS, rule
 
 __all__ = [
@@ -650,6 +650,7 @@ def whole_stalls(run, start_us: float, end_us: float) -> tuple[float, float]:
     return new_start, new_end
 
 
+@strict_booleans
 def busiest_window(
     run, width_us: float, *, lead: float = 0.25, whole: bool = True
 ) -> tuple[float, float]:

@@ -32,6 +32,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import IdentityTransform
 
 from . import classify, metrics, theme
+from ._checks import strict_booleans
 from ._files import check_free, write_atomic
 from .kernels import KERNELS
 from .memslots import PAGE_SHIFT
@@ -1094,6 +1095,7 @@ _COMPRESSED_AXIS = (
 )
 
 
+@strict_booleans
 def memslot_map(
     layout,
     notifiers=None,
@@ -1273,6 +1275,7 @@ def memslot_map(
     return ax
 
 
+@strict_booleans
 def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: bool = True):
     """The guest-physical side of a layout: each address space's memslots on the gfn axis and,
     optionally, the guest frames that notifier hits reach.
@@ -1960,6 +1963,7 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
 _HEATMAP_CMAP = "YlOrBr"  # ColorBrewer sequential, colour-blind safe; orange means stalled
 
 
+@strict_booleans
 def tornado_grid(tables, *, fig=None, titles=None, stacked: bool = False):
     """:func:`tornado` for several sensitivity tables, one row of panels each, on shared scales.
 
@@ -2060,6 +2064,7 @@ def _cell_text(value: float, unit: str) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.2g}"
 
 
+@strict_booleans
 def heatmap(
     table: pd.DataFrame,
     x: str,
@@ -2230,6 +2235,7 @@ _CURVE_STYLES = (  # colours named in the palette, looked up as they are drawn
 )
 
 
+@strict_booleans
 def curves(
     table: pd.DataFrame,
     x: str,
@@ -2361,6 +2367,7 @@ every dot of such a hatch as a curve, about 150 KB of SVG per colour). Everythin
 above all, stays vector."""
 
 
+@strict_booleans
 def save(
     fig, path, *, formats=("svg", "png"), force: bool = False, transparent: bool = False
 ) -> list[Path]:

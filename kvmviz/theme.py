@@ -41,7 +41,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "color",
     "contrast",
     "is_dark",
+    "isolated",
     "kernel_style",
     "palette",
     "policy_style",
@@ -385,6 +387,42 @@ def set_theme(
     _kernel_colors.update(colours)
 
 
+@contextmanager
+def isolated(
+    context: str = "paper",
+    style: str = "light",
+    *,
+    kernel_colors: dict[str, str] | None = None,
+) -> Iterator[None]:
+    """For the block, matplotlib's own defaults plus the kvmviz theme, whatever the user's
+    ``matplotlibrc`` or earlier ``rcParams`` changes say; everything is put back afterwards.
+
+    :func:`set_theme` changes only the settings the theme owns, so a notebook keeps what its
+    reader set (a font, a default figure size). A file written for someone else must not
+    depend on that: a ``matplotlibrc`` with ``text.usetex: True`` and no LaTeX would make it
+    fail, one with ``savefig.facecolor: black`` would change every file, and "one seed gives
+    byte-identical files" would hold only on the machine that made them. ``kvmviz figures``
+    and the animations therefore render inside this block. The backend and the other settings
+    that steer a GUI rather than a figure (matplotlib's ``STYLE_BLACKLIST``) are left alone.
+
+    Parameters
+    ----------
+    context, style, kernel_colors
+        As for :func:`set_theme`.
+    """
+    import matplotlib as mpl
+
+    colours = dict(_kernel_colors)
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        set_theme(context, style, kernel_colors=kernel_colors)
+        try:
+            yield
+        finally:
+            _kernel_colors.clear()
+            _kernel_colors.update(colours)
+
+
 # --------------------------------------------------------------------------------------------
 # Accessors: the colours of the current settings, read by the views while they draw.
 # --------------------------------------------------------------------------------------------
@@ -655,8 +693,8 @@ def sheet_text(style: str = "light", context: str = "notebook") -> str:
 
 
 def write_style_sheets(folder=None) -> list[Path]:
-    """(Re)write every style sheet from :func:`rc_params` (tests/test_theme.py checks that the
-    packaged ones are in step).
+    """(Re)write every style sheet from :func:`rc_params`, replacing the old ones, all or none
+    (tests/test_theme.py checks that the packaged ones are in step).
 
     Parameters
     ----------
@@ -668,12 +706,12 @@ def write_style_sheets(folder=None) -> list[Path]:
     list of Path
         The files written.
     """
+    from ._files import write_atomic
+
     folder = Path(folder) if folder is not None else STYLE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for style in STYLES:
-        for context in CONTEXTS:
-            path = folder / _sheet_name(style, context)
-            path.write_text(sheet_text(style, context), encoding="utf-8")
-            written.append(path)
-    return written
+    sheets = {
+        folder / _sheet_name(style, context): sheet_text(style, context).encode("utf-8")
+        for style in STYLES
+        for context in CONTEXTS
+    }
+    return write_atomic(sheets, force=True)  # regenerating them is what the call is for

@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from . import theme
+from ._checks import strict_booleans
 from .classify import first_callbacks
 from .metrics import coverage, notifier_counters, queue_depth
 from .plot import _span_bars
@@ -281,6 +282,7 @@ def _time_scale(width_us: float) -> tuple[float, str]:
     return (1e-3, "ms") if width_us >= _MS_FROM_US else (1.0, "µs")
 
 
+@strict_booleans
 def lock_timeline(
     run,
     start_us: float,

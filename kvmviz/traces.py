@@ -19,11 +19,17 @@ error naming the file, the line and what was expected, unless ``lenient=True``.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
+import io
 import json
+import lzma
 import os
 import re
 import stat
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._checks import check_number
+from ._checks import check_bool, check_number
 from ._progress import reporter
 from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
 from .notifiers import stream_from_callbacks
@@ -102,12 +108,24 @@ _AGE_HVA_DEFAULT = "clear_flush_young"  # the callback assumed for it
 _AGE_HVA_PATTERNS = tuple(
     (re.compile(pattern), callback, source) for source, (pattern, callback) in AGE_HVA_TASKS.items()
 )
+# trace-cmd report -l prints the comm as "%8.8s" (trace_show_data() in tracecmd/trace-read.c),
+# cutting "kdamond.0" to "kdamond.": an 8-character comm there may be the start of a longer one.
+# Each pattern here matches every prefix of the names of AGE_HVA_TASKS (same keys, same order).
+_AGE_HVA_PREFIXES = {
+    "task:kdamond": r"k(?:d(?:a(?:m(?:o(?:n(?:d(?:\.\d*)?)?)?)?)?)?)?",
+    "task:kswapd": r"k(?:s(?:w(?:a(?:p(?:d\d*)?)?)?)?)?",
+}
+_AGE_HVA_PREFIX_PATTERNS = tuple(
+    (re.compile(_AGE_HVA_PREFIXES[source]), callback, source)
+    for source, (_, callback) in AGE_HVA_TASKS.items()
+)
+LATENCY_COMM_WIDTH = 8  # "%8.8s": the longest comm the -l layout prints
 # How the callback of a notifier record was decided: by its tracepoint (one callback each), or,
 # for kvm_age_hva, by its task (AGE_HVA_TASKS) or by assumption.
 CALLBACK_SOURCES = ("tracepoint", *AGE_HVA_TASKS, AGE_HVA_ASSUMED)
 
 
-def age_hva_callback(comm) -> tuple[str, str]:
+def age_hva_callback(comm, *, truncated: bool = False) -> tuple[str, str]:
     """The MMU-notifier callback a ``kvm_age_hva`` record of task ``comm`` stands for.
 
     ``kvm_age_hva`` fires in both ``clear_flush_young`` and ``clear_young``; the task that fired
@@ -122,6 +140,10 @@ def age_hva_callback(comm) -> tuple[str, str]:
     ----------
     comm : str
         The task name as the trace prints it (``"kdamond.0"``, ``"kswapd0"``, ``"python3"``).
+    truncated : bool, default False
+        ``comm`` may be the start of a longer name: ``trace-cmd report -l`` prints at most 8
+        characters (``"kdamond."`` for ``kdamond.0``). A truncated comm stands for a task of
+        the table when it is the start of such a task's name.
 
     Returns
     -------
@@ -136,9 +158,12 @@ def age_hva_callback(comm) -> tuple[str, str]:
     ('clear_young', 'task:kdamond')
     >>> age_hva_callback("python3")
     ('clear_flush_young', 'assumed: reclaim (unknown task)')
+    >>> age_hva_callback("kdamond.", truncated=True)
+    ('clear_young', 'task:kdamond')
     """
     comm = str(comm)
-    for pattern, callback, source in _AGE_HVA_PATTERNS:
+    truncated = check_bool(truncated, "truncated")
+    for pattern, callback, source in _AGE_HVA_PREFIX_PATTERNS if truncated else _AGE_HVA_PATTERNS:
         if pattern.fullmatch(comm):
             return callback, source
     return _AGE_HVA_DEFAULT, AGE_HVA_ASSUMED
@@ -206,21 +231,40 @@ class TraceOrderError(TraceParseError):
     cpu : int
         The CPU of both records.
     t_s, previous_t_s : float
-        This record's timestamp and the previous one's on that CPU (as printed).
+        This record's timestamp and the previous one's on that CPU, in seconds (the count for
+        a raw clock).
+    t_ns, previous_t_ns : int or None
+        The same, exact: integer nanoseconds (the count for a raw clock); None when the
+        timestamps were given as floats.
     previous_line : int
         The line of that previous record.
+    instance : str or None
+        The trace-cmd buffer instance of both records (``trace-cmd record -B``), None for the
+        top buffer.
     """
 
-    def __init__(self, path, line, text, cpu, t_s, previous_line, previous_t_s) -> None:
-        self.cpu, self.t_s = cpu, t_s
-        self.previous_line, self.previous_t_s = previous_line, previous_t_s
+    def __init__(
+        self, path, line, text, cpu, t_s, previous_line, previous_t_s, *, instance=None
+    ) -> None:
+        # t_s, previous_t_s: the timestamps as printed (str, read exactly) or as floats.
+        shown = [v if isinstance(v, str) else repr(v) for v in (t_s, previous_t_s)]
+        exact = [_parse_timestamp(v) if isinstance(v, str) else None for v in (t_s, previous_t_s)]
+        self.cpu, self.t_s, self.t_ns = cpu, float(t_s), exact[0]
+        self.previous_line, self.previous_t_s = previous_line, float(previous_t_s)
+        self.previous_t_ns, self.instance = exact[1], instance
+        if None in exact:
+            earlier = self.previous_t_s - self.t_s
+        else:  # exact: integer ns (or counts) apart
+            scale = 1 if "." not in shown[0] else 10**9
+            earlier = (exact[1] - exact[0]) / scale
+        where = f"CPU {cpu}" if instance is None else f"CPU {cpu} of buffer instance {instance}"
         super().__init__(
             path,
             line,
             text,
-            f"a timestamp >= {previous_t_s!r} (that of line {previous_line}, the previous "
-            f"record of CPU {cpu}: a CPU's records never go back in time)",
-            got=f"{t_s!r}, {previous_t_s - t_s:.6g} earlier, in {_snippet(text)!r}",
+            f"a timestamp >= {shown[1]} (that of line {previous_line}, the previous "
+            f"record of {where}: a CPU's records never go back in time)",
+            got=f"{shown[0]}, {earlier:.6g} earlier, in {_snippet(text)!r}",
         )
 
 
@@ -240,30 +284,81 @@ def _undecodable(line: str, err: UnicodeEncodeError) -> tuple[str, str]:
 
 
 # -- ftrace text --------------------------------------------------------------------------------
+# trace-cmd report -B/-i: with buffer instances (trace-cmd record -B NAME) or several input files,
+# print_handle_file() in tracecmd/trace-read.c prints "%*s: " with the instance (or file) name
+# before every line of a record of that buffer (the "cpus=" header and "CPU:n [EVENTS DROPPED]"
+# lines included), and blanks for the top buffer. The name is not part of the task's comm.
+_INSTANCE = r"(?:(?P<inst>[^\s:]{1,64}):[ \t]+)?"
+# The timestamp: "<s>.<fraction>" for the clocks that count nanoseconds (6 digits: µs, 9 with
+# trace-cmd report -t), digits only (a raw count) for the others; read exactly, as integers.
+_TIMESTAMP = r"(?P<ts>(?P<sec>\d{1,20})(?:\.(?P<frac>\d{1,12}))?)"
+_PAYLOAD = (
+    r"(?:(?P<event>[A-Za-z_][\w.+-]*):(?:[ \t]+(?P<text>.*))?"
+    r"|(?P<stack><(?:user )?stack trace ?>)"
+    r"|(?P<func>\S+ <-\S+))"
+)
 # comm and pid: the pid is the digits after the last '-' before the [cpu] field (comms may hold
 # spaces, slashes, dashes and digits: "CPU 12/KVM-4090", "<...>-77", "kworker/u8:2-1"). An optional
 # "(tgid)" column (options/record-tgid), then 4 or 5 latency flag characters or none (trace-cmd
 # report without -l), the timestamp in seconds (a raw count with counter clocks).
 _RECORD = re.compile(
+    r"[ \t]*" + _INSTANCE +
     # comm: anything, where a '-' may not be followed by "<digits> [" (that '-' ends the comm).
-    r"[ \t]*(?P<comm>[^-]*(?:-(?!\d{1,10}[ \t]+[\[(])[^-]*)*)-(?P<pid>\d{1,10})[ \t]+"
+    r"(?P<comm>[^-]*(?:-(?!\d{1,10}[ \t]+[\[(])[^-]*)*)-(?P<pid>\d{1,10})[ \t]+"
     r"(?:\([ \t]*[-\d]{1,10}\)[ \t]+)?\[(?P<cpu>\d{1,10})\][ \t]+"
-    r"(?:(?P<flags>[^\s\[\]:]{4,5})[ \t]+)?(?P<ts>\d{1,20}(?:\.\d{1,12})?):[ \t]+"
-    r"(?:(?P<event>[A-Za-z_][\w.+-]*):(?:[ \t]+(?P<text>.*))?"
-    r"|(?P<stack><(?:user )?stack trace ?>)"
-    r"|(?P<func>\S+ <-\S+))",
+    r"(?:(?P<flags>[^\s\[\]:]{4,5})[ \t]+)?" + _TIMESTAMP + r":[ \t]+" + _PAYLOAD,
+    re.ASCII,
+)
+# trace-cmd report -l, the latency layout: trace_show_data() (tracecmd/trace-read.c) prints
+# "%8.8s-%-5d %3d" (comm cut to 8 characters, pid, CPU without brackets), then at once the
+# flags of data_latency_format() (libtraceevent src/event-parse.c: irqs-off 'd'/'X'/'.',
+# need-resched 'N'/'.', 'H'/'h'/'s'/'.', the preempt count in hex or '.', and a migrate-disable
+# and a lock-depth digit where the events have those fields), then " %6.1000d:" (seconds; " %9.1d:"
+# with -t), as the default layout.
+_LATENCY_RECORD = re.compile(
+    r"[ \t]*" + _INSTANCE + r"[ \t]*"
+    r"(?P<comm>\S.{0,7})-(?P<pid>\d{1,10}) +(?P<cpu>\d{1,10})"
+    r"(?P<flags>[^\s\d\[\]:][^\s\[\]:]{2,6})[ \t]+" + _TIMESTAMP + r":[ \t]+" + _PAYLOAD,
     re.ASCII,
 )
 _FRAME = re.compile(r"[ \t]*=>[ \t]*\S.*")
 _LOST = re.compile(
-    r"[ \t]*CPU:?[ \t]*\d+[ \t]+\["
+    r"[ \t]*" + _INSTANCE + r"CPU:?[ \t]*\d+[ \t]+\["
     r"(?:LOST[ \t]+(?P<n>\d{1,19})[ \t]+EVENTS|(?P<m>\d{1,19})?[ \t]*EVENTS DROPPED)\][ \t]*",
     re.ASCII,
 )
 _HEADER = re.compile(
-    r"[ \t]*(?:version[ \t]*=[ \t]*\d+|cpus[ \t]*=[ \t]*\d+|CPU[ \t]+\d+[ \t]+is empty)[ \t]*",
+    r"[ \t]*" + _INSTANCE + r"(?:version[ \t]*=[ \t]*\d+|cpus[ \t]*=[ \t]*\d+"
+    r"|CPU[ \t]+\d+[ \t]+is empty)[ \t]*",
     re.ASCII,
 )
+_INT64_MAX = (1 << 63) - 1
+_NS_SCALE = tuple(10 ** (9 - k) for k in range(10))  # fraction digits -> ns per unit
+
+
+def _timestamp_ns(sec: str, frac: str) -> int:
+    """``<sec>.<frac>`` as integer nanoseconds (more than 9 digits: rounded half up)."""
+    n = len(frac)
+    if n <= 9:
+        return int(sec) * 1_000_000_000 + int(frac) * _NS_SCALE[n]
+    unit = 10 ** (n - 9)
+    ns, rest = divmod(int(frac), unit)
+    return int(sec) * 1_000_000_000 + ns + (2 * rest >= unit)
+
+
+def _parse_timestamp(text: str) -> int:
+    """A printed timestamp as an integer: nanoseconds for ``<s>.<fraction>``, else the count."""
+    sec, dot, frac = text.partition(".")
+    return _timestamp_ns(sec, frac) if dot else int(sec)
+
+
+def _format_ns(ns: int, digits: int) -> str:
+    """``ns`` printed as a trace prints it, with ``digits`` fraction digits (exact for the
+    timestamps of a trace of that precision)."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    return f"{sec}.{frac:09d}"[: len(str(sec)) + 1 + digits] if digits else str(sec)
+
+
 _STACK_EVENTS = frozenset({"<stack trace>", "<user stack trace>", "kernel_stack", "user_stack"})
 # trace_print_time() (kernel/trace/trace_output.c) prints "<s>.<µs>" for the clocks of
 # trace_clocks[] (kernel/trace/trace.c) that count nanoseconds (local, global, mono, boot...)
@@ -277,6 +372,151 @@ EMPTY_TRACE = (
     "a tracefs `trace` file (it starts with '# tracer:') or `trace-cmd report` output (it "
     "starts with 'cpus=<n>')"
 )
+
+# -- compressed and binary files ------------------------------------------------------------------
+# Traces are shared compressed: the format is told by the first bytes (gzip RFC 1952 §2.3.1, the
+# xz file format §2.1.1.1, bzip2's "BZh"), whatever the name. trace-cmd record writes a binary
+# trace.dat, which starts with "\x17\x08\x44tracing" (tracecmd_output / trace-cmd.dat(5)): it has
+# to go through `trace-cmd report` first.
+_COMPRESSIONS = (
+    (b"\x1f\x8b", "gzip", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+    (b"\xfd7zXZ\x00", "xz", lambda f: lzma.LZMAFile(f, mode="rb")),
+    (b"BZh", "bzip2", lambda f: bz2.BZ2File(f, mode="rb")),
+)
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+TRACE_DAT_MAGIC = b"\x17\x08\x44tracing"
+_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+class _Opened:
+    """A file opened for reading, decompressed if its first bytes say it is compressed.
+
+    ``stream`` gives the (decompressed) bytes; ``raw`` is the file itself, whose ``tell()`` is
+    the share of the file read (progress); ``compression`` is None, "gzip", "xz" or "bzip2".
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw = open(path, "rb")  # closed by close()
+        self.compression = None
+        self.stream = self.raw
+        try:
+            head = self.raw.peek(8)[:8]
+            if head.startswith(_ZSTD_MAGIC):
+                raise ValueError(
+                    f"{path}: a zstd-compressed file, which kvmviz cannot read; expected text, "
+                    "or a gzip, xz or bzip2 file of it: decompress it first (zstd -d)"
+                )
+            for magic, name, opener in _COMPRESSIONS:
+                if head.startswith(magic):
+                    self.compression, self.stream = name, opener(self.raw)
+                    break
+        except BaseException:
+            self.raw.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            if self.stream is not self.raw:
+                self.stream.close()
+        finally:
+            self.raw.close()
+
+    def __enter__(self) -> _Opened:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def lines(self):
+        """The (decompressed) lines as bytes, each at most :data:`MAX_LINE` bytes: a longer
+        one is a :class:`TraceParseError` naming the line, before it fills the memory."""
+        lineno = 0
+        while True:
+            raw = self.stream.readline(MAX_LINE + 1)
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) > MAX_LINE:
+                raise TraceParseError(
+                    self.path,
+                    lineno,
+                    raw[:40].decode("utf-8", "replace"),
+                    f"a line of text (at most {MAX_LINE:,} bytes)",
+                    got=f"a line longer than {MAX_LINE:,} bytes (not a text file)",
+                )
+            yield raw
+
+    def head(self, n: int) -> bytes:
+        """The first ``n`` (decompressed) bytes, without consuming them."""
+        with self.errors():
+            return self.stream.peek(n)[:n]
+
+    @contextlib.contextmanager
+    def errors(self, lines=None):
+        """Turn a decompression error into a ValueError naming the file (``lines()``: the
+        lines read so far, for the message)."""
+        if self.compression is None:
+            yield
+            return
+        try:
+            yield
+        except _DECOMPRESS_ERRORS as err:
+            where = f" after {lines()} lines" if lines is not None else ""
+            raise ValueError(
+                f"{self.path}: corrupt {self.compression} data{where} ({err}); expected a "
+                f"complete {self.compression}-compressed file: it is damaged or was cut short"
+            ) from None
+
+
+MAX_LINE = 1 << 20
+"""Characters in one line of a text trace, at most: the longest real records (a kernel stack
+frame, a ``kvm_set_user_memory`` line) are a few hundred. A file with a longer line is not a
+text trace (``/dev/zero``, a core dump, a binary with no newline), and reading it line by line
+would hold all of it in memory."""
+
+
+MAX_LAYOUT_BYTES = 64 << 20
+"""Bytes of a JSON layout, at most: KVM allows 32,767 memslots per address space, a few
+hundred bytes each."""
+
+
+def _bounded_lines(text_file, path):
+    """The lines of ``text_file``, each at most :data:`MAX_LINE` characters: a longer one is a
+    :class:`TraceParseError` naming the line, before it fills the memory."""
+    lineno = 0
+    while True:
+        line = text_file.readline(MAX_LINE + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE:
+            raise TraceParseError(
+                path,
+                lineno,
+                line[:40],
+                f"a line of text (at most {MAX_LINE:,} characters)",
+                got=f"a line longer than {MAX_LINE:,} characters (not a text trace)",
+            )
+        yield line
+
+
+def _refuse_binary_trace(opened: _Opened) -> None:
+    """A binary trace-cmd data file is refused, saying how to make the text of it."""
+    if opened.head(len(TRACE_DAT_MAGIC)) == TRACE_DAT_MAGIC:
+        path = opened.path
+        first = f"decompress it ({opened.compression}), then " if opened.compression else ""
+        raise TraceParseError(
+            path,
+            1,
+            "",
+            EMPTY_TRACE,
+            got=(
+                f"a binary trace-cmd data file (trace.dat): {first}run `trace-cmd report -i "
+                f"{path} > {path}.txt` and read {path}.txt"
+            ),
+        )
+
 
 # "%#016lx": 0x and zero padding to 16 characters; a zero value prints without the 0x.
 _HEX = r"(0x[0-9a-fA-F]{1,32}|0{1,16})"
@@ -323,7 +563,7 @@ _DENSE = {
     "pid": np.int32,
     "cpu": np.int32,
     "flags": np.int32,
-    "t_s": np.float64,
+    "ts": np.int64,  # exact: integer ns for seconds, the count for a raw clock
     "event": np.int32,
     "phase": np.int32,
 }
@@ -418,18 +658,21 @@ class _Columns:
         return self.arrays
 
 
-def _first(t_s: np.ndarray) -> float:
-    """The earliest timestamp (0 for no record): ``t_us`` counts from it."""
-    return float(t_s.min()) if len(t_s) else 0.0
+def _us_since_first(ts: np.ndarray) -> np.ndarray:
+    """µs since the earliest timestamp, from exact integer ns: the same for any offset."""
+    if not len(ts):
+        return np.zeros(0)
+    return (ts - ts.min()) / 1e3  # int64 differences, exact; one rounding to float
 
 
 def _count_lines(path: Path) -> int:
-    """Lines of a regular file (1 MiB reads), to size the columns; a guess for other files."""
+    """Lines of a regular file (1 MiB reads; decompressed if it is compressed), to size the
+    columns; a guess for other files. A corrupt compressed file is a ValueError naming it."""
     if not stat.S_ISREG(os.stat(path).st_mode):
         return _CHUNK
     n, last = 0, b"\n"
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
+    with _Opened(path) as f, f.errors():
+        while block := f.stream.read(1 << 20):
             n += block.count(b"\n")
             last = block[-1:]
     return n + (last != b"\n")  # a last line without a newline
@@ -491,9 +734,9 @@ def _one_hva(pattern: re.Pattern, callback: int):
     return parse
 
 
-def _age_hva_codes(comm: str) -> tuple[int, int]:
+def _age_hva_codes(comm: str, truncated: bool = False) -> tuple[int, int]:
     """``(callback code, callback_source code)`` of a kvm_age_hva record of task ``comm``."""
-    callback, source = age_hva_callback(comm)
+    callback, source = age_hva_callback(comm, truncated=truncated)
     return _CALLBACKS.index(callback), CALLBACK_SOURCES.index(source)
 
 
@@ -542,6 +785,14 @@ def load_ftrace(
     output (``version = 6``, ``cpus=N``, ``CPU n is empty`` headers; records with or without
     the latency column, ``-t`` nanosecond timestamps). Every record is kept, whatever its event.
 
+    trace-cmd's variants are read to the same records: the buffer-instance prefix of
+    ``trace-cmd record -B NAME`` (``trace-cmd report`` prints ``NAME: `` before each record of
+    that buffer: it is not part of the comm; counted in ``attrs["instances"]``), the ``-l``
+    latency layout (``comm-pid cpu flags seconds:``: no brackets around the CPU, the comm cut to
+    8 characters, so a ``kvm_age_hva`` of ``kdamond.`` is still DAMON's, see
+    :func:`age_hva_callback`), and gzip, xz and bzip2 files (told by their first bytes, not
+    their name). A binary ``trace.dat`` is refused, saying to run ``trace-cmd report`` on it.
+
     Stack traces (``<stack trace>`` records of the ``stacktrace`` option or trigger, trace-cmd's
     ``kernel_stack``) are records too; their `` => frame`` lines are joined, one frame per line,
     into the record's ``text``. ``CPU:N [LOST M EVENTS]`` lines are counted in
@@ -558,13 +809,19 @@ def load_ftrace(
 
     Timestamps are seconds (``<s>.<fraction>``), or raw counts for the clocks that do not count
     nanoseconds (``trace_clock`` counter, uptime, x86-tsc: digits only); one trace uses one
-    kind, so a record with the other kind is malformed.
+    kind, so a record with the other kind is malformed. They are read exactly, as integer
+    nanoseconds (6 or 9 fraction digits; more are rounded to the ns), and compared and
+    subtracted as integers: the same trace with every timestamp moved by any offset (the epoch
+    seconds of ``trace-cmd record --date`` included, where float seconds are 0.24 µs apart)
+    gives the same frame but for ``t_s`` and ``t_ns``. A timestamp of 2**63 ns or more (year
+    2262) is malformed.
 
     Parameters
     ----------
     path : str or os.PathLike
         The text file, read line by line (lines end at ``\n``; a ``\r`` before it and
-        trailing blanks are dropped). A line that is not valid UTF-8 is malformed.
+        trailing blanks are dropped), decompressed if it is a gzip, xz or bzip2 file. A line
+        that is not valid UTF-8 is malformed.
     lenient : bool, default False
         Skip malformed lines instead of raising; they are listed in ``attrs["skipped"]`` (at
         most 100 ``(line, reason)`` pairs), counted in ``attrs["skipped_count"]``, and one
@@ -587,9 +844,11 @@ def load_ftrace(
         One row per record, in file order (in time order if ``lenient`` sorted them):
 
         ``line`` (1-based line in the file), ``comm``, ``pid``, ``cpu``, ``flags`` (the latency
-        flag characters, ``""`` without them), ``t_s`` (seconds, as printed; the count for a
-        raw clock), ``t_us`` (µs since the earliest record; NaN for a raw clock, whose unit is
-        unknown), ``event`` (as printed; ``"<stack trace>"``, ``"function"`` for the
+        flag characters, ``""`` without them), ``t_s`` (seconds, as printed, as a float; the
+        count for a raw clock), ``t_ns`` (int64: the same timestamp exactly, in integer
+        nanoseconds; the count for a raw clock), ``t_us`` (µs since the earliest record,
+        from the exact integer difference; NaN for a raw clock, whose unit is unknown),
+        ``event`` (as printed; ``"<stack trace>"``, ``"function"`` for the
         function tracer's ``f <-parent`` lines), ``text`` (the payload after ``event:``), and
         parsed fields (nullable, ``<NA>`` where the event has none; strings are categorical):
 
@@ -620,18 +879,29 @@ def load_ftrace(
         ``lost_events``, ``skipped``, ``skipped_count``, ``age_hva`` (the ``kvm_age_hva``
         records by ``callback_source``: ``{"task:kdamond": n, "task:kswapd": n,
         "assumed: reclaim (unknown task)": n}``, zeros included; :func:`age_hva_note` says it
-        in a sentence).
+        in a sentence), ``instances`` (records per trace-cmd buffer instance, ``{}`` without
+        one), ``layout`` (``"latency"`` if records were in the ``-l`` layout, else
+        ``"default"``), ``compression`` (None, ``"gzip"``, ``"xz"`` or ``"bzip2"``).
 
     Raises
     ------
     TraceParseError
         At the first malformed line (unless ``lenient``), naming the file, the line number,
         the line (truncated to 120 characters) and what was expected there; its subclass
-        :class:`TraceOrderError` for a record that goes back in time on its CPU (unless
-        ``lenient``). Also, in both modes, for a file that is empty or only blank: neither
-        tool writes one (tracefs prints its header, trace-cmd ``cpus=<n>``), so it is not a
-        trace, most likely a failed recording.
+        :class:`TraceOrderError` for a record that goes back in time on its CPU (of its
+        buffer instance; unless ``lenient``). Also, in both modes, for a file that is empty or
+        only blank: neither tool writes one (tracefs prints its header, trace-cmd
+        ``cpus=<n>``), so it is not a trace, most likely a failed recording; for a binary
+        ``trace.dat``; and (lenient) for a file whose every line but blanks, comments and
+        headers is malformed: an empty result from such a file is no trace (a header
+        without records is one: an empty frame).
+    ValueError
+        For a compressed file that is corrupt or cut short, naming it; for a zstd file.
+    TypeError
+        If ``lenient`` or ``keep_text`` is not a bool (``"no"`` would have meant True).
     """
+    lenient = check_bool(lenient, "lenient")
+    keep_text = check_bool(keep_text, "keep_text")
     path = Path(path)
     report = reporter(progress, path.name, _describe_bytes, "bytes_read, total")
     total_bytes = os.path.getsize(path)
@@ -640,18 +910,23 @@ def load_ftrace(
     # Interned strings -> codes (dict.setdefault(value, len(dict)): one C call per lookup).
     comms, flagss, events, phases = {}, {}, {}, {}
     locks, lock_flagss, marks = {}, {}, {}
-    age_codes: dict[str, tuple[int, int]] = {}  # comm -> kvm_age_hva callback, source codes
+    age_codes: dict[tuple[str, bool], tuple[int, int]] = {}  # kvm_age_hva codes by task
     counts = dict.fromkeys(("comments", "blank", "headers", "stack_frames", "lost"), 0)
     lost_events = 0
     trace_cmd = False
     raw_clock = None  # the kind of timestamp of the first record, which the others must share
     clock_line = 0
-    last_on_cpu: dict[int, tuple[float, int]] = {}  # cpu -> (latest timestamp, its line)
+    # (instance, cpu) -> (its latest timestamp, exact; that record's line; its fraction digits)
+    last_on_cpu: dict[tuple[str | None, int], tuple[int, int, int]] = {}
     backwards = 0
     first_backwards = None
     phase = -1
     in_stack = False
+    instances: dict[str, int] = {}  # buffer instance -> its records
+    carried = None  # the instance of a "NAME: CPU:n [EVENTS DROPPED]" line, for the next record
+    latency_records = 0
     record = _RECORD.fullmatch
+    latency_record = _LATENCY_RECORD.fullmatch
     rows, texts, sparse = cols.rows, cols.texts, cols.sparse
     hva_rows, fault_rows, lock_rows, mark_rows = (
         sparse[k] for k in ("hva", "fault", "lock", "mark")
@@ -659,10 +934,16 @@ def load_ftrace(
     lineno = 0
     # Text mode for speed, splitting on "\n" only (a UTF-8 BOM is dropped); bytes that are not
     # UTF-8 come through as lone surrogates (surrogateescape) and make their line malformed.
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="\n") as f:
-        for lineno, line in enumerate(f, start=1):
+    # One open for all (a pipe can be read once): binary trace.dat refused first.
+    with _Opened(path) as opened, opened.errors(lambda: lineno):
+        _refuse_binary_trace(opened)
+        f = io.TextIOWrapper(
+            opened.stream, encoding="utf-8-sig", errors="surrogateescape", newline="\n"
+        )
+        raw_file = opened.raw
+        for lineno, line in enumerate(_bounded_lines(f, path), start=1):
             if report is not None and not lineno % _PROGRESS_EVERY:
-                report(f.buffer.tell(), total_bytes)
+                report(raw_file.tell(), total_bytes)
             line = line.rstrip()  # the newline, a "\r" before it, trailing blanks
             if not line.isascii():
                 try:
@@ -670,7 +951,11 @@ def load_ftrace(
                 except UnicodeEncodeError as err:
                     skips.bad(lineno, *_undecodable(line, err))  # leaves a stack trace open
                     continue
+            latency = False
             m = record(line)
+            if m is None:
+                m = latency_record(line)
+                latency = m is not None
             if m is None:
                 stripped = line.strip()
                 if not stripped:
@@ -688,23 +973,30 @@ def load_ftrace(
                     counts["lost"] += 1
                     lost_events += int(lost["n"] or lost["m"] or 0)
                     in_stack = False
+                    carried = lost["inst"]  # trace-cmd prints the record on the next line
                 elif _HEADER.fullmatch(line):
                     counts["headers"] += 1
                     trace_cmd = True
                 else:
                     skips.bad(lineno, line, f"a trace record {RECORD_SHAPE}")
                 continue
-            comm, pid, cpu, flags, ts, event, text, stack, func = m.groups()
+            inst, comm, pid, cpu, flags, ts, sec, frac, event, text, stack, func = m.groups()
             pid, cpu = int(pid), int(cpu)
             if pid > _INT32_MAX or cpu > _INT32_MAX:
                 skips.bad(lineno, line, f"a trace record {RECORD_SHAPE} with pid and cpu < 2**31")
                 continue
-            raw = "." not in ts
+            raw = frac is None
             if raw is not raw_clock:
                 if raw_clock is not None:
                     skips.bad(lineno, line, f"{_CLOCK_EXPECT[raw_clock]}, as on line {clock_line}")
                     continue
                 raw_clock, clock_line = raw, lineno
+            # Exact: integer ns (or the raw count), never float seconds, which lose up to
+            # 0.19 µs at the epoch-scale times of `trace-cmd record --date`.
+            t = int(sec) if raw else _timestamp_ns(sec, frac)
+            if t > _INT64_MAX:
+                skips.bad(lineno, line, f"{_CLOCK_EXPECT[raw]} below 2**63 ns (year 2262)")
+                continue
             if stack is not None:
                 event, text, values = stack.replace(" >", ">"), "", None
             elif func is not None:
@@ -723,23 +1015,45 @@ def load_ftrace(
                     if values is None:
                         skips.bad(lineno, line, f"a {event} payload {_EXPECT[event]}")
                         continue
+            if inst is None:
+                inst = carried
+            carried = None
+            if inst is not None:
+                instances[inst] = instances.get(inst, 0) + 1
+            truncated = False
+            if latency:
+                latency_records += 1
+                comm = comm.lstrip()
+                truncated = len(comm) >= LATENCY_COMM_WIDTH  # "%8.8s" may have cut it
             # Each CPU's ring buffer is written in time order (__rb_reserve_next() in
             # kernel/trace/ring_buffer.c never lets a CPU's timestamp go back), and the readers
             # merge the buffers by taking the earliest next record (__find_next_entry() in
             # kernel/trace/trace.c; trace-cmd report across CPUs, instances and files, whose
-            # --ts-check warns "Record on cpu %d went backwards"). So the rule is per CPU:
-            # records of different CPUs may interleave out of time order (clocks that disagree
-            # across CPUs, per_cpu/cpuN/trace files concatenated), and are merged by time later.
-            t = float(ts)
-            latest = last_on_cpu.get(cpu)
+            # --ts-check warns "Record on cpu %d went backwards"). So the rule is per CPU (of
+            # each buffer instance, which has its own ring buffers): records of different CPUs
+            # may interleave out of time order (clocks that disagree across CPUs,
+            # per_cpu/cpuN/trace files concatenated), and are merged by time later. Compared
+            # exactly, as integers.
+            key = (inst, cpu)
+            latest = last_on_cpu.get(key)
             if latest is None or t >= latest[0]:
-                last_on_cpu[cpu] = (t, lineno)
+                last_on_cpu[key] = (t, lineno, 0 if raw else len(frac))
             elif not lenient:
-                raise TraceOrderError(path, lineno, line, cpu, t, latest[1], latest[0])
+                raise TraceOrderError(
+                    path,
+                    lineno,
+                    line,
+                    cpu,
+                    ts,
+                    latest[1],
+                    _format_ns(latest[0], latest[2]) if not raw else str(latest[0]),
+                    instance=inst,
+                )
             else:
                 backwards += 1
                 if first_backwards is None:
-                    first_backwards = (lineno, t, latest[1], latest[0], cpu)
+                    previous = _format_ns(latest[0], latest[2]) if not raw else str(latest[0])
+                    first_backwards = (lineno, ts, latest[1], previous, cpu)
             if len(rows) >= _CHUNK:
                 cols.flush()
             i = len(rows)
@@ -748,9 +1062,9 @@ def load_ftrace(
                 if kind == 0:  # notifier: (0, start, end, callback code)
                     callback, source = values[3], 0  # 0: "tracepoint", one callback per event
                     if callback == _BY_TASK:  # kvm_age_hva: which callback, by task
-                        codes = age_codes.get(comm)
+                        codes = age_codes.get((comm, truncated))
                         if codes is None:
-                            codes = age_codes[comm] = _age_hva_codes(comm)
+                            codes = age_codes[comm, truncated] = _age_hva_codes(comm, truncated)
                         callback, source = codes
                     hva_rows.append((i, values[1], values[2], callback, source))
                 elif kind == 1:  # page fault: (1, vcpu, rip, address, error_code)
@@ -790,6 +1104,18 @@ def load_ftrace(
     if counts["blank"] == lineno:  # no line at all, or only blank ones: not a trace
         got = f"an empty file ({total_bytes} bytes{', all blank' if total_bytes else ''})"
         raise TraceParseError(path, max(lineno, 1), "", EMPTY_TRACE, got=got)
+    if not rows and not cols.n and skips.count:  # lenient, and nothing but malformed lines
+        first_line, first_reason = skips.lines[0]
+        raise TraceParseError(
+            path,
+            first_line,
+            "",
+            f"at least one trace record {RECORD_SHAPE}",
+            got=(
+                f"no record: all {skips.count} lines that are not blank, comments or headers "
+                f"are malformed (first: line {first_line}, {first_reason}); is it a trace?"
+            ),
+        )
     skips.warn("trace")
 
     arrays = cols.finish()
@@ -800,16 +1126,18 @@ def load_ftrace(
     def coded(name: str, interned: dict):
         return pd.Categorical.from_codes(arrays.pop(name), categories=list(interned))
 
-    t_s = arrays.pop("t_s")
+    ts_all = arrays.pop("ts")
     data = {
         "line": arrays.pop("line"),
         "comm": coded("comm", comms),
         "pid": arrays.pop("pid"),
         "cpu": arrays.pop("cpu"),
         "flags": coded("flags", flagss),
-        "t_s": t_s,
+        # Seconds as a float (the count for a raw clock), as before; t_ns holds them exactly.
+        "t_s": ts_all.astype(np.float64) if raw_clock else ts_all / 1e9,
+        "t_ns": ts_all,  # exact; the count for a raw clock, as t_s
         # A raw count has no unit kvmviz can know (TSC ticks, events, jiffies): no µs.
-        "t_us": np.full(len(t_s), np.nan) if raw_clock else (t_s - _first(t_s)) * 1e6,
+        "t_us": np.full(len(ts_all), np.nan) if raw_clock else _us_since_first(ts_all),
         "event": coded("event", events),
     }
     if keep_text:
@@ -831,19 +1159,19 @@ def load_ftrace(
     per_event = np.bincount(event_codes, minlength=len(events)) if len(frame) else []
     counts_total = {"records": len(frame), **counts, "skipped": skips.count, "total": lineno}
     if backwards:  # lenient: sort into time order (stable: equal times keep file order)
-        frame = frame.take(np.argsort(t_s, kind="stable")).reset_index(drop=True)
+        frame = frame.take(np.argsort(ts_all, kind="stable")).reset_index(drop=True)
         line, t, previous_line, previous_t, cpu = first_backwards
         warnings.warn(
             f"{path}: sorted {backwards} record{'s' if backwards > 1 else ''} whose timestamp "
-            f"went back in time on its CPU into time order (first: line {line}, timestamp {t!r}, "
-            f"earlier than {previous_t!r} on line {previous_line}, CPU {cpu}); see "
+            f"went back in time on its CPU into time order (first: line {line}, timestamp {t}, "
+            f"earlier than {previous_t} on line {previous_line}, CPU {cpu}); see "
             ".attrs['reordered']",
             TraceParseWarning,
             stacklevel=2,
         )
     frame.attrs.update(
         path=str(path),
-        format="trace-cmd" if trace_cmd else "tracefs",
+        format="trace-cmd" if trace_cmd or instances or latency_records else "tracefs",
         clock=None if raw_clock is None else "raw" if raw_clock else "seconds",
         reordered=backwards,
         event_counts={name: int(n) for name, n in zip(events, per_event, strict=True)},
@@ -852,6 +1180,9 @@ def load_ftrace(
         skipped=skips.lines,
         skipped_count=skips.count,
         age_hva=_count_sources(sources),
+        instances=instances,
+        layout="latency" if latency_records else "default",
+        compression=opened.compression,
     )
     return frame
 
@@ -890,6 +1221,7 @@ QEMU_SHAPE = (
 class _SetMemory:
     line: int
     t_s: float
+    t_ns: int | None
     as_id: int
     slot: int
     flags: int
@@ -902,9 +1234,22 @@ class _SetMemory:
     format: str
 
 
-def _qemu_records(path: Path, skips: _Skips) -> Iterator[_SetMemory]:
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+@dataclass
+class _LogStats:
+    lines: int = 0  # lines read so far
+    size: int = 0  # bytes of the file
+    head: bytes = b""  # its first non-blank bytes (decompressed)
+
+
+def _qemu_records(
+    path: Path, skips: _Skips, stats: _LogStats | None = None
+) -> Iterator[_SetMemory]:
+    stats = _LogStats() if stats is None else stats
+    stats.size = os.path.getsize(path)
+    with _Opened(path) as opened, opened.errors(lambda: stats.lines):
+        stats.head = opened.head(64).lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+        for lineno, raw in enumerate(opened.lines(), start=1):
+            stats.lines = lineno
             # Other lines of the log (monitor echo, mtree dumps) may hold anything: decode
             # leniently; a trace line with undecodable bytes fails the payload pattern below.
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -930,9 +1275,14 @@ def _qemu_records(path: Path, skips: _Skips) -> Iterator[_SetMemory]:
             if fd_off is not None and fd_off >= _U64:
                 skips.bad(lineno, line, QEMU_SHAPE + " with a 64-bit guest_memfd_offset")
                 continue
+            t_ns = None if m["sec"] is None else _parse_timestamp(m["sec"])  # exact
+            if t_ns is not None and t_ns > _INT64_MAX:
+                skips.bad(lineno, line, "a '<tid>@<seconds>:' prefix below 2**63 ns (year 2262)")
+                continue
             yield _SetMemory(
                 line=lineno,
                 t_s=float(m["sec"]) if m["sec"] else float("nan"),
+                t_ns=t_ns,
                 as_id=as_id,
                 slot=slot,
                 guest_memfd=None if p["fd"] is None else int(p["fd"]),
@@ -941,6 +1291,38 @@ def _qemu_records(path: Path, skips: _Skips) -> Iterator[_SetMemory]:
                 format=fmt,
                 **values,
             )
+
+
+QEMU_LOG = (
+    "a QEMU log with kvm_set_user_memory lines (qemu ... -d trace:kvm_set_user_memory -D FILE)"
+)
+
+
+def _not_a_qemu_log(path: Path, stats: _LogStats) -> str:
+    """Why a file gave no kvm_set_user_memory line, and what to read it with instead."""
+    if not stats.head:
+        got = f"the file is empty{' (blank lines only)' if stats.size else ''}"
+    else:
+        got = f"none of its {stats.lines} lines is a kvm_set_user_memory line"
+    looks_json = stats.head in (b"{", b"[") or path.suffix.lower() == ".json"
+    hint = (
+        "it looks like a JSON layout: read it with load_layout_json() (or load_layout(), which "
+        "reads both)"
+        if looks_json
+        else "for a JSON layout use load_layout_json() (or load_layout(), which reads both)"
+    )
+    return f"{path}: {got}; expected {QEMU_LOG}; {hint}"
+
+
+def _no_records(path: Path, stats: _LogStats, skips: _Skips) -> str:
+    """Why a log gave no kvm_set_user_memory record: none there, or (lenient) all malformed."""
+    if not skips.count:
+        return _not_a_qemu_log(path, stats)
+    first_line, first_reason = skips.lines[0]
+    return (
+        f"{path}: all {skips.count} kvm_set_user_memory lines are malformed (first: line "
+        f"{first_line}, {first_reason}); expected {QEMU_LOG}"
+    )
 
 
 def memslot_events(path, *, lenient: bool = False) -> pd.DataFrame:
@@ -953,33 +1335,46 @@ def memslot_events(path, *, lenient: bool = False) -> pd.DataFrame:
         kvm_set_user_memory`` (optionally ``<tid>@<seconds>:`` or timestamp prefixes); other
         lines are ignored. The three formats of docs/kernel.md §6.1 are understood: ``Slot#N``
         (as_id in the upper 16 bits of N), ``AddrSpace#A Slot#N`` and the guest_memfd format.
+        A gzip, xz or bzip2 file is read decompressed (told by its first bytes).
     lenient : bool, default False
         Skip malformed ``kvm_set_user_memory`` lines (warning once) instead of raising.
 
     Returns
     -------
     pandas.DataFrame
-        ``line, t_s`` (NaN without a ``@seconds`` prefix), ``as_id, slot, flags, gpa, size, ua``
-        (uint64), ``guest_memfd, guest_memfd_offset`` (nullable), ``ret``, ``action``
+        ``line, t_s`` (NaN without a ``@seconds`` prefix), ``t_ns`` (the same prefix, exact:
+        integer ns, nullable), ``as_id, slot, flags, gpa, size, ua`` (uint64),
+        ``guest_memfd, guest_memfd_offset`` (nullable), ``ret``, ``action``
         (``"add"``, or ``"delete"`` for ``size=0x0``), ``applied`` (``ret == 0``: a failed
         ioctl changed nothing) and ``format`` (``"slot"``, ``"addrspace"`` or
         ``"guest_memfd"``). ``attrs["failed"]`` counts the lines with ``ret != 0``;
-        ``attrs["skipped"]`` / ``attrs["skipped_count"]`` the malformed lines skipped.
+        ``attrs["skipped"]`` / ``attrs["skipped_count"]`` the malformed lines skipped. Never
+        empty.
 
     Raises
     ------
     TraceParseError
         For a ``kvm_set_user_memory`` line that does not follow any of the formats.
+    ValueError
+        Naming the file and what was expected, when it gives no row: it is empty or has no
+        ``kvm_set_user_memory`` line (a JSON layout, say: read those with
+        :func:`load_layout_json`), or (lenient) every such line was malformed; or when it is
+        a compressed file that is corrupt.
     """
+    lenient = check_bool(lenient, "lenient")
     path = Path(path)
     skips = _Skips(str(path), lenient, [])
-    recs = list(_qemu_records(path, skips))
+    stats = _LogStats()
+    recs = list(_qemu_records(path, skips, stats))
+    if not recs:
+        raise ValueError(_no_records(path, stats, skips))
     skips.warn("kvm_set_user_memory")
     u64 = ("gpa", "size", "ua")
     frame = pd.DataFrame(
         {
             "line": np.array([r.line for r in recs], dtype=np.int64),
             "t_s": np.array([r.t_s for r in recs], dtype=np.float64),
+            "t_ns": pd.array([r.t_ns for r in recs], dtype="Int64"),
             "as_id": np.array([r.as_id for r in recs], dtype=np.int64),
             "slot": np.array([r.slot for r in recs], dtype=np.int64),
             "flags": np.array([r.flags for r in recs], dtype=np.int64),
@@ -1005,44 +1400,23 @@ def memslot_events(path, *, lenient: bool = False) -> pd.DataFrame:
     return frame
 
 
-def load_qemu_memslots(path, at: int | None = None, *, lenient: bool = False) -> MemslotLayout:
-    """The memslot layout a QEMU ``kvm_set_user_memory`` log leaves, or had at some moment.
+KVM_MEM_READONLY = 1 << 1  # include/uapi/linux/kvm.h
 
-    Replays the registrations in order, as ``__kvm_set_memory_region()`` applied them: a line
-    with ``size=0x0`` deletes the slot, a line for an existing ``(as_id, slot)`` replaces it,
-    a line with ``ret != 0`` (a failed ioctl) changes nothing (count them with
-    :func:`memslot_events`, ``attrs["failed"]``).
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The log; see :func:`memslot_events` for the formats and prefixes understood.
-    at : int, optional
-        Replay only the first ``at`` ``kvm_set_user_memory`` lines (failed ones included):
-        ``at=1`` is the layout after the first registration, ``at=0`` is empty. Default: all.
-    lenient : bool, default False
-        Skip malformed lines, and registrations the kernel could not have accepted (a
-        delete of an absent slot, misaligned or overlapping slots), warning once.
-
-    Returns
-    -------
-    MemslotLayout
-
-    Raises
-    ------
-    TraceParseError
-        For a malformed line or an impossible registration, naming the line.
-    ValueError
-        If ``at`` is negative or larger than the number of ``kvm_set_user_memory`` lines.
+def _replay_qemu(path: Path, at, lenient: bool):
+    """``(layout, replayed, found, stats, skips)``: the layout after the first ``at`` lines
+    (all: None), the lines replayed, whether the log has a well-formed kvm_set_user_memory line
+    at all, the file's counts and the skipped lines. Empty results are the callers' to refuse.
     """
-    if at is not None and (isinstance(at, bool) or not isinstance(at, int | np.integer) or at < 0):
-        raise ValueError(f"at must be None or an integer >= 0, got {at!r}")
-    path = Path(path)
     skips = _Skips(str(path), lenient, [])
+    stats = _LogStats()
     slots: dict[tuple[int, int], Memslot] = {}
+    slot_lines: dict[tuple[int, int], int] = {}  # the line that registered each slot
     replayed = 0
-    records = _qemu_records(path, skips)
+    found = False
+    records = _qemu_records(path, skips, stats)
     for rec in records:
+        found = True
         if at is not None and replayed >= at:
             records.close()  # closes the file now
             break
@@ -1058,8 +1432,27 @@ def load_qemu_memslots(path, at: int | None = None, *, lenient: bool = False) ->
             del slots[key]
             continue
         problem = None
+        old = slots.get(key)  # present: a deleted slot is not in ``slots``
         if rec.gpa % PAGE_SIZE or rec.size % PAGE_SIZE:
             problem = f"a page-aligned gpa and size for {where}"
+        elif old is not None and (
+            rec.ua != old.userspace_addr
+            or rec.size >> PAGE_SHIFT != old.npages
+            or (rec.flags ^ old.flags) & KVM_MEM_READONLY
+        ):
+            # A present slot can only move (base_gfn) or change its other flags: the "Modify an
+            # existing slot" branch of __kvm_set_memory_region() (virt/kvm/kvm_main.c; named
+            # kvm_set_memory_region() in recent kernels) returns -EINVAL if
+            #   (mem->userspace_addr != old->userspace_addr) || (npages != old->npages) ||
+            #   ((mem->flags ^ old->flags) & KVM_MEM_READONLY)
+            # (the same test on new.* in v5.12-v5.15). So "ret=0" on such a line is impossible:
+            # the slot must be deleted (size=0x0) before it is registered again elsewhere.
+            problem = (
+                f"{where}, present since line {slot_lines[key]} (ua={old.userspace_addr:#x} "
+                f"size={old.size_bytes:#x} flags={old.flags:#x}), to keep its ua, size and "
+                "KVM_MEM_READONLY flag, or to be deleted (size=0x0) first: "
+                "__kvm_set_memory_region() returns -EINVAL for this change, never ret=0"
+            )
         else:
             try:
                 new = Memslot(
@@ -1089,18 +1482,75 @@ def load_qemu_memslots(path, at: int | None = None, *, lenient: bool = False) ->
             skips.bad(rec.line, _line_text(path, rec.line), problem)
             continue
         slots[key] = new
-    skips.warn("kvm_set_user_memory")
+        slot_lines[key] = rec.line
     if at is not None and replayed < at:
         raise ValueError(
             f"{path}: at={at} but the log has only {replayed} kvm_set_user_memory lines"
         )
-    return MemslotLayout(slots.values())
+    return MemslotLayout(slots.values()), replayed, found, stats, skips
+
+
+def load_qemu_memslots(path, at: int | None = None, *, lenient: bool = False) -> MemslotLayout:
+    """The memslot layout a QEMU ``kvm_set_user_memory`` log leaves, or had at some moment.
+
+    Replays the registrations in order, as ``__kvm_set_memory_region()`` applied them: a line
+    with ``size=0x0`` deletes the slot, a line for an existing ``(as_id, slot)`` replaces it
+    (moves it, or changes its flags), a line with ``ret != 0`` (a failed ioctl) changes nothing
+    (count them with :func:`memslot_events`, ``attrs["failed"]``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log; see :func:`memslot_events` for the formats and prefixes understood (gzip, xz
+        and bzip2 files are read decompressed).
+    at : int, optional
+        Replay only the first ``at`` ``kvm_set_user_memory`` lines (failed ones included):
+        ``at=1`` is the layout after the first registration, ``at=0`` is empty. Default: all.
+    lenient : bool, default False
+        Skip malformed lines, and registrations the kernel could not have accepted (a
+        delete of an absent slot, misaligned or overlapping slots, a present slot registered
+        again with another userspace address, size or read-only flag), warning once.
+
+    Returns
+    -------
+    MemslotLayout
+        Not empty when ``at`` is None.
+
+    Raises
+    ------
+    TraceParseError
+        For a malformed line or an impossible registration, naming the line and what was
+        expected.
+    ValueError
+        If ``at`` is negative or larger than the number of ``kvm_set_user_memory`` lines; if
+        the file has no ``kvm_set_user_memory`` line (it is empty, or not such a log: a JSON
+        layout is read with :func:`load_layout_json` or :func:`load_layout`), naming it; or if
+        (``at`` None) its lines leave no memslot: against no memslot every notification would
+        be a miss.
+    TypeError
+        If ``lenient`` is not a bool.
+    """
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int | np.integer) or at < 0):
+        raise ValueError(f"at must be None or an integer >= 0, got {at!r}")
+    lenient = check_bool(lenient, "lenient")
+    path = Path(path)
+    layout, replayed, found, stats, skips = _replay_qemu(path, at, lenient)
+    if not found:
+        raise ValueError(_no_records(path, stats, skips))
+    if at is None and not len(layout):
+        raise ValueError(
+            f"{path}: no memslot: its {replayed} kvm_set_user_memory lines leave no memslot "
+            f"(each slot deleted or failed{', or skipped' if skips.count else ''}); expected "
+            f"{QEMU_LOG} that registers guest memory"
+        )
+    skips.warn("kvm_set_user_memory")
+    return layout
 
 
 def _line_text(path: Path, lineno: int) -> str:
     """One line of a (small) log, for an error message."""
-    with open(path, "rb") as f:
-        for i, raw in enumerate(f, start=1):
+    with _Opened(path) as opened, opened.errors():
+        for i, raw in enumerate(opened.lines(), start=1):
             if i == lineno:
                 return raw.decode("utf-8", "replace").rstrip("\r\n")
     return ""
@@ -1131,7 +1581,13 @@ def load_layout_json(path) -> MemslotLayout:
         :class:`~kvmviz.MemslotError` (a ValueError) for slots KVM would reject.
     """
     path = Path(path)
-    data = path.read_bytes()
+    with _Opened(path) as opened, opened.errors():
+        data = opened.stream.read(MAX_LAYOUT_BYTES + 1)
+    if len(data) > MAX_LAYOUT_BYTES:
+        raise ValueError(
+            f"{path}: more than {MAX_LAYOUT_BYTES >> 20} MiB; expected a JSON memslot layout "
+            "(a few hundred bytes per memslot)"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -1538,26 +1994,34 @@ def load_layout(path, *, lenient: bool = False) -> MemslotLayout:
     ValueError
         Naming the file (and the line) if it is empty, not UTF-8 JSON, malformed, or yields no
         memslot (a log without ``kvm_set_user_memory`` lines, or whose slots were all
-        deleted): against no memslot every notification would be a miss.
+        deleted): against no memslot every notification would be a miss. A gzip, xz or bzip2
+        file is read decompressed.
+    TypeError
+        If ``lenient`` is not a bool.
     """
+    lenient = check_bool(lenient, "lenient")
     path = Path(path)
-    data = path.read_bytes()
-    head = data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    with _Opened(path) as opened:
+        head = opened.head(4096).lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+        size = os.path.getsize(path)
     if not head:
         raise ValueError(
-            f"{path}: the file is empty{' (blank lines only)' if data else ''}; "
+            f"{path}: the file is empty{' (blank lines only)' if size else ''}; "
             f"expected {LAYOUT_FORMATS}"
         )
     if head in (b"{", b"[") or path.suffix.lower() == ".json":
         return load_layout_json(path)
-    layout = load_qemu_memslots(path, lenient=lenient)
+    layout, replayed, _, stats, skips = _replay_qemu(path, None, lenient)
     if not len(layout):
-        n = len(memslot_events(path, lenient=lenient))
-        lines = data.count(b"\n") + (not data.endswith(b"\n"))
-        why = (
-            f"its {n} kvm_set_user_memory lines leave no memslot (each slot deleted or failed)"
-            if n
-            else f"none of its {lines} lines is a kvm_set_user_memory line"
-        )
+        if replayed:
+            why = (
+                f"its {replayed} kvm_set_user_memory lines leave no memslot (each slot deleted "
+                f"or failed{', or skipped' if skips.count else ''})"
+            )
+        elif skips.count:
+            why = f"all its {skips.count} kvm_set_user_memory lines are malformed"
+        else:
+            why = f"none of its {stats.lines} lines is a kvm_set_user_memory line"
         raise ValueError(f"{path}: no memslot: {why}; expected {LAYOUT_FORMATS}")
+    skips.warn("kvm_set_user_memory")
     return layout

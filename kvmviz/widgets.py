@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
 from . import plot, presets
-from ._checks import check_seed
+from ._checks import check_seed, strict_booleans
 from .animate import Animation, Blitter, set_spans
 from .classify import first_callbacks
 from .engine import simulate
@@ -878,6 +878,7 @@ def _plain_map(ax) -> None:
     ax.set_xlabel("the VMM's address space (hva; gaps cut out): where the notifications land")
 
 
+@strict_booleans
 def toggle_dashboard(
     scenario: Scenario | None = None,
     seed: int = 0,

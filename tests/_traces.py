@@ -58,3 +58,20 @@ def refused(capsys, trace, layout=LAYOUT, *extra) -> str:
     assert len(err.strip().splitlines()) == 1, err
     assert "mean_us" not in out
     return err.strip()
+
+
+def shifted(lines: list[str], offset_ns: int, digits: int = 6) -> list[str]:
+    """``lines`` with every record's timestamp moved by ``offset_ns`` (an integer number of ns,
+    a multiple of 1000 for 6 fraction digits), printed with ``digits`` fraction digits (6 as
+    the kernel prints them, 9 as ``trace-cmd report -t``), computed exactly in integers: as
+    ``trace-cmd record --date`` (epoch seconds) or another boot would have printed them."""
+    scale = 10 ** (9 - digits)
+    if offset_ns % scale:
+        raise ValueError(f"offset_ns = {offset_ns}: not a multiple of {scale} ns")
+
+    def move(m: re.Match) -> str:
+        ns = int(m[1]) * 10**9 + int(m[2]) * 1000 + offset_ns
+        sec, frac = divmod(ns, 10**9)
+        return f"{sec}.{frac // scale:0{digits}d}"
+
+    return [TIMESTAMP.sub(move, line, count=1) for line in lines]

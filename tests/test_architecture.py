@@ -472,3 +472,107 @@ def test_the_architecture_page_names_every_module_once():
     on_disk = sorted(p.name for p in (ROOT / "kvmviz").glob("*.py"))
     assert sorted(names) == on_disk
     assert len(names) == len(set(names))
+
+
+# -- the lazy package -------------------------------------------------------------------------
+def test_the_lazy_namespace_says_what_its_type_checking_block_says():
+    """kvmviz/__init__.py imports nothing at run time (the CLI's signal handlers come first);
+    its ``if TYPE_CHECKING:`` block is what readers and type checkers see, and ``_MODULES`` /
+    ``_NAMES`` are what ``__getattr__`` loads. The two say the same, every name of
+    ``__all__`` resolves to the object of the module named, and nothing else is imported."""
+    import kvmviz
+
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    modules, names = set(), {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for imp in node.body:
+                if imp.module is None:
+                    modules |= {a.name for a in imp.names}
+                else:
+                    names |= {a.name: imp.module for a in imp.names}
+    top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert [ast.unparse(n) for n in top_level] == [
+        "from __future__ import annotations",
+        "from typing import TYPE_CHECKING",
+    ] or [ast.unparse(n) for n in top_level] == ["from typing import TYPE_CHECKING"]
+    assert modules == set(kvmviz._MODULES)
+    assert names == kvmviz._NAMES
+    assert set(kvmviz.__all__) == modules | set(names)
+    for name in kvmviz.__all__:
+        module = __import__(f"kvmviz.{kvmviz._NAMES.get(name, name)}", fromlist=["_"])
+        expected = module if name in modules else getattr(module, name)
+        assert getattr(kvmviz, name) is expected, name
+
+
+def test_importing_the_package_loads_nothing_slow():
+    """`import kvmviz` (and `kvmviz.cli`, the command's entry point) loads no numpy, numba,
+    pandas or matplotlib: a Ctrl-C or `kill` during those imports reaches the CLI's handlers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kvmviz, kvmviz.cli; "
+        "print(sorted(m for m in ('numpy', 'numba', 'pandas', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# -- every file is written through _files ----------------------------------------------------
+_WRITERS = {"write_text", "write_bytes"}  # pathlib's, whatever the owner
+_OWNED_WRITERS = {  # module -> its calls that write or move files
+    "os": {"replace", "rename", "renames", "link"},
+    "shutil": {"move", "copy", "copyfile", "copy2", "copytree"},
+    "tempfile": {"mkstemp", "mkdtemp", "NamedTemporaryFile"},
+}
+# Where a module writes a file itself, and why that is still _files' writing or no output.
+_ALLOWED = {
+    ("cli", "open for writing"): "streams each trace into a temporary of _files.staged_files",
+    ("_jit", "mkdtemp"): "numba's temporary cache folder, removed at exit: no output",
+}
+
+
+def _writes(source: str) -> list[tuple[int, str]]:
+    """(line, what) of each call that creates, writes or moves a file in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        owner = getattr(getattr(node.func, "value", None), "id", None)
+        if name in _WRITERS or name in _OWNED_WRITERS.get(owner, ()):
+            found.append((node.lineno, name))
+        if name == "open" and isinstance(node.func, ast.Name):
+            modes = list(node.args[1:2]) + [k.value for k in node.keywords if k.arg == "mode"]
+            if any(isinstance(m, ast.Constant) and set(str(m.value)) & set("wax+") for m in modes):
+                found.append((node.lineno, "open for writing"))
+    return found
+
+
+def test_writes_find_what_they_should():
+    source = (
+        "import os\n"
+        "p.write_text('x')\n"  # 2
+        "os.replace(a, b)\n"  # 3
+        "s.replace('a', 'b')\n"
+        "open(p, 'wb')\n"  # 5
+        "open(p)\n"
+        "tempfile.mkdtemp()\n"  # 7
+    )
+    assert _writes(source) == [
+        (2, "write_text"),
+        (3, "replace"),
+        (5, "open for writing"),
+        (7, "mkdtemp"),
+    ]
+
+
+@pytest.mark.parametrize("stem", sorted(set(SOURCES) - {"_files"}))
+def test_every_file_is_written_through_files(stem):
+    """Only kvmviz/_files.py creates, writes or moves files (atomic, never over an existing
+    file unasked, cleaned up on Ctrl-C and kill): a module that writes one itself fails here
+    by line."""
+    found = [(line, what) for line, what in _writes(SOURCES[stem]) if (stem, what) not in _ALLOWED]
+    assert found == [], f"kvmviz/{stem}.py writes files itself: {found}"

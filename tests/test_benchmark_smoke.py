@@ -144,12 +144,13 @@ def test_export_benchmark_quick_run_reports_every_run_and_the_goal():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(
         r"^(v5\.1[235]|replayed trace).*?([\d.]+) s +([\d.]+) MB +([\d.]+)x +([\d.]+) s +"
-        r"([\d.]+) MB +([\d.]+)x$",
+        r"([\d.]+) MB +([\d.]+)x +peak beyond the Run +([\d.]+) MiB$",
         proc.stdout,
         re.MULTILINE,
     )
     assert [r[0] for r in rows] == ["v5.12", "v5.13", "v5.15", "replayed trace"], proc.stdout
-    assert all(float(r[2]) > 0 and float(r[5]) > 0 for r in rows)
+    assert all(float(r[2]) > 0 and float(r[5]) > 0 and float(r[7]) > 0 for r in rows)
+    assert "peak RSS" in proc.stdout, proc.stdout  # the issue-20 goal reports memory
     goals = re.findall(r"to_perfetto (\.json|\.pftrace)\s+[\d.]+ s  (PASS|FAIL)", proc.stdout)
     assert [g[0] for g in goals] == [".json", ".pftrace"], proc.stdout
 

@@ -138,3 +138,75 @@ def test_an_empty_list_is_an_empty_bool_array():
     """[] has no flag to misread: it is a bool array of length 0 (numpy would say float64)."""
     out = check_bool_array([], "b")
     assert out.dtype == np.bool_ and out.shape == (0,)
+
+
+# -- booleans across the public surface -------------------------------------------------------
+# Methods called once per lock event inside the simulation: checked by their callers, whose
+# own arguments are checked; a per-call check there would cost the engine, not a user.
+HOT_PATHS = {"Counters.release", "LockPolicy.request", "LockPolicy.release"}
+MODULES = [
+    "animate", "classify", "engine", "exercises", "experiments", "export", "gallery",
+    "kernels", "layouts", "memslots", "metrics", "notifiers", "plot", "presets", "run",
+    "rwlock", "scenario", "theme", "timelines", "traces", "widgets",
+]  # fmt: skip
+
+
+def _public_callables():
+    import importlib
+    import inspect
+
+    for stem in MODULES:
+        module = importlib.import_module(f"kvmviz.{stem}")
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                yield f"{stem}.{name}", obj
+            elif inspect.isclass(obj) and obj.__module__ == module.__name__:
+                for attr, value in vars(obj).items():
+                    if inspect.isfunction(value) and not attr.startswith("_"):
+                        yield f"{stem}.{name}.{attr}", value
+
+
+def test_every_boolean_parameter_of_the_public_surface_refuses_a_non_boolean():
+    """Every parameter annotated ``bool`` of every public function is checked: by the
+    @strict_booleans decorator, or by an explicit check_bool in the body. A new one added
+    without either fails here by name (``force="no"`` used to overwrite a file)."""
+    import inspect
+
+    unchecked = []
+    for qualname, function in _public_callables():
+        if qualname.split(".", 1)[1] in HOT_PATHS:
+            continue
+        flags = [
+            n
+            for n, p in inspect.signature(function).parameters.items()
+            if p.annotation in ("bool", bool)
+        ]
+        covered = set(getattr(function, "__strict_booleans__", ()))
+        source = inspect.getsource(inspect.unwrap(function))
+        unchecked += [
+            f"{qualname}({name})"
+            for name in flags
+            if name not in covered and f"check_bool({name}" not in source
+        ]
+    assert unchecked == []
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None])
+def test_the_public_booleans_refuse_strings_and_numbers(tmp_path, value):
+    """The issue's cases and their kind: ``to_perfetto(force="no")``, ``plot.save``'s
+    ``transparent``, ``render_all``'s ``title``, ``load_ftrace(lenient=...)``."""
+    from matplotlib.figure import Figure
+
+    from kvmviz import gallery, plot
+
+    run = kv.simulate(SMALL, "v5.12")
+    with pytest.raises(TypeError, match="force"):
+        kv.to_perfetto(run, tmp_path / "x.json", force=value)
+    with pytest.raises(TypeError, match="transparent"):
+        plot.save(Figure(), tmp_path / "f", formats=("svg",), transparent=value)
+    with pytest.raises(TypeError, match="title"):
+        gallery.render_all(tmp_path / "g", title=value, only=[])
+    with pytest.raises(TypeError, match="lenient"):
+        kv.load_ftrace(tmp_path / "missing.txt", lenient=value)
+    assert list(tmp_path.iterdir()) == []

@@ -82,12 +82,16 @@ def test_a_bad_option_is_one_line_naming_it(capsys, argv, fragment):
         (["simulate", "--duration-ms", "1e6"], "1,799,298,601 fault attempts"),
         (["simulate", "--vcpus", "10000000"], "576,144,426 fault attempts"),
         (["simulate", "--rate", "1e300"], "1e+30 notifier callbacks"),
+        (["simulate", "--duration-ms", "5000"], "fault attempts"),
     ],
-    ids=["1e6 ms", "1e7 vCPUs", "1e300 Hz"],
+    ids=["1e6 ms", "1e7 vCPUs", "1e300 Hz", "5000 ms"],
 )
-def test_an_oversized_run_is_refused_at_once_with_the_estimate(capsys, argv, records):
+def test_an_oversized_run_is_refused_at_once_with_the_estimate(capsys, monkeypatch, argv, records):
     """The runs that used to end in numpy MemoryErrors (6.7 GiB, 21.5 GiB) are refused within
-    a second, before the echo line, with the estimate and how to go ahead."""
+    a second, before the echo line, with the estimate and how to go ahead: a --max-records
+    value only when the three runs' tables fit the machine's memory (here 16 GiB), else why
+    raising it would not help (the suggested 180,272,039 was killed by the OOM killer)."""
+    monkeypatch.setattr(cli, "_memory_available", lambda: 16 * 2**30)
     start = time.monotonic()
     assert main(argv) == 2
     assert time.monotonic() - start < 1.0
@@ -96,10 +100,25 @@ def test_an_oversized_run_is_refused_at_once_with_the_estimate(capsys, argv, rec
     assert err.startswith("kvmviz simulate: each kernel's run would simulate ~")
     assert records in err and "more than --max-records 4,000,000" in err
     assert "shorten --duration-ms, lower --vcpus or --rate" in err
-    if "1e300" in argv:  # 1e30 callbacks: no limit to raise would help
-        assert "(no machine has the memory this run needs)" in err
+    if "5000" in argv:  # ~2.2 GiB per run: 3 of them fit in 16 GiB
+        suggested = int(err.rpartition("or add --max-records ")[2].split()[0])
+        assert suggested > 4_000_000
+        assert "would not help" not in err
     else:
-        assert "or add --max-records " in err
+        assert "or add --max-records" not in err
+        assert "(raising --max-records would not help: the 3 runs' tables would take ~" in err
+        assert "more than the 16 GiB this machine has available)" in err
+
+
+def test_a_run_inside_max_records_but_beyond_the_machine_is_refused(capsys, monkeypatch):
+    """--max-records raised to let a run through is still checked against the memory the
+    machine has: 3 runs of ~2.2 GiB do not fit in 4 GiB, said before any work."""
+    monkeypatch.setattr(cli, "_memory_available", lambda: 4 * 2**30)
+    assert main(["simulate", "--duration-ms", "5000", "--max-records", "10000000"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("kvmviz simulate: the 3 kernels' runs would need ~")
+    assert "more than the 4 GiB this machine has available" in err
 
 
 def test_more_faulting_vcpus_than_the_generator_numbers_are_refused(capsys):
@@ -137,7 +156,7 @@ def test_ctrl_c_is_exit_130_in_one_line(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.experiments, "kernel_runs", interrupted)
+    monkeypatch.setattr(kvmviz.experiments, "kernel_runs", interrupted)
     assert main(SMALL) == 130
     assert _one_line_error(capsys) == "kvmviz: interrupted\n"
 
@@ -333,7 +352,7 @@ def test_figures_refuses_an_existing_set_before_any_work(tiny_figures, tmp_path,
     ("where", "fragment"),
     [
         ("file", "exists and is not a folder; expected a folder"),
-        ("file/sub/figs", "file: exists and is not a directory; nothing was written"),
+        ("file/sub/figs", "/file is not a folder; expected a folder to write into"),
         ("/proc/kvmviz-figs", "/proc: No such file or directory (creating a temporary folder"),
     ],
     ids=["--out is a file", "under a regular file", "/proc (read-only even to root)"],
@@ -554,7 +573,7 @@ def test_simulate_trace_refuses_existing_files_before_any_work(tmp_path, capsys,
     ("extra", "fragment"),
     [
         (["--trace-format", "xml"], "--trace-format 'xml': unknown format(s) xml; expected some"),
-        (["--trace-format", ","], "unknown format(s) (none)"),
+        (["--trace-format", ","], "--trace-format ',': no format; expected some of"),
     ],
 )
 def test_simulate_trace_names_a_bad_format(tmp_path, capsys, extra, fragment):

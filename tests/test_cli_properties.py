@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
-from kvmviz import cli, gallery
+from kvmviz import cli, exercises, gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT / "data" / "traces"
@@ -242,7 +242,7 @@ def test_replay_answers_or_names_the_file(capsys, trace, layout, rest):
     argv=_vector(
         "quiz",
         [
-            ("", list(cli._QUIZ), ["nope", "-"], False),
+            ("", list(exercises.KINDS), ["nope", "-"], False),
             ("-s", GOOD_SEEDS, BAD_SEEDS, False),
             ("-c", [False, True], ["yes"], False),
         ],

@@ -9,18 +9,22 @@ count of the waiters says.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import tracemalloc
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from _export_reference import chrome_trace as reference_chrome_trace
+from _export_reference import perfetto_trace as reference_perfetto_trace
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 import kvmviz as kv
-from kvmviz import experiments, export
+from kvmviz import _encode, experiments, export
 
 
 def ns(us) -> np.ndarray:
@@ -420,15 +424,24 @@ def test_only_a_run_is_exported(tmp_path):
         kv.to_perfetto(pd.DataFrame(), tmp_path / "x.json")
 
 
-def test_a_failed_write_leaves_nothing(busy8, tmp_path, monkeypatch):
-    """If rendering fails halfway, no file (and no temporary) is left."""
+@pytest.mark.parametrize("suffix", export.FORMATS)
+def test_a_failed_write_leaves_nothing(busy8, tmp_path, monkeypatch, suffix):
+    """If encoding fails halfway, after some chunks were already streamed to disk, no file
+    (and no temporary) is left."""
+    calls = []
+    assemble = export._encode.assemble
 
-    def boom(_run, **_options):
-        raise RuntimeError("disk on fire")
+    def boom(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise RuntimeError("disk on fire")
+        return assemble(*args, **kwargs)
 
-    monkeypatch.setattr(export, "perfetto_trace", boom)
-    with pytest.raises(RuntimeError):
-        kv.to_perfetto(busy8, tmp_path / "x.pftrace")
+    monkeypatch.setattr(export, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(export._encode, "assemble", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        kv.to_perfetto(busy8, tmp_path / f"x{suffix}")
+    assert len(calls) == 3  # two chunks were written before the failure
     assert os.listdir(tmp_path) == []
 
 
@@ -472,3 +485,266 @@ def test_a_bad_window_is_refused_before_any_work(busy8, tmp_path, window, fragme
     with pytest.raises(ValueError, match=fragment):
         kv.to_perfetto(busy8, tmp_path / "x.json", window=window)
     assert os.listdir(tmp_path) == []
+
+
+# -- the same trace as the reference (tests/_export_reference.py) --------------------------------
+# The streaming writer must write what the export wrote before it streamed (kept as the oracle,
+# which builds every slice as a tuple, the JSON as one dict and the protobuf with
+# TraceProtoBuilder). Compared as a viewer reads them: the JSON with json.loads (the same
+# events in the same order, ts and dur the same floats), the protobuf parsed packet by packet
+# (the same packets, fields and order: no reordering, no interning).
+def assert_same_trace(run, window=None) -> None:
+    new_json = export.encode(run, ".json", window=window)
+    assert json.loads(new_json) == reference_chrome_trace(run, window=window)
+    new_proto = pb.Trace.FromString(export.encode(run, ".pftrace", window=window)).packet
+    old_proto = pb.Trace.FromString(reference_perfetto_trace(run, window=window)).packet
+    assert len(new_proto) == len(old_proto)
+    for i, (new, old) in enumerate(zip(new_proto, old_proto, strict=True)):
+        assert new == old, f"packet {i}: {new} != {old}"
+
+
+def simulated(kernel="v5.12", policy="qrwlock", seed=0, **scenario):
+    return kv.simulate(kv.Scenario(**scenario), kernel, policy, seed=seed)
+
+
+SIMULATED = {
+    "v5.12 default 1 ms": dict(kernel="v5.12", duration_us=1_000),
+    "v5.13 default 1 ms": dict(kernel="v5.13", duration_us=1_000, seed=1),
+    "v5.15 default 1 ms": dict(kernel="v5.15", duration_us=1_000, seed=2),
+    "shadow MMU v5.13": dict(kernel="v5.13", n_vcpus=16, tdp_mmu=False, duration_us=3_000),
+    "spinlock v5.12": dict(kernel="v5.12", policy="spinlock", n_vcpus=16, duration_us=3_000),
+    "reader-pref v5.12": dict(kernel="v5.12", policy="reader-pref", n_vcpus=16, duration_us=3_000),
+    "no fault, callbacks": dict(
+        n_vcpus=1, faulting_share=0.0, duration_us=500, notifier_rate_hz=2e4
+    ),
+    "one notification": dict(n_vcpus=2, duration_us=20),
+    "nothing at all": dict(n_vcpus=1, duration_us=40, notifier_rate_hz=0),
+}
+
+
+@pytest.mark.parametrize("chunk_rows", [export.CHUNK_ROWS, 7])
+@pytest.mark.parametrize("name", list(SIMULATED))
+def test_same_trace_as_the_reference_simulated(name, chunk_rows, monkeypatch):
+    """Every kernel, the shadow MMU (faults write-lock), the spinlock and reader-pref
+    policies, and runs with no fault or nothing at all; in one chunk and in chunks of 7 rows,
+    whose boundaries must not show."""
+    monkeypatch.setattr(export, "CHUNK_ROWS", chunk_rows)
+    assert_same_trace(simulated(**SIMULATED[name]))
+
+
+@pytest.mark.parametrize("chunk_rows", [export.CHUNK_ROWS, 100])
+def test_same_trace_as_the_reference_busy_and_wide(busy8, big416, chunk_rows, monkeypatch):
+    """The fault storm (flows, nested waits) and 416 vCPUs (many granted at one instant: ties
+    broken as the reference breaks them)."""
+    monkeypatch.setattr(export, "CHUNK_ROWS", chunk_rows)
+    assert_same_trace(busy8)
+    assert_same_trace(big416)
+
+
+@pytest.mark.parametrize(
+    "window", [(500.0, 900.0), (1_300.0, 2_000.0), (0.0, 1e9), (1_999.0, 2_500.0)]
+)
+def test_same_trace_as_the_reference_windowed(big416, window, monkeypatch):
+    """A window keeps what overlaps it, renumbers the flows' callbacks, and says so."""
+    monkeypatch.setattr(export, "CHUNK_ROWS", 64)
+    assert_same_trace(big416, window=window)
+
+
+def test_same_trace_as_the_reference_replayed(replayed, monkeypatch):
+    """The bundled real trace replayed against 8 vCPUs (130,000 attempts, 1,903 callbacks), in
+    chunks small enough to cut through its bursts, and a window of it."""
+    monkeypatch.setattr(export, "CHUNK_ROWS", 4096)
+    assert_same_trace(replayed)
+    lo = float(replayed.notifiers["t_arrive_us"].iloc[len(replayed.notifiers) // 2])
+    assert_same_trace(replayed, window=(lo, lo + 50_000))
+
+
+def test_same_trace_when_the_faults_are_not_sorted_by_vcpu(busy8):
+    """A Run built by hand whose fault rows are in no order: one chunk, the same trace."""
+    shuffled = busy8.faults.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    run = dataclasses.replace(busy8, faults=shuffled)
+    assert_same_trace(run)
+
+
+@given(
+    st.integers(1, 12),
+    st.floats(50, 3_000),
+    st.sampled_from(kv.KERNELS),
+    st.sampled_from(["qrwlock", "reader-pref", "spinlock"]),
+    st.booleans(),
+    st.floats(0, 20_000),
+    st.integers(0, 2**16),
+    st.integers(1, 60),
+)
+@settings(max_examples=40, deadline=None)
+def test_same_trace_as_the_reference_on_random_runs(
+    n_vcpus, duration_us, kernel, policy, tdp_mmu, rate, seed, chunk_rows
+):
+    """Small random scenarios and seeds, random chunk sizes: the reference's trace."""
+    run = simulated(
+        kernel,
+        policy,
+        seed,
+        n_vcpus=n_vcpus,
+        duration_us=duration_us,
+        tdp_mmu=tdp_mmu,
+        notifier_rate_hz=rate,
+        faulting_share=1.0,
+        guest_run_us=10,
+    )
+    previous = export.CHUNK_ROWS
+    export.CHUNK_ROWS = chunk_rows
+    try:
+        assert_same_trace(run)
+    finally:
+        export.CHUNK_ROWS = previous
+
+
+@given(st.integers(-(10**15), 10**15))
+def test_microseconds_are_spelled_as_python_prints_them(ns):
+    """The assembler's µs are ``repr(ns / 1000)``, what json.dumps writes for the float."""
+    assert _encode.usec_text(ns) == repr(ns / 1000)
+    compiled = _encode.compile_programs([[("usec", 0), ("const", b" "), ("dec", 0)]])
+    out = _encode.assemble(compiled, np.zeros(1), np.array([[ns]])).tobytes()
+    assert out == f"{ns / 1000!r} {ns}".encode()
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=20))
+def test_assembler_varints_and_hex_as_protobuf_and_python(values):
+    """Varints (ten bytes for a negative int64), fixed64, nested lengths and hex, against
+    protobuf's own encoder and Python's ``f"{v:#x}"``."""
+    compiled = _encode.compile_programs(
+        [[("len", [("const", b"\x20"), ("varint", 0), ("const", b"\x52\x01k")]), ("hex", 0)]]
+    )
+    cols = np.array(values, dtype=np.int64).reshape(-1, 1)
+    out = _encode.assemble(compiled, np.zeros(len(values)), cols).tobytes()
+    expected = b""
+    for v in values:
+        note = pb.DebugAnnotation(int_value=v, name="k").SerializeToString()
+        expected += _encode.pb_varint(len(note)) + note + f"{v % 2**64:#x}".encode()
+    assert out == expected
+
+
+def test_assembler_runs_without_numba(busy8, monkeypatch):
+    """The loop is plain Python numba compiles: run as Python, it writes the same bytes."""
+    if not hasattr(_encode._fill, "py_func"):
+        pytest.skip("numba is not installed: the Python loop is what every test runs")
+    monkeypatch.setattr(_encode, "_fill", _encode._fill.py_func)
+    monkeypatch.setattr(_encode, "_sizes", _encode._sizes.py_func)
+    run = dataclasses.replace(busy8, faults=busy8.faults.iloc[:300])
+    assert json.loads(export.encode(run, ".json")) == reference_chrome_trace(run)
+    assert export.encode(run, ".pftrace") == reference_perfetto_trace(run)
+
+
+# -- streaming: memory bounded by the chunk, not the run ----------------------------------------
+def peak_of_export(run, suffix) -> int:
+    class Discard:
+        def write(self, data) -> None:
+            pass
+
+    tracemalloc.start()
+    try:
+        export.write(run, Discard(), suffix)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("suffix", export.FORMATS)
+def test_memory_does_not_grow_with_the_run(suffix, monkeypatch):
+    """A run four times as long (four times the attempts) exports with the same peak memory
+    beyond the Run: the chunk, not the run. Measured with tracemalloc (numpy reports to it)."""
+    monkeypatch.setattr(export, "CHUNK_ROWS", 2_000)
+    scenario = dict(n_vcpus=64, notifier_rate_hz=200, kernel="v5.15")
+    short, long = (
+        simulated(duration_us=80_000, **scenario),
+        simulated(duration_us=320_000, **scenario),
+    )
+    assert len(long.faults) > 3.5 * len(short.faults) > 3.5 * 20_000
+    export.encode(short, suffix)  # numba's functions loaded
+    small, large = peak_of_export(short, suffix), peak_of_export(long, suffix)
+    assert large < 1.25 * small + 2**20, (small, large)
+    assert large < export.memory(len(long.faults), len(long.notifiers))
+
+
+def test_memory_of_the_replay_is_the_chunk(replayed):
+    """The bundled replay's export needs less than the chunk budget beyond the Run."""
+    for suffix in export.FORMATS:
+        assert peak_of_export(replayed, suffix) < export.CHUNK_BYTES
+
+
+def test_write_returns_the_bytes_it_wrote(busy8):
+    """``write`` streams into any binary handle and says how much it wrote."""
+    import io
+
+    for suffix in export.FORMATS:
+        buffer = io.BytesIO()
+        assert export.write(busy8, buffer, suffix) == len(buffer.getvalue()) > 0
+        assert buffer.getvalue() == export.encode(busy8, suffix)
+
+
+# -- size estimates, before any work ------------------------------------------------------------
+def wait_share(run) -> float:
+    f = run.faults
+    return float((ns(f["t_grant_us"]) > ns(f["t_request_us"])).mean())
+
+
+@pytest.mark.parametrize("name", ["busy8", "big416", "replayed", "v5.15 default", "volatile"])
+def test_estimate_is_within_a_quarter_of_the_file(runs, name):
+    """:func:`export.estimate` from the counts alone is within ±25% of the file written, for
+    runs where up to a fifth of the attempts wait; with the run's own share of waits, within
+    ±10% of every run; with ``wait_share=1`` never below it."""
+    from kvmviz.presets import volatile_setup
+
+    extra = {
+        "v5.15 default": lambda: simulated("v5.15", duration_us=5_000),
+        "volatile": lambda: kv.simulate(volatile_setup(n_vcpus=64, duration_us=10_000), "v5.12"),
+    }
+    run = runs[name] if name in runs else extra[name]()
+    share = wait_share(run)
+    counts = (len(run.faults), len(run.notifiers))
+    for suffix in export.FORMATS:
+        size = len(export.encode(run, suffix))
+        guess = export.estimate(*counts, suffix, n_vcpus=run.scenario.n_vcpus)
+        if share <= 0.2:
+            assert 0.75 * size <= guess <= 1.25 * size, (suffix, share, size, guess)
+        exact = export.estimate(*counts, suffix, n_vcpus=run.scenario.n_vcpus, wait_share=share)
+        assert 0.9 * size <= exact <= 1.1 * size, (suffix, share, size, exact)
+        assert export.estimate(*counts, suffix, n_vcpus=run.scenario.n_vcpus, wait_share=1) >= size
+
+
+def test_estimate_refuses_what_is_not_a_count():
+    with pytest.raises(ValueError, match="unknown trace format"):
+        export.estimate(1, 1, ".csv")
+    with pytest.raises(TypeError, match="n_fault_attempts"):
+        export.estimate(1.5, 1, ".json")
+    with pytest.raises(ValueError, match="wait_share"):
+        export.estimate(1, 1, ".json", wait_share=2)
+    assert export.estimate(0, 0, ".json") < export.estimate(1, 0, ".json")
+
+
+# -- options mean what they say ------------------------------------------------------------------
+@pytest.mark.parametrize("window", [(5_000.0, 6_000.0), (3_010.0, 3_011.0)])
+def test_a_window_that_misses_the_run_is_refused(busy8, tmp_path, window):
+    """A window after the run holds no attempt and no callback: a ValueError naming the window
+    and the run's span, nothing written (it used to write a trace of metadata only)."""
+    end = max(busy8.faults["t_release_us"].max(), busy8.notifiers["t_done_us"].max())
+    assert window[0] > end
+    with pytest.raises(ValueError, match=r"window \(.*\) µs holds no fault attempt") as error:
+        kv.to_perfetto(busy8, tmp_path / "x.json", window=window)
+    assert f"{window[0]:g}" in str(error.value)
+    assert f"{end:g} µs" in str(error.value)  # the run's span
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="holds no fault attempt"):
+        export.encode(busy8, ".pftrace", window=window)
+
+
+@pytest.mark.parametrize("force", ["no", "False", 0, 1, None])
+def test_force_must_be_a_boolean(busy8, tmp_path, force):
+    """``force="no"`` used to overwrite: anything but True/False is a TypeError, and the
+    existing file is left as it was."""
+    path = tmp_path / "mine.JSON"
+    path.write_text("my notes", encoding="utf-8")
+    with pytest.raises(TypeError, match="force"):
+        kv.to_perfetto(busy8, path, force=force)
+    assert path.read_text(encoding="utf-8") == "my notes"

@@ -30,7 +30,7 @@ def _rows():
 
 @pytest.mark.parametrize(("kind", "seed", "answer", "wrong", "meaning"), _rows())
 def test_guide_answers_are_the_models(kind, seed, answer, wrong, meaning):
-    question = cli._QUIZ[kind](seed=int(seed))
+    question = exercises.KINDS[kind](seed=int(seed))
     ok, why = question.check(_parse(answer, question.answer))
     assert ok, f"{kind} -s {seed}: the guide says {answer}, the model says {why}"
     assert not question.check(_parse(wrong, question.answer))[0], f"{wrong} is right after all"
