@@ -272,27 +272,9 @@ def write_atomic(files: Mapping, *, force: bool = False) -> list[Path]:
         The files written, in the order given.
     """
     targets = check_free(files, force=force)
-    payloads = list(files.values())
-    mask = umask()
-    created: list[Path] = []
-    temporaries: list[str] = []
-    complete = False
-    try:
-        for target, payload in zip(targets, payloads, strict=True):
-            created += make_parents(target.parent)
-            fd, tmp = _mkstemp(target)
-            temporaries.append(tmp)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; an export is for everyone
-        _commit([(Path(t), p) for t, p in zip(temporaries, targets, strict=True)], force)
-        complete = True
-    finally:
-        for tmp in temporaries:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-        if not complete:
-            remove_empty(created)
+    with staged_files(targets, force=force) as temporaries:
+        for tmp, payload in zip(temporaries, files.values(), strict=True):
+            tmp.write_bytes(payload)
     return targets
 
 

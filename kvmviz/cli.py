@@ -802,6 +802,30 @@ def _trace_bytes(work, formats) -> int:
     return sum(export.estimate(work.attempts, work.callbacks, f".{fmt}") for fmt in formats)
 
 
+def _check_runs(args, work, targets, *, end_us: float, lower: str) -> str | None:
+    """Everything checked before a command simulates one run per kernel: the cost of the runs
+    and of their traces against ``--max-records`` and the machine's memory, the trace window
+    against the run, and the trace folder against the disk. The refusal, or None; with trace
+    files to write, the command keeps going when its reader leaves (the files come first)."""
+    from .kernels import KERNELS
+
+    refusal = _check_cost(
+        work,
+        runs=len(KERNELS),
+        option="--max-records",
+        limit=args.max_records,
+        lower=lower,
+        extra=_export_memory(work, targets),
+    )
+    refusal = refusal or _check_window(args, end_us)
+    if targets and refusal is None:
+        needed = len(KERNELS) * _trace_bytes(work, _trace_formats(args))
+        refusal = _writable_folder(Path(args.trace), "--trace", needed)
+    if targets and refusal is None:
+        _keep_going()
+    return refusal
+
+
 def _check_window(args, end_us: float) -> str | None:
     if args.trace_window is not None and args.trace_window[0] >= end_us:
         lo, hi = args.trace_window
@@ -879,23 +903,15 @@ def _simulate(args) -> int:
         targets, echo_trace = _trace_targets(args, "simulate", KERNELS)
     except (ValueError, FileExistsError) as error:
         return _fail(prog, str(error))
-    work = estimate(scenario)
-    refusal = _check_cost(
-        work,
-        runs=len(KERNELS),
-        option="--max-records",
-        limit=args.max_records,
+    refusal = _check_runs(
+        args,
+        estimate(scenario),
+        targets,
+        end_us=scenario.duration_us,
         lower="shorten --duration-ms, lower --vcpus or --rate",
-        extra=_export_memory(work, targets),
     )
-    refusal = refusal or _check_window(args, scenario.duration_us)
-    if targets and refusal is None:
-        needed = len(KERNELS) * _trace_bytes(work, _trace_formats(args))
-        refusal = _writable_folder(Path(args.trace), "--trace", needed)
     if refusal:
         return _fail(prog, refusal)
-    if targets:
-        _keep_going()
     echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
     print(
         f"# kvmviz simulate --setup {args.setup} --vcpus {args.vcpus} "
@@ -1077,22 +1093,15 @@ def _replay(args) -> int:
             )
             stage = ""
             work, end_us = experiments.replay_work(events, layout, n_vcpus=args.vcpus)
-            refusal = _check_cost(
+            refusal = _check_runs(
+                args,
                 work,
-                runs=len(KERNELS),
-                option="--max-records",
-                limit=args.max_records,
+                targets,
+                end_us=end_us,
                 lower="lower --vcpus or replay a shorter stretch of the trace",
-                extra=_export_memory(work, targets),
             )
-            refusal = refusal or _check_window(args, end_us)
-            if targets and refusal is None:
-                needed = len(KERNELS) * _trace_bytes(work, _trace_formats(args))
-                refusal = _writable_folder(Path(args.trace), "--trace", needed)
             if refusal:
                 return _fail(prog, refusal)
-            if targets:
-                _keep_going()
             table, runs = experiments.compare_replay(
                 events,
                 layout,

@@ -61,9 +61,11 @@ import numpy as np
 
 from . import _encode
 from ._checks import check_bool, check_int, check_number
-from ._encode import njit, pb_key, pb_varint
+from ._encode import pb_key, pb_varint
 from ._files import check_free, open_atomic
+from ._jit import njit
 from .kernels import rule
+from .metrics import waiting_steps
 
 __all__ = [
     "CHUNK_BYTES",
@@ -305,16 +307,7 @@ def _steps(run, start: float, end: float, holder) -> tuple[np.ndarray, np.ndarra
         grants.append(g[waited])
     requests = np.concatenate([np.zeros(0), *requests])
     grants = np.concatenate([np.zeros(0), *grants])
-    times = np.concatenate([requests, grants])
-    delta = np.concatenate([np.ones(requests.size), -np.ones(grants.size)])
-    order = np.lexsort((delta, times))  # at one instant, grants before requests
-    times, depth = times[order], np.cumsum(delta[order])
-    first = np.searchsorted(times, start, "right")
-    last = np.searchsorted(times, end, "left")
-    before = depth[first - 1] if first > 0 else 0.0
-    t = np.concatenate([[start], times[first:last], [end]])
-    waiting = np.concatenate([[before], depth[first:last], [depth[last - 1] if last > 0 else 0]])
-    return t, waiting
+    return waiting_steps(requests, grants, start, end)
 
 
 def _counters(plan: _Plan) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "stall_stats",
     "summarize",
     "wait_stats",
+    "waiting_steps",
     "whole_stalls",
 ]
 
@@ -570,6 +571,29 @@ def queue_depth(
         waited &= (lock["holder"] == holder).to_numpy()
     requests = lock["t_request_us"].to_numpy()[waited]
     grants = lock["t_grant_us"].to_numpy()[waited]
+    return waiting_steps(requests, grants, start_us, end_us)
+
+
+def waiting_steps(requests, grants, start_us: float, end_us: float):
+    """How many of the waits ``[requests[i], grants[i])`` are in progress at each instant of a
+    window, as steps: the one computation behind :func:`queue_depth` and the waiters counter
+    of a Perfetto export.
+
+    Parameters
+    ----------
+    requests, grants : array_like of float
+        When each wait began and ended, µs (only waits that lasted: ``grants > requests``).
+    start_us, end_us : float
+        The window, µs.
+
+    Returns
+    -------
+    (t_us, waiting) : tuple of numpy.ndarray
+        Step edges from ``start_us`` to ``end_us`` and the number waiting from each edge on;
+        at one instant, grants count before requests.
+    """
+    requests = np.asarray(requests, dtype=float)
+    grants = np.asarray(grants, dtype=float)
     times = np.concatenate([requests, grants])
     delta = np.concatenate([np.ones(requests.size), -np.ones(grants.size)])
     order = np.lexsort((delta, times))  # at one instant, grants before requests
