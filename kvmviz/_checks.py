@@ -20,6 +20,7 @@ __all__ = [
     "check_int",
     "check_number",
     "check_seed",
+    "check_u64",
     "strict_booleans",
 ]
 
@@ -122,3 +123,32 @@ def strict_booleans(function):
 
     checked.__strict_booleans__ = tuple(flags)
     return checked
+
+
+def check_u64(values, name: str) -> np.ndarray:
+    """``values`` as a uint64 array of hvas (an ``unsigned long``: integers in ``[0, 2**64)``);
+    floats, booleans and strings are refused by ``name``, citing the first offending value."""
+    if not isinstance(values, np.ndarray):
+        # Python ints may exceed int64 (hvas up to 2**64): go through objects, never floats.
+        values = np.array(values, dtype=object)
+        if values.size == 0:
+            return np.zeros(values.shape, dtype=np.uint64)
+    array = values
+    if array.dtype == np.uint64:
+        return array
+    if array.dtype.kind == "i":
+        if array.size and array.min() < 0:
+            raise ValueError(f"{name}: hvas must be in [0, 2**64), got {int(array.min())}")
+        return array.astype(np.uint64)
+    if array.dtype.kind == "u":
+        return array.astype(np.uint64)
+    if array.dtype == object:
+        flat = array.ravel()
+        for v in flat:
+            if not isinstance(v, int | np.integer) or isinstance(v, bool):
+                raise TypeError(f"{name}: expected integer hvas, got {v!r}")
+        for v in flat:
+            if not 0 <= int(v) < 2**64:
+                raise ValueError(f"{name}: hvas must be in [0, 2**64), got {int(v)}")
+        return np.array([int(v) for v in flat], dtype=np.uint64).reshape(array.shape)
+    raise TypeError(f"{name}: expected integer hvas, got dtype {array.dtype}")

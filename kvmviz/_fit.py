@@ -33,7 +33,7 @@ import warnings
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-__all__ = ["MIN_LINE", "MIN_PLOT_IN", "fit_text"]
+__all__ = ["MIN_LINE", "MIN_PLOT_IN", "fit_text", "legend_columns"]
 
 MIN_LINE = 12
 """Wrapping never makes lines shorter than this, characters."""
@@ -447,8 +447,6 @@ def _legend_entries(legend):
 def _legend_under_figure(fig: Figure, ax, legend) -> None:
     """Move the legend of ``ax`` under the figure, in as many columns as fit, into the legend
     already there if there is one (an entry of the same label once)."""
-    from . import plot
-
     handles, labels, size = _legend_entries(legend)
     legend.remove()
     for under in list(fig.legends):
@@ -461,7 +459,7 @@ def _legend_under_figure(fig: Figure, ax, legend) -> None:
         handles,
         labels,
         loc="outside lower center",
-        ncol=plot._legend_columns(fig, labels, size or "small"),
+        ncol=legend_columns(fig, labels, size or "small"),
         fontsize=size,
         handler_map=legend._custom_handler_map,
         handlelength=legend.handlelength,
@@ -536,3 +534,19 @@ def _relegend(ax, legend, ncol: int, labels=None) -> None:
         labelspacing=legend.labelspacing,
     )
     new._kvmviz_handles = handles
+
+
+def legend_columns(fig, labels, fontsize) -> int:
+    """As many columns as fit across ``fig`` (a legend entry being its label and a handle
+    of about 3 em), at least one: the legend stays inside the figure."""
+    from matplotlib.font_manager import FontProperties
+
+    size = FontProperties(size=fontsize).get_size_in_points()
+    room = fig.get_figwidth() * 72 - 2 * size
+    widths = [(0.6 * max(map(len, label.split("\n"))) + 3.5) * size for label in labels]
+    for ncol in range(len(labels), 1, -1):
+        nrows = -(-len(labels) // ncol)  # a legend fills its columns one after the other
+        columns = [widths[j * nrows : (j + 1) * nrows] for j in range(ncol)]
+        if sum(max(c, default=0.0) for c in columns) <= room:
+            return ncol
+    return 1

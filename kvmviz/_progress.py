@@ -83,3 +83,9 @@ def reporter(progress, name: str, describe: Describe, what: str):
     if callable(progress):
         return progress
     raise TypeError(f"progress must be None, True or a callable({what}), got {progress!r}")
+
+
+def describe_bytes(done: int, total: int) -> str:
+    """A reader's progress through a file: ``" 42.0% (1.2 / 2.9 MB)"``."""
+    pct = 100.0 * done / total if total else 100.0
+    return f"{pct:5.1f}% ({done / 1e6:.1f} / {total / 1e6:.1f} MB)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["count", "ms", "num", "pct", "times", "us"]
+__all__ = ["binary_size", "count", "ms", "num", "pct", "size_bytes", "times", "us"]
 
 
 def _finite(value) -> float:
@@ -57,3 +57,23 @@ def count(value) -> str:
 def times(ratio, digits: int = 1) -> str:
     """A ratio: ``times(2.04)`` is ``"2.0×"``."""
     return f"{num(ratio, digits)}×"
+
+
+def size_bytes(nbytes: int) -> str:
+    """A size in bytes with a binary unit and three significant digits: ``"12 TiB"``,
+    ``"4 KiB"``, ``"640 B"`` (how the memslot maps and the animation name a range)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):.3g} {unit}"
+    return f"{nbytes} B"
+
+
+def binary_size(n: float) -> str:
+    """An amount of memory to three significant digits, up to PiB: ``"336 MiB"``,
+    ``"1.2e+03 B"`` (how a refused run states its tables' cost). Unlike :func:`size_bytes`,
+    it takes fractional amounts (an estimate) and writes every unit the same way."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

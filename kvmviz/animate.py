@@ -50,6 +50,7 @@ from matplotlib.transforms import Bbox
 from . import metrics, plot, theme
 from ._checks import strict_booleans
 from ._files import check_free, write_atomic
+from ._prose import size_bytes
 from .presets import VMM_HEAP
 from .theme import HATCHES, KERNEL_STYLES, Themed
 
@@ -1348,25 +1349,19 @@ def memslot_animation(
         fig.legend(
             handles=[
                 Patch(facecolor=theme.color("memslot"), label="memslot"),
-                Patch(**plot._RANGE_STYLE["hit"], label="range hits a memslot"),
-                Patch(**plot._RANGE_STYLE["miss"], label="range misses (spurious)"),
+                Patch(**plot.RANGE_STYLE["hit"], label="range hits a memslot"),
+                Patch(**plot.RANGE_STYLE["miss"], label="range misses (spurious)"),
             ],
             loc="outside lower center",
             ncols=3,
             fontsize="small",
         )
-        # The axis memslot_map drew: the same segments from the same ranges.
-        ranges = shown.drop_duplicates("event")
-        to_x = plot._segments(
-            [(s.hva_start, s.hva_end) for s in layout],
-            [*zip(ranges["hva_start"], ranges["hva_end"], strict=True), *regions],
-        )[0]
-        past = {
-            hit: next(c for c in ax.collections if c.get_gid() == f"notifiers-{key}")
-            for hit, key in ((True, "hit"), (False, "miss"))
-        }
-        top = len({s.as_id for s in layout})
-        row_y = top + 0.15
+        # The axis memslot_map drew, its bars, and the row they sit in.
+        parts = plot.map_parts(ax)
+        to_x = parts.axis.x
+        past = {True: parts.bars["hit"], False: parts.bars["miss"]}
+        top = parts.rows
+        row_y = parts.notifier_row[0]
         ax.set_ylim(-0.35, top + 2.3)  # room above the notifier row for ranges to fall from
         x0 = np.array([to_x(int(a)) for a in events["hva_start"]])
         x1 = np.array([to_x(int(b)) for b in events["hva_end"]])
@@ -1413,7 +1408,7 @@ def memslot_animation(
             band.set_visible(landed)
             band.set_bounds(left[k], -0.1, width[k], top + 0.2)
             band.set_facecolor(colour)
-            size = plot._size(int(event["hva_end"]) - int(event["hva_start"]))
+            size = size_bytes(int(event["hva_end"]) - int(event["hva_start"]))
             event_line.set_text(
                 f"event {int(event['event'])} at t = {event['t_arrive_us']:,.1f} µs: "
                 f"{event['callbacks']} on {size}" + (f" → {'hit' if hit else 'miss'}" * landed)

@@ -587,9 +587,9 @@ def _reporter(args, name: str, describe):
 
 
 def _size(n: float) -> str:
-    from .engine import _size as size
+    from ._prose import binary_size
 
-    return size(n)
+    return binary_size(n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1058,6 +1058,7 @@ def _figures(args) -> int:
 
 def _replay(args) -> int:
     from . import experiments, metrics, traces
+    from ._progress import describe_bytes
     from .engine import MAX_RECORDS, TooMuchWork
     from .kernels import KERNELS
     from .metrics import KERNEL_TABLE_COLUMNS
@@ -1089,7 +1090,7 @@ def _replay(args) -> int:
             events = traces.load_ftrace(
                 args.trace_file,
                 lenient=args.lenient,
-                progress=_reporter(args, prog, traces._describe_bytes),
+                progress=_reporter(args, prog, describe_bytes),
             )
             stage = ""
             work, end_us = experiments.replay_work(events, layout, n_vcpus=args.vcpus)

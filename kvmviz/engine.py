@@ -44,6 +44,7 @@ import pandas as pd
 from . import classify
 from ._checks import check_int, check_seed
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
+from ._prose import binary_size
 from .kernels import CALLBACKS, KERNELS
 from .memslots import PAGE_SIZE
 from .notifiers import EVENT_KINDS, check_stream, generate_stream
@@ -104,7 +105,7 @@ class Work:
     def __str__(self) -> str:
         return (
             f"~{_count(self.attempts)} fault attempts and ~{_count(self.callbacks)} notifier "
-            f"callbacks (~{_size(self.bytes)} of tables)"
+            f"callbacks (~{binary_size(self.bytes)} of tables)"
         )
 
 
@@ -131,14 +132,6 @@ class _Overrun(Exception):
 # _closed_loop._bits packs the vCPU into the top 24 bits of the counter: beyond 2**24 faulting
 # vCPUs two vCPUs would draw the same workload.
 MAX_FAULTING_VCPUS = 2**24
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def _clamp(x: float) -> int:

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import check_u64
+
 __all__ = [
     "KVM_ADDRESS_SPACE_NUM",
     "KVM_MEM_MAX_NR_PAGES",
@@ -297,8 +299,8 @@ class MemslotLayout:
             ``True`` where the range touches a memslot. Cost is O(n log m) for n ranges and
             m slots (the interval tree of ed922739c919 gives the kernel the same bound).
         """
-        starts = _as_u64(starts, "starts")
-        ends = _as_u64(ends, "ends")
+        starts = check_u64(starts, "starts")
+        ends = check_u64(ends, "ends")
         if starts.shape != ends.shape:
             raise ValueError(f"starts and ends differ in shape: {starts.shape} vs {ends.shape}")
         if len(self._merged_lo) == 0:
@@ -360,37 +362,8 @@ def _hva_pair(hva_start, hva_end) -> tuple[np.ndarray, np.ndarray]:
     for name, value in (("hva_start", hva_start), ("hva_end", hva_end)):
         if isinstance(value, np.ndarray) or not np.isscalar(value):
             raise TypeError(f"{name}: expected one integer hva, got {type(value).__name__}")
-        out.append(_as_u64([value], name))
+        out.append(check_u64([value], name))
     return out[0], out[1]
-
-
-def _as_u64(values, name: str) -> np.ndarray:
-    """``values`` as a uint64 array of hvas (an ``unsigned long``: integers in ``[0, 2**64)``);
-    floats, booleans and strings are refused by ``name``, citing the first offending value."""
-    if not isinstance(values, np.ndarray):
-        # Python ints may exceed int64 (hvas up to 2**64): go through objects, never floats.
-        values = np.array(values, dtype=object)
-        if values.size == 0:
-            return np.zeros(values.shape, dtype=np.uint64)
-    array = values
-    if array.dtype == np.uint64:
-        return array
-    if array.dtype.kind == "i":
-        if array.size and array.min() < 0:
-            raise ValueError(f"{name}: hvas must be in [0, 2**64), got {int(array.min())}")
-        return array.astype(np.uint64)
-    if array.dtype.kind == "u":
-        return array.astype(np.uint64)
-    if array.dtype == object:
-        flat = array.ravel()
-        for v in flat:
-            if not isinstance(v, int | np.integer) or isinstance(v, bool):
-                raise TypeError(f"{name}: expected integer hvas, got {v!r}")
-        for v in flat:
-            if not 0 <= int(v) < _U64:
-                raise ValueError(f"{name}: hvas must be in [0, 2**64), got {int(v)}")
-        return np.array([int(v) for v in flat], dtype=np.uint64).reshape(array.shape)
-    raise TypeError(f"{name}: expected integer hvas, got dtype {array.dtype}")
 
 
 def _merge_intervals(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

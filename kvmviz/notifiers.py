@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._checks import check_seed
+from ._checks import check_seed, check_u64
 from .kernels import CALLBACKS
 from .layouts import VMM_HEAP
-from .memslots import PAGE_SHIFT, MemslotLayout, _as_u64
+from .memslots import PAGE_SHIFT, MemslotLayout
 from .scenario import NOTIFIER_CAUSES, Scenario
 
 __all__ = [
@@ -144,9 +144,9 @@ def _check_rows(frame: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray,
     if not known.all():
         i = int(np.flatnonzero(~known)[0])
         raise ValueError(f"{what} row {i}: kind {kind[i]!r} is not one of {sorted(EVENT_KINDS)}")
-    # _as_u64 refuses floats, booleans and strings: 1.5 is not an hva, and int() would floor it.
-    start = _as_u64(frame["hva_start"].to_numpy(), f"{what} column hva_start")
-    end = _as_u64(frame["hva_end"].to_numpy(), f"{what} column hva_end")
+    # check_u64 refuses floats, booleans and strings: 1.5 is not an hva, and int() would floor it.
+    start = check_u64(frame["hva_start"].to_numpy(), f"{what} column hva_start")
+    end = check_u64(frame["hva_end"].to_numpy(), f"{what} column hva_end")
     inverted = np.flatnonzero(start >= end)
     if inverted.size:
         i = int(inverted[0])

@@ -14,6 +14,7 @@ import textwrap
 import warnings
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -34,6 +35,9 @@ from matplotlib.transforms import IdentityTransform
 from . import classify, metrics, theme
 from ._checks import strict_booleans
 from ._files import check_free, write_atomic
+from ._fit import legend_columns
+from ._prose import size_bytes
+from .address_axis import AddressAxis, spanning
 from .kernels import KERNELS
 from .memslots import PAGE_SHIFT
 from .metrics import BEHIND, kernel_table
@@ -42,14 +46,18 @@ from .theme import HATCHES, KERNEL_STYLES, POLICY_STYLES
 __all__ = [
     "FORMATS",
     "MIN_SPAN_PT",
+    "RANGE_STYLE",
+    "MapParts",
     "SpanBars",
     "brownout_curve",
+    "brownout_points",
     "curves",
     "gfn_map",
     "heatmap",
     "heatmaps",
     "kernel_bars",
     "live_artists",
+    "map_parts",
     "memslot_map",
     "precompute",
     "restyle",
@@ -117,6 +125,31 @@ class SpanBars(PolyCollection):
     **kwargs
         Passed to :class:`matplotlib.collections.PolyCollection` (facecolor, hatch, gid, ...).
     """
+
+    @classmethod
+    def add(cls, ax, spans, yrange, *, marks: bool = False, counts=False, **style) -> SpanBars:
+        """Add bars of ``spans`` to ``ax`` (without moving its limits) and return them: the
+        one way a view draws range bars (maps, timelines).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes
+        spans : sequence of (float, float)
+            ``(x, width)`` of each bar, in data units.
+        yrange : (float, float)
+            ``(y0, height)`` of the row, in data units.
+        marks, counts : bool
+            As for :class:`SpanBars`.
+        **style
+            Collection properties (``facecolor``, ``gid``, ``zorder``, ...).
+
+        Returns
+        -------
+        SpanBars
+        """
+        bars = cls(spans, yrange, marks=marks, counts=counts, **style)
+        ax.add_collection(bars, autolim=False)
+        return bars
 
     def __init__(
         self, spans, yrange, *, min_pt: float = MIN_SPAN_PT, marks=False, counts=False, **kwargs
@@ -236,13 +269,6 @@ class SpanBars(PolyCollection):
             right = box.x1
 
 
-def _span_bars(ax, spans, yrange, *, marks: bool = False, counts=False, **style) -> SpanBars:
-    """Add a :class:`SpanBars` to ``ax`` (without moving its limits) and return it."""
-    bars = SpanBars(spans, yrange, marks=marks, counts=counts, **style)
-    ax.add_collection(bars, autolim=False)
-    return bars
-
-
 def _runs(runs) -> dict:
     """Accept a Run, a sequence of Runs or a {label: Run} mapping."""
     if isinstance(runs, Mapping):
@@ -331,7 +357,21 @@ def _cdf_points(values) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _brownout_points(run, bin_us=None):
+def brownout_points(run, bin_us=None) -> tuple[np.ndarray, np.ndarray]:
+    """The points of ``run``'s brownout curve as :func:`brownout_curve` draws them: time (ms)
+    and the share of the VM's vCPUs stalled (%), per bin; remembered while the run lives.
+
+    Parameters
+    ----------
+    run : Run
+    bin_us : float, optional
+        The bin width, µs (default: :func:`kvmviz.metrics.brownout`'s).
+
+    Returns
+    -------
+    (t_ms, stalled_pct) : tuple of numpy.ndarray
+    """
+
     def compute():
         curve = metrics.brownout(run, bin_us=bin_us, pieces=_pieces(run))
         return curve["t_us"].to_numpy() / 1000, 100 * curve["stalled_share"].to_numpy()
@@ -351,7 +391,7 @@ def precompute(run) -> None:
     """
     for per in _PER:
         _run_cdf(run, per)
-    _brownout_points(run)
+    brownout_points(run)
 
 
 def _check_per(per: str) -> str:
@@ -454,7 +494,7 @@ def update(
             top = max(top, x[-1])
             stalled = _stalled(runs[label], _CDF_KIND[kind])
         else:
-            x, y = _brownout_points(runs[label])
+            x, y = brownout_points(runs[label])
             stalled = bool((y > 0).any())
         line.set_data(x, y)
         moved = True
@@ -723,7 +763,7 @@ def brownout_curve(runs, *, ax=None, bin_us: float | None = None, highlight: str
     """
     ax = ax or plt.gca()
     for j, (label, run) in enumerate(_runs(runs).items()):
-        x, y = _brownout_points(run, bin_us)
+        x, y = brownout_points(run, bin_us)
         ax.step(x, y, where="post", gid=f"brownout|{label}", **_style(label, highlight))
         note = _add_note(
             ax,
@@ -741,69 +781,6 @@ def brownout_curve(runs, *, ax=None, bin_us: float | None = None, highlight: str
     ax.set_ylabel("share of the VM's vCPUs stalled (%)")
     ax.set_title("Brownout")
     return restyle(ax, highlight=highlight)
-
-
-def _segments(slot_intervals, other_intervals, cluster_gap: int = 1 << 30):
-    """Cut the 2^47-byte hva axis into the segments worth drawing.
-
-    Every memslot (overlapping slots, such as SMM aliases, merged) is a segment; ranges outside
-    every slot are grouped into segments of their own when less than ``cluster_gap`` apart.
-    Each segment is drawn linearly inside, with a width growing with the log of its size, so a
-    4 KiB ROM and 12 TiB of RAM are both visible; gaps between segments are cut out. A segment
-    outside every slot starts half as wide as a slot's: VMM memory that only a spurious
-    notification touches should not outweigh the memslots the map is about.
-    """
-
-    def merge(intervals, gap=0):
-        out: list[list[int]] = []
-        for a, b in sorted(intervals):
-            if out and a < out[-1][1] + gap:
-                out[-1][1] = max(out[-1][1], b)
-            else:
-                out.append([a, b])
-        return out
-
-    slots = merge([(int(a), int(b)) for a, b in slot_intervals])
-    outside = [
-        (int(a), int(b))
-        for a, b in other_intervals
-        if not any(int(a) < hi and lo < int(b) for lo, hi in slots)
-    ]
-    inside = [
-        (int(a), int(b))
-        for a, b in other_intervals
-        if any(int(a) < hi and lo < int(b) for lo, hi in slots)
-    ]
-    # A range that crosses a slot's end widens that slot's segment (overlap merge, no gap).
-    segments = merge([tuple(x) for x in slots] + inside)
-    # Ranges outside every slot cluster when close, but a cluster never reaches across a slot.
-    clusters: list[list[int]] = []
-    for a, b in sorted(outside):
-        if clusters and a < clusters[-1][1] + cluster_gap:
-            end = clusters[-1][1]
-            if not any(end <= lo < a or end < hi <= a for lo, hi in segments):
-                clusters[-1][1] = max(end, b)
-                continue
-        clusters.append([a, b])
-    outside_slots = {(a, b) for a, b in clusters}
-    segments = sorted(segments + clusters)
-    placed, pos, prev_end = [], 0.0, None
-    for a, b in segments:
-        if prev_end is not None and a != prev_end:
-            pos += 0.5  # a cut-out gap
-        base = 0.5 if (a, b) in outside_slots else 1.0
-        width = base + np.log2(max(b - a, 4096) / 4096) / 8
-        placed.append((a, b, pos, width))
-        pos += width
-        prev_end = b
-
-    def to_x(hva: int) -> float:
-        for a, b, x0, width in placed:
-            if a <= hva <= b:
-                return x0 + width * (hva - a) / max(b - a, 1)
-        raise ValueError(f"hva {hva:#x} is outside every drawn segment")
-
-    return to_x, placed, pos
 
 
 def _slot_bar(ax, x0: float, x1: float, y: float, height: float, *, gid: str) -> None:
@@ -930,56 +907,72 @@ def _apply_place(text, place: dict) -> None:
         text.set_color(place["color"])
 
 
-def _size(nbytes: int) -> str:
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if nbytes >= 1 << shift:
-            return f"{nbytes / (1 << shift):.3g} {unit}"
-    return f"{nbytes} B"
-
-
-def _spanning(starts, ends) -> np.ndarray:
-    """Which ranges ``[start, end)`` strictly contain a smaller one of the others.
-
-    O(n log n): with the distinct ranges sorted by start, then end descending, a range
-    contains a smaller one exactly when some range after it ends at or before its end."""
-    starts = np.asarray(starts, dtype=np.int64)
-    ends = np.asarray(ends, dtype=np.int64)
-    if starts.size < 2:
-        return np.zeros(starts.size, dtype=bool)
-    pairs, inverse = np.unique(np.column_stack([starts, -ends]), axis=0, return_inverse=True)
-    unique_ends = -pairs[:, 1]
-    after = np.append(np.minimum.accumulate(unique_ends[::-1])[::-1][1:], np.iinfo(np.int64).max)
-    return (after <= unique_ends)[inverse.reshape(-1)]
-
-
-def _notifier_spans(to_x, ranges) -> dict[str, list[tuple[float, float]]]:
-    """(x, width) of each notifier range on the compressed axis, by kind: ``"hit"``,
-    ``"wide"`` (a hit that spans smaller hits: drawn pale, under them) and ``"miss"``."""
-    spans: dict[str, list[tuple[float, float]]] = {"hit": [], "wide": [], "miss": []}
-    starts = ranges["hva_start"].to_numpy()
-    ends = ranges["hva_end"].to_numpy()
-    hit = ranges["hit"].to_numpy(dtype=bool)
-    wide = np.zeros(len(ranges), dtype=bool)
-    wide[hit] = _spanning(starts[hit], ends[hit])
-    for a, b, is_hit, is_wide in zip(starts, ends, hit, wide, strict=True):
-        x0, x1 = to_x(int(a)), to_x(int(b))
-        kind = ("wide" if is_wide else "hit") if is_hit else "miss"
-        spans[kind].append((x0, x1 - x0))  # to scale: SpanBars widens it on screen
-    return spans
-
-
 # How each kind of notifier range is drawn: a hit is solid vermilion with a triangle above it
 # (it takes mmu_lock and is the story of the maps, however small), a miss a light grey hatch
 # on a pale ground, opaque so that overlapping misses look like one miss, not a darker one. A
 # hit that spans smaller hits (a 2 MiB THP split over single KSM pages) is drawn under them,
 # pale with a vermilion outline, so that the small ones stay visible on top of it.
-_RANGE_STYLE = {  # the colours are names of the palette, looked up as they are drawn
+RANGE_STYLE = {  # the colours are names of the palette, looked up as they are drawn
     "hit": theme.Themed(facecolor="hit", edgecolor="hit", linewidth=0.5),
     "wide": theme.Themed(facecolor="hit_face", edgecolor="hit", linewidth=1.0),
     "miss": theme.Themed(
         facecolor="miss_face", edgecolor="miss", hatch=HATCHES["miss"], linewidth=0.5
     ),
 }
+
+
+@dataclass(frozen=True)
+class MapParts:
+    """What :func:`memslot_map` drew that a live view moves: the hva axis it placed the ranges
+    on, the notifier bars of each kind (``"hit"``, ``"wide"``, ``"miss"``) and the number of
+    address-space rows under them. Ask for it with :func:`map_parts`.
+
+    Attributes
+    ----------
+    axis : AddressAxis
+    bars : dict of str to SpanBars
+    rows : int
+    """
+
+    axis: AddressAxis
+    bars: dict
+    rows: int
+
+    @property
+    def notifier_row(self) -> tuple[float, float]:
+        """``(y0, height)`` of the notifier bars."""
+        return self.axis.notifier_row(self.rows)
+
+
+_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def map_parts(ax) -> MapParts:
+    """The parts of the memslot map drawn on ``ax`` with notifier ranges (:class:`MapParts`).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        An axes :func:`memslot_map` drew on, with ``notifiers``.
+
+    Returns
+    -------
+    MapParts
+
+    Raises
+    ------
+    ValueError
+        If no memslot map with notifier ranges was drawn on ``ax``.
+    """
+    try:
+        return _MAPS[ax]
+    except KeyError:
+        raise ValueError(
+            "no memslot map with notifier ranges was drawn on this axes: draw one with "
+            "memslot_map(layout, notifiers, ax=ax)"
+        ) from None
+
+
 _ZORDER = {"miss": 2.0, "wide": 2.05, "hit": 2.1}  # small hits over wide ones over misses
 _MERGED = "×n: n merged"  # what the ×n beside a bar means, added to its kind's legend entry
 
@@ -999,12 +992,12 @@ def _range_handles(spans: dict, *, counts: bool, merged=()) -> list:
     handles = []
     if n["hit"] or not counts:
         mark = Line2D([], [], marker="v", markersize=6, color=theme.color("hit"), linestyle="none")
-        handles.append(((Patch(**_RANGE_STYLE["hit"]), mark), label("hits", "hit")))
+        handles.append(((Patch(**RANGE_STYLE["hit"]), mark), label("hits", "hit")))
     if n["wide"]:
         text = "hits spanning smaller hits, under them"
-        handles.append((Patch(**_RANGE_STYLE["wide"]), label(text, "wide")))
+        handles.append((Patch(**RANGE_STYLE["wide"]), label(text, "wide")))
     if n["miss"] or not counts:
-        handles.append((Patch(**_RANGE_STYLE["miss"]), label("misses, spurious", "miss")))
+        handles.append((Patch(**RANGE_STYLE["miss"]), label("misses, spurious", "miss")))
     return handles
 
 
@@ -1178,7 +1171,8 @@ def memslot_map(
     if notifiers is not None and len(notifiers):
         ranges = classify.first_callbacks(notifiers).head(max_ranges)
         other = list(zip(ranges["hva_start"], ranges["hva_end"], strict=True))
-    to_x, placed, total = _segments([(s.hva_start, s.hva_end) for s in layout], [*other, *regions])
+    axis = AddressAxis.of_layout(layout, other, regions)
+    to_x, placed, total = axis.x, axis.segments, axis.total
     as_ids = sorted({s.as_id for s in layout})
     row_of = {as_id: i for i, as_id in enumerate(as_ids)}
     # Slots whose hvas overlap in one address space (QEMU's isa-bios aliases the top of
@@ -1199,9 +1193,9 @@ def memslot_map(
         height = 0.8 / lanes_in[slot.as_id]
         y = row_of[slot.as_id] + 0.1 + lane_of[slot] * height
         _slot_bar(ax, x0, x1, y, height, gid=f"memslot-as{slot.as_id}-slot{slot.slot}")
-        label = f"slot {slot.slot}\n{_size(slot.size_bytes)}"
+        label = f"slot {slot.slot}\n{size_bytes(slot.size_bytes)}"
         if x1 - x0 > 2.5 and lanes_in[slot.as_id] == 1:
-            label = f"slot {slot.slot}, {_size(slot.size_bytes)}"
+            label = f"slot {slot.slot}, {size_bytes(slot.size_bytes)}"
             label += f"\ngfn {slot.base_gfn:#x}–{slot.gfn_end:#x}"
         _slot_label(ax, x0, x1, y, height, label, room=0.5)
     top = len(as_ids)
@@ -1210,17 +1204,18 @@ def memslot_map(
     if ranges is not None:
         # One collection per kind (not a patch per range): a map of 400 ranges draws at once.
         # Misses first, then the wide hits, so that a small hit is drawn over both.
-        spans = _notifier_spans(to_x, ranges)
+        spans = axis.spans(ranges)
+        bars = {}
         for key in ("miss", "wide", "hit"):
-            _span_bars(
+            bars[key] = SpanBars.add(
                 ax,
                 spans[key],
-                (top + 0.15, 0.6),
+                axis.notifier_row(top),
                 marks=key == "hit",  # a wide hit always has a smaller one, and its mark, on it
                 counts=True,
                 gid="notifiers-hit-wide" if key == "wide" else f"notifiers-{key}",
                 zorder=_ZORDER[key],
-                **_RANGE_STYLE[key],
+                **RANGE_STYLE[key],
             )
         merged = [
             key
@@ -1228,6 +1223,7 @@ def memslot_map(
             if not counts or _merge_expected(ax, spans[key], total + 0.1)
         ]
         legend = _range_handles(spans, counts=counts, merged=merged)
+        _MAPS[ax] = MapParts(axis=axis, bars=bars, rows=top)
     previous_end, labels = None, []
     for a, b, x0, width in placed:
         if previous_end != a:
@@ -1239,7 +1235,7 @@ def memslot_map(
             vmm = ax.text(
                 x0 + width / 2,
                 top - 0.5,
-                f"{'VMM memory' if width > 0.9 else 'VMM'}\n{_size(b - a)}",
+                f"{'VMM memory' if width > 0.9 else 'VMM'}\n{size_bytes(b - a)}",
                 ha="center",
                 va="center",
                 fontsize="x-small",
@@ -1247,8 +1243,8 @@ def memslot_map(
                 gid="vmm-label",
             )
             vmm._kvmviz_places = [
-                {"text": f"VMM memory\n{_size(b - a)}"},
-                {"text": f"VMM\n{_size(b - a)}"},
+                {"text": f"VMM memory\n{size_bytes(b - a)}"},
+                {"text": f"VMM\n{size_bytes(b - a)}"},
             ]
         previous_end = b
     _axis_labels(ax, labels)
@@ -1312,9 +1308,8 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
     """
     ax = ax or plt.gca()
     # The axis is built from byte addresses (gpa) so that segment widths match the hva map's.
-    to_x, placed, total = _segments(
-        [(s.base_gfn << PAGE_SHIFT, s.gfn_end << PAGE_SHIFT) for s in layout], []
-    )
+    axis = AddressAxis.of([(s.base_gfn << PAGE_SHIFT, s.gfn_end << PAGE_SHIFT) for s in layout])
+    to_x, placed, total = axis.x, axis.segments, axis.total
     ax.set_xlim(-0.05, total + 0.05)
     as_ids = sorted({s.as_id for s in layout})
     row_of = {as_id: i for i, as_id in enumerate(as_ids)}
@@ -1323,7 +1318,9 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
         y = row_of[slot.as_id] + 0.08
         _slot_bar(ax, x0, x1, y, 0.5, gid=f"gfn-memslot-as{slot.as_id}-slot{slot.slot}")
         sep = ", " if x1 - x0 > 1.6 else "\n"
-        _slot_label(ax, x0, x1, y, 0.5, f"slot {slot.slot}{sep}{_size(slot.size_bytes)}", room=0.7)
+        _slot_label(
+            ax, x0, x1, y, 0.5, f"slot {slot.slot}{sep}{size_bytes(slot.size_bytes)}", room=0.7
+        )
     handles = [Patch(facecolor=theme.color("memslot"), label="memslot")]
     if notifiers is not None and len(notifiers):
         ranges = classify.first_callbacks(notifiers).head(max_ranges)
@@ -1335,7 +1332,7 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
         n_wide = 0
         for as_id in as_ids:
             pairs = np.array(reached[as_id], dtype=np.int64).reshape(-1, 2)
-            wide = _spanning(pairs[:, 0], pairs[:, 1])
+            wide = spanning(pairs[:, 0], pairs[:, 1])
             n_wide += int(wide.sum())
             for key, which in (("wide", wide), ("hit", ~wide)):
                 if key == "wide" and not which.any():
@@ -1344,13 +1341,13 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
                     (to_x(g0 << PAGE_SHIFT), to_x(g1 << PAGE_SHIFT) - to_x(g0 << PAGE_SHIFT))
                     for g0, g1 in pairs[which]
                 ]  # to scale: SpanBars widens them
-                _span_bars(
+                SpanBars.add(
                     ax,
                     spans,
                     (row_of[as_id] + 0.62, 0.3),
                     gid=f"gfn-hits-wide-as{as_id}" if key == "wide" else f"gfn-hits-as{as_id}",
                     zorder=_ZORDER[key],
-                    **_RANGE_STYLE[key],
+                    **RANGE_STYLE[key],
                 )
         n_reached = sum(len(x) for x in reached.values())
         if n_reached:  # the legend lists what is drawn, and no hit reaches nothing
@@ -1361,11 +1358,11 @@ def gfn_map(layout, notifiers=None, *, ax=None, max_ranges: int = 400, counts: b
                     f"{'hit' if len(ranges) == 1 else 'hits'} ({n_reached:,} gfn "
                     f"{'range' if n_reached == 1 else 'ranges'})"
                 )
-            handles.append(Patch(label=label, **_RANGE_STYLE["hit"]))
+            handles.append(Patch(label=label, **RANGE_STYLE["hit"]))
         if n_wide:
             label = "gfn ranges spanning smaller ones, drawn under them"
             handles.append(Patch(label=label + (f" ({n_wide:,})" if counts else ""),
-                                 **_RANGE_STYLE["wide"]))  # fmt: skip
+                                 **RANGE_STYLE["wide"]))  # fmt: skip
     previous_end, labels = None, []
     for start, end, x0, _width in placed:
         labels.append((x0, f"{start >> PAGE_SHIFT:#x}"))
@@ -2019,25 +2016,9 @@ def tornado_grid(tables, *, fig=None, titles=None, stacked: bool = False):
     if not stacked:
         for ax in axes[:-1].ravel():
             ax.set_xlabel("")
-    ncol = _legend_columns(fig, labels, "small")
+    ncol = legend_columns(fig, labels, "small")
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small")
     return axes
-
-
-def _legend_columns(fig, labels, fontsize) -> int:
-    """As many columns as fit across ``fig`` (a legend entry being its label and a handle
-    of about 3 em), at least one: the legend stays inside the figure."""
-    from matplotlib.font_manager import FontProperties
-
-    size = FontProperties(size=fontsize).get_size_in_points()
-    room = fig.get_figwidth() * 72 - 2 * size
-    widths = [(0.6 * max(map(len, label.split("\n"))) + 3.5) * size for label in labels]
-    for ncol in range(len(labels), 1, -1):
-        nrows = -(-len(labels) // ncol)  # a legend fills its columns one after the other
-        columns = [widths[j * nrows : (j + 1) * nrows] for j in range(ncol)]
-        if sum(max(c, default=0.0) for c in columns) <= room:
-            return ncol
-    return 1
 
 
 def _describe(value: str) -> tuple[str, str, float]:

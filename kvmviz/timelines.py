@@ -27,7 +27,7 @@ from . import theme
 from ._checks import strict_booleans
 from .classify import first_callbacks
 from .metrics import coverage, notifier_counters, queue_depth
-from .plot import _span_bars
+from .plot import SpanBars
 from .theme import HATCHES, Themed
 
 __all__ = ["LockTimeline", "check_window", "lock_timeline", "retry_timeline"]
@@ -73,14 +73,14 @@ def _notifier_lane(ax, notifiers, start_us, end_us, y, height, scale):
     shown = notifiers[(arrive < end_us) & (release >= start_us)]
     taken = shown[shown["locked"].to_numpy(dtype=bool)]
     waited = taken[taken["wait_us"].to_numpy() > 0]
-    _span_bars(
+    SpanBars.add(
         ax,
         _spans(waited["t_arrive_us"], waited["wait_us"], scale),
         (y, height),
         gid="lane-notifier-wait",
         **_STATE_STYLE["wait"],
     )
-    _span_bars(
+    SpanBars.add(
         ax,
         _spans(taken["t_grant_us"], taken["hold_us"], scale),
         (y, height),
@@ -395,7 +395,7 @@ def lock_timeline(
                 continue
             waited = mine[wait[mine] > 0]
             y = (lane_y[v], height)
-            _span_bars(
+            SpanBars.add(
                 ax_lanes,
                 _spans(request[waited], wait[waited], scale),
                 y,
@@ -403,14 +403,14 @@ def lock_timeline(
                 **_STATE_STYLE["wait"],
             )
             held, again = mine[~retried[mine]], mine[retried[mine]]
-            _span_bars(
+            SpanBars.add(
                 ax_lanes,
                 _spans(grant[held], hold[held], scale),
                 y,
                 gid=f"lane-vcpu{v}-read",
                 **_STATE_STYLE["read"],
             )
-            _span_bars(
+            SpanBars.add(
                 ax_lanes,
                 _spans(grant[again], until[again] - grant[again], scale),
                 y,
@@ -758,14 +758,14 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
         )
         ax_lanes.plot(attempts["t_snapshot_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
         waited = attempts[attempts["wait_us"].to_numpy() > 0]
-        _span_bars(
+        SpanBars.add(
             ax_lanes,
             _spans(waited["t_request_us"], waited["wait_us"], 1.0),
             (y, height),
             gid=f"lane-vcpu{v}-wait",
             **_STATE_STYLE["wait"],
         )
-        _span_bars(
+        SpanBars.add(
             ax_lanes,
             _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0),
             (y, height),

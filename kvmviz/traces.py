@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_bool, check_number
-from ._progress import reporter
+from ._progress import describe_bytes, reporter
 from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
 from .notifiers import stream_from_callbacks
 
@@ -704,11 +704,6 @@ class _Skips:
             )
 
 
-def _describe_bytes(done: int, total: int) -> str:
-    pct = 100.0 * done / total if total else 100.0
-    return f"{pct:5.1f}% ({done / 1e6:.1f} / {total / 1e6:.1f} MB)"
-
-
 _BY_TASK = -1  # the callback code of a kvm_age_hva payload: load_ftrace() decides it by task
 
 
@@ -903,7 +898,7 @@ def load_ftrace(
     lenient = check_bool(lenient, "lenient")
     keep_text = check_bool(keep_text, "keep_text")
     path = Path(path)
-    report = reporter(progress, path.name, _describe_bytes, "bytes_read, total")
+    report = reporter(progress, path.name, describe_bytes, "bytes_read, total")
     total_bytes = os.path.getsize(path)
     skips = _Skips(str(path), lenient, [])
     cols = _Columns(_count_lines(path), keep_text)

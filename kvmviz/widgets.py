@@ -28,6 +28,7 @@ from matplotlib.transforms import Bbox
 
 from . import plot, presets
 from ._checks import check_seed, strict_booleans
+from .address_axis import AddressAxis
 from .animate import Animation, Blitter, set_spans
 from .classify import first_callbacks
 from .engine import simulate
@@ -680,7 +681,7 @@ class ToggleDashboard:
                 self._fix_limits(scenario, runs, table)
                 for ax in (self.ax_brownout, self.ax_split):
                     plot.update(ax, runs, highlight=selected, table=table, shown=shown)
-                spans = plot._notifier_spans(self._to_x, first_callbacks(runs[selected].notifiers))
+                spans = self._axis.spans(first_callbacks(runs[selected].notifiers))
                 for kind, collection in self._span_collections.items():
                     set_spans(collection, spans[kind], *self._span_y)
                 self._drawn_scenario = scenario
@@ -753,15 +754,11 @@ class ToggleDashboard:
             regions=[VMM_HEAP],
             counts=False,  # the bars move with each run; a count in the legend would not
         )
-        intervals = [(x.hva_start, x.hva_end) for x in self.vm.layout]
-        self._to_x = plot._segments(intervals, [VMM_HEAP])[0]
-        gids = {"hit": "notifiers-hit", "wide": "notifiers-hit-wide", "miss": "notifiers-miss"}
-        self._span_collections = {
-            kind: next(c for c in self.ax_map.collections if c.get_gid() == gid)
-            for kind, gid in gids.items()
-        }
-        # The bars' rows as memslot_map draws them: 0.6 high, room above for the hit markers.
-        self._span_y = (len({x.as_id for x in self.vm.layout}) + 0.15, 0.6)
+        # The axis is the layout's and the heap's: the same for every run of this VM.
+        self._axis = AddressAxis.of_layout(self.vm.layout, regions=[VMM_HEAP])
+        parts = plot.map_parts(self.ax_map)
+        self._span_collections = parts.bars
+        self._span_y = parts.notifier_row
         _plain_map(self.ax_map)
         self.ax_brownout.set_xlim(0, self.vm.duration_us / 1000)  # the same for every run
         # The layout is solved once, for the widest labels the moving axes will have: y ticks
@@ -778,7 +775,7 @@ class ToggleDashboard:
         the kernel compares like with like): the brownout's over the highest bin of any
         kernel, the split's with room for the totals and the legend over the tallest bar."""
         peak = max(
-            float(np.max(plot._brownout_points(run)[1], initial=0.0)) for run in runs.values()
+            float(np.max(plot.brownout_points(run)[1], initial=0.0)) for run in runs.values()
         )
         self.ax_brownout.set_ylim(0, min(100.0, _nice_top(1.1 * peak)) if peak > 0 else 1.0)
         top = 100 * float(table["brownout_mean"].max())

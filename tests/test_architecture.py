@@ -576,3 +576,63 @@ def test_every_file_is_written_through_files(stem):
     by line."""
     found = [(line, what) for line, what in _writes(SOURCES[stem]) if (stem, what) not in _ALLOWED]
     assert found == [], f"kvmviz/{stem}.py writes files itself: {found}"
+
+
+# -- no private name across modules ------------------------------------------------------------
+def private_uses(source: str, stem: str) -> list[tuple[int, str]]:
+    """``(line, "module._name")`` for each private name of another kvmviz module this source
+    imports (``from .plot import _segments``) or reaches by attribute (``plot._size``). The
+    shared modules (``_checks``, ``_files``, ...) are private as modules, public inside: their
+    public names may be imported; their private ones may not."""
+    found = []
+    tree = ast.parse(source)
+    imported = {}  # a local name -> the kvmviz module it is
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module is None:
+                imported |= {(a.asname or a.name): a.name for a in node.names}
+            elif node.module != stem:
+                found += [
+                    (node.lineno, f"{node.module}.{a.name}")
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in imported
+            and imported[node.value.id] != stem
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append((node.lineno, f"{imported[node.value.id]}.{node.attr}"))
+    return sorted(found)
+
+
+def test_private_uses_find_what_they_should():
+    source = (
+        "from . import plot, theme\n"
+        "from .memslots import _as_u64, Memslot\n"  # 2
+        "from ._checks import check_bool\n"
+        "x = plot._segments(1)\n"  # 4
+        "y = plot.memslot_map(1)\n"
+        "z = theme.__name__\n"
+        "def f():\n"
+        "    from .traces import _describe_bytes as d\n"  # 8
+        "    return d\n"
+    )
+    assert private_uses(source, "widgets") == [
+        (2, "memslots._as_u64"),
+        (4, "plot._segments"),
+        (8, "traces._describe_bytes"),
+    ]
+    assert private_uses("from .plot import _size\n", "plot") == []  # its own
+
+
+@pytest.mark.parametrize("stem", sorted(SOURCES))
+def test_no_module_uses_another_modules_private_names(stem):
+    """A private name is its module's business: a module that needs another's helper asks
+    for it by a public name (``plot.map_parts``, ``AddressAxis``), or the helper moves to a
+    shared module (``_prose.size_bytes``, ``_checks.check_u64``). Tests may use them."""
+    assert private_uses(SOURCES[stem], stem) == [], f"kvmviz/{stem}.py"
