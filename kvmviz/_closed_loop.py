@@ -30,6 +30,13 @@ _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @njit(cache=True)
+def retry_hva(count, range_start, range_end, hva, seq_now, seq):
+    """:func:`kvmviz.classify.mmu_notifier_retry_hva`, compiled: retry if an invalidation is
+    in flight over ``hva`` or ``seq`` moved (tests/test_classify.py proves the two equal)."""
+    return (count > 0 and range_start <= hva and hva < range_end) or seq_now != seq
+
+
+@njit(cache=True)
 def _mix(x):
     x = (x ^ (x >> np.uint64(30))) * _MIX1
     x = (x ^ (x >> np.uint64(27))) * _MIX2
@@ -225,13 +232,11 @@ def run_qrwlock(
                 while k < nb and bumps[k] <= g:
                     k += 1
                 cur_grant[v] = k
-                retry = cur_grant[v] > cur_snap[v]
                 k = cur_step[v]
                 while k + 1 < ns and st_t[k + 1] <= g:
                     k += 1
                 cur_step[v] = k
-                if st_v[k] > 0 and st_lo[k] <= hva[v] and hva[v] < st_hi[k]:
-                    retry = True
+                retry = retry_hva(st_v[k], st_lo[k], st_hi[k], hva[v], cur_grant[v], cur_snap[v])
                 released = g + (retry_check if retry else mean_hold * hold[v])
                 a = attempt[v]
                 if a >= cap:

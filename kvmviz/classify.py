@@ -33,6 +33,7 @@ __all__ = [
     "callbacks",
     "event_hits",
     "first_callbacks",
+    "mmu_notifier_retry_hva",
     "phase_summary",
     "records",
 ]
@@ -348,3 +349,35 @@ def phase_summary(classified: pd.DataFrame) -> pd.DataFrame:
     ends = np.append(starts[1:], t_us.max() if len(t_us) else np.nan)
     summary.insert(1, "duration_us", ends - starts)
     return summary
+
+
+def mmu_notifier_retry_hva(count, range_start, range_end, hva, seq_now, seq):
+    """Must a fault that sampled ``seq`` retry, given the counters when it checks?
+
+    ``mmu_notifier_retry_hva(kvm, mmu_seq, hva)`` of ``include/linux/kvm_host.h``
+    (4a42d848db95), called under ``mmu_lock`` before installing the SPTE: retry if
+    ``mmu_notifier_count`` is not 0 **and** ``range_start <= hva < range_end``, or if
+    ``mmu_notifier_seq`` moved since the sample (docs/kernel.md §3.2). Scalars or numpy arrays
+    (element by element); with Python ints, a plain ``bool`` (the event engine's case).
+
+    The one statement of the rule: the event engine (:mod:`kvmviz.engine`) calls it at each
+    grant, the exercises' oracles on lists and runs, and the compiled loop's twin
+    (``kvmviz._closed_loop.retry_hva``) is proven equal to it by tests/test_classify.py.
+
+    Examples
+    --------
+    >>> bool(mmu_notifier_retry_hva(1, 0x1000, 0x2000, 0x1800, 7, 7))  # in the range
+    True
+    >>> bool(mmu_notifier_retry_hva(1, 0x1000, 0x2000, 0x2000, 7, 7))  # half-open: outside
+    False
+    >>> bool(mmu_notifier_retry_hva(0, 0, 0, 0x1800, 8, 7))  # seq moved
+    True
+    """
+    scalars = (count, range_start, range_end, hva, seq_now, seq)
+    if all(isinstance(x, int) for x in scalars):
+        return (count != 0 and range_start <= hva < range_end) or seq_now != seq
+    count = np.asarray(count)
+    hva = np.asarray(hva, dtype=np.uint64)
+    in_range = (count != 0) & (np.asarray(range_start, dtype=np.uint64) <= hva)
+    in_range &= hva < np.asarray(range_end, dtype=np.uint64)
+    return in_range | (np.asarray(seq_now) != np.asarray(seq))

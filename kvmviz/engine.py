@@ -701,11 +701,12 @@ def _run_events(model: _Model, policy: str) -> None:
 
     def grant_reader(v, now):
         t_grant[v] = now
-        bumps = model.bump_times
-        bumped = bisect.bisect_right(bumps, now) > bisect.bisect_right(bumps, t_snap[v])
+        bumps = model.bump_times  # seq is the number of bumps so far
+        seq, seq_now = bisect.bisect_right(bumps, t_snap[v]), bisect.bisect_right(bumps, now)
         c = model.counters
-        in_range = c.count > 0 and c.range_start <= int(hva[v]) < c.range_end
-        is_retry[v] = bool(bumped or in_range)
+        is_retry[v] = classify.mmu_notifier_retry_hva(
+            int(c.count), int(c.range_start), int(c.range_end), int(hva[v]), seq_now, seq
+        )
         h = s.retry_check_us if is_retry[v] else model.mean_hold * draws.at(v, attempt[v])[2]
         hold[v] = h
         push(now + h, _RELEASE, ("r", v))

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_int, check_seed
-from .classify import Counters, callbacks
+from .classify import Counters, callbacks, mmu_notifier_retry_hva
 from .kernels import CALLBACKS, KERNELS, rule
 from .memslots import PAGE_SIZE, MemslotLayout
 from .presets import VMM_HEAP, q35_512m_layout
@@ -1030,31 +1030,6 @@ def retry_check(
     verdict = "retry" if retry else "install the SPTE"
     lines.append(f"mmu_notifier_retry_hva: {ranged}; {seq_text}: {verdict}.")
     return retry, lines
-
-
-def mmu_notifier_retry_hva(count, range_start, range_end, hva, seq_now, seq):
-    """Must a fault that sampled ``seq`` retry, given the counters when it checks?
-
-    ``mmu_notifier_retry_hva(kvm, mmu_seq, hva)`` of ``include/linux/kvm_host.h``
-    (4a42d848db95), called under ``mmu_lock`` before installing the SPTE: retry if
-    ``mmu_notifier_count`` is not 0 **and** ``range_start <= hva < range_end``, or if
-    ``mmu_notifier_seq`` moved since the sample (docs/kernel.md §3.2). Scalars or numpy arrays
-    (element by element).
-
-    Examples
-    --------
-    >>> bool(mmu_notifier_retry_hva(1, 0x1000, 0x2000, 0x1800, 7, 7))  # in the range
-    True
-    >>> bool(mmu_notifier_retry_hva(1, 0x1000, 0x2000, 0x2000, 7, 7))  # half-open: outside
-    False
-    >>> bool(mmu_notifier_retry_hva(0, 0, 0, 0x1800, 8, 7))  # seq moved
-    True
-    """
-    count = np.asarray(count)
-    hva = np.asarray(hva, dtype=np.uint64)
-    in_range = (count != 0) & (np.asarray(range_start, dtype=np.uint64) <= hva)
-    in_range &= hva < np.asarray(range_end, dtype=np.uint64)
-    return in_range | (np.asarray(seq_now) != np.asarray(seq))
 
 
 _START, _END = "invalidate_range_start", "invalidate_range_end"

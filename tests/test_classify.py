@@ -407,3 +407,33 @@ def test_event_hits_is_the_hit_of_each_events_first_callback():
     assert classify.event_hits(stream, layout).tolist() == [True, False, False, True]
     by_callbacks = classify.first_callbacks(classify.callbacks(stream, layout, "v5.15"))["hit"]
     assert by_callbacks.tolist() == [True, False, False, True]
+
+
+# -- the retry rule: one statement, a compiled twin -----------------------------------------------
+retry_inputs = st.tuples(
+    st.integers(0, 3),  # mmu_notifier_count
+    st.integers(0, 2**20),  # range_start
+    st.integers(0, 2**20),  # range_end
+    st.integers(0, 2**20),  # the fault's hva
+    st.integers(0, 5),  # seq when checked
+    st.integers(0, 5),  # seq when sampled
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(retry_inputs, min_size=1, max_size=30))
+def test_the_retry_rule_is_one_rule_in_python_numpy_and_the_compiled_loop(cases):
+    """``mmu_notifier_retry_hva`` (kvm_host.h, 4a42d848db95): retry iff an invalidation is in
+    flight (count != 0) over the hva, half-open, or seq moved. The scalar path, the array path
+    and the compiled loop's twin all agree with that sentence, case by case."""
+    from kvmviz._closed_loop import retry_hva
+
+    expected = [(n != 0 and lo <= hva < hi) or now != seq for n, lo, hi, hva, now, seq in cases]
+    scalar = [classify.mmu_notifier_retry_hva(*case) for case in cases]
+    assert scalar == expected
+    assert all(type(x) is bool for x in scalar)
+    columns = [np.array(column) for column in zip(*cases, strict=True)]
+    assert classify.mmu_notifier_retry_hva(*columns).tolist() == expected
+    assert [bool(retry_hva(*case)) for case in cases] == expected
+    plain = getattr(retry_hva, "py_func", retry_hva)  # the same source, not compiled
+    assert [bool(plain(*case)) for case in cases] == expected
