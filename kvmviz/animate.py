@@ -55,6 +55,7 @@ from .presets import VMM_HEAP
 from .theme import HATCHES, KERNEL_STYLES, Themed
 
 __all__ = [
+    "QUEUE_WINDOW_US",
     "Animation",
     "Blitter",
     "QueueState",
@@ -69,7 +70,8 @@ __all__ = [
     "to_html",
 ]
 
-_QUEUE_WINDOW_US = 60.0  # the default width of a queue animation's window
+QUEUE_WINDOW_US = 60.0
+"""The default width of a queue animation's window, µs (:func:`story_window`, the gallery)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def _occurrence(notifiers: pd.DataFrame) -> np.ndarray:
     return notifiers.groupby(["event", "callback"], sort=False).cumcount().to_numpy()
 
 
-def story_window(runs, width_us: float = _QUEUE_WINDOW_US, *, lead: float = 0.25) -> Story:
+def story_window(runs, width_us: float = QUEUE_WINDOW_US, *, lead: float = 0.25) -> Story:
     """The window in which a spurious writer holds readers back on the first run and the same
     notification passes without the lock on the others: the rule behind
     :func:`queue_animation`'s default window.
@@ -1156,7 +1158,7 @@ def queue_animation(
     n_frames: int = 120,
     *,
     fps: float = 20,
-    width_us: float = _QUEUE_WINDOW_US,
+    width_us: float = QUEUE_WINDOW_US,
     figsize: tuple[float, float] | None = None,
     dpi: float = 80,
 ) -> Animation:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import presets
 from ._checks import check_int, check_seed
 from .classify import Counters, callbacks, mmu_notifier_retry_hva
 from .kernels import CALLBACKS, KERNELS, rule
@@ -1127,16 +1128,7 @@ def must_retry(seed: int = 0, layout: MemslotLayout | None = None) -> Exercise:
     return Exercise("must-retry", check_seed(seed), question, bool(answer), "\n".join(lines))
 
 
-RETRY_SCENE = Scenario(
-    n_vcpus=3,
-    faulting_share=1.0,
-    duration_us=40.0,
-    layout=q35_512m_layout(),
-    guest_run_us=8.0,
-    resolve_pfn_us=10.0,
-    read_hold_per_vcpu_us=0.0,
-    invalidate_window_us=4.0,
-)
+RETRY_SCENE = presets.RETRY_VM
 """Chapter 05's tiny VM (section 2): three vCPUs on QEMU's 512 MiB q35 layout that fault all the
 time, resolving a pfn in 10 µs on average, for 40 µs; 4 µs between a start and its end."""
 
@@ -1786,9 +1778,7 @@ def v513_locks(
 
 
 # A fault storm on eight vCPUs (the tests' busy8): writers wait, readers queue behind them.
-QUEUE_SCENE = Scenario(
-    n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
-)
+QUEUE_SCENE = presets.STORM_VM
 _QUEUE_KERNEL = "v5.12"
 
 

@@ -85,7 +85,7 @@ WIDTHS = {"column": 6.5, "wide": 10.0}
 
 # The VM of the notebooks: 416 vCPUs, 12 TiB, every parameter at its cited default (the maps of
 # its memslots and the perf-lock tables).
-LARGE_VM = Scenario()
+LARGE_VM = presets.LARGE_VM
 # The two setups of 8931a454ae's message (kvmviz.presets): the chapter-04 figures open on the
 # static one, where v5.15 stalls nothing, and show the volatile one where it makes the point.
 STATIC = static_setup()
@@ -93,9 +93,7 @@ VOLATILE = volatile_setup()
 SETUP_NAMES = {STATIC: "static", VOLATILE: "volatile"}
 # A fault storm on a small VM (guest runs 10 µs between faults, 5,000 notifications a second),
 # so that a window of a few tens of µs shows readers queueing behind a writer.
-SMALL_VM = Scenario(
-    n_vcpus=8, faulting_share=1.0, guest_run_us=10.0, notifier_rate_hz=5_000.0, duration_us=5_000.0
-)
+SMALL_VM = presets.STORM_FIGURE_VM
 # The memslot maps draw the notifications of a longer stretch (200 ms) than the runs (20 ms),
 # so that a few of the rare hits show up; only the stream is generated, nothing is simulated.
 MAP_DURATION_US = 200_000.0
@@ -107,12 +105,9 @@ HEADLINE_SEEDS = 4
 # The standard animations' workloads (free parameters, chosen to be watched). The queue: the
 # static setup on 24 vCPUs (every waiter fits on screen) faulting every ~30 µs of guest time, so
 # that several readers are inside at once when a spurious writer arrives.
-QUEUE_SCENARIO = static_setup(n_vcpus=24, duration_us=4_000.0, guest_run_us=30.0)
+QUEUE_SCENARIO = presets.QUEUE_STORY_VM
 # Hits and misses in even measure, so both are seen landing within a few seconds.
-MEMSLOT_SCENARIO = Scenario(
-    n_vcpus=24, duration_us=4_000.0, notifier_rate_hz=20_000.0, spurious_share=0.6
-)
-_QUEUE_WINDOW_US = 60.0
+MEMSLOT_SCENARIO = presets.MEMSLOT_STORY_VM
 
 # The commits the comparison figures are about (docs/kernel.md §1.3-1.5).
 _COMMITS = {
@@ -913,7 +908,7 @@ def _standard_queue(seed: int) -> animate.Animation:
     runs = {k: simulate(QUEUE_SCENARIO, k, seed=seed) for k in ("v5.12", "v5.15")}
     # The window the story is seen in, by animate.story_window's rule: the spurious callback
     # with the most faults queued behind it on v5.12, which skips the lock on v5.15.
-    window = animate.story_window(runs, _QUEUE_WINDOW_US).window
+    window = animate.story_window(runs, animate.QUEUE_WINDOW_US).window
     return animate.queue_animation(runs, *window, n_frames=120)
 
 

@@ -15,7 +15,13 @@ from .layouts import VMM_HEAP, large_vm_layout, many_memslots_layout, q35_512m_l
 from .scenario import Scenario
 
 __all__ = [
+    "LARGE_VM",
+    "MEMSLOT_STORY_VM",
+    "QUEUE_STORY_VM",
+    "RETRY_VM",
     "SETUPS",
+    "STORM_FIGURE_VM",
+    "STORM_VM",
     "VMM_HEAP",
     "large_vm_layout",
     "many_memslots_layout",
@@ -153,3 +159,49 @@ _SETUP_FIELDS = tuple(
     for f in dataclasses.fields(Scenario)
     if any(getattr(setup(n), f.name) != getattr(Scenario(), f.name) for n in SETUPS)
 )
+
+
+# --------------------------------------------------------------------------------------------
+# The named VMs of the course: every scenario a figure, an animation, an exercise or a test
+# fixture is drawn from, one name each (the gallery and the exercises keep their old names as
+# aliases). Their workloads are free parameters, chosen to be watched.
+# --------------------------------------------------------------------------------------------
+LARGE_VM = Scenario()
+"""The VM of the notebooks: 416 vCPUs, 12 TiB, every parameter at its cited default (the maps of
+its memslots and the perf-lock tables). ``kvmviz.gallery.LARGE_VM``."""
+
+STORM_VM = Scenario(
+    n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
+)
+"""A fault storm on a small VM: 8 vCPUs all faulting, 10 µs in the guest between faults, 5,000
+notifications a second, 3 ms; on v5.12 writers wait and readers queue behind them. The quiz's
+queue exercises (``kvmviz.exercises.QUEUE_SCENE``) and the tests' ``busy8`` run."""
+
+STORM_FIGURE_VM = STORM_VM.replace(guest_run_us=10.0, notifier_rate_hz=5_000.0, duration_us=5_000.0)
+""":data:`STORM_VM` for 5 ms: the gallery's figures of a small VM (``kvmviz.gallery.SMALL_VM``),
+so that a window of a few tens of µs shows readers queueing behind a writer."""
+
+QUEUE_STORY_VM = static_setup(n_vcpus=24, duration_us=4_000.0, guest_run_us=30.0)
+"""The queue animation's VM (``kvmviz.gallery.QUEUE_SCENARIO``): the static setup on 24 vCPUs
+(every waiter fits on screen) faulting every ~30 µs of guest time, so that several readers are
+inside at once when a spurious writer arrives."""
+
+MEMSLOT_STORY_VM = Scenario(
+    n_vcpus=24, duration_us=4_000.0, notifier_rate_hz=20_000.0, spurious_share=0.6
+)
+"""The memslot animation's VM (``kvmviz.gallery.MEMSLOT_SCENARIO``): hits and misses in even
+measure, so both are seen landing within a few seconds."""
+
+RETRY_VM = Scenario(
+    n_vcpus=3,
+    faulting_share=1.0,
+    duration_us=40.0,
+    layout=q35_512m_layout(),
+    guest_run_us=8.0,
+    resolve_pfn_us=10.0,
+    read_hold_per_vcpu_us=0.0,
+    invalidate_window_us=4.0,
+)
+"""Chapter 05's tiny VM (section 2, ``kvmviz.exercises.RETRY_SCENE``): three vCPUs on QEMU's
+512 MiB q35 layout that fault all the time, resolving a pfn in 10 µs on average, for 40 µs;
+4 µs between a start and its end."""

@@ -33,10 +33,7 @@ def busy8():
     """Eight vCPUs in a fault storm on v5.12: writers wait and readers queue behind them."""
     import kvmviz as kv
 
-    storm = kv.Scenario(
-        n_vcpus=8, faulting_share=1.0, guest_run_us=10, notifier_rate_hz=5_000, duration_us=3_000
-    )
-    return kv.simulate(storm, kernel="v5.12", seed=0)
+    return kv.simulate(kv.presets.STORM_VM, kernel="v5.12", seed=0)
 
 
 @pytest.fixture(scope="session")
