@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import kvmviz as kv
 from kvmviz import plot
-from kvmviz.address_axis import NOTIFIER_ROW, AddressAxis, spanning
+from kvmviz.address_axis import NOTIFIER_ROW, AddressAxis
 
 PAGE = 4096
 intervals = st.lists(
@@ -61,23 +61,6 @@ def test_an_address_outside_every_segment_is_refused():
     axis = AddressAxis.of([(0, PAGE)])
     with pytest.raises(ValueError, match="outside every drawn segment"):
         axis.x(2**30)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 64), st.integers(1, 64)), max_size=20))
-def test_spanning_agrees_with_a_brute_force(pairs):
-    """A range spans another when it strictly contains a smaller one (O(n log n) against the
-    O(n^2) definition)."""
-    starts = [a for a, _n in pairs]
-    ends = [a + n for a, n in pairs]
-    expected = [
-        any(
-            s0 <= s1 and e1 <= e0 and (s0, e0) != (s1, e1)
-            for s1, e1 in zip(starts, ends, strict=True)
-        )
-        for s0, e0 in zip(starts, ends, strict=True)
-    ]
-    assert spanning(starts, ends).tolist() == expected
 
 
 def test_spans_sort_ranges_by_kind():

@@ -28,6 +28,8 @@ from matplotlib.patches import Rectangle
 
 import kvmviz as kv
 from kvmviz import metrics, plot
+from kvmviz._prose import size_bytes
+from kvmviz.address_axis import spanning
 from kvmviz.presets import VMM_HEAP, large_vm_layout
 from kvmviz.theme import BEHIND_STYLES, COLORS, KERNEL_STYLES
 
@@ -924,7 +926,7 @@ def test_every_slot_says_its_size():
     for axes in ax.figure.axes:
         texts = " ".join(t.get_text() for t in axes.texts)
         for slot in layout:
-            assert f"slot {slot.slot}" in texts and plot._size(slot.size_bytes) in texts
+            assert f"slot {slot.slot}" in texts and size_bytes(slot.size_bytes) in texts
         assert "log of size" in axes.get_xlabel()
 
 
@@ -1120,12 +1122,12 @@ def test_small_hits_stay_visible_over_a_hit_that_spans_them():
     )
 )
 def test_spanning_is_strict_containment_of_a_smaller_range(ranges):
-    """plot._spanning (O(n log n)) against the brute force: a range spans another when it
+    """address_axis.spanning (O(n log n)) against the brute force: a range spans another when it
     contains it and is larger; identical ranges span nothing."""
     starts = np.array([a for a, _b in ranges], dtype=np.int64)
     ends = np.array([b for _a, b in ranges], dtype=np.int64)
     expected = [any(a <= c and d <= b and d - c < b - a for c, d in ranges) for a, b in ranges]
-    assert plot._spanning(starts, ends).tolist() == expected
+    assert spanning(starts, ends).tolist() == expected
 
 
 def test_addresses_under_a_memslot_map_never_run_together():
