@@ -69,7 +69,9 @@ def dashboard(seed: int) -> None:
 
 def tables(seed: int) -> None:
     print(f"simulate seed={seed} {digest(cli('simulate', '-s', str(seed)))}")
-    replay = cli("replay", str(TRACE), "--layout", str(LAYOUT), "-s", str(seed))
+    # Relative paths: the table's first line echoes them, and two checkouts must compare equal.
+    trace, layout = (str(p.relative_to(ROOT)) for p in (TRACE, LAYOUT))
+    replay = cli("replay", trace, "--layout", layout, "-s", str(seed))
     print(f"replay seed={seed} {digest(replay)}")
 
 
