@@ -142,7 +142,16 @@ def executed(path: Path, kernel: str):
             run_notebook(nb, kernel, NOTEBOOK_DIR)
             elapsed = time.perf_counter() - t0
         probe = nb.cells.pop()
-        exercises = json.loads(probe.outputs[-1].text) if probe.get("outputs") else []
+        # The kernel may send one print as several stream messages (the JSON, then its
+        # newline): read the whole of stdout, as the claims probes do.
+        stdout = "".join(
+            o.get("text", "")
+            for o in probe.get("outputs", [])
+            if o.output_type == "stream" and o.get("name") == "stdout"
+        )
+        errors = [o.ename for o in probe.get("outputs", []) if o.output_type == "error"]
+        assert not errors, f"{path.name}: the exercises probe failed: {errors}"
+        exercises = json.loads(stdout) if stdout.strip() else []
         _CLAIMS[path] = claims.probe_results(nb, where)
         for index in sorted(where, reverse=True):
             del nb.cells[index]
