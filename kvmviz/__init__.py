@@ -16,64 +16,48 @@ __version__ = "0.1.0"
 # and a type checker see; tests/test_architecture.py checks that _MODULES and _NAMES say the
 # same.
 if TYPE_CHECKING:
-    from . import (
-        animate,
-        classify,
-        engine,
-        exercises,
-        experiments,
-        export,
-        gallery,
-        kernels,
-        layouts,
-        memslots,
-        metrics,
-        notifiers,
-        plot,
-        presets,
-        run,
-        rwlock,
-        scenario,
-        timelines,
-        traces,
-        widgets,
-    )
-    from .engine import TooMuchWork, estimate, simulate
-    from .experiments import compare_kernels, sensitivity
-    from .export import to_perfetto
-    from .kernels import CALLBACKS, KERNELS, rule, takes_lock
-    from .memslots import GfnRange, Memslot, MemslotError, MemslotLayout
-    from .metrics import brownout, stall_stats, summarize
-    from .run import Run
-    from .rwlock import POLICIES, replay
-    from .scenario import Scenario
-    from .theme import set_theme
-    from .traces import load_ftrace, load_qemu_memslots
+    from . import exercises, gallery, widgets
+    from .inputs import kernels, layouts, memslots, notifiers, presets, scenario, traces
+    from .inputs.kernels import CALLBACKS, KERNELS, rule, takes_lock
+    from .inputs.memslots import GfnRange, Memslot, MemslotError, MemslotLayout
+    from .inputs.scenario import Scenario
+    from .inputs.traces import load_ftrace, load_qemu_memslots
+    from .model import classify, engine, run, rwlock
+    from .model.engine import TooMuchWork, estimate, simulate
+    from .model.run import Run
+    from .model.rwlock import POLICIES, replay
+    from .stats import experiments, metrics
+    from .stats.experiments import compare_kernels, sensitivity
+    from .stats.metrics import brownout, stall_stats, summarize
+    from .views import animate, export, plot, theme, timelines
+    from .views.export import to_perfetto
+    from .views.theme import set_theme
 
-_MODULES = frozenset(
-    {
-        "animate",
-        "classify",
-        "engine",
-        "exercises",
-        "experiments",
-        "export",
-        "gallery",
-        "kernels",
-        "layouts",
-        "memslots",
-        "metrics",
-        "notifiers",
-        "plot",
-        "presets",
-        "run",
-        "rwlock",
-        "scenario",
-        "timelines",
-        "traces",
-        "widgets",
-    }
-)
+# The public modules, by the stage folder each lives in (docs/architecture.md): `kv.plot`,
+# `import kvmviz.plot` and `from kvmviz.plot import save` all reach `kvmviz.views.plot`.
+_MODULES = {
+    "kernels": "inputs.kernels",
+    "layouts": "inputs.layouts",
+    "memslots": "inputs.memslots",
+    "notifiers": "inputs.notifiers",
+    "presets": "inputs.presets",
+    "scenario": "inputs.scenario",
+    "traces": "inputs.traces",
+    "classify": "model.classify",
+    "engine": "model.engine",
+    "run": "model.run",
+    "rwlock": "model.rwlock",
+    "experiments": "stats.experiments",
+    "metrics": "stats.metrics",
+    "animate": "views.animate",
+    "export": "views.export",
+    "plot": "views.plot",
+    "theme": "views.theme",
+    "timelines": "views.timelines",
+    "exercises": "exercises",
+    "gallery": "gallery",
+    "widgets": "widgets",
+}
 # name -> the module it comes from
 _NAMES = {
     "TooMuchWork": "engine",
@@ -107,12 +91,53 @@ def __getattr__(name):
     import importlib
 
     if name in _MODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_MODULES[name]}", __name__)
     if name in _NAMES:
-        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_MODULES[_NAMES[name]]}", __name__), name)
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module 'kvmviz' has no attribute {name!r}")
+
+
+class _StageAlias:
+    """Finds ``kvmviz.<module>`` for a public module that lives in a stage folder.
+
+    ``import kvmviz.plot`` gives the very module ``kvmviz.views.plot`` (one object under two
+    names, so a monkeypatch or a private name reaches the same thing); nothing is imported
+    until the name is asked for.
+    """
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        from importlib.machinery import ModuleSpec
+
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or name not in _MODULES or "." not in _MODULES[name]:
+            return None
+        return ModuleSpec(fullname, cls, origin=f"{__name__}.{_MODULES[name]}")
+
+    @staticmethod
+    def create_module(spec):
+        import importlib
+
+        module = importlib.import_module(spec.origin)
+        spec.loader_state = module.__spec__
+        return module
+
+    @staticmethod
+    def exec_module(module):
+        # the import system stamped the alias's spec on the module: give it back its own
+        module.__spec__ = module.__spec__.loader_state
+
+
+def _install_alias():
+    import sys
+
+    if not any(finder is _StageAlias for finder in sys.meta_path):
+        sys.meta_path.insert(0, _StageAlias)  # before any finder that knows an older tree
+
+
+_install_alias()
 
 
 def __dir__():
@@ -160,6 +185,7 @@ __all__ = [
     "stall_stats",
     "summarize",
     "takes_lock",
+    "theme",
     "timelines",
     "to_perfetto",
     "traces",

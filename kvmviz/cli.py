@@ -10,12 +10,12 @@ contract too:
 - Ctrl-C, ``kill`` (SIGTERM) and a hung-up terminal (SIGHUP) stop the command the same way,
   from the first instant (the handlers are installed before numpy and numba load): temporary
   files and folders are removed, one line says so, the status is 130, 143 or 129
-  (:mod:`kvmviz._signals`).
+  (:mod:`kvmviz._shared._signals`).
 - A reader that goes away (``kvmviz simulate | head -1``) ends the report quietly, status 141;
   files the command was asked to write are completed first. A full disk or ``/dev/full`` under
-  standard output is one line; an encoding without "µ" gets "us" (:mod:`kvmviz._streams`).
+  standard output is one line; an encoding without "µ" gets "us" (:mod:`kvmviz._shared._streams`).
 - Files are written whole or not at all, and never over an existing file without ``--force``,
-  even when two runs race for the same folder (:mod:`kvmviz._files`).
+  even when two runs race for the same folder (:mod:`kvmviz._shared._files`).
 
 Only a bug in kvmviz itself still shows a traceback.
 """
@@ -30,8 +30,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from ._signals import Interrupted, handled
-from ._streams import PIPE_STATUS, OutputError, PipeClosed, guarded
+from ._shared._signals import Interrupted, handled
+from ._shared._streams import PIPE_STATUS, OutputError, PipeClosed, guarded
 
 __all__ = ["main"]
 
@@ -52,7 +52,7 @@ _OPTION_OF_FIELD = {
 # --------------------------------------------------------------------------------------------
 def _seed(text: str) -> int:
     """A seed: a non-negative integer, written in decimal (``1.7`` and ``-1`` are refused)."""
-    from ._checks import check_seed
+    from ._shared._checks import check_seed
 
     try:
         return check_seed(int(text, 10))
@@ -111,7 +111,7 @@ def _window(text: str) -> tuple[float, float]:
 
 def _kernels(text: str) -> tuple[str, ...]:
     """Kernels, comma-separated, each of :data:`kvmviz.KERNELS` once."""
-    from .kernels import KERNELS
+    from .inputs.kernels import KERNELS
 
     kernels = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = [k for k in kernels if k not in KERNELS]
@@ -172,10 +172,10 @@ def _progress_option(parser) -> None:
 
 def _path(option: str):
     """A path an option writes to: not empty, no NUL byte, no name too long for a file
-    system (:func:`kvmviz._files.check_path`)."""
+    system (:func:`kvmviz._shared._files.check_path`)."""
 
     def path(text: str) -> str:
-        from ._files import check_path
+        from ._shared._files import check_path
 
         try:
             check_path(text, option)
@@ -220,11 +220,12 @@ def _trace_options(parser, what: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import exercises, theme
-    from .engine import MAX_RECORDS
-    from .presets import SETUPS
-    from .rwlock import POLICIES
-    from .scenario import Scenario
+    from . import exercises
+    from .inputs.presets import SETUPS
+    from .inputs.scenario import Scenario
+    from .model.engine import MAX_RECORDS
+    from .model.rwlock import POLICIES
+    from .views import theme
 
     parser = _Parser(
         prog="kvmviz",
@@ -580,14 +581,14 @@ def _os_error(error: OSError) -> str:
 
 
 def _reporter(args, name: str, describe):
-    from ._progress import reporter
+    from ._shared._progress import reporter
 
     show = sys.stderr.isatty() if args.progress is None else args.progress
     return reporter(True if show else None, name, describe, "done, total")
 
 
 def _size(n: float) -> str:
-    from ._prose import binary_size
+    from ._shared._prose import binary_size
 
     return binary_size(n)
 
@@ -691,7 +692,7 @@ def _check_cost(
 # Trace files: --trace, --trace-format, --trace-window.
 # --------------------------------------------------------------------------------------------
 def _trace_formats(args) -> list[str]:
-    from .export import FORMATS
+    from .views.export import FORMATS
 
     text = "pftrace" if args.trace_format is None else args.trace_format
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
@@ -711,7 +712,7 @@ def _trace_targets(args, stem: str, kernels) -> tuple[list[Path], str]:
     echo. ``ValueError`` for an unknown format, a trace option without ``--trace`` or a folder
     that cannot be written, ``FileExistsError`` for an existing file without ``--force``.
     Nothing is written here."""
-    from ._files import check_free
+    from ._shared._files import check_free
 
     if args.trace is None:
         given = [
@@ -790,14 +791,14 @@ def _writable_folder(out: Path, option: str, needed: int) -> str | None:
 
 def _export_memory(work, targets) -> int:
     """Memory the trace export needs besides the runs (one file at a time), or 0."""
-    from . import export
+    from .views import export
 
     return export.memory(work.attempts, work.callbacks) if targets else 0
 
 
 def _trace_bytes(work, formats) -> int:
     """Bytes of one kernel's trace files, all ``formats``, estimated from the run's work."""
-    from . import export
+    from .views import export
 
     return sum(export.estimate(work.attempts, work.callbacks, f".{fmt}") for fmt in formats)
 
@@ -807,7 +808,7 @@ def _check_runs(args, work, targets, *, end_us: float, lower: str) -> str | None
     and of their traces against ``--max-records`` and the machine's memory, the trace window
     against the run, and the trace folder against the disk. The refusal, or None; with trace
     files to write, the command keeps going when its reader leaves (the files come first)."""
-    from .kernels import KERNELS
+    from .inputs.kernels import KERNELS
 
     refusal = _check_cost(
         work,
@@ -839,8 +840,8 @@ def _check_window(args, end_us: float) -> str | None:
 def _write_traces(prog: str, targets: list[Path], runs: dict, args) -> int:
     """Write each kernel's run to its targets, all or none, one file at a time (each streamed
     to a temporary file: memory does not grow with kernels or formats); print each path."""
-    from . import export
-    from ._files import staged_files
+    from ._shared._files import staged_files
+    from .views import export
 
     if not targets:
         return 0
@@ -876,11 +877,11 @@ def _scenario_error(error: ValueError) -> str:
 
 
 def _simulate(args) -> int:
-    from . import experiments, metrics
-    from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
-    from .kernels import KERNELS
-    from .metrics import KERNEL_TABLE_COLUMNS
-    from .presets import SETUPS
+    from .inputs.kernels import KERNELS
+    from .inputs.presets import SETUPS
+    from .model.engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
+    from .stats import experiments, metrics
+    from .stats.metrics import KERNEL_TABLE_COLUMNS
 
     prog = "kvmviz simulate"
     try:
@@ -943,8 +944,8 @@ def _simulate(args) -> int:
 def _figures_vm(args):
     """The VM ``--setup``, ``--vcpus``, ``--rate`` and ``--spurious`` ask for (None: each
     figure's own) and its options to echo; ``ValueError`` naming the option otherwise."""
-    from .engine import MAX_FAULTING_VCPUS, MAX_RECORDS, estimate
-    from .presets import SETUPS
+    from .inputs.presets import SETUPS
+    from .model.engine import MAX_FAULTING_VCPUS, MAX_RECORDS, estimate
 
     asked = (args.setup, args.vcpus, args.rate, args.spurious)
     if all(value is None for value in asked):
@@ -985,7 +986,7 @@ def _figures_vm(args):
 
 def _figures(args) -> int:
     from . import gallery  # loads matplotlib: only for this command
-    from .engine import TooMuchWork
+    from .model.engine import TooMuchWork
 
     prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -1057,11 +1058,12 @@ def _figures(args) -> int:
 
 
 def _replay(args) -> int:
-    from . import experiments, metrics, traces
-    from ._progress import describe_bytes
-    from .engine import MAX_RECORDS, TooMuchWork
-    from .kernels import KERNELS
-    from .metrics import KERNEL_TABLE_COLUMNS
+    from ._shared._progress import describe_bytes
+    from .inputs import traces
+    from .inputs.kernels import KERNELS
+    from .model.engine import MAX_RECORDS, TooMuchWork
+    from .stats import experiments, metrics
+    from .stats.metrics import KERNEL_TABLE_COLUMNS
 
     prog = "kvmviz replay"
     try:

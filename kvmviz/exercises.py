@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import presets
-from ._checks import check_int, check_seed
-from .classify import Counters, callbacks, mmu_notifier_retry_hva
-from .kernels import CALLBACKS, KERNELS, rule
-from .memslots import PAGE_SIZE, MemslotLayout
-from .presets import VMM_HEAP, q35_512m_layout
-from .rwlock import replay
-from .scenario import Scenario
+from ._shared._checks import check_int, check_seed
+from .inputs import presets
+from .inputs.kernels import CALLBACKS, KERNELS, rule
+from .inputs.memslots import PAGE_SIZE, MemslotLayout
+from .inputs.presets import VMM_HEAP, q35_512m_layout
+from .inputs.scenario import Scenario
+from .model.classify import Counters, callbacks, mmu_notifier_retry_hva
+from .model.rwlock import replay
 
 __all__ = [
     "KINDS",
@@ -735,7 +735,7 @@ def callback_order(seed: int = 0, layout: MemslotLayout | None = None) -> Exerci
     >>> q.check(" -> ".join(q.answer))[0]
     True
     """
-    from .notifiers import EVENT_KINDS
+    from .inputs.notifiers import EVENT_KINDS
 
     layout = q35_512m_layout() if layout is None else layout
     rng = _rng("callback_order", seed)
@@ -774,8 +774,8 @@ def _one_event_hold_us(scenario, kernel: str, kind: str, hva: int, callback: str
     """Write hold of ``callback`` in one ``kind`` event at ``hva`` (a page), from the engine's
     cost plan (:func:`kvmviz.engine.callback_costs`: what :func:`kvmviz.simulate` charges it,
     without simulating)."""
-    from .engine import callback_costs
-    from .notifiers import stream_from_callbacks
+    from .inputs.notifiers import stream_from_callbacks
+    from .model.engine import callback_costs
 
     stream = stream_from_callbacks(
         pd.DataFrame(
@@ -800,7 +800,7 @@ def _many_memslots() -> tuple:
 
     Building the slots is what costs (each is validated), so it is done once.
     """
-    from .presets import many_memslots_layout
+    from .inputs.presets import many_memslots_layout
 
     return many_memslots_layout(32764).slots
 
@@ -813,7 +813,7 @@ def memslot_walk_threshold(seed: int = 0) -> Exercise:
     the smallest number of memslots, an ``int`` in ``[1, 32764]``, at which the callback's
     write hold, as :func:`kvmviz.simulate` computes it, exceeds the threshold.
     """
-    from .scenario import Scenario
+    from .inputs.scenario import Scenario
 
     rng = _rng("memslot_walk_threshold", seed)
     kernel, callback, kind = _WALKING_MISSES[rng.integers(len(_WALKING_MISSES))]
@@ -891,7 +891,7 @@ def hit_flush_hold(seed: int = 0) -> Exercise:
     write hold of its ``invalidate_range_start`` as :func:`kvmviz.simulate` computes it,
     rounded to a whole µs (``int``); the same on every kernel, because no kernel elides a hit.
     """
-    from .scenario import Scenario
+    from .inputs.scenario import Scenario
 
     rng = _rng("hit_flush_hold", seed)
     kernel = KERNELS[rng.integers(len(KERNELS))]
@@ -1138,7 +1138,7 @@ _MUNMAP_ROOM_US = 18.0  # the latest munmap comes this long before the end of RE
 
 def _pairs_stream(*rows) -> pd.DataFrame:
     """A hand-made notification stream: ``(t_us, kind, hva_start, hva_end)`` per event."""
-    from .notifiers import stream_from_callbacks
+    from .inputs.notifiers import stream_from_callbacks
 
     frame = pd.DataFrame(list(rows), columns=["t_us", "kind", "hva_start", "hva_end"])
     return stream_from_callbacks(frame)
@@ -1188,7 +1188,7 @@ def munmap_on_guest(seed: int = 0) -> Exercise:
     >>> q.check(q.answer)[0]
     True
     """
-    from .engine import simulate
+    from .model.engine import simulate
 
     seed = check_seed(seed)
     rng = _rng("munmap_on_guest", seed)
@@ -1316,7 +1316,7 @@ def retry_table(run, until_us: float | None = None) -> pd.DataFrame:
         hva in range, seq now, must retry, retried``; one row per attempt, in ``run.faults``
         order.
     """
-    from .metrics import notifier_counters
+    from .stats.metrics import notifier_counters
 
     counters = notifier_counters(run)
     faults = run.faults if until_us is None else run.faults[run.faults["t_grant_us"] < until_us]
@@ -1372,7 +1372,7 @@ def lock_states(run) -> pd.DataFrame:
         ``qrwlock``, ``cnts writer bits``. vCPUs are named ``vCPU <n>``, notifiers
         ``notifier``; ``-`` stands for nobody.
     """
-    from .animate import queue_frames
+    from .views.animate import queue_frames
 
     lock = run.lock
 
@@ -1480,8 +1480,8 @@ _TRACE_LAYOUT = _DATA / "traces" / "notifier-phases-linux6.18.layout.json"
 @functools.lru_cache(maxsize=1)
 def _shipped_records() -> pd.DataFrame:
     """Chapters 02 and 07's trace, classified: ``data/traces`` of the kvmviz repository."""
-    from .classify import records
-    from .traces import load_ftrace, load_layout
+    from .inputs.traces import load_ftrace, load_layout
+    from .model.classify import records
 
     if not _TRACE.exists():
         raise FileNotFoundError(
@@ -1570,7 +1570,7 @@ def trace_count(seed: int = 0, classified: pd.DataFrame | None = None) -> Exerci
 @functools.lru_cache(maxsize=1)
 def _shipped_layout() -> MemslotLayout:
     """The memslots of chapter 02's trace (``data/traces``)."""
-    from .traces import load_layout
+    from .inputs.traces import load_layout
 
     _shipped_records()  # says what is missing if the repository's data is not there
     return load_layout(_TRACE_LAYOUT)
@@ -1678,7 +1678,7 @@ def _v513_plans(classified: pd.DataFrame, layout: MemslotLayout) -> dict:
     """The callbacks a replay on v5.13 runs, for the whole trace (key ``None``) and for each
     phase (its notifications alone): :func:`kvmviz.classify.callbacks` of
     :func:`kvmviz.traces.to_stream`."""
-    from .traces import to_stream
+    from .inputs.traces import to_stream
 
     plans = {None: callbacks(to_stream(classified), layout, _V513)}
     if "phase" in classified.columns:
@@ -1864,7 +1864,7 @@ def queued_behind(
     """
     seed = check_seed(seed)
     if run is None:
-        from .engine import simulate
+        from .model.engine import simulate
 
         run = simulate(QUEUE_SCENE, _QUEUE_KERNEL, seed=seed)
         make = f"kv.simulate(kv.exercises.QUEUE_SCENE, '{_QUEUE_KERNEL}', seed={seed})"
@@ -1986,8 +1986,8 @@ def _threshold_in_gap(column: pd.Series, gap: int) -> float | None:
 def _sweep() -> pd.DataFrame:
     """Chapter 06's sweep at the shares :func:`first_vcpus_above` asks about (216 runs, one
     :func:`~kvmviz.experiments.grid`), made once per process."""
-    from .experiments import grid
-    from .scenario import Scenario
+    from .inputs.scenario import Scenario
+    from .stats.experiments import grid
 
     return grid(
         Scenario(duration_us=SWEEP_DURATION_US),

@@ -40,16 +40,19 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import animate, classify, experiments, metrics, plot, presets, theme, timelines
-from ._checks import strict_booleans
-from ._files import check_free, staged_folder
-from ._fit import fit_text
-from ._prose import pct
-from .engine import simulate
-from .kernels import KERNELS
-from .notifiers import generate_stream
-from .presets import SETUPS, VMM_HEAP, q35_512m_layout, static_setup, volatile_setup
-from .scenario import Scenario
+from ._shared._checks import strict_booleans
+from ._shared._files import check_free, staged_folder
+from ._shared._prose import pct
+from .inputs import presets
+from .inputs.kernels import KERNELS
+from .inputs.notifiers import generate_stream
+from .inputs.presets import SETUPS, VMM_HEAP, q35_512m_layout, static_setup, volatile_setup
+from .inputs.scenario import Scenario
+from .model import classify
+from .model.engine import simulate
+from .stats import experiments, metrics
+from .views import animate, plot, theme, timelines
+from .views._fit import fit_text
 
 __all__ = [
     "ANIMATION_FORMATS",
@@ -187,7 +190,7 @@ class _Render:
     def figure(self, width_in: float, height_in: float) -> Figure:
         """A new figure of this size, inches."""
         # Figure, not pyplot: no GUI backend, no global figure list to leak into. On an Agg
-        # canvas, the renderer kvmviz._fit lays it out and measures its text with.
+        # canvas, the renderer kvmviz.views._fit lays it out and measures its text with.
         fig = Figure(figsize=(width_in, height_in), layout="constrained")
         FigureCanvasAgg(fig)
         return fig
@@ -312,7 +315,7 @@ def _notifications(stream) -> str:
 
 def _brownout(share: float) -> str:
     """A brownout as the captions and line labels write it: the README's and the
-    dashboard's format (:func:`kvmviz._prose.pct`, "12.5 %"), "none" at exactly 0."""
+    dashboard's format (:func:`kvmviz._shared._prose.pct`, "12.5 %"), "none" at exactly 0."""
     return "none" if share == 0 else pct(share)
 
 
@@ -793,7 +796,7 @@ def _make_render(
 
 def _build(name: str, render: _Render) -> Figure:
     """Draw the figure ``name`` for ``render`` (its kernels apart from the memslot maps), its
-    text fitted to the layout (:func:`kvmviz._fit.fit_text`)."""
+    text fitted to the layout (:func:`kvmviz.views._fit.fit_text`)."""
     if render.kernels is not None and name in _NO_KERNELS:
         render = _without_kernels(render)
     fig = FIGURES[name](render)

@@ -26,18 +26,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
-from . import plot, presets
-from ._checks import check_seed, strict_booleans
-from .address_axis import AddressAxis
-from .animate import Animation, Blitter, set_spans
-from .classify import first_callbacks
-from .engine import simulate
-from .kernels import KERNELS
-from .metrics import KERNEL_TABLE_COLUMNS, busiest_window, kernel_table
-from .presets import VMM_HEAP
-from .scenario import Scenario
-from .theme import KERNEL_STYLES, set_theme
-from .timelines import LockTimeline, check_window
+from ._shared._checks import check_seed, strict_booleans
+from .inputs import presets
+from .inputs.kernels import KERNELS
+from .inputs.presets import VMM_HEAP
+from .inputs.scenario import Scenario
+from .model.classify import first_callbacks
+from .model.engine import simulate
+from .stats.metrics import KERNEL_TABLE_COLUMNS, busiest_window, kernel_table
+from .views import plot
+from .views.address_axis import AddressAxis
+from .views.animate import Animation, Blitter, set_spans
+from .views.theme import KERNEL_STYLES, set_theme
+from .views.timelines import LockTimeline, check_window
 
 __all__ = [
     "TimelineExplorer",

@@ -1,10 +1,12 @@
 """The package's shape, read from its source: the data flow of ../shared/DESIGN.md, enforced.
 
-Every ``kvmviz/*.py`` is parsed with :mod:`ast`, nothing is imported. An import anywhere in a
-module counts: at the top, inside a function (a *deferred* import, such as ``Run.summary``'s
-``from .metrics import summarize``), under ``if TYPE_CHECKING:``. ``from . import x`` is an edge
-to the submodule ``kvmviz.x`` when there is one, and to the package ``kvmviz`` (its
-``__init__``) for any other name. From those edges:
+Every module of the package (``kvmviz/*.py`` and the stage folders' ``kvmviz/<stage>/*.py``)
+is parsed with :mod:`ast`, nothing is imported. A module is named by its stem (``kvmviz.plot``
+for ``kvmviz/views/plot.py``: stems are unique, and the package answers to both names). An
+import anywhere in a module counts: at the top, inside a function (a *deferred* import, such as
+``Run.summary``'s ``from ..stats.metrics import summarize``), under ``if TYPE_CHECKING:``.
+``from ..views import x`` is an edge to the submodule ``kvmviz.x`` when there is one, and to
+the package (its ``__init__``) for any other name. From those edges:
 
 * the import graph has no cycle, deferred imports included;
 * the views (plot, timelines, animate) reach neither the engine nor the experiments, directly
@@ -29,7 +31,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kvmviz"
-SUBMODULES = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+# The stage folders, in the order the data flows (docs/architecture.md), and the shared helpers.
+STAGES = ("inputs", "model", "stats", "views", "_shared")
+FILES = {
+    p.stem: p
+    for p in sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("*/*.py"))
+    if p.name != "__init__.py" or p.parent == PACKAGE
+}
+SUBMODULES = set(FILES) - {"__init__"}
 
 VIEWS = ("plot", "timelines", "animate", "export")
 CONTROLLERS = ("widgets", "cli", "gallery")
@@ -67,7 +76,27 @@ class Import:
 
     @property
     def where(self) -> str:
-        return f"kvmviz/{_stem(self.source)}.py:{self.line}"
+        return f"{_path(_stem(self.source))}:{self.line}"
+
+
+def _path(stem: str) -> str:
+    """Where a module's file is, from the project root: ``kvmviz/views/plot.py``."""
+    return FILES[stem].relative_to(ROOT).as_posix() if stem in FILES else f"{_path(stem)}"
+
+
+def _package(stem: str) -> list[str]:
+    """The package a module's file lives in, as parts: ``["kvmviz", "views"]``."""
+    if stem not in FILES:
+        return ["kvmviz"]
+    return list(FILES[stem].parent.relative_to(ROOT).parts)
+
+
+def _logical(dotted: str) -> str:
+    """A real module path as the graph names it: ``kvmviz.views.plot`` -> ``kvmviz.plot``."""
+    parts = dotted.split(".")
+    if parts[0] == "kvmviz" and len(parts) > 1 and parts[-1] in SUBMODULES:
+        return f"kvmviz.{parts[-1]}"
+    return dotted
 
 
 def _module_name(stem: str) -> str:
@@ -93,14 +122,16 @@ def imports_of(source: str, stem: str) -> list[Import]:
         found.append(Import(module, target, node.lineno, deferred, type_checking))
 
     def resolve_from(node: ast.ImportFrom) -> list[str]:
-        if node.level:  # relative: kvmviz is flat, so ``.`` and ``..`` both mean the package
-            base = "kvmviz" + (f".{node.module}" if node.module else "")
+        if node.level:  # relative to the module's own package
+            package = _package(stem)
+            package = package[: max(1, len(package) - (node.level - 1))]
+            base = ".".join(package + ([node.module] if node.module else []))
         else:
             base = node.module or ""
-        if base != "kvmviz":
-            return [base]
-        # ``from kvmviz import x``: the submodule x, or a name of the package's __init__.
-        return [f"kvmviz.{a.name}" if a.name in SUBMODULES else "kvmviz" for a in node.names]
+        if base not in ("kvmviz", *(f"kvmviz.{s}" for s in STAGES)):
+            return [_logical(base)]
+        # ``from ..views import x``: the submodule x, or a name of the package's __init__.
+        return [f"kvmviz.{a.name}" if a.name in SUBMODULES else base for a in node.names]
 
     def visit(node: ast.AST, deferred: bool, type_checking: bool) -> None:
         for child in ast.iter_child_nodes(node):
@@ -119,7 +150,7 @@ def imports_of(source: str, stem: str) -> list[Import]:
     def visit_stmt(node: ast.AST, deferred: bool, type_checking: bool) -> None:
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(alias.name, node, deferred, type_checking)
+                add(_logical(alias.name), node, deferred, type_checking)
         elif isinstance(node, ast.ImportFrom):
             for target in dict.fromkeys(resolve_from(node)):
                 add(target, node, deferred, type_checking)
@@ -232,7 +263,7 @@ def looped_simulations(source: str) -> list[tuple[int, str]]:
 
 
 # -- the package, read once -------------------------------------------------------------------
-SOURCES = {p.stem: p.read_text(encoding="utf-8") for p in sorted(PACKAGE.glob("*.py"))}
+SOURCES = {stem: path.read_text(encoding="utf-8") for stem, path in FILES.items()}
 IMPORTS = {stem: imports_of(text, stem) for stem, text in SOURCES.items()}
 EDGES = [
     imp
@@ -298,9 +329,26 @@ def _chain(chain: list[Import]) -> str:
 
 
 # -- the checks on made-up sources ------------------------------------------------------------
+def test_a_stage_folders_relative_imports_resolve_to_modules_by_stem():
+    """In ``kvmviz/model/run.py``, ``..stats.metrics`` is ``kvmviz.metrics``, ``.engine`` is
+    ``kvmviz.engine``, ``from ..views import plot`` the module and ``from .. import x`` the
+    package's ``__init__`` for a name that is no module."""
+    source = (
+        "from ..stats.metrics import summarize\n"
+        "from .engine import simulate\n"
+        "from ..views import plot\n"
+        "from .. import __version__\n"
+        "import kvmviz.views.theme\n"
+    )
+    got = [i.target for i in imports_of(source, "run")]
+    assert got == ["kvmviz.metrics", "kvmviz.engine", "kvmviz.plot", "kvmviz", "kvmviz.theme"]
+
+
 def test_an_import_counts_at_any_depth_deferred_and_type_checking_ones_too():
     """A top-level, a deferred (inside a method) and a TYPE_CHECKING import are all found,
-    each with its line and how it was made; ``from . import x`` resolves to the submodule."""
+    each with its line and how it was made; ``from . import x`` resolves to the submodule.
+    (``a_top`` is a made-up module at the package's top; the stage folders' relative imports
+    are resolved in the next test.)"""
     source = (
         "from typing import TYPE_CHECKING\n"  # 1
         "from .kernels import rule\n"  # 2
@@ -312,7 +360,7 @@ def test_an_import_counts_at_any_depth_deferred_and_type_checking_ones_too():
         "        from . import theme, __version__\n"  # 8
         "        import matplotlib.pyplot as plt\n"  # 9
     )
-    got = [(i.target, i.line, i.deferred, i.type_checking) for i in imports_of(source, "run")]
+    got = [(i.target, i.line, i.deferred, i.type_checking) for i in imports_of(source, "a_top")]
     assert got == [
         ("typing", 1, False, False),
         ("kvmviz.kernels", 2, False, False),
@@ -398,14 +446,14 @@ def test_a_view_reaches_neither_the_engine_nor_the_experiments(view):
     (the package's __init__ included), is kvmviz.engine or kvmviz.experiments."""
     chains = reach(GRAPH, f"kvmviz.{view}")
     bad = {m: chains[m] for m in (*FORBIDDEN_TO_VIEWS, "kvmviz") if m in chains}
-    assert not bad, "\n".join(f"kvmviz/{view}.py reaches {m}: {_chain(c)}" for m, c in bad.items())
+    assert not bad, "\n".join(f"{_path(view)} reaches {m}: {_chain(c)}" for m, c in bad.items())
 
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_a_view_never_calls_simulate(view):
     """No view calls, imports or passes along ``simulate``."""
     lines = simulate_references(SOURCES[view])
-    assert lines == [], f"kvmviz/{view}.py names simulate on lines {lines}"
+    assert lines == [], f"{_path(view)} names simulate on lines {lines}"
 
 
 @pytest.mark.parametrize("stem", sorted(set(SOURCES) - {*MAY_SIMULATE, "exercises", "engine"}))
@@ -413,13 +461,13 @@ def test_only_the_experiments_and_the_controllers_call_simulate(stem):
     """Outside experiments, widgets, cli and gallery (and the exercises, below), no module
     calls ``simulate``; the engine defines it and does not call itself."""
     lines = simulate_calls(SOURCES[stem])
-    assert lines == [], f"kvmviz/{stem}.py calls simulate on lines {lines}"
+    assert lines == [], f"{_path(stem)} calls simulate on lines {lines}"
 
 
 def test_the_engine_does_not_call_simulate_itself():
     """engine.py defines simulate and calls it nowhere."""
     lines = simulate_calls(SOURCES["engine"])
-    assert lines == [], f"kvmviz/engine.py calls simulate on lines {lines}"
+    assert lines == [], f"kvmviz/model/engine.py calls simulate on lines {lines}"
 
 
 def test_the_exercises_run_one_simulation_per_oracle_never_a_loop_of_them():
@@ -436,7 +484,7 @@ def test_a_model_module_imports_no_gui_library_when_imported(stem):
     """Importing a model module loads no matplotlib, ipywidgets or seaborn: not at its top
     level, nor at the top level of anything it imports at its top level (a function may import
     one when called)."""
-    assert stem in SOURCES, f"kvmviz/{stem}.py is gone: update MODEL"
+    assert stem in SOURCES, f"{_path(stem)} is gone: update MODEL"
     top = _graph(e for e in EDGES if not e.deferred and not e.type_checking)
     offenders = []
     for module in [f"kvmviz.{stem}", *sorted(reach(top, f"kvmviz.{stem}"))]:
@@ -450,7 +498,7 @@ def test_a_model_module_imports_no_gui_library_when_imported(stem):
                     else f" (via {_chain(reach(top, f'kvmviz.{stem}')[module])})"
                 )
                 offenders.append(f"{imp.where} imports {imp.target} at module level{via}")
-    assert offenders == [], f"kvmviz/{stem}.py: " + "; ".join(offenders)
+    assert offenders == [], f"{_path(stem)}: " + "; ".join(offenders)
 
 
 # -- the architecture page matches the tree ---------------------------------------------------
@@ -462,14 +510,15 @@ def _page_modules() -> list[str]:
     for row in table.splitlines():
         cells = [c.strip() for c in row.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[1].startswith("`"):
-            names += re.findall(r"`([\w.]+\.py)`", cells[1])
+            names += re.findall(r"`([\w./]+\.py)`", cells[1])
     return names
 
 
 def test_the_architecture_page_names_every_module_once():
-    """docs/architecture.md's table lists every kvmviz/*.py exactly once, and nothing else."""
+    """docs/architecture.md's table lists every module of the package exactly once, by its path
+    inside ``kvmviz/`` (``views/plot.py``), and nothing else."""
     names = _page_modules()
-    on_disk = sorted(p.name for p in (ROOT / "kvmviz").glob("*.py"))
+    on_disk = sorted(p.relative_to(PACKAGE).as_posix() for p in FILES.values())
     assert sorted(names) == on_disk
     assert len(names) == len(set(names))
 
@@ -483,14 +532,15 @@ def test_the_lazy_namespace_says_what_its_type_checking_block_says():
     import kvmviz
 
     tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
-    modules, names = set(), {}
+    modules, names, where = set(), {}, {}
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
             for imp in node.body:
-                if imp.module is None:
-                    modules |= {a.name for a in imp.names}
-                else:
-                    names |= {a.name: imp.module for a in imp.names}
+                if imp.module is None or imp.module in STAGES:  # from .views import plot
+                    modules |= {a.name: imp.module or "" for a in imp.names}.keys()
+                    where |= {a.name: imp.module for a in imp.names if imp.module}
+                else:  # from .views.plot import save: the module is "plot"
+                    names |= {a.name: imp.module.split(".")[-1] for a in imp.names}
     top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     assert [ast.unparse(n) for n in top_level] == [
         "from __future__ import annotations",
@@ -498,6 +548,10 @@ def test_the_lazy_namespace_says_what_its_type_checking_block_says():
     ] or [ast.unparse(n) for n in top_level] == ["from typing import TYPE_CHECKING"]
     assert modules == set(kvmviz._MODULES)
     assert names == kvmviz._NAMES
+    # _MODULES says which stage folder each public module lives in, as the files do
+    assert {m: kvmviz._MODULES[m] for m in where} == {m: f"{s}.{m}" for m, s in where.items()}
+    for module, dotted in kvmviz._MODULES.items():
+        assert _path(module) == f"kvmviz/{dotted.replace('.', '/')}.py"
     assert set(kvmviz.__all__) == modules | set(names)
     for name in kvmviz.__all__:
         module = __import__(f"kvmviz.{kvmviz._NAMES.get(name, name)}", fromlist=["_"])
@@ -571,11 +625,11 @@ def test_writes_find_what_they_should():
 
 @pytest.mark.parametrize("stem", sorted(set(SOURCES) - {"_files"}))
 def test_every_file_is_written_through_files(stem):
-    """Only kvmviz/_files.py creates, writes or moves files (atomic, never over an existing
+    """Only kvmviz/_shared/_files.py creates, writes or moves files (atomic, never over an existing
     file unasked, cleaned up on Ctrl-C and kill): a module that writes one itself fails here
     by line."""
     found = [(line, what) for line, what in _writes(SOURCES[stem]) if (stem, what) not in _ALLOWED]
-    assert found == [], f"kvmviz/{stem}.py writes files itself: {found}"
+    assert found == [], f"{_path(stem)} writes files itself: {found}"
 
 
 # -- no private name across modules ------------------------------------------------------------
@@ -588,12 +642,13 @@ def private_uses(source: str, stem: str) -> list[tuple[int, str]]:
     tree = ast.parse(source)
     imported = {}  # a local name -> the kvmviz module it is
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module is None:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            module = (node.module or "").split(".")[-1]  # "..views.plot" -> "plot"
+            if module in ("", *STAGES):  # ``from ..views import plot``: modules by name
                 imported |= {(a.asname or a.name): a.name for a in node.names}
-            elif node.module != stem:
+            elif module != stem:
                 found += [
-                    (node.lineno, f"{node.module}.{a.name}")
+                    (node.lineno, f"{module}.{a.name}")
                     for a in node.names
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
@@ -628,6 +683,8 @@ def test_private_uses_find_what_they_should():
         (8, "traces._describe_bytes"),
     ]
     assert private_uses("from .plot import _size\n", "plot") == []  # its own
+    staged = "from ..views import plot\nfrom ..inputs.memslots import _as_u64\nplot._size(1)\n"
+    assert private_uses(staged, "widgets") == [(2, "memslots._as_u64"), (3, "plot._size")]
 
 
 @pytest.mark.parametrize("stem", sorted(SOURCES))
@@ -635,4 +692,4 @@ def test_no_module_uses_another_modules_private_names(stem):
     """A private name is its module's business: a module that needs another's helper asks
     for it by a public name (``plot.map_parts``, ``AddressAxis``), or the helper moves to a
     shared module (``_prose.size_bytes``, ``_checks.check_u64``). Tests may use them."""
-    assert private_uses(SOURCES[stem], stem) == [], f"kvmviz/{stem}.py"
+    assert private_uses(SOURCES[stem], stem) == [], _path(stem)

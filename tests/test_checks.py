@@ -1,4 +1,4 @@
-"""kvmviz._checks: the argument checks every public function shares.
+"""kvmviz._shared._checks: the argument checks every public function shares.
 
 Nothing is coerced: a seed is a non-negative integer (numpy's welcome), a boolean is True or
 False. Each refusal is one sentence naming the parameter and the value.
@@ -12,7 +12,7 @@ import pytest
 
 import kvmviz as kv
 from kvmviz import exercises, experiments, notifiers
-from kvmviz._checks import check_bool, check_bool_array, check_int, check_number, check_seed
+from kvmviz._shared._checks import check_bool, check_bool_array, check_int, check_number, check_seed
 
 SMALL = kv.Scenario(n_vcpus=4, duration_us=200.0)
 

@@ -20,13 +20,13 @@ import pytest
 from _traces import PHASES, VMM_PID
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kvmviz.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from kvmviz.memslots import PAGE_SIZE, GfnRange
+from kvmviz.notifiers import EVENT_KINDS
 
 import kvmviz as kv
 from kvmviz import classify
 from kvmviz import traces as kt
-from kvmviz.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
-from kvmviz.memslots import PAGE_SIZE, GfnRange
-from kvmviz.notifiers import EVENT_KINDS
 
 START, END = "invalidate_range_start", "invalidate_range_end"
 
@@ -426,7 +426,7 @@ def test_the_retry_rule_is_one_rule_in_python_numpy_and_the_compiled_loop(cases)
     """``mmu_notifier_retry_hva`` (kvm_host.h, 4a42d848db95): retry iff an invalidation is in
     flight (count != 0) over the hva, half-open, or seq moved. The scalar path, the array path
     and the compiled loop's twin all agree with that sentence, case by case."""
-    from kvmviz._closed_loop import retry_hva
+    from kvmviz.model._closed_loop import retry_hva
 
     expected = [(n != 0 and lo <= hva < hi) or now != seq for n, lo, hi, hva, now, seq in cases]
     scalar = [classify.mmu_notifier_retry_hva(*case) for case in cases]

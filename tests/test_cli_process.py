@@ -30,7 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvmviz import _streams, cli, exercises, gallery
+from kvmviz import cli, exercises, gallery
+from kvmviz._shared import _streams
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT / "data" / "traces" / "notifier-phases-linux6.18.txt"

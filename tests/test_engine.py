@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import kvmviz as kv
 from kvmviz.engine import scripted_run
 from kvmviz.presets import VMM_HEAP, q35_512m_layout
+
+import kvmviz as kv
 
 SMALL = kv.Scenario(
     n_vcpus=24,
@@ -90,7 +90,8 @@ class TestDeterminism:
 
 def test_pure_python_fallback_is_the_same_loop(monkeypatch):
     """Without numba the very same loop runs as plain Python, with the very same result."""
-    from kvmviz import _closed_loop, engine
+    from kvmviz import engine
+    from kvmviz.model import _closed_loop
 
     compiled = kv.simulate(SMALL.replace(duration_us=800.0), "v5.12", seed=12)
     plain = getattr(_closed_loop.run_qrwlock, "py_func", _closed_loop.run_qrwlock)

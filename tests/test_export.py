@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 import kvmviz as kv
-from kvmviz import _encode, experiments, export
+from kvmviz import experiments, export
+from kvmviz.views import _encode
 
 
 def ns(us) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""kvmviz._files: whole files or none, and never over an existing one, even under a race.
+"""kvmviz._shared._files: whole files or none, and never over an existing one, even under a race.
 
 The races are real: two processes stage their sets, meet at a barrier, and move them in at
 the same instant; exactly one set ends up in the folder, whole, and the loser has left
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmviz import _files, _signals
+from kvmviz._shared import _files, _signals
 
 PRIMITIVES = ["renameat2", "link", "rename"]
 

@@ -217,8 +217,8 @@ def test_kernels_any_subset_in_any_order():
 def test_the_commit_figures_state_both_brownouts(name, kernels, commit):
     """The figure for the commit (v5.12 against v5.13) and for its follow-up (v5.13 against
     v5.15): the commit's change, then each kernel's brownout from its own run, written as
-    the README and the dashboard write it (kvmviz._prose.pct; "none" at exactly 0)."""
-    from kvmviz._prose import pct
+    the README and the dashboard write it (kvmviz._shared._prose.pct; "none" at exactly 0)."""
+    from kvmviz._shared._prose import pct
 
     fig = gallery.render(name)
     cdf, brownout = fig.axes
@@ -332,9 +332,9 @@ def test_the_chapter_04_figures_open_on_the_static_setup(render):
 
 def test_before_after_caption_is_true_to_its_runs(render):
     """The caption's numbers are the runs' own, as the README and the dashboard write them
-    (kvmviz._prose.pct: "9.1 %"), and "none" for v5.15, whose brownout on the static setup
+    (kvmviz._shared._prose.pct: "9.1 %"), and "none" for v5.15, whose brownout on the static setup
     is exactly 0."""
-    from kvmviz._prose import pct
+    from kvmviz._shared._prose import pct
 
     fig = gallery.FIGURES["before-after"](render)
     before = kv.simulate(kv.presets.static_setup(), "v5.12", seed=0).summary()["brownout_mean"]

@@ -13,8 +13,8 @@ which JupyterLab and GitHub do not show; docs/claims.md says how to write them):
 
 ``<!--= EXPR -->TEXT<!--/-->``
     A *value span*: TEXT is what EXPR gives, a string, usually one of the formatters of
-    :mod:`kvmviz._prose` (``pct``, ``us``, ``count``...). ``--write`` fills it in; the tests fail
-    when it differs, naming the sentence.
+    :mod:`kvmviz._shared._prose` (``pct``, ``us``, ``count``...). ``--write`` fills it in; the
+    tests fail when it differs, naming the sentence.
 ``<!--? EXPR -->``
     A *claim* about the sentence it ends: EXPR must be true (an ordering, a "vanishes", what a
     figure shows). The tests fail when it is not; only a person can rewrite the sentence.
@@ -25,8 +25,8 @@ which JupyterLab and GitHub do not show; docs/claims.md says how to write them):
 In a notebook the expressions are evaluated in the kernel, right after the code cells above the
 Markdown cell ran (tests/test_notebooks.py inserts a probe cell there), so they read the
 variables the chapter computed. In a document they are evaluated in the namespace built by its
-``<!--claims-setup ... -->`` blocks, in order. Either way the names of :mod:`kvmviz._prose` and
-``kv`` (kvmviz) are there too.
+``<!--claims-setup ... -->`` blocks, in order. Either way the names of
+:mod:`kvmviz._shared._prose` and ``kv`` (kvmviz) are there too.
 
 Plain Python plus nbformat / nbclient for --write; tests/test_claims.py and
 tests/test_notebooks.py import this file.
@@ -269,7 +269,7 @@ def probe_source(expressions: list[str]) -> str:
         "def _kvmviz_claims(_expressions):\n"
         "    import json as _json\n"
         "    import kvmviz as _kv\n"
-        "    from kvmviz import _prose\n"
+        "    from kvmviz._shared import _prose\n"
         "    _space = {**globals(), **{n: getattr(_prose, n) for n in _prose.__all__}}\n"
         "    _space.setdefault('kv', _kv)\n"
         "    _out = []\n"
@@ -302,7 +302,7 @@ def document_namespace(text: str) -> dict:
     ``memo`` (an experiment computed once for every document), then whatever its
     ``<!--claims-setup -->`` blocks define."""
     import kvmviz as kv
-    from kvmviz import _prose
+    from kvmviz._shared import _prose
 
     space = {"kv": kv, "memo": memo, **{n: getattr(_prose, n) for n in _prose.__all__}}
     for code in setup_code(text):

@@ -41,7 +41,7 @@ How it is written: a stream, a chunk at a time
 It walks the run in time, a chunk of about :data:`CHUNK_ROWS` fault attempts at a time (the
 fault table is sorted by vCPU then time, so each vCPU keeps a cursor), sorts the chunk's
 events as the format wants them, spells them with the column-wise byte assembler of
-:mod:`kvmviz._encode` (compiled by numba) and writes them out. A protobuf ``Trace`` is
+:mod:`kvmviz.views._encode` (compiled by numba) and writes them out. A protobuf ``Trace`` is
 ``repeated TracePacket packet = 1``, so packets written one after another are a valid trace;
 the JSON is its opening, the events, then its closing. Beyond the Run, memory is the chunk
 (:data:`CHUNK_BYTES` at most, whatever the run's length) plus tables that grow with the
@@ -59,13 +59,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .._shared._checks import check_bool, check_int, check_number
+from .._shared._files import check_free, open_atomic
+from .._shared._jit import njit
+from ..inputs.kernels import rule
+from ..stats.metrics import waiting_steps
 from . import _encode
-from ._checks import check_bool, check_int, check_number
 from ._encode import pb_key, pb_varint
-from ._files import check_free, open_atomic
-from ._jit import njit
-from .kernels import rule
-from .metrics import waiting_steps
 
 __all__ = [
     "CHUNK_BYTES",
@@ -1022,7 +1022,7 @@ def _write_proto(plan: _Plan, handle) -> int:
 # The public functions.
 # --------------------------------------------------------------------------------------------
 def _check_run(run) -> None:
-    from .run import Run
+    from ..model.run import Run
 
     if not isinstance(run, Run):
         raise TypeError(f"run must be a kvmviz.Run, got {type(run).__name__}")

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit
+from .._shared._jit import njit
 
 # splitmix64 constants (Steele, Lea, Flood 2014): a counter-based generator, so the draws of a
 # (vCPU, attempt) depend only on the seed, never on the order the engines visit them in.

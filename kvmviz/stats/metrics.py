@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from . import classify
-from ._checks import check_number, strict_booleans
-from .kernels import CALLBACKS, rule
+from .._shared._checks import check_number, strict_booleans
+from ..inputs.kernels import CALLBACKS, rule
+from ..model import classify
 
 __all__ = [
     "BEHIND",

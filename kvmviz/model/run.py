@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .kernels import CALLBACKS
+from ..inputs.kernels import CALLBACKS
 
 if TYPE_CHECKING:
-    from .scenario import Scenario
+    from ..inputs.scenario import Scenario
 
 __all__ = ["Run", "lock_table"]
 
@@ -87,7 +87,7 @@ class Run:
 
     def summary(self) -> pd.Series:
         """Headline numbers of the run (see :func:`kvmviz.metrics.summarize`)."""
-        from .metrics import summarize
+        from ..stats.metrics import summarize
 
         return summarize(self)
 

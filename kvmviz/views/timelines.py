@@ -23,10 +23,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .._shared._checks import strict_booleans
+from ..model.classify import first_callbacks
+from ..stats.metrics import coverage, notifier_counters, queue_depth
 from . import theme
-from ._checks import strict_booleans
-from .classify import first_callbacks
-from .metrics import coverage, notifier_counters, queue_depth
 from .plot import SpanBars
 from .theme import HATCHES, Themed
 

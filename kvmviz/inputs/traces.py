@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._checks import check_bool, check_number
-from ._progress import describe_bytes, reporter
+from .._shared._checks import check_bool, check_number
+from .._shared._progress import describe_bytes, reporter
 from .memslots import PAGE_SHIFT, PAGE_SIZE, Memslot, MemslotError, MemslotLayout
 from .notifiers import stream_from_callbacks
 

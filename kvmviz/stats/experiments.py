@@ -34,17 +34,17 @@ from dataclasses import fields
 import numpy as np
 import pandas as pd
 
-from . import classify
-from ._checks import check_int, check_seed, strict_booleans
-from ._progress import reporter
-from .engine import MAX_RECORDS, callback_costs, estimate, simulate
-from .kernels import KERNELS
-from .memslots import PAGE_SIZE, Memslot, MemslotLayout
+from .._shared._checks import check_int, check_seed, strict_booleans
+from .._shared._progress import reporter
+from ..inputs.kernels import KERNELS
+from ..inputs.memslots import PAGE_SIZE, Memslot, MemslotLayout
+from ..inputs.notifiers import stream_from_callbacks
+from ..inputs.scenario import PARAMETER_BY_NAME, Scenario
+from ..inputs.traces import MAX_GAP_US, age_hva_note, replay_stream
+from ..model import classify
+from ..model.engine import MAX_RECORDS, callback_costs, estimate, simulate
+from ..model.rwlock import POLICIES
 from .metrics import kernel_table, summarize
-from .notifiers import stream_from_callbacks
-from .rwlock import POLICIES
-from .scenario import PARAMETER_BY_NAME, Scenario
-from .traces import MAX_GAP_US, age_hva_note, replay_stream
 
 __all__ = [
     "MEMSLOT_PERF_PAIR_US",
@@ -164,7 +164,7 @@ def compare_setups(
     >>> t.loc[("static", "v5.15"), "brownout_mean"]  # doctest: +SKIP
     0.0
     """
-    from .presets import SETUPS
+    from ..inputs.presets import SETUPS
 
     seeds = [check_seed(s) for s in seeds]
     if not seeds:

@@ -7,7 +7,7 @@ traces (docs/kernel.md §6). :mod:`kvmviz.presets` re-exports them beside the na
 
 from __future__ import annotations
 
-from ._checks import check_bool, check_int
+from .._shared._checks import check_bool, check_int
 from .memslots import (
     KVM_MEM_MAX_NR_PAGES,
     KVM_USER_MEM_SLOTS,

@@ -47,11 +47,12 @@ from matplotlib.patches import Arc, FancyBboxPatch, Patch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.transforms import Bbox
 
-from . import metrics, plot, theme
-from ._checks import strict_booleans
-from ._files import check_free, write_atomic
-from ._prose import size_bytes
-from .presets import VMM_HEAP
+from .._shared._checks import strict_booleans
+from .._shared._files import check_free, write_atomic
+from .._shared._prose import size_bytes
+from ..inputs.presets import VMM_HEAP
+from ..stats import metrics
+from . import plot, theme
 from .theme import HATCHES, KERNEL_STYLES, Themed
 
 __all__ = [
@@ -1554,7 +1555,7 @@ def to_html(animation: Animation, path, *, force: bool = False) -> Path:
 
     No external script, style sheet or font: it works offline, from a file or an e-mail
     attachment. The same animation always gives the same bytes. The file is rendered in
-    memory and written atomically (:func:`kvmviz._files.write_atomic`).
+    memory and written atomically (:func:`kvmviz._shared._files.write_atomic`).
 
     Parameters
     ----------
@@ -1596,7 +1597,7 @@ def to_gif(animation: Animation, path, *, fps: float = 10, force: bool = False) 
     The frames share one 256-colour palette (no dithering: flat colours stay flat, and the
     same animation always gives the same bytes); Pillow's GIF writer stores each frame as its
     difference from the one before. Rendered in memory and written atomically
-    (:func:`kvmviz._files.write_atomic`).
+    (:func:`kvmviz._shared._files.write_atomic`).
 
     Parameters
     ----------

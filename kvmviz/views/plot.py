@@ -32,15 +32,17 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import IdentityTransform
 
-from . import classify, metrics, theme
-from ._checks import strict_booleans
-from ._files import check_free, write_atomic
+from .._shared._checks import strict_booleans
+from .._shared._files import check_free, write_atomic
+from .._shared._prose import size_bytes
+from ..inputs.kernels import KERNELS
+from ..inputs.memslots import PAGE_SHIFT
+from ..model import classify
+from ..stats import metrics
+from ..stats.metrics import BEHIND, kernel_table
+from . import theme
 from ._fit import legend_columns
-from ._prose import size_bytes
 from .address_axis import AddressAxis, spanning
-from .kernels import KERNELS
-from .memslots import PAGE_SHIFT
-from .metrics import BEHIND, kernel_table
 from .theme import HATCHES, KERNEL_STYLES, POLICY_STYLES
 
 __all__ = [

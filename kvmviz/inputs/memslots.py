@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import check_u64
+from .._shared._checks import check_u64
 
 __all__ = [
     "KVM_ADDRESS_SPACE_NUM",

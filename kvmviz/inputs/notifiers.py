@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._checks import check_seed, check_u64
+from .._shared._checks import check_seed, check_u64
 from .kernels import CALLBACKS
 from .layouts import VMM_HEAP
 from .memslots import PAGE_SHIFT, MemslotLayout

@@ -20,7 +20,7 @@ Two implementations of the same model give identical tables for the same inputs:
 
 * an event-driven one over the lock state machines of :mod:`kvmviz.rwlock`, for every policy:
   the reference, easy to read, slow;
-* a compiled one for ``"qrwlock"`` (:mod:`kvmviz._closed_loop`, numba when installed), which
+* a compiled one for ``"qrwlock"`` (:mod:`kvmviz.model._closed_loop`, numba when installed), which
   takes the writers in arrival order and advances the vCPUs between them. Under qrwlock a reader
   that requests at ``t`` is granted at once unless a writer arrived at or before ``t`` and has
   not yet left, in which case it enters when the most recent such writer leaves; and a writer
@@ -41,16 +41,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._shared._checks import check_int, check_seed
+from .._shared._prose import binary_size
+from ..inputs.kernels import CALLBACKS, KERNELS
+from ..inputs.memslots import PAGE_SIZE
+from ..inputs.notifiers import EVENT_KINDS, check_stream, generate_stream
+from ..inputs.scenario import Scenario
 from . import classify
-from ._checks import check_int, check_seed
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
-from ._prose import binary_size
-from .kernels import CALLBACKS, KERNELS
-from .memslots import PAGE_SIZE
-from .notifiers import EVENT_KINDS, check_stream, generate_stream
 from .run import Run
 from .rwlock import POLICIES, make_lock
-from .scenario import Scenario
 
 __all__ = [
     "MAX_FAULTING_VCPUS",
@@ -890,9 +890,9 @@ def scripted_run(
     >>> run.lock[["holder", "who", "t_grant_us"]].values.tolist()
     [['vcpu', 0, 0.0], ['notifier', 0, 10.0], ['vcpu', 1, 15.0]]
     """
-    from .layouts import VMM_HEAP
+    from ..inputs.layouts import VMM_HEAP
+    from ..inputs.scenario import NOTIFIER_CAUSES
     from .rwlock import replay
-    from .scenario import NOTIFIER_CAUSES
 
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")

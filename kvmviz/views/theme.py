@@ -616,7 +616,7 @@ def behind_style(part: str) -> dict:
 # --------------------------------------------------------------------------------------------
 # Style sheets.
 # --------------------------------------------------------------------------------------------
-STYLE_DIR = Path(__file__).resolve().parent / "styles"
+STYLE_DIR = Path(__file__).resolve().parent.parent / "styles"
 """Where the packaged style sheets are (``kvmviz-<style>[-<context>].mplstyle``)."""
 
 
@@ -706,7 +706,7 @@ def write_style_sheets(folder=None) -> list[Path]:
     list of Path
         The files written.
     """
-    from ._files import write_atomic
+    from .._shared._files import write_atomic
 
     folder = Path(folder) if folder is not None else STYLE_DIR
     sheets = {

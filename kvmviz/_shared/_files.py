@@ -16,7 +16,7 @@ the file meanwhile. The move itself therefore refuses to replace anything
 when one file of a set turns out to be taken, the files of that set already moved are taken
 back out: of two runs writing the same folder, exactly one wins and the other says so. Only
 ``force=True`` replaces (``os.replace``, atomic per file). The moves run with SIGINT, SIGTERM
-and SIGHUP held back (:func:`kvmviz._signals.held`), so a set is never left half moved.
+and SIGHUP held back (:func:`kvmviz._shared._signals.held`), so a set is never left half moved.
 
 Paths are checked before anything is done (:func:`check_path`): an empty path, a NUL byte, a
 component longer than the file system allows.

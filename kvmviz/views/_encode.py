@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import njit
+from .._shared._jit import njit
 
 __all__ = ["Compiled", "assemble", "compile_programs", "pb_key", "pb_varint", "usec_text"]
 

@@ -10,8 +10,9 @@ takes ``mmu_lock``, how it moves ``mmu_notifier_count`` and ``seq``, whether it 
 the one place the rules are applied: the engine, the trace tools, the figures and the exercises
 call it. :class:`Counters` is the one reference of the count/seq state machine
 (``kvm_inc_notifier_count`` / ``kvm_dec_notifier_count``, 4a42d848db95) that the event engine
-and :func:`kvmviz.metrics.notifier_counters` share; the compiled loop (:mod:`kvmviz._closed_loop`)
-carries its own copy in numba, proven equal by tests/test_engine.py.
+and :func:`kvmviz.metrics.notifier_counters` share; the compiled loop
+(:mod:`kvmviz.model._closed_loop`) carries its own copy in numba, proven equal by
+tests/test_engine.py.
 
 For real trace records, :func:`records` adds the hit and the gfn ranges to the frame of
 :func:`kvmviz.traces.load_ftrace`, and :func:`phase_summary` counts them per phase.
@@ -22,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
-from .memslots import PAGE_SIZE, MemslotLayout
-from .notifiers import EVENT_KINDS
+from ..inputs.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from ..inputs.memslots import PAGE_SIZE, MemslotLayout
+from ..inputs.notifiers import EVENT_KINDS
 
 __all__ = [
     "NO_PHASE",
@@ -362,7 +363,7 @@ def mmu_notifier_retry_hva(count, range_start, range_end, hva, seq_now, seq):
 
     The one statement of the rule: the event engine (:mod:`kvmviz.engine`) calls it at each
     grant, the exercises' oracles on lists and runs, and the compiled loop's twin
-    (``kvmviz._closed_loop.retry_hva``) is proven equal to it by tests/test_classify.py.
+    (``kvmviz.model._closed_loop.retry_hva``) is proven equal to it by tests/test_classify.py.
 
     Examples
     --------

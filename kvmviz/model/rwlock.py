@@ -27,7 +27,7 @@ from collections import deque
 
 import numpy as np
 
-from ._checks import check_bool_array
+from .._shared._checks import check_bool_array
 
 __all__ = ["POLICIES", "LockPolicy", "make_lock", "replay"]
 

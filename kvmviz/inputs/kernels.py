@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._checks import check_bool
+from .._shared._checks import check_bool
 
 __all__ = [
     "CALLBACKS",
