@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .model import classify, engine, run, rwlock
     from .model.engine import TooMuchWork, estimate, simulate
     from .model.run import Run
-    from .model.rwlock import POLICIES, replay
+    from .model.rwlock import POLICIES, grant_times, replay
     from .stats import experiments, metrics
     from .stats.experiments import compare_kernels, sensitivity
     from .stats.metrics import brownout, stall_stats, summarize
@@ -79,6 +79,7 @@ _NAMES = {
     "summarize": "metrics",
     "Run": "run",
     "POLICIES": "rwlock",
+    "grant_times": "rwlock",
     "replay": "rwlock",
     "Scenario": "scenario",
     "set_theme": "theme",
@@ -165,6 +166,7 @@ __all__ = [
     "experiments",
     "export",
     "gallery",
+    "grant_times",
     "kernels",
     "layouts",
     "load_ftrace",

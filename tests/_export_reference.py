@@ -51,10 +51,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from kvmviz.kernels import rule
-from kvmviz.metrics import queue_depth
 
 from kvmviz._shared._files import check_free, write_atomic
+from kvmviz.kernels import rule
+from kvmviz.metrics import queue_depth
 
 __all__ = ["FORMATS", "chrome_trace", "encode", "perfetto_trace", "to_perfetto"]
 

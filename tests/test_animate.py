@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
-from kvmviz.engine import scripted_run
 from matplotlib.figure import Figure
 from matplotlib.path import Path as MplPath
 from PIL import ImageSequence
@@ -26,6 +25,7 @@ from PIL import ImageSequence
 import kvmviz as kv
 from kvmviz import animate
 from kvmviz._shared import _files
+from kvmviz.engine import scripted_run
 
 SMALL = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
 N_FRAMES = 12

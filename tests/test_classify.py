@@ -20,13 +20,13 @@ import pytest
 from _traces import PHASES, VMM_PID
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kvmviz.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
-from kvmviz.memslots import PAGE_SIZE, GfnRange
-from kvmviz.notifiers import EVENT_KINDS
 
 import kvmviz as kv
 from kvmviz import classify
 from kvmviz import traces as kt
+from kvmviz.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from kvmviz.memslots import PAGE_SIZE, GfnRange
+from kvmviz.notifiers import EVENT_KINDS
 
 START, END = "invalidate_range_start", "invalidate_range_end"
 

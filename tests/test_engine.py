@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kvmviz.engine import scripted_run
-from kvmviz.presets import VMM_HEAP, q35_512m_layout
 
 import kvmviz as kv
+from kvmviz.engine import scripted_run
+from kvmviz.presets import VMM_HEAP, q35_512m_layout
 
 SMALL = kv.Scenario(
     n_vcpus=24,

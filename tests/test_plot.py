@@ -23,15 +23,15 @@ import pytest
 from _artists import face, gids, legend_texts, min_px, screen_widths
 from hypothesis import given
 from hypothesis import strategies as st
-from kvmviz.address_axis import spanning
-from kvmviz.presets import VMM_HEAP, large_vm_layout
-from kvmviz.theme import BEHIND_STYLES, COLORS, KERNEL_STYLES
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
 import kvmviz as kv
 from kvmviz import metrics, plot
 from kvmviz._shared._prose import size_bytes
+from kvmviz.address_axis import spanning
+from kvmviz.presets import VMM_HEAP, large_vm_layout
+from kvmviz.theme import BEHIND_STYLES, COLORS, KERNEL_STYLES
 
 SMALL = kv.Scenario(n_vcpus=16, duration_us=5_000, guest_run_us=20, notifier_rate_hz=5_000)
 # The two setups of 8931a454ae's message at the same small size: on the static one v5.15 takes

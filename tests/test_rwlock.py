@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmviz.rwlock import POLICIES, make_lock, replay
+from kvmviz.rwlock import POLICIES, grant_times, make_lock, replay
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -123,10 +123,10 @@ def test_reference_reproduces_the_docstring_example():
 def test_docstring_example():
     """Reader inside, writer waiting, later reader: qrwlock queues it, reader-pref lets it in."""
     args = [0, 1, 2], [False, True, False], [10, 5, 1]
-    assert replay(*args).tolist() == [0.0, 10.0, 15.0]
-    assert replay(*args, policy="qrwlock").tolist() == [0.0, 10.0, 15.0]
-    assert replay(*args, policy="reader-pref").tolist() == [0.0, 10.0, 2.0]
-    assert replay(*args, policy="spinlock").tolist() == [0.0, 10.0, 15.0]
+    assert grant_times(*args).tolist() == [0.0, 10.0, 15.0]
+    assert grant_times(*args, policy="qrwlock").tolist() == [0.0, 10.0, 15.0]
+    assert grant_times(*args, policy="reader-pref").tolist() == [0.0, 10.0, 2.0]
+    assert grant_times(*args, policy="spinlock").tolist() == [0.0, 10.0, 15.0]
 
 
 def test_writer_waits_for_the_last_of_three_readers():
@@ -135,11 +135,11 @@ def test_writer_waits_for_the_last_of_three_readers():
     is_writer = [False, False, False, True, False]
     hold = [4, 8, 6, 5, 1]
     # qrwlock: the reader at 5 queues behind the waiting writer and enters at its release (14).
-    assert replay(arrival, is_writer, hold, "qrwlock").tolist() == [0, 1, 2, 9, 14]
+    assert grant_times(arrival, is_writer, hold, "qrwlock").tolist() == [0, 1, 2, 9, 14]
     # reader-pref: the reader at 5 walks in; the writer still waits for the last reader (9).
-    assert replay(arrival, is_writer, hold, "reader-pref").tolist() == [0, 1, 2, 9, 5]
+    assert grant_times(arrival, is_writer, hold, "reader-pref").tolist() == [0, 1, 2, 9, 5]
     # spinlock: one at a time in arrival order: 0-4, 4-12, 12-18, 18-23, 23-24.
-    assert replay(arrival, is_writer, hold, "spinlock").tolist() == [0, 4, 12, 18, 23]
+    assert grant_times(arrival, is_writer, hold, "spinlock").tolist() == [0, 4, 12, 18, 23]
 
 
 def test_readers_between_two_writers_enter_together():
@@ -148,10 +148,10 @@ def test_readers_between_two_writers_enter_together():
     is_writer = [True, False, False, True, False]
     hold = [10, 3, 5, 4, 2]
     # R1, R2 enter together at 10; W3 waits for both (15); R4, behind W3, enters at 19.
-    assert replay(arrival, is_writer, hold, "qrwlock").tolist() == [0, 10, 10, 15, 19]
+    assert grant_times(arrival, is_writer, hold, "qrwlock").tolist() == [0, 10, 10, 15, 19]
     # reader-pref: all three waiting readers go at 10, before W3; W3 waits for R2 (15).
-    assert replay(arrival, is_writer, hold, "reader-pref").tolist() == [0, 10, 10, 15, 10]
-    assert replay(arrival, is_writer, hold, "spinlock").tolist() == [0, 10, 13, 18, 22]
+    assert grant_times(arrival, is_writer, hold, "reader-pref").tolist() == [0, 10, 10, 15, 10]
+    assert grant_times(arrival, is_writer, hold, "spinlock").tolist() == [0, 10, 13, 18, 22]
 
 
 def test_reader_pref_starves_a_writer_with_overlapping_readers():
@@ -160,53 +160,54 @@ def test_reader_pref_starves_a_writer_with_overlapping_readers():
     is_writer = [False, True, False, False, False]
     hold = [3, 1, 3, 3, 3]
     # Readers hold [0,3), [2,5), [4,7), [6,9): never zero readers until 9.
-    assert replay(arrival, is_writer, hold, "reader-pref").tolist() == [0, 9, 2, 4, 6]
+    assert grant_times(arrival, is_writer, hold, "reader-pref").tolist() == [0, 9, 2, 4, 6]
     # qrwlock: R2 queues behind W1; W1 runs [3,4); R2 enters at 4 with R3 arriving at 4.
-    assert replay(arrival, is_writer, hold, "qrwlock").tolist() == [0, 3, 4, 4, 6]
-    assert replay(arrival, is_writer, hold, "spinlock").tolist() == [0, 3, 4, 7, 10]
+    assert grant_times(arrival, is_writer, hold, "qrwlock").tolist() == [0, 3, 4, 4, 6]
+    assert grant_times(arrival, is_writer, hold, "spinlock").tolist() == [0, 3, 4, 7, 10]
 
 
 def test_same_instant_ties_break_by_index():
     """Arrivals at the same time are served in index order: a writer first blocks the reader."""
-    writer_first = replay([0, 2, 2], [False, True, False], [4, 1, 1], "qrwlock")
+    writer_first = grant_times([0, 2, 2], [False, True, False], [4, 1, 1], "qrwlock")
     assert writer_first.tolist() == [0, 4, 5]
-    reader_first = replay([0, 2, 2], [False, False, True], [4, 1, 1], "qrwlock")
+    reader_first = grant_times([0, 2, 2], [False, False, True], [4, 1, 1], "qrwlock")
     assert reader_first.tolist() == [0, 2, 4]
 
 
 def test_release_happens_before_arrival_at_the_same_instant():
     """A writer arriving exactly when the holder leaves gets the lock at that instant."""
-    assert replay([0, 5], [True, True], [5, 1], "qrwlock").tolist() == [0, 5]
-    assert replay([0, 5], [True, False], [5, 1], "reader-pref").tolist() == [0, 5]
-    assert replay([0, 5], [False, False], [5, 1], "spinlock").tolist() == [0, 5]
+    assert grant_times([0, 5], [True, True], [5, 1], "qrwlock").tolist() == [0, 5]
+    assert grant_times([0, 5], [True, False], [5, 1], "reader-pref").tolist() == [0, 5]
+    assert grant_times([0, 5], [False, False], [5, 1], "spinlock").tolist() == [0, 5]
     # A reader arriving at 5 while a writer is queued behind a reader that leaves at 5:
     # the release hands the lock to the writer first, so the reader waits for it.
-    assert replay([0, 1, 5], [False, True, False], [5, 2, 1], "qrwlock").tolist() == [0, 5, 7]
+    assert grant_times([0, 1, 5], [False, True, False], [5, 2, 1], "qrwlock").tolist() == [0, 5, 7]
 
 
 def test_zero_hold_hands_off_instantly():
     """A zero-length hold releases at its grant instant, so the next waiter enters then too."""
-    assert replay([0, 0, 0], [True, True, False], [0, 0, 0], "qrwlock").tolist() == [0, 0, 0]
-    assert replay([0, 1, 2], [False, True, False], [5, 0, 1], "qrwlock").tolist() == [0, 5, 5]
-    assert replay([0, 0, 0], [True, True, True], [0, 0, 3], "spinlock").tolist() == [0, 0, 0]
-    assert replay([0, 1, 1], [True, False, True], [2, 0, 1], "reader-pref").tolist() == [0, 2, 2]
+    assert grant_times([0, 0, 0], [True, True, False], [0, 0, 0], "qrwlock").tolist() == [0, 0, 0]
+    assert grant_times([0, 1, 2], [False, True, False], [5, 0, 1], "qrwlock").tolist() == [0, 5, 5]
+    assert grant_times([0, 0, 0], [True, True, True], [0, 0, 3], "spinlock").tolist() == [0, 0, 0]
+    got = grant_times([0, 1, 1], [True, False, True], [2, 0, 1], "reader-pref")
+    assert got.tolist() == [0, 2, 2]
 
 
 def test_input_order_need_not_follow_arrival():
     """Requests may be listed in any order; grants come back in input order."""
-    assert replay([3, 0], [True, True], [2, 4], "qrwlock").tolist() == [4, 0]
-    assert replay([3, 0], [False, True], [2, 4], "reader-pref").tolist() == [4, 0]
+    assert grant_times([3, 0], [True, True], [2, 4], "qrwlock").tolist() == [4, 0]
+    assert grant_times([3, 0], [False, True], [2, 4], "reader-pref").tolist() == [4, 0]
 
 
 def test_spinlock_ignores_is_writer():
     """Under spinlock two readers are as exclusive as two writers."""
-    assert replay([0, 0], [False, False], [2, 2], "spinlock").tolist() == [0, 2]
-    assert replay([0, 0], [False, False], [2, 2], "qrwlock").tolist() == [0, 0]
+    assert grant_times([0, 0], [False, False], [2, 2], "spinlock").tolist() == [0, 2]
+    assert grant_times([0, 0], [False, False], [2, 2], "qrwlock").tolist() == [0, 0]
 
 
 def test_fractional_times():
     """Times are floats (µs): holds of 0.5 and 2.25 add up exactly."""
-    got = replay([0.0, 0.25, 0.5], [True, True, False], [0.5, 2.25, 1.0], "qrwlock")
+    got = grant_times([0.0, 0.25, 0.5], [True, True, False], [0.5, 2.25, 1.0], "qrwlock")
     assert got.dtype == np.float64
     assert got.tolist() == [0.0, 0.5, 2.75]
 
@@ -214,7 +215,7 @@ def test_fractional_times():
 def test_empty_request_list():
     """No requests, no grants: an empty float array."""
     for policy in POLICIES:
-        got = replay([], [], [], policy)
+        got = grant_times([], [], [], policy)
         assert got.shape == (0,)
         assert got.dtype == np.float64
 
@@ -237,21 +238,21 @@ def test_make_lock_fast_paths():
 def test_mismatched_lengths_are_rejected():
     """arrival, is_writer and hold must be parallel; the message gives the three lengths."""
     with pytest.raises(ValueError, match=r"differ in length: 2, 1, 2"):
-        replay([0, 1], [True], [1, 1])
+        grant_times([0, 1], [True], [1, 1])
     with pytest.raises(ValueError, match=r"differ in length: 1, 1, 3"):
-        replay([0], [True], [1, 1, 1])
+        grant_times([0], [True], [1, 1, 1])
 
 
 def test_negative_hold_is_rejected():
     """A lock cannot be held for negative time."""
     with pytest.raises(ValueError, match=r"hold\[1\] = -0\.5: expected a time >= 0 µs"):
-        replay([0, 1], [True, False], [1, -0.5])
+        grant_times([0, 1], [True, False], [1, -0.5])
 
 
 def test_unknown_policy_is_rejected():
     """An unknown policy name is an error that lists the valid names."""
     with pytest.raises(ValueError, match=r"unknown lock policy 'mcs'") as info:
-        replay([0], [True], [1], policy="mcs")
+        grant_times([0], [True], [1], policy="mcs")
     for name in POLICIES:
         assert name in str(info.value)
     with pytest.raises(ValueError, match=r"unknown lock policy"):
@@ -262,10 +263,10 @@ def test_unknown_policy_is_rejected():
 @SETTINGS
 @given(REQUESTS)
 def test_replay_matches_the_reference(requests):
-    """For every policy, replay() gives exactly the grant times of the independent reference."""
+    """For every policy, grant_times() gives exactly the grants of the independent reference."""
     arrival, is_writer, hold = columns(requests)
     for policy in POLICIES:
-        got = replay(arrival, is_writer, hold, policy)
+        got = grant_times(arrival, is_writer, hold, policy)
         assert got.tolist() == reference_replay(arrival, is_writer, hold, policy), policy
 
 
@@ -276,7 +277,7 @@ def test_replay_invariants(requests):
     arrival, is_writer, hold = columns(requests)
     n = len(requests)
     for policy in POLICIES:
-        grant = replay(arrival, is_writer, hold, policy).tolist()
+        grant = grant_times(arrival, is_writer, hold, policy).tolist()
         exclusive = [policy == "spinlock" or w for w in is_writer]
         for i in range(n):
             assert math.isfinite(grant[i])
@@ -296,7 +297,7 @@ def test_replay_invariants(requests):
 def test_qrwlock_readers_never_overtake_a_waiting_writer(requests):
     """qrwlock is fair: a reader arriving behind a waiting writer enters only after it leaves."""
     arrival, is_writer, hold = columns(requests)
-    grant = replay(arrival, is_writer, hold, "qrwlock").tolist()
+    grant = grant_times(arrival, is_writer, hold, "qrwlock").tolist()
     for w in range(len(requests)):
         if not is_writer[w]:
             continue
@@ -312,7 +313,7 @@ def test_qrwlock_readers_never_overtake_a_waiting_writer(requests):
 def test_reader_pref_readers_wait_only_for_a_writer_inside(requests):
     """Under reader-pref a reader waits only while a writer holds, and enters when it leaves."""
     arrival, is_writer, hold = columns(requests)
-    grant = replay(arrival, is_writer, hold, "reader-pref").tolist()
+    grant = grant_times(arrival, is_writer, hold, "reader-pref").tolist()
     writers = [w for w in range(len(requests)) if is_writer[w] and hold[w] > 0]
     for r in range(len(requests)):
         if is_writer[r] or grant[r] == arrival[r]:
@@ -330,7 +331,7 @@ def test_reader_pref_readers_wait_only_for_a_writer_inside(requests):
 def test_spinlock_is_one_fifo_queue(requests):
     """Under spinlock grants follow (arrival, index) order and each waits for the previous one."""
     arrival, is_writer, hold = columns(requests)
-    grant = replay(arrival, is_writer, hold, "spinlock").tolist()
+    grant = grant_times(arrival, is_writer, hold, "spinlock").tolist()
     order = sorted(range(len(requests)), key=lambda i: (arrival[i], i))
     free_at = -math.inf
     for i in order:
@@ -368,10 +369,10 @@ def test_replay_refuses_what_it_cannot_mean(arrival, is_writer, hold, error, mes
     """["False"] is not False: the writer flags must be booleans, the times numbers, the three
     lists one length, the times finite and the holds non-negative."""
     if error is None:
-        assert replay(arrival, is_writer, hold).tolist() == [0.0, 1.0]
+        assert grant_times(arrival, is_writer, hold).tolist() == [0.0, 1.0]
         return
     with pytest.raises(error, match=message):
-        replay(arrival, is_writer, hold)
+        grant_times(arrival, is_writer, hold)
 
 
 @pytest.mark.parametrize("policy", ["fair", "", None, ["qrwlock"], "QRWLOCK"])
@@ -379,17 +380,27 @@ def test_a_policy_is_one_of_three_names(policy):
     """Anything but the three names is refused, listing them; a list is not a name (it used to
     end in "unhashable type")."""
     with pytest.raises(ValueError, match=r"unknown lock policy .*expected one of"):
-        replay([0], [False], [1], policy=policy)
+        grant_times([0], [False], [1], policy=policy)
     with pytest.raises(ValueError, match=r"unknown lock policy"):
         make_lock(policy)
 
 
 def test_numpy_inputs_give_the_same_grants_as_lists():
     """Integer arrival arrays, float32 holds and numpy bools are the same requests as lists."""
-    lists = replay([0, 1, 2], [False, True, False], [10, 5, 1])
-    arrays = replay(
+    lists = grant_times([0, 1, 2], [False, True, False], [10, 5, 1])
+    arrays = grant_times(
         np.array([0, 1, 2], np.int32),
         np.array([False, True, False]),
         np.array([10, 5, 1], np.float32),
     )
     assert lists.tolist() == arrays.tolist() == [0.0, 10.0, 15.0]
+
+
+def test_replay_is_the_old_name_of_grant_times():
+    """``kv.replay`` (the name before ``kvmviz replay`` meant a kernel trace) is the very
+    function ``kv.grant_times``, so notebooks and posts that call it keep working."""
+    import kvmviz as kv
+
+    assert replay is grant_times
+    assert kv.replay is kv.grant_times is grant_times
+    assert kv.replay([0, 1, 2], [False, True, False], [10, 5, 1]).tolist() == [0.0, 10.0, 15.0]

@@ -29,7 +29,7 @@ import numpy as np
 
 from .._shared._checks import check_bool_array
 
-__all__ = ["POLICIES", "LockPolicy", "make_lock", "replay"]
+__all__ = ["POLICIES", "LockPolicy", "grant_times", "make_lock", "replay"]
 
 POLICIES = ("qrwlock", "reader-pref", "spinlock")
 
@@ -199,8 +199,11 @@ def _times(values, name: str, *, minimum: float | None = None) -> np.ndarray:
     return array
 
 
-def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
+def grant_times(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
     """Grant time of every request in an open-loop request list.
+
+    (Also reachable as ``replay``, its name before ``kvmviz replay`` came to mean replaying a
+    recorded kernel trace: one word, one meaning.)
 
     Parameters
     ----------
@@ -221,9 +224,9 @@ def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
     --------
     A reader inside, a writer waiting for it, and a reader arriving behind the writer:
 
-    >>> replay([0, 1, 2], [False, True, False], [10, 5, 1]).tolist()
+    >>> grant_times([0, 1, 2], [False, True, False], [10, 5, 1]).tolist()
     [0.0, 10.0, 15.0]
-    >>> replay([0, 1, 2], [False, True, False], [10, 5, 1], policy="reader-pref").tolist()
+    >>> grant_times([0, 1, 2], [False, True, False], [10, 5, 1], policy="reader-pref").tolist()
     [0.0, 10.0, 2.0]
     """
     lock = make_lock(policy)  # an unknown policy is refused before the arrays are read
@@ -250,3 +253,6 @@ def replay(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray:
             grant[j] = now
             heapq.heappush(events, (now + float(hold[j]), 0, j))
     return grant
+
+
+replay = grant_times  # the name before 0.2: kept for notebooks and posts that call kv.replay
