@@ -559,6 +559,29 @@ def test_the_lazy_namespace_says_what_its_type_checking_block_says():
         assert getattr(kvmviz, name) is expected, name
 
 
+def test_every_public_module_answers_to_its_flat_name():
+    """``kv.plot``, ``import kvmviz.plot`` and ``from kvmviz.plot import save`` reach the very
+    module of ``kvmviz/views/plot.py`` (one object under two names: a monkeypatch, a private
+    name in a test, ``__name__`` and ``__spec__`` are the module's own), in a fresh process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, sys, kvmviz\n"
+        "for name, dotted in kvmviz._MODULES.items():\n"
+        "    flat = importlib.import_module(f'kvmviz.{name}')\n"
+        "    real = sys.modules[f'kvmviz.{dotted}']\n"
+        "    assert flat is real is getattr(kvmviz, name), name\n"
+        "    assert real.__name__ == real.__spec__.name == f'kvmviz.{dotted}', name\n"
+        "from kvmviz.plot import save\n"
+        "assert save is sys.modules['kvmviz.views.plot'].save\n"
+        "print(len(kvmviz._MODULES))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(__import__("kvmviz")._MODULES) > 0
+
+
 def test_importing_the_package_loads_nothing_slow():
     """`import kvmviz` (and `kvmviz.cli`, the command's entry point) loads no numpy, numba,
     pandas or matplotlib: a Ctrl-C or `kill` during those imports reaches the CLI's handlers."""

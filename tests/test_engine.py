@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import kvmviz as kv
 from kvmviz.engine import scripted_run
 from kvmviz.presets import VMM_HEAP, q35_512m_layout
+from kvmviz.rwlock import queued_behind
 
 SMALL = kv.Scenario(
     n_vcpus=24,
@@ -617,6 +618,20 @@ def _blocked_oracle(run) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def _blocked_by_rule(run) -> np.ndarray:
+    """The column as the model's one reference computes it (``rwlock.queued_behind``) from the
+    run's lock table, which the engines must agree with while they run."""
+    n = run.notifiers
+    locked = np.flatnonzero(n["locked"].to_numpy())
+    holder_only = run.policy == "reader-pref" and not run.scenario.faults_write(run.policy)
+    since = n["t_grant_us" if holder_only else "t_arrive_us"].to_numpy()[locked]
+    f = run.faults
+    behind = queued_behind(
+        f["t_request_us"], f["wait_us"].to_numpy() > 0, since, n["t_release_us"].to_numpy()[locked]
+    )
+    return np.append(locked, -1)[behind]  # -1 (nobody) picks the appended -1
+
+
 def _retried_oracle(run) -> np.ndarray:
     """Brute force over the notifier table and the rules: for each attempt that retried, the
     newest invalidate_range_start of the live range (since the count rose from 0) whose own
@@ -690,6 +705,7 @@ def test_blocked_by_and_retried_by_match_brute_force(
         run = kv.simulate(scenario, kernel, policy, seed=seed, method=method)
         f = run.faults
         np.testing.assert_array_equal(f["blocked_by"].to_numpy(), _blocked_oracle(run))
+        np.testing.assert_array_equal(f["blocked_by"].to_numpy(), _blocked_by_rule(run))
         np.testing.assert_array_equal(f["retried_by"].to_numpy(), _retried_oracle(run))
         waited = f["wait_us"].to_numpy() > 0
         assert (f["blocked_by"].to_numpy()[~waited] == -1).all()

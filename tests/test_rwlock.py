@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmviz.rwlock import POLICIES, grant_times, make_lock, replay
+from kvmviz.rwlock import POLICIES, grant_times, make_lock, queued_behind, replay
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -404,3 +404,33 @@ def test_replay_is_the_old_name_of_grant_times():
     assert replay is grant_times
     assert kv.replay is kv.grant_times is grant_times
     assert kv.replay([0, 1, 2], [False, True, False], [10, 5, 1]).tolist() == [0.0, 10.0, 15.0]
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.booleans()), max_size=8),
+    st.lists(st.tuples(st.integers(0, 20), st.integers(0, 10)), max_size=6),
+)
+def test_queued_behind_is_the_newest_writer_there(readers, writers):
+    """``queued_behind`` against a brute force: each waiting reader names the writer with the
+    greatest (since, index) among those with since <= request < release; -1 when none is
+    there or the reader did not wait."""
+    request = [float(a) for a, _ in readers]
+    waited = [w for _, w in readers]
+    since = [float(a) for a, _ in writers]
+    release = [float(a + d) for a, d in writers]
+    got = queued_behind(request, waited, since, release).tolist()
+    want = []
+    for a, w in zip(request, waited, strict=True):
+        there = [(since[k], k) for k in range(len(since)) if since[k] <= a < release[k]]
+        want.append(max(there)[1] if w and there else -1)
+    assert got == want
+
+
+def test_queued_behind_hand_worked():
+    """Two writers there at 5 (asked at 1 and 3): the reader is behind the newer; at a tie in
+    ``since`` the later-listed writer wins; a writer that left at 5 holds nobody at 5."""
+    assert queued_behind([5], [True], [1, 3], [9, 9]).tolist() == [1]
+    assert queued_behind([5], [True], [3, 3], [9, 9]).tolist() == [1]
+    assert queued_behind([5], [True], [1], [5]).tolist() == [-1]
+    assert queued_behind([5], [False], [1], [9]).tolist() == [-1]

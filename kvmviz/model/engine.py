@@ -104,12 +104,14 @@ class Work:
 
     def __str__(self) -> str:
         return (
-            f"~{_count(self.attempts)} fault attempts and ~{_count(self.callbacks)} notifier "
-            f"callbacks (~{binary_size(self.bytes)} of tables)"
+            f"~{_rough_count(self.attempts)} fault attempts and "
+            f"~{_rough_count(self.callbacks)} notifier callbacks "
+            f"(~{binary_size(self.bytes)} of tables)"
         )
 
 
-def _count(n: int) -> str:
+def _rough_count(n: int) -> str:
+    """A count of estimated work: grouped digits, or two significant digits past 10^12."""
     return f"{n:,}" if n < 10**12 else f"{n:.2g}"
 
 
@@ -857,7 +859,7 @@ def scripted_run(
     kernel: str = "v5.12",
     callback: str = "invalidate_range_start",
 ) -> Run:
-    """An open-loop request list, granted by :func:`kvmviz.rwlock.replay`, as a :class:`Run`.
+    """An open-loop request list, granted by :func:`kvmviz.rwlock.grant_times`, as a :class:`Run`.
 
     The views (:func:`kvmviz.timelines.lock_timeline`, :func:`kvmviz.animate.queue_animation`, the
     metrics) then draw a hand-made scene exactly as they draw a simulation. Each reader becomes
@@ -869,7 +871,7 @@ def scripted_run(
     Parameters
     ----------
     arrival, is_writer, hold : array_like
-        As :func:`kvmviz.rwlock.replay`: arrival time (µs), write request?, hold time (µs).
+        As :func:`kvmviz.rwlock.grant_times`: arrival time (µs), write request?, hold time (µs).
     policy : {"qrwlock", "reader-pref", "spinlock"}
     kernel : str
         Only a label here (the notifier rules are not applied); default ``"v5.12"``, the first
@@ -892,13 +894,13 @@ def scripted_run(
     """
     from ..inputs.layouts import VMM_HEAP
     from ..inputs.scenario import NOTIFIER_CAUSES
-    from .rwlock import replay
+    from .rwlock import grant_times, queued_behind
 
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
     if callback not in CALLBACKS:
         raise ValueError(f"unknown callback {callback!r}; expected one of {CALLBACKS}")
-    grant = replay(arrival, is_writer, hold, policy=policy)  # validates the three arrays
+    grant = grant_times(arrival, is_writer, hold, policy=policy)  # validates the three arrays
     arrival = np.asarray(arrival, dtype=float)
     writer = np.asarray(is_writer, dtype=bool)
     hold = np.asarray(hold, dtype=float)
@@ -907,15 +909,8 @@ def scripted_run(
     n_readers, n_writers = int(r.sum()), int(w.sum())
     # Whom each reader that waited is behind (Run.faults, blocked_by): the newest writer that
     # asked before it and had not left, or under reader-pref the one holding the lock.
-    w_arrive, w_grant, w_release = arrival[w], grant[w], release[w]
-    blocked = np.full(n_readers, -1, dtype=np.int64)
-    for k, (a, g) in enumerate(zip(arrival[r].tolist(), grant[r].tolist(), strict=True)):
-        if g <= a:
-            continue
-        since = w_grant if policy == "reader-pref" else w_arrive
-        ahead = np.flatnonzero((since <= a) & (w_release > a))
-        if ahead.size:
-            blocked[k] = ahead[np.lexsort((ahead, since[ahead]))[-1]]
+    since = grant[w] if policy == "reader-pref" else arrival[w]
+    blocked = queued_behind(arrival[r], grant[r] > arrival[r], since, release[w])
     zeros = np.zeros(n_readers, dtype=np.int32)
     faults = pd.DataFrame(
         {

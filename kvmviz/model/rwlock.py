@@ -29,7 +29,7 @@ import numpy as np
 
 from .._shared._checks import check_bool_array
 
-__all__ = ["POLICIES", "LockPolicy", "grant_times", "make_lock", "replay"]
+__all__ = ["POLICIES", "LockPolicy", "grant_times", "make_lock", "queued_behind", "replay"]
 
 POLICIES = ("qrwlock", "reader-pref", "spinlock")
 
@@ -253,6 +253,53 @@ def grant_times(arrival, is_writer, hold, policy: str = "qrwlock") -> np.ndarray
             grant[j] = now
             heapq.heappush(events, (now + float(hold[j]), 0, j))
     return grant
+
+
+def queued_behind(request, waited, since, release) -> np.ndarray:
+    """Whom each waiting request queued behind: the one home of ``Run.faults``' ``blocked_by``.
+
+    A reader that cannot have the lock at once waits behind the newest writer that asked for
+    it at or before the reader asked and has not left (qrwlock, spinlock: writers are granted
+    in the order they asked, ``queued_write_lock_slowpath``), or, under reader-pref where a
+    reader only waits for the holder, behind the writer holding it. Pass the writers' request
+    times as ``since`` for the first rule, their grant times for the second. Ties in ``since``
+    go to the later writer (the one listed last). The engines compute the same column while
+    they run (the compiled loop in numba); tests/test_engine.py proves both equal to this.
+
+    Parameters
+    ----------
+    request : array_like of float
+        When each reader asked, µs.
+    waited : array_like of bool
+        Whether it waited (was granted after it asked); the others queued behind nobody.
+    since : array_like of float
+        Per writer, when it asked (or, reader-pref, when it was granted), µs.
+    release : array_like of float
+        Per writer, when it released the lock, µs.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Per reader, the index of the writer it queued behind, or -1.
+
+    Examples
+    --------
+    A writer asks at 1 and holds 10-15; a reader asking at 2 waits behind it, one at 20 does not:
+
+    >>> queued_behind([2, 20], [True, False], [1], [15]).tolist()
+    [0, -1]
+    """
+    request = np.asarray(request, dtype=float)
+    waited = np.asarray(waited, dtype=bool)
+    since = np.asarray(since, dtype=float)
+    release = np.asarray(release, dtype=float)
+    order = np.lexsort((np.arange(len(since)), since))  # by since, then by listing
+    behind = np.full(len(request), -1, dtype=np.int64)
+    for k in np.flatnonzero(waited):
+        there = order[(since[order] <= request[k]) & (release[order] > request[k])]
+        if there.size:
+            behind[k] = there[-1]
+    return behind
 
 
 replay = grant_times  # the name before 0.2: kept for notebooks and posts that call kv.replay

@@ -71,6 +71,7 @@ __all__ = [
     "CHUNK_BYTES",
     "CHUNK_ROWS",
     "FORMATS",
+    "TRACE_FORMATS",
     "WAIT_SHARE",
     "chrome_trace",
     "encode",
@@ -81,7 +82,8 @@ __all__ = [
     "write",
 ]
 
-FORMATS = (".json", ".pftrace")
+TRACE_FORMATS = (".json", ".pftrace")  # a Perfetto trace's file formats, by suffix
+FORMATS = TRACE_FORMATS  # the name before figures and the gallery had formats of their own
 """The suffixes :func:`to_perfetto` writes."""
 
 PID = 1
@@ -1029,8 +1031,10 @@ def _check_run(run) -> None:
 
 
 def _format(suffix) -> str:
-    if not isinstance(suffix, str) or suffix.lower() not in FORMATS:
-        raise ValueError(f"unknown trace format {suffix!r}; expected one of {', '.join(FORMATS)}")
+    if not isinstance(suffix, str) or suffix.lower() not in TRACE_FORMATS:
+        raise ValueError(
+            f"unknown trace format {suffix!r}; expected one of {', '.join(TRACE_FORMATS)}"
+        )
     return suffix.lower()
 
 
@@ -1046,7 +1050,7 @@ def write(run, handle, suffix: str, *, window=None) -> int:
     handle : binary file object
         Anything with a ``write(bytes)`` method (an open file, :class:`io.BytesIO`, a pipe).
     suffix : {".json", ".pftrace"}
-        The format (:data:`FORMATS`).
+        The format (:data:`TRACE_FORMATS`).
     window : (float, float), optional
         Only the fault attempts and callbacks that overlap ``[start_us, end_us)``, each whole;
         a window that holds none is a ``ValueError`` naming it and the run's span.
@@ -1069,7 +1073,7 @@ def write(run, handle, suffix: str, *, window=None) -> int:
 
 
 def encode(run, suffix: str, *, window=None) -> bytes:
-    """A Run as the bytes of a trace file: ``".json"`` or ``".pftrace"`` (:data:`FORMATS`),
+    """A Run as the bytes of a trace file: ``".json"`` or ``".pftrace"`` (:data:`TRACE_FORMATS`),
     the whole run or the ``window`` of :func:`write`.
 
     Parameters
@@ -1143,10 +1147,10 @@ def perfetto_trace(run, *, window=None) -> bytes:
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in TRACE_FORMATS:
         raise ValueError(
             f"{path}: cannot tell the trace format from the suffix {path.suffix or '(none)'!r}; "
-            f"expected one of {', '.join(FORMATS)}"
+            f"expected one of {', '.join(TRACE_FORMATS)}"
         )
     return suffix
 
