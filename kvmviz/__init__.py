@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .stats import experiments, metrics
     from .stats.experiments import compare_kernels, sensitivity
     from .stats.metrics import brownout, stall_stats, summarize
-    from .views import animate, export, plot, theme, timelines
+    from .views import address_axis, animate, export, plot, theme, timelines
     from .views.export import to_perfetto
     from .views.theme import set_theme
 
@@ -49,6 +49,7 @@ _MODULES = {
     "rwlock": "model.rwlock",
     "experiments": "stats.experiments",
     "metrics": "stats.metrics",
+    "address_axis": "views.address_axis",
     "animate": "views.animate",
     "export": "views.export",
     "plot": "views.plot",
@@ -156,6 +157,7 @@ __all__ = [
     "Run",
     "Scenario",
     "TooMuchWork",
+    "address_axis",
     "animate",
     "brownout",
     "classify",
