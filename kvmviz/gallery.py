@@ -57,6 +57,7 @@ from .views._fit import fit_text
 __all__ = [
     "ANIMATION_FORMATS",
     "FIGURES",
+    "FIGURE_FORMATS",
     "FORMATS",
     "MEMSLOT_SCENARIO",
     "QUEUE_SCENARIO",
@@ -70,7 +71,8 @@ __all__ = [
     "table",
 ]
 
-FORMATS = plot.FORMATS
+FIGURE_FORMATS = plot.FORMATS  # a figure's file formats
+FORMATS = FIGURE_FORMATS  # the name before the traces and animations had formats of their own
 ANIMATION_FORMATS = ("html", "gif")
 
 WIDTHS = {"column": 6.5, "wide": 10.0}
@@ -1069,22 +1071,14 @@ def render_all(
         raise ValueError(f"unknown figures {unknown}; expected some of {list(FIGURES)}")
     out = Path(out_dir)
     formats = tuple(formats)
-    if not formats or any(f not in FORMATS for f in formats):
-        raise ValueError(f"formats must be among {FORMATS}, got {formats!r}")
+    if not formats or any(f not in FIGURE_FORMATS for f in formats):
+        raise ValueError(f"formats must be among {FIGURE_FORMATS}, got {formats!r}")
     if style not in theme.STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {theme.STYLES}")
     render = _make_render(seed, context, width, scenario, kernels, title)
     suffixes = [*formats, *([] if title else ["txt"])]
     if not force:
-        targets = _animation_targets(out, ANIMATION_FORMATS) if animations else []
-        targets += [out / f"{name}.{suffix}" for name in names for suffix in suffixes]
-        existing = [t.name for t in targets if t.exists()]
-        if existing:
-            shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
-            raise FileExistsError(
-                f"refusing to overwrite {len(existing)} existing file(s) in {out}: {shown} "
-                "(pass force=True)"
-            )
+        _refuse_existing(out, names, suffixes, animations)
     with staged_folder(out, force=force) as staging, theme.isolated(context, style):
         if animations:
             staging.add(*render_animations(staging.path, force=True, seed=seed))
@@ -1098,6 +1092,20 @@ def render_all(
             if not title:
                 staging.write(f"{name}.txt", (_alt_text(fig) + "\n").encode("utf-8"))
     return staging.files
+
+
+def _refuse_existing(out: Path, names, suffixes, animations: bool) -> None:
+    """Raise ``FileExistsError`` naming the files of the set that already exist in ``out``,
+    before any work (:func:`render_all` without ``force``)."""
+    targets = _animation_targets(out, ANIMATION_FORMATS) if animations else []
+    targets += [out / f"{name}.{suffix}" for name in names for suffix in suffixes]
+    existing = [t.name for t in targets if t.exists()]
+    if existing:
+        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise FileExistsError(
+            f"refusing to overwrite {len(existing)} existing file(s) in {out}: {shown} "
+            "(pass force=True)"
+        )
 
 
 def _alt_text(fig: Figure) -> str:

@@ -217,6 +217,41 @@ def measure(run) -> pd.Series:
     return pd.concat([summarize(run), pd.Series(extra)])
 
 
+def _grid_arguments(scenario, axes, build, kernels, seeds, policy):
+    """:func:`grid`'s arguments checked, each refusal naming what was expected; returns the
+    scenario (default ``Scenario()``), the kernels and the seeds as lists."""
+    scenario = Scenario() if scenario is None else scenario
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
+    if not axes:
+        raise ValueError("no axes to sweep: pass at least one, e.g. n_vcpus=[64, 128, 256]")
+    for name, values in axes.items():
+        if name in _RESERVED:
+            raise ValueError(f"an axis may not be called {name!r}: use kernels= or seeds=")
+        if build is None and name not in _SCENARIO_FIELDS:
+            raise ValueError(
+                f"{name!r} is not a Scenario parameter (expected one of "
+                f"{', '.join(_SCENARIO_FIELDS)}); pass build= to turn it into one"
+            )
+        if not _is_sequence(values):
+            raise TypeError(f"axis {name!r} needs a sequence of values, got {values!r}")
+        if len(values) == 0:
+            raise ValueError(f"axis {name!r} needs a non-empty sequence of values, got {values!r}")
+    # A lone string or number is not a list of them: "v5.12" would become five kernels.
+    for label, values, example in (("kernels", kernels, '["v5.12"]'), ("seeds", seeds, "[0, 1]")):
+        if not _is_sequence(values):
+            raise TypeError(f"{label} = {values!r}: expected a sequence, e.g. {label}={example}")
+    kernels, seeds = list(kernels), [check_seed(s, "seeds") for s in seeds]
+    unknown = [k for k in kernels if not isinstance(k, str) or k not in KERNELS]
+    if unknown or not kernels:
+        raise ValueError(f"kernels must be a non-empty subset of {KERNELS}, got {kernels}")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
+    return scenario, kernels, seeds
+
+
 def grid(
     scenario: Scenario | None = None,
     *,
@@ -282,35 +317,7 @@ def grid(
     >>> list(table["n_memslots"])
     [10, 1000]
     """
-    scenario = Scenario() if scenario is None else scenario
-    if not isinstance(scenario, Scenario):
-        raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
-    if not axes:
-        raise ValueError("no axes to sweep: pass at least one, e.g. n_vcpus=[64, 128, 256]")
-    for name, values in axes.items():
-        if name in _RESERVED:
-            raise ValueError(f"an axis may not be called {name!r}: use kernels= or seeds=")
-        if build is None and name not in _SCENARIO_FIELDS:
-            raise ValueError(
-                f"{name!r} is not a Scenario parameter (expected one of "
-                f"{', '.join(_SCENARIO_FIELDS)}); pass build= to turn it into one"
-            )
-        if not _is_sequence(values):
-            raise TypeError(f"axis {name!r} needs a sequence of values, got {values!r}")
-        if len(values) == 0:
-            raise ValueError(f"axis {name!r} needs a non-empty sequence of values, got {values!r}")
-    # A lone string or number is not a list of them: "v5.12" would become five kernels.
-    for label, values, example in (("kernels", kernels, '["v5.12"]'), ("seeds", seeds, "[0, 1]")):
-        if not _is_sequence(values):
-            raise TypeError(f"{label} = {values!r}: expected a sequence, e.g. {label}={example}")
-    kernels, seeds = list(kernels), [check_seed(s, "seeds") for s in seeds]
-    unknown = [k for k in kernels if not isinstance(k, str) or k not in KERNELS]
-    if unknown or not kernels:
-        raise ValueError(f"kernels must be a non-empty subset of {KERNELS}, got {kernels}")
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
+    scenario, kernels, seeds = _grid_arguments(scenario, axes, build, kernels, seeds, policy)
     report = reporter(progress, "sweep", _describe_runs, "done, total")
 
     names = list(axes)
