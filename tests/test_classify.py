@@ -437,3 +437,70 @@ def test_the_retry_rule_is_one_rule_in_python_numpy_and_the_compiled_loop(cases)
     assert [bool(retry_hva(*case)) for case in cases] == expected
     plain = getattr(retry_hva, "py_func", retry_hva)  # the same source, not compiled
     assert [bool(plain(*case)) for case in cases] == expected
+
+
+# -- the memslot walk: how long each callback walks, per kernel -----------------------------------
+def oracle_walk(callback, kernel, one_walk, tdp_mmu):
+    """One callback's walk, from the kernel's text: none for v5.12/v5.13's end (on_lock with a
+    null handler, f922bd9bf33b), two on v5.12 with the TDP MMU (rmaps, then per TDP root,
+    until 3039bcc74498), else one."""
+    if callback == END and kernel in ("v5.12", "v5.13"):
+        return 0.0
+    if kernel == "v5.12" and tdp_mmu:
+        return one_walk * 2
+    return one_walk
+
+
+@pytest.mark.parametrize(
+    ("kernel", "tdp_mmu", "expected"),
+    [
+        # start, end, change_pte, clear_flush_young, with one walk of 1.25 µs
+        ("v5.12", True, [2.5, 0.0, 2.5, 2.5]),
+        ("v5.12", False, [1.25, 0.0, 1.25, 1.25]),
+        ("v5.13", True, [1.25, 0.0, 1.25, 1.25]),
+        ("v5.13", False, [1.25, 0.0, 1.25, 1.25]),
+        ("v5.15", True, [1.25, 1.25, 1.25, 1.25]),
+        ("v5.15", False, [1.25, 1.25, 1.25, 1.25]),
+    ],
+)
+def test_walk_costs_by_hand(kernel, tdp_mmu, expected):
+    """v5.12 with the TDP MMU walks twice; v5.12 and v5.13's invalidate_range_end never walks;
+    v5.15 walks once for every callback."""
+    names = [START, END, "change_pte", "clear_flush_young"]
+    code = [CALLBACKS.index(c) for c in names]
+    walk = classify.walk_costs(code, kernel, memslot_walk_us=1.25, tdp_mmu=tdp_mmu)
+    assert walk.dtype == float and walk.tolist() == expected
+
+
+def test_walk_costs_of_no_callback_and_an_unknown_kernel():
+    assert classify.walk_costs([], "v5.15", memslot_walk_us=1.0, tdp_mmu=True).shape == (0,)
+    with pytest.raises(ValueError, match="unknown kernel"):
+        classify.walk_costs([0], "v4.19", memslot_walk_us=1.0, tdp_mmu=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(CALLBACKS), max_size=20),
+    st.sampled_from(KERNELS),
+    st.floats(0.0, 100.0, allow_nan=False),
+    st.booleans(),
+)
+def test_walk_costs_agree_with_the_oracle(names, kernel, one_walk, tdp_mmu):
+    """Callback by callback, the array rule is the oracle's sentence, to the bit."""
+    code = np.array([CALLBACKS.index(c) for c in names], dtype=np.int64)
+    walk = classify.walk_costs(code, kernel, memslot_walk_us=one_walk, tdp_mmu=tdp_mmu)
+    assert walk.tolist() == [oracle_walk(c, kernel, one_walk, tdp_mmu) for c in names]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_engine_walks_as_the_rule_says(kernel):
+    """A callback that skips mmu_lock spends exactly its walk outside it (engine.callback_costs)."""
+    scenario = kv.Scenario(n_vcpus=4, duration_us=20_000.0, spurious_share=1.0)
+    stream = kv.notifiers.generate_stream(scenario, 0)
+    costs = kv.engine.callback_costs(scenario, kernel, stream)
+    walk = classify.walk_costs(
+        costs["code"], kernel, memslot_walk_us=scenario.memslot_walk_us, tdp_mmu=True
+    )
+    skipped = ~costs["locked"].to_numpy()
+    assert costs["walk_us"].to_numpy()[skipped].tolist() == walk[skipped].tolist()
+    assert (costs["walk_us"].to_numpy()[~skipped] == 0).all()

@@ -6,7 +6,8 @@ Given a notification stream (:mod:`kvmviz.notifiers`, or a real trace through
 :func:`callbacks` expands every event into its callbacks (:data:`kvmviz.notifiers.EVENT_KINDS`),
 tests each range against the memslots (:meth:`MemslotLayout.hit_mask`, as
 ``__kvm_handle_hva_range`` does) and looks up its rule (:func:`kvmviz.kernels.rule`): whether it
-takes ``mmu_lock``, how it moves ``mmu_notifier_count`` and ``seq``, whether it may flush. This is
+takes ``mmu_lock``, how it moves ``mmu_notifier_count`` and ``seq``, whether it may flush;
+:func:`walk_costs` says how long each callback's memslot walk lasts on that kernel. This is
 the one place the rules are applied: the engine, the trace tools, the figures and the exercises
 call it. :class:`Counters` is the one reference of the count/seq state machine
 (``kvm_inc_notifier_count`` / ``kvm_dec_notifier_count``, 4a42d848db95) that the event engine
@@ -37,6 +38,7 @@ __all__ = [
     "mmu_notifier_retry_hva",
     "phase_summary",
     "records",
+    "walk_costs",
 ]
 
 SINGLE_HVA = frozenset({"change_pte", "test_young"})
@@ -136,6 +138,60 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
             "flush_on_ret": flush[code],
         }
     )
+
+
+def walk_costs(code, kernel: str, *, memslot_walk_us: float, tdp_mmu: bool) -> np.ndarray:
+    """How long each callback walks the memslots on ``kernel``, µs: part of its hold when it
+    takes ``mmu_lock``, its whole time outside the lock when it skips it.
+
+    ``__kvm_handle_hva_range`` finds the memslots a range touches with one walk
+    (``memslot_walk_us``, :attr:`kvmviz.Scenario.memslot_walk_us`), with two exceptions:
+
+    - v5.12 x86 with the TDP MMU walked the memslots twice, for the rmaps and again per TDP
+      root (``kvm_unmap_hva_range`` + ``kvm_tdp_mmu_zap_hva_range``; removed by
+      3039bcc74498), for every callback but ``invalidate_range_end``;
+    - on v5.12 and v5.13, ``invalidate_range_end`` takes the ``on_lock`` path with a null
+      handler, which never walks (f922bd9bf33b).
+
+    Parameters
+    ----------
+    code : array_like of int
+        Each callback's index into :data:`kvmviz.CALLBACKS` (the ``code`` column of
+        :func:`callbacks`).
+    kernel : str
+        One of :data:`kvmviz.KERNELS`.
+    memslot_walk_us : float
+        The cost of one walk, µs.
+    tdp_mmu : bool
+        Whether the TDP MMU is enabled (``kvm.tdp_mmu``).
+
+    Returns
+    -------
+    numpy.ndarray
+        One float per callback, in the order of ``code``.
+
+    Examples
+    --------
+    >>> code = [CALLBACKS.index("invalidate_range_start"), CALLBACKS.index("invalidate_range_end")]
+    >>> walk_costs(code, "v5.12", memslot_walk_us=1.5, tdp_mmu=True).tolist()
+    [3.0, 0.0]
+    >>> walk_costs(code, "v5.15", memslot_walk_us=1.5, tdp_mmu=True).tolist()
+    [1.5, 1.5]
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    code = np.asarray(code)
+    n = len(code)
+    walk = np.full(n, float(memslot_walk_us))  # linear up to v5.16, interval tree from ed922739c919
+    end = CALLBACKS.index("invalidate_range_end")
+    if kernel == "v5.12" and tdp_mmu:
+        # v5.12 x86 walked the memslots twice, for the rmaps and again per TDP root
+        # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range, the second walk only when the
+        # TDP MMU is enabled; removed by 3039bcc74498).
+        walk[code != end] *= 2
+    if kernel in ("v5.12", "v5.13"):
+        walk[code == end] = 0.0  # the on_lock path with a null handler never walks (f922bd9bf33b)
+    return walk
 
 
 def event_hits(stream: pd.DataFrame, layout: MemslotLayout) -> np.ndarray:

@@ -63,7 +63,7 @@ __all__ = [
     "simulate",
 ]
 
-_START, _END = "invalidate_range_start", "invalidate_range_end"
+_START = "invalidate_range_start"
 _AGING = ("clear_flush_young", "clear_young", "test_young")
 
 
@@ -432,17 +432,12 @@ class _Model:
         """
         s, layout = self.s, self.s.layout
         n = len(code)
-        walk = np.full(n, s.memslot_walk_us)  # linear up to v5.16, interval tree from ed922739c919
-        start, end = CALLBACKS.index(_START), CALLBACKS.index(_END)
-        if self.kernel == "v5.12" and s.tdp_mmu:
-            # v5.12 x86 walked the memslots twice, for the rmaps and again per TDP root
-            # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range, the second walk only when the
-            # TDP MMU is enabled; removed by 3039bcc74498).
-            walk[code != end] *= 2
-        if self.kernel in ("v5.12", "v5.13"):
-            walk[code == end] = (
-                0.0  # the on_lock path with a null handler never walks (f922bd9bf33b)
-            )
+        start = CALLBACKS.index(_START)
+        # The memslot walk: its kernel rules (one walk, two on v5.12 with the TDP MMU, none
+        # for a v5.13- invalidate_range_end) are classify's.
+        walk = classify.walk_costs(
+            code, self.kernel, memslot_walk_us=s.memslot_walk_us, tdp_mmu=s.tdp_mmu
+        )
         # Pages of guest memory each hit reaches (one page for the single-hva callbacks).
         pages = np.zeros(n, dtype=np.int64)
         for i in np.flatnonzero(self.cb_hit):
