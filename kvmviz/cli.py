@@ -220,13 +220,7 @@ def _trace_options(parser, what: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import exercises
-    from .inputs.presets import SETUPS
-    from .inputs.scenario import Scenario
-    from .model.engine import MAX_RECORDS
-    from .model.rwlock import POLICIES
-    from .views import theme
-
+    """The ``kvmviz`` parser: one subcommand per builder below, in the order of ``--help``."""
     parser = _Parser(
         prog="kvmviz",
         description="KVM mmu_lock vs MMU notifiers, before and after Linux 8931a454ae.",
@@ -235,16 +229,65 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kvmviz {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_simulate_command, _figures_command, _replay_command, _quiz_command):
+        add_command(sub)
+    return parser
 
-    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=summary,
-            description=summary[0].upper() + summary[1:] + "." + (f" {details}" if details else ""),
-            formatter_class=_Formatter,
-        )
 
-    sim = command(
+def _command(sub, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+    """A subcommand whose description is its summary as a sentence, then ``details``."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + "." + (f" {details}" if details else ""),
+        formatter_class=_Formatter,
+    )
+
+
+# Options several commands share; the help says what each command does with them.
+def _seed_option(parser, what: str) -> None:
+    parser.add_argument("-s", "--seed", type=_seed, default=0, help=f"{what} (an integer >= 0)")
+
+
+def _policy_option(parser, text: str, default: str | None = "qrwlock") -> None:
+    from .model.rwlock import POLICIES
+
+    parser.add_argument("--policy", choices=POLICIES, default=default, help=text)
+
+
+def _max_records_option(parser, text: str) -> None:
+    from .model.engine import MAX_RECORDS
+
+    parser.add_argument(
+        "--max-records", type=_count(1), default=MAX_RECORDS, metavar="N", help=text
+    )
+
+
+def _notification_options(parser, rate_default: str, spurious_default: str) -> None:
+    """``--rate`` and ``--spurious``, which replace the setup's values (named in the help)."""
+    parser.add_argument(
+        "--rate",
+        type=_number(0),
+        default=None,
+        metavar="HZ",
+        help=f"MMU notification events per second (default: {rate_default})",
+    )
+    parser.add_argument(
+        "--spurious",
+        type=_number(0, 1),
+        default=None,
+        metavar="SHARE",
+        help="share of notifications that miss every memslot, 0 to 1 "
+        f"(default: {spurious_default})",
+    )
+
+
+def _simulate_command(sub) -> None:
+    from .inputs.presets import SETUPS
+    from .inputs.scenario import Scenario
+
+    sim = _command(
+        sub,
         "simulate",
         "compare v5.12 / v5.13 / v5.15 on one scenario",
         "Prints one row per kernel: the readers' stall beside the writers' wait.",
@@ -270,28 +313,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the VM of 8931a454ae's message: static (every notification spurious, "
         "kv.presets.static_setup) or volatile (most on guest memory: KSM, migration, aging)",
     )
-    sim.add_argument(
-        "--rate",
-        type=_number(0),
-        default=None,
-        metavar="HZ",
-        help="MMU notification events per second (default: the setup's, 2000 static, 5000 "
-        "volatile)",
+    _notification_options(
+        sim, "the setup's, 2000 static, 5000 volatile", "the setup's, 1 static, 0.4 volatile"
     )
-    sim.add_argument(
-        "--spurious",
-        type=_number(0, 1),
-        default=None,
-        metavar="SHARE",
-        help="share of notifications that miss every memslot, 0 to 1 (default: the setup's, 1 "
-        "static, 0.4 volatile)",
-    )
-    sim.add_argument(
-        "--policy",
-        choices=POLICIES,
-        default="qrwlock",
-        help="the lock mmu_lock is (spinlock: faults take it for write too)",
-    )
+    _policy_option(sim, "the lock mmu_lock is (spinlock: faults take it for write too)")
     sim.add_argument(
         "--tdp-mmu",
         action=argparse.BooleanOptionalAction,
@@ -299,25 +324,22 @@ def _parser() -> argparse.ArgumentParser:
         help="faults go through the TDP MMU and read-lock mmu_lock (kvm.tdp_mmu=1); with "
         "--no-tdp-mmu they write-lock it, as on a stock v5.12/v5.13 host",
     )
-    sim.add_argument(
-        "-s",
-        "--seed",
-        type=_seed,
-        default=0,
-        help="seeds the vCPU workload and the notification stream (an integer >= 0)",
-    )
-    sim.add_argument(
-        "--max-records",
-        type=_count(1),
-        default=MAX_RECORDS,
-        metavar="N",
-        help="refuse, before any work, a run whose tables would exceed N rows (fault attempts "
+    _seed_option(sim, "seeds the vCPU workload and the notification stream")
+    _max_records_option(
+        sim,
+        "refuse, before any work, a run whose tables would exceed N rows (fault attempts "
         "+ notifier callbacks, ~260 bytes each); raise it to go ahead with a bigger run",
     )
     _trace_options(sim, "each kernel's run")
     _progress_option(sim)
 
-    figs = command(
+
+def _figures_command(sub) -> None:
+    from .inputs.presets import SETUPS
+    from .views import theme
+
+    figs = _command(
+        sub,
         "figures",
         "render every figure of the notebooks and the README into a folder",
         "The whole set is rendered into a temporary folder beside DIR (same file system) and "
@@ -374,20 +396,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="vCPUs of that VM (default: the setup's, 416)",
     )
-    figs.add_argument(
-        "--rate",
-        type=_number(0),
-        default=None,
-        metavar="HZ",
-        help="MMU notification events per second (default: the setup's)",
-    )
-    figs.add_argument(
-        "--spurious",
-        type=_number(0, 1),
-        default=None,
-        metavar="SHARE",
-        help="share of notifications that miss every memslot, 0 to 1 (default: the setup's)",
-    )
+    _notification_options(figs, "the setup's", "the setup's")
     figs.add_argument(
         "--kernels",
         type=_kernels,
@@ -407,13 +416,7 @@ def _parser() -> argparse.ArgumentParser:
         help="leave each figure's caption out of it and write it beside it as NAME.txt (the "
         "image's alt text)",
     )
-    figs.add_argument(
-        "-s",
-        "--seed",
-        type=_seed,
-        default=0,
-        help="seeds every simulation; one seed gives byte-identical SVGs (an integer >= 0)",
-    )
+    _seed_option(figs, "seeds every simulation; one seed gives byte-identical SVGs")
     figs.add_argument(
         "--force",
         action="store_true",
@@ -427,7 +430,10 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the animations (HTML and GIF), which take most of the time",
     )
 
-    rep = command(
+
+def _replay_command(sub) -> None:
+    rep = _command(
+        sub,
         "replay",
         "what a recorded notifier trace would cost on v5.12 / v5.13 / v5.15",
         "The recorded notifications drive the modelled vCPUs; prints the per-kernel table and "
@@ -445,27 +451,26 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--vcpus", type=_count(1), default=64, metavar="N", help="modelled faulting vCPUs"
     )
-    rep.add_argument("--policy", choices=POLICIES, default="qrwlock", help="the lock mmu_lock is")
-    rep.add_argument(
-        "-s", "--seed", type=_seed, default=0, help="seeds the vCPU workload (an integer >= 0)"
-    )
+    _policy_option(rep, "the lock mmu_lock is")
+    _seed_option(rep, "seeds the vCPU workload")
     rep.add_argument(
         "--lenient",
         action="store_true",
         help="skip (and count) malformed trace lines instead of stopping at the first",
     )
-    rep.add_argument(
-        "--max-records",
-        type=_count(1),
-        default=MAX_RECORDS,
-        metavar="N",
-        help="refuse, before any work, a replay whose tables would exceed N rows per kernel "
+    _max_records_option(
+        rep,
+        "refuse, before any work, a replay whose tables would exceed N rows per kernel "
         "(fault attempts + notifier callbacks, ~260 bytes each); raise it to go ahead",
     )
     _trace_options(rep, "the replayed notifications and the modelled vCPUs")
     _progress_option(rep)
 
-    quiz = command("quiz", "print a seeded exercise; -c reveals the answer")
+
+def _quiz_command(sub) -> None:
+    from . import exercises
+
+    quiz = _command(sub, "quiz", "print a seeded exercise; -c reveals the answer")
     quiz.add_argument(
         "kind",
         choices=sorted(exercises.KINDS),
@@ -473,14 +478,9 @@ def _parser() -> argparse.ArgumentParser:
         default="takes-lock",
         help="which exercise",
     )
-    quiz.add_argument(
-        "-s", "--seed", type=_seed, default=0, help="picks the problem (an integer >= 0)"
-    )
+    _seed_option(quiz, "picks the problem")
     quiz.add_argument("-c", "--compute", action="store_true", help="show the answer")
-    quiz.add_argument(
-        "--policy", choices=POLICIES, help="the lock of grant-order and reader-wait (qrwlock)"
-    )
-    return parser
+    _policy_option(quiz, "the lock of grant-order and reader-wait (qrwlock)", default=None)
 
 
 # --------------------------------------------------------------------------------------------
