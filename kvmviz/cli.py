@@ -335,9 +335,6 @@ def _simulate_command(sub) -> None:
 
 
 def _figures_command(sub) -> None:
-    from .inputs.presets import SETUPS
-    from .views import theme
-
     figs = _command(
         sub,
         "figures",
@@ -359,52 +356,8 @@ def _figures_command(sub) -> None:
         metavar="FMT[,FMT]",
         help="comma-separated file formats among svg, png, pdf",
     )
-    figs.add_argument(
-        "--context",
-        choices=theme.CONTEXTS,
-        default="paper",
-        help="the size of the text (never of the figure): a page, a notebook, a projector, a "
-        "poster",
-    )
-    figs.add_argument(
-        "--style",
-        choices=theme.STYLES,
-        default="light",
-        help="dark ink on a white page, or light ink on a near-black one",
-    )
-    figs.add_argument(
-        "--width",
-        type=_width,
-        default=None,
-        metavar="column|wide|INCHES",
-        help="every figure's width: column (6.5 in, a blog's text column), wide (10 in) or "
-        "inches from 3 to 30; the figure is laid out for it, its height follows (default: "
-        "each figure's own, 10 in or 6.4 in)",
-    )
-    figs.add_argument(
-        "--setup",
-        choices=tuple(SETUPS),
-        default=None,
-        help="the VM every figure simulates: the static or the volatile setup of "
-        "kvmviz.presets (default: each figure's own; the figures of both setups take the "
-        "VM's size and timings and apply each setup to it; the animations keep theirs)",
-    )
-    figs.add_argument(
-        "--vcpus",
-        type=_count(1),
-        default=None,
-        metavar="N",
-        help="vCPUs of that VM (default: the setup's, 416)",
-    )
-    _notification_options(figs, "the setup's", "the setup's")
-    figs.add_argument(
-        "--kernels",
-        type=_kernels,
-        default=None,
-        metavar="K[,K]",
-        help="the kernels every figure compares, among v5.12, v5.13, v5.15, in the order "
-        "given (default: each figure's own; the timelines draw the first)",
-    )
+    _figure_look_options(figs)
+    _figure_vm_options(figs)
     figs.add_argument(
         "--transparent",
         action="store_true",
@@ -428,6 +381,64 @@ def _figures_command(sub) -> None:
         "--no-animations",
         action="store_true",
         help="skip the animations (HTML and GIF), which take most of the time",
+    )
+
+
+def _figure_look_options(figs) -> None:
+    """How ``figures`` draws: the text size, the ink, the width."""
+    from .views import theme
+
+    figs.add_argument(
+        "--context",
+        choices=theme.CONTEXTS,
+        default="paper",
+        help="the size of the text (never of the figure): a page, a notebook, a projector, a "
+        "poster",
+    )
+    figs.add_argument(
+        "--style",
+        choices=theme.STYLES,
+        default="light",
+        help="dark ink on a white page, or light ink on a near-black one",
+    )
+    figs.add_argument(
+        "--width",
+        type=_width,
+        default=None,
+        metavar="column|wide|INCHES",
+        help="every figure's width: column (6.5 in, a blog's text column), wide (10 in) or "
+        "inches from 3 to 30; the figure is laid out for it, its height follows (default: "
+        "each figure's own, 10 in or 6.4 in)",
+    )
+
+
+def _figure_vm_options(figs) -> None:
+    """The VM ``figures`` simulates and the kernels it compares (each figure's own by default)."""
+    from .inputs.presets import SETUPS
+
+    figs.add_argument(
+        "--setup",
+        choices=tuple(SETUPS),
+        default=None,
+        help="the VM every figure simulates: the static or the volatile setup of "
+        "kvmviz.presets (default: each figure's own; the figures of both setups take the "
+        "VM's size and timings and apply each setup to it; the animations keep theirs)",
+    )
+    figs.add_argument(
+        "--vcpus",
+        type=_count(1),
+        default=None,
+        metavar="N",
+        help="vCPUs of that VM (default: the setup's, 416)",
+    )
+    _notification_options(figs, "the setup's", "the setup's")
+    figs.add_argument(
+        "--kernels",
+        type=_kernels,
+        default=None,
+        metavar="K[,K]",
+        help="the kernels every figure compares, among v5.12, v5.13, v5.15, in the order "
+        "given (default: each figure's own; the timelines draw the first)",
     )
 
 

@@ -14,9 +14,11 @@ run of the same VM, into the same axes and names the artists that changed, so th
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.lines import Line2D
@@ -371,91 +373,16 @@ def lock_timeline(
     else:
         ax_lanes, ax_queue = ax
     scale, unit = _time_scale(end_us - start_us)
-    height = 0.8
-
-    faults = run.faults
-    retried, until = _retrying(faults)
-    in_window = (faults["t_request_us"].to_numpy() < end_us) & (until > start_us)
-    window = faults[in_window]
-    retried, until = retried[in_window], until[in_window]
-    n_vcpus = run.scenario.n_vcpus
-    title = f"mmu_lock on {run.kernel}, {n_vcpus} vCPUs"
-    if n_vcpus <= max_lanes:
-        lane_y = 1.4 + np.arange(n_vcpus)  # rows from the top: notifiers, a gap, the vCPUs
-        rows = np.argsort(window["vcpu"].to_numpy(), kind="stable")  # sorted already, as a rule
-        vcpus = window["vcpu"].to_numpy()[rows]
-        request = window["t_request_us"].to_numpy()
-        grant = window["t_grant_us"].to_numpy()
-        wait = window["wait_us"].to_numpy()
-        hold = window["hold_us"].to_numpy()
-        first = np.searchsorted(vcpus, np.arange(n_vcpus + 1))  # sorted by vCPU
-        for v in range(n_vcpus):
-            mine = rows[first[v] : first[v + 1]]
-            if not mine.size:
-                continue
-            waited = mine[wait[mine] > 0]
-            y = (lane_y[v], height)
-            SpanBars.add(
-                ax_lanes,
-                _spans(request[waited], wait[waited], scale),
-                y,
-                gid=f"lane-vcpu{v}-wait",
-                **_STATE_STYLE["wait"],
-            )
-            held, again = mine[~retried[mine]], mine[retried[mine]]
-            SpanBars.add(
-                ax_lanes,
-                _spans(grant[held], hold[held], scale),
-                y,
-                gid=f"lane-vcpu{v}-read",
-                **_STATE_STYLE["read"],
-            )
-            SpanBars.add(
-                ax_lanes,
-                _spans(grant[again], until[again] - grant[again], scale),
-                y,
-                gid=f"lane-vcpu{v}-retry",
-                **_STATE_STYLE["retry"],
-            )
-        ticks, labels = list(lane_y), [f"vCPU {v}" for v in range(n_vcpus)]
+    window = _FaultWindow.of(run.faults, start_us, end_us)
+    if run.scenario.n_vcpus <= max_lanes:
+        lanes = _vcpu_lanes(ax_lanes, run, window, scale)
     else:
-        faulting = run.scenario.n_faulting
-        bounds = np.linspace(0, faulting, min(groups, max(faulting, 1)) + 1).round().astype(int)
-        lane_y = 1.4 + 1.5 * np.arange(len(bounds) - 1)  # taller lanes: each is a small chart
-        height = 1.3
-        edges = np.linspace(start_us, end_us, 301)
-        x = edges * scale
-        vcpu = window["vcpu"].to_numpy()
-        requests = window["t_request_us"].to_numpy()
-        grants = window["t_grant_us"].to_numpy()
-        releases = window["t_release_us"].to_numpy()
-        for lane, (first, stop) in enumerate(itertools.pairwise(bounds)):
-            mine = (vcpu >= first) & (vcpu < stop)
-            norm = np.diff(edges) * max(stop - first, 1)
-            held, again = mine & ~retried, mine & retried
-            # Stacked from the bottom of the lane: holding, retrying, waiting (a vCPU is in
-            # one of the three at a time, or in none: the shares add up to at most 1).
-            shares = (
-                ("read", coverage(grants[held], releases[held], edges) / norm),
-                ("retry", coverage(grants[again], until[again], edges) / norm),
-                ("wait", coverage(requests[mine], grants[mine], edges) / norm),
-            )
-            top = lane_y[lane] + height  # y grows downwards (the axis is inverted)
-            ax_lanes.axhline(top, color=theme.color("grid"), linewidth=0.5, zorder=0)
-            for state, share in shares:
-                below = top
-                top = below - height * share
-                _step_band(ax_lanes, x, below, top, gid=f"lane-group{lane}-{state}")
-        ticks = list(lane_y)
-        labels = [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]
-        title = (
-            f"mmu_lock on {run.kernel}: the {faulting} faulting vCPUs of {n_vcpus}, "
-            f"in {len(ticks)} lanes (share of each lane's vCPUs holding / retrying / waiting)"
-        )
+        lanes = _grouped_lanes(ax_lanes, run, window, start_us, end_us, scale, groups)
 
     shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.0, 0.8, scale)
-    drawn = _drawn_states(window, shown, start_us, end_us, until)
-    ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *labels])
+    drawn = _drawn_states(window.faults, shown, start_us, end_us, window.until)
+    ticks, height = lanes.ticks, lanes.height
+    ax_lanes.set_yticks([0.4, *(t + height / 2 for t in ticks)], ["notifiers", *lanes.labels])
     ax_lanes.tick_params(axis="y", length=0)
     y_bottom = ticks[-1] + height + 0.2 if ticks else 1.0
     ax_lanes.set_ylim(y_bottom, -0.2)
@@ -466,11 +393,147 @@ def lock_timeline(
     )
     ax_lanes.set_xlim(start_us * scale, end_us * scale)
     ax_lanes.spines["left"].set_visible(False)
+    ax_lanes.set_title(lanes.title + _lock_mode_note(run), loc="left")
+    _lock_legend(ax_lanes, run, drawn, arrived)
+    time_label = f"simulated time ({unit})"
+    if ax_queue is None:
+        ax_lanes.set_xlabel(time_label)
+        return ax_lanes
+    _queue_depth_axes(ax_queue, run, start_us, end_us, scale)
+    ax_queue.set_xlabel(time_label)
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes
+
+
+@dataclass(frozen=True)
+class _FaultWindow:
+    """The fault attempts a lock timeline's window shows, each with its retrying stretch
+    (:func:`_retrying`): ``faults`` (rows of ``run.faults``), ``retried`` and ``until``, one
+    value per row."""
+
+    faults: pd.DataFrame
+    retried: np.ndarray
+    until: np.ndarray
+
+    @classmethod
+    def of(cls, faults, start_us: float, end_us: float) -> _FaultWindow:
+        """The attempts of ``faults`` on the lock or retrying within ``[start_us, end_us)``."""
+        retried, until = _retrying(faults)
+        in_window = (faults["t_request_us"].to_numpy() < end_us) & (until > start_us)
+        return cls(faults[in_window], retried[in_window], until[in_window])
+
+
+@dataclass(frozen=True)
+class _Lanes:
+    """The vCPU lanes as drawn: their tops (y grows downwards), names and height, and the
+    title that says how they are laid out."""
+
+    ticks: list
+    labels: list
+    height: float
+    title: str
+
+
+def _vcpu_lanes(ax, run, window: _FaultWindow, scale: float) -> _Lanes:
+    """One lane per vCPU: its waits, read holds and retrying stretches as bars."""
+    n_vcpus = run.scenario.n_vcpus
+    height = 0.8
+    faults, retried, until = window.faults, window.retried, window.until
+    lane_y = 1.4 + np.arange(n_vcpus)  # rows from the top: notifiers, a gap, the vCPUs
+    rows = np.argsort(faults["vcpu"].to_numpy(), kind="stable")  # sorted already, as a rule
+    vcpus = faults["vcpu"].to_numpy()[rows]
+    request = faults["t_request_us"].to_numpy()
+    grant = faults["t_grant_us"].to_numpy()
+    wait = faults["wait_us"].to_numpy()
+    hold = faults["hold_us"].to_numpy()
+    first = np.searchsorted(vcpus, np.arange(n_vcpus + 1))  # sorted by vCPU
+    for v in range(n_vcpus):
+        mine = rows[first[v] : first[v + 1]]
+        if not mine.size:
+            continue
+        waited = mine[wait[mine] > 0]
+        y = (lane_y[v], height)
+        SpanBars.add(
+            ax,
+            _spans(request[waited], wait[waited], scale),
+            y,
+            gid=f"lane-vcpu{v}-wait",
+            **_STATE_STYLE["wait"],
+        )
+        held, again = mine[~retried[mine]], mine[retried[mine]]
+        SpanBars.add(
+            ax,
+            _spans(grant[held], hold[held], scale),
+            y,
+            gid=f"lane-vcpu{v}-read",
+            **_STATE_STYLE["read"],
+        )
+        SpanBars.add(
+            ax,
+            _spans(grant[again], until[again] - grant[again], scale),
+            y,
+            gid=f"lane-vcpu{v}-retry",
+            **_STATE_STYLE["retry"],
+        )
+    labels = [f"vCPU {v}" for v in range(n_vcpus)]
+    return _Lanes(list(lane_y), labels, height, f"mmu_lock on {run.kernel}, {n_vcpus} vCPUs")
+
+
+def _grouped_lanes(
+    ax, run, window: _FaultWindow, start_us: float, end_us: float, scale: float, groups: int
+) -> _Lanes:
+    """The faulting vCPUs in ``groups`` lanes of consecutive vCPUs, each a small chart over
+    300 time bins of the share of its vCPUs holding, retrying and waiting."""
+    n_vcpus = run.scenario.n_vcpus
+    faulting = run.scenario.n_faulting
+    bounds = np.linspace(0, faulting, min(groups, max(faulting, 1)) + 1).round().astype(int)
+    lane_y = 1.4 + 1.5 * np.arange(len(bounds) - 1)  # taller lanes: each is a small chart
+    height = 1.3
+    edges = np.linspace(start_us, end_us, 301)
+    x = edges * scale
+    faults, retried, until = window.faults, window.retried, window.until
+    vcpu = faults["vcpu"].to_numpy()
+    requests = faults["t_request_us"].to_numpy()
+    grants = faults["t_grant_us"].to_numpy()
+    releases = faults["t_release_us"].to_numpy()
+    for lane, (first, stop) in enumerate(itertools.pairwise(bounds)):
+        mine = (vcpu >= first) & (vcpu < stop)
+        norm = np.diff(edges) * max(stop - first, 1)
+        held, again = mine & ~retried, mine & retried
+        # Stacked from the bottom of the lane: holding, retrying, waiting (a vCPU is in
+        # one of the three at a time, or in none: the shares add up to at most 1).
+        shares = (
+            ("read", coverage(grants[held], releases[held], edges) / norm),
+            ("retry", coverage(grants[again], until[again], edges) / norm),
+            ("wait", coverage(requests[mine], grants[mine], edges) / norm),
+        )
+        top = lane_y[lane] + height  # y grows downwards (the axis is inverted)
+        ax.axhline(top, color=theme.color("grid"), linewidth=0.5, zorder=0)
+        for state, share in shares:
+            below = top
+            top = below - height * share
+            _step_band(ax, x, below, top, gid=f"lane-group{lane}-{state}")
+    ticks = list(lane_y)
+    labels = [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]
+    title = (
+        f"mmu_lock on {run.kernel}: the {faulting} faulting vCPUs of {n_vcpus}, "
+        f"in {len(ticks)} lanes (share of each lane's vCPUs holding / retrying / waiting)"
+    )
+    return _Lanes(ticks, labels, height, title)
+
+
+def _lock_mode_note(run) -> str:
+    """What the lock timeline's title adds when faults do not read-lock ``mmu_lock``."""
     if run.policy == "spinlock":
-        title += " (spinlock: every holder exclusive)"
-    elif run.scenario.faults_write(run.policy):
-        title += " (no TDP MMU: faults take it for write)"
-    ax_lanes.set_title(title, loc="left")
+        return " (spinlock: every holder exclusive)"
+    if run.scenario.faults_write(run.policy):
+        return " (no TDP MMU: faults take it for write)"
+    return ""
+
+
+def _lock_legend(ax, run, drawn: set[str], arrived: set[bool]) -> None:
+    """The lock timeline's legend, right of the lanes: the states drawn, the empty lane, and
+    the arrival marks drawn."""
     handles = [
         *_state_handles(drawn, run, fault="fault holds mmu_lock", notifier="notifier").values(),
         Patch(
@@ -480,7 +543,7 @@ def lock_timeline(
         ),
         *_arrival_handles(arrived),
     ]
-    ax_lanes.legend(
+    ax.legend(
         handles=handles,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
@@ -488,22 +551,17 @@ def lock_timeline(
         handlelength=1.4,
         labelspacing=0.9,
     )
-    time_label = f"simulated time ({unit})"
-    if ax_queue is None:
-        ax_lanes.set_xlabel(time_label)
-        return ax_lanes
+
+
+def _queue_depth_axes(ax, run, start_us: float, end_us: float, scale: float) -> None:
+    """The queue depth under the lanes: how many acquisitions wait at each instant."""
     t, waiting = queue_depth(run, start_us, end_us)
-    ax_queue.fill_between(
-        t * scale, waiting, step="post", gid="queue-depth", **_STATE_STYLE["wait"]
-    )
-    ax_queue.step(t * scale, waiting, where="post", color=theme.color("wait"), linewidth=0.8)
-    ax_queue.set_ylim(0, max(1.0, float(waiting.max()) * 1.1))
-    ax_queue.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
-    ax_queue.set_xlim(start_us * scale, end_us * scale)
-    ax_queue.set_ylabel("waiting\n(acquisitions)")
-    ax_queue.set_xlabel(time_label)
-    ax_lanes.tick_params(axis="x", labelbottom=False)
-    return ax_lanes
+    ax.fill_between(t * scale, waiting, step="post", gid="queue-depth", **_STATE_STYLE["wait"])
+    ax.step(t * scale, waiting, where="post", color=theme.color("wait"), linewidth=0.8)
+    ax.set_ylim(0, max(1.0, float(waiting.max()) * 1.1))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+    ax.set_xlim(start_us * scale, end_us * scale)
+    ax.set_ylabel("waiting\n(acquisitions)")
 
 
 def check_window(start_us, end_us, duration_us: float) -> tuple[float, float]:
@@ -746,55 +804,9 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     keep = (t_snap < end_us) & (faults["t_release_us"].to_numpy() > start_us)
     window = faults[keep]
     lane_y = 1.5 + np.arange(n_vcpus)
-    for v, attempts in window.groupby("vcpu", sort=True):
-        y = lane_y[int(v)]
-        mid = y + height / 2
-        ax_lanes.hlines(
-            np.full(len(attempts), mid),
-            attempts["t_snapshot_us"],
-            attempts["t_request_us"],
-            gid=f"lane-vcpu{v}-resolve",
-            **_RESOLVE_STYLE,
-        )
-        ax_lanes.plot(attempts["t_snapshot_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
-        waited = attempts[attempts["wait_us"].to_numpy() > 0]
-        SpanBars.add(
-            ax_lanes,
-            _spans(waited["t_request_us"], waited["wait_us"], 1.0),
-            (y, height),
-            gid=f"lane-vcpu{v}-wait",
-            **_STATE_STYLE["wait"],
-        )
-        SpanBars.add(
-            ax_lanes,
-            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0),
-            (y, height),
-            gid=f"lane-vcpu{v}-read",
-            **_STATE_STYLE["read"],
-        )
-        retried = attempts[attempts["retry"].to_numpy(dtype=bool)]
-        ax_lanes.plot(
-            retried["t_release_us"],
-            np.full(len(retried), mid),
-            gid=f"lane-vcpu{v}-retry",
-            **_RETRY_MARK,
-        )
-
+    _retry_lanes(ax_lanes, window, lane_y, height)
     shown = _notifier_lane(ax_lanes, run.notifiers, start_us, end_us, 0.2, height, 1.0)
-    events = list(shown.groupby("event", sort=False))
-    if len(events) <= 6:  # name each event's callbacks while there is room
-        for _event, callbacks in events:
-            names = " → ".join(_SHORT_CALLBACK[c] for c in callbacks["callback"])
-            ax_lanes.annotate(
-                f"{names} ({'hit' if callbacks['hit'].iloc[0] else 'miss'})",
-                (callbacks["t_arrive_us"].iloc[0], 0.2),
-                xytext=(-3, 3),
-                textcoords="offset points",
-                ha="left",
-                va="bottom",
-                fontsize="x-small",
-                color=theme.color("text"),
-            )
+    _name_callbacks(ax_lanes, shown)
     ax_lanes.set_yticks(
         [0.2 + height / 2, *(y + height / 2 for y in lane_y)],
         ["notifiers", *(f"vCPU {v}" for v in range(n_vcpus))],
@@ -804,6 +816,74 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     ax_lanes.set_xlim(start_us, end_us)
     ax_lanes.spines["left"].set_visible(False)
     ax_lanes.set_title(f"Fault retries on {run.kernel}, {n_vcpus} vCPUs", loc="left")
+    _retry_legend(ax_lanes, run, window, shown, start_us, end_us)
+    _counter_axes(ax_count, run, start_us, end_us)
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes
+
+
+def _retry_lanes(ax, window, lane_y, height: float) -> None:
+    """One lane per vCPU of the retry timeline: each attempt's seq snapshot (a dot), its pfn
+    resolution (a thin line), its wait and hold for ``mmu_lock`` (bars) and, if it had to
+    retry, a cross at its release."""
+    for v, attempts in window.groupby("vcpu", sort=True):
+        y = lane_y[int(v)]
+        mid = y + height / 2
+        ax.hlines(
+            np.full(len(attempts), mid),
+            attempts["t_snapshot_us"],
+            attempts["t_request_us"],
+            gid=f"lane-vcpu{v}-resolve",
+            **_RESOLVE_STYLE,
+        )
+        ax.plot(attempts["t_snapshot_us"], np.full(len(attempts), mid), **_SNAPSHOT_MARK)
+        waited = attempts[attempts["wait_us"].to_numpy() > 0]
+        SpanBars.add(
+            ax,
+            _spans(waited["t_request_us"], waited["wait_us"], 1.0),
+            (y, height),
+            gid=f"lane-vcpu{v}-wait",
+            **_STATE_STYLE["wait"],
+        )
+        SpanBars.add(
+            ax,
+            _spans(attempts["t_grant_us"], attempts["hold_us"], 1.0),
+            (y, height),
+            gid=f"lane-vcpu{v}-read",
+            **_STATE_STYLE["read"],
+        )
+        retried = attempts[attempts["retry"].to_numpy(dtype=bool)]
+        ax.plot(
+            retried["t_release_us"],
+            np.full(len(retried), mid),
+            gid=f"lane-vcpu{v}-retry",
+            **_RETRY_MARK,
+        )
+
+
+def _name_callbacks(ax, shown) -> None:
+    """Name each event's callbacks above the notifier lane (``start → end (hit)``), while
+    there is room: up to six events."""
+    events = list(shown.groupby("event", sort=False))
+    if len(events) > 6:
+        return
+    for _event, callbacks in events:
+        names = " → ".join(_SHORT_CALLBACK[c] for c in callbacks["callback"])
+        ax.annotate(
+            f"{names} ({'hit' if callbacks['hit'].iloc[0] else 'miss'})",
+            (callbacks["t_arrive_us"].iloc[0], 0.2),
+            xytext=(-3, 3),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize="x-small",
+            color=theme.color("text"),
+        )
+
+
+def _retry_legend(ax, run, window, shown, start_us: float, end_us: float) -> None:
+    """The retry timeline's legend, right of the lanes, in the order of a fault's life: the
+    snapshot, the pfn, the wait, the hold, the retry; then the callbacks' states drawn."""
     drawn = _drawn_states(window, shown, start_us, end_us)
     states = _state_handles(
         drawn, run, fault="holds it", notifier="notifier", wait="waits for mmu_lock"
@@ -818,7 +898,7 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
     if window["retry"].to_numpy(dtype=bool).any():
         handles.append(Line2D([], [], label="must retry", **_RETRY_MARK))
     handles += [states[kind] for kind in ("write", "asks", "skip") if kind in states]
-    ax_lanes.legend(
+    ax.legend(
         handles=handles,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
@@ -827,6 +907,10 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
         labelspacing=0.8,
     )
 
+
+def _counter_axes(ax, run, start_us: float, end_us: float) -> None:
+    """``mmu_notifier_seq`` and ``mmu_notifier_count`` over the window, as steps, each named
+    at its right end (:func:`kvmviz.metrics.notifier_counters`)."""
     counters = notifier_counters(run)
 
     def value_at(name: str, when: float) -> int:
@@ -845,8 +929,8 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
             [[value_at(name, start_us)], changes[name].to_numpy(), [value_at(name, end_us)]]
         )
         top = max(top, int(values.max()))
-        ax_count.step(t, values, where="post", linewidth=1.8, gid=f"counter-{name}", **style)
-        ax_count.annotate(
+        ax.step(t, values, where="post", linewidth=1.8, gid=f"counter-{name}", **style)
+        ax.annotate(
             f"mmu_notifier_{name}",
             (end_us, values[-1]),
             xytext=(4, offset),
@@ -856,10 +940,8 @@ def retry_timeline(run, start_us: float, end_us: float, *, ax=None, max_lanes: i
             color=style["color"],
             annotation_clip=False,
         )
-    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
-    ax_count.set_ylim(-0.3, top + 0.5)
-    ax_count.set_xlim(start_us, end_us)
-    ax_count.set_ylabel("value (count)")
-    ax_count.set_xlabel("simulated time (µs)")
-    ax_lanes.tick_params(axis="x", labelbottom=False)
-    return ax_lanes
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
+    ax.set_ylim(-0.3, top + 0.5)
+    ax.set_xlim(start_us, end_us)
+    ax.set_ylabel("value (count)")
+    ax.set_xlabel("simulated time (µs)")
