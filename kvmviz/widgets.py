@@ -493,8 +493,6 @@ class ToggleDashboard:
         *,
         projector: bool = False,
     ):
-        import ipywidgets as w
-
         if setup not in presets.SETUPS:
             raise ValueError(f"setup {setup!r}: expected one of {', '.join(presets.SETUPS)}")
         _check_kernel(kernel)
@@ -503,6 +501,35 @@ class ToggleDashboard:
         self.projector = bool(projector)
         self._setups = {name: presets.with_setup(self.vm, name) for name in presets.SETUPS}
         set_theme("notebook")
+        self._add_toggles(kernel, setup)
+        self._add_sliders(self._setups[setup])
+        self._add_outputs()
+        self._add_figure()
+        self._drawn_scenario = None
+        self._resetting = False
+        for control in (self.kernel, self.mmu, self.vcpus, self.spurious, self.rate):
+            control.observe(self._changed, names="value")
+        self.setup.observe(self._setup_changed, names="value")
+        self._lay_out()
+        self.update()
+        # The other setup simulated and measured ahead, so that its first flip is as quick as
+        # the next; the other MMU too, on the event loop while it is idle (in a notebook).
+        for name in presets.SETUPS:
+            if name != setup:
+                self._warm(self._setups[name].replace(tdp_mmu=self.vm.tdp_mmu))
+        _run_ahead(
+            [
+                functools.partial(self._warm, base.replace(tdp_mmu=not self.vm.tdp_mmu))
+                for base in self._setups.values()
+            ],
+            self.widget,
+        )
+
+    # -- building: the controls, the outputs, the figure, the layout -------------------------
+    def _add_toggles(self, kernel: str, setup: str) -> None:
+        """The kernel, setup and MMU toggles."""
+        import ipywidgets as w
+
         self.kernel = _kernel_buttons(kernel)
         self.setup = w.ToggleButtons(
             options=list(presets.SETUPS),
@@ -527,7 +554,11 @@ class ToggleDashboard:
         for toggle in (self.kernel, self.setup, self.mmu):
             toggle.style.button_width = "auto"  # each label in full, however long
             toggle.style.description_width = "auto"
-        start = self._setups[setup]
+
+    def _add_sliders(self, start: Scenario) -> None:
+        """The vCPUs, spurious share and rate sliders, at the values of setup ``start``."""
+        import ipywidgets as w
+
         self.vcpus = w.IntSlider(
             value=start.n_vcpus,
             min=8,
@@ -558,6 +589,11 @@ class ToggleDashboard:
         for slider in (self.vcpus, self.spurious, self.rate):
             slider.style.description_width = "8.5em"
             slider.layout.width = "min(100%, 36em)"
+
+    def _add_outputs(self) -> None:
+        """The headline, the intro, the table, the picture and the timing line."""
+        import ipywidgets as w
+
         self.headline = w.HTML()
         self.headline.add_class("kvmviz-headline")
         self.intro = w.HTML()
@@ -569,8 +605,10 @@ class ToggleDashboard:
             self.image.layout.max_width = "100%"
         self.timing = w.HTML()
         self.timing.add_class("kvmviz-timing")
-        # One figure, drawn in full once; afterwards only the lines, bars, marks and the axes
-        # whose limits follow the scenario move.
+
+    def _add_figure(self) -> None:
+        """One figure, drawn in full once; afterwards only the lines, bars, marks and the axes
+        whose limits follow the scenario move."""
         dpi = _PROJECTOR_DPI if self.projector else _NOTEBOOK_DPI
         with matplotlib.rc_context(_FIGURE_RC):
             self.figure = Figure(figsize=_FIGSIZE, dpi=dpi, layout="constrained")
@@ -581,11 +619,12 @@ class ToggleDashboard:
         self.ax_brownout = self.figure.add_subplot(grid[0, 0])
         self.ax_split = self.figure.add_subplot(grid[0, 1])
         self.ax_map = self.figure.add_subplot(grid[1, :])
-        self._drawn_scenario = None
-        self._resetting = False
-        for control in (self.kernel, self.mmu, self.vcpus, self.spurious, self.rate):
-            control.observe(self._changed, names="value")
-        self.setup.observe(self._setup_changed, names="value")
+
+    def _lay_out(self) -> None:
+        """The screen (toggles, headline, picture), the folded details and the style, in
+        :attr:`widget`."""
+        import ipywidgets as w
+
         toggles = w.HBox([self.kernel, self.setup, self.mmu])
         toggles.add_class("kvmviz-toggles")
         screen = w.VBox([toggles, self.headline, self.image])
@@ -603,19 +642,6 @@ class ToggleDashboard:
         self.widget.add_class("kvmviz-dashboard")
         if self.projector:
             self.widget.add_class("kvmviz-projector")
-        self.update()
-        # The other setup simulated and measured ahead, so that its first flip is as quick as
-        # the next; the other MMU too, on the event loop while it is idle (in a notebook).
-        for name in presets.SETUPS:
-            if name != setup:
-                self._warm(self._setups[name].replace(tdp_mmu=self.vm.tdp_mmu))
-        _run_ahead(
-            [
-                functools.partial(self._warm, base.replace(tdp_mmu=not self.vm.tdp_mmu))
-                for base in self._setups.values()
-            ],
-            self.widget,
-        )
 
     @property
     def base(self) -> Scenario:
@@ -913,6 +939,23 @@ def _check_kernel(kernel) -> str:
     return kernel
 
 
+def _check_sizes(sizes, n_vcpus, default: int) -> tuple[tuple[int, ...], int]:
+    """A :class:`TimelineExplorer`'s ``sizes`` (distinct vCPU counts) and the size shown first
+    (``n_vcpus``, default the scenario's own, ``default``, if offered, else the first)."""
+    sizes = tuple(sizes)
+    if not sizes or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes
+    ):
+        raise ValueError(f"sizes = {sizes!r}: expected vCPU counts, positive integers")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes = {sizes!r}: expected each vCPU count once")
+    if n_vcpus is None:
+        n_vcpus = default if default in sizes else sizes[0]
+    elif n_vcpus not in sizes:
+        raise ValueError(f"n_vcpus = {n_vcpus!r}: expected one of sizes {sizes}")
+    return sizes, n_vcpus
+
+
 def _fmt_us(t: float) -> str:
     return f"{t:,.1f}"
 
@@ -988,22 +1031,10 @@ class TimelineExplorer:
         window: tuple[float, float] | None = None,
         width_us: float = 1_000.0,
     ):
-        import ipywidgets as w
-
         base = Scenario() if scenario is None else scenario
         self.seed = check_seed(seed)
         _check_kernel(kernel)
-        sizes = tuple(sizes)
-        if not sizes or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes
-        ):
-            raise ValueError(f"sizes = {sizes!r}: expected vCPU counts, positive integers")
-        if len(set(sizes)) != len(sizes):
-            raise ValueError(f"sizes = {sizes!r}: expected each vCPU count once")
-        if n_vcpus is None:
-            n_vcpus = base.n_vcpus if base.n_vcpus in sizes else sizes[0]
-        elif n_vcpus not in sizes:
-            raise ValueError(f"n_vcpus = {n_vcpus!r}: expected one of sizes {sizes}")
+        sizes, n_vcpus = _check_sizes(sizes, n_vcpus, base.n_vcpus)
         if not (width_us > 0):
             raise ValueError(f"width_us = {width_us!r}: expected a positive number of µs")
         set_theme("notebook")
@@ -1017,6 +1048,14 @@ class TimelineExplorer:
             start, end = busiest_window(first, width_us)
             window = (start, min(end, self.duration_us))
         window = self._rounded(*window)
+        self._draw_views(sizes, kernel, window)
+        self._add_controls(sizes, kernel, n_vcpus, window, width_us)
+        self.update()
+
+    def _draw_views(self, sizes, kernel: str, window: tuple[float, float]) -> None:
+        """Each size's figure, drawn in full once (its background), then each kernel's title
+        and legend, and the axis in ms, drawn once ahead of the learner: the first redraw of a
+        look costs about twice the next ones (text)."""
         self._views = {}
         for n in sizes:
             figure = Figure(figsize=(10, 5), dpi=80, layout="constrained")
@@ -1029,13 +1068,16 @@ class TimelineExplorer:
             blitter.prepare()  # solves the layout and keeps the lanes' labels as background
             self._views[n] = (timeline, blitter)
         self._looks: dict = {}  # the pixels of each look of a title, legend or axis label
-        # Each kernel's title and legend, and the axis in ms, drawn once ahead of the learner:
-        # the first redraw of a look costs about twice the next ones (text).
         for n in sizes:
             runs = {k: cached_simulate(self.scenarios[n], k, "qrwlock", self.seed) for k in KERNELS}
             self._show(n, runs["v5.12"], 0.0, self.duration_us)
             for run in runs.values():
                 self._show(n, run, *window)
+
+    def _add_controls(self, sizes, kernel: str, n_vcpus: int, window, width_us: float) -> None:
+        """The kernel and size toggles, the window slider, the buttons, the picture and the
+        box of them all, each control redrawing when it changes."""
+        import ipywidgets as w
 
         self.kernel = _kernel_buttons(kernel)
         self.vcpus = w.ToggleButtons(
@@ -1058,6 +1100,30 @@ class TimelineExplorer:
         )
         self.window.style.description_width = "90px"
         self.window.layout.width = "760px"
+        buttons = self._add_buttons(width_us)
+        self.image = w.Image(format="png")
+        self.image.layout.max_width = "100%"
+        self.label = w.HTML()
+        self.timing = w.HTML()
+        for control in (self.kernel, self.vcpus, self.window):
+            control.observe(self._changed, names="value")
+        self.widget = w.VBox(
+            [
+                self.kernel,
+                self.vcpus,
+                self.window,
+                w.HBox(buttons),
+                self.label,
+                self.image,
+                self.timing,
+            ]
+        )
+        self.widget.add_class("kvmviz-timeline")
+
+    def _add_buttons(self, width_us: float) -> list:
+        """The zoom, pan, busiest and whole-run buttons, as attributes; returns them in order."""
+        import ipywidgets as w
+
         buttons = {
             "zoom_in": ("zoom in", "halve the window, about its centre"),
             "zoom_out": ("zoom out", "double the window, about its centre"),
@@ -1077,25 +1143,7 @@ class TimelineExplorer:
         self.pan_right.on_click(lambda _b: self.pan(self.PAN))
         self.busiest.on_click(lambda _b: self.set_window(*self.busiest_window(width_us)))
         self.whole.on_click(lambda _b: self.set_window(0.0, self.duration_us))
-        self.image = w.Image(format="png")
-        self.image.layout.max_width = "100%"
-        self.label = w.HTML()
-        self.timing = w.HTML()
-        for control in (self.kernel, self.vcpus, self.window):
-            control.observe(self._changed, names="value")
-        self.widget = w.VBox(
-            [
-                self.kernel,
-                self.vcpus,
-                self.window,
-                w.HBox([getattr(self, name) for name in buttons]),
-                self.label,
-                self.image,
-                self.timing,
-            ]
-        )
-        self.widget.add_class("kvmviz-timeline")
-        self.update()
+        return [getattr(self, name) for name in buttons]
 
     # -- what is shown ------------------------------------------------------------------------
     @property

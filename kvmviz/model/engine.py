@@ -267,41 +267,12 @@ def simulate(
         The estimate exceeds ``max_records`` (a ``ValueError``).
     """
     scenario = Scenario() if scenario is None else scenario
-    if not isinstance(scenario, Scenario):
-        raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
-    if method not in ("auto", "compiled", "events"):
-        raise ValueError(f"unknown method {method!r}; expected 'auto', 'compiled' or 'events'")
-    if method == "compiled" and policy != "qrwlock":
-        raise ValueError("the compiled engine models qrwlock only; use method='events'")
-    if method == "compiled" and not scenario.tdp_mmu:
-        raise ValueError(
-            "the compiled engine models read-locking faults (the TDP MMU) only; "
-            "use method='events' for tdp_mmu=False"
-        )
+    _check_choices(scenario, kernel, policy, method)
     seed = check_seed(seed)
     max_records = check_int(max_records, "max_records", minimum=1)
     if stream is not None:
         stream = check_stream(stream)
-    work = estimate(scenario, stream=stream)
-    if work.records > max_records:
-        raise TooMuchWork(
-            f"this run would simulate {work}, more than max_records={max_records:,}: "
-            "shorten duration_us, lower n_vcpus or notifier_rate_hz"
-            + (
-                f", or pass max_records={work.records} to go ahead"
-                if work.bytes < 2**50
-                else " (no machine has the memory this run needs)"
-            )
-        )
-    if scenario.n_faulting >= MAX_FAULTING_VCPUS:
-        raise TooMuchWork(
-            f"this run has {scenario.n_faulting:,} faulting vCPUs: the workload generator "
-            f"numbers them below 2**24 ({MAX_FAULTING_VCPUS:,}); lower n_vcpus or faulting_share"
-        )
+    work = _affordable(scenario, stream, max_records)
     if stream is None:
         stream = generate_stream(scenario, seed)
     model = _Model(scenario, kernel, stream, seed)
@@ -329,6 +300,49 @@ def simulate(
         ) from None
     faults, notifiers = model.tables()
     return Run(scenario, kernel, policy, seed, faults, notifiers)
+
+
+def _check_choices(scenario, kernel: str, policy: str, method: str) -> None:
+    """Refuse what :func:`simulate` cannot run: a scenario that is not one, an unknown kernel,
+    policy or method, or the compiled engine asked for a lock or MMU it does not model."""
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
+    if method not in ("auto", "compiled", "events"):
+        raise ValueError(f"unknown method {method!r}; expected 'auto', 'compiled' or 'events'")
+    if method == "compiled" and policy != "qrwlock":
+        raise ValueError("the compiled engine models qrwlock only; use method='events'")
+    if method == "compiled" and not scenario.tdp_mmu:
+        raise ValueError(
+            "the compiled engine models read-locking faults (the TDP MMU) only; "
+            "use method='events' for tdp_mmu=False"
+        )
+
+
+def _affordable(scenario: Scenario, stream, max_records: int) -> Work:
+    """The estimated work of a :func:`simulate` call (:func:`estimate`), refused with
+    :class:`TooMuchWork` before any work if it exceeds ``max_records`` rows or has more
+    faulting vCPUs than the workload generator numbers."""
+    work = estimate(scenario, stream=stream)
+    if work.records > max_records:
+        raise TooMuchWork(
+            f"this run would simulate {work}, more than max_records={max_records:,}: "
+            "shorten duration_us, lower n_vcpus or notifier_rate_hz"
+            + (
+                f", or pass max_records={work.records} to go ahead"
+                if work.bytes < 2**50
+                else " (no machine has the memory this run needs)"
+            )
+        )
+    if scenario.n_faulting >= MAX_FAULTING_VCPUS:
+        raise TooMuchWork(
+            f"this run has {scenario.n_faulting:,} faulting vCPUs: the workload generator "
+            f"numbers them below 2**24 ({MAX_FAULTING_VCPUS:,}); lower n_vcpus or faulting_share"
+        )
+    return work
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,146 +661,194 @@ _RELEASE, _ARRIVE, _REQUEST = 0, 1, 2  # at one instant: releases, then writers,
 
 
 def _run_events(model: _Model, policy: str) -> None:
-    s, draws = model.s, model.draws
-    exclusive = s.faults_write(policy)
-    if exclusive:
-        # An exclusive holder has the lock word and page tables to itself: no bouncing term.
-        model.mean_hold = s.read_hold_us
-        model.acquire = 0.0
-    model.init_state()
-    lock = make_lock(policy)
-    m = draws.m
-    half = model.half_exit
-    heap: list = []
-    tick = 0
+    _EventRun(model, policy).run()
 
-    def push(t, kind, payload):
-        nonlocal tick
-        heapq.heappush(heap, (t, kind, tick, payload))
-        tick += 1
 
-    # Per-vCPU state of the attempt in progress.
-    attempt = np.zeros(m, dtype=np.int64)
-    fault = np.zeros(m, dtype=np.int64)
-    retries = np.zeros(m, dtype=np.int64)
-    hva = np.zeros(m, dtype=np.uint64)
-    t_exit = np.zeros(m)
-    t_snap = np.zeros(m)
-    t_req = np.zeros(m)
-    t_grant = np.zeros(m)
-    is_retry = np.zeros(m, dtype=bool)
-    hold = np.zeros(m)
-    blocked = np.full(m, -1, dtype=np.int64)
-    # The callbacks that asked for mmu_lock and have not released it, in the order they asked
-    # (every policy grants writers in that order), and the one holding it, if any: whom a fault
-    # that cannot have the lock at once waits behind (see Run.faults, blocked_by).
-    asked: list[int] = []
-    holding = -1
-    behind_holder = policy == "reader-pref" and not exclusive
+class _EventRun:
+    """The event-driven engine on one run: a heap of timed events (a vCPU requests
+    ``mmu_lock``, a callback arrives, a holder releases), each vCPU's attempt in progress, the
+    lock of ``policy`` and the callbacks queued on it; :meth:`run` pops the events in order and
+    records each attempt into ``model``."""
 
-    for v in range(m):
-        guest, resolve, _, first_hva = draws.at(v, 0)
-        t_exit[v] = guest
-        if t_exit[v] >= s.duration_us:
-            continue
-        t_snap[v] = t_exit[v] + half
-        t_req[v] = t_snap[v] + resolve + model.acquire
-        hva[v] = first_hva
-        push(t_req[v], _REQUEST, ("r", v))
-    for t, i in model.first_arrivals():
-        push(t, _ARRIVE, ("w", i))
+    def __init__(self, model: _Model, policy: str) -> None:
+        s, draws = model.s, model.draws
+        self.model, self.s, self.draws = model, s, draws
+        self.exclusive = exclusive = s.faults_write(policy)
+        if exclusive:
+            # An exclusive holder has the lock word and page tables to itself: no bouncing term.
+            model.mean_hold = s.read_hold_us
+            model.acquire = 0.0
+        model.init_state()
+        self.lock = make_lock(policy)
+        m = draws.m
+        self.half = model.half_exit
+        self.heap: list = []
+        self.tick = 0
+        # Per-vCPU state of the attempt in progress.
+        self.attempt = np.zeros(m, dtype=np.int64)
+        self.fault = np.zeros(m, dtype=np.int64)
+        self.retries = np.zeros(m, dtype=np.int64)
+        self.hva = np.zeros(m, dtype=np.uint64)
+        self.t_exit = np.zeros(m)
+        self.t_snap = np.zeros(m)
+        self.t_req = np.zeros(m)
+        self.t_grant = np.zeros(m)
+        self.is_retry = np.zeros(m, dtype=bool)
+        self.hold = np.zeros(m)
+        self.blocked = np.full(m, -1, dtype=np.int64)
+        # The callbacks that asked for mmu_lock and have not released it, in the order they
+        # asked (every policy grants writers in that order), and the one holding it, if any:
+        # whom a fault that cannot have the lock at once waits behind (see Run.faults,
+        # blocked_by).
+        self.asked: list[int] = []
+        self.holding = -1
+        self.behind_holder = policy == "reader-pref" and not exclusive
 
-    def grant_reader(v, now):
-        t_grant[v] = now
-        bumps = model.bump_times  # seq is the number of bumps so far
-        seq, seq_now = bisect.bisect_right(bumps, t_snap[v]), bisect.bisect_right(bumps, now)
-        c = model.counters
-        is_retry[v] = classify.mmu_notifier_retry_hva(
-            int(c.count), int(c.range_start), int(c.range_end), int(hva[v]), seq_now, seq
-        )
-        h = s.retry_check_us if is_retry[v] else model.mean_hold * draws.at(v, attempt[v])[2]
-        hold[v] = h
-        push(now + h, _RELEASE, ("r", v))
+    def push(self, t, kind, payload) -> None:
+        heapq.heappush(self.heap, (t, kind, self.tick, payload))
+        self.tick += 1
 
-    def grant_writer(i, now):
-        nonlocal holding
-        holding = i
-        model.cb_grant[i] = now
-        model.on_writer_grant(i, now)
-        push(now + model.cb_cost[i], _RELEASE, ("w", i))
-
-    def grant_all(granted, now):
-        for who in granted:
-            if who[0] == "r":
-                grant_reader(who[1], now)
+    def run(self) -> None:
+        """Every vCPU's first fault and every event's first callback, then the events in
+        order until none is left."""
+        model, draws, s = self.model, self.draws, self.s
+        for v in range(draws.m):
+            guest, resolve, _, first_hva = draws.at(v, 0)
+            self.t_exit[v] = guest
+            if self.t_exit[v] >= s.duration_us:
+                continue
+            self.t_snap[v] = self.t_exit[v] + self.half
+            self.t_req[v] = self.t_snap[v] + resolve + model.acquire
+            self.hva[v] = first_hva
+            self.push(self.t_req[v], _REQUEST, ("r", v))
+        for t, i in model.first_arrivals():
+            self.push(t, _ARRIVE, ("w", i))
+        heap = self.heap
+        while heap:
+            now, kind, _, (who, x) = heapq.heappop(heap)
+            if kind == _REQUEST:
+                self.request(x, now)
+            elif kind == _ARRIVE:
+                self.arrive(x, now)
+            elif who == "w":
+                self.release_writer(x, now)
             else:
-                grant_writer(who[1], now)
+                self.release_reader(x, now)
 
-    def next_callback(i, t_done):
+    # -- the vCPUs ------------------------------------------------------------------------------
+    def request(self, v: int, now: float) -> None:
+        """vCPU ``v`` asks for ``mmu_lock``: granted at once, or queued behind someone."""
+        if self.lock.request(("r", v), self.exclusive):
+            self.blocked[v] = -1
+            self.grant_reader(v, now)
+        else:
+            # qrwlock: behind the newest writer that asked (it closed the door); FIFO
+            # (spinlock, exclusive faults): behind the newest callback ahead in the queue,
+            # -1 if only faults are; reader-pref: behind the writer holding the lock.
+            asked = self.asked
+            self.blocked[v] = self.holding if self.behind_holder else (asked[-1] if asked else -1)
+
+    def grant_reader(self, v: int, now: float) -> None:
+        """vCPU ``v`` has the lock: it checks ``mmu_notifier_retry_hva()``, then holds it for
+        the retry check alone or for its whole fault."""
+        model, s = self.model, self.s
+        self.t_grant[v] = now
+        bumps = model.bump_times  # seq is the number of bumps so far
+        seq, seq_now = bisect.bisect_right(bumps, self.t_snap[v]), bisect.bisect_right(bumps, now)
+        c = model.counters
+        self.is_retry[v] = classify.mmu_notifier_retry_hva(
+            int(c.count), int(c.range_start), int(c.range_end), int(self.hva[v]), seq_now, seq
+        )
+        if self.is_retry[v]:
+            h = s.retry_check_us
+        else:
+            h = model.mean_hold * self.draws.at(v, self.attempt[v])[2]
+        self.hold[v] = h
+        self.push(now + h, _RELEASE, ("r", v))
+
+    def release_reader(self, v: int, now: float) -> None:
+        """vCPU ``v`` lets go: its attempt is recorded, the lock grants whom it may, and the
+        vCPU faults again (at once on a retry, after a guest run otherwise)."""
+        model = self.model
+        model.reader_chunks.append(
+            (
+                v,
+                self.fault[v],
+                self.retries[v],
+                self.hva[v],
+                self.t_exit[v],
+                self.t_req[v],
+                self.t_grant[v],
+                now,
+                self.is_retry[v],
+                self.blocked[v],
+            )
+        )
+        if len(model.reader_chunks) > model.max_attempts:
+            raise _Overrun(len(model.reader_chunks))
+        self.grant_all(self.lock.release(("r", v), self.exclusive), now)
+        self.next_attempt(v, now)
+
+    def next_attempt(self, v: int, now: float) -> None:
+        """vCPU ``v``'s next attempt, released at ``now``: the same access again after a
+        retry, else a new fault after a guest run (none past the end of the run)."""
+        half = self.half
+        self.attempt[v] += 1
+        g, r, _, new_hva = self.draws.at(v, self.attempt[v])
+        if self.is_retry[v]:
+            self.t_exit[v] = now + half  # the same access faults again at once
+            self.retries[v] += 1
+        else:
+            self.t_exit[v] = now + half + g
+            if self.t_exit[v] >= self.s.duration_us:
+                return
+            self.fault[v] += 1
+            self.retries[v] = 0
+            self.hva[v] = new_hva
+        self.t_snap[v] = self.t_exit[v] + half
+        self.t_req[v] = self.t_snap[v] + r + self.model.acquire
+        self.push(self.t_req[v], _REQUEST, ("r", v))
+
+    # -- the callbacks --------------------------------------------------------------------------
+    def arrive(self, i: int, now: float) -> None:
+        """Callback ``i`` runs: it skips the lock (and the next callback follows its walk), or
+        asks for it."""
+        model = self.model
+        model.cb_arrive[i] = now
+        if not model.cb_locked[i]:
+            self.next_callback(i, now + model.cb_cost[i])
+        else:
+            self.asked.append(i)
+            if self.lock.request(("w", i), True):
+                self.grant_writer(i, now)
+
+    def grant_writer(self, i: int, now: float) -> None:
+        self.holding = i
+        self.model.cb_grant[i] = now
+        self.model.on_writer_grant(i, now)
+        self.push(now + self.model.cb_cost[i], _RELEASE, ("w", i))
+
+    def release_writer(self, i: int, now: float) -> None:
+        self.asked.remove(i)
+        self.holding = -1
+        self.model.on_writer_release(i, now)
+        self.grant_all(self.lock.release(("w", i), True), now)
+        self.next_callback(i, now)
+
+    def next_callback(self, i: int, t_done: float) -> None:
+        """Callback ``i`` is done at ``t_done``: the event's next one arrives after the gap."""
+        model = self.model
         model.cb_done[i] = t_done
         j = model.cb_next[i]
         if j >= 0:
-            push(t_done + model.cb_gap[i], _ARRIVE, ("w", j))
+            self.push(t_done + model.cb_gap[i], _ARRIVE, ("w", j))
 
-    while heap:
-        now, kind, _, (who, x) = heapq.heappop(heap)
-        if kind == _REQUEST:
-            if lock.request(("r", x), exclusive):
-                blocked[x] = -1
-                grant_reader(x, now)
+    def grant_all(self, granted, now: float) -> None:
+        for who in granted:
+            if who[0] == "r":
+                self.grant_reader(who[1], now)
             else:
-                # qrwlock: behind the newest writer that asked (it closed the door); FIFO
-                # (spinlock, exclusive faults): behind the newest callback ahead in the queue,
-                # -1 if only faults are; reader-pref: behind the writer holding the lock.
-                blocked[x] = holding if behind_holder else (asked[-1] if asked else -1)
-        elif kind == _ARRIVE:
-            model.cb_arrive[x] = now
-            if not model.cb_locked[x]:
-                next_callback(x, now + model.cb_cost[x])
-            else:
-                asked.append(x)
-                if lock.request(("w", x), True):
-                    grant_writer(x, now)
-        elif who == "w":
-            asked.remove(x)
-            holding = -1
-            model.on_writer_release(x, now)
-            grant_all(lock.release(("w", x), True), now)
-            next_callback(x, now)
-        else:
-            v = x
-            model.reader_chunks.append(
-                (
-                    v,
-                    fault[v],
-                    retries[v],
-                    hva[v],
-                    t_exit[v],
-                    t_req[v],
-                    t_grant[v],
-                    now,
-                    is_retry[v],
-                    blocked[v],
-                )
-            )
-            if len(model.reader_chunks) > model.max_attempts:
-                raise _Overrun(len(model.reader_chunks))
-            grant_all(lock.release(("r", v), exclusive), now)
-            attempt[v] += 1
-            g, r, _, new_hva = draws.at(v, attempt[v])
-            if is_retry[v]:
-                t_exit[v] = now + half  # the same access faults again at once
-                retries[v] += 1
-            else:
-                t_exit[v] = now + half + g
-                if t_exit[v] >= s.duration_us:
-                    continue
-                fault[v] += 1
-                retries[v] = 0
-                hva[v] = new_hva
-            t_snap[v] = t_exit[v] + half
-            t_req[v] = t_snap[v] + r + model.acquire
-            push(t_req[v], _REQUEST, ("r", v))
+                self.grant_writer(who[1], now)
 
 
 # --------------------------------------------------------------------------------------------
