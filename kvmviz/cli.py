@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
+from ._shared._prose import binary_size  # plain Python: loads nothing slow
 from ._shared._signals import Interrupted, handled
 from ._shared._streams import PIPE_STATUS, OutputError, PipeClosed, guarded
 
@@ -60,7 +61,7 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a non-negative integer") from None
 
 
-def _count(minimum: int):
+def _integer_at_least(minimum: int):
     """An integer ``>= minimum``, in decimal (``1e3`` is refused: it reads as a float)."""
 
     def count(text: str) -> int:
@@ -259,7 +260,7 @@ def _max_records_option(parser, text: str) -> None:
     from .model.engine import MAX_RECORDS
 
     parser.add_argument(
-        "--max-records", type=_count(1), default=MAX_RECORDS, metavar="N", help=text
+        "--max-records", type=_integer_at_least(1), default=MAX_RECORDS, metavar="N", help=text
     )
 
 
@@ -294,7 +295,7 @@ def _simulate_command(sub) -> None:
     )
     sim.add_argument(
         "--vcpus",
-        type=_count(1),
+        type=_integer_at_least(1),
         default=Scenario.n_vcpus,
         metavar="N",
         help="vCPUs in the VM (9 in 10 of them fault)",
@@ -426,7 +427,7 @@ def _figure_vm_options(figs) -> None:
     )
     figs.add_argument(
         "--vcpus",
-        type=_count(1),
+        type=_integer_at_least(1),
         default=None,
         metavar="N",
         help="vCPUs of that VM (default: the setup's, 416)",
@@ -460,7 +461,11 @@ def _replay_command(sub) -> None:
         help="memslots: a QEMU kvm_set_user_memory log, or a JSON layout (.json) (required)",
     )
     rep.add_argument(
-        "--vcpus", type=_count(1), default=64, metavar="N", help="modelled faulting vCPUs"
+        "--vcpus",
+        type=_integer_at_least(1),
+        default=64,
+        metavar="N",
+        help="modelled faulting vCPUs",
     )
     _policy_option(rep, "the lock mmu_lock is")
     _seed_option(rep, "seeds the vCPU workload")
@@ -598,12 +603,6 @@ def _reporter(args, name: str, describe):
     return reporter(True if show else None, name, describe, "done, total")
 
 
-def _size(n: float) -> str:
-    from ._shared._prose import binary_size
-
-    return binary_size(n)
-
-
 # --------------------------------------------------------------------------------------------
 # What a run will cost, said before it starts.
 # --------------------------------------------------------------------------------------------
@@ -682,7 +681,7 @@ def _check_cost(
         elif available is not None:
             go_ahead = (
                 f" (raising {option} would not help: the {runs} runs' tables would take "
-                f"~{_size(needed)}, more than the {_size(available)} this machine has "
+                f"~{binary_size(needed)}, more than the {binary_size(available)} this machine has "
                 "available)"
             )
         else:
@@ -693,8 +692,8 @@ def _check_cost(
         )
     if not fits:
         return (
-            f"the {runs} kernels' runs would need ~{_size(needed)} of memory ({work} each), "
-            f"more than the {_size(available)} this machine has available: {lower}"
+            f"the {runs} kernels' runs would need ~{binary_size(needed)} of memory ({work} each), "
+            f"more than the {binary_size(available)} this machine has available: {lower}"
         )
     return None
 
@@ -703,11 +702,11 @@ def _check_cost(
 # Trace files: --trace, --trace-format, --trace-window.
 # --------------------------------------------------------------------------------------------
 def _trace_formats(args) -> list[str]:
-    from .views.export import FORMATS
+    from .views.export import TRACE_FORMATS
 
     text = "pftrace" if args.trace_format is None else args.trace_format
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
-    known = [f.lstrip(".") for f in FORMATS]
+    known = [f.lstrip(".") for f in TRACE_FORMATS]
     unknown = [f for f in formats if f not in known]
     if unknown or not formats or len(set(formats)) != len(formats):
         why = f"unknown format(s) {', '.join(unknown)}" if unknown else "each format once"
@@ -793,8 +792,8 @@ def _writable_folder(out: Path, option: str, needed: int) -> str | None:
         return None
     if needed > free:
         return (
-            f"{option} {out}: the files would take ~{_size(needed)}, and the file system of "
-            f"{existing} has {_size(free)} free; free some space, or add --trace-window to "
+            f"{option} {out}: the files would take ~{binary_size(needed)}, and the file system of "
+            f"{existing} has {binary_size(free)} free; free some space, or add --trace-window to "
             "write a stretch of the run"
         )
     return None
@@ -1001,12 +1000,12 @@ def _figures(args) -> int:
 
     prog = "kvmviz figures"
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    unknown = [f for f in formats if f not in gallery.FORMATS]
+    unknown = [f for f in formats if f not in gallery.FIGURE_FORMATS]
     if unknown or not formats:
         return _fail(
             prog,
             f"--format {args.format!r}: unknown format(s) {', '.join(unknown) or '(none)'}; "
-            f"expected some of {', '.join(gallery.FORMATS)}",
+            f"expected some of {', '.join(gallery.FIGURE_FORMATS)}",
         )
     out = Path(args.out)
     problem = _not_a_folder(out, "--out")
