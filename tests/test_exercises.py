@@ -39,7 +39,10 @@ from hypothesis import strategies as st
 import kvmviz as kv
 from kvmviz import cli, exercises
 from kvmviz.engine import scripted_run
-from kvmviz.exercises import CallbackOrderExercise, _markdown_to_html, _parse
+from kvmviz.exercises import CallbackOrderExercise
+from kvmviz.exercises import costs, lock_order, trace_counts
+from kvmviz.exercises.base import _parse
+from kvmviz.exercises.render import markdown_to_html
 from kvmviz.memslots import PAGE_SIZE
 from kvmviz.notifiers import EVENT_KINDS
 from kvmviz.presets import VMM_HEAP, many_memslots_layout, q35_512m_layout
@@ -1017,7 +1020,7 @@ def test_ksm_hits_never_asks_what_the_phase_tables_print(trace):
     """The phase tables of chapters 02 and 07 print the ksm phase's hits and misses: no
     question asks every record of the phase, or has one of those counts as its answer, or 0."""
     q = exercises.ksm_hits(0)
-    rows = exercises._shipped_records()
+    rows = trace_counts._shipped_records()
     rows = rows[rows["callback"].notna() & (rows["phase"] == "ksm")]
     printed = {int(rows["hit"].sum()), int((~rows["hit"].astype(bool)).sum())}
     assert printed == {192, 36}
@@ -1115,7 +1118,9 @@ def test_v513_locks_of_chapter_07s_trace():
     assert "How many of these 423 callbacks" in q.question
     assert q.answer == 390 == 2 * 195
     assert all(exercises.v513_locks(seed).answer != 1631 for seed in range(30))
-    whole = exercises._v513_plans(exercises._shipped_records(), exercises._shipped_layout())[None]
+    whole = trace_counts._v513_plans(
+        trace_counts._shipped_records(), trace_counts._shipped_layout()
+    )[None]
     assert int(whole["locked"].sum()) == 1631 == 814 + 814 + 3
 
 
@@ -1500,7 +1505,7 @@ def test_must_retry_answer_is_the_oracles_on_the_drawn_case(seed):
     """The drawn case, replayed by the kernel-text oracle, gives the answer; the opposite and
     yes/no spellings are judged accordingly."""
     q = exercises.must_retry(seed)
-    case = exercises._must_retry_case(seed, LAYOUT)
+    case = exercises.must_retry(seed, LAYOUT).scene.case
     assert q.answer == retry_oracle(case.kernel, LAYOUT, case.hva, case.seq, case.callbacks)
     assert q.check(q.answer)[0]
     assert not q.check(not q.answer)[0]
@@ -1514,7 +1519,7 @@ def test_must_retry_same_seed_same_question_and_both_answers_occur():
     assert len(questions) == 40
     answers = [exercises.must_retry(s).answer for s in range(300)]
     assert 0.3 < np.mean(answers) < 0.8
-    kernels = {exercises._must_retry_case(s, LAYOUT).kernel for s in range(40)}
+    kernels = {exercises.must_retry(s, LAYOUT).scene.case.kernel for s in range(40)}
     assert kernels == set(kv.KERNELS)
 
 
@@ -1551,7 +1556,7 @@ def test_walk_threshold_matches_brute_force(seed):
     assert q.answer == _walk_oracle(*_asked(q.question))
     assert 1 <= q.answer <= 32764
     assert q.check(q.answer)[0]
-    assert q.check(exercises._parse(str(q.answer), q.answer))[0]  # as typed in the widget
+    assert q.check(_parse(str(q.answer), q.answer))[0]  # as typed in the widget
     assert not q.check(q.answer - 1)[0]
     assert not q.check(q.answer + 1)[0]
 
@@ -1573,7 +1578,7 @@ def test_walk_threshold_covers_every_case_and_is_the_same_for_a_room():
 
 def test_walk_threshold_slices_are_the_preset():
     """The generator slices one 32,764-slot layout: its first n slots are the n-slot preset."""
-    slots = exercises._many_memslots()
+    slots = costs._many_memslots()
     for n in (1, 509, 4000):
         assert slots[:n] == many_memslots_layout(n).slots
 
@@ -1582,7 +1587,7 @@ def test_a_miss_on_v515_holds_nothing_however_many_memslots():
     """071064f14d87: the same spurious start on v5.15 walks outside the lock."""
     scenario = kv.Scenario(n_vcpus=1, duration_us=1.0, layout=many_memslots_layout(32764))
     hva = VMM_HEAP[0]
-    hold_us = exercises._one_event_hold_us(scenario, "v5.15", "pair", hva, "invalidate_range_start")
+    hold_us = costs._one_event_hold_us(scenario, "v5.15", "pair", hva, "invalidate_range_start")
     assert hold_us == 0
 
 
@@ -1906,7 +1911,7 @@ def _stated_requests(q) -> None:
     arrival, is_writer, _hold = _requests(q.question)
     assert len(arrival) >= 2 and any(is_writer) and TIES in q.question
     policy = re.search(r"Under \*\*([\w-]+)\*\* \((.+?)\)", q.question)
-    assert policy and policy[2] == exercises._POLICY_RULES[policy[1]]
+    assert policy and policy[2] == lock_order._POLICY_RULES[policy[1]]
 
 
 def _stated_munmap(q) -> None:
@@ -2083,7 +2088,7 @@ def test_markdown_to_html_formats_bold_code_lists_and_paragraphs():
         "Under **qrwlock**, who gets `mmu_lock`?\n\n- request 0: *reader*\n- request 1: writer"
         "\n\n1. first\n2. second\nthen [0x1000, 0x2000) -> done"
     )
-    assert _markdown_to_html(text) == (
+    assert markdown_to_html(text) == (
         "<p>Under <strong>qrwlock</strong>, who gets <code>mmu_lock</code>?</p>"
         "<ul><li>request 0: <em>reader</em></li><li>request 1: writer</li></ul>"
         "<ol><li>first</li><li>second</li></ol><p>then [0x1000, 0x2000) -&gt; done</p>"
@@ -2092,21 +2097,21 @@ def test_markdown_to_html_formats_bold_code_lists_and_paragraphs():
 
 def test_markdown_to_html_escapes_and_leaves_code_unformatted():
     """HTML characters are escaped, code spans stay literal, a list may start at 3."""
-    assert _markdown_to_html("`a**b**<c>` & **`x`**") == (
+    assert markdown_to_html("`a**b**<c>` & **`x`**") == (
         "<p><code>a**b**&lt;c&gt;</code> &amp; <strong><code>x</code></strong></p>"
     )
     assert (
-        _markdown_to_html("3. third\n4. fourth")
+        markdown_to_html("3. third\n4. fourth")
         == '<ol start="3"><li>third</li><li>fourth</li></ol>'
     )
-    assert _markdown_to_html("2 x n x 1.8 ns") == "<p>2 x n x 1.8 ns</p>"
+    assert markdown_to_html("2 x n x 1.8 ns") == "<p>2 x n x 1.8 ns</p>"
 
 
 @pytest.mark.parametrize("kind", FAST_KINDS)
 def test_every_question_renders_without_markdown_left_over(kind):
     """No ``**`` or backtick survives the conversion of any kind's question."""
     for seed in range(20):
-        shown = _markdown_to_html(exercises.quiz(kind, seed).question)
+        shown = markdown_to_html(exercises.quiz(kind, seed).question)
         assert "**" not in shown and "`" not in shown, (kind, seed)
         assert "<strong>" in shown or "<code>" in shown
 
