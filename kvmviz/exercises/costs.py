@@ -229,6 +229,8 @@ def memslot_walk_threshold(seed: int = 0) -> Exercise:
     linearly as up to v5.16; the callback misses them all (a page of the VMM's heap). Answer:
     the smallest number of memslots, an ``int`` in ``[1, 32764]``, at which the callback's
     write hold, as :func:`kvmviz.simulate` computes it, exceeds the threshold.
+
+    The exercise's :attr:`~Exercise.scene` holds what :class:`WalkThreshold` names.
     """
     return _WALK_THRESHOLD(seed)
 
@@ -240,5 +242,7 @@ def hit_flush_hold(seed: int = 0) -> Exercise:
     default :class:`~kvmviz.Scenario` layout (the 12 TiB q35 VM), on a VM of N vCPUs. Answer: the
     write hold of its ``invalidate_range_start`` as :func:`kvmviz.simulate` computes it,
     rounded to a whole µs (``int``); the same on every kernel, because no kernel elides a hit.
+
+    The exercise's :attr:`~Exercise.scene` holds what :class:`FlushHold` names.
     """
     return _FLUSH_HOLD(seed)

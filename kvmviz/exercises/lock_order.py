@@ -180,6 +180,8 @@ def grant_order(seed: int = 0, policy: str = "qrwlock", n: int = 6) -> Exercise:
     scene where no request waits under some policy (every grant at its arrival) is drawn
     again, so one seed is one scene for every policy.
 
+    The exercise's :attr:`~Exercise.scene` holds what :class:`GrantOrder` names.
+
     Parameters
     ----------
     seed : int
@@ -206,6 +208,8 @@ def reader_wait(seed: int = 0, policy: str = "qrwlock") -> Exercise:
     one seed is one scene for every policy), and states the tie rules (a release before an
     arrival at one instant; arrival order, then request index); the answer is its grant time
     from :func:`kvmviz.rwlock.replay` minus its arrival.
+
+    The exercise's :attr:`~Exercise.scene` holds what :class:`ReaderWait` names.
 
     Parameters
     ----------

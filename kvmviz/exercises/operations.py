@@ -142,6 +142,8 @@ def callback_order(seed: int = 0, layout: MemslotLayout | None = None) -> Exerci
     end, or one unpaired aging call); the explanation names the mm function that fires it and
     which of the callbacks take ``mmu_lock`` on each kernel (:func:`kvmviz.kernels.rule`).
 
+    The exercise's :attr:`~Exercise.scene` holds what :class:`CallbackOrder` names.
+
     Parameters
     ----------
     seed : int

@@ -212,6 +212,8 @@ def queued_behind(
     ``0 .. n - 1`` of one run pick its ``n`` such callbacks once each, in a fixed shuffled
     order.
 
+    The exercise's :attr:`~Exercise.scene` holds what :class:`QueuedBehind` names.
+
     Parameters
     ----------
     seed : int

@@ -463,6 +463,8 @@ def munmap_on_guest(seed: int = 0) -> Exercise:
     the range hits a memslot, so its rule is the same on every kernel
     (:func:`kvmviz.classify.callbacks`) and so is the answer.
 
+    The exercise's :attr:`~Exercise.scene` holds what :class:`MunmapOnGuest` names.
+
     Examples
     --------
     >>> q = munmap_on_guest(seed=2)

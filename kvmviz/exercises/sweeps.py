@@ -155,6 +155,8 @@ def first_vcpus_above(seed: int = 0, table: pd.DataFrame | None = None) -> Exerc
     fixed shuffled order; seed ``s`` asks what ``s % n`` asks (42 of the 45 on the model's
     sweep today: a gap between two values closer than that has no threshold).
 
+    The exercise's :attr:`~Exercise.scene` holds what :class:`FirstVcpusAbove` names.
+
     Parameters
     ----------
     seed : int

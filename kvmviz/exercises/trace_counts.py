@@ -330,6 +330,8 @@ def trace_count(seed: int = 0, classified: pd.DataFrame | None = None) -> Exerci
     chapter 02's trace). The answer is the sum of the ``hit`` column
     :func:`kvmviz.classify.records` computes over the window.
 
+    The exercise's :attr:`~Exercise.scene` holds what :class:`TraceCount` names.
+
     Parameters
     ----------
     seed : int
@@ -350,6 +352,8 @@ def ksm_hits(seed: int = 0, classified: pd.DataFrame | None = None) -> Exercise:
     ``s % n`` asks (6 on chapter 07's trace). The answer is the ``hit`` column
     :func:`kvmviz.classify.records` computed, the hit test of ``__kvm_handle_hva_range``
     (:meth:`MemslotLayout.hit_mask`).
+
+    The exercise's :attr:`~Exercise.scene` holds what :class:`KsmHits` names.
 
     Parameters
     ----------
@@ -388,6 +392,8 @@ def v513_locks(
     (8931a454aea0 left the ``on_lock`` path alone), the other callbacks only on a hit. The
     same callbacks a replay on v5.13 runs (:func:`kvmviz.experiments.compare_replay`), without
     simulating.
+
+    The exercise's :attr:`~Exercise.scene` holds what :class:`V513Locks` names.
 
     Parameters
     ----------
