@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from kvmviz.presets import VMM_HEAP, q35_512m_layout
+from kvmviz.inputs.presets import VMM_HEAP, q35_512m_layout
 
 PAGE = 4096
 LAYOUT = q35_512m_layout()
