@@ -1,10 +1,12 @@
 """The package's shape, read from its source: the data flow of ../shared/DESIGN.md, enforced.
 
-Every module of the package (``kvmviz/*.py`` and the stage folders' ``kvmviz/<stage>/*.py``)
-is parsed with :mod:`ast`, nothing is imported. A module is named by its stem (``kvmviz.plot``
-for ``kvmviz/views/plot.py``: stems are unique, and the package answers to both names). An
-import anywhere in a module counts: at the top, inside a function (a *deferred* import, such as
-``Run.summary``'s ``from ..stats.metrics import summarize``), under ``if TYPE_CHECKING:``.
+Every module of the package (``kvmviz/*.py``, the stage folders' ``kvmviz/<stage>/*.py``, and
+a module split into a folder of files, ``kvmviz/exercises/``: its ``__init__.py`` is
+``kvmviz.exercises``) is parsed with :mod:`ast`, nothing is imported. A module is named by its
+stem (``kvmviz.plot`` for ``kvmviz/views/plot.py``: stems are unique, and the package answers
+to both names). An import anywhere in a module counts: at the top, inside a function (a
+*deferred* import, such as ``Run.summary``'s ``from ..stats.metrics import summarize``), under
+``if TYPE_CHECKING:``.
 ``from ..views import x`` is an edge to the submodule ``kvmviz.x`` when there is one, and to
 the package (its ``__init__``) for any other name. From those edges:
 
@@ -12,7 +14,8 @@ the package (its ``__init__``) for any other name. From those edges:
 * the views (plot, timelines, animate) reach neither the engine nor the experiments, directly
   or through anything they import, and never call ``simulate``;
 * only the experiments and the controllers (widgets, cli, gallery) call ``simulate``; the
-  exercises may run one simulation per oracle, never one per loop turn;
+  exercises (every module of ``kvmviz/exercises/``) may run one simulation per oracle, never one
+  per loop turn;
 * the model modules import no matplotlib, ipywidgets or seaborn when they are imported (a
   function may import one when it is called).
 
@@ -33,12 +36,44 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kvmviz"
 # The stage folders, in the order the data flows (docs/architecture.md), and the shared helpers.
 STAGES = ("inputs", "model", "stats", "views", "_shared")
-FILES = {
-    p.stem: p
-    for p in sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("*/*.py"))
-    if p.name != "__init__.py" or p.parent == PACKAGE
-}
+# Folders whose __init__.py is no module of the flow: the stage folders, the style sheets.
+NOT_MODULES = (*STAGES, "styles")
+
+
+def _module_files() -> dict[str, Path]:
+    """Every module's file by stem. A folder that is not a stage folder is one module split
+    into files: its ``__init__.py`` is the module named by the folder (``kvmviz/exercises/
+    __init__.py`` is ``kvmviz.exercises``), each of its other files a module of its own."""
+    files: dict[str, Path] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        folder = path.parent.relative_to(PACKAGE).as_posix()
+        if path.name != "__init__.py":
+            stem = path.stem
+        elif path.parent == PACKAGE:
+            stem = "__init__"
+        elif folder not in NOT_MODULES:
+            stem = path.parent.name
+        else:
+            continue
+        assert stem not in files, f"two modules named {stem}: {files[stem]} and {path}"
+        files[stem] = path
+    return files
+
+
+FILES = _module_files()
 SUBMODULES = set(FILES) - {"__init__"}
+# The modules of kvmviz.exercises (the package's __init__ and each file of the folder).
+EXERCISES = tuple(stem for stem, path in FILES.items() if path.parent == PACKAGE / "exercises")
+# Packages whose ``from <package> import x`` names a submodule x (or a name of the __init__).
+_PACKAGES = (
+    "kvmviz",
+    *(f"kvmviz.{s}" for s in STAGES),
+    *(
+        f"kvmviz.{stem}"
+        for stem, path in FILES.items()
+        if path.name == "__init__.py" and stem != "__init__"
+    ),
+)
 
 VIEWS = ("plot", "timelines", "animate", "export")
 CONTROLLERS = ("widgets", "cli", "gallery")
@@ -128,7 +163,7 @@ def imports_of(source: str, stem: str) -> list[Import]:
             base = ".".join(package + ([node.module] if node.module else []))
         else:
             base = node.module or ""
-        if base not in ("kvmviz", *(f"kvmviz.{s}" for s in STAGES)):
+        if base not in _PACKAGES:
             return [_logical(base)]
         # ``from ..views import x``: the submodule x, or a name of the package's __init__.
         return [f"kvmviz.{a.name}" if a.name in SUBMODULES else base for a in node.names]
@@ -456,7 +491,7 @@ def test_a_view_never_calls_simulate(view):
     assert lines == [], f"{_path(view)} names simulate on lines {lines}"
 
 
-@pytest.mark.parametrize("stem", sorted(set(SOURCES) - {*MAY_SIMULATE, "exercises", "engine"}))
+@pytest.mark.parametrize("stem", sorted(set(SOURCES) - {*MAY_SIMULATE, *EXERCISES, "engine"}))
 def test_only_the_experiments_and_the_controllers_call_simulate(stem):
     """Outside experiments, widgets, cli and gallery (and the exercises, below), no module
     calls ``simulate``; the engine defines it and does not call itself."""
@@ -470,13 +505,20 @@ def test_the_engine_does_not_call_simulate_itself():
     assert lines == [], f"kvmviz/model/engine.py calls simulate on lines {lines}"
 
 
-def test_the_exercises_run_one_simulation_per_oracle_never_a_loop_of_them():
-    """kvmviz/exercises.py may call simulate (or the experiments) once per oracle; no call of
+@pytest.mark.parametrize("stem", EXERCISES)
+def test_the_exercises_run_one_simulation_per_oracle_never_a_loop_of_them(stem):
+    """kvmviz/exercises/ may call simulate (or the experiments) once per oracle; no call of
     simulate, or of one of its own functions that simulates, sits in a loop or comprehension."""
-    looped = looped_simulations(SOURCES["exercises"])
-    assert looped == [], "kvmviz/exercises.py loops over simulate: " + ", ".join(
+    looped = looped_simulations(SOURCES[stem])
+    assert looped == [], f"{_path(stem)} loops over simulate: " + ", ".join(
         f"line {line} ({what})" for line, what in looped
     )
+
+
+def test_the_exercises_are_a_folder_of_modules():
+    """kvmviz.exercises is its folder's __init__ and the folder's files, each read above."""
+    assert "exercises" in EXERCISES and len(EXERCISES) > 1
+    assert _path("exercises") == "kvmviz/exercises/__init__.py"
 
 
 @pytest.mark.parametrize("stem", MODEL)
@@ -550,8 +592,9 @@ def test_the_lazy_namespace_says_what_its_type_checking_block_says():
     assert names == kvmviz._NAMES
     # _MODULES says which stage folder each public module lives in, as the files do
     assert {m: kvmviz._MODULES[m] for m in where} == {m: f"{s}.{m}" for m, s in where.items()}
-    for module, dotted in kvmviz._MODULES.items():
-        assert _path(module) == f"kvmviz/{dotted.replace('.', '/')}.py"
+    for module, dotted in kvmviz._MODULES.items():  # a file, or a folder's __init__
+        where = f"kvmviz/{dotted.replace('.', '/')}"
+        assert _path(module) in (f"{where}.py", f"{where}/__init__.py")
     assert set(kvmviz.__all__) == modules | set(names)
     for name in kvmviz.__all__:
         module = __import__(f"kvmviz.{kvmviz._NAMES.get(name, name)}", fromlist=["_"])

@@ -161,7 +161,10 @@ def _public_callables():
             obj = getattr(module, name)
             if inspect.isfunction(obj):
                 yield f"{stem}.{name}", obj
-            elif inspect.isclass(obj) and obj.__module__ == module.__name__:
+            elif inspect.isclass(obj) and (
+                obj.__module__ == module.__name__
+                or obj.__module__.startswith(f"{module.__name__}.")  # a folder's file
+            ):
                 for attr, value in vars(obj).items():
                     if inspect.isfunction(value) and not attr.startswith("_"):
                         yield f"{stem}.{name}.{attr}", value

@@ -1,22 +1,15 @@
-"""kvmviz.exercises: every generator read back from its own question text, and the oracles.
+"""kvmviz.exercises: every generator's answer computed again by an oracle of its own.
 
-For each kind of ``kvmviz quiz`` (:data:`kvmviz.exercises.KINDS`) the tests below parse the
-*question a learner sees* (not the generator's internals), compute the answer with an
-independent brute-force oracle that uses only what the text states plus the kernel rule it
-tests, and check that the exercise accepts that answer in every spelling the question promises
-and rejects a wrong one. The oracles share no code with the package:
-
-* the lock: a code-level transcription of ``kernel/locking/qrwlock.c`` (a ``cnts`` word with
-  reader bias from bit 9, ``_QW_WAITING`` 0x100, ``_QW_LOCKED`` 0xff, and a FIFO ``wait_lock``,
-  each request stepping through ``queued_read_lock`` / ``queued_write_lock`` and their slow
-  paths on integer time), plus a reader-preferring lock and a spinlock (docs/kernel.md §4);
-* ``mmu_notifier_retry_hva``: each callback's effect on ``mmu_notifier_count`` /
-  ``mmu_notifier_seq`` as the v5.12, v5.13 and v5.15 code does it, with a page-by-page hit
-  test (docs/kernel.md §1.2, §3.1, §3.2);
-* the callbacks an mm operation fires, as a table of the mm functions (docs/kernel.md §1.2,
-  §1.6);
-* the hold of a callback from the cost rules (a lock round trip, ``walks x n`` memslot visits,
-  the zap of a page, one VM-wide TLB flush), trying every n.
+For each kind of ``kvmviz quiz`` (:data:`kvmviz.exercises.KINDS`) the tests below take the
+parameters the exercise asked about (its ``scene``: the memslots, the range, the kernel, the
+lock requests, the callbacks, the trace lines, the run), compute the answer with an
+independent brute-force oracle (tests/_exercise_oracles.py: the kernel's rules transcribed,
+sharing no code with the package), and check that the exercise accepts that answer in every
+spelling the question promises and rejects a wrong one. The *question a learner sees* states
+every one of those parameters as the scene has them (test_every_question_states_its_scene,
+below), so the text alone decides the answer; munmap-on-guest is also answered from its
+printed numbers alone. The hold of a callback is checked against the cost rules (a lock round
+trip, ``walks x n`` memslot visits, the zap of a page, one VM-wide TLB flush), trying every n.
 
 At the bottom, kvmviz.rwlock.replay checked against the code-level lock oracle the lock
 exercises are built on.
@@ -33,24 +26,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _exercise_oracles import (
+    CALLBACKS_OF,
+    END,
+    FAULT_HVA,
+    LAYOUT,
+    LOCKS_ON_MISS,
+    PAGE,
+    PHRASES,
+    RAM,
+    START,
+    WALKS,
+    callback_streams,
+    lock_oracle,
+    overlaps,
+    page_hits,
+    requests,
+    retry_oracle,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvmviz as kv
 from kvmviz import cli, exercises
 from kvmviz.engine import scripted_run
-from kvmviz.exercises import CallbackOrderExercise, _markdown_to_html, _parse
+from kvmviz.exercises import CallbackOrderExercise, costs, lock_order, trace_counts
+from kvmviz.exercises.base import _parse
+from kvmviz.exercises.render import markdown_to_html
 from kvmviz.memslots import PAGE_SIZE
 from kvmviz.notifiers import EVENT_KINDS
-from kvmviz.presets import VMM_HEAP, many_memslots_layout, q35_512m_layout
+from kvmviz.presets import VMM_HEAP, many_memslots_layout
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = range(200)
-PAGE = 4096
 HEX = r"0x[0-9a-f]+"
-LAYOUT = q35_512m_layout()
 DEFAULT = kv.Scenario()
-START, END = "invalidate_range_start", "invalidate_range_end"
 
 
 def _accepts(q, spellings) -> None:
@@ -66,293 +76,23 @@ def _rejects(q, wrong) -> None:
     assert why.startswith(("Not quite", "Not understood"))
 
 
-# -- the lock oracle: kernel/locking/qrwlock.c, a reader-preferring lock, a spinlock ----------
-_QW_LOCKED, _QW_WAITING, _QR_BIAS = 0xFF, 0x100, 0x200
-_QW_WMASK = 0x1FF
+def _slot_lines(layout, gfns: bool = False) -> list[str]:
+    """How a question lists each memslot, one line each (written here, not by the package)."""
+    return [
+        f"- slot {s.slot} (as_id {s.as_id}): "
+        + (f"gfn [{s.base_gfn:#x}, {s.base_gfn + s.npages:#x}) at " if gfns else "")
+        + f"hva [{s.hva_start:#x}, {s.hva_end:#x})"
+        for s in layout
+    ]
 
 
-def _qrwlock_oracle(arrival, is_writer, hold) -> list[int]:
-    """Grant times from the qrwlock code paths, stepped one µs at a time."""
-    n = len(arrival)
-    order = sorted(range(n), key=lambda i: (arrival[i], i))
-    cnts = 0
-    wait_lock: list[int] = []  # FIFO of requests holding (head) or queued on wait_lock
-    state = dict.fromkeys(range(n), "new")
-    grant: list[int | None] = [None] * n
-    release: dict[int, int] = {}
-    t = 0
-    while None in grant or release:
-        # Releases first (queued_read_unlock / queued_write_unlock).
-        for i in [i for i, r in release.items() if r == t]:
-            cnts -= _QW_LOCKED if is_writer[i] else _QR_BIAS
-            del release[i]
-            state[i] = "done"
-        cnts = _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t)
-        # Arrivals, in order: the fast paths.
-        for i in (i for i in order if arrival[i] == t):
-            if is_writer[i]:
-                if cnts == 0:  # queued_write_lock: cmpxchg 0 -> _QW_LOCKED
-                    cnts = _QW_LOCKED
-                    state[i] = "inside"
-                else:
-                    wait_lock.append(i)
-                    state[i] = "queued"
-            else:
-                cnts += _QR_BIAS  # queued_read_lock: add the bias, look at the writer bits
-                if cnts & _QW_WMASK == 0:
-                    state[i] = "inside"
-                else:
-                    cnts -= _QR_BIAS  # slow path: back out, queue on wait_lock
-                    wait_lock.append(i)
-                    state[i] = "queued"
-            if state[i] == "inside":
-                grant[i] = t
-                release[i] = t + hold[i]
-            # Whoever is at the head of wait_lock spins; let every spin run to a fixpoint.
-            cnts = _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t)
-        cnts = _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t)
-        t += 1
-        assert t < 10_000
-    return grant
-
-
-def _spin(wait_lock, state, cnts, grant, release, hold, is_writer, t) -> int:
-    progress = True
-    while progress and wait_lock:
-        progress = False
-        head = wait_lock[0]
-        if state[head] == "queued":  # it now owns wait_lock
-            if is_writer[head]:
-                state[head] = "writer-head"
-            else:
-                cnts += _QR_BIAS  # queued_read_lock_slowpath: re-add the bias, then spin
-                state[head] = "reader-spin"
-        if state[head] == "reader-spin":
-            # Spin while _QW_LOCKED is set.
-            if cnts & 0xFF == 0:
-                state[head] = "inside"
-                grant[head], release[head] = t, t + hold[head]
-                wait_lock.pop(0)  # release wait_lock: the next in line becomes head
-                progress = True
-        elif state[head] == "writer-head":
-            # queued_write_lock_slowpath: got wait_lock; lock if free, else set _QW_WAITING.
-            if cnts == 0:
-                cnts = _QW_LOCKED
-            else:
-                cnts |= _QW_WAITING
-                state[head] = "writer-waiting"
-                continue
-            state[head] = "inside"
-            grant[head], release[head] = t, t + hold[head]
-            wait_lock.pop(0)
-            progress = True
-        elif state[head] == "writer-waiting":
-            if cnts == _QW_WAITING:  # every reader has left
-                cnts = _QW_LOCKED
-                state[head] = "inside"
-                grant[head], release[head] = t, t + hold[head]
-                wait_lock.pop(0)
-                progress = True
-    return cnts
-
-
-def _reader_pref_oracle(arrival, is_writer, hold) -> list[int]:
-    """Readers enter unless a writer holds; a writer enters when nobody is inside."""
-    n = len(arrival)
-    grant: list[int | None] = [None] * n
-    waiting_readers: list[int] = []
-    waiting_writers: list[int] = []
-    t = 0
-    while None in grant:
-        inside = [i for i in range(n) if grant[i] is not None and grant[i] + hold[i] > t]
-        writer_in = any(is_writer[i] for i in inside)
-        if not writer_in:
-            for i in waiting_readers:
-                grant[i] = t
-            inside += waiting_readers
-            waiting_readers = []
-            if not inside and waiting_writers:
-                w = waiting_writers.pop(0)
-                grant[w] = t
-                inside, writer_in = [w], True
-        for i in sorted((i for i in range(n) if arrival[i] == t), key=lambda i: i):
-            if not is_writer[i]:
-                if writer_in:
-                    waiting_readers.append(i)
-                else:
-                    grant[i] = t
-                    inside.append(i)
-            elif not inside and not waiting_writers:
-                grant[i], writer_in = t, True
-                inside.append(i)
-            else:
-                waiting_writers.append(i)
-        t += 1
-    return grant
-
-
-def _spinlock_oracle(arrival, is_writer, hold) -> list[int]:
-    """One holder at a time, first come first served."""
-    free_at, grant = 0, [0] * len(arrival)
-    for i in sorted(range(len(arrival)), key=lambda i: (arrival[i], i)):
-        grant[i] = max(free_at, arrival[i])
-        free_at = grant[i] + hold[i]
-    return grant
-
-
-def lock_oracle(arrival, is_writer, hold, policy) -> list[int]:
-    """Grant times of each request under ``policy``, from the oracles above."""
-    return {
-        "qrwlock": _qrwlock_oracle,
-        "reader-pref": _reader_pref_oracle,
-        "spinlock": _spinlock_oracle,
-    }[policy](list(arrival), list(is_writer), list(hold))
-
-
-requests = st.integers(1, 9).flatmap(
-    lambda n: st.tuples(
-        st.lists(st.integers(0, 15), min_size=n, max_size=n),
-        st.lists(st.booleans(), min_size=n, max_size=n),
-        st.lists(st.integers(1, 8), min_size=n, max_size=n),
-    )
-)
-
-
-# -- the retry oracle: mmu_notifier_retry_hva() after the callbacks, from the kernel text ------
-def page_hits(layout, start: int, end: int) -> bool:
-    """Brute force: does any page of [start, end) lie in a memslot?"""
-    pages = range(start // PAGE, (end + PAGE - 1) // PAGE)
-    return any(s.hva_start // PAGE <= p < s.hva_end // PAGE for p in pages for s in layout)
-
-
-def retry_oracle(kernel: str, layout, hva: int, seq0: int, callbacks) -> bool:
-    """mmu_notifier_retry_hva() after the callbacks, transcribed from the kernel."""
-    count, seq, lo, hi = 0, seq0, None, None
-    for callback, start, end in callbacks:
-        hit = page_hits(layout, start, end)
-        # The on_lock path (count/seq) runs always before 071064f14d87, on a hit after it.
-        on_lock = kernel in ("v5.12", "v5.13") or hit
-        if callback == START and on_lock:  # kvm_inc_notifier_count
-            lo, hi = (start, end) if count == 0 else (min(lo, start), max(hi, end))
-            count += 1
-        elif callback == END and on_lock:  # kvm_dec_notifier_count: seq++, smp_wmb(), count--
-            seq += 1
-            count -= 1
-        elif callback == "change_pte" and kernel == "v5.12":  # until c13fda237f08
-            seq += 1
-    return (count != 0 and lo <= hva < hi) or seq != seq0
-
-
-RAM = max(LAYOUT, key=lambda s: s.npages)
-FAULT_HVA = RAM.hva_start + 1000 * PAGE
-
-
-@st.composite
-def callback_streams(draw):
-    """Well-formed notifier streams: events, sometimes nested, sometimes cut short."""
-    places = st.sampled_from(
-        [FAULT_HVA - 2 * PAGE, FAULT_HVA, RAM.hva_start, RAM.hva_end - 4 * PAGE, VMM_HEAP[0]]
-    )
-    order: list = []
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["pair", "move", "clear_young", "test_young"]))
-        start = draw(places)
-        npages = draw(st.integers(1, 4)) if kind in ("pair", "clear_young") else 1
-        end = start + npages * PAGE
-        if kind == "pair":
-            event = [(START, start, end), (END, start, end)]
-        elif kind == "move":
-            event = [(START, start, end), ("change_pte", start, end), (END, start, end)]
-        else:
-            event = [(kind, start, end)]
-        if order and order[-1][0] == END and len(event) > 1 and draw(st.booleans()):
-            order[len(order) - 1 : len(order) - 1] = event
-        else:
-            order.extend(event)
-    cut = draw(st.integers(1, len(order)))
-    return order[:cut]
-
-
-# -- the callback-order oracle: what the kernel's mm code fires for each operation -------------
-# Phrase in the question -> what the kernel fires (set_pte_at_notify callers give change_pte).
-CALLBACK_ORACLE = {
-    "`munmap`s": (START, END),
-    "MADV_DONTNEED": (START, END),
-    "NUMA balancing migrates": (START, END),
-    "`replace_page()`": (START, "change_pte", END),
-    "copy-on-write": (START, "change_pte", END),
-    "Page reclaim": ("clear_flush_young",),
-    "page_idle/bitmap": ("clear_young",),
-    "khugepaged": ("test_young",),
-}
-
-
-def callback_oracle(question: str) -> tuple[str, ...]:
-    """The callbacks of the one operation the question names."""
-    found = [seq for phrase, seq in CALLBACK_ORACLE.items() if phrase in question]
-    assert len(found) == 1, f"no single oracle phrase in: {question}"
-    return found[0]
-
-
-# -- what the questions state, parsed back ---------------------------------------------------
-def _slots(question: str) -> list[dict]:
-    """The memslot list of a question: ``- slot N (as_id A): [gfn [g0, g1) at] hva [h0, h1)``."""
-    pattern = re.compile(
-        rf"^- slot (\d+) \(as_id (\d)\): (?:gfn \[({HEX}), ({HEX})\) at )?"
-        rf"hva \[({HEX}), ({HEX})\)$",
-        re.MULTILINE,
-    )
-    slots = []
-    for slot, as_id, g0, g1, h0, h1 in pattern.findall(question):
-        slots.append(
-            {
-                "slot": int(slot),
-                "as_id": int(as_id),
-                "gfn": (int(g0, 16), int(g1, 16)) if g0 else None,
-                "hva": (int(h0, 16), int(h1, 16)),
-            }
-        )
-    assert slots, question
-    return slots
-
-
-def _kernel(question: str) -> str:
-    return re.search(r"\*\*(v5\.1[235])\*\*", question)[1]
-
-
-def _requests(question: str):
-    """The ``- request i: writer|reader ... arrives at t=A µs, holds H µs`` lines, in order."""
-    rows = re.findall(r"^- request (\d+): (writer|reader).* at t=(\d+) µs, holds (\d+) µs$",
-                      question, re.MULTILINE)  # fmt: skip
-    assert [int(i) for i, *_ in rows] == list(range(len(rows)))
+def _requests(scene) -> tuple[list, list, list]:
+    """The lock requests of a grant-order or reader-wait scene, as lists."""
     return (
-        [int(a) for *_, a, _ in rows],
-        [w == "writer" for _, w, _, _ in rows],
-        [int(h) for *_, h in rows],
+        [int(a) for a in scene.arrival],
+        [bool(w) for w in scene.is_writer],
+        [int(h) for h in scene.hold],
     )
-
-
-def _overlaps(a: tuple, b: tuple) -> bool:
-    return max(a[0], b[0]) < min(a[1], b[1])
-
-
-# docs/kernel.md §1.2/§2: which callbacks take mmu_lock, by kernel, on a miss (every kernel on
-# a hit):
-# all on v5.12; on v5.13 (8931a454aea0) only the start/end pair; none on v5.15 (071064f14d87).
-LOCKS_ON_MISS = {
-    "v5.12": {
-        "invalidate_range_start",
-        "invalidate_range_end",
-        "change_pte",
-        "clear_flush_young",
-        "clear_young",
-        "test_young",
-    },
-    "v5.13": {"invalidate_range_start", "invalidate_range_end"},
-    "v5.15": set(),
-}
-# How many times each kernel walks the memslots under the lock (3039bcc74498 merged v5.12's two).
-WALKS = {"v5.12": 2, "v5.13": 1, "v5.15": 1}
 
 
 # -- KINDS and quiz: one spelling per kind ----------------------------------------------------
@@ -424,24 +164,58 @@ def test_quiz_refuses_an_unknown_kind_or_option_by_name():
         exercises.quiz("grant-order", 0, n=4)
 
 
+@pytest.mark.parametrize("kind", FAST_KINDS)
+def test_an_exercise_keeps_the_scene_it_asked_about(kind):
+    """Every generator is a Generator whose hooks run in turn: the exercise keeps its scene,
+    and the hooks on that scene give the same question, answer and explanation again."""
+    from kvmviz.exercises.base import Generator, Scene
+
+    for seed in (0, 3):
+        q = exercises.quiz(kind, seed)
+        assert isinstance(q.scene, Scene) and vars(q.scene)
+        generator = next(
+            g for g in vars(_module_of(kind)).values()
+            if isinstance(g, Generator) and g.kind == kind
+        )  # fmt: skip
+        answer = generator.answer(q.scene)
+        assert (generator.question(q.scene), answer) == (q.question, q.answer)
+        assert generator.explain(q.scene, answer) == q.explanation
+    assert vars(exercises.Exercise("takes-lock", 0, "?", True, "why").scene) == {}
+
+
+def _module_of(kind: str):
+    import importlib
+
+    return importlib.import_module(exercises.KINDS[kind].__module__)
+
+
+def test_a_generator_says_which_hook_it_lacks():
+    """A kind that overrides no hook fails by the hook's name, not with a bare error."""
+    from kvmviz.exercises.base import Generator
+
+    class Nothing(Generator):
+        kind, salt = "nothing", "nothing"
+
+    with pytest.raises(NotImplementedError, match="Nothing draws no scene"):
+        Nothing()(seed=0)
+
+
 # -- takes-lock -------------------------------------------------------------------------------
-def takes_lock_oracle(question: str) -> bool:
-    kernel = _kernel(question)
-    callback, start, end = re.search(
-        rf"calls `(\w+)` on hva range \[({HEX}), ({HEX})\)", question
-    ).groups()
-    hit = any(_overlaps((int(start, 16), int(end, 16)), s["hva"]) for s in _slots(question))
-    return hit or callback in LOCKS_ON_MISS[kernel]
+def takes_lock_oracle(scene) -> bool:
+    """A half-open overlap test with every memslot, then the kernel's rule on a miss."""
+    slots = [(s.hva_start, s.hva_end) for s in scene.layout]
+    hit = any(overlaps((scene.start, scene.end), slot) for slot in slots)
+    return hit or scene.callback in LOCKS_ON_MISS[scene.kernel]
 
 
-def test_takes_lock_answers_are_what_the_text_implies():
-    """The slots, kernel, callback and range the text lists decide the answer (a
-    half-open overlap test, then the kernel's rule); True/False and yes/no in any case work."""
+def test_takes_lock_answers_are_what_the_scene_implies():
+    """The slots, kernel, callback and range asked about decide the answer (a half-open
+    overlap test, then the kernel's rule); True/False and yes/no in any case work."""
     answers = []
     for seed in SEEDS:
         q = exercises.takes_lock_question(seed)
         assert "(answer True or False; yes or no also work)" in q.question
-        expected = takes_lock_oracle(q.question)
+        expected = takes_lock_oracle(q.scene)
         assert q.answer is expected, seed
         word = "yes" if expected else "no"
         _accepts(q, [expected, np.bool_(expected), str(expected), word, f" {word.upper()} "])
@@ -452,17 +226,12 @@ def test_takes_lock_answers_are_what_the_text_implies():
 
 
 # -- zapped-gfns ------------------------------------------------------------------------------
-def zapped_oracle(question: str) -> list[tuple[int, int]]:
+def zapped_oracle(scene) -> list[tuple[int, int]]:
     """Page by page: each page the range touches, in each slot mapping it, gives one gfn."""
-    start, end = (
-        int(x, 16)
-        for x in re.search(
-            rf"`invalidate_range_start` on hva \[({HEX}), ({HEX})\)", question
-        ).groups()
-    )
+    start, end = scene.start, scene.end
     pairs = []
-    for s in _slots(question):
-        (h0, h1), (g0, _) = s["hva"], s["gfn"]
+    for s in scene.layout:
+        h0, h1, g0 = s.hva_start, s.hva_end, s.base_gfn
         gfns = [
             g0 + (page - h0) // PAGE
             for page in range(start // PAGE * PAGE, end, PAGE)
@@ -478,24 +247,23 @@ def test_zapped_gfns_question_lists_every_slot_and_asks_for_all_of_them():
     """The question names the slot the range begins in, but lists every memslot of the layout
     with its address space and asks for a pair per slot touched: the alias counts."""
     q = exercises.zapped_gfns(3)
-    listed = {(s["slot"], s["as_id"]) for s in _slots(q.question)}
-    assert listed == {(s.slot, s.as_id) for s in LAYOUT}
+    _stated_slots(q, gfns=True)  # every slot of the layout, with its address space
     assert "in **every** memslot the range touches" in q.question
     assert "`gfn_end` exclusive" in q.question
     assert "in either address space" in q.question
     # The BIOS alias: isa-bios (slot 3) and pc.bios (slot 1) map the same host pages.
-    assert zapped_oracle(q.question) == [(0xEC, 0xEF), (0xFFFEC, 0xFFFEF)]
+    assert zapped_oracle(q.scene) == [(0xEC, 0xEF), (0xFFFEC, 0xFFFEF)]
     _accepts(q, ["236 239 1048556 1048559", "0xfffec 0xfffef 0xec 0xef"])
     _rejects(q, "236 239")  # only the slot the question starts from
 
 
-def test_zapped_gfns_answers_are_what_the_text_implies():
+def test_zapped_gfns_answers_are_what_the_scene_implies():
     """Every touched slot's pair, in decimal, hex, with brackets, in any order of the
     pairs; an end rounded down, a forgotten alias or half a pair is wrong."""
     several = 0
     for seed in SEEDS:
         q = exercises.zapped_gfns(seed)
-        pairs = zapped_oracle(q.question)
+        pairs = zapped_oracle(q.scene)
         assert sorted(zip(q.answer[::2], q.answer[1::2], strict=True)) == sorted(pairs), seed
         flat = [x for p in pairs for x in p]
         spellings = [
@@ -536,15 +304,15 @@ TIES = (
 
 
 @pytest.mark.parametrize("policy", ["qrwlock", "reader-pref", "spinlock"])
-def test_grant_order_answers_are_what_the_text_implies(policy):
-    """The request list and the stated tie rules fix every grant time (the code-level
-    qrwlock oracle); spaces, commas, brackets, leading zeros and hex all work."""
+def test_grant_order_answers_are_what_the_scene_implies(policy):
+    """The requests and the stated tie rules fix every grant time (the code-level qrwlock
+    oracle); spaces, commas, brackets, leading zeros and hex all work."""
     tied = 0
     for seed in SEEDS:
         q = exercises.grant_order(seed, policy=policy)
         assert TIES in q.question
         assert f"Under **{policy}** (" in q.question
-        arrival, is_writer, hold = _requests(q.question)
+        arrival, is_writer, hold = _requests(q.scene)
         grants = lock_oracle(arrival, is_writer, hold, policy)
         assert q.answer == grants, seed
         tied += len(set(arrival)) < len(arrival)
@@ -565,15 +333,15 @@ def test_grant_order_answers_are_what_the_text_implies(policy):
 
 
 @pytest.mark.parametrize("policy", ["qrwlock", "reader-pref", "spinlock"])
-def test_reader_wait_answers_are_what_the_text_implies(policy):
+def test_reader_wait_answers_are_what_the_scene_implies(policy):
     """The asked reader's wait is its oracle grant minus its arrival; a trailing µs
     (micro sign, Greek mu or "us") and a decimal point are fine."""
     waits = set()
     for seed in SEEDS:
         q = exercises.reader_wait(seed, policy=policy)
         assert TIES in q.question
-        arrival, is_writer, hold = _requests(q.question)
-        asked = int(re.search(r"how long does request (\d+) \(a reader\) wait", q.question)[1])
+        arrival, is_writer, hold = _requests(q.scene)
+        asked = q.scene.asked
         wait = lock_oracle(arrival, is_writer, hold, policy)[asked] - arrival[asked]
         assert q.answer == wait, seed
         waits.add(wait)
@@ -593,13 +361,13 @@ def test_grant_order_on_workshop_seed_0_says_the_reader_pref_answer_is_wrong():
 
 
 # -- callback-order -----------------------------------------------------------------------------
-def test_callback_order_answers_are_what_the_text_implies():
-    """The operation named in the text fixes the callbacks; the short names, arrows,
-    spaces and any case work; a reversed order or an extra callback is wrong."""
+def test_callback_order_answers_are_what_the_scene_implies():
+    """The operation asked about fixes the callbacks; the short names, arrows, spaces and any
+    case work; a reversed order or an extra callback is wrong."""
     for seed in SEEDS:
         q = exercises.callback_order(seed)
         assert "separated by commas, spaces or arrows" in q.question
-        expected = callback_oracle(q.question)
+        expected = CALLBACKS_OF[q.scene.operation]
         assert tuple(q.answer) == expected, seed
         short = [{"invalidate_range_start": "start", "invalidate_range_end": "end"}.get(c, c)
                  for c in expected]  # fmt: skip
@@ -618,12 +386,13 @@ def test_callback_order_answers_are_what_the_text_implies():
 
 
 # -- walk-threshold ----------------------------------------------------------------------------
-def walk_threshold_oracle(question: str) -> int:
-    """The smallest n with lock + walks x n x walk > threshold, in exact arithmetic."""
-    walk_ns = Fraction(re.search(r"Visiting one memslot costs ([\d.]+) ns", question)[1])
-    lock_ns = Fraction(re.search(r"`mmu_lock` costs ([\d.]+) ns", question)[1])
-    threshold_ns = 1000 * int(re.search(r"\*\*more than (\d+) µs\*\*", question)[1])
-    walks = WALKS[_kernel(question)]
+def walk_threshold_oracle(scene) -> int:
+    """The smallest n with lock + walks x n x walk > threshold, in exact arithmetic (the
+    costs as decimals, as the question prints them)."""
+    walk_ns = Fraction(f"{scene.base.memslot_walk_ns:g}")
+    lock_ns = Fraction(f"{scene.base.lock_op_us * 1000:g}")
+    threshold_ns = 1000 * int(scene.threshold_us)
+    walks = WALKS[scene.kernel]
     lo, hi = 1, 32764
     while lo < hi:  # the hold grows with n: bisect on the predicate
         mid = (lo + hi) // 2
@@ -631,16 +400,16 @@ def walk_threshold_oracle(question: str) -> int:
     return lo
 
 
-def test_walk_threshold_answers_are_what_the_text_implies():
-    """The costs in the text and the kernel's number of walks give the smallest n
-    (exact arithmetic); n - 1 and n + 1 are wrong."""
+def test_walk_threshold_answers_are_what_the_scene_implies():
+    """The costs and the kernel's number of walks give the smallest n (exact arithmetic);
+    n - 1 and n + 1 are wrong."""
     asked = set()
     for seed in range(40):  # each question simulates a few layouts: fewer seeds, all 10 cases
         q = exercises.memslot_walk_threshold(seed)
         assert "count each walk" in q.question
-        n = walk_threshold_oracle(q.question)
+        n = walk_threshold_oracle(q.scene)
         assert q.answer == n, seed
-        asked.add((_kernel(q.question), re.search(r"more than (\d+) µs", q.question)[1]))
+        asked.add((q.scene.kernel, q.scene.threshold_us))
         _accepts(q, [n, str(n), f"{n} memslots", f"{n}.0", f"{n:#x}"])
         _rejects(q, n - 1)
         _rejects(q, n + 1)
@@ -648,31 +417,23 @@ def test_walk_threshold_answers_are_what_the_text_implies():
 
 
 # -- flush-hold --------------------------------------------------------------------------------
-def flush_hold_oracle(question: str, walks: int) -> float:
+def flush_hold_oracle(scene, walks: int) -> float:
     """The hold from the costs the question lists: lock, walk, zap of 4 KiB, one TLB flush."""
-
-    def number(pattern: str) -> float:
-        return float(re.search(pattern, question)[1])
-
-    n_vcpus = number(r"\*\*(\d+) vCPUs\*\*")
-    hold_ns = number(r"lock \+ unlock ([\d.]+) ns") + walks * number(
-        r"([\d.]+) ns per memslot walked"
-    ) * number(r"\((\d+) memslots\)")
-    zap_us = number(r"zapping ([\d.]+) µs") + number(r"\+ ([\d.]+) µs per MiB") * PAGE / 2**20
-    per_vcpu = number(r"([\d.]+) µs x N for N <= 64")
-    exponent = number(r"\(N/64\)\^([\d.]+)`")
-    reach = n_vcpus if n_vcpus <= 64 else 64 * (n_vcpus / 64) ** exponent
-    flush_us = number(r"TLB flush ([\d.]+) µs") + per_vcpu * reach
+    s, n_vcpus = scene.scenario, scene.n_vcpus
+    hold_ns = s.lock_op_us * 1000 + walks * s.memslot_walk_ns * len(s.layout)
+    zap_us = s.zap_base_us + s.zap_us_per_mib * PAGE / 2**20
+    reach = n_vcpus if n_vcpus <= 64 else 64 * (n_vcpus / 64) ** s.tlb_flush_exponent
+    flush_us = s.tlb_flush_base_us + s.tlb_flush_per_vcpu_us * reach
     return hold_ns / 1000 + zap_us + flush_us
 
 
-def test_flush_hold_answers_are_what_the_text_implies():
+def test_flush_hold_answers_are_what_the_scene_implies():
     """The listed costs give the hold, rounded; the answer does not depend on the
     number of walks, which the text leaves out; one µs off is wrong."""
     for seed in SEEDS:
         q = exercises.hit_flush_hold(seed)
         # The text does not say how many walks a kernel makes: the answer must not depend on it.
-        once, twice = (round(flush_hold_oracle(q.question, w)) for w in (1, 2))
+        once, twice = (round(flush_hold_oracle(q.scene, w)) for w in (1, 2))
         assert q.answer == once == twice, seed
         _accepts(q, [once, f"{once}", f"{once} µs", f"{once}.0"])
         _rejects(q, once + 1)
@@ -680,35 +441,19 @@ def test_flush_hold_answers_are_what_the_text_implies():
 
 
 # -- must-retry --------------------------------------------------------------------------------
-def must_retry_oracle(question: str) -> bool:
-    kernel = _kernel(question)
-    hva = int(re.search(rf"A vCPU faults on hva ({HEX})", question)[1], 16)
-    seq = int(re.search(r"samples `mmu_notifier_seq` = (\d+)", question)[1])
-    callbacks = [
-        (cb, int(start, 16), int(end, 16))
-        for cb, start, end in re.findall(
-            rf"^\d+\. `(\w+)` (?:on hva|at hva {HEX} \(its page:) \[({HEX}), ({HEX})\)",
-            question,
-            re.MULTILINE,
-        )
-    ]
-    steps = re.findall(r"^\d+\. `", question, re.MULTILINE)
-    assert len(callbacks) == len(steps), question
-    # The layout as the text lists it (the oracle's hit test reads only hva_start / hva_end).
-    layout = [
-        type("Slot", (), {"hva_start": s["hva"][0], "hva_end": s["hva"][1]})
-        for s in _slots(question)
-    ]
-    return retry_oracle(kernel, layout, hva, seq, callbacks)
+def must_retry_oracle(scene) -> bool:
+    """The kernel-text oracle on the fault, the sampled seq and the callbacks asked about."""
+    case = scene.case
+    return retry_oracle(case.kernel, scene.layout, case.hva, case.seq, case.calls)
 
 
-def test_must_retry_answers_are_what_the_text_implies():
-    """The slots, fault, seq and callbacks the text lists decide mmu_notifier_retry_hva
-    (the kernel-text oracle of chapter 05); both answers occur."""
+def test_must_retry_answers_are_what_the_scene_implies():
+    """The slots, fault, seq and callbacks asked about decide mmu_notifier_retry_hva (the
+    kernel-text oracle of chapter 05); both answers occur."""
     answers = []
     for seed in SEEDS:
         q = exercises.must_retry(seed)
-        expected = must_retry_oracle(q.question)
+        expected = must_retry_oracle(q.scene)
         assert q.answer is expected, seed
         _accepts(q, [expected, str(expected).lower(), "yes" if expected else "no"])
         _rejects(q, not expected)
@@ -717,21 +462,19 @@ def test_must_retry_answers_are_what_the_text_implies():
 
 
 # -- hit-or-miss --------------------------------------------------------------------------------
-def hit_or_miss_oracle(question: str) -> bool:
-    """Byte by byte: the half-open range overlaps some listed slot's half-open hvas."""
-    start, end = (
-        int(x, 16) for x in re.search(rf"fires on hva \[({HEX}), ({HEX})\)", question).groups()
-    )
-    return any(_overlaps((start, end), s["hva"]) for s in _slots(question))
+def hit_or_miss_oracle(scene) -> bool:
+    """Byte by byte: the half-open range overlaps some slot's half-open hvas."""
+    slots = [(s.hva_start, s.hva_end) for s in scene.layout]
+    return any(overlaps((scene.start, scene.end), slot) for slot in slots)
 
 
-def test_hit_or_miss_answers_are_what_the_text_implies():
-    """The slots and the range the text lists decide the answer (a half-open overlap test);
+def test_hit_or_miss_answers_are_what_the_scene_implies():
+    """The slots and the range asked about decide the answer (a half-open overlap test);
     ranges near the edges make both answers occur, and True/False and yes/no work."""
     answers = []
     for seed in SEEDS:
         q = exercises.hit_or_miss(seed)
-        expected = hit_or_miss_oracle(q.question)
+        expected = hit_or_miss_oracle(q.scene)
         assert q.answer is expected, seed
         _accepts(q, [expected, str(expected), "yes" if expected else "no"])
         _rejects(q, not expected)
@@ -762,26 +505,27 @@ def trace():
     return kv.load_ftrace(TRACE), kv.traces.load_layout(TRACE_LAYOUT)
 
 
-def trace_count_oracle(question: str, events, layout) -> tuple[int, int]:
-    """(hits, notifications) between the two lines the text names, by a byte-overlap test."""
-    lo, hi = (int(x) for x in re.search(r"between lines (\d+) and (\d+)", question).groups())
+def trace_count_oracle(scene, events, layout) -> tuple[int, int]:
+    """(hits, notifications) between the two lines asked about, by a byte-overlap test on the
+    raw records."""
+    lo, hi = scene.lo, scene.hi
     rows = events[events["callback"].notna() & events["line"].between(lo, hi)]
     slots = [(s.hva_start, s.hva_end) for s in layout]
     hits = sum(
-        any(_overlaps((int(a), int(b)), slot) for slot in slots)
+        any(overlaps((int(a), int(b)), slot) for slot in slots)
         for a, b in zip(rows["hva_start"], rows["hva_end"], strict=True)
     )
     return hits, len(rows)
 
 
 def test_trace_count_answers_are_what_the_trace_says(trace):
-    """The lines the text names hold 30 notifications; the answer counts those whose range
+    """The lines asked about hold 30 notifications; the answer counts those whose range
     overlaps a memslot; one off is wrong."""
     events, layout = trace
     classified = kv.classify.records(events, layout)
     for seed in range(30):
         q = exercises.trace_count(seed, classified=classified)
-        hits, notifications = trace_count_oracle(q.question, events, layout)
+        hits, notifications = trace_count_oracle(q.scene, events, layout)
         assert notifications == 30
         assert f"the host sent {notifications} notifications" in q.question
         assert q.answer == hits, seed
@@ -800,21 +544,16 @@ def test_trace_count_defaults_to_chapter_02s_trace(trace):
     assert "between lines 1188 and 1225 (both included)" in q.question
     assert q.answer == 21
     events, layout = trace
-    assert trace_count_oracle(q.question, events, layout) == (21, 30)
+    assert trace_count_oracle(q.scene, events, layout) == (21, 30)
 
 
 # -- munmap-on-guest ---------------------------------------------------------------------------
 NUMBER = r"(\d+(?:\.\d+)?)"
 
 
-def _munmap_asked(question: str):
-    """(workload seed, kernel, munmap time, hva range) as the text states them."""
-    seed = int(re.search(r"workload seed (\d+)", question)[1])
-    t_us = float(re.search(rf"at {NUMBER} µs the host unmaps", question)[1])
-    lo, hi = (
-        int(x, 16) for x in re.search(rf"hva \[({HEX}), ({HEX})\) \(in memslot", question).groups()
-    )
-    return seed, _kernel(question), t_us, (lo, hi)
+def _munmap_asked(scene):
+    """(workload seed, kernel, munmap time, hva range) of the munmap asked about."""
+    return scene.seed, scene.kernel, scene.t_munmap, (scene.start, scene.end)
 
 
 def munmap_text_oracle(question: str) -> int:
@@ -852,13 +591,13 @@ def munmap_text_oracle(question: str) -> int:
     return retries
 
 
-def munmap_oracle(question: str, kernel: str | None = None) -> int:
+def munmap_oracle(scene, kernel: str | None = None) -> int:
     """The attempts that must retry in the first 40 µs, by the kernel text, on the engine's
     timeline: the run of the stated munmap gives when each attempt samples seq and checks and
     when each callback is granted and released; the counters are replayed from the callbacks
     with the oracle's own rules (kvm_inc_notifier_count at the start's grant, seq++ then count--
     at the end's release; a miss on v5.15 does nothing) and its page-by-page hit test."""
-    seed, asked, t_us, (lo, hi) = _munmap_asked(question)
+    seed, asked, t_us, (lo, hi) = _munmap_asked(scene)
     kernel = asked if kernel is None else kernel
     run = kv.simulate(TINY, kernel, seed=seed, stream=_stream((t_us, "pair", lo, hi)))
     changes = []  # (t, +1 count with its range | seq bump)
@@ -900,15 +639,15 @@ def test_munmap_on_guest_answers_follow_from_the_text_alone(seed):
 
 
 def test_munmap_on_guest_answers_are_what_the_kernel_text_says():
-    """For each seed the stated munmap, replayed on its kernel's timeline with the oracle's
+    """For each seed the munmap asked about, replayed on its kernel's timeline with the oracle's
     counters, sends back the answer's number of attempts; the range is on the page of a listed
     vCPU and hits guest RAM; one more is wrong."""
     answers = set()
     for seed in range(30):
         q = exercises.munmap_on_guest(seed)
-        expected = munmap_oracle(q.question)
+        expected = munmap_oracle(q.scene)
         assert q.answer == expected, seed
-        _, _, _, (lo, hi) = _munmap_asked(q.question)
+        _, _, _, (lo, hi) = _munmap_asked(q.scene)
         assert page_hits(LAYOUT, lo, hi)
         _accepts(q, [expected, str(expected)])
         _rejects(q, expected + 1)
@@ -949,11 +688,11 @@ def test_munmap_on_guest_seed_11_lists_the_faults_after_the_first():
 
 
 def test_a_munmap_on_guest_memory_retries_the_same_on_every_kernel():
-    """A hit is elided by no kernel: the stated munmap sends back as many attempts on v5.12,
+    """A hit is elided by no kernel: the munmap asked about sends back as many attempts on v5.12,
     v5.13 and v5.15, whichever the question names."""
     for seed in range(8):
         q = exercises.munmap_on_guest(seed)
-        assert {munmap_oracle(q.question, k) for k in kv.KERNELS} == {q.answer}, seed
+        assert {munmap_oracle(q.scene, k) for k in kv.KERNELS} == {q.answer}, seed
 
 
 def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
@@ -962,7 +701,8 @@ def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
     through seq; the tiny VM is chapter 05's."""
     q = exercises.munmap_on_guest(105)
     assert exercises.RETRY_SCENE == TINY
-    assert _munmap_asked(q.question) == (105, "v5.15", 13.0, (0x7F6FFED8D000, 0x7F6FFED9D000))
+    assert _munmap_asked(q.scene) == (105, "v5.15", 13.0, (0x7F6FFED8D000, 0x7F6FFED9D000))
+    assert "workload seed 105" in q.question and "On **v5.15**, at 13 µs the host" in q.question
     assert "starting at vCPU 0's page" in q.question
     assert q.answer == 4
     assert q.explanation.startswith("4 attempts retry. The range hits slot 4")
@@ -976,20 +716,20 @@ def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
 
 
 # -- ksm-hits and v513-locks: chapter 07, on a classified trace -------------------------------
-KSM_ASKED = re.compile(r"how many `(\w+)` records(?: of the task `([\w.]+)`)? (hit|miss)")
 
 
-def ksm_hits_oracle(question: str, events, layout) -> int:
-    """The `ksm` phase's notifier records of the callback (and task) the text names, whose
+def ksm_hits_oracle(scene, events, layout) -> int:
+    """The `ksm` phase's raw notifier records of the callback (and task) asked about, whose
     range overlaps some memslot byte for byte (or overlaps none)."""
-    callback, task, verb = KSM_ASKED.search(question).groups()
+    callback, task = scene.callback, scene.task
+    verb = "hit" if scene.count_hits else "miss"
     rows = events[events["callback"].notna() & (events["phase"] == "ksm")]
     rows = rows[rows["callback"] == callback]
     if task:
         rows = rows[rows["comm"].astype(str) == task]
     slots = [(s.hva_start, s.hva_end) for s in layout]
     hits = [
-        any(_overlaps((int(a), int(b)), slot) for slot in slots)
+        any(overlaps((int(a), int(b)), slot) for slot in slots)
         for a, b in zip(rows["hva_start"], rows["hva_end"], strict=True)
     ]
     return sum(hits) if verb == "hit" else len(hits) - sum(hits)
@@ -1004,7 +744,7 @@ def test_ksm_hits_answers_are_what_the_trace_says(trace):
     asked = []
     for seed in range(30):
         q = exercises.ksm_hits(seed, classified=classified)
-        expected = ksm_hits_oracle(q.question, events, layout)
+        expected = ksm_hits_oracle(q.scene, events, layout)
         assert q.answer == expected, seed
         _accepts(q, [expected, str(expected)])
         _rejects(q, expected + 1)
@@ -1017,7 +757,7 @@ def test_ksm_hits_never_asks_what_the_phase_tables_print(trace):
     """The phase tables of chapters 02 and 07 print the ksm phase's hits and misses: no
     question asks every record of the phase, or has one of those counts as its answer, or 0."""
     q = exercises.ksm_hits(0)
-    rows = exercises._shipped_records()
+    rows = trace_counts._shipped_records()
     rows = rows[rows["callback"].notna() & (rows["phase"] == "ksm")]
     printed = {int(rows["hit"].sum()), int((~rows["hit"].astype(bool)).sum())}
     assert printed == {192, 36}
@@ -1049,18 +789,12 @@ def test_ksm_hits_needs_a_ksm_phase_and_a_classified_trace(trace):
         exercises.ksm_hits(0, classified=events)
 
 
-V513_ASKED = re.compile(
-    r"(?:the `(\w+)` phase's )?notifications of .* run (\d+) callbacks .* How many of these "
-    r"(\d+) (?:`(\w+)` )?callbacks",
-    re.DOTALL,
-)
-
-
-def v513_locks_oracle(question: str, events, layout) -> int:
+def v513_locks_oracle(scene, events, layout) -> int:
     """From the raw records: each non-empty kvm_unmap_hva_range is a start and an end, which
     both lock on v5.13 hit or miss (8931a454aea0 left on_lock alone); an aging record locks
-    only if its range overlaps a memslot byte for byte. Of the phase the text names, if any."""
-    phase, _total, asked_n, named = V513_ASKED.search(question).groups()
+    only if its range overlaps a memslot byte for byte. Of the phase asked about, if any."""
+    phase, named = scene.phase, scene.callback
+    _total, asked_n = len(scene.plan), len(scene.rows)
     rows = events[events["callback"].notna() & (events["hva_start"] != events["hva_end"])]
     if phase:
         rows = rows[rows["phase"] == phase]
@@ -1071,7 +805,7 @@ def v513_locks_oracle(question: str, events, layout) -> int:
         if cb == START:
             runs += [(START, True), (END, True)]
         else:
-            hit = any(_overlaps((int(a), int(b if cb != "test_young" else a + PAGE)), slot)
+            hit = any(overlaps((int(a), int(b if cb != "test_young" else a + PAGE)), slot)
                       for slot in slots)  # fmt: skip
             runs.append((cb, hit))
     assert int(_total) == len(runs)
@@ -1090,11 +824,11 @@ def test_v513_locks_answers_are_what_the_trace_says(trace):
     asked = set()
     for seed in range(30):
         q = exercises.v513_locks(seed, classified=classified, layout=layout)
-        expected = v513_locks_oracle(q.question, events, layout)
+        expected = v513_locks_oracle(q.scene, events, layout)
         assert q.answer == expected, seed
         _accepts(q, [expected, str(expected)])
         _rejects(q, expected + 1)
-        phase, _, size, named = V513_ASKED.search(q.question).groups()
+        phase, size, named = q.scene.phase, len(q.scene.rows), q.scene.callback
         assert (phase, named) != (None, None)
         assert 0 < expected < int(size)
         asked.add((phase, named))
@@ -1115,7 +849,9 @@ def test_v513_locks_of_chapter_07s_trace():
     assert "How many of these 423 callbacks" in q.question
     assert q.answer == 390 == 2 * 195
     assert all(exercises.v513_locks(seed).answer != 1631 for seed in range(30))
-    whole = exercises._v513_plans(exercises._shipped_records(), exercises._shipped_layout())[None]
+    whole = trace_counts._v513_plans(
+        trace_counts._shipped_records(), trace_counts._shipped_layout()
+    )[None]
     assert int(whole["locked"].sum()) == 1631 == 814 + 814 + 3
 
 
@@ -1140,18 +876,14 @@ def sweep_table():
     )
 
 
-def _first_vcpus_asked(question: str) -> tuple[str, float, float]:
-    kernel = _kernel(question)
-    share = int(re.search(r"with (\d+)% of the notifications", question)[1]) / 100
-    threshold = float(re.search(rf"exceeds {NUMBER} µs\?", question)[1])
-    return kernel, share, threshold
+def _first_vcpus_asked(scene) -> tuple[str, float, float]:
+    return scene.kernel, scene.share, scene.threshold
 
 
-def first_vcpus_oracle(question: str, table) -> int:
+def first_vcpus_oracle(scene, table) -> int:
     """Row by row: the smallest vCPU count whose per-fault p99 stall (stall_p99_us, the
-    measure the text names), averaged over the seeds, exceeds X."""
-    kernel, share, threshold = _first_vcpus_asked(question)
-    assert "The p99 stall per fault is `stall_p99_us`" in question
+    measure the question names), averaged over the seeds, exceeds X."""
+    kernel, share, threshold = _first_vcpus_asked(scene)
     for n in sorted(exercises.SWEEP_VCPUS):
         p99 = [
             r.stall_p99_us
@@ -1161,20 +893,21 @@ def first_vcpus_oracle(question: str, table) -> int:
         assert len(p99) == len(exercises.SWEEP_SEEDS)
         if np.mean(p99) > threshold:
             return n
-    raise AssertionError(f"no vCPU count exceeds {threshold} µs: {question}")
+    raise AssertionError(f"no vCPU count exceeds {threshold} µs: {scene}")
 
 
 def test_first_vcpus_above_answers_are_what_the_sweep_says(sweep_table):
-    """The kernel, share and threshold in the text pick a column of the sweep; the answer is
+    """The kernel, share and threshold asked about pick a column of the sweep; the answer is
     its first vCPU count above the threshold, never the smallest size; the next size up is
     wrong; every value of the column is 20 % and 1 µs away from the threshold."""
     means = sweep_table.groupby(["kernel", "spurious_share", "n_vcpus"])["stall_p99_us"].mean()
     for seed in range(60):
         q = exercises.first_vcpus_above(seed, table=sweep_table)
-        n = first_vcpus_oracle(q.question, sweep_table)
+        n = first_vcpus_oracle(q.scene, sweep_table)
         assert q.answer == n, seed
         assert n != exercises.SWEEP_VCPUS[0]
-        kernel, share, threshold = _first_vcpus_asked(q.question)
+        assert "The p99 stall per fault is `stall_p99_us`" in q.question
+        kernel, share, threshold = _first_vcpus_asked(q.scene)
         column = means.loc[kernel, share].to_numpy()
         assert np.all(np.abs(column - threshold) >= max(0.2 * threshold, 1.0)), seed
         _accepts(q, [n, str(n)])
@@ -1214,6 +947,21 @@ def test_retry_check_matches_the_kernel_oracle(kernel, callbacks, seq, hva):
     answer, lines = exercises.retry_check(kernel, LAYOUT, hva, seq, callbacks)
     assert answer == retry_oracle(kernel, LAYOUT, hva, seq, callbacks)
     assert len(lines) == len(callbacks) + 1
+
+
+def test_retry_check_takes_the_callbacks_by_their_former_keyword_too():
+    """``calls`` was ``callbacks`` (a name kvmviz.classify.callbacks already has): the old
+    keyword still works; both or neither is refused."""
+    heap = VMM_HEAP[0]
+    pair = [(START, heap, heap + PAGE), (END, heap, heap + PAGE)]
+    for kernel in kv.KERNELS:
+        positional = exercises.retry_check(kernel, LAYOUT, FAULT_HVA, 7, pair)
+        assert exercises.retry_check(kernel, LAYOUT, FAULT_HVA, 7, calls=pair) == positional
+        assert exercises.retry_check(kernel, LAYOUT, FAULT_HVA, 7, callbacks=pair) == positional
+    with pytest.raises(TypeError, match="calls"):
+        exercises.retry_check("v5.12", LAYOUT, FAULT_HVA, 7, pair, callbacks=pair)
+    with pytest.raises(TypeError, match="calls"):
+        exercises.retry_check("v5.12", LAYOUT, FAULT_HVA, 7)
 
 
 def test_a_spurious_pair_retries_before_v515_only():
@@ -1368,20 +1116,15 @@ def test_callback_order_answer_is_a_model_event_kind_for_any_seed(seed):
     """For any seed the answer is the kernel's sequence for the operation asked about, and
     one of the model's event kinds."""
     q = exercises.callback_order(seed)
-    assert q.answer == callback_oracle(q.question)
+    assert q.answer == CALLBACKS_OF[q.scene.operation]
     assert q.answer in EVENT_KINDS.values()
     assert q.check(list(q.answer))[0]
 
 
 def test_callback_order_asks_every_operation_and_is_seeded():
     """300 seeds ask about all eight operations; one seed gives one question."""
-    asked = {
-        phrase
-        for seed in range(300)
-        for phrase in CALLBACK_ORACLE
-        if phrase in exercises.callback_order(seed).question
-    }
-    assert asked == set(CALLBACK_ORACLE)
+    asked = {exercises.callback_order(seed).scene.operation for seed in range(300)}
+    assert asked == set(CALLBACKS_OF)
     a, b = exercises.callback_order(seed=11), exercises.callback_order(seed=11)
     assert (a.question, a.answer, a.explanation) == (b.question, b.answer, b.explanation)
     assert isinstance(a, CallbackOrderExercise)
@@ -1440,25 +1183,13 @@ def test_callback_order_explanation_lists_the_locking_callbacks_of_each_kernel(s
 
 
 # -- reader-wait, beyond the text ---------------------------------------------------------------
-def _scene_of(q):
-    """The request list printed in a reader_wait question."""
-    arrival, is_writer, hold = [], [], []
-    for line in q.question.splitlines():
-        if line.startswith("- request"):
-            words = line.replace("t=", "").split()
-            arrival.append(int(words[words.index("at") + 1]))
-            is_writer.append("writer" in line)
-            hold.append(int(words[words.index("holds") + 1]))
-    return arrival, is_writer, hold
-
-
 @given(st.integers(0, 10_000), st.sampled_from(kv.POLICIES))
 def test_reader_wait_is_chapter_03s_scene_for_any_seed(seed, policy):
     """One writer arrives while every earlier reader is inside; the question asks about a
     reader arriving after it; the answer is the oracle's grant minus its arrival."""
     q = exercises.reader_wait(seed=seed, policy=policy)
-    arrival, is_writer, hold = _scene_of(q)
-    asked = int(q.question.split("request ")[1].split()[0])
+    arrival, is_writer, hold = _requests(q.scene)
+    asked = q.scene.asked
     assert not is_writer[asked]
     assert sum(is_writer) == 1
     writer = is_writer.index(True)
@@ -1474,8 +1205,8 @@ def test_reader_wait_under_reader_pref(seed):
     """A reader-preferring lock makes a reader wait only if it arrives while the writer is
     inside, and then just until the writer leaves: never for a writer that merely waits."""
     q = exercises.reader_wait(seed=seed, policy="reader-pref")
-    arrival, is_writer, hold = _scene_of(q)
-    asked = int(q.question.split("request ")[1].split()[0])
+    arrival, is_writer, hold = _requests(q.scene)
+    asked = q.scene.asked
     w = is_writer.index(True)
     grant_w = kv.replay(arrival, is_writer, hold, "reader-pref")[w]
     inside = grant_w <= arrival[asked] < grant_w + hold[w]
@@ -1500,8 +1231,9 @@ def test_must_retry_answer_is_the_oracles_on_the_drawn_case(seed):
     """The drawn case, replayed by the kernel-text oracle, gives the answer; the opposite and
     yes/no spellings are judged accordingly."""
     q = exercises.must_retry(seed)
-    case = exercises._must_retry_case(seed, LAYOUT)
-    assert q.answer == retry_oracle(case.kernel, LAYOUT, case.hva, case.seq, case.callbacks)
+    case = exercises.must_retry(seed, LAYOUT).scene.case
+    assert q.answer == retry_oracle(case.kernel, LAYOUT, case.hva, case.seq, case.calls)
+    assert case.callbacks == case.calls  # the former name still reads
     assert q.check(q.answer)[0]
     assert not q.check(not q.answer)[0]
     assert q.check("yes" if q.answer else "no")[0]
@@ -1514,17 +1246,14 @@ def test_must_retry_same_seed_same_question_and_both_answers_occur():
     assert len(questions) == 40
     answers = [exercises.must_retry(s).answer for s in range(300)]
     assert 0.3 < np.mean(answers) < 0.8
-    kernels = {exercises._must_retry_case(s, LAYOUT).kernel for s in range(40)}
+    kernels = {exercises.must_retry(s, LAYOUT).scene.case.kernel for s in range(40)}
     assert kernels == set(kv.KERNELS)
 
 
 # -- walk-threshold and flush-hold, against the model's cost rules ------------------------------
-def _asked(question: str) -> tuple[str, str, float]:
-    """(kernel, callback, threshold µs) named in a memslot_walk_threshold question."""
-    kernel = re.search(r"On \*\*(v5\.1\d)\*\*", question).group(1)
-    callback = re.search(r"triggers `(\w+)`", question).group(1)
-    threshold = float(re.search(r"more than ([\d.]+) µs", question).group(1))
-    return kernel, callback, threshold
+def _asked(scene) -> tuple[str, str, float]:
+    """(kernel, callback, threshold µs) a memslot_walk_threshold question asks about."""
+    return scene.kernel, scene.callback, scene.threshold_us
 
 
 def _walk_oracle(kernel: str, callback: str, threshold_us: float) -> int:
@@ -1548,10 +1277,10 @@ def test_walk_threshold_matches_brute_force(seed):
     """The engine's answer is the smallest n the model's costs give, tried one by one; n - 1
     and n + 1 are wrong."""
     q = exercises.memslot_walk_threshold(seed)
-    assert q.answer == _walk_oracle(*_asked(q.question))
+    assert q.answer == _walk_oracle(*_asked(q.scene))
     assert 1 <= q.answer <= 32764
     assert q.check(q.answer)[0]
-    assert q.check(exercises._parse(str(q.answer), q.answer))[0]  # as typed in the widget
+    assert q.check(_parse(str(q.answer), q.answer))[0]  # as typed in the widget
     assert not q.check(q.answer - 1)[0]
     assert not q.check(q.answer + 1)[0]
 
@@ -1560,7 +1289,7 @@ def test_walk_threshold_covers_every_case_and_is_the_same_for_a_room():
     """40 seeds ask about the three callbacks that walk under the lock; one seed, one text."""
     seen = set()
     for seed in range(40):
-        kernel, callback, _ = _asked(exercises.memslot_walk_threshold(seed).question)
+        kernel, callback, _ = _asked(exercises.memslot_walk_threshold(seed).scene)
         seen.add((kernel, callback))
     assert seen == {
         ("v5.12", "invalidate_range_start"),
@@ -1573,7 +1302,7 @@ def test_walk_threshold_covers_every_case_and_is_the_same_for_a_room():
 
 def test_walk_threshold_slices_are_the_preset():
     """The generator slices one 32,764-slot layout: its first n slots are the n-slot preset."""
-    slots = exercises._many_memslots()
+    slots = costs._many_memslots()
     for n in (1, 509, 4000):
         assert slots[:n] == many_memslots_layout(n).slots
 
@@ -1582,14 +1311,12 @@ def test_a_miss_on_v515_holds_nothing_however_many_memslots():
     """071064f14d87: the same spurious start on v5.15 walks outside the lock."""
     scenario = kv.Scenario(n_vcpus=1, duration_us=1.0, layout=many_memslots_layout(32764))
     hva = VMM_HEAP[0]
-    hold_us = exercises._one_event_hold_us(scenario, "v5.15", "pair", hva, "invalidate_range_start")
+    hold_us = costs._one_event_hold_us(scenario, "v5.15", "pair", hva, "invalidate_range_start")
     assert hold_us == 0
 
 
-def _flush_asked(question: str) -> tuple[int, str]:
-    n_vcpus = int(re.search(r"\*\*(\d+) vCPUs\*\*", question).group(1))
-    kernel = re.search(r"runs \*\*(v5\.1\d)\*\*", question).group(1)
-    return n_vcpus, kernel
+def _flush_asked(scene) -> tuple[int, str]:
+    return scene.n_vcpus, scene.kernel
 
 
 def _flush_oracle(n_vcpus: int, kernel: str) -> float:
@@ -1609,7 +1336,7 @@ def test_flush_hold_matches_the_cost_rules(seed):
     """The answer is the rounded hold of the cost rules, never within 0.25 µs of a half;
     16 to 416 vCPUs; one µs more is wrong."""
     q = exercises.hit_flush_hold(seed)
-    n_vcpus, kernel = _flush_asked(q.question)
+    n_vcpus, kernel = _flush_asked(q.scene)
     exact = _flush_oracle(n_vcpus, kernel)
     assert q.answer == round(exact)
     assert abs(exact - round(exact)) < 0.25, "the rounding must never be a coin toss"
@@ -1622,26 +1349,25 @@ def test_no_kernel_elides_a_hit():
     """Same VM, same page, every kernel: the hold of a hitting start rounds to the same µs."""
     for seed in range(30):
         q = exercises.hit_flush_hold(seed)
-        n_vcpus, _ = _flush_asked(q.question)
+        n_vcpus, _ = _flush_asked(q.scene)
         holds = {round(_flush_oracle(n_vcpus, k)) for k in kv.KERNELS}
         assert holds == {q.answer}
 
 
-QUEUED = re.compile(
-    r"\*\*(v5\.1\d)\*\*.*take the `(\w+)` of notifier event (\d+) \(.*\): it asked for "
-    r"`mmu_lock` at t = ([\d.]+) ms, waited [\d.]+ µs for it and held it for [\d.]+ µs, until "
-    r"t = ([\d.]+) ms",
-    re.DOTALL,
-)
+def _queued_asked(scene) -> tuple[str, int, float]:
+    """(callback, notifier event, arrival µs) of the callback asked about."""
+    row = scene.run.notifiers.iloc[scene.pick]
+    return str(row["callback"]), int(row["event"]), float(row["t_arrive_us"])
 
 
-def queued_behind_oracle(question: str, run) -> int:
-    """Brute force over the lock table, the qrwlock's rule transcribed: a fault attempt that
-    waited is behind the newest callback that asked for mmu_lock at or before its request and
-    released after it (queued_read_lock_slowpath); count those behind the callback the text
-    names. Shares no code with the engine's blocked_by (nor with the Perfetto flows)."""
-    kernel, callback, event, t_ms, _ = QUEUED.search(question).groups()
-    assert kernel == run.kernel
+def queued_behind_oracle(scene, run) -> int:
+    """Brute force over the lock table of ``run`` (simulated by the test), the qrwlock's rule
+    transcribed: a fault attempt that waited is behind the newest callback that asked for
+    mmu_lock at or before its request and released after it (queued_read_lock_slowpath);
+    count those behind the callback asked about (its name, event and arrival). Shares no code
+    with the engine's blocked_by (nor with the Perfetto flows)."""
+    callback, event, t_us = _queued_asked(scene)
+    assert scene.run.kernel == run.kernel
     lock = run.lock
 
     def ns(us) -> int:
@@ -1654,9 +1380,7 @@ def queued_behind_oracle(question: str, run) -> int:
     ]
     # An event may run one callback twice (a KSM merge: two starts): the time says which.
     named = [
-        w
-        for w in writers
-        if (w[2], w[3]) == (int(event), callback) and abs(w[0] / 1e6 - float(t_ms)) < 1e-4
+        w for w in writers if (w[2], w[3]) == (event, callback) and abs(w[0] / 1e3 - t_us) < 0.1
     ]
     assert len(named) == 1
     count = 0
@@ -1669,13 +1393,13 @@ def queued_behind_oracle(question: str, run) -> int:
     return count
 
 
-def perfetto_arrows(question: str, run) -> int:
+def perfetto_arrows(scene, run) -> int:
     """What the reader counts in Perfetto: the flows leaving the named callback's
     ``waiting for mmu_lock (write)`` slice in the run's ``.pftrace``, read with perfetto's own
     protos."""
     from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
-    _, callback, event, t_ms, _ = QUEUED.search(question).groups()
+    callback, event, t_us = _queued_asked(scene)
     trace = pb.Trace.FromString(kv.export.perfetto_trace(run))
     begins = [p for p in trace.packet if p.track_event.type == pb.TrackEvent.TYPE_SLICE_BEGIN]
     for i, p in enumerate(begins):
@@ -1685,8 +1409,8 @@ def perfetto_arrows(question: str, run) -> int:
         }
         if (
             p.track_event.name == callback
-            and args.get("event") == int(event)
-            and abs(p.timestamp / 1e6 - float(t_ms)) < 1e-4
+            and args.get("event") == event
+            and abs(p.timestamp / 1e3 - t_us) < 0.1
         ):
             wait = next(
                 b for b in begins[i + 1 :]
@@ -1703,8 +1427,8 @@ def test_queued_behind_counts_who_queued_behind_the_callback(seed):
     .pftrace draws from that callback; one more is wrong; the same seed asks the same."""
     q = exercises.queued_behind(seed)
     run = kv.simulate(exercises.QUEUE_SCENE, "v5.12", seed=seed)
-    assert q.answer == queued_behind_oracle(q.question, run)
-    assert q.answer == perfetto_arrows(q.question, run)
+    assert q.answer == queued_behind_oracle(q.scene, run)
+    assert q.answer == perfetto_arrows(q.scene, run)
     assert q.check(str(q.answer))[0] and not q.check(q.answer + 1)[0]
     assert exercises.queued_behind(seed).question == q.question
 
@@ -1714,7 +1438,8 @@ def test_queued_behind_reads_blocked_by():
     who queued behind whom; the explanation says how to ask the run."""
     q = exercises.queued_behind(3)
     run = kv.simulate(exercises.QUEUE_SCENE, "v5.12", seed=3)
-    row = int(re.search(r"row (\d+) of `run.notifiers`", q.explanation)[1])
+    row = q.scene.pick
+    assert f"row {row} of `run.notifiers`" in q.explanation
     assert q.answer == int((run.faults["blocked_by"] == row).sum())
     assert f"`(run.faults.blocked_by == {row}).sum()`" in q.explanation
 
@@ -1760,12 +1485,13 @@ def test_queued_behind_picks_in_the_window_and_refuses_an_empty_one(busy8):
     picked = set()
     for seed in range(5):
         q = exercises.queued_behind(seed, run=busy8, window=(start, end))
-        t_ms = float(QUEUED.search(q.question).group(4))
-        assert start <= t_ms * 1000 < end + 0.1
-        assert q.answer == queued_behind_oracle(q.question, busy8)
+        callback, event, t_us = _queued_asked(q.scene)
+        assert start <= t_us < end
+        assert f"it asked for `mmu_lock` at t = {t_us / 1000:.4f} ms" in q.question
+        assert q.answer == queued_behind_oracle(q.scene, busy8)
         assert "in the window 1.0000 to 2.0000 ms of the run" in q.question
         assert "the run passed as `run=`: **v5.12**, lock qrwlock, seed 0, on 8 vCPUs" in q.question
-        picked.add(QUEUED.search(q.question).group(3, 2))
+        picked.add((event, callback))
     n = busy8.notifiers
     waiting = n[n.locked & (n.wait_us > 0) & (n.t_arrive_us >= start) & (n.t_arrive_us < end)]
     followed = [
@@ -1785,7 +1511,7 @@ ORACLES = {
     "takes-lock": takes_lock_oracle,
     "zapped-gfns": zapped_oracle,
     "hit-or-miss": hit_or_miss_oracle,
-    "callback-order": callback_oracle,
+    "callback-order": lambda scene: CALLBACKS_OF[scene.operation],
     "trace-count": trace_count_oracle,
     "grant-order": lock_oracle,
     "reader-wait": lock_oracle,
@@ -1825,7 +1551,7 @@ def test_different_seeds_ask_different_questions(kind):
 
 
 def _waits_on_every_lock(q) -> bool:
-    arrival, is_writer, hold = _requests(q.question)
+    arrival, is_writer, hold = _requests(q.scene)
     return all(
         any(g > a for g, a in zip(lock_oracle(arrival, is_writer, hold, p), arrival, strict=True))
         for p in kv.POLICIES
@@ -1833,8 +1559,8 @@ def _waits_on_every_lock(q) -> bool:
 
 
 def _reader_meets_the_writer(q) -> bool:
-    arrival, is_writer, hold = _requests(q.question)
-    asked = int(re.search(r"how long does request (\d+) \(a reader\) wait", q.question)[1])
+    arrival, is_writer, hold = _requests(q.scene)
+    asked = q.scene.asked
     w = is_writer.index(True)
     return all(
         arrival[asked] < lock_oracle(arrival, is_writer, hold, p)[w] + hold[w] for p in kv.POLICIES
@@ -1851,33 +1577,31 @@ def _nobody_queued_behind_a_waiting_callback(seed: int) -> bool:
 
 def _munmap_matters(q) -> bool:
     """The pair ends inside the 40 µs, and some attempt checks once the start holds the lock."""
-    grant = float(re.search(rf"takes `mmu_lock` at {NUMBER} µs and holds it", q.question)[1])
-    seq_up = float(re.search(rf"until {NUMBER} µs\. As it releases", q.question)[1])
-    checks = [float(x) for x in re.findall(rf"checks at {NUMBER} µs$", q.question, re.MULTILINE)]
+    notifiers = q.scene.run.notifiers.set_index("callback")
+    grant = float(notifiers.loc[START, "t_grant_us"])
+    seq_up = float(notifiers.loc[END, "t_release_us"])
+    checks = q.scene.table["checks at (µs)"]
     return seq_up < 40 and any(c >= grant for c in checks)
 
 
 # What would make a question of each kind ask nothing (its premise void, or its answer given).
 NOT_DEGENERATE = {
-    "takes-lock": lambda q: (
-        re.search(rf"on hva range \[({HEX}), ({HEX})\)", q.question)[1]
-        != re.search(rf"on hva range \[({HEX}), ({HEX})\)", q.question)[2]
-    ),
+    "takes-lock": lambda q: q.scene.start != q.scene.end,
     "zapped-gfns": lambda q: len(q.answer) >= 2,
     "hit-or-miss": lambda q: "fires on hva [" in q.question,
     "callback-order": lambda q: len(q.answer) >= 1,
     "trace-count": lambda q: 0 < q.answer < 30,
     "grant-order": _waits_on_every_lock,
     "reader-wait": _reader_meets_the_writer,
-    "must-retry": lambda q: re.search(r"^1\. `", q.question, re.MULTILINE) is not None,
+    "must-retry": lambda q: len(q.scene.case.calls) >= 1,
     "munmap-on-guest": _munmap_matters,
     "walk-threshold": lambda q: q.answer > 1,
     "flush-hold": lambda q: q.answer > 0,
     "first-vcpus-above": lambda q: q.answer != exercises.SWEEP_VCPUS[0],
     "ksm-hits": lambda q: q.answer > 0,
-    "v513-locks": lambda q: 0 < q.answer < int(V513_ASKED.search(q.question)[3]),
+    "v513-locks": lambda q: 0 < q.answer < len(q.scene.rows),
     "queued-behind": lambda q: (
-        float(re.search(r"waited ([\d.]+) µs for it", q.question)[1]) > 0
+        round(float(q.scene.run.notifiers.iloc[q.scene.pick]["wait_us"]), 2) > 0
         and (q.answer >= 1 or _nobody_queued_behind_a_waiting_callback(q.seed))
     ),
 }
@@ -1893,113 +1617,210 @@ def test_no_degenerate_question_is_asked(kind):
 
 
 def _stated_slots(q, gfns: bool = False) -> None:
-    listed = {(s["slot"], s["as_id"], s["hva"], s["gfn"]) for s in _slots(q.question)}
-    truth = {
-        (s.slot, s.as_id, (s.hva_start, s.hva_end),
-         (s.base_gfn, s.base_gfn + s.npages) if gfns else None)
-        for s in LAYOUT
-    }  # fmt: skip
-    assert listed == truth
+    """The question lists every memslot of its layout (chapter 01's QEMU), one line each."""
+    assert q.scene.layout == LAYOUT
+    listed = [line for line in q.question.splitlines() if line.startswith("- slot ")]
+    assert listed == _slot_lines(LAYOUT, gfns)
+
+
+def _stated(q, *texts: str) -> None:
+    for text in texts:
+        assert text in q.question, f"{q.kind} -s {q.seed} does not state {text!r}"
 
 
 def _stated_requests(q) -> None:
-    arrival, is_writer, _hold = _requests(q.question)
-    assert len(arrival) >= 2 and any(is_writer) and TIES in q.question
-    policy = re.search(r"Under \*\*([\w-]+)\*\* \((.+?)\)", q.question)
-    assert policy and policy[2] == exercises._POLICY_RULES[policy[1]]
+    """Every request, as the scene has it, with the tie rules and the policy's rules."""
+    arrival, is_writer, hold = _requests(q.scene)
+    assert len(arrival) >= 2 and any(is_writer)
+    policy = q.scene.policy
+    _stated(
+        q,
+        TIES,
+        f"Under **{policy}** ({lock_order._POLICY_RULES[policy]})",
+        *(
+            f"- request {i}: {'writer (notifier)' if w else 'reader (vCPU fault)'} arrives at "
+            f"t={a} µs, holds {h} µs\n"
+            for i, (a, w, h) in enumerate(zip(arrival, is_writer, hold, strict=True))
+        ),
+    )
+    listed = [line for line in q.question.splitlines() if line.startswith("- request ")]
+    assert len(listed) == len(arrival)
+
+
+def _stated_retry(q) -> None:
+    """The slots, the kernel, the fault, the seq it sampled and every callback, in order."""
+    case = q.scene.case
+    _stated_slots(q)
+    steps = [
+        f"{i}. `{cb}` at hva {start:#x} (its page: [{start:#x}, {end:#x}))"
+        if cb in ("change_pte", "test_young")
+        else f"{i}. `{cb}` on hva [{start:#x}, {end:#x})"
+        for i, (cb, start, end) in enumerate(case.calls, start=1)
+    ]
+    _stated(
+        q,
+        f"On **{case.kernel}**",
+        f"A vCPU faults on hva {case.hva:#x}.",
+        f"samples `mmu_notifier_seq` = {case.seq} (",
+        *(f"\n{step}\n" for step in steps),
+    )
+    numbered = [line for line in q.question.splitlines() if re.match(r"\d+\. `", line)]
+    assert numbered == steps
 
 
 def _stated_munmap(q) -> None:
+    """The munmap (seed, kernel, time, range), the instants the text-alone oracle reads, and
+    every attempt of the 40 µs, retries too."""
+    seed, kernel, t_us, (lo, hi) = _munmap_asked(q.scene)
+    _stated(
+        q,
+        f"workload seed {seed})",
+        f"On **{kernel}**, at {t_us:g} µs the host unmaps",
+        f"hva [{lo:#x}, {hi:#x}) (in memslot",
+    )
     munmap_text_oracle(q.question)  # finds the callbacks' instants, the range, the attempts
-    seed, kernel, t_us, (lo, hi) = _munmap_asked(q.question)
     run = kv.simulate(TINY, kernel, seed=seed, stream=_stream((t_us, "pair", lo, hi)))
     listed = re.findall(r"^- vCPU \d+ \(hva", q.question, re.MULTILINE)
     assert len(listed) == int((run.faults.t_grant_us < 40).sum())  # every attempt, retries too
 
 
-def _stated_costs(q, names) -> None:
-    for pattern, value in names:
-        assert float(re.search(pattern, q.question)[1]) == pytest.approx(value), pattern
+def _stated_walk(q) -> None:
+    """The kernel, the callback, the threshold and the two costs, the model's defaults."""
+    s = q.scene
+    assert (s.base.memslot_walk_ns, s.base.lock_op_us) == (
+        DEFAULT.memslot_walk_ns,
+        DEFAULT.lock_op_us,
+    )
+    _stated(
+        q,
+        f"On **{s.kernel}**, the VMM triggers `{s.callback}` on a page of its own heap "
+        f"(hva {s.hva:#x})",
+        f"**more than {s.threshold_us} µs**",
+        f"Visiting one memslot costs {DEFAULT.memslot_walk_ns:g} ns",
+        f"`mmu_lock` costs {DEFAULT.lock_op_us * 1000:g} ns",
+    )
+
+
+def _stated_flush(q) -> None:
+    """The VM's size, the kernel, the page and every cost, the model's defaults."""
+    s, d = q.scene, DEFAULT
+    assert s.scenario == d.replace(n_vcpus=s.n_vcpus, duration_us=1.0)
+    _stated(
+        q,
+        f"A VM with **{s.n_vcpus} vCPUs** runs **{s.kernel}**",
+        f"(hva {s.hva:#x}, in memslot {s.ram.slot})",
+        f"lock + unlock {d.lock_op_us * 1000:g} ns",
+        f"{d.memslot_walk_ns:g} ns per memslot walked ({len(d.layout)} memslots)",
+        f"zapping {d.zap_base_us:g} µs + {d.zap_us_per_mib:g} µs per MiB",
+        f"TLB flush {d.tlb_flush_base_us:g} µs + {d.tlb_flush_per_vcpu_us:g} µs x N for N <= 64",
+        f"(N/64)^{d.tlb_flush_exponent:g}` µs",
+    )
 
 
 def _stated_sweep_command(q) -> None:
     """The command that prints the column outside the notebook sweeps the asked column."""
-    kernel, share, _ = _first_vcpus_asked(q.question)
+    kernel, share, _ = _first_vcpus_asked(q.scene)
     command = re.search(r'`python -c "(.*?)"`', q.question)[1]
     assert f"kernels=['{kernel}']" in command and f"spurious_share=[{share:g}]" in command
     assert "seeds=[0, 1, 2, 3], n_vcpus=[16, 32, 64, 128, 256, 416]" in command
     assert "duration_us=10000)" in command and ".stall_p99_us.mean()" in command
 
 
+def _stated_sweep(q) -> None:
+    kernel, share, threshold = _first_vcpus_asked(q.scene)
+    _stated(
+        q,
+        "the default VM for 10 ms at 16, 32, 64, 128, 256, 416 vCPUs, seeds 0 to 3",
+        f"on **{kernel}** with {share:.0%} of the notifications spurious",
+        f"exceeds {threshold:g} µs?",
+        "`stall_p99_us`",
+    )
+    _stated_sweep_command(q)
+
+
+def _stated_ksm(q) -> None:
+    s = q.scene
+    records = f"`{s.callback}` records" + ("" if s.task is None else f" of the task `{s.task}`")
+    verb = "hit a memslot" if s.count_hits else "miss every memslot"
+    _stated(q, TRACE_NAMED, "In the `ksm` phase", f"how many {records} {verb}?")
+
+
+def _stated_v513(q) -> None:
+    s = q.scene
+    where = "notifications" if s.phase is None else f"the `{s.phase}` phase's notifications"
+    what = "callbacks" if s.callback is None else f"`{s.callback}` callbacks"
+    _stated(
+        q,
+        TRACE_NAMED,
+        "**v5.13**",
+        f"{where} of the trace",
+        f" run {len(s.plan)} callbacks ",
+        f"How many of these {len(s.rows)} {what} would have taken",
+    )
+
+
 def _stated_queue(q) -> None:
-    kernel, _callback, _event, t_ms, release_ms = QUEUED.search(q.question).groups()
-    assert (kernel, f"seed {q.seed}") == ("v5.12", re.search(r"seed \d+", q.question)[0])
+    run, row = q.scene.run, q.scene.run.notifiers.iloc[q.scene.pick]
+    assert (run.kernel, run.seed) == ("v5.12", q.seed)
+    _stated(
+        q,
+        f"simulated on **{run.kernel}**, lock {run.policy}, seed {q.seed}",
+        f"take the `{row['callback']}` of notifier event {int(row['event'])} (",
+        f"it asked for `mmu_lock` at t = {row['t_arrive_us'] / 1000:.4f} ms, waited "
+        f"{row['wait_us']:.2f} µs for it and held it for {row['hold_us']:.3f} µs, until "
+        f"t = {row['t_release_us'] / 1000:.4f} ms",
+    )
     scene = re.search(r"`kv\.Scenario\((.*?)\)`", q.question)[1]
     assert eval(f"kv.Scenario({scene})", {"kv": kv}) == exercises.QUEUE_SCENE
     assert "in the whole run (0 to 3 ms)" in q.question and "lock qrwlock" in q.question
-    assert float(release_ms) > float(t_ms)
+    assert float(row["t_release_us"]) > float(row["t_arrive_us"])
 
 
-# For each kind, the inputs its oracle above reads, each found in the question (and, where the
-# model holds the true value, equal to it): the memslots, the costs, the scene, the trace.
+def _stated_operation(q) -> None:
+    """The one operation asked about is named, by its words and no other operation's."""
+    named = [operation for operation, phrase in PHRASES.items() if phrase in q.question]
+    assert named == [q.scene.operation], q.question
+
+
+# For each kind, every parameter of its scene (what its oracle above reads), stated in the
+# question as the scene has it (and, where the model holds the true value, equal to it): the
+# memslots, the costs, the requests, the callbacks, the trace lines, the simulated run.
 STATED = {
     "takes-lock": lambda q: (
-        _stated_slots(q), _kernel(q.question),
-        re.search(rf"calls `(\w+)` on hva range \[({HEX}), ({HEX})\)", q.question)[0]),
+        _stated_slots(q),
+        _stated(q, f"On **{q.scene.kernel}**, the MMU notifier calls `{q.scene.callback}` on "
+                   f"hva range [{q.scene.start:#x}, {q.scene.end:#x}).")),
     "zapped-gfns": lambda q: (
         _stated_slots(q, gfns=True),
-        re.search(rf"`invalidate_range_start` on hva \[({HEX}), ({HEX})\)", q.question)[0]),
+        _stated(q, f"`invalidate_range_start` on hva [{q.scene.start:#x}, {q.scene.end:#x}), "
+                   f"which begins inside slot {q.scene.slot}.")),
     "hit-or-miss": lambda q: (
-        _stated_slots(q), re.search(rf"fires on hva \[({HEX}), ({HEX})\)", q.question)[0]),
-    "callback-order": lambda q: callback_oracle(q.question),
-    "trace-count": lambda q: (
-        TRACE_NAMED in q.question or pytest.fail("the trace is not named"),
-        re.search(r"between lines (\d+) and (\d+) \(both included\)", q.question)[0]),
+        _stated_slots(q), _stated(q, f"fires on hva [{q.scene.start:#x}, {q.scene.end:#x}).")),
+    "callback-order": _stated_operation,
+    "trace-count": lambda q: _stated(
+        q, TRACE_NAMED, f"between lines {q.scene.lo} and {q.scene.hi} (both included)"),
     "grant-order": _stated_requests,
     "reader-wait": lambda q: (
-        _stated_requests(q), re.search(r"how long does request (\d+)", q.question)[0]),
-    "must-retry": lambda q: (
-        _stated_slots(q), must_retry_oracle(q.question),
-        re.search(r"samples `mmu_notifier_seq` = (\d+)", q.question)[0]),
+        _stated_requests(q),
+        _stated(q, f"how long does request {q.scene.asked} (a reader) wait")),
+    "must-retry": _stated_retry,
     "munmap-on-guest": _stated_munmap,
-    "walk-threshold": lambda q: (
-        _kernel(q.question), _asked(q.question),
-        _stated_costs(q, [(r"Visiting one memslot costs ([\d.]+) ns", DEFAULT.memslot_walk_ns),
-                          (r"`mmu_lock` costs ([\d.]+) ns", DEFAULT.lock_op_us * 1000)])),
-    "flush-hold": lambda q: (
-        _flush_asked(q.question),
-        _stated_costs(q, [
-            (r"lock \+ unlock ([\d.]+) ns", DEFAULT.lock_op_us * 1000),
-            (r"([\d.]+) ns per memslot walked", DEFAULT.memslot_walk_ns),
-            (r"\((\d+) memslots\)", len(DEFAULT.layout)),
-            (r"zapping ([\d.]+) µs", DEFAULT.zap_base_us),
-            (r"\+ ([\d.]+) µs per MiB", DEFAULT.zap_us_per_mib),
-            (r"TLB flush ([\d.]+) µs", DEFAULT.tlb_flush_base_us),
-            (r"([\d.]+) µs x N for N <= 64", DEFAULT.tlb_flush_per_vcpu_us),
-            (r"\(N/64\)\^([\d.]+)`", DEFAULT.tlb_flush_exponent),
-        ])),
-    "first-vcpus-above": lambda q: (
-        _first_vcpus_asked(q.question),
-        "the default VM for 10 ms at 16, 32, 64, 128, 256, 416 vCPUs, seeds 0 to 3" in q.question
-        or pytest.fail("the sweep is not stated"),
-        "`stall_p99_us`" in q.question or pytest.fail("the measure is not named"),
-        _stated_sweep_command(q)),
-    "ksm-hits": lambda q: (
-        TRACE_NAMED in q.question or pytest.fail("the trace is not named"),
-        KSM_ASKED.search(q.question)[0], "In the `ksm` phase" in q.question or pytest.fail()),
-    "v513-locks": lambda q: (
-        TRACE_NAMED in q.question or pytest.fail("the trace is not named"),
-        V513_ASKED.search(q.question)[0], "**v5.13**" in q.question or pytest.fail()),
+    "walk-threshold": _stated_walk,
+    "flush-hold": _stated_flush,
+    "first-vcpus-above": _stated_sweep,
+    "ksm-hits": _stated_ksm,
+    "v513-locks": _stated_v513,
     "queued-behind": _stated_queue,
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", list(exercises.KINDS))
-def test_every_question_states_the_inputs_of_its_oracle(kind):
+def test_every_question_states_its_scene(kind):
     """Seeds 0..99 (0..29 for the kinds that simulate per seed): each question states every
-    input its oracle in this file reads (the memslots, the costs, the lock requests and tie
-    rules, the callbacks' instants, the sweep and its measure, the trace by its files, the
-    simulated scene with its seed), with the model's true values where the model holds them."""
+    parameter of its scene, which its oracle in this file reads (the memslots, the costs, the
+    lock requests and tie rules, the callbacks, the sweep and its measure, the trace by its
+    files and lines, the simulated scene with its seed), with the model's true values where the
+    model holds them: the text alone decides the answer."""
     asked = _exercises_of(kind)[: 30 if kind in ("munmap-on-guest",) else 100]
     assert set(STATED) == set(exercises.KINDS)
     for q in asked:
@@ -2083,7 +1904,7 @@ def test_markdown_to_html_formats_bold_code_lists_and_paragraphs():
         "Under **qrwlock**, who gets `mmu_lock`?\n\n- request 0: *reader*\n- request 1: writer"
         "\n\n1. first\n2. second\nthen [0x1000, 0x2000) -> done"
     )
-    assert _markdown_to_html(text) == (
+    assert markdown_to_html(text) == (
         "<p>Under <strong>qrwlock</strong>, who gets <code>mmu_lock</code>?</p>"
         "<ul><li>request 0: <em>reader</em></li><li>request 1: writer</li></ul>"
         "<ol><li>first</li><li>second</li></ol><p>then [0x1000, 0x2000) -&gt; done</p>"
@@ -2092,21 +1913,21 @@ def test_markdown_to_html_formats_bold_code_lists_and_paragraphs():
 
 def test_markdown_to_html_escapes_and_leaves_code_unformatted():
     """HTML characters are escaped, code spans stay literal, a list may start at 3."""
-    assert _markdown_to_html("`a**b**<c>` & **`x`**") == (
+    assert markdown_to_html("`a**b**<c>` & **`x`**") == (
         "<p><code>a**b**&lt;c&gt;</code> &amp; <strong><code>x</code></strong></p>"
     )
     assert (
-        _markdown_to_html("3. third\n4. fourth")
+        markdown_to_html("3. third\n4. fourth")
         == '<ol start="3"><li>third</li><li>fourth</li></ol>'
     )
-    assert _markdown_to_html("2 x n x 1.8 ns") == "<p>2 x n x 1.8 ns</p>"
+    assert markdown_to_html("2 x n x 1.8 ns") == "<p>2 x n x 1.8 ns</p>"
 
 
 @pytest.mark.parametrize("kind", FAST_KINDS)
 def test_every_question_renders_without_markdown_left_over(kind):
     """No ``**`` or backtick survives the conversion of any kind's question."""
     for seed in range(20):
-        shown = _markdown_to_html(exercises.quiz(kind, seed).question)
+        shown = markdown_to_html(exercises.quiz(kind, seed).question)
         assert "**" not in shown and "`" not in shown, (kind, seed)
         assert "<strong>" in shown or "<code>" in shown
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kvmviz import cli, exercises
-from kvmviz.exercises import _parse
+from kvmviz.exercises.base import _parse
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "workshop.md"
