@@ -11,6 +11,13 @@ import pandas as pd
 
 from .._shared._checks import check_seed
 from ..inputs.kernels import KERNELS
+from ..inputs.presets import (
+    SWEEP_DURATION_US,
+    SWEEP_MEASURE,
+    SWEEP_SEEDS,
+    SWEEP_SHARES,
+    SWEEP_VCPUS,
+)
 from .base import Exercise, Generator, Scene
 
 __all__ = [
@@ -22,15 +29,7 @@ __all__ = [
     "first_vcpus_above",
 ]
 
-# Chapter 06's first sweep (Figure 6.1): the default VM for 10 ms, these sizes and seeds.
-SWEEP_VCPUS = (16, 32, 64, 128, 256, 416)
-SWEEP_SEEDS = (0, 1, 2, 3)
-SWEEP_DURATION_US = 10_000.0
-SWEEP_SHARES = (0.5, 0.8, 0.95)
-"""The shares of spurious notifications :func:`first_vcpus_above` asks about."""
-SWEEP_MEASURE = "stall_p99_us"
-"""What :func:`first_vcpus_above` reads off the sweep: the p99 of the per-fault stall
-(:func:`kvmviz.metrics.stall_stats`), the measure the kernels are ranked by."""
+# Chapter 06's first sweep (Figure 6.1), named in kvmviz.presets with the course's other scenes.
 # Thresholds a figure can be read against: round numbers, each asked only when every value of
 # the column lies at least 20 % and 1 µs away from it.
 _NICE_US = (1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400,

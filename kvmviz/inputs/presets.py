@@ -22,6 +22,11 @@ __all__ = [
     "SETUPS",
     "STORM_FIGURE_VM",
     "STORM_VM",
+    "SWEEP_DURATION_US",
+    "SWEEP_MEASURE",
+    "SWEEP_SEEDS",
+    "SWEEP_SHARES",
+    "SWEEP_VCPUS",
     "VMM_HEAP",
     "large_vm_layout",
     "many_memslots_layout",
@@ -205,3 +210,15 @@ RETRY_VM = Scenario(
 """Chapter 05's tiny VM (section 2, ``kvmviz.exercises.RETRY_SCENE``): three vCPUs on QEMU's
 512 MiB q35 layout that fault all the time, resolving a pfn in 10 µs on average, for 40 µs;
 4 µs between a start and its end."""
+
+
+# Chapter 06's first sweep (Figure 6.1, and the quiz's first-vcpus-above): the default VM for
+# 10 ms at these sizes and seeds (``kvmviz.exercises.SWEEP_*``).
+SWEEP_VCPUS = (16, 32, 64, 128, 256, 416)
+SWEEP_SEEDS = (0, 1, 2, 3)
+SWEEP_DURATION_US = 10_000.0
+SWEEP_SHARES = (0.5, 0.8, 0.95)
+"""The shares of spurious notifications the first-vcpus-above exercise asks about."""
+SWEEP_MEASURE = "stall_p99_us"
+"""What the first-vcpus-above exercise reads off the sweep: the p99 of the per-fault stall
+(:func:`kvmviz.metrics.stall_stats`), the measure the kernels are ranked by."""
