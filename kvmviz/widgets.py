@@ -37,6 +37,7 @@ from .stats.metrics import KERNEL_TABLE_COLUMNS, busiest_window, kernel_table
 from .views import plot
 from .views.address_axis import AddressAxis
 from .views.animate import Animation, Blitter, set_spans
+from .views.map_labels import AxisLabels
 from .views.theme import KERNEL_STYLES, set_theme
 from .views.timelines import LockTimeline, check_window
 
@@ -858,7 +859,7 @@ def _plain_map(ax) -> None:
     gfn range, no small print under the bar), no hva under the segments, a short axis
     label."""
     for text in ax.texts:
-        places = getattr(text, "_kvmviz_places", None)  # a slot's label (plot._slot_label)
+        places = getattr(text, "_kvmviz_places", None)  # a slot's label (memslot_maps._slot_label)
         if text.get_gid() == "axis-label":
             text.set_visible(False)
         elif places:
@@ -871,7 +872,7 @@ def _plain_map(ax) -> None:
         elif "\ngfn " in text.get_text():
             text.set_text(text.get_text().split("\ngfn ")[0])
     for artist in ax.get_children():
-        if type(artist).__name__ == "_AxisLabels":  # it would show the addresses again
+        if isinstance(artist, AxisLabels):  # it would show the addresses again
             artist.remove()
     ax.set_xlabel("the VMM's address space (hva; gaps cut out): where the notifications land")
 

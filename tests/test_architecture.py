@@ -40,7 +40,26 @@ FILES = {
 }
 SUBMODULES = set(FILES) - {"__init__"}
 
-VIEWS = ("plot", "timelines", "animate", "export")
+VIEWS = (
+    "plot",
+    "span_bars",
+    "stall_data",
+    "stall_figures",
+    "metric_labels",
+    "kernel_bars",
+    "map_labels",
+    "memslot_maps",
+    "tornado",
+    "sweeps",
+    "save",
+    "timelines",
+    "animate",
+    "blit",
+    "queue_animation",
+    "memslot_animation",
+    "animation_export",
+    "export",
+)
 CONTROLLERS = ("widgets", "cli", "gallery")
 MAY_SIMULATE = ("experiments", *CONTROLLERS)
 MODEL = (
@@ -56,6 +75,8 @@ MODEL = (
     "engine",
     "_closed_loop",
     "metrics",
+    "lock_state",
+    "story",
     "experiments",
     "traces",
 )
