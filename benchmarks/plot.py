@@ -61,6 +61,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import kvmviz as kv  # noqa: E402
 from kvmviz import plot  # noqa: E402
+from kvmviz.views import stall_figures  # noqa: E402
 
 _FLOOR_US = 0.1  # where stall_cdf draws the attempts that did not wait
 
@@ -96,7 +97,7 @@ def fault_stalls(runs) -> dict:
 def seaborn_cdf(ax, stalls, highlight=None) -> None:
     """The stall CDF the seaborn way: one ``ecdfplot`` per run, every fault a step."""
     for label, values in stalls.items():
-        sns.ecdfplot(x=values, ax=ax, log_scale=True, **plot._style(label, highlight))
+        sns.ecdfplot(x=values, ax=ax, log_scale=True, **stall_figures._style(label, highlight))
 
 
 def row(label: str, ms: tuple[float, float], reference: float, extra: str = "") -> None:

@@ -71,7 +71,7 @@ __all__ = [
     "table",
 ]
 
-FIGURE_FORMATS = plot.FORMATS  # a figure's file formats
+FIGURE_FORMATS = plot.FIGURE_FORMATS
 FORMATS = FIGURE_FORMATS  # the name before the traces and animations had formats of their own
 ANIMATION_FORMATS = ("html", "gif")
 

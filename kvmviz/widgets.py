@@ -37,6 +37,7 @@ from .stats.metrics import KERNEL_TABLE_COLUMNS, busiest_window, kernel_table
 from .views import plot
 from .views.address_axis import AddressAxis
 from .views.animate import Animation, Blitter, set_spans
+from .views.map_labels import AxisLabels
 from .views.theme import KERNEL_STYLES, set_theme
 from .views.timelines import LockTimeline, check_window
 
@@ -707,7 +708,7 @@ class ToggleDashboard:
                 # The scale first: the split places its labels inside or beside its bars by it.
                 self._fix_limits(scenario, runs, table)
                 for ax in (self.ax_brownout, self.ax_split):
-                    plot.update(ax, runs, highlight=selected, table=table, shown=shown)
+                    plot.update_stalls(ax, runs, highlight=selected, table=table, shown=shown)
                 spans = self._axis.spans(first_callbacks(runs[selected].notifiers))
                 for kind, collection in self._span_collections.items():
                     set_spans(collection, spans[kind], *self._span_y)
@@ -721,7 +722,7 @@ class ToggleDashboard:
                 )
             else:
                 for ax in (self.ax_brownout, self.ax_split):
-                    plot.restyle(ax, highlight=selected, shown=shown)
+                    plot.restyle_stalls(ax, highlight=selected, shown=shown)
             self._blitter.moving = self._moving()
             self._blitter.blit()
         self.image.value = self._blitter.png()
@@ -792,7 +793,7 @@ class ToggleDashboard:
         # up to "100", and two kernels named on two lines under the split's bars.
         for ax in (self.ax_brownout, self.ax_split):
             ax.set_ylim(0, 100)
-        plot.restyle(self.ax_split, highlight=selected, shown=("v5.12", "v5.15"))
+        plot.restyle_stalls(self.ax_split, highlight=selected, shown=("v5.12", "v5.15"))
         self._blitter.moving = self._moving()
         self._blitter.prepare()  # solves the layout once and draws every static artist
         self._drawn_scenario = None  # the moving part is drawn by update, right after
@@ -884,7 +885,7 @@ def _plain_map(ax) -> None:
     gfn range, no small print under the bar), no hva under the segments, a short axis
     label."""
     for text in ax.texts:
-        places = getattr(text, "_kvmviz_places", None)  # a slot's label (plot._slot_label)
+        places = getattr(text, "_kvmviz_places", None)  # a slot's label (memslot_maps._slot_label)
         if text.get_gid() == "axis-label":
             text.set_visible(False)
         elif places:
@@ -897,7 +898,7 @@ def _plain_map(ax) -> None:
         elif "\ngfn " in text.get_text():
             text.set_text(text.get_text().split("\ngfn ")[0])
     for artist in ax.get_children():
-        if type(artist).__name__ == "_AxisLabels":  # it would show the addresses again
+        if isinstance(artist, AxisLabels):  # it would show the addresses again
             artist.remove()
     ax.set_xlabel("the VMM's address space (hva; gaps cut out): where the notifications land")
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.path import Path as MplPath
 from PIL import ImageSequence
@@ -26,6 +27,7 @@ import kvmviz as kv
 from kvmviz import animate
 from kvmviz._shared import _files
 from kvmviz.engine import scripted_run
+from kvmviz.views import animation_export, memslot_animation
 
 SMALL = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
 N_FRAMES = 12
@@ -49,7 +51,7 @@ def queue(runs, window):
 
 @pytest.fixture(scope="module")
 def memslots(runs):
-    return animate.memslot_animation(runs["v5.15"], n_events=4, frames_per_event=3)
+    return animate.memslot_animation(runs["v5.15"], n_notifications=4, frames_per_notification=3)
 
 
 def _scene(rows, policy="qrwlock"):
@@ -400,7 +402,9 @@ class TestAnimations:
         def make():
             if kind == "queue":
                 return animate.queue_animation(runs, *window, n_frames=N_FRAMES)
-            return animate.memslot_animation(runs["v5.12"], n_events=6, frames_per_event=2)
+            return animate.memslot_animation(
+                runs["v5.12"], n_notifications=6, frames_per_notification=2
+            )
 
         forward, backward, alone = make(), make(), make()
         n = len(forward)
@@ -444,14 +448,28 @@ class TestAnimations:
     def test_memslot_frames_follow_the_locked_column(self, runs):
         """On v5.15 a miss never takes the lock: its landing frame says "not taken"."""
         run = runs["v5.15"]
-        animation = animate.memslot_animation(run, n_events=8, frames_per_event=3)
-        events = animate._events(run, 0, 8)
-        for k, event in events.iterrows():
+        animation = animate.memslot_animation(run, n_notifications=8, frames_per_notification=3)
+        notifications = memslot_animation._notifications(run, 0, 8)
+        for k, notification in notifications.iterrows():
             animation.draw(3 * k + 2)  # landed
             texts = {t.get_text() for t in animation.figure.axes[1].texts}
             taken = any(t.startswith("taken for write") for t in texts)
-            assert taken == bool(event["n_locked"])
-            assert ("not taken" in texts) == (not event["n_locked"])
+            assert taken == bool(notification["n_locked"])
+            assert ("not taken" in texts) == (not notification["n_locked"])
+
+    def test_memslot_animation_takes_its_older_keyword_names(self, runs):
+        """n_events, frames_per_event and first_event are the older names of n_notifications,
+        frames_per_notification and first_notification: the same frames; both at once is
+        refused."""
+        run = runs["v5.15"]
+        new = animate.memslot_animation(
+            run, n_notifications=2, frames_per_notification=2, first_notification=1
+        )
+        old = animate.memslot_animation(run, n_events=2, frames_per_event=2, first_event=1)
+        assert len(old) == len(new) == 4
+        assert old.png(3) == new.png(3)
+        with pytest.raises(TypeError, match="n_notifications"):
+            animate.memslot_animation(run, n_events=2, n_notifications=2)
 
     def test_in_a_notebook_it_shows_its_first_frame(self, queue):
         """An animation as a cell's last line shows frame 0 as a PNG (the live player is
@@ -511,7 +529,7 @@ class TestBlitting:
         blitted = np.asarray(blitter.image())
         reference, line_b = figure()
         line_b.set_ydata([2.5, 0.5])
-        canvas = animate.FigureCanvasAgg(reference)
+        canvas = FigureCanvasAgg(reference)
         canvas.draw()
         full = np.asarray(
             PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert(
@@ -563,7 +581,7 @@ class TestExport:
         text = animate.to_html(memslots, tmp_path / "m.html").read_text(encoding="utf-8")
         frames = re.findall(r'"data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
         assert len(frames) == len(memslots) == 12
-        expected = list(animate._indexed_frames(memslots))
+        expected = list(animation_export._indexed_frames(memslots))
         for encoded, want in zip(frames, expected, strict=True):
             with PIL.Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
                 assert image.mode == "P"
@@ -608,7 +626,9 @@ class TestExport:
     def test_refuses_before_rendering_a_frame(self, runs, tmp_path, export, monkeypatch):
         """The existing target is refused before the first frame is drawn (a long export
         fails at once, not at the end)."""
-        animation = animate.memslot_animation(runs["v5.15"], n_events=2, frames_per_event=1)
+        animation = animate.memslot_animation(
+            runs["v5.15"], n_notifications=2, frames_per_notification=1
+        )
         drawn = []
         monkeypatch.setattr(animation, "draw", drawn.append)
         (tmp_path / "a.out").write_bytes(b"")
@@ -636,7 +656,7 @@ class TestExport:
         paths = {}
         for n, seed in enumerate([1, 1, 2]):
             run = kv.simulate(SMALL, "v5.13", seed=seed)
-            animation = animate.memslot_animation(run, n_events=3, frames_per_event=2)
+            animation = animate.memslot_animation(run, n_notifications=3, frames_per_notification=2)
             paths[n] = [
                 animate.to_gif(animation, tmp_path / f"{n}.gif").read_bytes(),
                 animate.to_html(animation, tmp_path / f"{n}.html").read_bytes(),

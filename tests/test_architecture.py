@@ -75,7 +75,26 @@ _PACKAGES = (
     ),
 )
 
-VIEWS = ("plot", "timelines", "animate", "export")
+VIEWS = (
+    "plot",
+    "span_bars",
+    "stall_data",
+    "stall_figures",
+    "metric_labels",
+    "kernel_bars",
+    "map_labels",
+    "memslot_maps",
+    "tornado",
+    "sweeps",
+    "save",
+    "timelines",
+    "animate",
+    "blit",
+    "queue_animation",
+    "memslot_animation",
+    "animation_export",
+    "export",
+)
 CONTROLLERS = ("widgets", "cli", "gallery")
 MAY_SIMULATE = ("experiments", *CONTROLLERS)
 MODEL = (
@@ -91,6 +110,8 @@ MODEL = (
     "engine",
     "_closed_loop",
     "metrics",
+    "lock_state",
+    "story",
     "experiments",
     "traces",
 )

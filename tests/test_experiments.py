@@ -26,6 +26,7 @@ from _traces import write_trace as _write
 import kvmviz as kv
 from kvmviz import classify, experiments, traces
 from kvmviz.presets import many_memslots_layout
+from kvmviz.views import tornado
 
 matplotlib.use("Agg")
 
@@ -572,8 +573,8 @@ def test_the_tornado_draws_one_bar_per_parameter_and_kernel(sensitivity_table):
     assert axes[0].get_xlabel() == "share of the VM's vCPU time stalled (%)"
     assert axes[1].get_xlabel() == "p99 stall per fault (µs)"
     labels = [t.get_text().split("\n")[0] for t in axes[0].get_yticklabels()]
-    # Rows are named in words (plot._PARAMETER_NAMES), one per parameter.
-    names = {kv.plot._PARAMETER_NAMES[p][0]: p for p in experiments.SENSITIVITY_PARAMETERS}
+    # Rows are named in words (tornado._PARAMETER_NAMES), one per parameter.
+    names = {tornado._PARAMETER_NAMES[p][0]: p for p in experiments.SENSITIVITY_PARAMETERS}
     assert sorted(labels) == sorted(names)
     labels = [names[label] for label in labels]
     bars = [line for line in axes[0].lines if line.get_linewidth() == 4]

@@ -32,6 +32,7 @@ from kvmviz._shared._prose import size_bytes
 from kvmviz.address_axis import spanning
 from kvmviz.presets import VMM_HEAP, large_vm_layout
 from kvmviz.theme import BEHIND_STYLES, COLORS, KERNEL_STYLES
+from kvmviz.views import metric_labels
 
 SMALL = kv.Scenario(n_vcpus=16, duration_us=5_000, guest_run_us=20, notifier_rate_hz=5_000)
 # The two setups of 8931a454ae's message at the same small size: on the static one v5.15 takes
@@ -948,7 +949,10 @@ def test_stall_by_kernel_draws_the_distribution_beside_the_split_and_the_writers
     ticks = [t.get_text() for t in split.get_xticklabels()]
     for tick, kernel in zip(ticks, kv.KERNELS, strict=True):
         wait = kv.summarize(volatile[kernel])["writer_wait_mean_us"]
-        assert tick.startswith(kernel) and f"writers wait\n{plot._value_label(wait, 'µs')}" in tick
+        assert (
+            tick.startswith(kernel)
+            and f"writers wait\n{metric_labels.value_label(wait, 'µs')}" in tick
+        )
     _fig, pair = plt.subplots(1, 2)
     assert plot.stall_by_kernel(volatile, ax=pair, highlight="v5.15") is pair[0]
     with pytest.raises(ValueError, match="pair"):
@@ -1001,10 +1005,10 @@ def test_stall_split_stacks_the_parts_of_each_kernels_brownout(volatile):
     assert to_hex(hit.get_facecolor()) == COLORS["hit"]
     labels = {t.get_gid(): t.get_text() for t in ax.texts if t.get_visible()}
     assert labels["split-label|v5.15|miss"] == "misses: 0%"
-    assert labels["split-label|v5.12|hit"] == plot._value_label(
+    assert labels["split-label|v5.12|hit"] == metric_labels.value_label(
         100 * table.loc["v5.12", "brownout_hit"], "%"
     )
-    assert labels["split-total|v5.13"] == plot._value_label(
+    assert labels["split-total|v5.13"] == metric_labels.value_label(
         100 * table.loc["v5.13", "brownout_mean"], "%"
     )
     assert "split-label|v5.15|hit" not in labels  # one part: its value is the total's

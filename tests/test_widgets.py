@@ -26,8 +26,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import kvmviz as kv
-from kvmviz import animate, classify, metrics, plot, widgets
+from kvmviz import animate, classify, metrics, widgets
 from kvmviz.metrics import KERNEL_TABLE_COLUMNS
+from kvmviz.views import metric_labels
 
 N_FRAMES = 12
 QUEUE = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
@@ -354,7 +355,7 @@ class TestDashboard:
                 assert x == pytest.approx(shown.index(kernel))  # closed up, in order
                 assert height == pytest.approx(100 * table.loc[kernel, f"brownout_{part}"])
             ticks = [t.get_text() for t in dashboard.ax_split.get_xticklabels()]
-            assert ticks == [plot._kernel_tick(k) for k in shown]
+            assert ticks == [metric_labels.kernel_tick(k) for k in shown]
             hidden = [t for t in dashboard.ax_split.texts if t.get_visible()]
             assert not [t.get_gid() for t in hidden if not any(k in t.get_gid() for k in shown)]
 

@@ -21,6 +21,7 @@ __all__ = [
     "check_number",
     "check_seed",
     "check_u64",
+    "renamed_keywords",
     "strict_booleans",
 ]
 
@@ -123,6 +124,33 @@ def strict_booleans(function):
 
     checked.__strict_booleans__ = tuple(flags)
     return checked
+
+
+def renamed_keywords(**renames: str):
+    """Decorate a function so that it also accepts keyword arguments under their older names.
+
+    ``renames`` maps each older name to the parameter's name now
+    (``@renamed_keywords(n_events="n_notifications")``): a call that passes the older name
+    passes the value under the new one. Passing both raises ``TypeError``. The signature shown
+    (``inspect.signature``, ``help``) is the function's own, with the new names only.
+    """
+
+    def decorate(function):
+        @functools.wraps(function)
+        def renamed(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(
+                            f"{function.__name__}() got both {new!r} and its older name "
+                            f"{old!r}: pass {new!r} alone"
+                        )
+                    kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+
+        return renamed
+
+    return decorate
 
 
 def check_u64(values, name: str) -> np.ndarray:

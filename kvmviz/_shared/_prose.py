@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["binary_size", "count", "ms", "num", "pct", "size_bytes", "times", "us"]
+__all__ = ["binary_size", "count", "ms", "num", "pct", "plural", "size_bytes", "times", "us"]
 
 
 def _finite(value) -> float:
@@ -52,6 +52,12 @@ def count(value) -> str:
     if value != round(value):
         raise ValueError(f"count({value!r}): not a whole number")
     return num(value)
+
+
+def plural(n: int, noun: str) -> str:
+    """``n`` and a noun, plural unless ``n`` is 1: ``plural(3, "reader")`` is ``"3 readers"``,
+    ``plural(1, "writer")`` is ``"1 writer"`` (the queue animation's captions)."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def times(ratio, digits: int = 1) -> str:

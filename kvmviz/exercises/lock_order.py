@@ -246,7 +246,7 @@ def lock_states(run) -> pd.DataFrame:
         ``qrwlock``, ``cnts writer bits``. vCPUs are named ``vCPU <n>``, notifiers
         ``notifier``; ``-`` stands for nobody.
     """
-    from ..views.animate import queue_frames
+    from ..stats.lock_state import queue_frames
 
     lock = run.lock
 

@@ -58,6 +58,7 @@ __all__ = [
     "HATCHES",
     "KERNEL_STYLES",
     "POLICY_STYLES",
+    "SHORT_CALLBACKS",
     "STYLES",
     "STYLE_DIR",
     "Themed",
@@ -66,6 +67,7 @@ __all__ = [
     "contrast",
     "is_dark",
     "isolated",
+    "kernel_label",
     "kernel_style",
     "palette",
     "policy_style",
@@ -162,6 +164,24 @@ DARK_KERNEL_STYLES = {
     "v5.15": {**KERNEL_STYLES["v5.15"], "color": "#56b4e9"},
 }
 """Kernel -> style on the dark page: the grey scale turned over, v5.15 a light blue."""
+
+
+def kernel_label(kernel: str) -> str:
+    """A kernel's long label (:data:`KERNEL_STYLES`: ``"v5.13 (8931a454ae)"``), or ``kernel``
+    itself for any other label: the title of an animation's panel."""
+    return KERNEL_STYLES.get(kernel, {}).get("label", kernel)
+
+
+SHORT_CALLBACKS = {
+    "invalidate_range_start": "inv. start",
+    "invalidate_range_end": "inv. end",
+    "change_pte": "change_pte",
+    "clear_flush_young": "flush_young",
+    "clear_young": "clear_young",
+    "test_young": "test_young",
+}
+"""Notifier callback -> its short name in the animations' labels (a name not here is shown
+whole)."""
 
 # Lock policies (kvmviz.rwlock), when runs are labelled by policy: the kernel's fair lock dark,
 # the unfair contrast in the accent, the exclusive lock light; a line style for each.

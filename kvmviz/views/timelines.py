@@ -29,7 +29,7 @@ from .._shared._checks import strict_booleans
 from ..model.classify import first_callbacks
 from ..stats.metrics import coverage, notifier_counters, queue_depth
 from . import theme
-from .plot import SpanBars
+from .span_bars import SpanBars
 from .theme import HATCHES, Themed
 
 __all__ = ["LockTimeline", "check_window", "lock_timeline", "retry_timeline"]
