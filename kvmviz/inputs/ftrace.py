@@ -198,6 +198,7 @@ class _Reader:
         thousand, if ``report`` is given)."""
         record = _RECORD.fullmatch
         latency_record = _LATENCY_RECORD.fullmatch
+        on_record, on_other = self._record, self._other
         lineno = 0
         try:
             for lineno, line in enumerate(lines, start=1):
@@ -212,11 +213,11 @@ class _Reader:
                         continue
                 m = record(line)
                 if m is not None:
-                    self._record(lineno, line, m, False)
+                    on_record(lineno, line, m, False)
                 elif (m := latency_record(line)) is not None:
-                    self._record(lineno, line, m, True)
+                    on_record(lineno, line, m, True)
                 else:
-                    self._other(lineno, line)
+                    on_other(lineno, line)
         finally:
             self.lines = lineno  # how far it got, for an error's message
 
@@ -270,9 +271,24 @@ class _Reader:
         if t > INT64_MAX:
             self.skips.bad(lineno, line, f"{_CLOCK_EXPECT[raw]} below 2**63 ns (year 2262)")
             return
-        payload = self._payload(lineno, line, event, text, stack, func)
-        if payload is None:
-            return
+        if stack is not None:
+            event, text, values = stack.replace(" >", ">"), "", None
+        elif func is not None:
+            event, text, values = "function", func, None
+        else:
+            if text is None:
+                text = ""
+            parse = PAYLOADS.get(event)
+            if parse is None:
+                values = None
+            else:
+                try:
+                    values = parse(text)
+                except ValueError:  # a hex value of more than 64 bits
+                    values = None
+                if values is None:
+                    self.skips.bad(lineno, line, f"a {event} payload {EXPECT[event]}")
+                    return
         if inst is None:
             inst = self.carried
         self.carried = None
@@ -284,29 +300,7 @@ class _Reader:
             comm = comm.lstrip()
             truncated = len(comm) >= LATENCY_COMM_WIDTH  # "%8.8s" may have cut it
         self.order.check(inst, cpu, t, None if raw else len(frac), lineno, ts, line)
-        self._store(lineno, comm, truncated, pid, cpu, flags, t, *payload)
-
-    def _payload(self, lineno: int, line: str, event, text, stack, func):
-        """``(event, text, values)`` of a record: ``values`` the parsed fields of an event of
-        :data:`~kvmviz.inputs.ftrace_payloads.PAYLOADS`, else None; None for a malformed
-        payload (skipped, or raised)."""
-        if stack is not None:
-            return stack.replace(" >", ">"), "", None
-        if func is not None:
-            return "function", func, None
-        if text is None:
-            text = ""
-        parse = PAYLOADS.get(event)
-        if parse is None:
-            return event, text, None
-        try:
-            values = parse(text)
-        except ValueError:  # a hex value of more than 64 bits
-            values = None
-        if values is None:
-            self.skips.bad(lineno, line, f"a {event} payload {EXPECT[event]}")
-            return None
-        return event, text, values
+        self._store(lineno, comm, truncated, pid, cpu, flags, t, event, text, values)
 
     def _store(self, lineno, comm, truncated, pid, cpu, flags, t, event, text, values) -> None:
         """Append a checked record to the chunk, its parsed fields to their groups."""
