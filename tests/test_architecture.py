@@ -114,6 +114,17 @@ MODEL = (
     "story",
     "experiments",
     "traces",
+    "tracepoint_callbacks",
+    "timestamps",
+    "trace_errors",
+    "trace_files",
+    "cpu_order",
+    "ftrace_payloads",
+    "ftrace_columns",
+    "ftrace",
+    "qemu_log",
+    "layout_json",
+    "trace_streams",
 )
 GUI_LIBRARIES = ("matplotlib", "ipywidgets", "seaborn")
 FORBIDDEN_TO_VIEWS = ("kvmviz.engine", "kvmviz.experiments")

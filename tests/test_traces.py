@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 import kvmviz as kv
 from kvmviz import classify, experiments
 from kvmviz import traces as kt
+from kvmviz.inputs import ftrace, tracepoint_callbacks
 from kvmviz.presets import q35_512m_layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -464,8 +465,9 @@ def test_age_hva_note_counts_match_the_table(events, tmp_path):
 
 def test_age_hva_counts_of_a_frame_without_callback_source(events):
     """A frame without the column (made by hand) is counted from event and comm, same rule."""
-    assert kt._age_hva_counts(events.drop(columns="callback_source")) == events.attrs["age_hva"]
-    assert kt._age_hva_counts(events[["comm"]]) == dict.fromkeys(kt.CALLBACK_SOURCES[1:], 0)
+    counts = tracepoint_callbacks.age_hva_counts
+    assert counts(events.drop(columns="callback_source")) == events.attrs["age_hva"]
+    assert counts(events[["comm"]]) == dict.fromkeys(kt.CALLBACK_SOURCES[1:], 0)
 
 
 # -- QEMU memslot log ------------------------------------------------------------------------------
@@ -950,8 +952,8 @@ def test_lenient_keeps_at_most_100_reasons_and_the_total(tmp_path):
 def test_small_chunks_give_the_same_frame(events, monkeypatch):
     """Reading in chunks of 7 lines gives the same frame and attrs, with progress growing to the
     file size."""
-    monkeypatch.setattr(kt, "_CHUNK", 7)  # stack traces and phases straddle chunk boundaries
-    monkeypatch.setattr(kt, "_PROGRESS_EVERY", 5)
+    monkeypatch.setattr(ftrace, "_CHUNK", 7)  # stack traces and phases straddle chunk boundaries
+    monkeypatch.setattr(ftrace, "_PROGRESS_EVERY", 5)
     seen = []
     chunked = kt.load_ftrace(TRACE, progress=lambda done, total: seen.append((done, total)))
     pd.testing.assert_frame_equal(chunked, events)
@@ -965,16 +967,16 @@ def test_small_chunks_give_the_same_frame(events, monkeypatch):
 
 def test_columns_grow_when_the_line_count_is_too_low(events, monkeypatch):
     """A line count that is too low (a growing file) still gives the same frame."""
-    monkeypatch.setattr(kt, "_count_lines", lambda path: 1)  # e.g. a file still being written
-    monkeypatch.setattr(kt, "_CHUNK", 100)
+    monkeypatch.setattr(ftrace, "_count_lines", lambda path: 1)  # e.g. a file still being written
+    monkeypatch.setattr(ftrace, "_CHUNK", 100)
     pd.testing.assert_frame_equal(kt.load_ftrace(TRACE), events)
 
 
 def test_count_lines(tmp_path):
     """_count_lines counts lines as the parser does, a last line without newline included."""
     for text, n in [("", 0), ("a", 1), ("a\n", 1), ("a\nb", 2), ("\n\n", 2)]:
-        assert kt._count_lines(write(tmp_path, text)) == n
-    assert kt._count_lines(TRACE) == len(file_lines(TRACE))
+        assert ftrace._count_lines(write(tmp_path, text)) == n
+    assert ftrace._count_lines(TRACE) == len(file_lines(TRACE))
     last = write(tmp_path, GOOD + GOOD.rstrip("\n"))  # no newline at the end
     assert kt.load_ftrace(last)["line"].tolist() == [1, 2]
 
@@ -1411,7 +1413,7 @@ def test_age_hva_callback_of_a_cut_comm(comm, truncated, expected):
 
 def test_truncated_patterns_cover_the_table():
     """Every task of AGE_HVA_TASKS has a prefix pattern, which accepts each cut of its names."""
-    assert list(kt._AGE_HVA_PREFIXES) == list(kt.AGE_HVA_TASKS)
+    assert list(tracepoint_callbacks._AGE_HVA_PREFIXES) == list(kt.AGE_HVA_TASKS)
     for source, name in (("task:kdamond", "kdamond.12"), ("task:kswapd", "kswapd123")):
         for cut in range(2, len(name) + 1):  # "k" alone starts both
             assert kt.age_hva_callback(name[:cut], truncated=True)[1] == source, name[:cut]
