@@ -30,7 +30,7 @@ from .stall_figures import (
     stall_split,
     update_stalls,
 )
-from .sweeps import curves, heatmap, heatmaps
+from .sweep_figures import curves, heatmap, heatmaps
 from .tornado import tornado, tornado_grid
 
 __all__ = [
