@@ -282,13 +282,13 @@ _HINT = {
 }
 
 
-def records(events: pd.DataFrame, layout: MemslotLayout) -> pd.DataFrame:
+def records(trace: pd.DataFrame, layout: MemslotLayout) -> pd.DataFrame:
     """Mark each MMU-notifier record as a hit or a miss of the memslots.
 
     Parameters
     ----------
-    events : pandas.DataFrame
-        The frame of :func:`kvmviz.traces.load_ftrace`.
+    trace : pandas.DataFrame
+        The records of a kernel trace: the frame of :func:`kvmviz.traces.load_ftrace`.
     layout : MemslotLayout
         The VM's memslots (:func:`kvmviz.traces.load_layout_json`,
         :func:`kvmviz.load_qemu_memslots`).
@@ -303,18 +303,18 @@ def records(events: pd.DataFrame, layout: MemslotLayout) -> pd.DataFrame:
         :meth:`MemslotLayout.gfn_ranges` for notifier records, empty for a miss; ``None``
         otherwise).
     """
-    _require(events, ("hva_start", "hva_end", "callback"), "records")
+    _require(trace, ("hva_start", "hva_end", "callback"), "records")
     if not isinstance(layout, MemslotLayout):
         raise TypeError(f"layout must be a MemslotLayout, got {type(layout).__name__}")
-    out = events.copy(deep=False)
-    notifier = events["callback"].notna().to_numpy()
-    starts = events["hva_start"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
-    ends = events["hva_end"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
+    out = trace.copy(deep=False)
+    notifier = trace["callback"].notna().to_numpy()
+    starts = trace["hva_start"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
+    ends = trace["hva_end"].to_numpy(dtype=np.uint64, na_value=0)[notifier]
     hit = layout.hit_mask(starts, ends)
-    hit_values = np.zeros(len(events), dtype=bool)
+    hit_values = np.zeros(len(trace), dtype=bool)
     hit_values[notifier] = hit
     hit_col = pd.arrays.BooleanArray(hit_values, ~notifier)
-    ranges = np.full(len(events), None, dtype=object)
+    ranges = np.full(len(trace), None, dtype=object)
     cache: dict[tuple[int, int], list] = {}
     rows = np.flatnonzero(notifier)
     for row, s, e, h in zip(rows, starts.tolist(), ends.tolist(), hit.tolist(), strict=True):
