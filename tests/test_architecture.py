@@ -83,7 +83,7 @@ def _in(*folders: str) -> tuple[str, ...]:
 
 # The stages are read off the folders, so a file added to views/ is held to the views' rules.
 VIEWS = _in("views")
-CONTROLLERS = ("widgets", "cli", "gallery")
+CONTROLLERS = ("cli", "gallery", *_in("widgets"))
 MAY_SIMULATE = ("experiments", *CONTROLLERS)
 MODEL = _in("inputs", "model", "stats")  # everything left of the views
 GUI_LIBRARIES = ("matplotlib", "ipywidgets", "seaborn")

@@ -29,6 +29,8 @@ import kvmviz as kv
 from kvmviz import animate, classify, metrics, widgets
 from kvmviz.metrics import KERNEL_TABLE_COLUMNS
 from kvmviz.views import metric_labels
+from kvmviz.widgets import dashboard as dashboard_module
+from kvmviz.widgets import explorer as explorer_module
 
 N_FRAMES = 12
 QUEUE = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
@@ -125,7 +127,7 @@ class TestTable:
             "v5.15": kv.simulate(scenario, "v5.12", "qrwlock", seed=0),
         }
         frame = metrics.kernel_table(runs)
-        table = widgets._table_html(frame, selected="v5.15")
+        table = dashboard_module._table_html(frame, selected="v5.15")
         assert table.startswith('<div class="kvmviz-table-box"><table class="kvmviz-summary">')
         rows = re.findall(
             r'<tr data-column="([a-z0-9_]+)"><th scope="row">([^<]+)</th>(.*?)</tr>', table
@@ -146,19 +148,21 @@ class TestTable:
         assert cells["stall_p99_us"]["v5.12"] == f"{unfair['stall_p99_us']:.1f}"
         assert cells["writer_wait_mean_us"]["v5.12"] == f"{unfair['writer_wait_mean_us']:.1f}"
         assert float(cells["writer_wait_max_us"]["v5.12"]) > 100.0
-        assert cells["brownout_mean"]["v5.12"] == widgets._percent_cell(unfair["brownout_mean"])
+        assert cells["brownout_mean"]["v5.12"] == dashboard_module._percent_cell(
+            unfair["brownout_mean"]
+        )
         assert cells["lock_taken"]["v5.15"] == str(int(frame.loc["v5.15", "lock_taken"]))
         selected = re.findall(r'data-kernel="([^"]+)" class="kvmviz-selected"', table)
         assert selected == ["v5.15"] * (1 + len(KERNEL_TABLE_COLUMNS))  # its header and cells
         values = [v.lstrip("<") for column in cells.values() for v in column.values()]
         assert np.isfinite([float(v) for v in values]).all()
         # A mapping of kernel to its row gives the same table.
-        assert widgets._table_html(dict(frame.iterrows()), selected="v5.15") == table
+        assert dashboard_module._table_html(dict(frame.iterrows()), selected="v5.15") == table
 
     def test_percent_cells_write_0_only_for_exactly_0(self):
         """A share of exactly 0 is "0"; a share too small for one decimal is "<0.1", never
         "0.0" (the 8-vCPU VM loses 0.001 %, not nothing)."""
-        assert [widgets._percent_cell(v) for v in (0.0, 1e-5, 0.0004, 0.0912)] == [
+        assert [dashboard_module._percent_cell(v) for v in (0.0, 1e-5, 0.0004, 0.0912)] == [
             "0",
             "<0.1",
             "<0.1",
@@ -271,7 +275,7 @@ class TestDashboard:
                 column = key.replace("-", "_").replace("brownout", "brownout_mean", 1)
                 column = column if key == "brownout" else key.replace("-", "_")
                 assert data[key] == f"{s[column]:.5f}"
-            big = html.unescape(widgets._big_percent(s["brownout_mean"]))
+            big = html.unescape(dashboard_module._big_percent(s["brownout_mean"]))
             assert _big(dashboard.headline.value) == big
             reference = re.search(r"v5.12: <b>([^<]+)</b>", dashboard.headline.value)
             if kernel == "v5.12":
@@ -279,7 +283,7 @@ class TestDashboard:
             else:
                 shown = html.unescape(reference[1])
                 assert shown == html.unescape(
-                    widgets._big_percent(table.loc["v5.12"].brownout_mean)
+                    dashboard_module._big_percent(table.loc["v5.12"].brownout_mean)
                 )
             assert f'<td data-kernel="{kernel}" class="kvmviz-selected">' in dashboard.table.value
         # v5.12 takes the lock on every callback: none skipped it.
@@ -308,7 +312,7 @@ class TestDashboard:
         data = _data(dashboard.headline.value)
         assert float(data["brownout"]) > 0 and float(data["brownout-miss"]) == 0
         assert float(data["brownout-hit"]) == pytest.approx(float(data["brownout"]), abs=1e-5)
-        share = widgets._percent(float(data["brownout"]))
+        share = dashboard_module._percent(float(data["brownout"]))
         assert (
             f"Of it, 0% behind notifications that missed guest memory (spurious) and {share} "
             "behind ones that hit it"
@@ -394,7 +398,7 @@ class TestDashboard:
         assert "This is the static setup as the sliders changed it." in intro
         table = metrics.kernel_table(dashboard.runs())
         numbers = ", ".join(
-            f"{k} {widgets._percent(table.loc[k, 'brownout_mean'])}" for k in kv.KERNELS
+            f"{k} {dashboard_module._percent(table.loc[k, 'brownout_mean'])}" for k in kv.KERNELS
         )
         assert f"Here the brownout is: {numbers}." in intro
         dashboard.kernel.value = "v5.15"  # the kernel is not the scenario: same words
@@ -632,7 +636,7 @@ class TestTimelineExplorer:
             for ax, drawn in zip(axes, (timeline.lanes, timeline.queue), strict=True):
                 ax.set_position(drawn.get_position())
             kv.timelines.lock_timeline(timeline.run, *window, ax=axes, arrivals=True)
-            widgets._wrap_title(axes[0])
+            explorer_module._wrap_title(axes[0])
             canvas.draw()
             want = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
             with PIL.Image.open(io.BytesIO(explorer.image.value)) as image:
