@@ -594,6 +594,21 @@ def test_the_lazy_namespace_says_what_its_type_checking_block_says():
         assert getattr(kvmviz, name) is expected, name
 
 
+def test_the_stage_folders_list_in_the_order_the_data_flows():
+    """``ls kvmviz`` shows the stages in the order of docs/architecture.md's flow (inputs,
+    model, stats, views), each folder's ``__init__.py`` says in its docstring what the stage
+    takes and gives, and imports nothing (the package stays lazy)."""
+    flow = [s for s in STAGES if not s.startswith("_")]
+    assert flow == ["inputs", "model", "stats", "views"]
+    assert sorted(flow) == flow
+    listed = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name in STAGES)
+    assert [n for n in listed if not n.startswith("_")] == flow
+    for stage in STAGES:
+        tree = ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), stage
+        assert not [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)], stage
+
+
 def test_every_public_module_answers_to_its_flat_name():
     """``kv.plot``, ``import kvmviz.plot`` and ``from kvmviz.plot import save`` reach the very
     module of ``kvmviz/views/plot.py`` (one object under two names: a monkeypatch, a private
