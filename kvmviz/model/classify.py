@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._shared._checks import strict_booleans
 from ..inputs.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
 from ..inputs.memslots import PAGE_SIZE, MemslotLayout
 from ..inputs.notifiers import EVENT_KINDS
@@ -140,6 +141,7 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
     )
 
 
+@strict_booleans
 def walk_costs(code, kernel: str, *, memslot_walk_us: float, tdp_mmu: bool) -> np.ndarray:
     """How long each callback walks the memslots on ``kernel``, µs: part of its hold when it
     takes ``mmu_lock``, its whole time outside the lock when it skips it.
