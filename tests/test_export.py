@@ -25,7 +25,7 @@ from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 import kvmviz as kv
 from kvmviz import experiments, export
-from kvmviz.views import _encode
+from kvmviz.views import _encode, trace_plan
 
 
 def ns(us) -> np.ndarray:
@@ -339,7 +339,7 @@ def test_pftrace_flows_in_a_window_name_the_callbacks_kept(big416):
     the whole run, renumbered for the rows kept)."""
     start, end = 1_300.0, 2_000.0  # the first three callbacks are gone: rows renumbered
     _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(big416, window=(start, end)))
-    cut, _title = export._window(big416, (start, end))
+    cut, _title = trace_plan.cut_window(big416, (start, end))
     assert cut.notifiers["event"].iloc[0] != big416.notifiers["event"].iloc[0]
     expected = queued_behind(cut)
     assert len(expected) > 10
@@ -430,7 +430,7 @@ def test_a_failed_write_leaves_nothing(busy8, tmp_path, monkeypatch, suffix):
     """If encoding fails halfway, after some chunks were already streamed to disk, no file
     (and no temporary) is left."""
     calls = []
-    assemble = export._encode.assemble
+    assemble = _encode.assemble
 
     def boom(*args, **kwargs):
         calls.append(1)
@@ -439,7 +439,7 @@ def test_a_failed_write_leaves_nothing(busy8, tmp_path, monkeypatch, suffix):
         return assemble(*args, **kwargs)
 
     monkeypatch.setattr(export, "CHUNK_ROWS", 50)
-    monkeypatch.setattr(export._encode, "assemble", boom)
+    monkeypatch.setattr(_encode, "assemble", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         kv.to_perfetto(busy8, tmp_path / f"x{suffix}")
     assert len(calls) == 3  # two chunks were written before the failure
