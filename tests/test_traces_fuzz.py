@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from kvmviz import traces as kt
@@ -135,6 +135,16 @@ TRACE_FILE = files(TRACE_LINES + EXTRA_LINES)
 QEMU_FILE = files(QEMU_LINES)
 
 
+def corrupt_archive(path) -> str:
+    """The refusal of a file whose first bytes are a compressor's magic (a damaged first line
+    may begin with gzip's ``\\x1f\\x8b``) but whose rest is no such archive: a ValueError
+    naming the file and the format, as a real damaged ``.gz`` gets (hypothesis found it)."""
+    return (
+        rf"{re.escape(str(path))}: corrupt (?P<fmt>gzip|xz|bzip2) data( after \d+ lines)? \(.*\); "
+        r"expected a complete (?P=fmt)-compressed file: it is damaged or was cut short"
+    )
+
+
 def write(tmp_path: Path, lines: list[bytes], name: str = "fuzz.txt") -> Path:
     path = tmp_path / name
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -154,6 +164,7 @@ def workdir(tmp_path_factory):
 
 @FUZZ
 @given(lines=TRACE_FILE)
+@example(lines=[b"\x1f\x8b"] + [b""] * 99)  # found by hypothesis: a "gzip" first line
 def test_load_ftrace_strict_lenient_and_accounting(workdir, lines):
     """On damaged traces strict parsing gives a frame or a TraceParseError naming the line, and
     lenient parsing accounts for every line and equals strict parsing of the kept lines."""
@@ -165,6 +176,12 @@ def test_load_ftrace_strict_lenient_and_accounting(workdir, lines):
         strict = None
         assert err.path == str(path) and 1 <= err.line <= len(lines)
         assert len(err.text) <= 121 and err.expected
+    except ValueError as err:  # read as an archive: refused whole, strict or lenient
+        assert re.fullmatch(corrupt_archive(path), str(err)), str(err)
+        with pytest.raises(ValueError, match="corrupt"):
+            lenient(kt.load_ftrace, path, lenient=True)
+        event("a damaged archive")
+        return
     # Lenient: never raises (but for a file of blank lines, not a trace, and one whose every
     # other line is malformed: an empty result is no trace either), accounts for every line.
     if not any(line.strip() for line in lines):
@@ -223,6 +240,7 @@ def test_load_ftrace_strict_lenient_and_accounting(workdir, lines):
 
 @FUZZ
 @given(lines=QEMU_FILE)
+@example(lines=[b"\x1f\x8b"] + [b""] * 99)  # found by hypothesis: a "gzip" first line
 def test_qemu_parsers_strict_and_lenient(workdir, lines):
     """On damaged QEMU logs strict parsing raises only TraceParseError naming the line; lenient
     parsing keeps lines in order, and at=0 and at=n give no slot and the whole log's layout."""
@@ -231,6 +249,7 @@ def test_qemu_parsers_strict_and_lenient(workdir, lines):
         rf"{re.escape(str(path))}: (none of its \d+ lines is a kvm_set_user_memory line|the file "
         r"is empty.*|all \d+ kvm_set_user_memory lines are malformed .*|no memslot: its \d+ "
         r"kvm_set_user_memory lines leave no memslot .*); expected a QEMU log with .*"
+        rf"|{corrupt_archive(path)}"
     )
     results = {}
     for parse in (kt.memslot_events, kt.load_qemu_memslots):
