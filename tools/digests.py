@@ -10,7 +10,9 @@ Run it before and after; ``diff`` the two lists::
 What it renders, seeds 0 and 1: the gallery (``kvmviz figures``, with animations), the toggle
 dashboard's image at every kernel × setup × MMU position (notebook and projector size), the
 tables of ``kvmviz simulate`` and ``kvmviz replay`` on the bundled trace, every quiz kind's
-question and checked answer, and a small run's Perfetto exports.
+question and checked answer, and a small run's Perfetto exports. With ``--notebooks``, instead:
+every figure the chapters draw (each PNG and SVG output of each code cell, the chapters run
+top to bottom in the ``python3`` kernel, in ``notebooks/``).
 """
 
 from __future__ import annotations
@@ -91,7 +93,28 @@ def exports(seed: int) -> None:
         print(f"export seed={seed} {suffix} {digest(export.encode(run, suffix))}")
 
 
+def notebooks() -> None:
+    """Every image output of every chapter, by notebook, cell and output index."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(path.parent)}}).execute()
+        for i, cell in enumerate(nb.cells):
+            for k, output in enumerate(cell.get("outputs", [])):
+                for mime in ("image/png", "image/svg+xml"):
+                    if mime in output.get("data", {}):
+                        data = output["data"][mime]
+                        data = data.encode() if isinstance(data, str) else data
+                        print(f"notebook {path.name} cell {i} output {k} {mime} {digest(data)}")
+        sys.stdout.flush()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--notebooks"]:
+        notebooks()
+        return
     for seed in SEEDS:
         for part in (tables, quizzes, exports, dashboard, gallery):
             buffer = io.StringIO()
