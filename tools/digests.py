@@ -100,7 +100,8 @@ def notebooks() -> None:
 
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(path.parent)}}).execute()
+        where = {"metadata": {"path": str(path.parent)}}
+        NotebookClient(nb, timeout=900, resources=where).execute()
         for i, cell in enumerate(nb.cells):
             for k, output in enumerate(cell.get("outputs", [])):
                 for mime in ("image/png", "image/svg+xml"):
