@@ -518,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
         when the reader of standard output went away, 128 + the signal's number when
         interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
     """
-    with handled(), _one_line_warnings():  # first: a Ctrl-C while numpy loads is one line
+    # First: a Ctrl-C while numpy loads is one line. Run as a program (no argv given), the
+    # handlers stay to the end: a signal after the work is done leaves the status as it is.
+    with handled(final=argv is None), _one_line_warnings():
         try:
             with guarded() as (out, _err):
                 status = _run(argv)

@@ -215,6 +215,22 @@ def test_a_signal_during_the_move_waits_until_the_set_is_in(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.png" for i in range(5)]
 
 
+def test_a_final_block_leaves_the_signals_ignored():
+    """``handled(final=True)`` (the command run as a program): once the block ends a signal
+    changes nothing, so the status the command decided is the one the process exits with."""
+    before = {s: signal.getsignal(s) for s in _signals.SIGNALS}
+    try:
+        with _signals.handled(final=True):
+            pass
+        assert {s: signal.getsignal(s) for s in _signals.SIGNALS} == dict.fromkeys(
+            _signals.SIGNALS, signal.SIG_IGN
+        )
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored: the test goes on
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def test_handled_restores_the_handlers_it_replaced():
     before = {s: signal.getsignal(s) for s in _signals.SIGNALS}
     with _signals.handled():

@@ -56,7 +56,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
-def handled() -> Iterator[None]:
+def handled(*, final: bool = False) -> Iterator[None]:
     """For the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread.
 
     Only the first signal raises: once the stack is unwinding, a second Ctrl-C or ``kill``
@@ -66,6 +66,15 @@ def handled() -> Iterator[None]:
 
     For a program's entry point (the ``kvmviz`` command), entered before anything slow is
     imported; a library never calls it. Outside the main thread the block simply runs.
+
+    Parameters
+    ----------
+    final : bool
+        The block is the process's last work (the command run as a program): when it ends the
+        three signals are ignored instead of put back. The outcome is decided by then (files
+        written or removed, the status known); a signal during the interpreter's exit would
+        otherwise kill the process by the default action, with no word and a status saying it
+        was stopped (issue 21's CI saw -15 after a complete export).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -88,7 +97,11 @@ def handled() -> Iterator[None]:
             previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         yield
     finally:
-        _restore(previous)
+        if final:
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+        else:
+            _restore(previous)
 
 
 @contextmanager
