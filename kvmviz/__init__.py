@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import exercises, gallery, widgets
     from .inputs import kernels, layouts, memslots, notifiers, presets, scenario, traces
-    from .inputs.kernels import CALLBACKS, KERNELS, rule, takes_lock
+    from .inputs.kernels import CALLBACKS, KERNELS, KERNELS_2021, rule, takes_lock
     from .inputs.memslots import GfnRange, Memslot, MemslotError, MemslotLayout
     from .inputs.scenario import Scenario
     from .inputs.traces import load_ftrace, load_qemu_memslots
@@ -69,6 +69,7 @@ _NAMES = {
     "to_perfetto": "export",
     "CALLBACKS": "kernels",
     "KERNELS": "kernels",
+    "KERNELS_2021": "kernels",
     "rule": "kernels",
     "takes_lock": "kernels",
     "GfnRange": "memslots",
@@ -149,6 +150,7 @@ def __dir__():
 __all__ = [
     "CALLBACKS",
     "KERNELS",
+    "KERNELS_2021",
     "POLICIES",
     "GfnRange",
     "Memslot",

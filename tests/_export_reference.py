@@ -55,6 +55,7 @@ import numpy as np
 from kvmviz._shared._files import check_free, write_atomic
 from kvmviz.kernels import rule
 from kvmviz.metrics import queue_depth
+from kvmviz.views.metric_labels import counter_names
 
 __all__ = ["FORMATS", "chrome_trace", "encode", "perfetto_trace", "to_perfetto"]
 
@@ -212,10 +213,12 @@ def _invalidation_tracks(trace: _Trace, run, arrive, done) -> None:
     hits = n["hit"].to_numpy(dtype=bool)
     for k, (s, _e) in enumerate(pairs):
         raised = rule(run.kernel, "invalidate_range_start", bool(hits[s])).count_delta > 0
+        # Issue 22: the counter is named as the run's kernel names it (v6.0's rename).
+        count = counter_names(run.kernel)[1]
         name = (
-            "mmu_notifier_count raised (faults on the range retry)"
+            f"{count} raised (faults on the range retry)"
             if raised
-            else "invalidation left mmu_notifier_count alone (missed every memslot)"
+            else f"invalidation left {count} alone (missed every memslot)"
         )
         args = {
             "kernel": run.kernel,

@@ -31,7 +31,13 @@ from kvmviz import metrics, plot
 from kvmviz._shared._prose import size_bytes
 from kvmviz.address_axis import spanning
 from kvmviz.presets import VMM_HEAP, large_vm_layout
-from kvmviz.theme import BEHIND_STYLES, COLORS, KERNEL_STYLES
+from kvmviz.theme import (
+    BEHIND_STYLES,
+    COLORS,
+    DARK_COLORS,
+    DARK_KERNEL_STYLES,
+    KERNEL_STYLES,
+)
 from kvmviz.views import metric_labels
 
 SMALL = kv.Scenario(n_vcpus=16, duration_us=5_000, guest_run_us=20, notifier_rate_hz=5_000)
@@ -44,19 +50,19 @@ VOLATILE = kv.presets.volatile_setup(n_vcpus=16, duration_us=5_000, guest_run_us
 @pytest.fixture(scope="module")
 def runs():
     """The small scenario on every kernel, same seed."""
-    return {k: kv.simulate(SMALL, kernel=k, seed=1) for k in kv.KERNELS}
+    return {k: kv.simulate(SMALL, kernel=k, seed=1) for k in kv.KERNELS_2021}
 
 
 @pytest.fixture(scope="module")
 def static():
     """The small static setup on every kernel: v5.15 stalls nothing."""
-    return {k: kv.simulate(STATIC, kernel=k, seed=1) for k in kv.KERNELS}
+    return {k: kv.simulate(STATIC, kernel=k, seed=1) for k in kv.KERNELS_2021}
 
 
 @pytest.fixture(scope="module")
 def volatile():
     """The small volatile setup on every kernel: every kernel stalls."""
-    return {k: kv.simulate(VOLATILE, kernel=k, seed=1) for k in kv.KERNELS}
+    return {k: kv.simulate(VOLATILE, kernel=k, seed=1) for k in kv.KERNELS_2021}
 
 
 def _visible_notes(ax) -> dict[str, str]:
@@ -166,15 +172,15 @@ def test_kernel_bars_from_table_or_runs(volatile):
     plot.kernel_bars(volatile, ax=right)
     for ax in (left, right):
         bars = [p for p in ax.patches if (p.get_gid() or "").startswith("bar|")]
-        assert [b.get_gid() for b in bars] == [f"bar|{k}" for k in kv.KERNELS]
+        assert [b.get_gid() for b in bars] == [f"bar|{k}" for k in kv.KERNELS_2021]
         assert [to_hex(b.get_facecolor()) for b in bars] == [
-            KERNEL_STYLES[k]["color"] for k in kv.KERNELS
+            KERNEL_STYLES[k]["color"] for k in kv.KERNELS_2021
         ]
         np.testing.assert_allclose([b.get_height() for b in bars], table["stall_p99_us"])
         assert (table["stall_p99_us"] > 0).all()
         assert ax.get_ylabel() == "µs" and "p99 stall per fault" in _titles(ax)
         assert [t.get_text()[-3:] for t in ax.texts] == [" µs"] * 3
-    assert [t.get_text().split("\n")[0] for t in left.get_xticklabels()] == list(kv.KERNELS)
+    assert [t.get_text().split("\n")[0] for t in left.get_xticklabels()] == list(kv.KERNELS_2021)
 
 
 def test_kernel_bars_say_in_words_where_a_kernel_stalls_nothing(static):
@@ -201,8 +207,8 @@ def test_kernel_bars_on_shared_axes_fit_the_tallest_bar_of_all():
     """Figure 5.4: two panels sharing y, the right one's bars shorter. The limit fits the
     tallest bar of both (drawing the right panel last used to cut the left one's bars, and
     push their labels into the title); every value label is inside its axes."""
-    left = pd.DataFrame({"faults_retried": [7_047, 7_049, 7_047]}, index=list(kv.KERNELS))
-    right = pd.DataFrame({"faults_retried": [6_186, 6_197, 0]}, index=list(kv.KERNELS))
+    left = pd.DataFrame({"faults_retried": [7_047, 7_049, 7_047]}, index=list(kv.KERNELS_2021))
+    right = pd.DataFrame({"faults_retried": [6_186, 6_197, 0]}, index=list(kv.KERNELS_2021))
     fig, axes = plt.subplots(1, 2, sharey=True)
     for ax, table in zip(axes, (left, right), strict=True):
         plot.kernel_bars(table, ax=ax, metric="faults_retried")
@@ -221,7 +227,7 @@ def test_kernel_bars_draw_shares_in_percent(volatile):
     bar labelled with a %; an unknown metric is refused."""
     ax = plot.kernel_bars(volatile, metric="brownout_mean", ax=plt.subplots()[1])
     heights = [p.get_height() for p in ax.patches]
-    expected = [100 * kv.summarize(volatile[k])["brownout_mean"] for k in kv.KERNELS]
+    expected = [100 * kv.summarize(volatile[k])["brownout_mean"] for k in kv.KERNELS_2021]
     np.testing.assert_allclose(heights, expected)
     assert ax.get_ylabel() == "%" and all(t.get_text().endswith("%") for t in ax.texts)
     assert "share of the VM's vCPU time stalled" in _titles(ax)
@@ -393,7 +399,7 @@ def test_stall_views_label_their_axes_with_units(runs):
     assert "µs" in a.get_xlabel()
     assert b.get_ylabel() == "share of the VM's vCPUs stalled (%)"
     assert b.get_xlabel() == "simulated time (ms)" and b.get_ylim() == (0, 100)
-    assert [line.get_gid() for line in b.get_lines()] == [f"brownout|{k}" for k in kv.KERNELS]
+    assert [line.get_gid() for line in b.get_lines()] == [f"brownout|{k}" for k in kv.KERNELS_2021]
 
 
 def test_the_legend_of_a_cdf_covers_no_line(static):
@@ -420,7 +426,7 @@ def test_live_artists_are_what_update_changes(static):
     plot.stall_split(static, ax=split)
     live = plot.live_artists(cdf)
     assert set(cdf.get_lines()) | {cdf.get_legend()} <= set(live)
-    assert {t.get_gid() for t in live if t in cdf.texts} == {f"note|{k}" for k in kv.KERNELS}
+    assert {t.get_gid() for t in live if t in cdf.texts} == {f"note|{k}" for k in kv.KERNELS_2021}
     live = plot.live_artists(split)
     assert {p.get_gid() for p in split.patches} <= {a.get_gid() for a in live}
     assert split.get_legend() in live
@@ -782,7 +788,7 @@ def test_same_seed_gives_the_same_svg_bytes():
     assert matplotlib.rcParams["svg.hashsalt"] == "kvmviz"
 
     def stalls(seed) -> bytes:
-        runs = {k: kv.simulate(SMALL, kernel=k, seed=seed) for k in kv.KERNELS}
+        runs = {k: kv.simulate(SMALL, kernel=k, seed=seed) for k in kv.KERNELS_2021}
         fig, (a, b) = plt.subplots(1, 2)
         plot.stall_cdf(runs, ax=a)
         plot.brownout_curve(runs, ax=b)
@@ -938,7 +944,7 @@ def test_stall_by_kernel_draws_the_distribution_beside_the_split_and_the_writers
     ax = plot.stall_by_kernel(volatile)
     cdf, split = ax.figure.axes
     assert cdf is ax
-    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in kv.KERNELS]
+    assert [line.get_gid() for line in cdf.get_lines()] == [f"cdf|{k}" for k in kv.KERNELS_2021]
     drawn = {p.get_gid(): p.get_height() for p in split.patches}
     for kernel, run in volatile.items():
         summary = kv.summarize(run)
@@ -947,7 +953,7 @@ def test_stall_by_kernel_draws_the_distribution_beside_the_split_and_the_writers
                 100 * summary[f"brownout_{part}"]
             )
     ticks = [t.get_text() for t in split.get_xticklabels()]
-    for tick, kernel in zip(ticks, kv.KERNELS, strict=True):
+    for tick, kernel in zip(ticks, kv.KERNELS_2021, strict=True):
         wait = kv.summarize(volatile[kernel])["writer_wait_mean_us"]
         assert (
             tick.startswith(kernel)
@@ -988,10 +994,12 @@ def test_stall_split_stacks_the_parts_of_each_kernels_brownout(volatile):
     table = kv.metrics.kernel_table(volatile)
     ax = plot.stall_split(table, ax=plt.subplots()[1])
     drawn = _split(ax)
-    assert set(drawn) == {(k, p) for k in kv.KERNELS for p in ("miss", "hit")} - {("v5.15", "miss")}
+    assert set(drawn) == {(k, p) for k in kv.KERNELS_2021 for p in ("miss", "hit")} - {
+        ("v5.15", "miss")
+    }
     for (kernel, part), height in drawn.items():
         assert height == pytest.approx(100 * table.loc[kernel, f"brownout_{part}"])
-    for kernel in kv.KERNELS:
+    for kernel in kv.KERNELS_2021:
         hit = next(p for p in ax.patches if p.get_gid() == f"split|{kernel}|hit")
         miss = 100 * table.loc[kernel, "brownout_miss"]
         assert hit.get_y() == pytest.approx(miss)  # stacked on the miss part
@@ -1019,10 +1027,12 @@ def test_stall_split_stacks_the_parts_of_each_kernels_brownout(volatile):
 def test_stall_split_draws_the_part_behind_faults_only_where_there_is_one():
     """Under the shadow MMU faults write-lock, so some stall is owed to other faults alone:
     that part is drawn (blue, cross-hatched) and in the legend; with the TDP MMU it is not."""
-    shadow = {k: kv.simulate(VOLATILE.replace(tdp_mmu=False), kernel=k, seed=1) for k in kv.KERNELS}
+    shadow = {
+        k: kv.simulate(VOLATILE.replace(tdp_mmu=False), kernel=k, seed=1) for k in kv.KERNELS_2021
+    }
     ax = plot.stall_split(shadow, ax=plt.subplots()[1])
     faults = {k: h for (k, part), h in _split(ax).items() if part == "fault"}
-    assert set(faults) == set(kv.KERNELS) and min(faults.values()) > 0
+    assert set(faults) == set(kv.KERNELS_2021) and min(faults.values()) > 0
     patch = next(p for p in ax.patches if p.get_gid() == "split|v5.12|fault")
     assert to_hex(patch.get_facecolor()) == COLORS["read"] and patch.get_hatch() == "xx"
     assert legend_texts(ax)[-1] == "behind other faults only"
@@ -1056,7 +1066,7 @@ def _sensitivity_table() -> pd.DataFrame:
     rows = []
     for parameter, values in (("rate_hz", (1.0, 2.0)), ("share", (0.5, 1.0))):
         for value in values:
-            for k, kernel in enumerate(kv.KERNELS):
+            for k, kernel in enumerate(kv.KERNELS_2021):
                 brownout = 0.0 if kernel == "v5.15" and parameter == "rate_hz" else value / (k + 1)
                 rows.append((parameter, value, value == 1.0, kernel, brownout / 10, 100 * brownout))
     columns = ["parameter", "value", "is_default", "kernel", "brownout_mean", "stall_p99_us"]
@@ -1184,7 +1194,7 @@ def test_tornado_grid_puts_setups_on_shared_scales():
     for setup, scale in (("a", 1.0), ("b", 5.0)):
         for parameter in ("notifier_rate_hz", "spurious_share"):
             for value in (0.0, 1.0):
-                for kernel in kv.KERNELS:
+                for kernel in kv.KERNELS_2021:
                     rows.append(
                         {
                             "setup": setup,
@@ -1206,3 +1216,41 @@ def test_tornado_grid_puts_setups_on_shared_scales():
         assert right >= unit * table[metric].max()
     assert len(axes[0, 0].figure.legends) == 1
     assert all(ax.get_legend() is None for ax in axes[:, 1])
+
+
+def test_kernels_are_ordered_by_release_and_named_with_their_counters():
+    """metric_labels.kernel_order: any releases, in any spelling, oldest first (v6.8 after v5.15
+    and before v6.18, whatever the string order says), other labels after them as given;
+    counter_names: the counters' names of each release (renamed in v6.0, 20ec3ebd707c), the
+    2021 names for a label that is no release."""
+    index = ["v6.18", "reader-pref", "v5.12", "6.8", "v6.7", "v5.15", "mine"]
+    assert metric_labels.kernel_order(index) == [
+        "v5.12", "v5.15", "v6.7", "6.8", "v6.18", "reader-pref", "mine"
+    ]  # fmt: skip
+    assert metric_labels.kernel_order(list(kv.KERNELS)[::-1]) == list(kv.KERNELS)
+    assert metric_labels.counter_names("v5.19") == ("mmu_notifier_seq", "mmu_notifier_count")
+    assert metric_labels.counter_names("6.0") == (
+        "mmu_invalidate_seq",
+        "mmu_invalidate_in_progress",
+    )
+    assert metric_labels.counter_names("qrwlock") == ("mmu_notifier_seq", "mmu_notifier_count")
+    for kernel in kv.KERNELS:
+        f = kv.kernels.features(kernel)
+        assert metric_labels.counter_names(kernel) == (f.seq_name, f.count_name)
+
+
+def test_every_milestone_has_its_style_and_tick():
+    """Every milestone of kv.KERNELS has a colour, a line style and a label on both pages, the
+    label's first word its name; the v6 milestones' colours are none of the 2021 kernels' and
+    none of the semantic colours (read, write, wait, memslot, miss), so a v6 line is never
+    read as a fault, a notifier, a wait or a memslot; their ticks name them."""
+    semantic = ("read", "write", "wait", "memslot", "miss")
+    for styles, colours in ((KERNEL_STYLES, COLORS), (DARK_KERNEL_STYLES, DARK_COLORS)):
+        assert list(styles) == list(kv.KERNELS)
+        taken = {colours[n] for n in semantic} | {styles[k]["color"] for k in kv.KERNELS_2021}
+        v6 = [styles[k]["color"] for k in kv.KERNELS if k not in kv.KERNELS_2021]
+        assert len(set(v6)) == len(v6) and not set(v6) & taken, v6
+        for kernel, style in styles.items():
+            assert style["label"].split(" ")[0] == kernel
+    ticks = {k: metric_labels.kernel_tick(k) for k in kv.KERNELS}
+    assert ticks["v6.8"] == "v6.8\nd02c357e5bfa" and ticks["v6.18"].startswith("v6.18\n")

@@ -380,3 +380,20 @@ def test_retry_timeline_marks_each_snapshot_and_retry():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="do not fit in 2 lanes"):
         timelines.retry_timeline(run, 0, 400, max_lanes=2)
+
+
+def test_the_counters_carry_the_names_of_the_runs_kernel():
+    """The retry timeline names the counters as the run's kernel does: mmu_notifier_seq and
+    mmu_notifier_count up to v5.19, mmu_invalidate_seq and mmu_invalidate_in_progress from
+    v6.0 (20ec3ebd707c), in the legend and at the counters' right end."""
+    tiny = kv.Scenario(n_vcpus=3, faulting_share=1.0, guest_run_us=10, duration_us=400)
+    for kernel, seq, count in (
+        ("v5.15", "mmu_notifier_seq", "mmu_notifier_count"),
+        ("v6.7", "mmu_invalidate_seq", "mmu_invalidate_in_progress"),
+    ):
+        ax = timelines.retry_timeline(kv.simulate(tiny, kernel=kernel, seed=0), 0, 400)
+        counters = ax.figure.axes[1]
+        assert {t.get_text() for t in counters.texts} >= {seq, count}, kernel
+        assert f"samples\n{seq}" in legend_texts(ax), kernel
+        other = "mmu_invalidate" if kernel == "v5.15" else "mmu_notifier"
+        assert not any(other in t.get_text() for t in counters.texts), kernel

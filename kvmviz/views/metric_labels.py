@@ -1,6 +1,7 @@
 """How the figures name a metric and write its values: what each column of the kernel tables
 measures and in which unit, what a value of exactly 0 means in words (and the note saying so
-where a bar of height 0 would stand), and the kernels' tick labels and order.
+where a bar of height 0 would stand), the kernels' tick labels and order, and the names a
+kernel gives its invalidation counters.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import textwrap
 
 import pandas as pd
 
-from ..inputs.kernels import KERNELS
+from ..inputs.kernels import RELEASES, features, resolve
 from ..stats.metrics import kernel_table
 from . import theme
 
@@ -18,6 +19,7 @@ __all__ = [
     "NONE_WORDS",
     "PERCENTILES",
     "as_kernel_table",
+    "counter_names",
     "kernel_order",
     "kernel_tick",
     "value_label",
@@ -162,8 +164,17 @@ def as_kernel_table(table_or_runs) -> pd.DataFrame:
     return kernel_table(table_or_runs)
 
 
+def _release(label) -> str | None:
+    """The canonical release a label names (``"6.8"`` -> ``"v6.8"``), or None."""
+    try:
+        return resolve(label)
+    except ValueError:
+        return None
+
+
 def kernel_order(index) -> list:
-    """The kernels of a table in release order, then any other labels as given.
+    """The kernels of a table in release order (:data:`kvmviz.kernels.RELEASES`: v5.12 first,
+    v6.18 last), then any other labels as given.
 
     Parameters
     ----------
@@ -174,7 +185,33 @@ def kernel_order(index) -> list:
     -------
     list of str
     """
-    return [k for k in KERNELS if k in index] + [k for k in index if k not in KERNELS]
+    labels = list(dict.fromkeys(index))
+    releases = [k for k in labels if isinstance(k, str) and _release(k) is not None]
+    releases.sort(key=lambda k: RELEASES.index(_release(k)))
+    return releases + [k for k in labels if k not in releases]
+
+
+def counter_names(kernel) -> tuple[str, str]:
+    """The names of the invalidation counters on ``kernel``: ``mmu_notifier_seq`` and
+    ``mmu_notifier_count`` before v6.0, ``mmu_invalidate_seq`` and
+    ``mmu_invalidate_in_progress`` from it (20ec3ebd707c, :func:`kvmviz.kernels.features`).
+
+    Parameters
+    ----------
+    kernel : str
+        A release, any spelling :func:`kvmviz.kernels.resolve` takes; any other label (a lock
+        policy, a run of one's own) keeps the names of the 2021 kernels.
+
+    Returns
+    -------
+    (str, str)
+        The sequence counter's name and the in-progress counter's.
+    """
+    release = _release(kernel)
+    if release is None:
+        return "mmu_notifier_seq", "mmu_notifier_count"
+    f = features(release)
+    return f.seq_name, f.count_name
 
 
 def zero_note(ax, x: float, text: str, *, gid: str, color=None):

@@ -150,20 +150,32 @@ BEHIND_STYLES = _behind(COLORS)
 DARK_BEHIND_STYLES = _behind(DARK_COLORS)
 """The parts of a brownout on the dark page."""
 
-# Kernels: a grey scale plus one accent for the kernel that fixes it (Rougier), and a line style.
+# Kernels: the 2021 story is a grey scale plus one accent for the kernel that fixes it
+# (Rougier), and a line style. The milestones since (kvmviz.kernels.KERNELS) take the hues of
+# the same colour-blind-safe palette that no semantic colour uses (STYLE.md): brown, reddish
+# purple and yellow, each darkened on the light page until it stands out on white (contrast
+# >= 3), and a line style of their own.
 KERNEL_STYLES = {
     "v5.12": {"color": "#333333", "linestyle": "-", "label": "v5.12 (always lock)"},
     "v5.13": {"color": "#949494", "linestyle": "--", "label": "v5.13 (8931a454ae)"},
     "v5.15": {"color": "#0173b2", "linestyle": "-", "label": "v5.15 (071064f14d87)"},
+    "v6.7": {"color": "#94673a", "linestyle": "-.", "label": "v6.7 (no pre-check)"},
+    "v6.8": {"color": "#b3619f", "linestyle": "--", "label": "v6.8 (d02c357e5bfa)"},
+    "v6.18": {"color": "#857600", "linestyle": "-", "label": "v6.18 (mainline)"},
 }
 """Kernel -> colour, line style and label, on the light page (change colours with
-``set_theme(kernel_colors=...)``)."""
+``set_theme(kernel_colors=...)``): the milestones of :data:`kvmviz.KERNELS`; any other
+release is drawn in the faults' colour, labelled with its name."""
 DARK_KERNEL_STYLES = {
     "v5.12": {**KERNEL_STYLES["v5.12"], "color": "#dcdcdc"},
     "v5.13": {**KERNEL_STYLES["v5.13"], "color": "#8f8f8f"},
     "v5.15": {**KERNEL_STYLES["v5.15"], "color": "#56b4e9"},
+    "v6.7": {**KERNEL_STYLES["v6.7"], "color": "#ca9161"},
+    "v6.8": {**KERNEL_STYLES["v6.8"], "color": "#cc78bc"},
+    "v6.18": {**KERNEL_STYLES["v6.18"], "color": "#ece133"},
 }
-"""Kernel -> style on the dark page: the grey scale turned over, v5.15 a light blue."""
+"""Kernel -> style on the dark page: the grey scale turned over, v5.15 a light blue, the
+v6 milestones in the palette's own light brown, reddish purple and yellow."""
 
 
 def kernel_label(kernel: str) -> str:

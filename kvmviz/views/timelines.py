@@ -29,6 +29,7 @@ from .._shared._checks import strict_booleans
 from ..model.classify import first_callbacks
 from ..stats.metrics import coverage, notifier_counters, queue_depth
 from . import theme
+from .metric_labels import counter_names
 from .span_bars import SpanBars
 from .theme import HATCHES, Themed
 
@@ -891,7 +892,7 @@ def _retry_legend(ax, run, window, shown, start_us: float, end_us: float) -> Non
     handles = []
     if len(window):
         handles += [
-            Line2D([], [], label="samples\nmmu_notifier_seq", **_SNAPSHOT_MARK),
+            Line2D([], [], label=f"samples\n{counter_names(run.kernel)[0]}", **_SNAPSHOT_MARK),
             Line2D([], [], label="resolves the pfn\n(outside mmu_lock)", **_RESOLVE_STYLE),
         ]
     handles += [states[kind] for kind in ("wait", "read") if kind in states]
@@ -910,8 +911,11 @@ def _retry_legend(ax, run, window, shown, start_us: float, end_us: float) -> Non
 
 def _counter_axes(ax, run, start_us: float, end_us: float) -> None:
     """``mmu_notifier_seq`` and ``mmu_notifier_count`` over the window, as steps, each named
-    at its right end (:func:`kvmviz.metrics.notifier_counters`)."""
+    at its right end by the run's kernel's names (``mmu_invalidate_seq`` and
+    ``mmu_invalidate_in_progress`` from v6.0, :func:`kvmviz.views.metric_labels.counter_names`;
+    :func:`kvmviz.metrics.notifier_counters`)."""
     counters = notifier_counters(run)
+    names = dict(zip(("seq", "count"), counter_names(run.kernel), strict=True))
 
     def value_at(name: str, when: float) -> int:
         earlier = counters.loc[counters["t_us"].to_numpy() <= when, name]
@@ -931,7 +935,7 @@ def _counter_axes(ax, run, start_us: float, end_us: float) -> None:
         top = max(top, int(values.max()))
         ax.step(t, values, where="post", linewidth=1.8, gid=f"counter-{name}", **style)
         ax.annotate(
-            f"mmu_notifier_{name}",
+            names[name],
             (end_us, values[-1]),
             xytext=(4, offset),
             textcoords="offset points",

@@ -10,11 +10,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from .._shared._checks import strict_booleans
-from ..inputs.kernels import KERNELS
 from . import theme
 from ._fit import legend_columns
-from .metric_labels import METRICS, NONE_WORDS, PERCENTILES
-from .theme import KERNEL_STYLES
+from .metric_labels import METRICS, NONE_WORDS, PERCENTILES, kernel_order
 
 __all__ = ["tornado", "tornado_grid"]
 
@@ -85,7 +83,7 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
     if missing:
         raise ValueError(f"table has no column {missing[0]!r}; expected some of {list(table)}")
     parameters = list(dict.fromkeys(table["parameter"]))
-    kernels = [k for k in KERNELS if k in set(table["kernel"])]
+    kernels = kernel_order(table["kernel"])
     if axes is None:
         fig = plt.figure(figsize=(5 * len(metrics), 0.7 + 0.55 * len(parameters) * 1.5))
         fig.set_layout_engine("constrained")
@@ -103,7 +101,7 @@ def tornado(table, *, metrics=("brownout_mean", "stall_p99_us"), axes=None):
         values = table.loc[table["parameter"] == parameter, "value"]
         labels.append(_parameter_label(parameter, values))
     axes[0].set_yticks(range(len(order)), labels, fontsize="small")
-    styles = [theme.kernel_style(k) for k in kernels if k in KERNEL_STYLES]
+    styles = [theme.kernel_style(k) for k in kernels]
     handles = [Line2D([], [], color=s["color"], linewidth=4, label=s["label"]) for s in styles]
     handles.append(
         Line2D([], [], marker="o", linestyle="", color=theme.color("background"),

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..inputs.kernels import rule
 from ..stats.metrics import waiting_steps
+from .metric_labels import counter_names
 
 PID = 1
 """The one process of every trace: the VM."""
@@ -368,10 +369,11 @@ def side_slice(plan: Plan, s: int) -> tuple[str, dict]:
         return callback, callback_args(plan, row)
     if kind == _INVALIDATION:
         raised = plan.rule("invalidate_range_start", hit).count_delta > 0
+        count = counter_names(plan.run.kernel)[1]  # mmu_invalidate_in_progress from v6.0
         name = (
-            "mmu_notifier_count raised (faults on the range retry)"
+            f"{count} raised (faults on the range retry)"
             if raised
-            else "invalidation left mmu_notifier_count alone (missed every memslot)"
+            else f"invalidation left {count} alone (missed every memslot)"
         )
         args = {
             "kernel": plan.run.kernel,

@@ -264,7 +264,13 @@ def _intro_html(
         "miss, and the faults queue behind it. <b>v5.13</b> (8931a454ae) stops the spurious "
         "unpaired callbacks (page aging, <code>change_pte</code>) from taking it; <b>v5.15</b> "
         "(071064f14d87) stops the spurious <code>invalidate_range_start/end</code> pairs too. "
-        "A notification that hits guest memory takes the lock on every kernel."
+        "A notification that hits guest memory takes the lock on each of them. The kernels "
+        "since keep v5.15's rule for spurious notifications. <b>v6.8</b> (d02c357e5bfa) adds "
+        "a pre-check: a fault on memory being invalidated retries before it asks for the lock "
+        "(<b>v6.7</b> is the last release without it); from v6.10 (f3b65bbaed7c) a KSM merge "
+        "is a plain start/end pair, and from v6.15 (aa34b811650c) aging guest pages takes no "
+        "<code>mmu_lock</code> at all, so on <b>v6.18</b> only invalidations of guest memory "
+        "take it."
     )
     parts = "grey, hatched: behind notifications that missed guest memory; vermilion: behind "
     parts += "ones that hit it"
@@ -392,9 +398,11 @@ _CSS = """
 
 
 class ToggleDashboard:
-    """The kernel toggle (v5.12 / v5.13 / v5.15), the setup toggle (static or volatile, the two
-    setups of 8931a454ae's message: :data:`kvmviz.presets.SETUPS`), the MMU toggle (TDP or
-    shadow, the kernel's ``kvm.tdp_mmu``) and a few sliders, driving a headline and a figure.
+    """The kernel toggle (the milestones of :data:`kvmviz.KERNELS`: v5.12, v5.13 and v5.15 of
+    2021, v6.7 and v6.8 either side of the 2024 pre-check, v6.18), the setup toggle (static or
+    volatile, the two setups of 8931a454ae's message: :data:`kvmviz.presets.SETUPS`), the MMU
+    toggle (TDP or shadow, the kernel's ``kvm.tdp_mmu``) and a few sliders, driving a headline
+    and a figure.
 
     The headline's big number is the selected kernel's brownout, the share of the VM's vCPU
     time stalled on ``mmu_lock``, with v5.12's beside it and a sentence why (its split by what
@@ -460,7 +468,7 @@ class ToggleDashboard:
     ):
         if setup not in presets.SETUPS:
             raise ValueError(f"setup {setup!r}: expected one of {', '.join(presets.SETUPS)}")
-        check_kernel(kernel)
+        kernel = check_kernel(kernel)
         self.vm = Scenario() if scenario is None else scenario
         self.seed = check_seed(seed)
         self.projector = bool(projector)

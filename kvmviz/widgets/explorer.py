@@ -66,7 +66,8 @@ class TimelineExplorer:
         The VM; each size offered is ``scenario.replace(n_vcpus=n)``. Default ``Scenario()``.
     seed : int
     kernel : str
-        The kernel shown at first, one of :data:`kvmviz.KERNELS`.
+        The kernel shown at first, one of the toggle's milestones :data:`kvmviz.KERNELS`
+        (v5.12 to v6.18).
     sizes : sequence of int
         The vCPU counts offered (default 8, one lane per vCPU, and 416, grouped lanes).
     n_vcpus : int, optional
@@ -117,7 +118,7 @@ class TimelineExplorer:
     ):
         base = Scenario() if scenario is None else scenario
         self.seed = check_seed(seed)
-        check_kernel(kernel)
+        kernel = check_kernel(kernel)
         sizes, n_vcpus = _check_sizes(sizes, n_vcpus, base.n_vcpus)
         if not (width_us > 0):
             raise ValueError(f"width_us = {width_us!r}: expected a positive number of µs")
