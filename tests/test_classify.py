@@ -244,7 +244,7 @@ def test_clear_flush_young_flushes_by_release(kernel, flushes):
 
 
 def test_callbacks_take_any_spelling_of_a_release():
-    """"6.18", "v6.18" and a uname -r of 6.18 give the same frame."""
+    """The release spelled "6.18", "v6.18" or as a uname -r of 6.18 gives the same frame."""
     layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 0x10000)])
     stream = _frame([(0, "ksm_merge", 0x10000, 0x11000), (1, "clear_young", 0, PAGE_SIZE)])
     want = classify.callbacks(stream, layout, "v6.18")

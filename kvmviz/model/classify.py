@@ -115,14 +115,14 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
     pandas.DataFrame
         One row per callback, events in the stream's order and each event's callbacks in the
         order it runs them on ``kernel`` (from v6.10, which has no ``change_pte``, a
-        ``"move"`` is a plain start/end pair and a ``"ksm_merge"`` two of them): ``event, row`` (the event's row in ``stream``), ``position`` (0 for
-        the event's first callback), ``last`` (the event's last callback), ``code`` (index into
-        :data:`kvmviz.CALLBACKS`), ``callback, hva_start, hva_end`` (one page for
-        :data:`SINGLE_HVA`), ``hit`` (the range touches a memslot), ``locked`` (takes
-        ``mmu_lock`` for write), ``count_delta`` (+1, 0, -1 on ``mmu_notifier_count``),
-        ``bumps_seq`` and ``flush_on_ret`` (may flush remote TLBs if its handler returns true:
-        :attr:`kvmviz.kernels.Rule.flush_on_ret`, false for x86 ``clear_flush_young`` from
-        v6.13 and for all aging from v6.15).
+        ``"move"`` is a plain start/end pair and a ``"ksm_merge"`` two of them): ``event,
+        row`` (the event's row in ``stream``), ``position`` (0 for the event's first callback),
+        ``last`` (the event's last callback), ``code`` (index into :data:`kvmviz.CALLBACKS`),
+        ``callback, hva_start, hva_end`` (one page for :data:`SINGLE_HVA`), ``hit`` (the range
+        touches a memslot), ``locked`` (takes ``mmu_lock`` for write), ``count_delta`` (+1, 0,
+        -1 on ``mmu_notifier_count``), ``bumps_seq`` and ``flush_on_ret`` (may flush remote
+        TLBs if its handler returns true: :attr:`kvmviz.kernels.Rule.flush_on_ret`, false for
+        x86 ``clear_flush_young`` from v6.13 and for all aging from v6.15).
 
     Examples
     --------
