@@ -364,6 +364,7 @@ def zap_yields(kernel: str, preempt: str, *, dynamic: bool = True) -> bool:
     """
     if preempt not in PREEMPT_MODELS:
         raise ValueError(f"unknown preemption model {preempt!r}; expected one of {PREEMPT_MODELS}")
+    kernel = resolve(kernel)  # an unknown release is refused whatever the model
     dynamic = check_bool(dynamic, "dynamic")
     if preempt == "full":
         return True
