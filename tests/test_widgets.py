@@ -236,6 +236,30 @@ class TestDashboard:
         assert "kvmviz-projector" not in dashboard.widget._dom_classes
         assert _data(dashboard.headline.value)["setup"] == "static"
 
+    def test_the_kernel_toggle_reaches_today(self, dashboard):
+        """The toggle offers the six milestones of kv.KERNELS, 2021 to v6.18, each button's
+        tooltip its label; the dashboard opens on any of them in any spelling ("6.18"), the
+        headline names the kernel's label, and its table has a column per milestone. The
+        introduction says what today's kernels change (the pre-check, change_pte's removal,
+        lockless aging) and that v5.15's rule for misses still holds."""
+        assert list(dashboard.kernel.options) == list(kv.KERNELS)
+        assert len(kv.KERNELS) == 6 and kv.KERNELS[-1] == "v6.18"
+        assert list(dashboard.kernel.tooltips) == [
+            kv.theme.KERNEL_STYLES[k]["label"] for k in kv.KERNELS
+        ]
+        columns = re.findall(r'<th scope="col" data-kernel="([^"]+)"', dashboard.table.value)
+        assert columns == list(kv.KERNELS)
+        intro = dashboard.intro.value
+        for words in ("v5.15's rule for spurious notifications", "d02c357e5bfa",
+                      "f3b65bbaed7c", "aa34b811650c"):  # fmt: skip
+            assert words in intro, words
+        today = widgets.toggle_dashboard(DASHBOARD, seed=0, kernel="6.18")
+        assert today.kernel.value == "v6.18"
+        data = _data(today.headline.value)
+        assert data["kernel"] == "v6.18" and float(data["brownout"]) == 0.0  # static: misses
+        assert "v6.18 (mainline)" in today.headline.value
+        assert widgets.controls.check_kernel("6.8.0-49-generic") == "v6.8"
+
     def test_the_default_dashboard_is_the_presets_exactly(self):
         """With no scenario, each setup is its preset: the same runs as chapter 04's."""
         for name in kv.presets.SETUPS:
@@ -671,7 +695,7 @@ class TestTimelineExplorer:
             widgets.timeline_explorer(TIMELINE, sizes=(8, 0))
         with pytest.raises(ValueError, match="outside the run"):
             widgets.timeline_explorer(TIMELINE, window=(0, 9_000))
-        with pytest.raises(traitlets.TraitError):  # the toggle offers the three kernels only
+        with pytest.raises(traitlets.TraitError):  # the toggle offers the milestones only
             explorer.kernel.value = "v5.14"
 
 
