@@ -36,7 +36,7 @@ import pandas as pd
 
 from .._shared._checks import check_int, check_seed, strict_booleans
 from .._shared._progress import reporter
-from ..inputs.kernels import KERNELS
+from ..inputs.kernels import KERNELS, KERNELS_2021
 from ..inputs.memslots import PAGE_SIZE, Memslot, MemslotLayout
 from ..inputs.notifiers import stream_from_callbacks
 from ..inputs.scenario import PARAMETER_BY_NAME, Scenario
@@ -96,7 +96,7 @@ def kernel_runs(
     *,
     policy: str = "qrwlock",
     seed: int = 0,
-    kernels=KERNELS,
+    kernels=KERNELS_2021,
     progress=None,
     max_records: int | None = None,
 ) -> dict:
@@ -108,7 +108,7 @@ def kernel_runs(
     policy : str
     seed : int
     kernels : sequence of str
-        Default all of :data:`kvmviz.KERNELS`.
+        Default the 2021 story's three, :data:`kvmviz.kernels.KERNELS_2021`.
     progress : None, True or callable, optional
         ``True``: a progress bar, one step per kernel (an ipywidgets bar in Jupyter, else a
         line on stderr); a callable is called as ``progress(done, total)``, once before the
@@ -138,7 +138,7 @@ def kernel_runs(
 
 @strict_booleans
 def compare_setups(
-    *, seeds: Sequence[int] = (0,), kernels=KERNELS, tdp_mmu: bool = True, **changes
+    *, seeds: Sequence[int] = (0,), kernels=KERNELS_2021, tdp_mmu: bool = True, **changes
 ) -> pd.DataFrame:
     """The headline: each setup of 8931a454ae's message on each kernel, averaged over seeds.
 
@@ -255,7 +255,7 @@ def _grid_arguments(scenario, axes, build, kernels, seeds, policy):
 def grid(
     scenario: Scenario | None = None,
     *,
-    kernels: Sequence[str] = KERNELS,
+    kernels: Sequence[str] = KERNELS_2021,
     seeds: Sequence[int] = (0,),
     policy: str = "qrwlock",
     build: Callable[..., Scenario] | None = None,
@@ -270,7 +270,8 @@ def grid(
     scenario : Scenario, optional
         The base scenario; default ``Scenario()``.
     kernels : sequence of str
-        Kernels to run each point on; default all of :data:`kvmviz.KERNELS`.
+        Kernels to run each point on; default the 2021 story's three,
+        :data:`kvmviz.kernels.KERNELS_2021`.
     seeds : sequence of int
         Seeds to run each (point, kernel) with; average over them with ``groupby``.
     policy : {"qrwlock", "reader-pref", "spinlock"}
@@ -408,7 +409,7 @@ def sensitivity(
     *,
     parameters=None,
     seeds: Sequence[int] = (0,),
-    kernels: Sequence[str] = KERNELS,
+    kernels: Sequence[str] = KERNELS_2021,
     progress=None,
 ) -> pd.DataFrame:
     """Each parameter over its plausible range, one at a time, on each kernel.
