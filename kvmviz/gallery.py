@@ -44,7 +44,7 @@ from ._shared._checks import strict_booleans
 from ._shared._files import check_free, staged_folder
 from ._shared._prose import pct
 from .inputs import presets
-from .inputs.kernels import KERNELS, KERNELS_2021, RELEASES, resolve
+from .inputs.kernels import KERNELS_2021, RELEASES, resolve
 from .inputs.notifiers import generate_stream
 from .inputs.presets import SETUPS, VMM_HEAP, q35_512m_layout, static_setup, volatile_setup
 from .inputs.scenario import Scenario
@@ -747,28 +747,29 @@ TABLES: dict[str, Callable[[_Render], str]] = {
 
 
 def _check_kernels(kernels) -> tuple[str, ...] | None:
-    """``kernels`` as a tuple of canonical releases (:func:`kvmviz.kernels.resolve`: ``"6.8"``
-    is ``"v6.8"``), if it is a non-empty sequence of distinct releases v5.12-v6.18."""
+    """``kernels`` as a tuple of canonical releases (:func:`kvmviz.kernels.resolve`), if it is
+    a non-empty sequence of distinct releases from v5.12 to v6.18."""
     if kernels is None:
         return None
     if isinstance(kernels, str):
         raise ValueError(f"kernels = {kernels!r}: expected a list of kernels, e.g. ['v5.12']")
     kernels = tuple(kernels)
-    resolved, unknown = [], []
-    for k in kernels:
+    names, unknown = [], []
+    for kernel in kernels:
         try:
-            resolved.append(resolve(k))
+            names.append(resolve(kernel))
         except ValueError:
-            unknown.append(k)
+            unknown.append(kernel)
     if unknown or not kernels:
         raise ValueError(
-            f"kernels = {list(kernels)!r}: expected some of the releases {RELEASES[0]} to "
-            f"{RELEASES[-1]}, e.g. the milestones {', '.join(KERNELS)}"
+            f"kernels = {list(kernels)!r}: expected releases from {RELEASES[0]} to "
+            f"{RELEASES[-1]}, spelled 'v6.8' or '6.8'"
             + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else "")
         )
-    if len(set(resolved)) != len(resolved):
+    if len(set(names)) != len(names):
         raise ValueError(f"kernels = {list(kernels)!r}: each kernel once")
-    return tuple(resolved)
+    kernels = tuple(names)
+    return kernels
 
 
 def _check_width(width) -> float | None:
@@ -850,12 +851,11 @@ def render(
         (rate, spurious share, guest causes: :data:`kvmviz.presets.SETUPS`), so that
         ``scenario=kv.presets.static_setup(n_vcpus=96)`` draws both setups on 96 vCPUs.
     kernels : sequence of str, optional
-        The kernels to compare, any releases v5.12 to v6.18 (the milestones of
-        :data:`kvmviz.KERNELS` or any other, ``"6.12"`` or ``"v6.12"``) in any order, instead
-        of the figure's own (the three of 2021, :data:`kvmviz.kernels.KERNELS_2021`; v5.12
-        and v5.15 for ``before-after``; v5.12 and v5.13 for ``commit-8931a454ae``; v5.13 and
-        v5.15 for ``follow-up-071064f14d87``). The timelines draw one kernel, the first.
-        The memslot maps simulate no kernel and refuse it.
+        The kernels to compare, any releases from v5.12 to v6.18 (``"v6.8"`` or ``"6.8"``) in
+        any order, instead of the figure's own (the three of 2021; v5.12 and v5.15 for
+        ``before-after``; v5.12 and v5.13 for ``commit-8931a454ae``; v5.13 and v5.15 for
+        ``follow-up-071064f14d87``). The timelines draw one kernel, the first. The memslot
+        maps simulate no kernel and refuse it.
     seed : int
         Seeds every simulation the figure draws. ``stall-split`` draws this seed and marks
         each total's range over it and the next three; ``headline-ranges`` averages these
