@@ -675,11 +675,14 @@ def test_the_all_hit_reversal_is_v512s_change_pte_seq_bump(monkeypatch):
         patch.setattr(classify, "rule", without_the_bump)
         classify._rule_arrays.cache_clear()
         try:
+            plan = classify.callbacks(
+                pd.DataFrame({"event": [0], "kind": ["move"], "hva_start": [0], "hva_end": [1]}),
+                kv.MemslotLayout([]),
+                "v5.12",
+            )
+            assert plan["bumps_seq"].tolist() == [False, False, True]  # the patch is read
             for seed, v513 in before.items():
                 run = kv.simulate(ALL_HITS, "v5.12", seed=seed)
-                assert not run.notifiers.loc[
-                    run.notifiers.callback == "change_pte", "bumps_seq"
-                ].any()
                 patched = run.summary()["brownout_mean"]
                 assert patched == pytest.approx(v513, rel=0.02)
         finally:
@@ -699,3 +702,46 @@ def test_the_all_hit_reversal_needs_contention_inside_the_lock():
 
     assert gap(0.5) > 0.01
     assert abs(gap(0.0)) < 0.25 * gap(0.5)
+
+
+# -- a trace of another release: change_pte records replayed where the callback is gone -------
+_SLOT1 = 0x7FAFEAA00000  # guest RAM of the bundled layout (memslot 1)
+V5_TRACE = [
+    # A KSM merge as a v5.15 host traces it: unmap (start), set pte (change_pte), twice.
+    f" ksmd-37 [000] 1.000000: kvm_unmap_hva_range: mmu notifier unmap range: "
+    f"{_SLOT1:#016x} -- {_SLOT1 + 0x1000:#016x}",
+    f" ksmd-37 [000] 1.000002: kvm_set_spte_hva: mmu notifier set pte hva: {_SLOT1:#016x}",
+    f" ksmd-37 [000] 1.000100: kvm_unmap_hva_range: mmu notifier unmap range: "
+    f"{_SLOT1 + 0x10000:#016x} -- {_SLOT1 + 0x11000:#016x}",
+    f" ksmd-37 [000] 1.000102: kvm_set_spte_hva: mmu notifier set pte hva: "
+    f"{_SLOT1 + 0x10000:#016x}",
+]
+CHANGE_PTE_NOTE = (
+    "the trace has 2 change_pte records (kvm_set_spte_hva, a v6.9 or older host); v6.18 has no "
+    "change_pte callback (f3b65bbaed7c deleted it in v6.10), so there each of their events is "
+    "the plain invalidate_range_start/end pair around it"
+)
+
+
+def test_change_pte_records_replay_on_v6_18_as_plain_pairs(tmp_path):
+    """A v5.x trace's kvm_set_spte_hva records replay on v5.15 as start -> change_pte -> end,
+    and on v6.18, which has no change_pte (f3b65bbaed7c), as the plain pair: no error, a note
+    that says so, the table and runs under the canonical names of the releases asked for."""
+    events = traces.load_ftrace(_write(tmp_path, V5_TRACE))
+    layout = traces.load_layout(LAYOUT)
+    table, runs = experiments.compare_replay(events, layout, kernels=["5.15", "6.18"], n_vcpus=2)
+    assert list(table.index) == ["v5.15", "v6.18"] and list(runs) == ["v5.15", "v6.18"]
+    assert [run.kernel for run in runs.values()] == ["v5.15", "v6.18"]
+    start, end = "invalidate_range_start", "invalidate_range_end"
+    assert runs["v5.15"].notifiers["callback"].tolist() == [start, "change_pte", end] * 2
+    assert runs["v6.18"].notifiers["callback"].tolist() == [start, end] * 2
+    assert runs["v6.18"].notifiers["locked"].all()  # hits: both pairs zap guest memory
+    assert table.attrs["replay"]["change_pte"] == 2
+    assert table.attrs["notes"][-1] == CHANGE_PTE_NOTE
+    alone, _ = experiments.compare_replay(events, layout, kernels=["v5.15"], n_vcpus=2)
+    assert not any("change_pte" in note for note in alone.attrs["notes"])
+    assert experiments.change_pte_note(0, ["v6.18"]) is None
+    assert experiments.change_pte_note(1, ["v6.10", "v6.12"]).startswith(
+        "the trace has 1 change_pte record (kvm_set_spte_hva, a v6.9 or older host); v6.10, "
+        "v6.12 have no change_pte callback"
+    )
