@@ -138,6 +138,12 @@ CHANGES = (
         "the unpaired callbacks take mmu_lock only at the first memslot hit",
     ),
     Change(
+        "e1eed5847b09",
+        "v5.13",
+        "kvm_tdp_mmu_unmap_gfn_range(): can_yield = range->may_block",
+        "a notifier's zap may yield mmu_lock when it is contended (before, never)",
+    ),
+    Change(
         "071064f14d87",
         "v5.15",
         "__kvm_handle_hva_range() on_lock path",
@@ -342,7 +348,8 @@ def zap_yields(kernel: str, preempt: str, *, dynamic: bool = True) -> bool:
     """Whether a long zap holding ``mmu_lock`` gives it up when a vCPU queues for it.
 
     The TDP MMU's zap loop checks ``rwlock_needbreak()`` at every SPTE
-    (``tdp_mmu_iter_cond_resched``) and, if true, flushes and ``cond_resched_rwlock_write()``.
+    (``tdp_mmu_iter_cond_resched``) and, if true, flushes and ``cond_resched_rwlock_write()``;
+    a notifier's zap may do so from e1eed5847b09 (v5.13, ``range->may_block``).
     ``rwlock_needbreak()`` is ``rwlock_is_contended()`` only ``#ifdef CONFIG_PREEMPTION``
     (a09a689a5341), which a PREEMPT_DYNAMIC build always has, whatever ``preempt=`` it booted;
     from c793a62823d1 (v6.11) it also asks ``preempt_model_preemptible()``.
@@ -361,11 +368,15 @@ def zap_yields(kernel: str, preempt: str, *, dynamic: bool = True) -> bool:
     (True, False)
     >>> zap_yields("v6.7", "voluntary", dynamic=False), zap_yields("v6.18", "full")
     (False, True)
+    >>> zap_yields("v5.12", "full")
+    False
     """
     if preempt not in PREEMPT_MODELS:
         raise ValueError(f"unknown preemption model {preempt!r}; expected one of {PREEMPT_MODELS}")
     kernel = resolve(kernel)  # an unknown release is refused whatever the model
     dynamic = check_bool(dynamic, "dynamic")
+    if not _since(resolve(kernel), "e1eed5847b09"):
+        return False  # v5.12: the notifier zap passes can_yield = false
     if preempt == "full":
         return True
     return dynamic and not features(kernel).yield_needs_preemptible

@@ -54,6 +54,11 @@ def _default_layout() -> MemslotLayout:
     return large_vm_layout()
 
 
+_NOT_NUMBERS = frozenset(
+    {"n_vcpus", "layout", "relevant_mix", "memslot_lookup", "tdp_mmu", "preempt", "preempt_dynamic"}
+)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A VM, its vCPU workload and the stream of MMU notifications it sees.
@@ -161,6 +166,34 @@ class Scenario:
         and became the default with 71ba3f3189c7 (v5.15), so a stock v5.12 or v5.13 host
         serialised every fault; default ``True``, the hosts (``kvm.tdp_mmu=1``) whose
         brownouts 8931a454ae describes.
+    preempt : {"none", "voluntary", "full"}
+        The preemption model the host kernel runs (``preempt=`` on a PREEMPT_DYNAMIC kernel).
+        With ``"full"`` a zap holding ``mmu_lock`` yields it whenever a vCPU queues
+        (``rwlock_needbreak()``; :func:`kvmviz.kernels.zap_yields`). Default ``"voluntary"``,
+        the usual distribution default.
+    preempt_dynamic : bool
+        The kernel is built with ``CONFIG_PREEMPT_DYNAMIC`` (most distribution kernels since
+        v5.12, Proxmox's included). Before c793a62823d1 (v6.11) such a kernel yields a
+        contended ``mmu_lock`` whatever ``preempt`` it booted. Default ``False``: the 2021
+        chapters' zaps do not yield; :func:`kvmviz.presets.numa_balancing_setup` sets it.
+    spte_kib : float
+        Size of the SPTEs a zap steps over, KiB: 4 for 4 KiB mappings (memory KSM merged or
+        split), 2048 for 2 MiB ones (THP, hugetlbfs). A yielding zap checks for contention at
+        every SPTE and makes at least one step between two yields (``tdp_mmu_iter_cond_resched``),
+        so this sets how slowly a contended zap crawls. *Free*; default 4.
+    numa_scan_period_ms : float
+        Automatic NUMA balancing: time between two scans of the VMM's memory
+        (``task_numa_work()``, ``kernel.numa_balancing_scan_period_min_ms``, default 1000 ms
+        in kernel/sched/fair.c, growing to ``_max_ms`` 60000). 0 (default) switches the
+        balancer off.
+    numa_scan_size_mib : float
+        Memory one scan marks PROT_NONE through ``change_prot_numa()``, MiB
+        (``kernel.numa_balancing_scan_size_mb``, default 256). One scan is one
+        invalidate_range_start/end pair over that much guest memory (``change_pmd_range()``
+        notifies up to a PUD, 1 GiB, per call; Sean Christopherson in the Yan Zhao thread).
+    numa_scan_delay_ms : float
+        Time of the first scan after the window opens, ms
+        (``kernel.numa_balancing_scan_delay_ms``, default 1000).
     """
 
     n_vcpus: int = 416
@@ -192,6 +225,12 @@ class Scenario:
     mapped_share: float = 1.0
     young_share: float = 0.5
     aging_reclaim_share: float = 0.5
+    preempt: str = "voluntary"
+    preempt_dynamic: bool = False
+    spte_kib: float = 4.0
+    numa_scan_period_ms: float = 0.0
+    numa_scan_size_mib: float = 256.0
+    numa_scan_delay_ms: float = 1000.0
 
     def __post_init__(self) -> None:
         # Every field is checked by name and stored in its canonical type (numpy numbers
@@ -207,6 +246,9 @@ class Scenario:
                 bad(name, expected, value)
             return float(value)
 
+        if not isinstance(self.preempt_dynamic, bool | np.bool_):
+            bad("preempt_dynamic", "True (CONFIG_PREEMPT_DYNAMIC) or False", error=TypeError)
+        object.__setattr__(self, "preempt_dynamic", bool(self.preempt_dynamic))
         if not isinstance(self.tdp_mmu, bool | np.bool_):
             bad(
                 "tdp_mmu", "True (TDP MMU: faults read-lock) or False (shadow MMU)", error=TypeError
@@ -223,7 +265,7 @@ class Scenario:
         if not any(s.as_id == 0 for s in self.layout):
             bad("layout", "at least one memslot in address space 0 for the vCPUs to fault on")
         for f in fields(self):
-            if f.name in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup", "tdp_mmu"):
+            if f.name in _NOT_NUMBERS:
                 continue
             object.__setattr__(self, f.name, number(f.name, getattr(self, f.name)))
         for name in (
@@ -243,6 +285,15 @@ class Scenario:
             bad("tlb_flush_exponent", "between 0 (flat past 64 vCPUs) and 1 (linear)")
         if self.guest_run_us <= 0:
             bad("guest_run_us", "> 0 (a vCPU must spend some time in the guest)")
+        if self.spte_kib < 4:
+            bad("spte_kib", "a size >= 4 KiB (4 for 4 KiB SPTEs, 2048 for 2 MiB ones)")
+        if self.numa_scan_size_mib <= 0:
+            bad("numa_scan_size_mib", "> 0 MiB")
+        models = "'none', 'voluntary' or 'full'"
+        if not isinstance(self.preempt, str):
+            bad("preempt", models, error=TypeError)
+        if self.preempt not in ("none", "voluntary", "full"):
+            bad("preempt", models)
         lookups = "'linear' (up to v5.16) or 'interval-tree' (v5.17+)"
         if not isinstance(self.memslot_lookup, str):
             bad("memslot_lookup", lookups, error=TypeError)
@@ -526,6 +577,57 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("mapped_share", "share", "free", 0.5, 1.0, "no source: a static VM is all mapped"),
     Parameter("young_share", "share", "free", 0.0, 1.0, "no source"),
     Parameter("aging_reclaim_share", "share", "free", 0.0, 1.0, "no source"),
+    Parameter(
+        "preempt",
+        "",
+        "kernel",
+        None,
+        None,
+        "the booted preemption model; rwlock_needbreak() (a09a689a5341, c793a62823d1)",
+    ),
+    Parameter(
+        "preempt_dynamic",
+        "",
+        "kernel",
+        None,
+        None,
+        "CONFIG_PREEMPT_DYNAMIC: Proxmox's 6.x kernels (pve-devel 2024-01-17)",
+    ),
+    Parameter(
+        "spte_kib",
+        "KiB",
+        "free",
+        4.0,
+        2048.0,
+        "4 KiB SPTEs where KSM merged or split the memory, 2 MiB under THP; Yan Zhao's zap of "
+        "gfns 0xb4000-0xb9800 stepped over 22,528 4 KiB SPTEs (ZNnPF4W26ZbAyGto@yzhao56-desk)",
+        (4.0, 64.0, 2048.0),
+    ),
+    Parameter(
+        "numa_scan_period_ms",
+        "ms",
+        "kernel",
+        1000.0,
+        60000.0,
+        "kernel.numa_balancing_scan_period_min_ms 1000 / _max_ms 60000 (kernel/sched/fair.c); "
+        "0 switches the balancer off",
+    ),
+    Parameter(
+        "numa_scan_size_mib",
+        "MiB",
+        "kernel",
+        None,
+        None,
+        "kernel.numa_balancing_scan_size_mb = 256 (kernel/sched/fair.c)",
+    ),
+    Parameter(
+        "numa_scan_delay_ms",
+        "ms",
+        "kernel",
+        None,
+        None,
+        "kernel.numa_balancing_scan_delay_ms = 1000 (kernel/sched/fair.c)",
+    ),
 )
 
 PARAMETER_BY_NAME = {p.name: p for p in PARAMETERS}
