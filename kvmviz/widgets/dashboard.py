@@ -17,7 +17,7 @@ from matplotlib.transforms import Bbox
 
 from .._shared._checks import check_seed, strict_booleans
 from ..inputs import presets
-from ..inputs.kernels import KERNELS
+from ..inputs.kernels import KERNELS, KERNELS_2021
 from ..inputs.presets import VMM_HEAP
 from ..inputs.scenario import Scenario
 from ..model.classify import first_callbacks
@@ -762,9 +762,13 @@ class ToggleDashboard:
         _plain_map(self.ax_map)
         self.ax_brownout.set_xlim(0, self.vm.duration_us / 1000)  # the same for every run
         # The layout is solved once, for the widest labels the moving axes will have: y ticks
-        # up to "100", and two kernels named on two lines under the split's bars.
+        # up to "100", and two kernels named on two lines under the split's bars. The legend
+        # over the brownout is laid out with the three kernels of 2021 (two rows), as it was
+        # before the toggle reached v6.x: the two entries it ever shows fit in it, and the 2021
+        # positions keep their pixels.
         for ax in (self.ax_brownout, self.ax_split):
             ax.set_ylim(0, 100)
+        plot.restyle_stalls(self.ax_brownout, highlight=selected, shown=KERNELS_2021)
         plot.restyle_stalls(self.ax_split, highlight=selected, shown=("v5.12", "v5.15"))
         self._blitter.moving = self._moving()
         self._blitter.prepare()  # solves the layout once and draws every static artist
