@@ -1254,3 +1254,27 @@ def test_every_milestone_has_its_style_and_tick():
             assert style["label"].split(" ")[0] == kernel
     ticks = {k: metric_labels.kernel_tick(k) for k in kv.KERNELS}
     assert ticks["v6.8"] == "v6.8\nd02c357e5bfa" and ticks["v6.18"].startswith("v6.18\n")
+
+
+def test_a_part_at_zero_on_top_of_a_bar_leaves_room_for_the_total():
+    """A part one kernel stalls behind and another does not is said to be 0 on the other's
+    bar; where that part stacks on top (the pre-check's stalls behind other faults on v6.8,
+    beside v5.12's bar), the total is written above the words, not over them."""
+    table = pd.DataFrame(
+        {
+            "brownout_mean": [0.362965, 0.268170],
+            "brownout_miss": [0.164372, 0.0],
+            "brownout_hit": [0.198594, 0.256466],
+            "brownout_fault": [0.0, 0.011703],
+        },
+        index=["v5.12", "v6.8"],
+    )
+    ax = plot.stall_split(table, ax=plt.subplots(figsize=(4, 4))[1])
+    texts = {t.get_gid(): t for t in ax.texts if t.get_visible()}
+    zero, total = texts["split-label|v5.12|fault"], texts["split-total|v5.12"]
+    assert zero.get_text() == "faults: 0%" and total.get_text() == "36.3%"
+    renderer = ax.figure.canvas.get_renderer()
+    ax.figure.draw(renderer)
+    below, above = zero.get_window_extent(renderer), total.get_window_extent(renderer)
+    assert above.y0 >= below.y1 - 0.5, (below, above)
+    assert texts["split-label|v6.8|miss"].get_text() == "misses: 0%"  # at the foot, as ever

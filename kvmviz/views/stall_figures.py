@@ -596,6 +596,7 @@ def _fill_split(ax, table: pd.DataFrame) -> None:
         total = 100 * float(table.loc[kernel, "brownout_mean"]) if kernel in table.index else 0.0
         parts = [part for part in BEHIND if values[kernel, part] > 0]
         bottom = 0.0
+        zero_on_top = False  # a part at 0 said at the top of the stack, where the total goes
         for part in BEHIND:
             value = values[kernel, part]
             bar, label = patches[f"split|{kernel}|{part}"], texts[f"split-label|{kernel}|{part}"]
@@ -608,6 +609,7 @@ def _fill_split(ax, table: pd.DataFrame) -> None:
             zero = value == 0 and part in drawn and total > 0
             label.set_visible(zero or (value > 0 and len(parts) > 1))
             _place_part_label(label, part, i, bottom, value, zero=zero, room=room)
+            zero_on_top = zero_on_top or (zero and not any(_after(p, part) for p in parts))
             bottom += value
         # The total's range (over seeds, say) as a bar with caps through the top of the
         # stack, the total written above whichever is higher.
@@ -621,9 +623,16 @@ def _fill_split(ax, table: pd.DataFrame) -> None:
             span.set_visible(shown)
         texts[f"split-total|{kernel}"].set_text(value_label(total, "%"))
         texts[f"split-total|{kernel}"].xy = (i, bottom)
+        # Above a part said to be 0 at the top of the stack (a v6.8 fault part beside v5.12).
+        texts[f"split-total|{kernel}"].xyann = (0.0, 16.0 if zero_on_top else 2.0)
         texts[f"split-total|{kernel}"].set_visible(total > 0)
         texts[f"note|{kernel}"].set_visible(kernel in table.index and total == 0)
     _split_legend(ax, table, drawn, ranges)
+
+
+def _after(part: str, other: str) -> bool:
+    """Whether ``part`` is stacked above ``other`` in a bar of :func:`stall_split`."""
+    return list(BEHIND).index(part) > list(BEHIND).index(other)
 
 
 def _place_part_label(label, part: str, i: int, bottom: float, value: float, *, zero, room):
