@@ -39,83 +39,41 @@ _RELEASE, _ARRIVE, _REQUEST, _CHECK = 0, 1, 2, 3
 _READER, _WRITER, _YIELD, _SNAPSHOT, _RESOLVED = 0, 1, 2, 3, 4
 _KIND_SHIFT = 58  # heap key: kind << 58 | tick
 _TICK_MASK = (1 << _KIND_SHIFT) - 1
-
-FLOAT_COLUMNS = ("t_exit_us", "t_request_us", "t_grant_us", "t_release_us", "t_snapshot_us")
-"""The columns of :func:`run_events`' float rows, in order."""
-INT_COLUMNS = ("vcpu", "fault", "retries", "hva", "retry", "blocked_by", "spins")
-"""The columns of its int rows (``hva`` as its 64 bits), in order."""
-
-
-@njit(cache=True)
-def _push(ht, hkey, hcode, hs, t, kind, who, x):
-    """Push event ``(t, kind)`` about ``who`` ``x``; ``hs`` is ``[size, next tick]``. Returns
-    the event's tick. The caller makes sure there is room."""
-    tick = hs[1]
-    hs[1] = tick + 1
-    key = (kind << _KIND_SHIFT) | tick
-    code = x * 8 + who
-    k = hs[0]
-    hs[0] = k + 1
-    while k > 0:
-        parent = (k - 1) >> 1
-        pt = ht[parent]
-        if pt < t or (pt == t and hkey[parent] < key):
-            break
-        ht[k], hkey[k], hcode[k] = pt, hkey[parent], hcode[parent]
-        k = parent
-    ht[k], hkey[k], hcode[k] = t, key, code
-    return tick
-
-
-@njit(cache=True)
-def _pop(ht, hkey, hcode, hs):
-    """The first event: ``(time, key, code)``."""
-    t, key, code = ht[0], hkey[0], hcode[0]
-    n = hs[0] - 1
-    hs[0] = n
-    if n > 0:
-        lt, lk, lc = ht[n], hkey[n], hcode[n]
-        k = 0
-        while True:
-            c = 2 * k + 1
-            if c >= n:
-                break
-            if c + 1 < n and (ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hkey[c + 1] < hkey[c])):
-                c += 1
-            if ht[c] < lt or (ht[c] == lt and hkey[c] < lk):
-                ht[k], hkey[k], hcode[k] = ht[c], hkey[c], hcode[c]
-                k = c
-            else:
-                break
-        ht[k], hkey[k], hcode[k] = lt, lk, lc
-    return t, key, code
-
-
-@njit(cache=True)
-def _contention(
-    now, i, cb_loop, yield_at, loop_start, loop_left, valid, step, flush_us, ht, hkey, hcode, hs
-):
-    """``_EventRun.contention``: somebody queued at ``now`` while callback ``i`` (or nobody,
-    -1) holds the lock; a yielding zap plans its yield at its next SPTE, after one step at
-    least, unless its loop ends first."""
-    if i < 0 or cb_loop[i] <= 0 or not math.isnan(yield_at[i]):
-        return
-    start = loop_start[i]
-    k = max(1.0, np.ceil((now - start) / step)) if step > 0 else 1.0
-    t = start + k * step
-    if t >= start + loop_left[i]:
-        return
-    yield_at[i] = t
-    valid[i] = _push(ht, hkey, hcode, hs, t + flush_us, _RELEASE, _YIELD, i)
+# Why _advance stopped: the run is over, it outgrew its row limit, or a buffer needs room.
+_DONE, _OVERRUN, _HEAP_FULL, _ROWS_FULL, _HOLDS_FULL = 0, 1, 2, 3, 4
+# The scalars of the state between two calls of _advance (the array ``scalars``).
+_READERS, _WRITER_IN, _QUEUED_WRITERS, _Q_HEAD, _Q_LEN, _N_PARK, _N_ASKED = 0, 1, 2, 3, 4, 5, 6
+_HOLDING, _COUNT, _N_BUMPS, _N_ROWS, _N_HOLDS, _HEAP_N, _NEXT_TICK, _N_NEW = range(7, 15)
+_HEAP_ROOM = 64  # the heap's first room beyond the first events and one per vCPU
 
 
 @njit(cache=True)
 def _grown(a, rows):
     """``a`` copied into a larger array of ``rows`` rows."""
-    shape = (rows,) + a.shape[1:]
-    b = np.empty(shape, dtype=a.dtype)
+    b = np.empty(rows, dtype=a.dtype)
     b[: a.shape[0]] = a
     return b
+
+
+@njit(cache=True)
+def _restretched(a, filled, cap, new_cap):
+    """``a``, one stretch of ``cap`` rows per vCPU of which ``filled[v]`` are used, copied into
+    stretches of ``new_cap`` rows."""
+    b = np.empty(filled.shape[0] * new_cap, dtype=a.dtype)
+    for v in range(filled.shape[0]):
+        b[v * new_cap : v * new_cap + filled[v]] = a[v * cap : v * cap + filled[v]]
+    return b
+
+
+@njit(cache=True)
+def _closed_up(a, filled, cap):
+    """The stretches of ``a`` moved to its start, one after the other; the rows used."""
+    n = 0
+    for v in range(filled.shape[0]):
+        for k in range(filled[v]):
+            a[n] = a[v * cap + k]
+            n += 1
+    return n
 
 
 @njit(cache=True)
@@ -124,78 +82,69 @@ def run_events(
     key, n_vcpus, guest_mean, resolve_mean, total_pages, slot_first_page, slot_hva,
     cb_locked, cb_count, cb_bump, cb_flush, cb_cost, cb_loop, cb_post, cb_gap, cb_next,
     cb_start, cb_end, step, flush_us, first_time, first_cb, max_rows,
-    rows_f, rows_i, cb_arrive, cb_grant, cb_done, cb_release, cb_held, cb_yields,
+    o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
+    o_blocked, o_snapshot, o_spins,
+    cb_arrive, cb_grant, cb_done, cb_release, cb_held, cb_yields,
 ):  # fmt: skip
     """Run the event-driven closed loop; fill one row per fault attempt and the ``cb_*`` arrays.
 
-    The rows come in the order the attempts release ``mmu_lock`` (the Python engine's order):
-    ``rows_f`` holds :data:`FLOAT_COLUMNS`, ``rows_i`` :data:`INT_COLUMNS`; they are grown
-    (copied) when full, so the caller passes arrays sized to its estimate (numpy asks the
-    kernel for huge pages on large arrays, numba does not).
+    The ``o_*`` arrays are the columns of ``Run.faults`` the engine fills (``t_snapshot_us``
+    and ``spins`` included). Each vCPU records its attempts into its own stretch of ``cap =
+    len(o_vcpu) // n_vcpus`` rows; when a vCPU needs more, every stretch grows (a copy); at the
+    end the stretches are closed up, so the rows come sorted by vCPU, then time, as the Python
+    engine sorts them. The caller allocates the columns to its estimate: numpy asks the kernel
+    for huge pages on large arrays, numba does not.
 
-    Returns ``(n_rows, rows_f, rows_i, n_holds, holds_f, holds_i, n_bumps, bumps, count,
-    range_start, range_end)``: ``n_rows`` is -1 once the run outgrew ``max_rows`` attempts;
-    ``holds_f`` (request, grant, release) and ``holds_i`` (callback, yielded, flushed) are the
-    write holds of the zaps that yielded, one per hold; ``bumps`` the times
-    ``mmu_notifier_seq`` moved; the last three the final ``mmu_notifier_count`` and range.
+    Returns ``(n_rows, columns, n_holds, holds_f, holds_i, n_bumps, bumps, count, range_start,
+    range_end)``: ``n_rows`` is -1 once the run outgrew ``max_rows`` attempts; ``columns`` the
+    ``o_*`` arrays (new ones if they grew), in order; ``holds_f`` (request, grant, release) and
+    ``holds_i`` (callback, yielded, flushed) the write holds of the zaps that yielded, three
+    values per hold, one after the other; ``bumps`` the times ``mmu_notifier_seq`` moved; the
+    last three the final ``mmu_notifier_count`` and range.
     """
     m = n_vcpus
     n_cb = cb_locked.shape[0]
-    # Per-vCPU state of the attempt in progress.
+    # Per-vCPU state of the attempt in progress; the vCPUs parked on a range in flight, in
+    # the order they parked.
     attempt = np.zeros(m, dtype=np.int64)
-    fault = np.zeros(m, dtype=np.int64)
-    retries = np.zeros(m, dtype=np.int64)
+    hold_draw = np.zeros(m)  # the standard-exponential hold draw of the attempt in progress
     hva = np.zeros(m, dtype=np.uint64)
     t_exit = np.zeros(m)
     t_snap = np.zeros(m)
     t_req = np.zeros(m)
-    t_grant = np.zeros(m)
-    is_retry = np.zeros(m, dtype=np.bool_)
-    hold_draw = np.zeros(m)  # the standard-exponential hold draw of the attempt in progress
-    blocked = np.full(m, -1, dtype=np.int64)
-    spins = np.zeros(m, dtype=np.int64)
     resolve = np.zeros(m)
-    park_v = np.empty(m, dtype=np.int64)  # parked on a range in flight, in the order they parked
-    park_t = np.empty(m)
-    n_park = 0
-    # Per-callback state of the yielding zaps.
-    loop_left = cb_loop.copy()
-    loop_start = np.zeros(n_cb)
-    yield_at = np.full(n_cb, np.nan)
-    valid = np.full(n_cb, -1, dtype=np.int64)
-    seg_request = np.zeros(n_cb)
-    seg_grant = np.zeros(n_cb)
-    asked = np.empty(n_cb + 1, dtype=np.int64)  # callbacks that asked, in order
-    n_asked = 0
-    holding = -1
-    # The qrwlock: readers inside, a writer inside, wait_lock's FIFO queue (a ring).
-    readers = 0
-    writer = False
-    queued_writers = 0
-    q_cap = m + n_cb + 1
-    queue = np.empty(q_cap, dtype=np.int64)
-    q_head = 0
-    q_len = 0
-    granted = np.empty(q_cap, dtype=np.int64)
-    # mmu_notifier_count, its range, and the times mmu_notifier_seq moved.
-    count = 0
-    range_lo = np.uint64(0)
-    range_hi = np.uint64(0)
+    vcpus = (
+        attempt, np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64), hva, t_exit, t_snap,
+        t_req, np.zeros(m), np.zeros(m, dtype=np.bool_), hold_draw,
+        np.full(m, -1, dtype=np.int64), np.zeros(m, dtype=np.int64), resolve,
+        np.empty(m, dtype=np.int64), np.empty(m),
+    )  # fmt: skip
+    # Per-callback state of the yielding zaps, and the callbacks that asked, in order.
+    zaps = (
+        cb_loop.copy(), np.zeros(n_cb), np.full(n_cb, np.nan), np.full(n_cb, -1, dtype=np.int64),
+        np.zeros(n_cb), np.zeros(n_cb), np.empty(n_cb + 1, dtype=np.int64),
+    )  # fmt: skip
+    # wait_lock's FIFO queue (a ring), the requests one hand-off grants, the seq bumps.
+    queue = np.empty(m + n_cb + 1, dtype=np.int64)
+    granted = np.empty(m + n_cb + 1, dtype=np.int64)
     bumps = np.empty(n_cb + 1)
-    nb = 0
-    # Records.
-    n_rows = 0
-    holds_f = np.empty((16, 3))
-    holds_i = np.empty((16, 3), dtype=np.int64)
-    n_holds = 0
-    # The event heap: time, kind << 58 | tick, payload; hs = [size, next tick].
-    h_cap = 2 * m + first_cb.shape[0] + 64
+    scalars = np.zeros(15, dtype=np.int64)
+    scalars[_HOLDING] = -1
+    ranges = np.zeros(2, dtype=np.uint64)  # the range of mmu_notifier_count
+    holds_f = np.empty(48)
+    holds_i = np.empty(48, dtype=np.int64)
+    # The event heap (time, kind << 58 | tick, payload), and the events pushed since the last
+    # pop, which join it before the next (the first ones: every vCPU's first fault, then
+    # every event's first callback, as _EventRun.run pushes them).
+    n_first = m + first_cb.shape[0]
+    h_cap = n_first + m + _HEAP_ROOM
     ht = np.empty(h_cap)
     hkey = np.empty(h_cap, dtype=np.int64)
     hcode = np.empty(h_cap, dtype=np.int64)
-    hs = np.zeros(2, dtype=np.int64)
-
-    # Every vCPU's first fault, then every event's first callback (_EventRun.run).
+    new_t = np.empty(n_first + 8)
+    new_key = np.empty(n_first + 8, dtype=np.int64)
+    new_code = np.empty(n_first + 8, dtype=np.int64)
+    n_new = 0
     for v in range(m):
         guest, res, hold_draw[v], page = attempt_draws(
             key, v, 0, guest_mean, resolve_mean, total_pages
@@ -208,23 +157,187 @@ def run_events(
         hva[v] = page_hva(page, slot_first_page, slot_hva)
         resolve[v] = res
         if precheck:
-            _push(ht, hkey, hcode, hs, t_snap[v], _CHECK, _SNAPSHOT, v)
+            new_t[n_new], new_key[n_new] = t_snap[v], _CHECK << _KIND_SHIFT | n_new
+            new_code[n_new] = v * 8 + _SNAPSHOT
         else:
-            _push(ht, hkey, hcode, hs, t_req[v], _REQUEST, _READER, v)
+            new_t[n_new], new_key[n_new] = t_req[v], _REQUEST << _KIND_SHIFT | n_new
+            new_code[n_new] = v * 8 + _READER
+        n_new += 1
     for k in range(first_cb.shape[0]):
-        _push(ht, hkey, hcode, hs, first_time[k], _ARRIVE, _WRITER, first_cb[k])
+        new_t[n_new], new_key[n_new] = first_time[k], _ARRIVE << _KIND_SHIFT | n_new
+        new_code[n_new] = first_cb[k] * 8 + _WRITER
+        n_new += 1
+    scalars[_N_NEW] = n_new
+    scalars[_NEXT_TICK] = n_new
 
-    while hs[0] > 0:
-        if hs[0] + m + 8 > ht.shape[0]:  # one event pushes at most m + 5
+    params = (
+        duration, half_exit, vmexit, mean_hold, retry_check, acquire, precheck, key,
+        guest_mean, resolve_mean, total_pages, step, flush_us, max_rows,
+    )  # fmt: skip
+    callbacks = (
+        cb_locked, cb_count, cb_bump, cb_flush, cb_cost, cb_loop, cb_post, cb_gap, cb_next,
+        cb_start, cb_end, cb_arrive, cb_grant, cb_done, cb_release, cb_held, cb_yields,
+    )  # fmt: skip
+    cap = o_vcpu.shape[0] // m if m > 0 else 0
+    # The loop runs until a buffer is full, which grows here: no array it uses is replaced
+    # while it runs (numba would count references to it at every event).
+    while True:
+        out = (
+            o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
+            o_blocked, o_snapshot, o_spins,
+        )  # fmt: skip
+        status = _advance(
+            params, slot_first_page, slot_hva, callbacks, vcpus, zaps, queue, granted, bumps,
+            scalars, ranges, ht, hkey, hcode, new_t, new_key, new_code, cap, out, holds_f,
+            holds_i,
+        )  # fmt: skip
+        if status == _HEAP_FULL:
             ht = _grown(ht, 2 * ht.shape[0])
             hkey = _grown(hkey, 2 * hkey.shape[0])
             hcode = _grown(hcode, 2 * hcode.shape[0])
-        now, hk, code = _pop(ht, hkey, hcode, hs)
+        elif status == _HOLDS_FULL:
+            holds_f = _grown(holds_f, 2 * holds_f.shape[0])
+            holds_i = _grown(holds_i, 2 * holds_i.shape[0])
+        elif status == _ROWS_FULL:  # more room for every vCPU
+            new_cap = 2 * cap + 16
+            o_vcpu = _restretched(o_vcpu, attempt, cap, new_cap)
+            o_fault = _restretched(o_fault, attempt, cap, new_cap)
+            o_retries = _restretched(o_retries, attempt, cap, new_cap)
+            o_hva = _restretched(o_hva, attempt, cap, new_cap)
+            o_exit = _restretched(o_exit, attempt, cap, new_cap)
+            o_request = _restretched(o_request, attempt, cap, new_cap)
+            o_grant = _restretched(o_grant, attempt, cap, new_cap)
+            o_release = _restretched(o_release, attempt, cap, new_cap)
+            o_retry = _restretched(o_retry, attempt, cap, new_cap)
+            o_blocked = _restretched(o_blocked, attempt, cap, new_cap)
+            o_snapshot = _restretched(o_snapshot, attempt, cap, new_cap)
+            o_spins = _restretched(o_spins, attempt, cap, new_cap)
+            cap = new_cap
+        else:
+            break
+    n_rows = scalars[_N_ROWS] if status == _DONE else -1
+    if n_rows >= 0:  # close up the stretches: rows sorted by vCPU, each vCPU's in time order
+        _closed_up(o_vcpu, attempt, cap)
+        _closed_up(o_fault, attempt, cap)
+        _closed_up(o_retries, attempt, cap)
+        _closed_up(o_hva, attempt, cap)
+        _closed_up(o_exit, attempt, cap)
+        _closed_up(o_request, attempt, cap)
+        _closed_up(o_grant, attempt, cap)
+        _closed_up(o_release, attempt, cap)
+        _closed_up(o_retry, attempt, cap)
+        _closed_up(o_blocked, attempt, cap)
+        _closed_up(o_snapshot, attempt, cap)
+        _closed_up(o_spins, attempt, cap)
+    columns = (
+        o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
+        o_blocked, o_snapshot, o_spins,
+    )  # fmt: skip
+    return (
+        n_rows, columns, scalars[_N_HOLDS], holds_f, holds_i, scalars[_N_BUMPS], bumps,
+        scalars[_COUNT], ranges[0], ranges[1],
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _advance(
+    params, slot_first_page, slot_hva, callbacks, vcpus, zaps, queue, granted, bumps,
+    scalars, ranges, ht, hkey, hcode, new_t, new_key, new_code, cap, out, holds_f, holds_i,
+):  # fmt: skip
+    """The events in order (``_EventRun.run``'s loop), until none is left, the row limit is
+    passed, or a buffer has no room for the next event (the caller grows it and calls again).
+    Returns why it stopped: ``_DONE``, ``_OVERRUN``, ``_HEAP_FULL``, ``_ROWS_FULL`` or
+    ``_HOLDS_FULL``."""
+    (
+        duration, half_exit, vmexit, mean_hold, retry_check, acquire, precheck, key,
+        guest_mean, resolve_mean, total_pages, step, flush_us, max_rows,
+    ) = params  # fmt: skip
+    (
+        cb_locked, cb_count, cb_bump, cb_flush, cb_cost, cb_loop, cb_post, cb_gap, cb_next,
+        cb_start, cb_end, cb_arrive, cb_grant, cb_done, cb_release, cb_held, cb_yields,
+    ) = callbacks  # fmt: skip
+    (
+        attempt, fault, retries, hva, t_exit, t_snap, t_req, t_grant, is_retry, hold_draw,
+        blocked, spins, resolve, park_v, park_t,
+    ) = vcpus  # fmt: skip
+    loop_left, loop_start, yield_at, valid, seg_request, seg_grant, asked = zaps
+    (
+        o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
+        o_blocked, o_snapshot, o_spins,
+    ) = out  # fmt: skip
+    m = attempt.shape[0]
+    readers = scalars[_READERS]
+    writer = scalars[_WRITER_IN] != 0
+    queued_writers = scalars[_QUEUED_WRITERS]
+    q_head = scalars[_Q_HEAD]
+    q_len = scalars[_Q_LEN]
+    n_park = scalars[_N_PARK]
+    n_asked = scalars[_N_ASKED]
+    holding = scalars[_HOLDING]
+    count = scalars[_COUNT]
+    nb = scalars[_N_BUMPS]
+    n_rows = scalars[_N_ROWS]
+    n_holds = scalars[_N_HOLDS]
+    range_lo = ranges[0]
+    range_hi = ranges[1]
+    n_heap = scalars[_HEAP_N]
+    tick = scalars[_NEXT_TICK]  # the next event's
+    n_new = scalars[_N_NEW]
+    status = _DONE
+    while True:
+        # The events pushed since the last pop join the heap (a binary min-heap on (time,
+        # kind << 58 | tick); the ticks are unique, so the order is total).
+        for e in range(n_new):
+            t, key_e, code_e = new_t[e], new_key[e], new_code[e]
+            k = n_heap
+            n_heap += 1
+            while k > 0:
+                parent = (k - 1) >> 1
+                pt = ht[parent]
+                if pt < t or (pt == t and hkey[parent] < key_e):
+                    break
+                ht[k], hkey[k], hcode[k] = pt, hkey[parent], hcode[parent]
+                k = parent
+            ht[k], hkey[k], hcode[k] = t, key_e, code_e
+        n_new = 0
+        if n_heap == 0:
+            break
+        # Room for what the next event may add: m + 5 events, a row, a write hold.
+        if n_heap + m + 8 > ht.shape[0]:
+            status = _HEAP_FULL
+            break
+        if 3 * n_holds == holds_f.shape[0]:
+            status = _HOLDS_FULL
+            break
+        if hkey[0] >> _KIND_SHIFT == _RELEASE and hcode[0] & 7 == _READER:
+            if attempt[hcode[0] >> 3] == cap:
+                status = _ROWS_FULL
+                break
+        # Pop the first event.
+        now, hk, code = ht[0], hkey[0], hcode[0]
+        n_heap -= 1
+        if n_heap > 0:
+            lt, lk, lc = ht[n_heap], hkey[n_heap], hcode[n_heap]
+            k = 0
+            while True:
+                c = 2 * k + 1
+                if c >= n_heap:
+                    break
+                if c + 1 < n_heap and (
+                    ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hkey[c + 1] < hkey[c])
+                ):
+                    c += 1
+                if ht[c] < lt or (ht[c] == lt and hkey[c] < lk):
+                    ht[k], hkey[k], hcode[k] = ht[c], hkey[c], hcode[c]
+                    k = c
+                else:
+                    break
+            ht[k], hkey[k], hcode[k] = lt, lk, lc
         kind = hk >> _KIND_SHIFT
-        tick = hk & _TICK_MASK
         who = code & 7
         x = code >> 3
         ng = 0  # requests granted, to grant in order (grant_all)
+        contended = False  # then contention(now)
         post = 0  # then: 1 next_attempt(x), 2 zap x asks again, 3 next_callback(x, now)
         if kind == _REQUEST:  # request(): a vCPU asks for the lock
             if not writer and queued_writers == 0:  # queued_read_lock fast path
@@ -233,21 +346,20 @@ def run_events(
                 granted[0] = 2 * x
                 ng = 1
             else:
-                queue[(q_head + q_len) % q_cap] = 2 * x
+                queue[(q_head + q_len) % queue.shape[0]] = 2 * x
                 q_len += 1
                 blocked[x] = asked[n_asked - 1] if n_asked > 0 else -1
-                _contention(
-                    now, holding, cb_loop, yield_at, loop_start, loop_left, valid, step,
-                    flush_us, ht, hkey, hcode, hs,
-                )  # fmt: skip
-                continue
+                contended = True
         elif kind == _ARRIVE:  # arrive(): a callback runs
             cb_arrive[x] = now
             if not cb_locked[x]:
                 t_done = now + cb_cost[x]  # next_callback(x, now + cost)
                 cb_done[x] = t_done
                 if cb_next[x] >= 0:
-                    _push(ht, hkey, hcode, hs, t_done + cb_gap[x], _ARRIVE, _WRITER, cb_next[x])
+                    new_t[n_new], new_key[n_new] = t_done + cb_gap[x], _ARRIVE << _KIND_SHIFT | tick
+                    new_code[n_new] = cb_next[x] * 8 + _WRITER
+                    n_new += 1
+                    tick += 1
                 continue
             asked[n_asked] = x
             n_asked += 1
@@ -258,79 +370,79 @@ def run_events(
                 ng = 1
             else:
                 queued_writers += 1
-                queue[(q_head + q_len) % q_cap] = 2 * x + 1
+                queue[(q_head + q_len) % queue.shape[0]] = 2 * x + 1
                 q_len += 1
-                _contention(
-                    now, holding, cb_loop, yield_at, loop_start, loop_left, valid, step,
-                    flush_us, ht, hkey, hcode, hs,
-                )  # fmt: skip
-                continue
+                contended = True
         elif kind == _CHECK:  # check(): mmu_invalidate_retry_gfn_unsafe() (d02c357e5bfa)
             h = hva[x]
             if count != 0 and range_lo <= h and h < range_hi:
                 park_v[n_park] = x  # spins until the range changes
                 park_t[n_park] = now
                 n_park += 1
-            elif who == _SNAPSHOT:
-                _push(ht, hkey, hcode, hs, t_snap[x] + resolve[x], _CHECK, _RESOLVED, x)
-            elif np.searchsorted(bumps[:nb], t_snap[x], side="right") != nb:
-                spins[x] += 1  # seq moved: spin(x, now + vmexit)
-                t_snap[x] = now + vmexit
-                _push(ht, hkey, hcode, hs, t_snap[x], _CHECK, _SNAPSHOT, x)
             else:
-                t_req[x] = now + acquire
-                _push(ht, hkey, hcode, hs, t_req[x], _REQUEST, _READER, x)
+                if who == _SNAPSHOT:
+                    new_t[n_new], new_key[n_new] = (
+                        t_snap[x] + resolve[x],
+                        _CHECK << _KIND_SHIFT | tick,
+                    )
+                    new_code[n_new] = x * 8 + _RESOLVED
+                elif nb > 0 and bumps[nb - 1] > t_snap[x]:
+                    spins[x] += 1  # seq moved: spin(x, now + vmexit)
+                    t_snap[x] = now + vmexit
+                    new_t[n_new], new_key[n_new] = t_snap[x], _CHECK << _KIND_SHIFT | tick
+                    new_code[n_new] = x * 8 + _SNAPSHOT
+                else:
+                    t_req[x] = now + acquire
+                    new_t[n_new], new_key[n_new] = t_req[x], _REQUEST << _KIND_SHIFT | tick
+                    new_code[n_new] = x * 8 + _READER
+                n_new += 1
+                tick += 1
             continue
         elif who == _READER:  # release_reader(): record the attempt, let go
-            if n_rows == rows_f.shape[0]:
-                rows_f = _grown(rows_f, 2 * n_rows + 16)
-                rows_i = _grown(rows_i, 2 * n_rows + 16)
-            rows_f[n_rows, 0] = t_exit[x]
-            rows_f[n_rows, 1] = t_req[x]
-            rows_f[n_rows, 2] = t_grant[x]
-            rows_f[n_rows, 3] = now
-            rows_f[n_rows, 4] = t_snap[x]
-            rows_i[n_rows, 0] = x
-            rows_i[n_rows, 1] = fault[x]
-            rows_i[n_rows, 2] = retries[x]
-            rows_i[n_rows, 3] = np.int64(hva[x])
-            rows_i[n_rows, 4] = is_retry[x]
-            rows_i[n_rows, 5] = blocked[x]
-            rows_i[n_rows, 6] = spins[x]
+            row = x * cap + attempt[x]
+            o_vcpu[row] = x
+            o_fault[row] = fault[x]
+            o_retries[row] = retries[x]
+            o_hva[row] = hva[x]
+            o_exit[row] = t_exit[x]
+            o_request[row] = t_req[x]
+            o_grant[row] = t_grant[x]
+            o_release[row] = now
+            o_retry[row] = is_retry[x]
+            o_blocked[row] = blocked[x]
+            o_snapshot[row] = t_snap[x]
+            o_spins[row] = spins[x]
             n_rows += 1
             if n_rows > max_rows:
-                n_rows = -1  # the run outgrew its row limit
+                status = _OVERRUN  # the run outgrew its row limit
                 break
             readers -= 1
             post = 1
         else:  # a callback's write hold ends: a yield or its release
-            if cb_loop[x] > 0 and tick != valid[x]:
+            if cb_loop[x] > 0 and hk & _TICK_MASK != valid[x]:
                 continue  # a release a yield has replaced
-            if n_holds == holds_f.shape[0]:
-                holds_f = _grown(holds_f, 2 * n_holds)
-                holds_i = _grown(holds_i, 2 * n_holds)
             if who == _YIELD:  # yield_lock(): cond_resched_rwlock_write()
                 loop_left[x] -= yield_at[x] - loop_start[x]
                 cb_yields[x] += 1
                 cb_held[x] += now - seg_grant[x]
-                holds_f[n_holds, 0] = seg_request[x]
-                holds_f[n_holds, 1] = seg_grant[x]
-                holds_f[n_holds, 2] = now
-                holds_i[n_holds, 0] = x
-                holds_i[n_holds, 1] = 1
-                holds_i[n_holds, 2] = 1
+                holds_f[3 * n_holds + 0] = seg_request[x]
+                holds_f[3 * n_holds + 1] = seg_grant[x]
+                holds_f[3 * n_holds + 2] = now
+                holds_i[3 * n_holds + 0] = x
+                holds_i[3 * n_holds + 1] = 1
+                holds_i[3 * n_holds + 2] = 1
                 n_holds += 1
                 post = 2
             else:  # release_writer()
                 if cb_yields[x]:
                     cb_held[x] += now - seg_grant[x]
                     cb_release[x] = now
-                    holds_f[n_holds, 0] = seg_request[x]
-                    holds_f[n_holds, 1] = seg_grant[x]
-                    holds_f[n_holds, 2] = now
-                    holds_i[n_holds, 0] = x
-                    holds_i[n_holds, 1] = 0
-                    holds_i[n_holds, 2] = cb_flush[x]
+                    holds_f[3 * n_holds + 0] = seg_request[x]
+                    holds_f[3 * n_holds + 1] = seg_grant[x]
+                    holds_f[3 * n_holds + 2] = now
+                    holds_i[3 * n_holds + 0] = x
+                    holds_i[3 * n_holds + 1] = 0
+                    holds_i[3 * n_holds + 2] = cb_flush[x]
                     n_holds += 1
                 post = 3
             holding = -1
@@ -359,7 +471,10 @@ def run_events(
                     spins[v] += np.int64(k_f) - 1
                     spins[v] += 1  # spin(v, t_park + k * vmexit)
                     t_snap[v] = t_park + k_f * vmexit
-                    _push(ht, hkey, hcode, hs, t_snap[v], _CHECK, _SNAPSHOT, v)
+                    new_t[n_new], new_key[n_new] = t_snap[v], _CHECK << _KIND_SHIFT | tick
+                    new_code[n_new] = v * 8 + _SNAPSHOT
+                    n_new += 1
+                    tick += 1
                 n_park = 0
             writer = False
         # The lock hands off (_QRWLock._dispatch): the readers at the head of the queue
@@ -370,14 +485,14 @@ def run_events(
                 if c & 1:
                     if readers > 0:
                         break
-                    q_head = (q_head + 1) % q_cap
+                    q_head = (q_head + 1) % queue.shape[0]
                     q_len -= 1
                     queued_writers -= 1
                     writer = True
                     granted[ng] = c
                     ng += 1
                     break
-                q_head = (q_head + 1) % q_cap
+                q_head = (q_head + 1) % queue.shape[0]
                 q_len -= 1
                 readers += 1
                 granted[ng] = c
@@ -387,12 +502,16 @@ def run_events(
                 y = granted[g] >> 1
                 if granted[g] & 1 == 0:  # grant_reader(): mmu_notifier_retry_hva()
                     t_grant[y] = now
-                    seq = np.searchsorted(bumps[:nb], t_snap[y], side="right")
                     h = hva[y]
-                    retry = (count != 0 and range_lo <= h and h < range_hi) or nb != seq
+                    # seq moved since the snapshot: a bump after it (bumps come in time order)
+                    moved = nb > 0 and bumps[nb - 1] > t_snap[y]
+                    retry = (count != 0 and range_lo <= h and h < range_hi) or moved
                     is_retry[y] = retry
                     hold = retry_check if retry else mean_hold * hold_draw[y]
-                    _push(ht, hkey, hcode, hs, now + hold, _RELEASE, _READER, y)
+                    new_t[n_new], new_key[n_new] = now + hold, _RELEASE << _KIND_SHIFT | tick
+                    new_code[n_new] = y * 8 + _READER
+                    n_new += 1
+                    tick += 1
                     continue
                 holding = y  # grant_writer()
                 first = math.isnan(cb_grant[y])
@@ -406,20 +525,36 @@ def run_events(
                             range_hi = max(range_hi, cb_end[y])
                         count += 1
                 if cb_loop[y] <= 0:
-                    _push(ht, hkey, hcode, hs, now + cb_cost[y], _RELEASE, _WRITER, y)
-                    continue
-                pre = cb_cost[y] - cb_loop[y] - cb_post[y] if first else 0.0
-                seg_grant[y] = now
-                loop_start[y] = now + pre
-                end = loop_start[y] + loop_left[y] + cb_post[y]
-                valid[y] = _push(ht, hkey, hcode, hs, end, _RELEASE, _WRITER, y)
-                yield_at[y] = np.nan
-                if q_len > 0:  # rwlock_is_contended()
-                    _contention(
-                        now, holding, cb_loop, yield_at, loop_start, loop_left, valid, step,
-                        flush_us, ht, hkey, hcode, hs,
-                    )  # fmt: skip
+                    end = now + cb_cost[y]
+                else:
+                    pre = cb_cost[y] - cb_loop[y] - cb_post[y] if first else 0.0
+                    seg_grant[y] = now
+                    loop_start[y] = now + pre
+                    end = loop_start[y] + loop_left[y] + cb_post[y]
+                    valid[y] = tick
+                    yield_at[y] = np.nan
+                    contended = q_len > 0  # rwlock_is_contended(): the last one granted
+                new_t[n_new], new_key[n_new] = end, _RELEASE << _KIND_SHIFT | tick
+                new_code[n_new] = y * 8 + _WRITER
+                n_new += 1
+                tick += 1
             ng = 0
+            i = holding
+            if contended and i >= 0 and cb_loop[i] > 0 and math.isnan(yield_at[i]):
+                # contention(): the zap holding the lock yields at its next SPTE, after one
+                # step at least (it never yields twice at one gfn), unless its loop ends first.
+                contended = False
+                start = loop_start[i]
+                k_f = max(1.0, np.ceil((now - start) / step)) if step > 0 else 1.0
+                t = start + k_f * step
+                if t < start + loop_left[i]:
+                    yield_at[i] = t  # flush what it zapped, then write_unlock
+                    new_t[n_new], new_key[n_new] = t + flush_us, _RELEASE << _KIND_SHIFT | tick
+                    new_code[n_new] = i * 8 + _YIELD
+                    valid[i] = tick
+                    n_new += 1
+                    tick += 1
+            contended = False
             if post == 1:  # next_attempt(): the same access again, or a new fault
                 a = attempt[x] + 1
                 attempt[x] = a
@@ -441,9 +576,13 @@ def run_events(
                 t_snap[x] = t_exit[x] + half_exit
                 t_req[x] = t_snap[x] + res + acquire
                 if precheck:  # fault_in()
-                    _push(ht, hkey, hcode, hs, t_snap[x], _CHECK, _SNAPSHOT, x)
+                    new_t[n_new], new_key[n_new] = t_snap[x], _CHECK << _KIND_SHIFT | tick
+                    new_code[n_new] = x * 8 + _SNAPSHOT
                 else:
-                    _push(ht, hkey, hcode, hs, t_req[x], _REQUEST, _READER, x)
+                    new_t[n_new], new_key[n_new] = t_req[x], _REQUEST << _KIND_SHIFT | tick
+                    new_code[n_new] = x * 8 + _READER
+                n_new += 1
+                tick += 1
             elif post == 2:  # the zap asks for the lock again
                 post = 0
                 seg_request[x] = now
@@ -453,15 +592,33 @@ def run_events(
                     ng = 1
                     continue
                 queued_writers += 1
-                queue[(q_head + q_len) % q_cap] = 2 * x + 1
+                queue[(q_head + q_len) % queue.shape[0]] = 2 * x + 1
                 q_len += 1
-                _contention(
-                    now, holding, cb_loop, yield_at, loop_start, loop_left, valid, step,
-                    flush_us, ht, hkey, hcode, hs,
-                )  # fmt: skip
+                contended = True
+                continue
             elif post == 3:  # next_callback(x, now)
                 cb_done[x] = now
                 if cb_next[x] >= 0:
-                    _push(ht, hkey, hcode, hs, now + cb_gap[x], _ARRIVE, _WRITER, cb_next[x])
+                    new_t[n_new], new_key[n_new] = now + cb_gap[x], _ARRIVE << _KIND_SHIFT | tick
+                    new_code[n_new] = cb_next[x] * 8 + _WRITER
+                    n_new += 1
+                    tick += 1
             break
-    return n_rows, rows_f, rows_i, n_holds, holds_f, holds_i, nb, bumps, count, range_lo, range_hi
+    scalars[_READERS] = readers
+    scalars[_WRITER_IN] = writer
+    scalars[_QUEUED_WRITERS] = queued_writers
+    scalars[_Q_HEAD] = q_head
+    scalars[_Q_LEN] = q_len
+    scalars[_N_PARK] = n_park
+    scalars[_N_ASKED] = n_asked
+    scalars[_HOLDING] = holding
+    scalars[_COUNT] = count
+    scalars[_N_BUMPS] = nb
+    scalars[_N_ROWS] = n_rows
+    scalars[_N_HOLDS] = n_holds
+    ranges[0] = range_lo
+    ranges[1] = range_hi
+    scalars[_HEAP_N] = n_heap
+    scalars[_NEXT_TICK] = tick
+    scalars[_N_NEW] = n_new
+    return status

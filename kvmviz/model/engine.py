@@ -53,7 +53,7 @@ from ..inputs.notifiers import EVENT_KINDS, check_stream, generate_stream
 from ..inputs.scenario import Scenario
 from . import classify
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
-from ._event_loop import FLOAT_COLUMNS, INT_COLUMNS, run_events
+from ._event_loop import run_events
 from .run import Run
 from .rwlock import POLICIES, make_lock
 
@@ -441,8 +441,9 @@ class _Model:
         self._plan_callbacks(seed)
         # Reader records (filled by the engines as arrays or lists of scalars).
         self.reader_chunks: list[tuple] = []  # one tuple per attempt (event engine)
-        self.sorted_attempts: tuple | None = None  # column arrays (compiled engine)
-        self.released_attempts: dict | None = None  # columns in release order (event loop)
+        # Column arrays, sorted (the compiled engines): those of _ATTEMPT_COLUMNS, then from
+        # the compiled event loop t_snapshot_us and spins.
+        self.sorted_attempts: tuple | None = None
         self.cb_grant = np.full(len(self.cb_callback), np.nan)
         self.cb_arrive = np.full(len(self.cb_callback), np.nan)
         self.cb_done = np.full(len(self.cb_callback), np.nan)
@@ -554,17 +555,16 @@ class _Model:
         """The ``faults``, ``notifiers`` and ``write_holds`` tables of the run."""
         cols, dtypes = list(_ATTEMPT_COLUMNS), list(_ATTEMPT_COLUMNS.values())
         extra = {"t_snapshot_us": float, "spins": np.int32}
-        if self.sorted_attempts is not None:
+        if self.sorted_attempts is not None and len(self.sorted_attempts) > len(cols):
+            data = dict(zip(cols + list(extra), self.sorted_attempts, strict=True))
+        elif self.sorted_attempts is not None:
             data = dict(zip(cols, self.sorted_attempts, strict=True))
             # The compiled engine samples mmu_notifier_seq half a VM-exit after the exit.
             data["t_snapshot_us"] = data["t_exit_us"] + self.half_exit
             data["spins"] = np.zeros(len(data["vcpu"]), dtype=np.int32)
         else:
             names, types = cols + list(extra), dtypes + list(extra.values())
-            if self.released_attempts is not None:
-                parts = [self.released_attempts[c] for c in names]
-            else:
-                parts = list(zip(*self.reader_chunks, strict=True)) or [()] * len(names)
+            parts = list(zip(*self.reader_chunks, strict=True)) or [()] * len(names)
             data = {
                 c: np.array(part, dtype=d) for c, part, d in zip(names, parts, types, strict=True)
             }
@@ -1168,9 +1168,11 @@ def _run_event_loop(model: _Model) -> None:
         raise AssertionError("inconsistent callback plan")  # numba does not check bounds
     model.init_state()
     cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + model.acquire + model.mean_hold
-    # Rows as simulate() estimated them; the loop grows them if a run needs more.
-    rows = min(m * (int(1.3 * s.duration_us / cycle) + 64), model.max_attempts + 1)
-    n, rows_f, rows_i, n_holds, holds_f, holds_i, n_bumps, bumps, count, lo, hi = run_events(
+    # Rows per vCPU as simulate() estimated them; the loop grows them if a vCPU needs more.
+    cap = min(int(1.3 * s.duration_us / cycle) + 64, model.max_attempts // max(m, 1) + 1)
+    dtypes = (*_ATTEMPT_COLUMNS.values(), float, np.int32)  # then t_snapshot_us, spins
+    out = tuple(np.empty(m * cap, dtype=d) for d in dtypes)
+    n, columns, n_holds, holds_f, holds_i, n_bumps, bumps, count, lo, hi = run_events(
         float(s.duration_us),
         float(model.half_exit),
         float(s.vmexit_us),
@@ -1201,8 +1203,7 @@ def _run_event_loop(model: _Model) -> None:
         np.ascontiguousarray(model.first_time, dtype=float),
         model.first_cb,
         int(model.max_attempts),
-        np.empty((rows, len(FLOAT_COLUMNS))),
-        np.empty((rows, len(INT_COLUMNS)), dtype=np.int64),
+        *out,
         model.cb_arrive,
         model.cb_grant,
         model.cb_done,
@@ -1212,14 +1213,13 @@ def _run_event_loop(model: _Model) -> None:
     )
     if n < 0:
         raise _Overrun(model.max_attempts + 1)
-    columns = {c: rows_f[:n, k] for k, c in enumerate(FLOAT_COLUMNS)}
-    columns |= {c: rows_i[:n, k] for k, c in enumerate(INT_COLUMNS)}
-    columns["hva"] = columns["hva"].view(np.uint64)
-    model.released_attempts = columns
+    model.sorted_attempts = tuple(a[:n] for a in columns)
     model.yield_holds = [
         (int(i), a, g, r, bool(y), bool(f))
         for (i, y, f), (a, g, r) in zip(
-            holds_i[:n_holds].tolist(), holds_f[:n_holds].tolist(), strict=True
+            holds_i[: 3 * n_holds].reshape(-1, 3).tolist(),
+            holds_f[: 3 * n_holds].reshape(-1, 3).tolist(),
+            strict=True,
         )
     ]
     model.bump_times = bumps[:n_bumps].tolist()
