@@ -185,5 +185,5 @@ def test_the_compiled_engines_refuse_only_other_locks_and_the_shadow_mmu():
         assert len(kv.simulate(scenario, kernel, method="compiled").faults) > 0
     with pytest.raises(ValueError, match="qrwlock only; use method='events'"):
         kv.simulate(scenario, "v6.8", "reader-pref", method="compiled")
-    with pytest.raises(ValueError, match="TDP MMU.*tdp_mmu=False"):
+    with pytest.raises(ValueError, match=r"TDP MMU.*tdp_mmu=False"):
         kv.simulate(scenario.replace(tdp_mmu=False), "v6.8", method="compiled")

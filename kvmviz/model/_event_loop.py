@@ -434,9 +434,10 @@ def _advance(
                 n_holds += 1
                 post = 2
             else:  # release_writer()
-                if cb_yields[x]:
+                if cb_loop[x] > 0:  # a zap that may yield: its release as it happened
                     cb_held[x] += now - seg_grant[x]
                     cb_release[x] = now
+                if cb_yields[x]:
                     holds_f[3 * n_holds + 0] = seg_request[x]
                     holds_f[3 * n_holds + 1] = seg_grant[x]
                     holds_f[3 * n_holds + 2] = now
