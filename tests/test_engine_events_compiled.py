@@ -122,7 +122,7 @@ def test_auto_keeps_the_closed_loop_where_it_applies():
 def test_buffers_that_fill_up_grow_and_the_run_goes_on(monkeypatch):
     """When the heap, a vCPU's rows or the write holds have no room left, the loop stops, the
     buffer grows, and the loop resumes where it stopped: the same tables as the event engine.
-    (The outer loop as plain Python, so a spy sees each stop; a heap that starts full.)"""
+    (A spy sees each stop; the heap starts full.)"""
     stops = collections.Counter()
     advance = _event_loop._advance
 
@@ -133,7 +133,6 @@ def test_buffers_that_fill_up_grow_and_the_run_goes_on(monkeypatch):
 
     monkeypatch.setattr(_event_loop, "_advance", spy)
     monkeypatch.setattr(_event_loop, "_HEAP_ROOM", 0)
-    monkeypatch.setattr(engine, "run_events", _event_loop.run_events.py_func)
     scenario = _freeze()
     _assert_same_run(
         kv.simulate(scenario, "v6.7", method="compiled"),
@@ -149,13 +148,11 @@ def test_buffers_that_fill_up_grow_and_the_run_goes_on(monkeypatch):
 
 
 def test_without_numba_the_same_source_gives_the_same_run(monkeypatch):
-    """Every function of the loop as plain Python: the very same tables."""
+    """The compiled loop as plain Python: the very same tables."""
     scenario = _freeze(n_vcpus=6, duration_us=1_500.0, numa_scan_period_ms=0.5)
     compiled = {k: kv.simulate(scenario, k) for k in ("v6.7", "v6.8")}
-    for name in ("run_events", "_advance", "_grown", "_restretched", "_closed_up"):
-        function = getattr(_event_loop, name)
-        monkeypatch.setattr(_event_loop, name, function.py_func)
-    monkeypatch.setattr(engine, "run_events", _event_loop.run_events)
+    plain = getattr(_event_loop._advance, "py_func", _event_loop._advance)
+    monkeypatch.setattr(_event_loop, "_advance", plain)
     for kernel, run in compiled.items():
         _assert_same_run(run, kv.simulate(scenario, kernel))
         assert run.notifiers["yields"].sum() > 0

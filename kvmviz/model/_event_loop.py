@@ -5,8 +5,11 @@ the TDP MMU (faults take ``mmu_lock`` for read), with today's rules: the lockles
 (d02c357e5bfa, v6.8: a fault on an address being invalidated spins without the lock, parked
 until the counters change) and the zap that yields a contended lock
 (``tdp_mmu_iter_cond_resched()`` -> ``cond_resched_rwlock_write()``). The model is described
-there; this file only makes it fast. Written in the subset of Python that numba's ``njit``
-accepts, so without numba the same source runs as plain Python (slowly, still exact).
+there; this file only makes it fast. :func:`run_events` sets the state up in numpy and hands
+it to :func:`_advance`, the event loop, written in the subset of Python that numba's ``njit``
+accepts: without numba the same source runs as plain Python (slowly, still exact). No array
+the loop uses is replaced while it runs, and it calls no function with an array: either would
+make numba count references at every event, which costs more than the event itself.
 
 The Python engine and this loop give identical tables (tests/test_engine_events_compiled.py):
 
@@ -47,36 +50,32 @@ _HOLDING, _COUNT, _N_BUMPS, _N_ROWS, _N_HOLDS, _HEAP_N, _NEXT_TICK, _N_NEW = ran
 _HEAP_ROOM = 64  # the heap's first room beyond the first events and one per vCPU
 
 
-@njit(cache=True)
-def _grown(a, rows):
-    """``a`` copied into a larger array of ``rows`` rows."""
-    b = np.empty(rows, dtype=a.dtype)
-    b[: a.shape[0]] = a
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` copied into a larger array of ``size`` elements."""
+    b = np.empty(size, dtype=a.dtype)
+    b[: len(a)] = a
     return b
 
 
-@njit(cache=True)
-def _restretched(a, filled, cap, new_cap):
+def _restretched(a: np.ndarray, filled: np.ndarray, cap: int, new_cap: int) -> np.ndarray:
     """``a``, one stretch of ``cap`` rows per vCPU of which ``filled[v]`` are used, copied into
     stretches of ``new_cap`` rows."""
-    b = np.empty(filled.shape[0] * new_cap, dtype=a.dtype)
-    for v in range(filled.shape[0]):
-        b[v * new_cap : v * new_cap + filled[v]] = a[v * cap : v * cap + filled[v]]
+    b = np.empty(len(filled) * new_cap, dtype=a.dtype)
+    for v, n in enumerate(filled.tolist()):
+        b[v * new_cap : v * new_cap + n] = a[v * cap : v * cap + n]
     return b
 
 
-@njit(cache=True)
-def _closed_up(a, filled, cap):
-    """The stretches of ``a`` moved to its start, one after the other; the rows used."""
+def _closed_up(a: np.ndarray, filled: np.ndarray, cap: int) -> np.ndarray:
+    """The used rows of ``a``'s stretches moved to its start, one after the other (in place:
+    each moves to or before where it was); returns them."""
     n = 0
-    for v in range(filled.shape[0]):
-        for k in range(filled[v]):
-            a[n] = a[v * cap + k]
-            n += 1
-    return n
+    for v, k in enumerate(filled.tolist()):
+        a[n : n + k] = a[v * cap : v * cap + k]
+        n += k
+    return a[:n]
 
 
-@njit(cache=True)
 def run_events(
     duration, half_exit, vmexit, mean_hold, retry_check, acquire, precheck,
     key, n_vcpus, guest_mean, resolve_mean, total_pages, slot_first_page, slot_hva,
@@ -88,22 +87,25 @@ def run_events(
 ):  # fmt: skip
     """Run the event-driven closed loop; fill one row per fault attempt and the ``cb_*`` arrays.
 
+    The state is allocated here (numpy), the first events pushed as ``_EventRun.run`` pushes
+    them, then the compiled :func:`_advance` runs the events; when a buffer is full it stops,
+    the buffer grows here, and it goes on.
+
     The ``o_*`` arrays are the columns of ``Run.faults`` the engine fills (``t_snapshot_us``
     and ``spins`` included). Each vCPU records its attempts into its own stretch of ``cap =
     len(o_vcpu) // n_vcpus`` rows; when a vCPU needs more, every stretch grows (a copy); at the
     end the stretches are closed up, so the rows come sorted by vCPU, then time, as the Python
-    engine sorts them. The caller allocates the columns to its estimate: numpy asks the kernel
-    for huge pages on large arrays, numba does not.
+    engine sorts them. The caller allocates the columns to its estimate.
 
     Returns ``(n_rows, columns, n_holds, holds_f, holds_i, n_bumps, bumps, count, range_start,
     range_end)``: ``n_rows`` is -1 once the run outgrew ``max_rows`` attempts; ``columns`` the
-    ``o_*`` arrays (new ones if they grew), in order; ``holds_f`` (request, grant, release) and
+    used rows of the ``o_*`` columns, in order; ``holds_f`` (request, grant, release) and
     ``holds_i`` (callback, yielded, flushed) the write holds of the zaps that yielded, three
     values per hold, one after the other; ``bumps`` the times ``mmu_notifier_seq`` moved; the
     last three the final ``mmu_notifier_count`` and range.
     """
     m = n_vcpus
-    n_cb = cb_locked.shape[0]
+    n_cb = len(cb_locked)
     # Per-vCPU state of the attempt in progress; the vCPUs parked on a range in flight, in
     # the order they parked.
     attempt = np.zeros(m, dtype=np.int64)
@@ -136,7 +138,7 @@ def run_events(
     # The event heap (time, kind << 58 | tick, payload), and the events pushed since the last
     # pop, which join it before the next (the first ones: every vCPU's first fault, then
     # every event's first callback, as _EventRun.run pushes them).
-    n_first = m + first_cb.shape[0]
+    n_first = m + len(first_cb)
     h_cap = n_first + m + _HEAP_ROOM
     ht = np.empty(h_cap)
     hkey = np.empty(h_cap, dtype=np.int64)
@@ -156,86 +158,51 @@ def run_events(
         t_req[v] = t_snap[v] + res + acquire
         hva[v] = page_hva(page, slot_first_page, slot_hva)
         resolve[v] = res
-        if precheck:
-            new_t[n_new], new_key[n_new] = t_snap[v], _CHECK << _KIND_SHIFT | n_new
-            new_code[n_new] = v * 8 + _SNAPSHOT
-        else:
-            new_t[n_new], new_key[n_new] = t_req[v], _REQUEST << _KIND_SHIFT | n_new
-            new_code[n_new] = v * 8 + _READER
+        kind, t, who = (_CHECK, t_snap[v], _SNAPSHOT) if precheck else (_REQUEST, t_req[v], _READER)
+        new_t[n_new], new_key[n_new], new_code[n_new] = t, kind << _KIND_SHIFT | n_new, v * 8 + who
         n_new += 1
-    for k in range(first_cb.shape[0]):
-        new_t[n_new], new_key[n_new] = first_time[k], _ARRIVE << _KIND_SHIFT | n_new
-        new_code[n_new] = first_cb[k] * 8 + _WRITER
+    for t, i in zip(first_time.tolist(), first_cb.tolist(), strict=True):
+        new_t[n_new], new_key[n_new] = t, _ARRIVE << _KIND_SHIFT | n_new
+        new_code[n_new] = i * 8 + _WRITER
         n_new += 1
     scalars[_N_NEW] = n_new
     scalars[_NEXT_TICK] = n_new
 
     params = (
-        duration, half_exit, vmexit, mean_hold, retry_check, acquire, precheck, key,
-        guest_mean, resolve_mean, total_pages, step, flush_us, max_rows,
+        float(duration), float(half_exit), float(vmexit), float(mean_hold), float(retry_check),
+        float(acquire), bool(precheck), np.uint64(key), float(guest_mean), float(resolve_mean),
+        int(total_pages), float(step), float(flush_us), int(max_rows),
     )  # fmt: skip
     callbacks = (
         cb_locked, cb_count, cb_bump, cb_flush, cb_cost, cb_loop, cb_post, cb_gap, cb_next,
         cb_start, cb_end, cb_arrive, cb_grant, cb_done, cb_release, cb_held, cb_yields,
     )  # fmt: skip
-    cap = o_vcpu.shape[0] // m if m > 0 else 0
-    # The loop runs until a buffer is full, which grows here: no array it uses is replaced
-    # while it runs (numba would count references to it at every event).
-    while True:
-        out = (
-            o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
-            o_blocked, o_snapshot, o_spins,
-        )  # fmt: skip
-        status = _advance(
-            params, slot_first_page, slot_hva, callbacks, vcpus, zaps, queue, granted, bumps,
-            scalars, ranges, ht, hkey, hcode, new_t, new_key, new_code, cap, out, holds_f,
-            holds_i,
-        )  # fmt: skip
-        if status == _HEAP_FULL:
-            ht = _grown(ht, 2 * ht.shape[0])
-            hkey = _grown(hkey, 2 * hkey.shape[0])
-            hcode = _grown(hcode, 2 * hcode.shape[0])
-        elif status == _HOLDS_FULL:
-            holds_f = _grown(holds_f, 2 * holds_f.shape[0])
-            holds_i = _grown(holds_i, 2 * holds_i.shape[0])
-        elif status == _ROWS_FULL:  # more room for every vCPU
-            new_cap = 2 * cap + 16
-            o_vcpu = _restretched(o_vcpu, attempt, cap, new_cap)
-            o_fault = _restretched(o_fault, attempt, cap, new_cap)
-            o_retries = _restretched(o_retries, attempt, cap, new_cap)
-            o_hva = _restretched(o_hva, attempt, cap, new_cap)
-            o_exit = _restretched(o_exit, attempt, cap, new_cap)
-            o_request = _restretched(o_request, attempt, cap, new_cap)
-            o_grant = _restretched(o_grant, attempt, cap, new_cap)
-            o_release = _restretched(o_release, attempt, cap, new_cap)
-            o_retry = _restretched(o_retry, attempt, cap, new_cap)
-            o_blocked = _restretched(o_blocked, attempt, cap, new_cap)
-            o_snapshot = _restretched(o_snapshot, attempt, cap, new_cap)
-            o_spins = _restretched(o_spins, attempt, cap, new_cap)
-            cap = new_cap
-        else:
-            break
-    n_rows = scalars[_N_ROWS] if status == _DONE else -1
-    if n_rows >= 0:  # close up the stretches: rows sorted by vCPU, each vCPU's in time order
-        _closed_up(o_vcpu, attempt, cap)
-        _closed_up(o_fault, attempt, cap)
-        _closed_up(o_retries, attempt, cap)
-        _closed_up(o_hva, attempt, cap)
-        _closed_up(o_exit, attempt, cap)
-        _closed_up(o_request, attempt, cap)
-        _closed_up(o_grant, attempt, cap)
-        _closed_up(o_release, attempt, cap)
-        _closed_up(o_retry, attempt, cap)
-        _closed_up(o_blocked, attempt, cap)
-        _closed_up(o_snapshot, attempt, cap)
-        _closed_up(o_spins, attempt, cap)
-    columns = (
+    out = [
         o_vcpu, o_fault, o_retries, o_hva, o_exit, o_request, o_grant, o_release, o_retry,
         o_blocked, o_snapshot, o_spins,
-    )  # fmt: skip
+    ]  # fmt: skip
+    cap = len(o_vcpu) // m if m > 0 else 0
+    while True:
+        status = _advance(
+            params, slot_first_page, slot_hva, callbacks, vcpus, zaps, queue, granted, bumps,
+            scalars, ranges, ht, hkey, hcode, new_t, new_key, new_code, cap, tuple(out),
+            holds_f, holds_i,
+        )  # fmt: skip
+        if status == _HEAP_FULL:
+            ht, hkey, hcode = (_grown(a, 2 * len(a)) for a in (ht, hkey, hcode))
+        elif status == _HOLDS_FULL:
+            holds_f, holds_i = (_grown(a, 2 * len(a)) for a in (holds_f, holds_i))
+        elif status == _ROWS_FULL:  # more room for every vCPU
+            out = [_restretched(a, attempt, cap, 2 * cap + 16) for a in out]
+            cap = 2 * cap + 16
+        else:
+            break
+    n_rows = int(scalars[_N_ROWS]) if status == _DONE else -1
+    # Close up the stretches: rows sorted by vCPU, each vCPU's in time order.
+    columns = tuple(_closed_up(a, attempt, cap) for a in out) if n_rows >= 0 else ()
     return (
-        n_rows, columns, scalars[_N_HOLDS], holds_f, holds_i, scalars[_N_BUMPS], bumps,
-        scalars[_COUNT], ranges[0], ranges[1],
+        n_rows, columns, int(scalars[_N_HOLDS]), holds_f, holds_i, int(scalars[_N_BUMPS]),
+        bumps, int(scalars[_COUNT]), ranges[0], ranges[1],
     )  # fmt: skip
 
 
