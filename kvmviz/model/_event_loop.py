@@ -15,9 +15,13 @@ The Python engine and this loop give identical tables (tests/test_engine_events_
 
 * the same events in the same order: a binary heap on ``(time, kind, tick)``, the kinds ordered
   release (and yield) < a callback arrives < a vCPU requests < a pre-check, and ``tick`` the push
-  count, so ties go to the event pushed first. Every push of the Python engine happens here in
-  the same order, the releases a yield makes stale included (they are popped and skipped);
-* the same floating-point arithmetic, operand for operand;
+  count, so ties go to the event pushed first. Every push of the Python engine takes its tick
+  here in the same order, the releases a yield makes stale included (they are popped and
+  skipped); the events one event pushes join the heap together before the next pop (written
+  out at each push, four lines: a call would pass arrays);
+* the same floating-point arithmetic, operand for operand, and the same rules:
+  ``classify.mmu_notifier_retry_hva()`` at each grant (``count != 0`` as there) and
+  ``mmu_invalidate_retry_gfn_unsafe()`` at each pre-check, written out;
 * the same lock: ``_QRWLock``'s FIFO ``wait_lock`` queue, its fast paths and its hand-off
   (the readers at the head enter together, a writer alone once the readers inside have left).
 
