@@ -693,7 +693,8 @@ def test_a_munmap_on_guest_memory_retries_the_same_on_every_kernel():
     v5.13 and v5.15, whichever the question names."""
     for seed in range(8):
         q = exercises.munmap_on_guest(seed)
-        assert {munmap_oracle(q.scene, k) for k in kv.KERNELS} == {q.answer}, seed
+        # The 2021 kernels: from v6.8 the lockless pre-check sends faults back before the lock.
+        assert {munmap_oracle(q.scene, k) for k in kv.kernels.KERNELS_2021} == {q.answer}, seed
 
 
 def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
@@ -1076,7 +1077,12 @@ def test_retry_table_reads_the_snapshot_time_of_the_run():
 @pytest.mark.parametrize("method", ["compiled", "events"])
 def test_retry_table_explains_every_retry_of_the_engine(kernel, method):
     """mmu_notifier_retry_hva on the notifier counters gives the engine's verdict on every
-    attempt of a busy run, retries included (both engines)."""
+    attempt of a busy run, retries included (both engines; the event engine alone from v6.8,
+    where most faults that must retry do so before the lock, d02c357e5bfa: fewer locked
+    retries, and the locked check still decides each of them)."""
+    precheck = kv.kernels.features(kernel).precheck
+    if precheck and method == "compiled":
+        pytest.skip("the compiled engine does not model the lockless pre-check")
     scenario = kv.Scenario(
         n_vcpus=24,
         duration_us=3_000,
@@ -1084,8 +1090,10 @@ def test_retry_table_explains_every_retry_of_the_engine(kernel, method):
         spurious_share=0.5,
         invalidate_window_us=20.0,
     )
-    table = exercises.retry_table(kv.simulate(scenario, kernel, seed=5, method=method))
-    assert table["retried"].sum() > 100
+    run = kv.simulate(scenario, kernel, seed=5, method=method)
+    table = exercises.retry_table(run)
+    assert table["retried"].sum() > (10 if precheck else 100)
+    assert bool(run.faults["spins"].sum() > 1000) == precheck
     np.testing.assert_array_equal(table["must retry"], table["retried"])
 
 
