@@ -16,7 +16,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from _traces import LAYOUT, LINES, TRACE
+from _traces import CHANGE_PTE_NOTE, LAYOUT, LINES, TRACE, V5_TRACE
 from _traces import TIMESTAMP as _TS
 from _traces import one_line as _one_line
 from _traces import refused as _refused
@@ -705,24 +705,6 @@ def test_the_all_hit_reversal_needs_contention_inside_the_lock():
 
 
 # -- a trace of another release: change_pte records replayed where the callback is gone -------
-_SLOT1 = 0x7FAFEAA00000  # guest RAM of the bundled layout (memslot 1)
-V5_TRACE = [
-    # A KSM merge as a v5.15 host traces it: unmap (start), set pte (change_pte), twice.
-    f" ksmd-37 [000] 1.000000: kvm_unmap_hva_range: mmu notifier unmap range: "
-    f"{_SLOT1:#016x} -- {_SLOT1 + 0x1000:#016x}",
-    f" ksmd-37 [000] 1.000002: kvm_set_spte_hva: mmu notifier set pte hva: {_SLOT1:#016x}",
-    f" ksmd-37 [000] 1.000100: kvm_unmap_hva_range: mmu notifier unmap range: "
-    f"{_SLOT1 + 0x10000:#016x} -- {_SLOT1 + 0x11000:#016x}",
-    f" ksmd-37 [000] 1.000102: kvm_set_spte_hva: mmu notifier set pte hva: "
-    f"{_SLOT1 + 0x10000:#016x}",
-]
-CHANGE_PTE_NOTE = (
-    "the trace has 2 change_pte records (kvm_set_spte_hva, a v6.9 or older host); v6.18 has no "
-    "change_pte callback (f3b65bbaed7c deleted it in v6.10), so there each of their events is "
-    "the plain invalidate_range_start/end pair around it"
-)
-
-
 def test_change_pte_records_replay_on_v6_18_as_plain_pairs(tmp_path):
     """A v5.x trace's kvm_set_spte_hva records replay on v5.15 as start -> change_pte -> end,
     and on v6.18, which has no change_pte (f3b65bbaed7c), as the plain pair: no error, a note
