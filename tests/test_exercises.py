@@ -1077,12 +1077,10 @@ def test_retry_table_reads_the_snapshot_time_of_the_run():
 @pytest.mark.parametrize("method", ["compiled", "events"])
 def test_retry_table_explains_every_retry_of_the_engine(kernel, method):
     """mmu_notifier_retry_hva on the notifier counters gives the engine's verdict on every
-    attempt of a busy run, retries included (both engines; the event engine alone from v6.8,
-    where most faults that must retry do so before the lock, d02c357e5bfa: fewer locked
-    retries, and the locked check still decides each of them)."""
+    attempt of a busy run, retries included (both engines; from v6.8 most faults that must
+    retry do so before the lock, d02c357e5bfa: fewer locked retries, and the locked check
+    still decides each of them)."""
     precheck = kv.kernels.features(kernel).precheck
-    if precheck and method == "compiled":
-        pytest.skip("the compiled engine does not model the lockless pre-check")
     scenario = kv.Scenario(
         n_vcpus=24,
         duration_us=3_000,
