@@ -48,6 +48,11 @@ def test_numpy_numbers_are_stored_as_python_numbers():
         ("relevant_mix", (0, 0, 0), ValueError, "not all 0"),
         ("memslot_lookup", "hash", ValueError, "interval-tree"),
         ("layout", "q35", TypeError, "MemslotLayout"),
+        ("preempt", "lazy", ValueError, "'none', 'voluntary' or 'full'"),
+        ("preempt", 1, TypeError, "'none', 'voluntary' or 'full'"),
+        ("preempt_dynamic", "yes", TypeError, "True (CONFIG_PREEMPT_DYNAMIC) or False"),
+        ("spte_kib", 2.0, ValueError, ">= 4 KiB"),
+        ("numa_scan_size_mib", 0.0, ValueError, "> 0 MiB"),
     ],
 )
 def test_bad_fields_are_refused_by_name(field, value, error, expected):
@@ -68,7 +73,16 @@ def test_replace_validates_again():
 _NUMBER_FIELDS = [
     f.name
     for f in dataclasses.fields(kv.Scenario)
-    if f.name not in ("n_vcpus", "layout", "relevant_mix", "memslot_lookup", "tdp_mmu")
+    if f.name
+    not in (
+        "n_vcpus",
+        "layout",
+        "relevant_mix",
+        "memslot_lookup",
+        "tdp_mmu",
+        "preempt",
+        "preempt_dynamic",
+    )
 ]
 
 
@@ -100,9 +114,10 @@ def test_every_number_field_refuses_what_is_not_a_finite_number(field, value, er
 @pytest.mark.parametrize("make", [np.float64, np.float32, np.int64, int], ids=lambda m: m.__name__)
 def test_every_number_field_takes_numpy_numbers_as_floats(field, make):
     """A valid value in any numeric type is stored as a Python float equal to it."""
-    value = make(1)  # within every field's range (shares included, durations > 0)
+    # within every field's range (shares included, durations > 0; an SPTE is at least 4 KiB)
+    value = make(4 if field == "spte_kib" else 1)
     stored = getattr(kv.Scenario(**{field: value}), field)
-    assert type(stored) is float and stored == 1.0
+    assert type(stored) is float and stored == float(value)
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,10 @@ __all__ = [
     "CALLBACKS",
     "EVENT_KINDS",
     "NOTIFIER_CAUSES",
+    "NUMA_CAUSE",
     "check_stream",
     "generate_stream",
+    "numa_scan_events",
     "stream_from_callbacks",
 ]
 
@@ -73,12 +75,94 @@ def generate_stream(scenario: Scenario, seed: int = 0) -> pd.DataFrame:
       two start, change_pte, end triples (kind ``ksm_merge``);
     * ``guest_aging``: an aging call on one guest page, chosen as for ``vmm_aging``.
 
+    With the NUMA balancer on (``numa_scan_period_ms > 0``), the scans of
+    :func:`numa_scan_events` join the stream (cause ``numa_balancing``).
+
     Returns
     -------
     pandas.DataFrame
         One row per event: ``event, cause, kind, t_us, hva_start, hva_end`` (hvas uint64,
         end exclusive), sorted by time.
     """
+    stream = _random_stream(scenario, seed)
+    if scenario.numa_scan_period_ms <= 0:
+        return stream
+    scans = numa_scan_events(scenario)
+    causes = [*NOTIFIER_CAUSES, NUMA_CAUSE]
+    both = pd.concat(
+        [
+            stream.astype({"cause": pd.CategoricalDtype(causes)}),
+            scans.astype({"cause": pd.CategoricalDtype(causes)}),
+        ],
+        ignore_index=True,
+    )
+    both = both.sort_values("t_us", kind="stable").reset_index(drop=True)
+    both["event"] = np.arange(len(both))
+    return both[_STREAM_COLUMNS]
+
+
+NUMA_CAUSE = "numa_balancing"
+"""The cause of the NUMA balancer's invalidations (:func:`numa_scan_events`)."""
+
+
+def numa_scan_events(scenario: Scenario) -> pd.DataFrame:
+    """The NUMA balancer's invalidations of guest memory over ``scenario.duration_us``.
+
+    ``task_numa_work()`` runs every ``numa_scan_period_ms`` from ``numa_scan_delay_ms`` on and
+    marks the next ``numa_scan_size_mib`` of the task's memory PROT_NONE with
+    ``change_prot_numa()``, which fires ``invalidate_range_start``/``end`` over that range
+    (``MMU_NOTIFY_PROTECTION_VMA``; ``change_pmd_range()`` notifies up to a PUD, 1 GiB, per
+    call). The scan resumes where the last one stopped (``mm->numa_scan_offset``), here through
+    the guest RAM of address space 0 in slot order, wrapping at its end; a scan stops at the end
+    of a memslot (a VMA ends there), so one scan is one start/end pair, deterministic.
+
+    Parameters
+    ----------
+    scenario : Scenario
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the form of :func:`generate_stream`, cause ``numa_balancing``, kind ``pair``.
+
+    Examples
+    --------
+    >>> import kvmviz as kv
+    >>> s = kv.Scenario(duration_us=3e6, numa_scan_period_ms=1000, numa_scan_delay_ms=500)
+    >>> numa_scan_events(s)["t_us"].tolist()
+    [500000.0, 1500000.0, 2500000.0]
+    """
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
+    period, first = scenario.numa_scan_period_ms * 1e3, scenario.numa_scan_delay_ms * 1e3
+    times = np.arange(first, scenario.duration_us, period) if period > 0 else np.empty(0)
+    slots = [s for s in scenario.layout if s.as_id == 0]
+    size = max(1, int(scenario.numa_scan_size_mib * 2**20) >> PAGE_SHIFT)  # pages
+    starts, ends = [], []
+    slot, offset = 0, 0  # where the next scan begins: slot index, page in the slot
+    for _ in times:
+        s = slots[slot]
+        n = min(size, s.npages - offset)
+        base = s.userspace_addr + (offset << PAGE_SHIFT)
+        starts.append(base)
+        ends.append(base + (n << PAGE_SHIFT))
+        offset += n
+        if offset >= s.npages:
+            slot, offset = (slot + 1) % len(slots), 0
+    return pd.DataFrame(
+        {
+            "event": np.arange(len(times)),
+            "cause": pd.Categorical([NUMA_CAUSE] * len(times), categories=[NUMA_CAUSE]),
+            "kind": ["pair"] * len(times),
+            "t_us": times.astype(float),
+            "hva_start": np.array(starts, dtype=np.uint64),
+            "hva_end": np.array(ends, dtype=np.uint64),
+        }
+    )[_STREAM_COLUMNS]
+
+
+def _random_stream(scenario: Scenario, seed: int) -> pd.DataFrame:
+    """The Poisson part of :func:`generate_stream`."""
     if not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
     rng = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 0x6E6F74]))  # "not"

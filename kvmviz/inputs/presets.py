@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 
 from .layouts import VMM_HEAP, large_vm_layout, many_memslots_layout, q35_512m_layout
+from .memslots import Memslot, MemslotLayout
 from .scenario import Scenario
 
 __all__ = [
+    "FREEZE_KERNELS",
+    "FREEZE_PREEMPTS",
     "LARGE_VM",
     "MEMSLOT_STORY_VM",
     "QUEUE_STORY_VM",
@@ -30,6 +33,7 @@ __all__ = [
     "VMM_HEAP",
     "large_vm_layout",
     "many_memslots_layout",
+    "numa_balancing_setup",
     "q35_512m_layout",
     "setup",
     "setup_fields",
@@ -115,6 +119,63 @@ def volatile_setup(**changes) -> Scenario:
         "relevant_mix": (MIGRATIONS_HZ, KSM_MERGES_HZ, GUEST_AGING_HZ),
     }
     return Scenario(**{**base, **changes})
+
+
+def numa_balancing_setup(**changes) -> Scenario:
+    """The 2024 freeze: a VM on a NUMA host whose balancer invalidates guest memory.
+
+    Proxmox VE users saw VMs freeze for one to more than sixty seconds from host kernel 6.2 on
+    NUMA hosts (pve-devel, Friedrich Weber, 2024-01-17; upstream report 2024-01-04, bugzilla
+    218259): ``task_numa_work()`` -> ``change_prot_numa()`` fires invalidate_range_start/end over
+    ``numa_balancing_scan_size_mb`` = 256 MB of guest memory every scan period (1 s at least,
+    kernel/sched/fair.c); the zap of that range holds ``mmu_lock`` for write while the vCPUs
+    touching it fault. Their kernels were built PREEMPT_DYNAMIC and booted ``preempt=voluntary``
+    ("kernel 6.7, PREEMPT_DYNAMIC, preempt=voluntary": the fix combinations of the report), so
+    before c793a62823d1 the zap yields the lock to every vCPU that queues for it.
+
+    The VM: 32 vCPUs all running, 8 GiB of guest RAM mapped with 4 KiB SPTEs (KSM-merged or
+    split memory: disabling KSM helped in the report), each vCPU touching a random guest page
+    every 100 µs on average; no other notifications; the window opens as a scan begins
+    (``numa_scan_delay_ms`` = 0.5, a choice) and lasts 1.5 s. The guest size, the vCPUs, the
+    touch rate and ``spte_kib`` are *free* (the report gives none); the scan size and period are
+    the kernel defaults.
+
+    Parameters
+    ----------
+    **changes
+        Any :class:`~kvmviz.Scenario` field to change.
+
+    Returns
+    -------
+    Scenario
+    """
+    base = {
+        "n_vcpus": 32,
+        "faulting_share": 1.0,
+        "layout": _guest_ram_layout(8 << 30),
+        "guest_run_us": 100.0,
+        "notifier_rate_hz": 0.0,
+        "duration_us": 1.5e6,
+        "preempt": "voluntary",
+        "preempt_dynamic": True,
+        "spte_kib": 4.0,
+        "numa_scan_period_ms": 1000.0,
+        "numa_scan_size_mib": 256.0,
+        "numa_scan_delay_ms": 0.5,
+    }
+    return Scenario(**{**base, **changes})
+
+
+def _guest_ram_layout(ram_bytes: int) -> MemslotLayout:
+    """One memslot over the guest's RAM, backed by one anonymous mapping of the VMM (QEMU's
+    ``memory-backend-ram``): the one VMA the NUMA balancer scans through."""
+    return MemslotLayout([Memslot(0, 1 << 20 >> 12, ram_bytes >> 12, 0x7F0000000000)])
+
+
+FREEZE_KERNELS = ("v6.7", "v6.8", "v6.18")
+"""The freeze's toggle: the last release without the pre-check, the first with it, today."""
+FREEZE_PREEMPTS = ("none", "voluntary", "full")
+"""The preemption models the freeze's toggle offers (``Scenario.preempt``)."""
 
 
 SETUPS = {"static": static_setup, "volatile": volatile_setup}

@@ -43,7 +43,7 @@ import pandas as pd
 
 from .._shared._checks import check_int, check_seed
 from .._shared._prose import binary_size
-from ..inputs.kernels import CALLBACKS, KERNELS
+from ..inputs.kernels import CALLBACKS, features, resolve, zap_yields
 from ..inputs.memslots import PAGE_SIZE
 from ..inputs.notifiers import EVENT_KINDS, check_stream, generate_stream
 from ..inputs.scenario import Scenario
@@ -168,6 +168,7 @@ def callback_costs(
         ``walk_us`` (the time a callback that skips the lock spends walking outside it).
     """
     stream = check_stream(stream)
+    kernel = resolve(kernel)
     plan = classify.callbacks(stream, scenario.layout, kernel)
     model = _Model(scenario, kernel, stream, check_seed(seed))
     locked = model.cb_locked
@@ -242,8 +243,13 @@ def simulate(
     ----------
     scenario : Scenario, optional
         Default ``Scenario()``.
-    kernel : {"v5.12", "v5.13", "v5.15"}
-        Which notifier rules apply (:mod:`kvmviz.kernels`).
+    kernel : str
+        Which notifier rules apply: any release from v5.12 to v6.18 (``"v6.8"`` or ``"6.8"``,
+        :func:`kvmviz.kernels.resolve`), e.g. one of :data:`kvmviz.KERNELS`. From v6.8 a fault
+        retries before taking ``mmu_lock`` when its address is being invalidated
+        (d02c357e5bfa); where :func:`kvmviz.kernels.zap_yields` says so (the kernel, with
+        ``scenario.preempt`` and ``preempt_dynamic``), a long zap gives ``mmu_lock`` up to
+        every vCPU that queues for it.
     policy : {"qrwlock", "reader-pref", "spinlock"}
         The lock (:mod:`kvmviz.rwlock`); ``"spinlock"`` also makes faults take it for write.
     seed : int
@@ -252,7 +258,9 @@ def simulate(
         Notification events to use instead of generating them (e.g. from a real trace), in the
         form of :func:`kvmviz.notifiers.generate_stream`.
     method : {"auto", "compiled", "events"}
-        ``"auto"`` picks the compiled engine for ``"qrwlock"``, else the event-driven one.
+        ``"auto"`` picks the compiled engine for ``"qrwlock"`` where it models the run, else
+        the event-driven one; the compiled engine models neither the pre-check nor a yielding
+        zap, so it refuses a release from v6.8 on and a run whose zaps yield.
     max_records : int
         The most fault attempts plus notifier callbacks this call may simulate; default
         :data:`MAX_RECORDS` (about 1 GiB of tables). Raise it to go ahead with a bigger run.
@@ -267,7 +275,7 @@ def simulate(
         The estimate exceeds ``max_records`` (a ``ValueError``).
     """
     scenario = Scenario() if scenario is None else scenario
-    _check_choices(scenario, kernel, policy, method)
+    kernel = _check_choices(scenario, kernel, policy, method)
     seed = check_seed(seed)
     max_records = check_int(max_records, "max_records", minimum=1)
     if stream is not None:
@@ -287,6 +295,7 @@ def simulate(
                 method == "events"
                 or (method == "auto" and scenario.faults_write(policy))
                 or (method == "auto" and policy != "qrwlock")
+                or (method == "auto" and _beyond_compiled(scenario, kernel))
             ):
                 _run_events(model, policy)
             else:
@@ -298,17 +307,31 @@ def simulate(
             f"callbacks (estimated: {work}), as faults retried far more than estimated; "
             "shorten duration_us or pass a larger max_records to go ahead"
         ) from None
-    faults, notifiers = model.tables()
-    return Run(scenario, kernel, policy, seed, faults, notifiers)
+    faults, notifiers, holds = model.tables()
+    return Run(scenario, kernel, policy, seed, faults, notifiers, write_holds=holds)
 
 
-def _check_choices(scenario, kernel: str, policy: str, method: str) -> None:
+def _beyond_compiled(scenario: Scenario, kernel: str) -> bool:
+    """Whether the run needs what only the event engine models: the lockless pre-check
+    (d02c357e5bfa, v6.8) or a zap that yields ``mmu_lock`` (:func:`kvmviz.kernels.zap_yields`)."""
+    return features(kernel).precheck or _yields(scenario, kernel)
+
+
+def _yields(scenario: Scenario, kernel: str) -> bool:
+    """Whether a zap on this run yields a contended ``mmu_lock``: the TDP MMU's zap loop
+    (``tdp_mmu_iter_cond_resched``) on a kernel and preemption model that drop the lock."""
+    return scenario.tdp_mmu and zap_yields(
+        kernel, scenario.preempt, dynamic=scenario.preempt_dynamic
+    )
+
+
+def _check_choices(scenario, kernel: str, policy: str, method: str) -> str:
     """Refuse what :func:`simulate` cannot run: a scenario that is not one, an unknown kernel,
-    policy or method, or the compiled engine asked for a lock or MMU it does not model."""
+    policy or method, or the compiled engine asked for a lock, MMU or rule it does not model.
+    Returns the canonical release."""
     if not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    kernel = resolve(kernel)
     if policy not in POLICIES:
         raise ValueError(f"unknown lock policy {policy!r}; expected one of {POLICIES}")
     if method not in ("auto", "compiled", "events"):
@@ -320,6 +343,18 @@ def _check_choices(scenario, kernel: str, policy: str, method: str) -> None:
             "the compiled engine models read-locking faults (the TDP MMU) only; "
             "use method='events' for tdp_mmu=False"
         )
+    if method == "compiled" and features(kernel).precheck:
+        raise ValueError(
+            f"the compiled engine does not model {kernel}'s lockless pre-check (d02c357e5bfa, "
+            "v6.8); use method='events' or 'auto'"
+        )
+    if method == "compiled" and _yields(scenario, kernel):
+        raise ValueError(
+            f"the compiled engine does not model a zap that yields mmu_lock ({kernel}, "
+            f"preempt={scenario.preempt!r}, preempt_dynamic={scenario.preempt_dynamic}); "
+            "use method='events' or 'auto'"
+        )
+    return kernel
 
 
 def _affordable(scenario: Scenario, stream, max_records: int) -> Work:
@@ -410,6 +445,14 @@ class _Model:
         self.cb_grant = np.full(len(self.cb_callback), np.nan)
         self.cb_arrive = np.full(len(self.cb_callback), np.nan)
         self.cb_done = np.full(len(self.cb_callback), np.nan)
+        # Filled by the event engine only where a zap yielded: the last release, the time held
+        # in all, the yields, and one (callback, request, grant, release, yielded, flushed)
+        # per write hold of those callbacks.
+        n = len(self.cb_callback)
+        self.cb_release = np.full(n, np.nan)
+        self.cb_held = np.zeros(n)
+        self.cb_yields = np.zeros(n, dtype=np.int64)
+        self.yield_holds: list[tuple] = []
         self.max_attempts = 2**62  # fault-attempt rows an engine may record (simulate sets it)
 
     # -- the notifications ------------------------------------------------------------------
@@ -479,6 +522,15 @@ class _Model:
         # change_pte after start finds nothing left to change (c13fda237f08); end only counts.
         work[self.cb_flush] += s.tlb_flush_us  # kvm_flush_remote_tlbs(), under the lock
         self.cb_cost = np.where(self.cb_locked, s.lock_op_us + walk + work, walk)
+        # A zap that may yield (docs/kernel.md §4.6): the TDP MMU's loop over the SPTEs of the
+        # range (tdp_mmu_zap_leafs, can_yield = range->may_block since e1eed5847b09) checks
+        # rwlock_needbreak() at every SPTE; cb_loop is that loop's time, cb_post the final flush.
+        self.step_us = s.zap_us_per_mib * s.spte_kib / 1024.0
+        self.cb_loop = np.zeros(n)
+        if _yields(s, self.kernel):
+            loop = zap & (mapped_mib > 0)
+            self.cb_loop[loop] = s.zap_us_per_mib * mapped_mib[loop]
+        self.cb_post = np.where(self.cb_flush, s.tlb_flush_us, 0.0)
 
     def first_arrivals(self) -> list[tuple[float, int]]:
         return list(zip(self.first_time.tolist(), self.first_cb.tolist(), strict=True))
@@ -497,40 +549,52 @@ class _Model:
         self.counters.release(bool(self.cb_bump[i]), int(self.cb_count[i]))
 
     # -- output --------------------------------------------------------------------------------
-    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The ``faults`` and ``notifiers`` tables of the run."""
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The ``faults``, ``notifiers`` and ``write_holds`` tables of the run."""
         cols, dtypes = list(_ATTEMPT_COLUMNS), list(_ATTEMPT_COLUMNS.values())
+        extra = {"t_snapshot_us": float, "spins": np.int32}
         if self.sorted_attempts is not None:
             data = dict(zip(cols, self.sorted_attempts, strict=True))
+            # The compiled engine samples mmu_notifier_seq half a VM-exit after the exit.
+            data["t_snapshot_us"] = data["t_exit_us"] + self.half_exit
+            data["spins"] = np.zeros(len(data["vcpu"]), dtype=np.int32)
         else:
-            parts = list(zip(*self.reader_chunks, strict=True)) or [()] * len(cols)
+            names, types = cols + list(extra), dtypes + list(extra.values())
+            parts = list(zip(*self.reader_chunks, strict=True)) or [()] * len(names)
             data = {
-                c: np.array(part, dtype=d) for c, part, d in zip(cols, parts, dtypes, strict=True)
+                c: np.array(part, dtype=d) for c, part, d in zip(names, parts, types, strict=True)
             }
             # By vCPU, then in time: the event engine records a vCPU's attempts in time order,
             # so a stable sort on the vCPU alone is enough.
             order = np.argsort(data["vcpu"], kind="stable")
             data = {c: a[order] for c, a in data.items()}
+        spins = data.pop("spins")
+        snapshot = data.pop("t_snapshot_us")
         data["wait_us"] = data["t_grant_us"] - data["t_request_us"]
         data["hold_us"] = data["t_release_us"] - data["t_grant_us"]
-        # Both engines sample mmu_notifier_seq half a VM-exit after the exit (step 2 above).
-        data["t_snapshot_us"] = data["t_exit_us"] + self.half_exit
+        data["t_snapshot_us"] = snapshot
         retry = data.pop("retry")
         data["retry"] = retry
         data["blocked_by"] = data.pop("blocked_by")
+        locked = self.cb_locked
+        yielded = self.cb_yields > 0
+        # A callback's last release: after its one hold, or after its last one if it yielded.
+        release = np.where(locked, self.cb_grant + self.cb_cost, np.nan)
+        release[yielded] = self.cb_release[yielded]
         data["retried_by"] = retry_causes(
             data,
-            count_delta=np.where(self.cb_locked, self.cb_count, 0),
-            bumps_seq=self.cb_locked & self.cb_bump,
+            count_delta=np.where(locked, self.cb_count, 0),
+            bumps_seq=locked & self.cb_bump,
             grant_us=self.cb_grant,
-            release_us=np.where(self.cb_locked, self.cb_grant + self.cb_cost, np.nan),
+            release_us=release,
             hva_start=self.cb_start,
             hva_end=self.cb_end,
         )
+        data["spins"] = spins
         faults = pd.DataFrame(data, copy=False)
 
-        locked = self.cb_locked
         hold = np.where(locked, self.cb_cost, 0.0)
+        hold[yielded] = self.cb_held[yielded]
         grant = np.where(locked, self.cb_grant, np.nan)
         causes = self.stream["cause"]
         if not isinstance(causes.dtype, pd.CategoricalDtype):
@@ -550,13 +614,45 @@ class _Model:
                 "flushed": self.cb_flush,
                 "t_arrive_us": self.cb_arrive,
                 "t_grant_us": grant,
-                "t_release_us": np.where(locked, grant + hold, np.nan),
+                "t_release_us": np.where(yielded, release, np.where(locked, grant + hold, np.nan)),
                 "wait_us": np.where(locked, grant - self.cb_arrive, 0.0),
                 "hold_us": hold,
                 "t_done_us": self.cb_done,
+                "yields": self.cb_yields,
             }
         )
-        return faults, notifiers
+        return faults, notifiers, self._write_holds(notifiers)
+
+    def _write_holds(self, notifiers: pd.DataFrame) -> pd.DataFrame:
+        """One row per write hold of ``mmu_lock`` by a callback: one per locked callback, and
+        one per stretch between yields for a zap that yielded."""
+        once = np.flatnonzero(self.cb_locked & (self.cb_yields == 0))
+        rows = [
+            (int(i), a, g, r, False, bool(f))
+            for i, a, g, r, f in zip(
+                once.tolist(),
+                notifiers["t_arrive_us"].to_numpy()[once].tolist(),
+                notifiers["t_grant_us"].to_numpy()[once].tolist(),
+                notifiers["t_release_us"].to_numpy()[once].tolist(),
+                self.cb_flush[once].tolist(),
+                strict=True,
+            )
+        ]
+        return write_holds_frame(rows + self.yield_holds, notifiers)
+
+
+def write_holds_frame(rows, notifiers: pd.DataFrame) -> pd.DataFrame:
+    """The ``write_holds`` table of a :class:`Run` from ``(notifier, t_request_us, t_grant_us,
+    t_release_us, yielded, flushed)`` tuples, sorted by grant."""
+    cols = ["notifier", "t_request_us", "t_grant_us", "t_release_us", "yielded", "flushed"]
+    frame = pd.DataFrame(rows, columns=cols).astype(
+        {"notifier": np.int64, "yielded": bool, "flushed": bool, "t_grant_us": float}
+    )
+    frame = frame.sort_values(["t_grant_us", "notifier"], kind="stable").reset_index(drop=True)
+    at = frame["notifier"].to_numpy()
+    frame.insert(1, "event", notifiers["event"].to_numpy()[at])
+    frame.insert(2, "callback", notifiers["callback"].to_numpy()[at])
+    return frame
 
 
 def retry_causes(
@@ -657,7 +753,8 @@ def retry_causes(
 # --------------------------------------------------------------------------------------------
 # The event-driven engine: any policy.
 # --------------------------------------------------------------------------------------------
-_RELEASE, _ARRIVE, _REQUEST = 0, 1, 2  # at one instant: releases, then writers, then readers
+# At one instant: releases (and yields), then writers, then readers, then pre-checks.
+_RELEASE, _ARRIVE, _REQUEST, _CHECK = 0, 1, 2, 3
 
 
 def _run_events(model: _Model, policy: str) -> None:
@@ -666,9 +763,25 @@ def _run_events(model: _Model, policy: str) -> None:
 
 class _EventRun:
     """The event-driven engine on one run: a heap of timed events (a vCPU requests
-    ``mmu_lock``, a callback arrives, a holder releases), each vCPU's attempt in progress, the
-    lock of ``policy`` and the callbacks queued on it; :meth:`run` pops the events in order and
-    records each attempt into ``model``."""
+    ``mmu_lock``, a callback arrives, a holder releases or yields, a vCPU checks the counters
+    before the lock), each vCPU's attempt in progress, the lock of ``policy`` and the callbacks
+    queued on it; :meth:`run` pops the events in order and records each attempt into
+    ``model``.
+
+    Two rules of today's kernels live here only (the compiled engine refuses them):
+
+    * **the pre-check** (d02c357e5bfa, v6.8): ``mmu_invalidate_retry_gfn_unsafe()`` right after
+      sampling seq and again after resolving the pfn; a fault whose address is in the range in
+      flight, or whose seq moved, returns ``RET_PF_RETRY`` without touching ``mmu_lock`` and
+      faults again after a VM exit round trip (a *spin*). A vCPU spinning on a range waits,
+      parked, for the counters to change, then resumes at its next spin: the spins in between
+      are counted, not simulated one by one (nothing else happens to it meanwhile);
+    * **the yielding zap** (``tdp_mmu_iter_cond_resched()``): a zap whose loop is running checks
+      ``rwlock_needbreak()`` at every SPTE; at the first check after somebody queued for the
+      lock, having made at least one step since it (re)took the lock, it flushes remote TLBs
+      (what it zapped so far), ``write_unlock()``s, and asks for the lock again
+      (``cond_resched_rwlock_write()``): the readers queued before it go first.
+    """
 
     def __init__(self, model: _Model, policy: str) -> None:
         s, draws = model.s, model.draws
@@ -696,6 +809,21 @@ class _EventRun:
         self.is_retry = np.zeros(m, dtype=bool)
         self.hold = np.zeros(m)
         self.blocked = np.full(m, -1, dtype=np.int64)
+        # The pre-check (v6.8+): lockless retries of the attempt, the resolve time it redoes
+        # after each, and the vCPUs parked on a range in flight (vCPU -> time of its check).
+        self.precheck = features(model.kernel).precheck
+        self.spins = np.zeros(m, dtype=np.int64)
+        self.resolve = np.zeros(m)
+        self.parked: dict[int, float] = {}
+        # The yielding zaps: per callback, the loop's start and the work left, the pending
+        # yield, the valid release event and when this hold was asked for.
+        n = len(model.cb_callback)
+        self.loop_left = model.cb_loop.copy()
+        self.loop_start = np.zeros(n)
+        self.yield_at = np.full(n, np.nan)
+        self.valid = np.full(n, -1, dtype=np.int64)
+        self.seg_request = np.zeros(n)
+        self.seg_grant = np.zeros(n)
         # The callbacks that asked for mmu_lock and have not released it, in the order they
         # asked (every policy grants writers in that order), and the one holding it, if any:
         # whom a fault that cannot have the lock at once waits behind (see Run.faults,
@@ -704,9 +832,10 @@ class _EventRun:
         self.holding = -1
         self.behind_holder = policy == "reader-pref" and not exclusive
 
-    def push(self, t, kind, payload) -> None:
+    def push(self, t, kind, payload) -> int:
         heapq.heappush(self.heap, (t, kind, self.tick, payload))
         self.tick += 1
+        return self.tick - 1
 
     def run(self) -> None:
         """Every vCPU's first fault and every event's first callback, then the events in
@@ -720,22 +849,71 @@ class _EventRun:
             self.t_snap[v] = self.t_exit[v] + self.half
             self.t_req[v] = self.t_snap[v] + resolve + model.acquire
             self.hva[v] = first_hva
-            self.push(self.t_req[v], _REQUEST, ("r", v))
+            self.resolve[v] = resolve
+            self.fault_in(v)
         for t, i in model.first_arrivals():
             self.push(t, _ARRIVE, ("w", i))
         heap = self.heap
         while heap:
-            now, kind, _, (who, x) = heapq.heappop(heap)
+            now, kind, tick, (who, x) = heapq.heappop(heap)
             if kind == _REQUEST:
                 self.request(x, now)
             elif kind == _ARRIVE:
                 self.arrive(x, now)
-            elif who == "w":
-                self.release_writer(x, now)
-            else:
+            elif kind == _CHECK:
+                self.check(x, who, now)
+            elif who == "r":
                 self.release_reader(x, now)
+            elif model.cb_loop[x] > 0 and tick != self.valid[x]:
+                continue  # a release a yield has replaced
+            elif who == "y":
+                self.yield_lock(x, now)
+            else:
+                self.release_writer(x, now)
 
     # -- the vCPUs ------------------------------------------------------------------------------
+    def fault_in(self, v: int) -> None:
+        """vCPU ``v`` has sampled seq at ``t_snap``: it resolves the pfn and asks for the lock,
+        or on a pre-check kernel first checks the counters."""
+        if self.precheck:
+            self.push(self.t_snap[v], _CHECK, ("snapshot", v))
+        else:
+            self.push(self.t_req[v], _REQUEST, ("r", v))
+
+    def check(self, v: int, when: str, now: float) -> None:
+        """``mmu_invalidate_retry_gfn_unsafe()`` (d02c357e5bfa): after sampling seq
+        (``when == "snapshot"``) and after resolving the pfn (``"resolved"``)."""
+        c = self.model.counters
+        hva = int(self.hva[v])
+        if c.count != 0 and c.range_start <= hva < c.range_end:
+            self.parked[v] = now  # spins until the range changes: see wake()
+            return
+        if when == "snapshot":
+            self.push(self.t_snap[v] + self.resolve[v], _CHECK, ("resolved", v))
+            return
+        bumps = self.model.bump_times
+        if bisect.bisect_right(bumps, now) != bisect.bisect_right(bumps, self.t_snap[v]):
+            self.spin(v, now + self.s.vmexit_us)  # seq moved: fault again at once
+            return
+        self.t_req[v] = now + self.model.acquire
+        self.push(self.t_req[v], _REQUEST, ("r", v))
+
+    def spin(self, v: int, t_snap: float) -> None:
+        """vCPU ``v`` retried without the lock and samples seq again at ``t_snap``."""
+        self.spins[v] += 1
+        self.t_snap[v] = t_snap
+        self.push(t_snap, _CHECK, ("snapshot", v))
+
+    def wake(self, now: float) -> None:
+        """The counters changed at ``now``: every parked vCPU checks again at its next spin
+        (it re-faults every VM exit round trip; the spins in between are counted)."""
+        cycle = self.s.vmexit_us
+        for v, t_park in self.parked.items():
+            k = max(1, math.ceil((now - t_park) / cycle)) if cycle > 0 else 1
+            self.spins[v] += k - 1
+            self.spin(v, t_park + k * cycle)
+        self.parked.clear()
+
     def request(self, v: int, now: float) -> None:
         """vCPU ``v`` asks for ``mmu_lock``: granted at once, or queued behind someone."""
         if self.lock.request(("r", v), self.exclusive):
@@ -747,6 +925,7 @@ class _EventRun:
             # -1 if only faults are; reader-pref: behind the writer holding the lock.
             asked = self.asked
             self.blocked[v] = self.holding if self.behind_holder else (asked[-1] if asked else -1)
+            self.contention(now)
 
     def grant_reader(self, v: int, now: float) -> None:
         """vCPU ``v`` has the lock: it checks ``mmu_notifier_retry_hva()``, then holds it for
@@ -782,6 +961,8 @@ class _EventRun:
                 now,
                 self.is_retry[v],
                 self.blocked[v],
+                self.t_snap[v],
+                self.spins[v],
             )
         )
         if len(model.reader_chunks) > model.max_attempts:
@@ -805,9 +986,11 @@ class _EventRun:
             self.fault[v] += 1
             self.retries[v] = 0
             self.hva[v] = new_hva
+        self.spins[v] = 0
+        self.resolve[v] = r
         self.t_snap[v] = self.t_exit[v] + half
         self.t_req[v] = self.t_snap[v] + r + self.model.acquire
-        self.push(self.t_req[v], _REQUEST, ("r", v))
+        self.fault_in(v)
 
     # -- the callbacks --------------------------------------------------------------------------
     def arrive(self, i: int, now: float) -> None:
@@ -819,19 +1002,85 @@ class _EventRun:
             self.next_callback(i, now + model.cb_cost[i])
         else:
             self.asked.append(i)
+            self.seg_request[i] = now
             if self.lock.request(("w", i), True):
                 self.grant_writer(i, now)
+            else:
+                self.contention(now)
 
     def grant_writer(self, i: int, now: float) -> None:
+        model = self.model
         self.holding = i
-        self.model.cb_grant[i] = now
-        self.model.on_writer_grant(i, now)
-        self.push(now + self.model.cb_cost[i], _RELEASE, ("w", i))
+        if model.cb_loop[i] <= 0:
+            model.cb_grant[i] = now
+            model.on_writer_grant(i, now)
+            self.push(now + model.cb_cost[i], _RELEASE, ("w", i))
+            return
+        # A zap that may yield: before the loop, the lock, the walk and the zap's fixed cost on
+        # its first grant only; after it, the final flush.
+        first = np.isnan(model.cb_grant[i])
+        if first:
+            model.cb_grant[i] = now
+            model.on_writer_grant(i, now)
+        pre = model.cb_cost[i] - model.cb_loop[i] - model.cb_post[i] if first else 0.0
+        self.seg_grant[i] = now
+        self.loop_start[i] = now + pre
+        end = self.loop_start[i] + self.loop_left[i] + model.cb_post[i]
+        self.valid[i] = self.push(end, _RELEASE, ("w", i))
+        self.yield_at[i] = np.nan
+        if self.lock.contended():
+            self.contention(now)
+
+    def contention(self, now: float) -> None:
+        """Somebody queued for ``mmu_lock`` at ``now``: a yielding zap holding it yields at its
+        next SPTE, after at least one step (``tdp_mmu_iter_cond_resched()`` never yields twice
+        at the same gfn), unless its loop ends first."""
+        i = self.holding
+        model = self.model
+        if i < 0 or model.cb_loop[i] <= 0 or not np.isnan(self.yield_at[i]):
+            return
+        step = model.step_us
+        start = self.loop_start[i]
+        k = max(1, math.ceil((now - start) / step)) if step > 0 else 1
+        t = start + k * step
+        if t >= start + self.loop_left[i]:
+            return  # the loop ends before its next check
+        self.yield_at[i] = t
+        # Flush what it zapped (kvm_flush_remote_tlbs under the lock), then write_unlock.
+        self.valid[i] = self.push(t + self.s.tlb_flush_us, _RELEASE, ("y", i))
+
+    def yield_lock(self, i: int, now: float) -> None:
+        """Zap ``i`` gives ``mmu_lock`` up (``cond_resched_rwlock_write()``) and asks again:
+        the readers queued before it enter first."""
+        model = self.model
+        self.loop_left[i] -= self.yield_at[i] - self.loop_start[i]
+        model.cb_yields[i] += 1
+        model.cb_held[i] += now - self.seg_grant[i]
+        model.yield_holds.append((i, self.seg_request[i], self.seg_grant[i], now, True, True))
+        self.holding = -1
+        self.asked.remove(i)
+        self.asked.append(i)  # it asks anew: the newest writer that asked
+        self.grant_all(self.lock.release(("w", i), True), now)
+        self.seg_request[i] = now
+        if self.lock.request(("w", i), True):
+            self.grant_writer(i, now)
+        else:
+            self.contention(now)
 
     def release_writer(self, i: int, now: float) -> None:
+        model = self.model
+        if model.cb_yields[i]:
+            model.cb_held[i] += now - self.seg_grant[i]
+            model.cb_release[i] = now
+            flushed = bool(model.cb_flush[i])
+            model.yield_holds.append(
+                (i, self.seg_request[i], self.seg_grant[i], now, False, flushed)
+            )
         self.asked.remove(i)
         self.holding = -1
-        self.model.on_writer_release(i, now)
+        model.on_writer_release(i, now)
+        if self.parked:
+            self.wake(now)
         self.grant_all(self.lock.release(("w", i), True), now)
         self.next_callback(i, now)
 
@@ -953,8 +1202,7 @@ def scripted_run(
     from ..inputs.scenario import NOTIFIER_CAUSES
     from .rwlock import grant_times, queued_behind
 
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    kernel = resolve(kernel)
     if callback not in CALLBACKS:
         raise ValueError(f"unknown callback {callback!r}; expected one of {CALLBACKS}")
     grant = grant_times(arrival, is_writer, hold, policy=policy)  # validates the three arrays

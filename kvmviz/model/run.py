@@ -57,10 +57,24 @@ class Run:
         ``retried_by`` is the callback that made a retrying attempt retry
         (:func:`kvmviz.engine.retry_causes`): the invalidation in flight over its hva, else
         the first callback that bumped ``mmu_notifier_seq`` after its snapshot.
+        ``spins`` counts the lockless retries of a pre-check kernel (d02c357e5bfa, v6.8) the
+        attempt made before it reached the lock: it faulted first at ``t_exit_us``, found its
+        address being invalidated (or seq moved) and faulted again ``spins`` times without
+        touching ``mmu_lock``; ``t_snapshot_us`` is its last sample. 0 before v6.8.
     notifiers : pandas.DataFrame
         One row per callback: ``event, cause, callback, hva_start, hva_end, hit, locked,
         t_arrive_us, t_grant_us, t_release_us, wait_us, hold_us`` (NaN grant and zero wait/hold
-        when the callback did not take the lock), ``t_done_us``.
+        when the callback did not take the lock), ``t_done_us``, ``yields`` (how often a zap
+        gave ``mmu_lock`` up to a queued vCPU). For a zap that yielded, ``t_grant_us`` is its
+        first grant, ``t_release_us`` its last release and ``hold_us`` the time it held the
+        lock in all (less than the span between them).
+    write_holds : pandas.DataFrame
+        One row per write hold of ``mmu_lock`` by a callback: ``notifier`` (its row in
+        ``notifiers``), ``event, callback, t_request_us, t_grant_us, t_release_us``,
+        ``yielded`` (the hold ended in a yield) and ``flushed`` (it flushed remote TLBs before
+        letting go). One per locked callback, and one per stretch between yields for a zap
+        that yielded. Built from ``notifiers`` when not given (``None`` for a hand-made
+        ``notifiers`` frame without the columns it needs).
     lock : pandas.DataFrame
         Every acquisition of ``mmu_lock``: ``holder`` ("vcpu" / "notifier"), ``who`` (vCPU or
         event), ``mode`` ("read" / "write"), ``callback`` ("page_fault" or the notifier
@@ -74,6 +88,30 @@ class Run:
     seed: int
     faults: pd.DataFrame
     notifiers: pd.DataFrame
+    write_holds: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        needed = {"event", "callback", "locked", "t_arrive_us", "t_grant_us", "t_release_us"}
+        if self.write_holds is None and needed <= set(self.notifiers.columns):
+            n = self.notifiers
+            locked = np.flatnonzero(n["locked"].to_numpy(dtype=bool))
+            flushed = (
+                n["flushed"].to_numpy(dtype=bool) if "flushed" in n else np.zeros(len(n), bool)
+            )
+            holds = pd.DataFrame(
+                {
+                    "notifier": locked.astype(np.int64),
+                    "event": n["event"].to_numpy()[locked],
+                    "callback": n["callback"].to_numpy()[locked],
+                    "t_request_us": n["t_arrive_us"].to_numpy(dtype=float)[locked],
+                    "t_grant_us": n["t_grant_us"].to_numpy(dtype=float)[locked],
+                    "t_release_us": n["t_release_us"].to_numpy(dtype=float)[locked],
+                    "yielded": np.zeros(len(locked), dtype=bool),
+                    "flushed": flushed[locked],
+                }
+            )
+            order = np.argsort(holds["t_grant_us"].to_numpy(), kind="stable")
+            object.__setattr__(self, "write_holds", holds.iloc[order].reset_index(drop=True))
 
     @cached_property
     def lock(self) -> pd.DataFrame:
@@ -83,6 +121,7 @@ class Run:
             self.notifiers,
             self.policy,
             write_faults=self.scenario.faults_write(self.policy),
+            holds=self.write_holds,
         )
 
     def summary(self) -> pd.Series:
@@ -93,13 +132,23 @@ class Run:
 
 
 def lock_table(
-    faults: pd.DataFrame, notifiers: pd.DataFrame, policy: str, *, write_faults: bool | None = None
+    faults: pd.DataFrame,
+    notifiers: pd.DataFrame,
+    policy: str,
+    *,
+    write_faults: bool | None = None,
+    holds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every acquisition of ``mmu_lock`` (faults and notifiers), sorted by grant time.
 
     ``write_faults`` says whether the faults took it for write (default: only under
-    ``"spinlock"``; a :class:`Run` passes :meth:`Scenario.faults_write`)."""
-    w = notifiers[notifiers["locked"].to_numpy()]
+    ``"spinlock"``; a :class:`Run` passes :meth:`Scenario.faults_write`). ``holds`` (a run's
+    ``write_holds``) gives one acquisition per hold of a zap that yielded; without it, one per
+    locked callback."""
+    if holds is not None and bool(holds["yielded"].any()):
+        w = holds.rename(columns={"t_request_us": "t_arrive_us"})
+    else:
+        w = notifiers[notifiers["locked"].to_numpy()]
     nr, nw = len(faults), len(w)
     holder = np.concatenate([np.zeros(nr, dtype=np.int8), np.ones(nw, dtype=np.int8)])
     if write_faults is None:

@@ -38,8 +38,9 @@ class LockPolicy:
     """State of one ``mmu_lock`` under a policy.
 
     ``request(who, is_writer)`` returns ``True`` if the request is granted at once, else queues
-    it; ``release(who, is_writer)`` returns the requests granted by that release, in grant order.
-    ``who`` is any hashable id.
+    it; ``release(who, is_writer)`` returns the requests granted by that release, in grant order;
+    ``contended()`` says whether anyone is queued (``rwlock_is_contended()``: somebody waits on
+    ``wait_lock``, 26128cb6c7e6). ``who`` is any hashable id.
     """
 
     def __init__(self) -> None:
@@ -63,6 +64,9 @@ class LockPolicy:
     def _dispatch(self) -> list:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def contended(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _enter(self, is_writer: bool) -> None:
         if is_writer:
             self.writer = True
@@ -75,6 +79,9 @@ class _QRWLock(LockPolicy):
         super().__init__()
         self.queue: deque = deque()  # wait_lock's FIFO (an MCS queue on x86)
         self.queued_writers = 0
+
+    def contended(self) -> bool:
+        return bool(self.queue)
 
     def request(self, who, is_writer: bool) -> bool:
         if is_writer:
@@ -115,6 +122,9 @@ class _ReaderPrefLock(LockPolicy):
         self.waiting_readers: deque = deque()
         self.waiting_writers: deque = deque()
 
+    def contended(self) -> bool:
+        return bool(self.waiting_readers or self.waiting_writers)
+
     def request(self, who, is_writer: bool) -> bool:
         if is_writer:
             if not self.writer and self.readers == 0 and not self.waiting_writers:
@@ -145,6 +155,9 @@ class _SpinLock(LockPolicy):
     def __init__(self) -> None:
         super().__init__()
         self.queue: deque = deque()
+
+    def contended(self) -> bool:
+        return bool(self.queue)
 
     def request(self, who, is_writer: bool) -> bool:
         if not self.writer and not self.queue:

@@ -29,9 +29,11 @@ __all__ = [
     "contention_text",
     "coverage",
     "fault_stalls",
+    "freeze",
     "kernel_table",
     "notifier_counters",
     "queue_depth",
+    "spin_causes",
     "stall_pieces",
     "stall_split",
     "stall_stats",
@@ -113,7 +115,10 @@ def stall_pieces(run) -> pd.DataFrame:
     the whole of every attempt that had to retry, from its exit to the next attempt's exit,
     except its own wait, owed to the callback that made it retry (``retried_by``). A retried
     attempt is exit, pfn, lock and check done for nothing: a kernel that turns waits into
-    retries saves the vCPU nothing, and this counts both. The pieces of one vCPU never overlap.
+    retries saves the vCPU nothing, and this counts both. The lockless retries of a pre-check
+    kernel (``run.faults.spins``, v6.8+) are retries too: an attempt that spun before reaching
+    the lock stalled from its first exit to its last, owed to the invalidation in flight over
+    its address (:func:`spin_causes`). The pieces of one vCPU never overlap.
 
     Returns
     -------
@@ -144,7 +149,15 @@ def stall_pieces(run) -> pd.DataFrame:
         f["retried_by"].to_numpy()[rows[1]],
         f["retried_by"].to_numpy()[rows[2]],
     ]
-    kind = np.repeat(np.array(["wait", "retry", "retry"]), [len(r) for r in rows])
+    if "spins" in f and bool(f["spins"].any()):
+        spun = np.flatnonzero((f["spins"].to_numpy() > 0) & ~retry)
+        last_exit = f["t_snapshot_us"].to_numpy(dtype=float) - run.scenario.vmexit_us / 2
+        rows.append(spun)
+        starts.append(t_exit[spun])
+        ends.append(last_exit[spun])
+        who.append(spin_causes(run)[spun])
+    kinds = np.array(["wait", "retry", "retry", "retry"][: len(rows)])
+    kind = np.repeat(kinds, [len(r) for r in rows])
     row = np.concatenate(rows).astype(np.int64) if n else np.empty(0, dtype=np.int64)
     start = np.concatenate(starts) if n else np.empty(0)
     end = np.concatenate(ends) if n else np.empty(0)
@@ -179,6 +192,92 @@ def stall_pieces(run) -> pd.DataFrame:
             "behind": pd.Categorical.from_codes(behind[order], BEHIND),
             "cause": pd.Categorical.from_codes(cause[order], names + extra),
         }
+    )
+
+
+def spin_causes(run) -> np.ndarray:
+    """Which invalidation made each attempt spin (lockless retries, ``run.faults.spins``).
+
+    The newest ``invalidate_range_start`` that took ``mmu_lock`` at or before the attempt's
+    first sample of seq, whose range holds the attempt's hva and whose event had not yet ended
+    then (d02c357e5bfa checks ``mmu_invalidate_in_progress`` and the range). -1 for attempts
+    that did not spin, or where no such invalidation is found (a spin on a moved seq alone).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The row of ``run.notifiers`` per row of ``run.faults``.
+    """
+    f, n = run.faults, run.notifiers
+    out = np.full(len(f), -1, dtype=np.int64)
+    if "spins" not in f:
+        return out
+    rows = np.flatnonzero(f["spins"].to_numpy() > 0)
+    if rows.size == 0:
+        return out
+    start = np.flatnonzero(
+        n["locked"].to_numpy(dtype=bool) & (n["callback"].to_numpy() == "invalidate_range_start")
+    )
+    event = n["event"].to_numpy()
+    done = n.groupby("event", sort=False)["t_done_us"].max()  # the event's last callback done
+    grant = n["t_grant_us"].to_numpy(dtype=float)[start]
+    end = done.reindex(event[start]).to_numpy(dtype=float)
+    lo = n["hva_start"].to_numpy(dtype=np.uint64)[start]
+    hi = n["hva_end"].to_numpy(dtype=np.uint64)[start]
+    t = f["t_exit_us"].to_numpy(dtype=float)[rows] + run.scenario.vmexit_us / 2
+    hva = f["hva"].to_numpy(dtype=np.uint64)[rows]
+    for j, (tj, hj) in enumerate(zip(t.tolist(), hva.tolist(), strict=True)):
+        ok = np.flatnonzero((grant <= tj) & (end > tj) & (lo <= hj) & (hi > hj))
+        if ok.size:
+            out[rows[j]] = start[ok[np.argmax(grant[ok])]]
+    return out
+
+
+def freeze(run, *, frozen_ms: float = 1.0) -> pd.Series:
+    """The freeze of a run: how long faults hung on ``mmu_lock`` and what the zaps did.
+
+    Parameters
+    ----------
+    run : Run
+    frozen_ms : float
+        A vCPU counts as frozen when one of its faults took longer than this, ms.
+
+    Returns
+    -------
+    pandas.Series
+        ``freeze_max_ms`` (the longest fault, from its first exit to its last release),
+        ``freeze_p99_ms`` (99th percentile over faults), ``frozen_vcpus`` (vCPUs with a fault
+        over ``frozen_ms``), ``futile_reads`` (acquisitions of ``mmu_lock`` that ended in a
+        retry), ``lockless_retries`` (the pre-check's retries, ``faults.spins``), ``yields``
+        (times a zap gave the lock up), ``flushes`` (remote TLB flushes by the callbacks, one
+        per yield and one per flushing release), ``zap_ms`` (the longest
+        invalidate_range_start from its first grant to its last release: how long the
+        invalidation crawled).
+    """
+    frozen_ms = check_number(frozen_ms, "frozen_ms", minimum=0.0)
+    f, n = run.faults, run.notifiers
+    first, _ = _fault_groups(f)
+    t0 = f["t_exit_us"].to_numpy(dtype=float)[first]
+    release = f["t_release_us"].to_numpy(dtype=float)
+    t1 = np.maximum.reduceat(release, first) if len(f) else t0
+    latency = t1 - t0
+    vcpu = f["vcpu"].to_numpy()[first]
+    start = n["locked"].to_numpy(dtype=bool) & (
+        n["callback"].to_numpy() == "invalidate_range_start"
+    )
+    span = (n["t_release_us"] - n["t_grant_us"]).to_numpy(dtype=float)[start]
+    return pd.Series(
+        {
+            "freeze_max_ms": float(latency.max()) / 1e3 if len(latency) else 0.0,
+            "freeze_p99_ms": float(np.percentile(latency, 99)) / 1e3 if len(latency) else 0.0,
+            "frozen_vcpus": len(np.unique(vcpu[latency > frozen_ms * 1e3])),
+            "futile_reads": int(f["retry"].sum()),
+            "lockless_retries": int(f["spins"].sum()) if "spins" in f else 0,
+            "yields": int(n["yields"].sum()) if "yields" in n else 0,
+            "flushes": int(run.write_holds["flushed"].sum()),
+            "zap_ms": float(span.max()) / 1e3 if len(span) else 0.0,
+        },
+        name=f"{run.kernel} {run.scenario.preempt}",
     )
 
 
