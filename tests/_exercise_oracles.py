@@ -307,8 +307,9 @@ def zap_yields_oracle(kernel: str, preempt: str, dynamic: bool) -> bool:
     return config_preemption
 
 
-def precheck_oracle(kernel: str, in_progress: int, lo: int, hi: int, gfn: int, seq_now: int,
-                    seq: int) -> bool:
+def precheck_oracle(
+    kernel: str, in_progress: int, lo: int, hi: int, gfn: int, seq_now: int, seq: int
+) -> bool:
     """Whether a fault goes on to take mmu_lock after resolving its pfn (x86
     kvm_faultin_pfn()): before d02c357e5bfa (v6.8) always; from it, unless
     mmu_invalidate_retry_gfn_unsafe() says retry: an invalidation in progress whose gfn range
