@@ -111,19 +111,41 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _kernels(text: str) -> tuple[str, ...]:
-    """Kernels, comma-separated, each of :data:`kvmviz.KERNELS` once."""
-    from .inputs.kernels import KERNELS
+    """Releases, comma-separated, each once: any of v5.12 to v6.18, spelled ``v6.8`` or ``6.8``
+    (a ``uname -r`` too; :func:`kvmviz.kernels.resolve`), returned by their canonical names."""
+    from .inputs.kernels import RELEASES, resolve
 
-    kernels = tuple(k.strip() for k in text.split(",") if k.strip())
-    unknown = [k for k in kernels if k not in KERNELS]
-    if unknown or not kernels or len(set(kernels)) != len(kernels):
-        why = f"unknown kernel(s) {', '.join(unknown)}; " if unknown else ""
-        if not unknown and kernels:
-            why = "each kernel once; "
+    given = [k.strip() for k in text.split(",") if k.strip()]
+    names, unknown = [], []
+    for kernel in given:
+        try:
+            names.append(resolve(kernel))
+        except ValueError:
+            unknown.append(kernel)
+    if unknown or not given or len(set(names)) != len(names):
+        if unknown:
+            are = "is not a release" if len(unknown) == 1 else "are not releases"
+            why = f"{', '.join(unknown)} {are} kvmviz models; "
+        else:
+            why = "each release once; " if given else ""
         raise argparse.ArgumentTypeError(
-            f"{text!r}: {why}expected some of {', '.join(KERNELS)}, comma-separated"
+            f"{text!r}: {why}expected releases from {RELEASES[0]} to {RELEASES[-1]}, "
+            "comma-separated (say 6.8,6.18)"
         )
-    return kernels
+    return tuple(names)
+
+
+def _kernels_option(parser, what: str) -> None:
+    """``--kernels``, the releases a command runs (the 2021 story's three by default)."""
+    parser.add_argument(
+        "--kernels",
+        type=_kernels,
+        default=None,
+        metavar="K[,K]",
+        help=f"{what}: releases from v5.12 to v6.18, spelled v6.8 or 6.8, comma-separated, in "
+        "the order given (default: v5.12,v5.13,v5.15; the milestones of today's kernel: "
+        "6.7,6.8,6.18)",
+    )
 
 
 def _width(text: str) -> str | float:
@@ -290,7 +312,7 @@ def _simulate_command(sub) -> None:
     sim = _command(
         sub,
         "simulate",
-        "compare v5.12 / v5.13 / v5.15 on one scenario",
+        "compare v5.12 / v5.13 / v5.15 (or the releases --kernels names) on one scenario",
         "Prints one row per kernel: the readers' stall beside the writers' wait.",
     )
     sim.add_argument(
@@ -317,6 +339,7 @@ def _simulate_command(sub) -> None:
     _notification_options(
         sim, "the setup's, 2000 static, 5000 volatile", "the setup's, 1 static, 0.4 volatile"
     )
+    _kernels_option(sim, "the kernels to compare")
     _policy_option(sim, "the lock mmu_lock is (spinlock: faults take it for write too)")
     sim.add_argument(
         "--tdp-mmu",
@@ -438,8 +461,8 @@ def _figure_vm_options(figs) -> None:
         type=_kernels,
         default=None,
         metavar="K[,K]",
-        help="the kernels every figure compares, among v5.12, v5.13, v5.15, in the order "
-        "given (default: each figure's own; the timelines draw the first)",
+        help="the kernels every figure compares: releases from v5.12 to v6.18, spelled v6.8 "
+        "or 6.8, in the order given (default: each figure's own; the timelines draw the first)",
     )
 
 
@@ -447,7 +470,8 @@ def _replay_command(sub) -> None:
     rep = _command(
         sub,
         "replay",
-        "what a recorded notifier trace would cost on v5.12 / v5.13 / v5.15",
+        "what a recorded notifier trace would cost on v5.12 / v5.13 / v5.15, or on the releases "
+        "--kernels names",
         "The recorded notifications drive the modelled vCPUs; prints the per-kernel table and "
         "a perf-lock-contention table per kernel.",
     )
@@ -467,6 +491,7 @@ def _replay_command(sub) -> None:
         metavar="N",
         help="modelled faulting vCPUs",
     )
+    _kernels_option(rep, "the kernels to replay the trace on")
     _policy_option(rep, "the lock mmu_lock is")
     _seed_option(rep, "seeds the vCPU workload")
     rep.add_argument(
@@ -815,16 +840,15 @@ def _trace_bytes(work, formats) -> int:
     return sum(export.estimate(work.attempts, work.callbacks, f".{fmt}") for fmt in formats)
 
 
-def _check_runs(args, work, targets, *, end_us: float, lower: str) -> str | None:
-    """Everything checked before a command simulates one run per kernel: the cost of the runs
-    and of their traces against ``--max-records`` and the machine's memory, the trace window
-    against the run, and the trace folder against the disk. The refusal, or None; with trace
-    files to write, the command keeps going when its reader leaves (the files come first)."""
-    from .inputs.kernels import KERNELS
-
+def _check_runs(args, work, targets, kernels, *, end_us: float, lower: str) -> str | None:
+    """Everything checked before a command simulates one run per kernel of ``kernels``: the
+    cost of the runs and of their traces against ``--max-records`` and the machine's memory,
+    the trace window against the run, and the trace folder against the disk. The refusal, or
+    None; with trace files to write, the command keeps going when its reader leaves (the files
+    come first)."""
     refusal = _check_cost(
         work,
-        runs=len(KERNELS),
+        runs=len(kernels),
         option="--max-records",
         limit=args.max_records,
         lower=lower,
@@ -832,7 +856,7 @@ def _check_runs(args, work, targets, *, end_us: float, lower: str) -> str | None
     )
     refusal = refusal or _check_window(args, end_us)
     if targets and refusal is None:
-        needed = len(KERNELS) * _trace_bytes(work, _trace_formats(args))
+        needed = len(kernels) * _trace_bytes(work, _trace_formats(args))
         refusal = _writable_folder(Path(args.trace), "--trace", needed)
     if targets and refusal is None:
         _keep_going()
@@ -889,7 +913,7 @@ def _scenario_error(error: ValueError) -> str:
 
 
 def _simulate(args) -> int:
-    from .inputs.kernels import KERNELS
+    from .inputs.kernels import KERNELS_2021
     from .inputs.presets import SETUPS
     from .model.engine import MAX_FAULTING_VCPUS, MAX_RECORDS, TooMuchWork, estimate
     from .stats import experiments, metrics
@@ -912,35 +936,39 @@ def _simulate(args) -> int:
             f"--vcpus {args.vcpus:,}: the model numbers at most {MAX_FAULTING_VCPUS - 1:,} "
             "faulting vCPUs (9 in 10 of --vcpus); expected fewer vCPUs",
         )
+    kernels = KERNELS_2021 if args.kernels is None else args.kernels
     try:
-        targets, echo_trace = _trace_targets(args, "simulate", KERNELS)
+        targets, echo_trace = _trace_targets(args, "simulate", kernels)
     except (ValueError, FileExistsError) as error:
         return _fail(prog, str(error))
     refusal = _check_runs(
         args,
         estimate(scenario),
         targets,
+        kernels,
         end_us=scenario.duration_us,
         lower="shorten --duration-ms, lower --vcpus or --rate",
     )
     if refusal:
         return _fail(prog, refusal)
     echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
+    echo_kernels = "" if args.kernels is None else f" --kernels {','.join(kernels)}"
     print(
         f"# kvmviz simulate --setup {args.setup} --vcpus {args.vcpus} "
         f"--duration-ms {args.duration_ms:g} --rate {scenario.notifier_rate_hz:g} "
-        f"--spurious {scenario.spurious_share:g} --policy {args.policy} "
+        f"--spurious {scenario.spurious_share:g}{echo_kernels} --policy {args.policy} "
         f"{'' if args.tdp_mmu else '--no-tdp-mmu '}-s {args.seed}{echo_max}{echo_trace}"
     )
-    n = len(KERNELS)
+    n = len(kernels)
 
     def describe(done: int, total: int) -> str:
-        return f"{done} / {total} kernels" + (f", running {KERNELS[done]}" if done < n else "")
+        return f"{done} / {total} kernels" + (f", running {kernels[done]}" if done < n else "")
 
     report = _reporter(args, prog, describe)
     try:
         runs = experiments.kernel_runs(
             scenario,
+            kernels=kernels,
             policy=args.policy,
             seed=args.seed,
             progress=report,
@@ -984,8 +1012,9 @@ def _figures_vm(args):
             f"each run of this VM would simulate {work}, more than the figures' limit of "
             f"{MAX_RECORDS:,} rows: lower --vcpus or --rate"
         )
+    runs = 3 if args.kernels is None else len(args.kernels)
     refusal = _check_cost(
-        work, runs=3, option="the figures' limit", limit=MAX_RECORDS, lower="lower --vcpus"
+        work, runs=runs, option="the figures' limit", limit=MAX_RECORDS, lower="lower --vcpus"
     )
     if refusal:
         raise ValueError(refusal)
@@ -1072,21 +1101,23 @@ def _figures(args) -> int:
 def _replay(args) -> int:
     from ._shared._progress import describe_bytes
     from .inputs import traces
-    from .inputs.kernels import KERNELS
+    from .inputs.kernels import KERNELS_2021
     from .model.engine import MAX_RECORDS, TooMuchWork
     from .stats import experiments, metrics
     from .stats.metrics import KERNEL_TABLE_COLUMNS
 
     prog = "kvmviz replay"
+    kernels = KERNELS_2021 if args.kernels is None else args.kernels
     try:
-        targets, echo_trace = _trace_targets(args, Path(args.trace_file).stem, KERNELS)
+        targets, echo_trace = _trace_targets(args, Path(args.trace_file).stem, kernels)
     except (ValueError, FileExistsError) as error:
         return _fail(prog, str(error))
     echo_max = f" --max-records {args.max_records}" if args.max_records != MAX_RECORDS else ""
+    echo_kernels = "" if args.kernels is None else f" --kernels {','.join(kernels)}"
     print(
-        f"# kvmviz replay {args.trace_file} --layout {args.layout} --vcpus {args.vcpus} "
-        f"--policy {args.policy} -s {args.seed}{' --lenient' if args.lenient else ''}"
-        f"{echo_max}{echo_trace}"
+        f"# kvmviz replay {args.trace_file} --layout {args.layout} --vcpus {args.vcpus}"
+        f"{echo_kernels} --policy {args.policy} -s {args.seed}"
+        f"{' --lenient' if args.lenient else ''}{echo_max}{echo_trace}"
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -1112,6 +1143,7 @@ def _replay(args) -> int:
                 args,
                 work,
                 targets,
+                kernels,
                 end_us=end_us,
                 lower="lower --vcpus or replay a shorter stretch of the trace",
             )
@@ -1120,6 +1152,7 @@ def _replay(args) -> int:
             table, runs = experiments.compare_replay(
                 events,
                 layout,
+                kernels=kernels,
                 n_vcpus=args.vcpus,
                 policy=args.policy,
                 seed=args.seed,

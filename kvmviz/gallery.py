@@ -44,7 +44,7 @@ from ._shared._checks import strict_booleans
 from ._shared._files import check_free, staged_folder
 from ._shared._prose import pct
 from .inputs import presets
-from .inputs.kernels import KERNELS
+from .inputs.kernels import KERNELS_2021, RELEASES, resolve
 from .inputs.notifiers import generate_stream
 from .inputs.presets import SETUPS, VMM_HEAP, q35_512m_layout, static_setup, volatile_setup
 from .inputs.scenario import Scenario
@@ -414,7 +414,7 @@ def _fig_stall_cdf(render: _Render) -> Figure:
     scenario = render.vm(STATIC)
     text = _sentence(_describe_setup(scenario))
     fig, ax = _one_panel(render, text)
-    plot.stall_cdf(render.runs(scenario, render.kernel_list(KERNELS)), ax=ax)
+    plot.stall_cdf(render.runs(scenario, render.kernel_list(KERNELS_2021)), ax=ax)
     _caption(fig, render, text)
     return fig
 
@@ -424,7 +424,7 @@ def _fig_brownout(render: _Render) -> Figure:
     scenario = render.vm(STATIC)
     text = _sentence(_describe_setup(scenario))
     fig, ax = _one_panel(render, text)
-    plot.brownout_curve(render.runs(scenario, render.kernel_list(KERNELS)), ax=ax)
+    plot.brownout_curve(render.runs(scenario, render.kernel_list(KERNELS_2021)), ax=ax)
     _label_lines(ax)
     _caption(fig, render, text)
     return fig
@@ -452,7 +452,7 @@ def _fig_kernel_comparison(render: _Render) -> Figure:
     """Cause and effect per kernel: callbacks taking the lock, p99 stall per fault, share of
     the VM's vCPU time stalled (static setup)."""
     scenario = render.vm(STATIC)
-    kernels = render.kernel_list(KERNELS)
+    kernels = render.kernel_list(KERNELS_2021)
     table = render.table(scenario, kernels)
     text = (
         f"{_sentence(_describe_setup(scenario))}: the same workload and "
@@ -466,7 +466,7 @@ def _fig_kernel_comparison(render: _Render) -> Figure:
 
 
 def _stall_by_kernel(render: _Render, scenario: Scenario) -> Figure:
-    kernels = render.kernel_list(KERNELS)
+    kernels = render.kernel_list(KERNELS_2021)
     text = f"{_sentence(_describe_setup(scenario))} on {_kernel_count(kernels)}"
     fig, axes = _panels(render, 2, 2.8, text, width_ratios=[1.5, 1])
     plot.stall_by_kernel(render.runs(scenario, kernels), ax=axes)
@@ -508,7 +508,7 @@ def _fig_stall_split(render: _Render) -> Figure:
     marked with its range over :data:`HEADLINE_SEEDS` seeds from it. ``scenario``: the VM
     (size, memory, timings) both setups' notifications are applied to."""
     vm = render.vm(STATIC)
-    kernels = render.kernel_list(KERNELS)
+    kernels = render.kernel_list(KERNELS_2021)
     seeds = render.seeds()
     text = (
         f"What the stalled faults of a {vm.n_vcpus:,}-vCPU VM waited behind, on "
@@ -617,7 +617,7 @@ def _label_lines(ax, gap: float = 1.2) -> None:
     notes = {t.get_gid() for t in ax.texts if t.get_visible()}  # "v5.15: no vCPU stalled"
     for line in ax.get_lines():
         kernel = (line.get_gid() or "").partition("|")[2]
-        mean = float(line.get_ydata().mean()) if kernel in KERNELS else None
+        mean = float(line.get_ydata().mean()) if kernel in RELEASES else None
         if mean is not None and not (mean == 0 and f"note|{kernel}" in notes):
             rows.append((mean, kernel, line.get_color()))
     rows.sort()
@@ -680,7 +680,7 @@ def _fig_headline_ranges(render: _Render) -> Figure:
     plausible range (:func:`kvmviz.plot.tornado`), the others at the setup's values, each the
     mean of :data:`HEADLINE_SEEDS` seeds. ``scenario``: the VM both setups are applied to."""
     vm = render.vm(STATIC)
-    kernels = render.kernel_list(KERNELS)
+    kernels = render.kernel_list(KERNELS_2021)
     scenarios = [presets.with_setup(vm, setup) for setup in SETUPS]
     tables = {s: render.sensitivity(s, kernels) for s in scenarios}
     n_parameters = max(table["parameter"].nunique() for table in tables.values())
@@ -747,20 +747,28 @@ TABLES: dict[str, Callable[[_Render], str]] = {
 
 
 def _check_kernels(kernels) -> tuple[str, ...] | None:
-    """``kernels`` as a tuple, if it is a non-empty sequence of distinct :data:`KERNELS`."""
+    """``kernels`` as a tuple of canonical releases (:func:`kvmviz.kernels.resolve`), if it is
+    a non-empty sequence of distinct releases from v5.12 to v6.18."""
     if kernels is None:
         return None
     if isinstance(kernels, str):
         raise ValueError(f"kernels = {kernels!r}: expected a list of kernels, e.g. ['v5.12']")
     kernels = tuple(kernels)
-    unknown = [k for k in kernels if k not in KERNELS]
+    names, unknown = [], []
+    for kernel in kernels:
+        try:
+            names.append(resolve(kernel))
+        except ValueError:
+            unknown.append(kernel)
     if unknown or not kernels:
         raise ValueError(
-            f"kernels = {list(kernels)!r}: expected some of {', '.join(KERNELS)}"
+            f"kernels = {list(kernels)!r}: expected releases from {RELEASES[0]} to "
+            f"{RELEASES[-1]}, spelled 'v6.8' or '6.8'"
             + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else "")
         )
-    if len(set(kernels)) != len(kernels):
+    if len(set(names)) != len(names):
         raise ValueError(f"kernels = {list(kernels)!r}: each kernel once")
+    kernels = tuple(names)
     return kernels
 
 
@@ -843,11 +851,11 @@ def render(
         (rate, spurious share, guest causes: :data:`kvmviz.presets.SETUPS`), so that
         ``scenario=kv.presets.static_setup(n_vcpus=96)`` draws both setups on 96 vCPUs.
     kernels : sequence of str, optional
-        The kernels to compare, any of :data:`kvmviz.KERNELS` in any order, instead of the
-        figure's own (all three; v5.12 and v5.15 for ``before-after``; v5.12 and v5.13 for
-        ``commit-8931a454ae``; v5.13 and v5.15 for ``follow-up-071064f14d87``). The
-        timelines draw one kernel, the first. The memslot maps simulate no kernel and refuse
-        it.
+        The kernels to compare, any releases from v5.12 to v6.18 (``"v6.8"`` or ``"6.8"``) in
+        any order, instead of the figure's own (the three of 2021; v5.12 and v5.15 for
+        ``before-after``; v5.12 and v5.13 for ``commit-8931a454ae``; v5.13 and v5.15 for
+        ``follow-up-071064f14d87``). The timelines draw one kernel, the first. The memslot
+        maps simulate no kernel and refuse it.
     seed : int
         Seeds every simulation the figure draws. ``stall-split`` draws this seed and marks
         each total's range over it and the next three; ``headline-ranges`` averages these

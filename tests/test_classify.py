@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import kvmviz as kv
 from kvmviz import classify
 from kvmviz import traces as kt
-from kvmviz.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from kvmviz.kernels import CALLBACKS, KERNELS, RELEASES, rule
 from kvmviz.memslots import PAGE_SIZE, GfnRange
 from kvmviz.notifiers import EVENT_KINDS
 
@@ -33,10 +33,12 @@ START, END = "invalidate_range_start", "invalidate_range_end"
 
 # -- callbacks: the brute-force oracle ------------------------------------------------------------
 def oracle_callbacks(events, layout, kernel):
-    """Each event's callbacks in order, with hit and rule, by hand: one row per callback."""
+    """Each event's callbacks in order, with hit and rule, by hand: one row per callback. From
+    v6.10 there is no change_pte (f3b65bbaed7c): its events run the rest of their sequence."""
     rows = []
     for event, kind, start, end in events:
-        for position, callback in enumerate(EVENT_KINDS[kind]):
+        sequence = _sequence(kind, kernel)
+        for position, callback in enumerate(sequence):
             lo, hi = (
                 (start, start + PAGE_SIZE)
                 if callback in ("change_pte", "test_young")
@@ -55,7 +57,7 @@ def oracle_callbacks(events, layout, kernel):
                 {
                     "event": event,
                     "position": position,
-                    "last": position == len(EVENT_KINDS[kind]) - 1,
+                    "last": position == len(sequence) - 1,
                     "callback": callback,
                     "hva_start": lo,
                     "hva_end": hi,
@@ -63,10 +65,19 @@ def oracle_callbacks(events, layout, kernel):
                     "locked": r.takes_lock,
                     "count_delta": r.count_delta,
                     "bumps_seq": r.bumps_seq,
-                    "flush_on_ret": FLUSH_ON_RET[callback],
+                    "flush_on_ret": r.flush_on_ret,
                 }
             )
     return rows
+
+
+# The releases that still register change_pte, typed out: v5.12 to v6.9.
+_WITH_CHANGE_PTE = {f"v5.{m}" for m in range(12, 20)} | {f"v6.{m}" for m in range(10)}
+
+
+def _sequence(kind, kernel):
+    """The callbacks an event of ``kind`` runs on ``kernel``, from EVENT_KINDS by hand."""
+    return [cb for cb in EVENT_KINDS[kind] if cb != "change_pte" or kernel in _WITH_CHANGE_PTE]
 
 
 PAGES = 64  # a small hva space, so that ranges hit and miss alike
@@ -114,11 +125,12 @@ def _frame(events):
     )
 
 
-@settings(max_examples=200, deadline=None)
-@given(events=streams(), layout=layouts(), kernel=st.sampled_from(KERNELS))
+@settings(max_examples=300, deadline=None)
+@given(events=streams(), layout=layouts(), kernel=st.sampled_from(RELEASES))
 def test_callbacks_agree_with_the_brute_force_oracle(events, layout, kernel):
-    """For random streams and layouts, every callback's range, hit and rule is the oracle's:
-    hit is any memslot overlap computed by hand, locked/count/seq are kernels.rule's."""
+    """For random streams and layouts on any release, every callback's range, hit and rule is
+    the oracle's: hit is any memslot overlap computed by hand, locked/count/seq/flush_on_ret are
+    kernels.rule's, and from v6.10 no event runs change_pte."""
     got = classify.callbacks(_frame(events), layout, kernel)
     expected = pd.DataFrame(oracle_callbacks(events, layout, kernel))
     columns = list(expected.columns)
@@ -128,18 +140,27 @@ def test_callbacks_agree_with_the_brute_force_oracle(events, layout, kernel):
 
 
 @settings(max_examples=100, deadline=None)
-@given(events=streams(), layout=layouts(), kernel=st.sampled_from(KERNELS))
+@given(events=streams(), layout=layouts(), kernel=st.sampled_from(RELEASES))
 def test_callbacks_keep_the_stream_order_and_name_each_row(events, layout, kernel):
     """Events come out in the stream's order (not sorted by id), each as its kind's callback
-    sequence; ``row`` points back at the event's row and ``code`` indexes CALLBACKS."""
+    sequence on the release; ``row`` points back at the event's row, ``code`` indexes
+    CALLBACKS, ``position`` counts from 0 within each event and ``last`` marks its end."""
     got = classify.callbacks(_frame(events), layout, kernel)
-    expected_events = [e for e, kind, _, _ in events for _ in EVENT_KINDS[kind]]
+    expected_events = [e for e, kind, _, _ in events for _ in _sequence(kind, kernel)]
     assert got["event"].tolist() == expected_events
     assert got["row"].tolist() == [
-        i for i, (_, kind, _, _) in enumerate(events) for _ in EVENT_KINDS[kind]
+        i for i, (_, kind, _, _) in enumerate(events) for _ in _sequence(kind, kernel)
     ]
     assert [CALLBACKS[c] for c in got["code"]] == got["callback"].tolist()
-    assert len(got) == sum(len(EVENT_KINDS[kind]) for _, kind, _, _ in events)
+    assert len(got) == sum(len(_sequence(kind, kernel)) for _, kind, _, _ in events)
+    assert got["position"].tolist() == [
+        j for _, kind, _, _ in events for j in range(len(_sequence(kind, kernel)))
+    ]
+    assert got["last"].tolist() == [
+        j == len(_sequence(kind, kernel)) - 1
+        for _, kind, _, _ in events
+        for j in range(len(_sequence(kind, kernel)))
+    ]
 
 
 @settings(max_examples=100, deadline=None)
@@ -175,11 +196,70 @@ def test_callbacks_of_a_spurious_pair_and_a_hit_ksm_merge_by_hand():
     assert v515["last"].tolist() == [False, True] + [False] * 5 + [True]
 
 
+def test_a_ksm_merge_on_v6_18_runs_no_change_pte():
+    """From v6.10 (f3b65bbaed7c) a KSM merge is two plain start/end pairs and a COW ("move")
+    one: the same counters and locks as a pair, positions and ``last`` counted without the
+    missing callback; v6.9 still runs the triples."""
+    layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 0x10000)])
+    stream = _frame([(3, "ksm_merge", 0x10000, 0x11000), (4, "move", 0x10000, 0x11000)])
+    v618 = classify.callbacks(stream, layout, "v6.18")
+    assert "change_pte" not in set(v618["callback"])
+    assert v618["callback"].tolist() == [START, END, START, END, START, END]
+    assert v618["event"].tolist() == [3, 3, 3, 3, 4, 4]
+    assert v618["position"].tolist() == [0, 1, 2, 3, 0, 1]
+    assert v618["last"].tolist() == [False, False, False, True, False, True]
+    assert v618["locked"].tolist() == [True] * 6
+    assert v618["count_delta"].tolist() == [1, -1, 1, -1, 1, -1]
+    assert v618["bumps_seq"].tolist() == [False, True, False, True, False, True]
+    assert v618["flush_on_ret"].tolist() == [True, False] * 3
+    assert classify.callbacks(stream, layout, "6.10")["callback"].tolist() == [START, END] * 3
+    v69 = classify.callbacks(stream, layout, "6.9")
+    assert v69["callback"].tolist() == [START, "change_pte", END] * 3
+    assert v69["last"].tolist() == [False] * 5 + [True, False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "flushes"),
+    [
+        # clear_flush_young flushes (flush_on_ret) up to v6.12; b9883ee40d7e (v6.13) stops
+        # it on x86; from v6.15 (aa34b811650c) no aging callback takes the lock at all.
+        ("v5.12", True),
+        ("v5.15", True),
+        ("v6.12", True),
+        ("v6.13", False),
+        ("v6.14", False),
+        ("v6.15", False),
+        ("v6.18", False),
+    ],
+)
+def test_clear_flush_young_flushes_by_release(kernel, flushes):
+    """flush_on_ret comes from the release's rule, not from one table: a hit clear_flush_young
+    flushes until v6.13; start always may, end and the other aging calls never."""
+    layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 0x10000)])
+    stream = _frame([(0, "clear_flush_young", 0x10000, 0x11000), (1, "pair", 0x10000, 0x11000)])
+    got = classify.callbacks(stream, layout, kernel)
+    assert got["flush_on_ret"].tolist() == [flushes, True, False]
+    locks = kernel not in ("v6.15", "v6.18")
+    assert got["locked"].tolist() == [locks, True, True]
+
+
+def test_callbacks_take_any_spelling_of_a_release():
+    """The release spelled "6.18", "v6.18" or as a uname -r of 6.18 gives the same frame."""
+    layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 0x10000)])
+    stream = _frame([(0, "ksm_merge", 0x10000, 0x11000), (1, "clear_young", 0, PAGE_SIZE)])
+    want = classify.callbacks(stream, layout, "v6.18")
+    for spelling in ("6.18", "6.18.2", "6.18.0-1-pve"):
+        pd.testing.assert_frame_equal(classify.callbacks(stream, layout, spelling), want)
+
+
 def test_callbacks_refuse_an_unknown_kernel_or_kind():
-    """An unknown kernel or event kind is refused, naming what is expected."""
+    """An unknown or out-of-range release, or an unknown event kind, is refused, naming what
+    is expected (the range of releases)."""
     layout = kv.MemslotLayout([])
-    with pytest.raises(ValueError, match=r"unknown kernel 'v6\.0'"):
-        classify.callbacks(_frame([(0, "pair", 0, PAGE_SIZE)]), layout, "v6.0")
+    with pytest.raises(ValueError, match=r"'v6\.19' is outside .* v5\.12 to v6\.18"):
+        classify.callbacks(_frame([(0, "pair", 0, PAGE_SIZE)]), layout, "v6.19")
+    with pytest.raises(ValueError, match=r"unknown kernel 'linux'.*v5\.12 to v6\.18"):
+        classify.callbacks(_frame([(0, "pair", 0, PAGE_SIZE)]), layout, "linux")
     with pytest.raises(ValueError, match="event kinds must be among"):
         classify.callbacks(_frame([(0, "munmap", 0, PAGE_SIZE)]), layout, "v5.12")
 
@@ -441,10 +521,10 @@ def test_the_retry_rule_is_one_rule_in_python_numpy_and_the_compiled_loop(cases)
 
 # -- the memslot walk: how long each callback walks, per kernel -----------------------------------
 def oracle_walk(callback, kernel, one_walk, tdp_mmu):
-    """One callback's walk, from the kernel's text: none for v5.12/v5.13's end (on_lock with a
-    null handler, f922bd9bf33b), two on v5.12 with the TDP MMU (rmaps, then per TDP root,
-    until 3039bcc74498), else one."""
-    if callback == END and kernel in ("v5.12", "v5.13"):
+    """One callback's walk, from the kernel's text: none for the end before v5.15 (v5.12's
+    counts under the lock; v5.13's and v5.14's on_lock path has a null handler, f922bd9bf33b),
+    two on v5.12 with the TDP MMU (rmaps, then per TDP root, until 3039bcc74498), else one."""
+    if callback == END and kernel in ("v5.12", "v5.13", "v5.14"):
         return 0.0
     if kernel == "v5.12" and tdp_mmu:
         return one_walk * 2
@@ -459,13 +539,16 @@ def oracle_walk(callback, kernel, one_walk, tdp_mmu):
         ("v5.12", False, [1.25, 0.0, 1.25, 1.25]),
         ("v5.13", True, [1.25, 0.0, 1.25, 1.25]),
         ("v5.13", False, [1.25, 0.0, 1.25, 1.25]),
+        ("v5.14", True, [1.25, 0.0, 1.25, 1.25]),
+        ("5.14", False, [1.25, 0.0, 1.25, 1.25]),
         ("v5.15", True, [1.25, 1.25, 1.25, 1.25]),
+        ("v6.18", True, [1.25, 1.25, 1.25, 1.25]),
         ("v5.15", False, [1.25, 1.25, 1.25, 1.25]),
     ],
 )
 def test_walk_costs_by_hand(kernel, tdp_mmu, expected):
-    """v5.12 with the TDP MMU walks twice; v5.12 and v5.13's invalidate_range_end never walks;
-    v5.15 walks once for every callback."""
+    """v5.12 with the TDP MMU walks twice; invalidate_range_end never walks before v5.15 (so
+    not on v5.14 either); from v5.15 every callback walks once."""
     names = [START, END, "change_pte", "clear_flush_young"]
     code = [CALLBACKS.index(c) for c in names]
     walk = classify.walk_costs(code, kernel, memslot_walk_us=1.25, tdp_mmu=tdp_mmu)
@@ -474,14 +557,16 @@ def test_walk_costs_by_hand(kernel, tdp_mmu, expected):
 
 def test_walk_costs_of_no_callback_and_an_unknown_kernel():
     assert classify.walk_costs([], "v5.15", memslot_walk_us=1.0, tdp_mmu=True).shape == (0,)
-    with pytest.raises(ValueError, match="unknown kernel"):
+    with pytest.raises(ValueError, match=r"outside .* v5\.12 to v6\.18"):
         classify.walk_costs([0], "v4.19", memslot_walk_us=1.0, tdp_mmu=True)
+    with pytest.raises(ValueError, match=r"unknown kernel"):
+        classify.walk_costs([0], "latest", memslot_walk_us=1.0, tdp_mmu=True)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.sampled_from(CALLBACKS), max_size=20),
-    st.sampled_from(KERNELS),
+    st.sampled_from(RELEASES),
     st.floats(0.0, 100.0, allow_nan=False),
     st.booleans(),
 )

@@ -79,7 +79,7 @@ class TestDeterminism:
         b = kv.simulate(SMALL, "v5.12", seed=4)
         assert not a.faults["t_exit_us"].head(50).equals(b.faults["t_exit_us"].head(50))
 
-    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    @pytest.mark.parametrize("kernel", kv.kernels.KERNELS_2021)
     def test_vectorized_equals_event_driven(self, kernel):
         """The compiled engine and the event-driven engine agree exactly under qrwlock."""
         a = kv.simulate(SMALL, kernel, seed=11, method="compiled")
@@ -145,7 +145,7 @@ class TestLockDiscipline:
 
 
 class TestKernelRules:
-    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    @pytest.mark.parametrize("kernel", kv.kernels.KERNELS_2021)
     def test_locked_column_follows_rules_table(self, kernel):
         """A callback takes the lock exactly when kernels.takes_lock says so for its hit."""
         run = kv.simulate(SMALL, kernel, seed=6)
@@ -157,7 +157,7 @@ class TestKernelRules:
         ]
         assert n.hit.tolist() == hits
 
-    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    @pytest.mark.parametrize("kernel", kv.kernels.KERNELS_2021)
     def test_retry_exactly_when_seq_moved_or_range_live(self, kernel):
         """mmu_notifier_retry_hva(): an attempt retries iff seq moved between its snapshot and
         its grant, or a live invalidation's range covers its hva (4a42d848db95)."""
@@ -174,7 +174,7 @@ class TestKernelRules:
         flight across it retries; on v5.15 it touches neither lock nor seq."""
         stream = _stream([(500.0, "pair", VMM_HEAP[0], VMM_HEAP[0] + 64 * 4096)])
         retried = {}
-        for kernel in kv.KERNELS:
+        for kernel in kv.kernels.KERNELS_2021:
             run = kv.simulate(SMALL, kernel, seed=8, stream=stream)
             retried[kernel] = int(run.faults.retry.sum())
             locked = run.notifiers.locked.tolist()
@@ -221,7 +221,7 @@ class TestHeadline:
         misses fall kernel by kernel on every seed."""
         for table in tables:
             for metric in ("stall_mean_us", "brownout_mean", "brownout_miss", "stall_total_ms"):
-                v512, v513, v515 = (table.loc[k, metric] for k in kv.KERNELS)
+                v512, v513, v515 = (table.loc[k, metric] for k in kv.kernels.KERNELS_2021)
                 assert v512 > v513 > v515, metric
             assert table.loc["v5.12", "lock_avoided"] == 0
             assert 0 < table.loc["v5.13", "lock_avoided"] < table.loc["v5.15", "lock_avoided"]
@@ -296,7 +296,7 @@ class TestInputs:
     rate=st.floats(0, 60_000),
     spurious=st.floats(0, 1),
     pair_share=st.floats(0, 1),
-    kernel=st.sampled_from(kv.KERNELS),
+    kernel=st.sampled_from(kv.kernels.KERNELS_2021),
     seed=st.integers(0, 2**16),
 )
 def test_engines_agree_on_random_scenarios(
@@ -346,7 +346,7 @@ class TestNoFaultingVcpu:
         ],
         ids=["faulting_share=0", "one vCPU, 0.4 faulting"],
     )
-    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    @pytest.mark.parametrize("kernel", kv.kernels.KERNELS_2021)
     def test_both_engines_agree(self, scenario, kernel):
         """With no faulting vCPU both engines give the same tables: no fault, no stall, every
         notifier callback run."""
@@ -389,7 +389,7 @@ class TestWorkEstimate:
         """The estimate is an upper bound of what a run really records, and not by more than
         a small factor (it sizes the compiled engine's buffers)."""
         work = kv.engine.estimate(scenario)
-        for kernel in kv.KERNELS:
+        for kernel in kv.kernels.KERNELS_2021:
             run = kv.simulate(scenario, kernel, seed=seed)
             assert len(run.faults) <= work.attempts <= 40 * max(len(run.faults), 1)
             assert len(run.notifiers) <= work.callbacks
@@ -415,7 +415,7 @@ class TestWorkEstimate:
     share=st.sampled_from([0.0, 0.1, 0.4, 0.5, 1.0]),
     rate=st.floats(0, 40_000),
     spurious=st.floats(0, 1),
-    kernel=st.sampled_from(kv.KERNELS),
+    kernel=st.sampled_from(kv.kernels.KERNELS_2021),
     seed=st.integers(0, 2**16),
 )
 def test_engines_agree_with_few_or_no_faulting_vcpus(n_vcpus, share, rate, spurious, kernel, seed):
@@ -449,7 +449,10 @@ def test_no_faulting_vcpu_per_kernel_tables_are_identical_on_both_engines():
     scenario = kv.Scenario(n_vcpus=1, faulting_share=0.4, duration_us=2_000.0, notifier_rate_hz=2e4)
     tables = {
         method: pd.DataFrame(
-            {k: kv.summarize(kv.simulate(scenario, k, seed=1, method=method)) for k in kv.KERNELS}
+            {
+                k: kv.summarize(kv.simulate(scenario, k, seed=1, method=method))
+                for k in kv.kernels.KERNELS_2021
+            }
         ).T
         for method in ("compiled", "events")
     }
@@ -512,7 +515,7 @@ class TestTdpMmu:
         with pytest.raises(TypeError, match=r"Scenario\.tdp_mmu = 'no'"):
             kv.Scenario(tdp_mmu="no")
 
-    @pytest.mark.parametrize("kernel", kv.KERNELS)
+    @pytest.mark.parametrize("kernel", kv.kernels.KERNELS_2021)
     def test_without_it_every_fault_holds_the_lock_alone(self, kernel):
         """Every fault attempt is a write acquisition, and no two holds of mmu_lock overlap."""
         run = kv.simulate(self.SHADOW, kernel, seed=2)
@@ -680,7 +683,7 @@ def _retried_oracle(run) -> np.ndarray:
     n_vcpus=st.integers(1, 10),
     rate=st.floats(2_000, 60_000),
     spurious=st.floats(0, 1),
-    kernel=st.sampled_from(kv.KERNELS),
+    kernel=st.sampled_from(kv.kernels.KERNELS_2021),
     policy=st.sampled_from(kv.POLICIES),
     tdp_mmu=st.booleans(),
     seed=st.integers(0, 2**16),

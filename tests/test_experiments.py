@@ -188,7 +188,10 @@ def test_progress_true_outside_jupyter_writes_one_line_to_stderr(capsys):
         ({"n_vcpus": []}, ValueError, "non-empty sequence"),
         ({"memslot_lookup": "linear"}, TypeError, "axis 'memslot_lookup' needs a sequence"),
         ({"n_vcpus": 4}, TypeError, "axis 'n_vcpus' needs a sequence of values, got 4"),
-        ({"n_vcpus": [4], "kernels": ["v5.14"]}, ValueError, "kernels must be"),
+        ({"n_vcpus": [4], "kernels": ["v6.19"]}, ValueError, r"outside .* v5\.12 to v6\.18"),
+        ({"n_vcpus": [4], "kernels": ["linux"]}, ValueError, r"unknown kernel 'linux'"),
+        ({"n_vcpus": [4], "kernels": []}, ValueError, r"kernels: expected at least one release"),
+        ({"n_vcpus": [4], "kernels": ["v6.8", "6.8"]}, ValueError, r"each release once \(v6\.8"),
         ({"n_vcpus": [4], "kernels": "v5.12"}, TypeError, r"kernels = 'v5\.12': expected a seq"),
         ({"n_vcpus": [4], "seeds": []}, ValueError, "at least one seed"),
         ({"n_vcpus": [4], "seeds": 0}, TypeError, "seeds = 0: expected a sequence"),
@@ -269,7 +272,7 @@ def test_headline_ranges_contain_the_default(sensitivity_table):
     """headline() gives one row per kernel whose low..high range contains the default's
     per-fault p99 stall and brownout."""
     head = experiments.headline(sensitivity_table)
-    assert list(head.index) == list(kv.KERNELS)
+    assert list(head.index) == list(kv.kernels.KERNELS_2021)  # the default: the 2021 story
     assert (head["stall_p99_low_us"] <= head["stall_p99_us"]).all() and (
         head["stall_p99_us"] <= head["stall_p99_high_us"]
     ).all()
@@ -285,12 +288,57 @@ def test_ordering_flags_every_point_where_a_newer_kernel_is_worse():
         {
             "parameter": ["x"] * 6,
             "value": [0.0] * 3 + [1.0] * 3,
-            "kernel": list(kv.KERNELS) * 2,
+            "kernel": list(kv.kernels.KERNELS_2021) * 2,
             "brownout_mean": [0.3, 0.2, 0.2, 0.1, 0.2, 0.3],
         }
     )
     order = experiments.ordering(table)
     assert order["ordered"].tolist() == [True, False]
+
+
+def test_ordering_puts_the_kernels_in_release_order():
+    """Whatever the order of the table, ordering() compares the releases oldest first: v6.8
+    after v6.7 after v5.15, never by string order (v6.18 sorts before v6.7 as text)."""
+    table = pd.DataFrame(
+        {
+            "parameter": ["x"] * 4,
+            "value": [0.0] * 4,
+            "kernel": ["v6.18", "v6.7", "v5.15", "v6.8"],
+            "brownout_mean": [0.1, 0.3, 0.3, 0.2],
+        }
+    )
+    order = experiments.ordering(table)
+    assert list(order.columns) == [
+        "parameter",
+        "value",
+        "v5.15",
+        "v6.7",
+        "v6.8",
+        "v6.18",
+        "ordered",
+    ]
+    assert order["ordered"].tolist() == [True]
+    worse = table.assign(brownout_mean=[0.25, 0.3, 0.3, 0.2])  # v6.18 above v6.8
+    assert experiments.ordering(worse)["ordered"].tolist() == [False]
+
+
+def test_kernels_take_any_spelling_and_carry_the_canonical_release():
+    """grid() and compare_kernels() take "6.18" or "v6.18"; the tables carry "v6.18", and the
+    runs are those of simulate() on the canonical release."""
+    table = experiments.grid(SMALL, kernels=["6.18", "5.15.0-91-generic"], n_vcpus=[4])
+    assert table["kernel"].tolist() == ["v6.18", "v5.15"]
+    runs = experiments.kernel_runs(SMALL.replace(n_vcpus=4), kernels=("6.8", "v5.12"))
+    assert list(runs) == ["v6.8", "v5.12"]
+    assert [run.kernel for run in runs.values()] == ["v6.8", "v5.12"]
+    expected = kv.simulate(SMALL.replace(n_vcpus=4), "v6.8")
+    pd.testing.assert_frame_equal(runs["v6.8"].faults, expected.faults)
+    assert list(experiments.compare_kernels(SMALL.replace(n_vcpus=4)).index) == list(
+        kv.kernels.KERNELS_2021
+    )
+    with pytest.raises(ValueError, match=r"'7\.0' is outside .* v5\.12 to v6\.18"):
+        experiments.kernel_runs(SMALL, kernels=["7.0"])
+    with pytest.raises(TypeError, match=r"kernels = 'v6\.18': expected a sequence"):
+        experiments.kernel_runs(SMALL, kernels="v6.18")
 
 
 def test_unknown_parameters_are_refused_by_name():
@@ -494,6 +542,7 @@ def test_a_100000_s_gap_is_cut_and_the_table_is_that_of_the_trace_without_it(tmp
         "gaps_shortened": 1,
         "max_gap_us": 1e6,
         "replayed_us": 4303332.0,
+        "change_pte": 0,
         "age_hva": {"task:kdamond": 167, "task:kswapd": 0, "assumed: reclaim (unknown task)": 0},
     }
     assert run.scenario.duration_us == 4303332.0
@@ -613,14 +662,28 @@ def test_the_all_hit_reversal_is_v512s_change_pte_seq_bump(monkeypatch):
         assert v512["brownout_mean"] < 0.95 * v513["brownout_mean"]
         assert v512["faults_retried"] > v513["faults_retried"]
         before[seed] = v513["brownout_mean"]
-    for hit in (False, True):
-        key = ("v5.12", "change_pte", hit)
-        monkeypatch.setitem(
-            kv.kernels._RULES, key, kv.kernels._RULES[key]._replace(bumps_seq=False)
-        )
-    for seed, v513 in before.items():
-        patched = kv.simulate(ALL_HITS, "v5.12", seed=seed).summary()["brownout_mean"]
-        assert patched == pytest.approx(v513, rel=0.02)
+    real = classify.rule
+
+    def without_the_bump(kernel, callback, hit):
+        got = real(kernel, callback, hit)
+        if kernel == "v5.12" and callback == "change_pte":
+            return got._replace(bumps_seq=False)
+        return got
+
+    # classify applies the rules (one cached table per release): patch the rule it reads.
+    with monkeypatch.context() as patch:
+        patch.setattr(classify, "rule", without_the_bump)
+        classify._rule_arrays.cache_clear()
+        try:
+            for seed, v513 in before.items():
+                run = kv.simulate(ALL_HITS, "v5.12", seed=seed)
+                assert not run.notifiers.loc[
+                    run.notifiers.callback == "change_pte", "bumps_seq"
+                ].any()
+                patched = run.summary()["brownout_mean"]
+                assert patched == pytest.approx(v513, rel=0.02)
+        finally:
+            classify._rule_arrays.cache_clear()  # the next call reads the real rules again
 
 
 def test_the_all_hit_reversal_needs_contention_inside_the_lock():

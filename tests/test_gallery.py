@@ -199,7 +199,9 @@ def test_kernels_any_subset_in_any_order():
         (["v5.12", "v9"], "unknown: v9"),
         (["v5.12", "v5.12"], "each kernel once"),
         ("v5.12", "expected a list"),
-        ([], "expected some of v5.12, v5.13, v5.15"),
+        ([], r"expected releases from v5\.12 to v6\.18"),
+        (["v5.12", "6.19"], r"v5\.12 to v6\.18.*unknown: 6\.19"),
+        (["v5.15", "5.15.3"], "each kernel once"),
     ):
         with pytest.raises(ValueError, match=match):
             gallery.render("stall-cdf", kernels=bad)

@@ -186,7 +186,7 @@ def test_summarize_when_no_callback_took_the_lock_says_zero_writer_wait():
 @given(
     n_vcpus=st.integers(1, 24),
     spurious=st.floats(0, 1),
-    kernel=st.sampled_from(kv.KERNELS),
+    kernel=st.sampled_from(kv.kernels.KERNELS_2021),
     policy=st.sampled_from(kv.POLICIES),
     tdp_mmu=st.booleans(),
     seed=st.integers(0, 1000),
@@ -248,7 +248,7 @@ def test_compare_kernels_carries_the_writers_wait_for_every_kernel():
     """compare_kernels has every column of KERNEL_TABLE_COLUMNS for each kernel, and
     fewer callbacks take the lock from v5.12 to v5.15."""
     table = compare_kernels(SMALL, policy="reader-pref", seed=0)
-    assert table.index.tolist() == list(kv.KERNELS)
+    assert table.index.tolist() == list(kv.kernels.KERNELS_2021)
     assert list(table[list(KERNEL_TABLE_COLUMNS)].columns) == list(KERNEL_TABLE_COLUMNS)
     # v5.12 locks on every callback, so its writers wait; v5.15 locks only on the few hits.
     assert table.loc["v5.12", "writer_wait_max_us"] > 0
@@ -276,7 +276,7 @@ def test_counters_stay_balanced_and_v515_misses_change_nothing():
     """count never goes below 0 and ends at 0, seq only grows; on v5.15 misses change
     nothing, on v5.12 every end of a miss bumps seq."""
     scenario = kv.Scenario(n_vcpus=8, duration_us=5_000, notifier_rate_hz=10_000)
-    for kernel in kv.KERNELS:
+    for kernel in kv.kernels.KERNELS_2021:
         counters = notifier_counters(kv.simulate(scenario, kernel, seed=1))
         assert (counters["count"] >= 0).all()
         assert counters["count"].iloc[-1] == 0
@@ -295,7 +295,7 @@ PLOT_SMALL = kv.Scenario(n_vcpus=16, duration_us=5_000, guest_run_us=20, notifie
 @pytest.fixture(scope="module")
 def runs():
     """A small fault storm on every kernel, same seed."""
-    return {k: kv.simulate(PLOT_SMALL, kernel=k, seed=1) for k in kv.KERNELS}
+    return {k: kv.simulate(PLOT_SMALL, kernel=k, seed=1) for k in kv.kernels.KERNELS_2021}
 
 
 def test_busy_time_integrates_intervals_exactly():

@@ -8,7 +8,7 @@ import functools
 
 import pandas as pd
 
-from ..inputs.kernels import KERNELS, rule
+from ..inputs.kernels import KERNELS_2021, rule
 from ..inputs.memslots import PAGE_SIZE, MemslotLayout
 from ..inputs.presets import VMM_HEAP
 from ..inputs.scenario import Scenario
@@ -171,7 +171,7 @@ class FlushHold(Generator):
 
     def scene(self, seed: int) -> Scene:
         rng = self.rng(seed)
-        kernel = KERNELS[rng.integers(len(KERNELS))]
+        kernel = KERNELS_2021[rng.integers(len(KERNELS_2021))]
         while True:  # a VM size whose answer is never near x.5: the rounding is no coin toss
             n_vcpus = 8 * int(rng.integers(2, 53))  # 16 .. 416
             scenario = Scenario(n_vcpus=n_vcpus, duration_us=1.0)

@@ -4,7 +4,7 @@ range near a memslot's edge hit it (``hit-or-miss``)."""
 
 from __future__ import annotations
 
-from ..inputs.kernels import CALLBACKS, KERNELS, rule
+from ..inputs.kernels import CALLBACKS, KERNELS_2021, rule
 from ..inputs.memslots import PAGE_SIZE, MemslotLayout
 from ..inputs.presets import VMM_HEAP, q35_512m_layout
 from .base import Exercise, Generator, Scene, ZappedGfnsExercise
@@ -21,7 +21,7 @@ class TakesLock(Generator):
     def scene(self, seed: int, layout: MemslotLayout | None = None) -> Scene:
         layout = q35_512m_layout() if layout is None else layout
         rng = self.rng(seed)
-        kernel = KERNELS[rng.integers(len(KERNELS))]
+        kernel = KERNELS_2021[rng.integers(len(KERNELS_2021))]
         callback = CALLBACKS[rng.integers(len(CALLBACKS))]
         if rng.random() < 0.5:
             slot = layout.slots[rng.integers(len(layout))]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ..inputs.kernels import KERNELS, rule
+from ..inputs.kernels import KERNELS_2021, rule
 from ..inputs.memslots import PAGE_SIZE, MemslotLayout
 from ..inputs.presets import VMM_HEAP, q35_512m_layout
 from .base import CallbackOrderExercise, Exercise, Generator, Scene
@@ -121,7 +121,7 @@ class CallbackOrder(Generator):
         locks = "; ".join(
             f"{kernel}: "
             + (", ".join(cb for cb in answer if rule(kernel, cb, hit).takes_lock) or "none")
-            for kernel in KERNELS
+            for kernel in KERNELS_2021
         )
         where = "hits a memslot" if hit else "misses every memslot"
         return (

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._shared._checks import check_seed
-from ..inputs.kernels import KERNELS
+from ..inputs.kernels import KERNELS_2021
 from ..inputs.presets import (
     SWEEP_DURATION_US,
     SWEEP_MEASURE,
@@ -85,7 +85,7 @@ class FirstVcpusAbove(Generator):
             )
         means = table.groupby(["kernel", "spurious_share", "n_vcpus"])[SWEEP_MEASURE].mean()
         cases = []  # (kernel, share, threshold, column)
-        for kernel in KERNELS:
+        for kernel in KERNELS_2021:
             for share in SWEEP_SHARES:
                 try:
                     column = means.loc[kernel, share].reindex(list(SWEEP_VCPUS))

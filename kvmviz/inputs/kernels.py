@@ -373,6 +373,7 @@ def zap_yields(kernel: str, preempt: str, *, dynamic: bool = True) -> bool:
     """
     if preempt not in PREEMPT_MODELS:
         raise ValueError(f"unknown preemption model {preempt!r}; expected one of {PREEMPT_MODELS}")
+    kernel = resolve(kernel)  # an unknown release is refused whatever the model
     dynamic = check_bool(dynamic, "dynamic")
     if not _since(resolve(kernel), "e1eed5847b09"):
         return False  # v5.12: the notifier zap passes can_yield = false

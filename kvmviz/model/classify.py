@@ -21,11 +21,13 @@ For real trace records, :func:`records` adds the hit and the gfn ranges to the f
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
 from .._shared._checks import strict_booleans
-from ..inputs.kernels import CALLBACKS, FLUSH_ON_RET, KERNELS, rule
+from ..inputs.kernels import CALLBACKS, at_least, callbacks_on, resolve, rule
 from ..inputs.memslots import PAGE_SIZE, MemslotLayout
 from ..inputs.notifiers import EVENT_KINDS
 
@@ -50,16 +52,48 @@ _TRACED_CALLBACKS = tuple(c for c in CALLBACKS if c != "invalidate_range_end")
 _MAX_PER_EVENT = max(len(seq) for seq in EVENT_KINDS.values())
 
 
-def _rule_arrays(kernel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rule of every (callback, hit) pair as three arrays indexed ``[code, hit]``."""
+@functools.cache
+def _rule_arrays(kernel: str) -> tuple[np.ndarray, ...]:
+    """The rule of every (callback, hit) pair on the canonical release ``kernel``, as four
+    read-only arrays indexed ``[code, hit]``: takes the lock, count delta, bumps seq, flushes
+    on ret. A callback the release does not register (``change_pte`` from v6.10) keeps
+    zeros: :func:`_event_table` never yields its code there."""
     locked = np.zeros((len(CALLBACKS), 2), dtype=bool)
     delta = np.zeros((len(CALLBACKS), 2), dtype=np.int64)
     bump = np.zeros((len(CALLBACKS), 2), dtype=bool)
-    for c, cb in enumerate(CALLBACKS):
+    flush = np.zeros((len(CALLBACKS), 2), dtype=bool)
+    for cb in callbacks_on(kernel):
+        c = CALLBACKS.index(cb)
         for h in (0, 1):  # integer indices: a bool index would be a mask
             r = rule(kernel, cb, bool(h))
             locked[c, h], delta[c, h], bump[c, h] = r.takes_lock, r.count_delta, r.bumps_seq
-    return locked, delta, bump
+            flush[c, h] = r.flush_on_ret
+    for table in (locked, delta, bump, flush):
+        table.flags.writeable = False  # shared by every call: the cache's one copy
+    return locked, delta, bump, flush
+
+
+@functools.cache
+def _event_table(kernel: str) -> tuple[np.ndarray, np.ndarray]:
+    """The callbacks each event kind of :data:`EVENT_KINDS` runs on the canonical release
+    ``kernel``: ``(table, lengths)``, ``table[kind, position]`` an index into
+    :data:`CALLBACKS` (-1 past the kind's end), kinds in :data:`EVENT_KINDS` order.
+
+    From v6.10 KVM registers no ``change_pte`` (f3b65bbaed7c): the ``set_pte_at_notify()``
+    bracket of a COW or a KSM merge still fires start and end around the new PTE (the mm
+    keeps them, 6bdb913f0a70), so such an event is a plain start/end pair, twice for a merge.
+    """
+    registered = set(callbacks_on(kernel))
+    kinds = list(EVENT_KINDS)
+    table = np.full((len(kinds), _MAX_PER_EVENT), -1, dtype=np.int64)
+    lengths = np.zeros(len(kinds), dtype=np.int64)
+    for k, kind in enumerate(kinds):
+        run = [CALLBACKS.index(cb) for cb in EVENT_KINDS[kind] if cb in registered]
+        table[k, : len(run)] = run
+        lengths[k] = len(run)
+    table.flags.writeable = False
+    lengths.flags.writeable = False
+    return table, lengths
 
 
 def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.DataFrame:
@@ -73,18 +107,22 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
         :data:`kvmviz.notifiers.EVENT_KINDS`.
     layout : MemslotLayout
     kernel : str
-        One of :data:`kvmviz.KERNELS`.
+        A release from v5.12 to v6.18 (:func:`kvmviz.kernels.resolve`: ``"v6.12"``,
+        ``"6.12"``), e.g. one of :data:`kvmviz.KERNELS`.
 
     Returns
     -------
     pandas.DataFrame
         One row per callback, events in the stream's order and each event's callbacks in the
-        order it runs them: ``event, row`` (the event's row in ``stream``), ``position`` (0 for
-        the event's first callback), ``last`` (the event's last callback), ``code`` (index into
-        :data:`kvmviz.CALLBACKS`), ``callback, hva_start, hva_end`` (one page for
-        :data:`SINGLE_HVA`), ``hit`` (the range touches a memslot), ``locked`` (takes
-        ``mmu_lock`` for write), ``count_delta`` (+1, 0, -1 on ``mmu_notifier_count``),
-        ``bumps_seq`` and ``flush_on_ret`` (may flush remote TLBs if its handler returns true).
+        order it runs them on ``kernel`` (from v6.10, which has no ``change_pte``, a
+        ``"move"`` is a plain start/end pair and a ``"ksm_merge"`` two of them): ``event,
+        row`` (the event's row in ``stream``), ``position`` (0 for the event's first callback),
+        ``last`` (the event's last callback), ``code`` (index into :data:`kvmviz.CALLBACKS`),
+        ``callback, hva_start, hva_end`` (one page for :data:`SINGLE_HVA`), ``hit`` (the range
+        touches a memslot), ``locked`` (takes ``mmu_lock`` for write), ``count_delta`` (+1, 0,
+        -1 on ``mmu_notifier_count``), ``bumps_seq`` and ``flush_on_ret`` (may flush remote
+        TLBs if its handler returns true: :attr:`kvmviz.kernels.Rule.flush_on_ret`, false for
+        x86 ``clear_flush_young`` from v6.13 and for all aging from v6.15).
 
     Examples
     --------
@@ -94,24 +132,24 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
     >>> layout = kv.MemslotLayout([kv.Memslot(0, 0, 16, 1 << 30)])
     >>> callbacks(stream, layout, "v5.13")[["callback", "hit", "locked"]].values.tolist()
     [['invalidate_range_start', False, True], ['invalidate_range_end', False, True]]
+    >>> move = stream.assign(kind="move")
+    >>> callbacks(move, layout, "6.18")["callback"].tolist()  # no change_pte from v6.10
+    ['invalidate_range_start', 'invalidate_range_end']
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    kernel = resolve(kernel)
     kinds = list(EVENT_KINDS)
     unknown = sorted(set(pd.unique(stream["kind"].astype(object))) - set(kinds), key=str)
     if unknown:
         raise ValueError(f"event kinds must be among {kinds}, got {unknown}")
     kind_code = pd.Categorical(stream["kind"], categories=kinds).codes.astype(np.int64)
-    seq_len = np.array([len(EVENT_KINDS[k]) for k in kinds], dtype=np.int64)[kind_code]
+    # The callback at each (kind, position in the event) on this release, as an index into
+    # CALLBACKS, and the number each kind runs.
+    table, lengths = _event_table(kernel)
+    seq_len = lengths[kind_code]
     n = int(seq_len.sum())
     first = (np.cumsum(seq_len) - seq_len).astype(np.int64)
     owner = np.repeat(np.arange(len(stream)), seq_len)
     position = np.arange(n) - first[owner]
-    # The callback at each (kind, position in the event), as an index into CALLBACKS.
-    table = np.full((len(kinds), _MAX_PER_EVENT), -1, dtype=np.int64)
-    for k, kind in enumerate(kinds):
-        for j, cb in enumerate(EVENT_KINDS[kind]):
-            table[k, j] = CALLBACKS.index(cb)
     code = table[kind_code[owner], position]
     start = stream["hva_start"].to_numpy(dtype=np.uint64)[owner]
     single = np.isin(code, [CALLBACKS.index(c) for c in SINGLE_HVA])
@@ -119,9 +157,8 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
         single, start + np.uint64(PAGE_SIZE), stream["hva_end"].to_numpy(np.uint64)[owner]
     )
     hit = layout.hit_mask(start, end)
-    locked, delta, bump = _rule_arrays(kernel)
+    locked, delta, bump, flush = _rule_arrays(kernel)
     h = hit.astype(np.int64)
-    flush = np.array([FLUSH_ON_RET[cb] for cb in CALLBACKS])
     return pd.DataFrame(
         {
             "event": stream["event"].to_numpy(dtype=np.int64)[owner],
@@ -136,7 +173,7 @@ def callbacks(stream: pd.DataFrame, layout: MemslotLayout, kernel: str) -> pd.Da
             "locked": locked[code, h],
             "count_delta": delta[code, h],
             "bumps_seq": bump[code, h],
-            "flush_on_ret": flush[code],
+            "flush_on_ret": flush[code, h],
         }
     )
 
@@ -151,9 +188,10 @@ def walk_costs(code, kernel: str, *, memslot_walk_us: float, tdp_mmu: bool) -> n
 
     - v5.12 x86 with the TDP MMU walked the memslots twice, for the rmaps and again per TDP
       root (``kvm_unmap_hva_range`` + ``kvm_tdp_mmu_zap_hva_range``; removed by
-      3039bcc74498), for every callback but ``invalidate_range_end``;
-    - on v5.12 and v5.13, ``invalidate_range_end`` takes the ``on_lock`` path with a null
-      handler, which never walks (f922bd9bf33b).
+      3039bcc74498 in v5.13), for every callback but ``invalidate_range_end``;
+    - before v5.15 (v5.12, v5.13 and v5.14), ``invalidate_range_end`` never walks: v5.12's
+      takes the lock and counts, and v5.13's ``on_lock`` path has a null handler, which never
+      walks (f922bd9bf33b); 071064f14d87 (v5.15) made it walk to find its first hit.
 
     Parameters
     ----------
@@ -161,7 +199,7 @@ def walk_costs(code, kernel: str, *, memslot_walk_us: float, tdp_mmu: bool) -> n
         Each callback's index into :data:`kvmviz.CALLBACKS` (the ``code`` column of
         :func:`callbacks`).
     kernel : str
-        One of :data:`kvmviz.KERNELS`.
+        A release from v5.12 to v6.18 (:func:`kvmviz.kernels.resolve`).
     memslot_walk_us : float
         The cost of one walk, µs.
     tdp_mmu : bool
@@ -177,11 +215,12 @@ def walk_costs(code, kernel: str, *, memslot_walk_us: float, tdp_mmu: bool) -> n
     >>> code = [CALLBACKS.index("invalidate_range_start"), CALLBACKS.index("invalidate_range_end")]
     >>> walk_costs(code, "v5.12", memslot_walk_us=1.5, tdp_mmu=True).tolist()
     [3.0, 0.0]
+    >>> walk_costs(code, "5.14", memslot_walk_us=1.5, tdp_mmu=True).tolist()
+    [1.5, 0.0]
     >>> walk_costs(code, "v5.15", memslot_walk_us=1.5, tdp_mmu=True).tolist()
     [1.5, 1.5]
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
+    kernel = resolve(kernel)
     code = np.asarray(code)
     n = len(code)
     walk = np.full(n, float(memslot_walk_us))  # linear up to v5.16, interval tree from ed922739c919
@@ -191,7 +230,7 @@ def walk_costs(code, kernel: str, *, memslot_walk_us: float, tdp_mmu: bool) -> n
         # (kvm_unmap_hva_range + kvm_tdp_mmu_zap_hva_range, the second walk only when the
         # TDP MMU is enabled; removed by 3039bcc74498).
         walk[code != end] *= 2
-    if kernel in ("v5.12", "v5.13"):
+    if not at_least(kernel, "v5.15"):
         walk[code == end] = 0.0  # the on_lock path with a null handler never walks (f922bd9bf33b)
     return walk
 

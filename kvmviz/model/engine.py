@@ -211,6 +211,10 @@ def estimate(scenario: Scenario | None = None, *, stream: pd.DataFrame | None = 
         relevant = mix @ [2, len(EVENT_KINDS["ksm_merge"]), 1]
         per_event = s.spurious_share * spurious + (1 - s.spurious_share) * relevant
         callbacks = _clamp(math.ceil(float(events) * per_event))
+        if s.numa_scan_period_ms > 0:  # the NUMA balancer's scans: one start/end pair each
+            first, period = s.numa_scan_delay_ms * 1e3, s.numa_scan_period_ms * 1e3
+            scans = max(0, math.ceil((s.duration_us - first) / period))
+            events, callbacks = events + scans, callbacks + 2 * scans
     else:
         events = len(stream)
         lengths = {kind: len(seq) for kind, seq in EVENT_KINDS.items()}
@@ -577,8 +581,9 @@ class _Model:
         data["retry"] = retry
         data["blocked_by"] = data.pop("blocked_by")
         locked = self.cb_locked
-        yielded = self.cb_yields > 0
-        # A callback's last release: after its one hold, or after its last one if it yielded.
+        # A callback's last release: after its one hold, or as recorded for a zap that may
+        # yield (its holds end at the loop's steps, not at grant + cost).
+        yielded = locked & ~np.isnan(self.cb_release)
         release = np.where(locked, self.cb_grant + self.cb_cost, np.nan)
         release[yielded] = self.cb_release[yielded]
         data["retried_by"] = retry_causes(
@@ -626,7 +631,7 @@ class _Model:
     def _write_holds(self, notifiers: pd.DataFrame) -> pd.DataFrame:
         """One row per write hold of ``mmu_lock`` by a callback: one per locked callback, and
         one per stretch between yields for a zap that yielded."""
-        once = np.flatnonzero(self.cb_locked & (self.cb_yields == 0))
+        once = np.flatnonzero(self.cb_locked & (self.cb_yields == 0))  # one hold each
         rows = [
             (int(i), a, g, r, False, bool(f))
             for i, a, g, r, f in zip(
@@ -1069,9 +1074,10 @@ class _EventRun:
 
     def release_writer(self, i: int, now: float) -> None:
         model = self.model
-        if model.cb_yields[i]:
+        if model.cb_loop[i] > 0:  # a zap that may yield: its release as it happened
             model.cb_held[i] += now - self.seg_grant[i]
             model.cb_release[i] = now
+        if model.cb_yields[i]:
             flushed = bool(model.cb_flush[i])
             model.yield_holds.append(
                 (i, self.seg_request[i], self.seg_grant[i], now, False, flushed)

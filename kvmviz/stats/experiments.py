@@ -14,6 +14,10 @@
   notification stream (:func:`kvmviz.traces.replay_stream`) against modelled vCPUs.
 
 The controllers (widgets, CLI, gallery) call these; the views draw the tables they return.
+Each takes ``kernels=`` as any releases from v5.12 to v6.18, spelled ``"v6.12"`` or ``"6.12"``
+(:func:`kvmviz.kernels.resolve`; the tables and runs carry the canonical name); without it,
+the three positions of the 2021 story, :data:`kvmviz.kernels.KERNELS_2021` (pass
+:data:`kvmviz.KERNELS` for the toggle's milestones).
 
 Examples
 --------
@@ -36,7 +40,7 @@ import pandas as pd
 
 from .._shared._checks import check_int, check_seed, strict_booleans
 from .._shared._progress import reporter
-from ..inputs.kernels import KERNELS
+from ..inputs.kernels import KERNELS_2021, RELEASES, features, resolve
 from ..inputs.memslots import PAGE_SIZE, Memslot, MemslotLayout
 from ..inputs.notifiers import stream_from_callbacks
 from ..inputs.scenario import PARAMETER_BY_NAME, Scenario
@@ -51,6 +55,7 @@ __all__ = [
     "SENSITIVITY_COLUMNS",
     "SENSITIVITY_PARAMETERS",
     "ReplayWarning",
+    "change_pte_note",
     "compare_kernels",
     "compare_replay",
     "compare_setups",
@@ -72,6 +77,28 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Kernels side by side.
 # --------------------------------------------------------------------------------------------
+def _releases(kernels, what: str = "kernels") -> list[str]:
+    """``kernels`` as a list of canonical releases (:func:`kvmviz.kernels.resolve`), each once;
+    a lone string, an empty list or an unknown release refused, naming the range."""
+    # A lone string or number is not a list of them: "v5.12" would become five kernels.
+    wrong = TypeError(f"{what} = {kernels!r}: expected a sequence, e.g. {what}=['v5.12', '6.18']")
+    if isinstance(kernels, str | bytes):
+        raise wrong
+    try:
+        given = list(kernels)
+    except TypeError:
+        raise wrong from None
+    names = [resolve(k) for k in given]  # ValueError naming the range
+    if not names:
+        raise ValueError(
+            f"{what}: expected at least one release from {RELEASES[0]} to {RELEASES[-1]}"
+        )
+    twice = sorted({k for k in names if names.count(k) > 1}, key=RELEASES.index)
+    if twice:
+        raise ValueError(f"{what} = {given!r}: each release once ({', '.join(twice)} twice)")
+    return names
+
+
 def compare_kernels(scenario=None, **options) -> pd.DataFrame:
     """Run the same scenario and seed on each kernel and tabulate :func:`kvmviz.summarize`.
 
@@ -96,7 +123,7 @@ def kernel_runs(
     *,
     policy: str = "qrwlock",
     seed: int = 0,
-    kernels=KERNELS,
+    kernels=KERNELS_2021,
     progress=None,
     max_records: int | None = None,
 ) -> dict:
@@ -108,7 +135,8 @@ def kernel_runs(
     policy : str
     seed : int
     kernels : sequence of str
-        Default all of :data:`kvmviz.KERNELS`.
+        Releases from v5.12 to v6.18 (``"v6.8"`` or ``"6.8"``); default the 2021 story's
+        :data:`kvmviz.kernels.KERNELS_2021` (:data:`kvmviz.KERNELS`: the toggle's milestones).
     progress : None, True or callable, optional
         ``True``: a progress bar, one step per kernel (an ipywidgets bar in Jupyter, else a
         line on stderr); a callable is called as ``progress(done, total)``, once before the
@@ -119,9 +147,9 @@ def kernel_runs(
     Returns
     -------
     dict
-        Kernel → :class:`~kvmviz.Run`, in the order of ``kernels``.
+        Canonical release (``"v6.8"``) → :class:`~kvmviz.Run`, in the order of ``kernels``.
     """
-    kernels = list(kernels)
+    kernels = _releases(kernels)
     report = reporter(
         progress, "simulate", lambda done, total: f"{done} / {total} kernels", "done, total"
     )
@@ -138,7 +166,7 @@ def kernel_runs(
 
 @strict_booleans
 def compare_setups(
-    *, seeds: Sequence[int] = (0,), kernels=KERNELS, tdp_mmu: bool = True, **changes
+    *, seeds: Sequence[int] = (0,), kernels=KERNELS_2021, tdp_mmu: bool = True, **changes
 ) -> pd.DataFrame:
     """The headline: each setup of 8931a454ae's message on each kernel, averaged over seeds.
 
@@ -147,6 +175,7 @@ def compare_setups(
     seeds : sequence of int
         Seeds averaged (the README and the workshop guide use 0-3).
     kernels : sequence of str
+        As for :func:`kernel_runs` (default :data:`kvmviz.kernels.KERNELS_2021`).
     tdp_mmu : bool
         The MMU (``Scenario.tdp_mmu``).
     **changes
@@ -238,13 +267,9 @@ def _grid_arguments(scenario, axes, build, kernels, seeds, policy):
         if len(values) == 0:
             raise ValueError(f"axis {name!r} needs a non-empty sequence of values, got {values!r}")
     # A lone string or number is not a list of them: "v5.12" would become five kernels.
-    for label, values, example in (("kernels", kernels, '["v5.12"]'), ("seeds", seeds, "[0, 1]")):
-        if not _is_sequence(values):
-            raise TypeError(f"{label} = {values!r}: expected a sequence, e.g. {label}={example}")
-    kernels, seeds = list(kernels), [check_seed(s, "seeds") for s in seeds]
-    unknown = [k for k in kernels if not isinstance(k, str) or k not in KERNELS]
-    if unknown or not kernels:
-        raise ValueError(f"kernels must be a non-empty subset of {KERNELS}, got {kernels}")
+    if not _is_sequence(seeds):
+        raise TypeError(f"seeds = {seeds!r}: expected a sequence, e.g. seeds=[0, 1]")
+    kernels, seeds = _releases(kernels), [check_seed(s, "seeds") for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     if policy not in POLICIES:
@@ -255,7 +280,7 @@ def _grid_arguments(scenario, axes, build, kernels, seeds, policy):
 def grid(
     scenario: Scenario | None = None,
     *,
-    kernels: Sequence[str] = KERNELS,
+    kernels: Sequence[str] = KERNELS_2021,
     seeds: Sequence[int] = (0,),
     policy: str = "qrwlock",
     build: Callable[..., Scenario] | None = None,
@@ -270,7 +295,8 @@ def grid(
     scenario : Scenario, optional
         The base scenario; default ``Scenario()``.
     kernels : sequence of str
-        Kernels to run each point on; default all of :data:`kvmviz.KERNELS`.
+        Releases to run each point on (``"v6.8"`` or ``"6.8"``; the ``kernel`` column carries
+        the canonical name); default the 2021 story's :data:`kvmviz.kernels.KERNELS_2021`.
     seeds : sequence of int
         Seeds to run each (point, kernel) with; average over them with ``groupby``.
     policy : {"qrwlock", "reader-pref", "spinlock"}
@@ -301,7 +327,8 @@ def grid(
     ------
     ValueError
         No axes, an axis without values, an axis named ``kernel`` or ``seed``, without
-        ``build`` an axis that is not a ``Scenario`` field, or an unknown kernel or policy.
+        ``build`` an axis that is not a ``Scenario`` field, a release outside v5.12-v6.18, or
+        an unknown policy.
 
     Examples
     --------
@@ -408,7 +435,7 @@ def sensitivity(
     *,
     parameters=None,
     seeds: Sequence[int] = (0,),
-    kernels: Sequence[str] = KERNELS,
+    kernels: Sequence[str] = KERNELS_2021,
     progress=None,
 ) -> pd.DataFrame:
     """Each parameter over its plausible range, one at a time, on each kernel.
@@ -424,6 +451,7 @@ def sensitivity(
     seeds : sequence of int
         Seeds averaged at each point.
     kernels : sequence of str
+        As for :func:`grid` (default :data:`kvmviz.kernels.KERNELS_2021`).
     progress : None, True or callable, optional
         ``True`` shows a bar (ipywidgets in Jupyter, else a line on stderr); a callable is
         called as ``progress(done, total)``, counted in simulations.
@@ -446,7 +474,7 @@ def sensitivity(
         own = getattr(base, name)
         if not isinstance(parameters, Mapping) and own not in values:
             axes[name] = sorted([*values, own])
-    seeds, kernels = list(seeds), list(kernels)
+    seeds, kernels = list(seeds), _releases(kernels)
     total = sum(len(v) for v in axes.values()) * len(kernels) * len(seeds)
     report = reporter(progress, "sensitivity", lambda done, n: f"{done} / {n} runs", "done, total")
     frames, offset = [], 0
@@ -493,16 +521,18 @@ def headline(table: pd.DataFrame, scenario: Scenario | None = None) -> pd.DataFr
 
 
 def ordering(table: pd.DataFrame, value: str = "brownout_mean") -> pd.DataFrame:
-    """For each (parameter, value): do the kernels keep their order, v5.12 >= v5.13 >= v5.15?
+    """For each (parameter, value): do the kernels keep their order, newer never worse
+    (v5.12 >= v5.13 >= v5.15 >= ...)?
 
     Returns
     -------
     pandas.DataFrame
         ``parameter, value`` and one column per kernel with ``value``, then ``ordered``
-        (bool): whether the kernels, in :data:`kvmviz.KERNELS` order, never improve backwards.
+        (bool): whether the kernels, oldest release first (:data:`kvmviz.kernels.RELEASES`), never
+        improve backwards.
     """
     wide = table.pivot_table(index=["parameter", "value"], columns="kernel", values=value)
-    kernels = [k for k in KERNELS if k in wide.columns]
+    kernels = [k for k in RELEASES if k in wide.columns]
     wide = wide[kernels]
     ordered = pd.Series(True, index=wide.index)
     for older, newer in itertools.pairwise(kernels):
@@ -790,7 +820,12 @@ def replay_trace(
         :func:`kvmviz.load_ftrace` output, classified or not.
     layout : MemslotLayout
         The VM's memslots while the trace was recorded.
-    kernel : {"v5.12", "v5.13", "v5.15"}
+    kernel : str
+        A release from v5.12 to v6.18 (``"v6.18"`` or ``"6.18"``); the run carries its
+        canonical name. From v6.10 KVM has no ``change_pte`` (f3b65bbaed7c): a trace's
+        ``kvm_set_spte_hva`` records (a v6.9 or older host) replay there as what their
+        ``set_pte_at_notify()`` is on such a kernel, a plain start/end pair; ``attrs["replay"]``
+        counts them (``change_pte``) and :func:`compare_replay` says so in a note.
     n_vcpus : int
         Modelled vCPUs.
     policy : str
@@ -809,18 +844,21 @@ def replay_trace(
     -------
     Run
         Its ``notifiers.attrs["replay"]`` holds ``span_us``, ``idle_removed_us``,
-        ``gaps_shortened``, ``max_gap_us``, ``replayed_us`` (the simulated time, µs) and
+        ``gaps_shortened``, ``max_gap_us``, ``replayed_us`` (the simulated time, µs),
+        ``change_pte`` (the trace's ``kvm_set_spte_hva`` records, folded or not) and
         ``age_hva`` (how the ``kvm_age_hva`` records were read, by ``callback_source``: see
         :func:`kvmviz.traces.to_stream`, :func:`kvmviz.traces.age_hva_note`).
 
     Raises
     ------
     ValueError
-        Nothing to replay (no MMU-notifier record: a header-only trace, or one without
-        notifier events), naming the file and counting what it holds; a raw clock (no µs);
+        A release outside v5.12-v6.18, naming the range; nothing to replay (no MMU-notifier
+        record: a header-only trace, or one without notifier events), naming the file and
+        counting what it holds; a raw clock (no µs);
         the engine's :class:`~kvmviz.engine.TooMuchWork` if even the shortened replay is too
         big for its ``max_records``.
     """
+    kernel = resolve(kernel)
     modelled, stream, info = _replay_setup(events, layout, n_vcpus, scenario, max_gap_us)
     run = simulate(modelled, kernel, policy, seed, stream=stream, max_records=max_records)
     run.notifiers.attrs["replay"] = info
@@ -840,6 +878,7 @@ def _replay_setup(events, layout, n_vcpus, scenario, max_gap_us):
         k: stream.attrs[k] for k in ("span_us", "idle_removed_us", "gaps_shortened", "max_gap_us")
     }
     info["replayed_us"] = end_us
+    info["change_pte"] = stream.attrs["folded_change_pte"] + stream.attrs["unpaired_change_pte"]
     info["age_hva"] = stream.attrs["age_hva"]
     base = Scenario(layout=layout) if scenario is None else scenario
     modelled = base.replace(layout=layout, n_vcpus=n_vcpus, duration_us=end_us)
@@ -892,20 +931,46 @@ def idle_note(info: dict) -> str:
     )
 
 
+def change_pte_note(count: int, kernels) -> str | None:
+    """One sentence on a trace's ``change_pte`` records replayed on releases without the
+    callback (v6.10 and later, f3b65bbaed7c), or None when there is nothing to say.
+
+    Examples
+    --------
+    >>> change_pte_note(3, ["v5.15", "v6.18"])[:62]
+    'the trace has 3 change_pte records (kvm_set_spte_hva, a v6.9 o'
+    >>> change_pte_note(3, ["v5.15"]) is None
+    True
+    """
+    without = [k for k in (resolve(x) for x in kernels) if not features(k).change_pte]
+    if not count or not without:
+        return None
+    records = "record" if count == 1 else "records"
+    return (
+        f"the trace has {count} change_pte {records} (kvm_set_spte_hva, a v6.9 or older "
+        f"host); {', '.join(without)} {'has' if len(without) == 1 else 'have'} no change_pte "
+        "callback (f3b65bbaed7c deleted it in v6.10), so there each of their events is the "
+        "plain invalidate_range_start/end pair around it"
+    )
+
+
 def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None, **kwargs):
     """:func:`replay_trace` on each kernel; returns ``(table, runs)``.
 
-    ``table`` has one row per kernel with the columns of :func:`kvmviz.metrics.summarize`;
-    ``runs`` maps kernel to :class:`~kvmviz.Run`. Other keywords go to :func:`replay_trace`.
+    ``kernels`` are releases from v5.12 to v6.18 (``"6.8"``, ``"v6.18"``), default the 2021
+    story's :data:`kvmviz.kernels.KERNELS_2021`. ``table`` has one row per kernel, indexed by its
+    canonical release, with the columns of :func:`kvmviz.metrics.summarize`; ``runs`` maps the
+    canonical release to :class:`~kvmviz.Run`. Other keywords go to :func:`replay_trace`.
     ``table.attrs["replay"]`` says how much idle time was cut (see :func:`replay_trace`: the
     statistics are those of the shortened timeline) and ``table.attrs["notes"]`` says it in
     sentences: the idle time first, then the records a lenient :func:`kvmviz.load_ftrace` sorted,
     and, when the trace has ``kvm_age_hva`` records, how their callback was read
     (:func:`kvmviz.traces.age_hva_note`: ``clear_young`` from ``kdamond``, ``clear_flush_young``
-    from ``kswapd``, assumed ``clear_flush_young`` from other tasks). When idle time was cut, one
-    :class:`ReplayWarning` says so.
+    from ``kswapd``, assumed ``clear_flush_young`` from other tasks), and when the trace has
+    ``change_pte`` records and some kernel is v6.10 or later, that they replay there as plain
+    pairs (:func:`change_pte_note`). When idle time was cut, one :class:`ReplayWarning` says so.
     """
-    kernels = KERNELS if kernels is None else tuple(kernels)
+    kernels = _releases(KERNELS_2021 if kernels is None else kernels)
     classified = events if "hit" in events.columns else classify.records(events, layout)
     runs = {k: replay_trace(classified, layout, k, **kwargs) for k in kernels}
     table = kernel_table(runs)
@@ -918,6 +983,9 @@ def compare_replay(events: pd.DataFrame, layout: MemslotLayout, *, kernels=None,
         )
     if any(info["age_hva"].values()):
         notes.append(age_hva_note(info["age_hva"]))
+    missing = change_pte_note(info["change_pte"], kernels)
+    if missing:
+        notes.append(missing)
     table.attrs.update(replay=info, notes=notes)
     if info["idle_removed_us"]:
         where = events.attrs.get("path", "the trace")
