@@ -1928,6 +1928,8 @@ def _stated_precheck(q) -> None:
         f"`mmu_invalidate_seq` = {s.seq}, then resolves",
         f"`mmu_invalidate_in_progress` = {s.count}",
         f"covers gfns [{s.lo:#x}, {s.hi:#x}); `mmu_invalidate_seq` = {s.seq_now}.",
+        "(`mmu_invalidate_range_start` / `_end`"
+        + ("" if kv.kernels.features(s.kernel).precheck else ", kept as the hvas of these pages"),
     )
 
 
