@@ -1567,6 +1567,31 @@ def test_precheck_lock_answers_are_the_kernel_texts():
     assert answers == {(True, True), (True, False), (False, True)}
 
 
+@given(
+    kernel=st.sampled_from(kv.kernels.RELEASES),
+    count=st.integers(0, 3),
+    lo=st.integers(0, 1 << 20),
+    width=st.integers(1, 1 << 16),
+    offset=st.integers(-(1 << 16), 1 << 17),
+    seq=st.integers(0, 1 << 30),
+    moved=st.integers(0, 2),
+)
+def test_precheck_lock_rule_is_the_kernel_text_on_any_counters(
+    kernel, count, lo, width, offset, seq, moved
+):
+    """On any release and any counters, not only those the generator draws, the kind's answer
+    is the transcription of kvm_faultin_pfn()'s pre-check."""
+    from kvmviz.exercises.base import Scene
+    from kvmviz.exercises.freeze import PrecheckLock
+
+    scene = Scene(
+        kernel=kernel, gfn=max(lo + offset, 0), seq=seq, count=count, lo=lo, hi=lo + width,
+        seq_now=seq + moved,
+    )  # fmt: skip
+    expected = precheck_oracle(kernel, count, lo, lo + width, scene.gfn, seq + moved, seq)
+    assert PrecheckLock().answer(scene) is expected
+
+
 def test_precheck_lock_names_the_counters_of_the_release():
     """v6.x names: mmu_invalidate_seq and mmu_invalidate_in_progress (20ec3ebd707c)."""
     for seed in range(20):
