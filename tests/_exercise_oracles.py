@@ -186,13 +186,17 @@ def page_hits(layout, start: int, end: int) -> bool:
     return any(s.hva_start // PAGE <= p < s.hva_end // PAGE for p in pages for s in layout)
 
 
+# The releases that still register change_pte, typed out: v5.12 to v6.9 (f3b65bbaed7c, v6.10).
+WITH_CHANGE_PTE = {f"v5.{m}" for m in range(12, 20)} | {f"v6.{m}" for m in range(10)}
+
+
 def retry_oracle(kernel: str, layout, hva: int, seq0: int, calls) -> bool:
     """mmu_notifier_retry_hva() after the callbacks, transcribed from the kernel."""
     count, seq, lo, hi = 0, seq0, None, None
     for callback, start, end in calls:
         hit = page_hits(layout, start, end)
-        # The on_lock path (count/seq) runs always before 071064f14d87, on a hit after it.
-        on_lock = kernel in ("v5.12", "v5.13") or hit
+        # The on_lock path (count/seq) runs always before 071064f14d87 (v5.15), on a hit after.
+        on_lock = kernel in ("v5.12", "v5.13", "v5.14") or hit
         if callback == START and on_lock:  # kvm_inc_notifier_count
             lo, hi = (start, end) if count == 0 else (min(lo, start), max(hi, end))
             count += 1

@@ -29,6 +29,25 @@ PHASES = [
 LINES = TRACE.read_text(encoding="utf-8").split("\n")[:-1]
 """The bundled trace, one string per line, without the final newline."""
 
+# A KSM merge as a v5.15 host traces it, on guest RAM of LAYOUT (memslot 1): unmap (start),
+# set pte (change_pte), twice; and what a replay on v6.18, which has no change_pte, says of it.
+_SLOT1 = 0x7FAFEAA00000  # guest RAM of the bundled layout (memslot 1)
+V5_TRACE = [
+    f" ksmd-37 [000] 1.000000: kvm_unmap_hva_range: mmu notifier unmap range: "
+    f"{_SLOT1:#016x} -- {_SLOT1 + 0x1000:#016x}",
+    f" ksmd-37 [000] 1.000002: kvm_set_spte_hva: mmu notifier set pte hva: {_SLOT1:#016x}",
+    f" ksmd-37 [000] 1.000100: kvm_unmap_hva_range: mmu notifier unmap range: "
+    f"{_SLOT1 + 0x10000:#016x} -- {_SLOT1 + 0x11000:#016x}",
+    f" ksmd-37 [000] 1.000102: kvm_set_spte_hva: mmu notifier set pte hva: "
+    f"{_SLOT1 + 0x10000:#016x}",
+]
+CHANGE_PTE_NOTE = (
+    "the trace has 2 change_pte records (kvm_set_spte_hva, a v6.9 or older host); v6.18 has no "
+    "change_pte callback (f3b65bbaed7c deleted it in v6.10), so there each of their events is "
+    "the plain invalidate_range_start/end pair around it"
+)
+
+
 TIMESTAMP = re.compile(r"(?<=\s)(\d+)\.(\d{6})(?=: )")
 
 

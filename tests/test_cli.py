@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _traces import CHANGE_PTE_NOTE, V5_TRACE
 from matplotlib.figure import Figure
 
 import kvmviz
@@ -213,6 +214,87 @@ def test_replay_compares_kernels_on_the_real_trace(capsys):
     assert "1255 records from 1541 lines" in out
     assert out.count("contended   total wait     max wait     avg wait") == 3
     assert "rwlock:W   kvm_mmu_notifier_invalidate_range_start" in out
+
+
+def test_replay_on_the_releases_named(tmp_path, capsys):
+    """`kvmviz replay --kernels 6.8,6.18`: one row and one perf-lock table per release, under
+    its canonical name, in the order given, the option echoed; the Perfetto files carry the
+    canonical release in their names and their slices."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    argv = ["replay", str(TRACE), "--layout", str(LAYOUT), "--vcpus", "4"]
+    assert main([*argv, "--kernels", "6.18,6.8", "--trace", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(
+        f"# kvmviz replay {TRACE} --layout {LAYOUT} --vcpus 4 --kernels v6.18,v6.8 --policy "
+    )
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("v")]
+    assert rows == ["v6.18", "v6.8"]
+    assert out.count("# perf lock contention, as it would read on v6.") == 2
+    assert "as it would read on v6.18\n" in out and "as it would read on v6.8\n" in out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"{TRACE.stem}-v6.18.pftrace", f"{TRACE.stem}-v6.8.pftrace"]
+    trace = pb.Trace.FromString((tmp_path / names[0]).read_bytes())
+    kernels = {
+        a.string_value
+        for p in trace.packet
+        if p.HasField("track_event")
+        for a in p.track_event.debug_annotations
+        if a.name == "kernel"
+    }
+    assert kernels == {"v6.18"}
+
+
+def test_replay_of_a_v5_trace_on_v6_18_notes_that_change_pte_is_gone(tmp_path, capsys):
+    """A trace with kvm_set_spte_hva records (a v6.9 or older host) replayed on 6.18 runs,
+    and says in a note that 6.18 has no change_pte callback, naming the commit."""
+    path = tmp_path / "v5.txt"
+    path.write_text("\n".join(V5_TRACE) + "\n", encoding="utf-8")
+    argv = ["replay", str(path), "--layout", str(LAYOUT), "--vcpus", "2", "--kernels", "5.15,6.18"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"# {CHANGE_PTE_NOTE}\n" in captured.out and "f3b65bbaed7c" in CHANGE_PTE_NOTE
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("command", ["simulate", "replay"])
+@pytest.mark.parametrize(
+    ("kernels", "fragment"),
+    [
+        (
+            "6.19",
+            "'6.19': 6.19 is not a release kvmviz models; expected releases from v5.12 to v6.18",
+        ),
+        ("5.11,7.0", "'5.11,7.0': 5.11, 7.0 are not releases kvmviz models; expected releases"),
+        (
+            "v6.8,6.8.0-49-generic",
+            "'v6.8,6.8.0-49-generic': each release once; expected releases from v5.12 to v6.18",
+        ),
+        ("latest", "'latest': latest is not a release kvmviz models"),
+    ],
+)
+def test_kernels_outside_the_range_are_refused_naming_it(capsys, command, kernels, fragment):
+    """--kernels refuses an unknown or out-of-range release in one line naming the range,
+    before any work (exit status 2)."""
+    argv = [command] + (["x.txt", "--layout", "y.json"] if command == "replay" else [])
+    assert main([*argv, "--kernels", kernels]) == 2
+    err = _one_line_error(capsys)
+    assert f"argument --kernels: {fragment}" in err, err
+
+
+def test_simulate_on_the_releases_named(capsys):
+    """`kvmviz simulate --kernels 6.8,6.18`: those two rows, canonical names, echoed; the
+    same numbers as the library's runs of those releases."""
+    assert main([*SMALL, "--kernels", "6.8,v6.18"]) == 0
+    out = capsys.readouterr().out
+    assert " --kernels v6.8,v6.18 --policy qrwlock " in out.splitlines()[0]
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("v")]
+    assert rows == ["v6.8", "v6.18"]
+    runs = kvmviz.experiments.kernel_runs(
+        kvmviz.presets.static_setup(n_vcpus=8, duration_us=2000), kernels=["v6.8", "v6.18"]
+    )
+    table = kvmviz.metrics.kernel_table(runs)[list(kvmviz.metrics.KERNEL_TABLE_COLUMNS)]
+    assert table.round(3).to_string() in out
 
 
 @pytest.mark.parametrize("missing", ["trace", "layout"])
@@ -424,9 +506,13 @@ def test_figures_defaults_leave_each_figure_its_own(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        (["--kernels", "v5.12,v6.1"], "argument --kernels: 'v5.12,v6.1': unknown kernel(s) v6.1;"),
-        (["--kernels", "v5.13,v5.13"], "argument --kernels: 'v5.13,v5.13': each kernel once;"),
-        (["--kernels", ","], "argument --kernels: ',': expected some of v5.12, v5.13, v5.15"),
+        (
+            ["--kernels", "v5.12,v6.19"],
+            "argument --kernels: 'v5.12,v6.19': v6.19 is not a release kvmviz models; expected "
+            "releases from v5.12 to v6.18, comma-separated (say 6.8,6.18)",
+        ),
+        (["--kernels", "v5.13,5.13"], "argument --kernels: 'v5.13,5.13': each release once;"),
+        (["--kernels", ","], "argument --kernels: ',': expected releases from v5.12 to v6.18"),
         (["--width", "narrow"], "argument --width: 'narrow': expected column or wide, or inches"),
         (["--width", "2.5"], "argument --width: '2.5': expected column or wide, or inches from 3"),
         (["--width", "nan"], "argument --width: 'nan'"),
@@ -533,7 +619,10 @@ def test_simulate_trace_writes_one_file_per_kernel_and_format(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"--trace {out} --trace-format json,pftrace" in printed.splitlines()[0]
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"simulate-{k}.{f}" for k in kvmviz.KERNELS for f in ("json", "pftrace"))
+    names_2021 = (
+        f"simulate-{k}.{f}" for k in kvmviz.kernels.KERNELS_2021 for f in ("json", "pftrace")
+    )
+    assert names == sorted(names_2021)  # the default kernels: the 2021 story's three
     runs = experiments.kernel_runs(kvmviz.Scenario(n_vcpus=8, duration_us=2000))
     for kernel, run in runs.items():
         assert f"# trace: {out / f'simulate-{kernel}.json'}" in printed
@@ -601,7 +690,7 @@ def test_replay_trace_writes_the_real_stream_beside_the_modelled_vcpus(tmp_path,
     assert main(argv) == 0
     capsys.readouterr()
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"{TRACE.stem}-{k}.pftrace" for k in kvmviz.KERNELS]
+    assert names == [f"{TRACE.stem}-{k}.pftrace" for k in kvmviz.kernels.KERNELS_2021]
     trace = pb.Trace.FromString((tmp_path / names[0]).read_bytes())
     arrivals = [
         p for p in trace.packet if p.HasField("track_event") and p.track_event.type == 3

@@ -16,7 +16,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from _traces import LAYOUT, LINES, TRACE
+from _traces import CHANGE_PTE_NOTE, LAYOUT, LINES, TRACE, V5_TRACE
 from _traces import TIMESTAMP as _TS
 from _traces import one_line as _one_line
 from _traces import refused as _refused
@@ -675,11 +675,14 @@ def test_the_all_hit_reversal_is_v512s_change_pte_seq_bump(monkeypatch):
         patch.setattr(classify, "rule", without_the_bump)
         classify._rule_arrays.cache_clear()
         try:
+            plan = classify.callbacks(
+                pd.DataFrame({"event": [0], "kind": ["move"], "hva_start": [0], "hva_end": [1]}),
+                kv.MemslotLayout([]),
+                "v5.12",
+            )
+            assert plan["bumps_seq"].tolist() == [False, False, True]  # the patch is read
             for seed, v513 in before.items():
                 run = kv.simulate(ALL_HITS, "v5.12", seed=seed)
-                assert not run.notifiers.loc[
-                    run.notifiers.callback == "change_pte", "bumps_seq"
-                ].any()
                 patched = run.summary()["brownout_mean"]
                 assert patched == pytest.approx(v513, rel=0.02)
         finally:
@@ -699,3 +702,28 @@ def test_the_all_hit_reversal_needs_contention_inside_the_lock():
 
     assert gap(0.5) > 0.01
     assert abs(gap(0.0)) < 0.25 * gap(0.5)
+
+
+# -- a trace of another release: change_pte records replayed where the callback is gone -------
+def test_change_pte_records_replay_on_v6_18_as_plain_pairs(tmp_path):
+    """A v5.x trace's kvm_set_spte_hva records replay on v5.15 as start -> change_pte -> end,
+    and on v6.18, which has no change_pte (f3b65bbaed7c), as the plain pair: no error, a note
+    that says so, the table and runs under the canonical names of the releases asked for."""
+    events = traces.load_ftrace(_write(tmp_path, V5_TRACE))
+    layout = traces.load_layout(LAYOUT)
+    table, runs = experiments.compare_replay(events, layout, kernels=["5.15", "6.18"], n_vcpus=2)
+    assert list(table.index) == ["v5.15", "v6.18"] and list(runs) == ["v5.15", "v6.18"]
+    assert [run.kernel for run in runs.values()] == ["v5.15", "v6.18"]
+    start, end = "invalidate_range_start", "invalidate_range_end"
+    assert runs["v5.15"].notifiers["callback"].tolist() == [start, "change_pte", end] * 2
+    assert runs["v6.18"].notifiers["callback"].tolist() == [start, end] * 2
+    assert runs["v6.18"].notifiers["locked"].all()  # hits: both pairs zap guest memory
+    assert table.attrs["replay"]["change_pte"] == 2
+    assert table.attrs["notes"][-1] == CHANGE_PTE_NOTE
+    alone, _ = experiments.compare_replay(events, layout, kernels=["v5.15"], n_vcpus=2)
+    assert not any("change_pte" in note for note in alone.attrs["notes"])
+    assert experiments.change_pte_note(0, ["v6.18"]) is None
+    assert experiments.change_pte_note(1, ["v6.10", "v6.12"]).startswith(
+        "the trace has 1 change_pte record (kvm_set_spte_hva, a v6.9 or older host); v6.10, "
+        "v6.12 have no change_pte callback"
+    )

@@ -181,7 +181,10 @@ def test_a_figure_of_your_own_vm_in_one_call():
     assert volatile.startswith("volatile setup\n96 vCPUs, 3,000 of 5,000 notifications/s")
     assert kv.presets.with_setup(vm, "volatile") == kv.presets.volatile_setup(n_vcpus=96)
     table = metrics.kernel_table(
-        {k: kv.simulate(kv.presets.volatile_setup(n_vcpus=96), k, seed=0) for k in kv.KERNELS}
+        {
+            k: kv.simulate(kv.presets.volatile_setup(n_vcpus=96), k, seed=0)
+            for k in kv.kernels.KERNELS_2021
+        }
     )
     totals = {t.get_gid(): t.get_text() for t in fig.axes[1].texts if t.get_visible()}
     assert totals["split-total|v5.12"] == f"{100 * table.loc['v5.12', 'brownout_mean']:.1f}%"
@@ -307,12 +310,12 @@ def test_headline_ranges_shows_both_setups_and_names_its_seeds(render):
     }
     assert not any("_" in row for row in rows)
     brownout_right = bottom.get_xlim()[1]
-    worst = render.sensitivity(gallery.VOLATILE, kv.KERNELS)["brownout_mean"].max()
+    worst = render.sensitivity(gallery.VOLATILE, kv.kernels.KERNELS_2021)["brownout_mean"].max()
     assert 100 * worst <= brownout_right < 110 * worst  # in %, not a 0-1 fraction
     for scenario in (gallery.STATIC, gallery.VOLATILE):
-        table = render.sensitivity(scenario, kv.KERNELS)
+        table = render.sensitivity(scenario, kv.kernels.KERNELS_2021)
         assert sorted(table["kernel"].unique()) == ["v5.12", "v5.13", "v5.15"]
-    static = render.sensitivity(gallery.STATIC, kv.KERNELS)
+    static = render.sensitivity(gallery.STATIC, kv.kernels.KERNELS_2021)
     zero = static[static["kernel"] == "v5.15"].groupby("parameter")["brownout_mean"].max() == 0
     notes = _texts(fig, "note|v5.15|")
     assert zero.any() and {g.split("|")[2] for g in notes} == set(zero[zero].index)
@@ -377,7 +380,7 @@ def test_stall_split_draws_seed_0_with_its_range_over_four_seeds(render):
         scenario = kv.presets.setup(setup)
         per_seed = {
             k: [kv.simulate(scenario, k, seed=s).summary()["brownout_mean"] for s in range(4)]
-            for k in kv.KERNELS
+            for k in kv.kernels.KERNELS_2021
         }
         bars = {p.get_gid(): p for p in ax.patches if p.get_visible()}
         ranges = {line.get_gid(): line for line in ax.get_lines() if line.get_visible()}
