@@ -14,7 +14,13 @@ seconds, ``--check`` to exit 1 when a goal fails). It prints the machine, then:
     same thing; then the same at 416 vCPUs, for scale (not judged);
 (b) kvmviz on the default scenario (416 vCPUs) for 1 simulated second, on each kernel (goal:
     at most 2 s wall on a 2-core machine);
-(c) ``import kvmviz`` plus a first ``simulate()`` in a fresh interpreter (goal: at most 3 s).
+(c) ``import kvmviz`` plus a first ``simulate()`` in a fresh interpreter (goal: at most 3 s);
+(d) the 2024 freeze (``presets.numa_balancing_setup``: 416 vCPUs, PREEMPT_DYNAMIC booted
+    ``preempt=voluntary``, a 256 MiB NUMA scan) for 2 simulated seconds on v6.7 (the zap
+    yields) and v6.8 (the pre-check), on the compiled event loop (goal: at most 10 s wall
+    each, issue 22) and on the Python event engine (a shorter stretch: it is about 10x
+    slower), each as a ratio to a reference run in the same process: the same VM on v6.7
+    without PREEMPT_DYNAMIC, whose zap does not yield, on the closed loop.
 
 It is a report, not a test: the exit status is 0 whenever it ran, unless ``--check`` is given.
 With ``--quick`` the sizes are reduced and only goal (c), whose configuration is fixed, is
@@ -50,6 +56,8 @@ import kvmviz as kv  # noqa: E402
 GOAL_RATIO = 40.0  # kvmviz lock acquisitions per wall-second over SimPy's
 GOAL_SCALE_S = 2.0  # 416 vCPUs for 1 simulated second, on a 2-core machine
 GOAL_IMPORT_S = 3.0  # import kvmviz + first simulate(), fresh interpreter
+GOAL_FREEZE_S = 10.0  # the freeze, 416 vCPUs x 2 simulated s, per kernel (issue 22)
+FREEZE_KERNELS = ("v6.7", "v6.8")
 SCALE_VCPUS = 416
 KERNEL = "v5.13"  # the kernel of the shared configuration (see kvmviz_scenario)
 SEED = 0
@@ -444,6 +452,66 @@ def scale(kernels: tuple[str, ...], duration_us: float, repeats: int) -> dict[st
     return best
 
 
+FREEZE_ROW = "{:<34} {:>6} {:>9} {:>11} {:>8} {:>12} {:>10}   {}"
+
+
+def freeze_row(engine: str, kernel: str, duration_us: float, run: kv.Run, walls, ref: float):
+    """One engine's line: its best wall time, attempts per wall-second, and that rate as a
+    multiple of the reference's (``ref``, attempts per wall-second)."""
+    best = min(walls)
+    rate = len(run.faults) / best
+    return FREEZE_ROW.format(
+        engine,
+        kernel,
+        f"{duration_us / 1e3:g} ms",
+        f"{len(run.faults):,}",
+        f"{best:.3f}",
+        f"{rate:,.0f}",
+        f"{rate / ref:.3f}x",
+        f"(best of {len(walls)}: {' '.join(f'{w:.3f}' for w in walls)})",
+    )
+
+
+def freeze(n_vcpus: int, duration_us: float, events_us: float, repeats: int) -> dict[str, float]:
+    """The 2024 freeze on each of FREEZE_KERNELS: the compiled event loop over ``duration_us``
+    and the Python event engine over ``events_us``; best wall time of the compiled one per
+    kernel."""
+    vm = kv.presets.numa_balancing_setup(n_vcpus=n_vcpus, duration_us=duration_us)
+
+    def run(scenario, kernel, method):
+        limit = max(kv.engine.MAX_RECORDS, 4 * kv.engine.estimate(scenario).records)
+        return kv.simulate(scenario, kernel, seed=SEED, method=method, max_records=limit)
+
+    print(
+        f"  presets.numa_balancing_setup: {n_vcpus} vCPUs, preempt={vm.preempt}, "
+        f"PREEMPT_DYNAMIC, a {vm.numa_scan_size_mib:g} MiB scan every "
+        f"{vm.numa_scan_period_ms:g} ms from {vm.numa_scan_delay_ms:g} ms, qrwlock, seed {SEED}"
+    )
+    print(
+        "  "
+        + FREEZE_ROW.format(
+            "engine", "kernel", "simulated", "attempts", "wall s", "attempts/s", "x ref", ""
+        ).rstrip()
+    )
+    run(vm.replace(duration_us=10_000.0), "v6.8", "compiled")  # numba's cache, warm memory
+    still = vm.replace(preempt_dynamic=False)
+    walls, reference = timed(lambda: run(still, "v6.7", "compiled"), repeats)
+    ref = len(reference.faults) / min(walls)
+    print(
+        "  "
+        + freeze_row("reference: closed loop, no yield", "v6.7", duration_us, reference, walls, ref)
+    )
+    best = {}
+    for kernel in FREEZE_KERNELS:
+        walls, compiled = timed(lambda k=kernel: run(vm, k, "compiled"), repeats)
+        print("  " + freeze_row("compiled event loop", kernel, duration_us, compiled, walls, ref))
+        best[kernel] = min(walls)
+        short = vm.replace(duration_us=events_us)
+        walls, events = timed(lambda k=kernel, s=short: run(s, k, "events"), 1)
+        print("  " + freeze_row("Python event engine", kernel, events_us, events, walls, ref))
+    return best
+
+
 def fresh_import() -> float | None:
     """Seconds to import kvmviz and run a first simulate() in a new interpreter."""
     env = dict(os.environ)
@@ -527,6 +595,19 @@ def main(argv: list[str] | None = None) -> int:
         result = verdict(first <= GOAL_IMPORT_S)
         print(f"  import kvmviz + first simulate(): {first:.3f} s  {result}")
         goals.append((goal, f"{first:.3f} s", result))
+
+    # (d) The 2024 freeze, today's kernels.
+    n, duration, events_us = (64, 20_000.0, 20_000.0) if quick else (416, 2e6, 1e5)
+    print(f"\n(d) The 2024 freeze (goal: <= {GOAL_FREEZE_S:g} s wall for 2 simulated seconds)")
+    best = freeze(n, duration, events_us, repeats=1 if quick else 2)
+    for kernel, wall in best.items():
+        goals.append(
+            (
+                f"freeze {SCALE_VCPUS} vCPUs x 2 s <= {GOAL_FREEZE_S:g} s, {kernel}",
+                f"{wall:.3f} s" + (f" ({n} vCPUs, {duration / 1e6:g} s)" if quick else ""),
+                verdict(wall <= GOAL_FREEZE_S) if not quick else "n/a",
+            )
+        )
 
     print("\nGoals")
     for name, measured, outcome in goals:

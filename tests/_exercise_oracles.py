@@ -286,3 +286,39 @@ LOCKS_ON_MISS = {
 }
 # How many times each kernel walks the memslots under the lock (3039bcc74498 merged v5.12's two).
 WALKS = {"v5.12": 2, "v5.13": 1, "v5.15": 1}
+
+
+# -- the 2024 freeze (chapter 08): whether a zap yields, whether a fault reaches mmu_lock -------
+def _release(kernel: str) -> tuple[int, int]:
+    major, minor = kernel.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def zap_yields_oracle(kernel: str, preempt: str, dynamic: bool) -> bool:
+    """tdp_mmu_iter_cond_resched() -> rwlock_needbreak(), transcribed release by release.
+
+    A notifier's zap may yield only from e1eed5847b09 (v5.13: can_yield = range->may_block).
+    include/linux/spinlock.h: ``rwlock_needbreak()`` is ``rwlock_is_contended()`` under
+    ``#ifdef CONFIG_PREEMPTION`` (a09a689a5341), which CONFIG_PREEMPT and every
+    CONFIG_PREEMPT_DYNAMIC build select; from c793a62823d1 (v6.11) it first asks
+    ``preempt_model_preemptible()``: true only for the full (or RT) model.
+    """
+    if _release(kernel) < (5, 13):
+        return False
+    config_preemption = dynamic or preempt == "full"
+    if _release(kernel) >= (6, 11):
+        return config_preemption and preempt == "full"
+    return config_preemption
+
+
+def precheck_oracle(
+    kernel: str, in_progress: int, lo: int, hi: int, gfn: int, seq_now: int, seq: int
+) -> bool:
+    """Whether a fault goes on to take mmu_lock after resolving its pfn (x86
+    kvm_faultin_pfn()): before d02c357e5bfa (v6.8) always; from it, unless
+    mmu_invalidate_retry_gfn_unsafe() says retry: an invalidation in progress whose gfn range
+    [lo, hi) holds the gfn, or a seq that moved since the fault sampled it."""
+    if _release(kernel) < (6, 8):
+        return True
+    retry = (in_progress != 0 and lo <= gfn < hi) or seq_now != seq
+    return not retry

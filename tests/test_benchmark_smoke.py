@@ -46,10 +46,16 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def test_quick_run_reports_both_engines_and_the_ratio():
+@pytest.fixture(scope="module")
+def quick_engine_run() -> str:
+    """The output of ``benchmarks/engine.py --quick``, run once for the tests below."""
     proc = run_benchmark("engine", "--quick")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    return proc.stdout
+
+
+def test_quick_run_reports_both_engines_and_the_ratio(quick_engine_run):
+    out = quick_engine_run
     rows = {}
     for m in ENGINE_ROW.finditer(out):
         rows.setdefault(m["engine"], m)  # the first table: the shared configuration
@@ -60,6 +66,36 @@ def test_quick_run_reports_both_engines_and_the_ratio():
     ratio = RATIO.search(out)
     assert ratio is not None, out
     assert _number(ratio["ratio"]) > 0
+
+
+# "  compiled event loop    v6.7     20 ms      22,418    0.098      229,329     0.618x   (best..."
+FREEZE_ROW = re.compile(
+    r"^  (?P<engine>reference: closed loop, no yield|compiled event loop|Python event engine)"
+    r"\s+(?P<kernel>v6\.[78])\s+[\d.]+ ms\s+(?P<attempts>[\d,]+)\s+(?P<wall>[\d.]+)"
+    r"\s+(?P<rate>[\d,]+)\s+(?P<ratio>[\d.]+)x\s",
+    re.MULTILINE,
+)
+
+
+def test_quick_run_reports_the_freeze_per_engine_and_kernel(quick_engine_run):
+    """(d): the reference run first (ratio 1), then each kernel on the compiled event loop and
+    the Python event engine, with their attempts, wall time, rate and ratio to the reference;
+    both engines simulate the same stretch at --quick, so their attempts agree; both goals
+    listed."""
+    rows = [m.groupdict() for m in FREEZE_ROW.finditer(quick_engine_run)]
+    assert [(r["engine"].split()[0], r["kernel"]) for r in rows] == [
+        ("reference:", "v6.7"),
+        ("compiled", "v6.7"),
+        ("Python", "v6.7"),
+        ("compiled", "v6.8"),
+        ("Python", "v6.8"),
+    ], quick_engine_run
+    assert float(rows[0]["ratio"]) == 1.0
+    for r in rows:
+        assert all(_number(r[f]) > 0 for f in ("attempts", "wall", "rate", "ratio")), r
+    assert rows[1]["attempts"] == rows[2]["attempts"] and rows[3]["attempts"] == rows[4]["attempts"]
+    goals = re.findall(r"^  freeze \d+ vCPUs x 2 s <= 10 s, (v6\.[78]) ", quick_engine_run, re.M)
+    assert goals == ["v6.7", "v6.8"], quick_engine_run
 
 
 def _load_benchmark():

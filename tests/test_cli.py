@@ -574,7 +574,8 @@ def test_no_tdp_mmu_makes_every_fault_write_lock(capsys):
     ("kind", "seed"),
     [("callback-order", 6), ("reader-wait", 3), ("must-retry", 3), ("walk-threshold", 6),
      ("flush-hold", 2), ("hit-or-miss", 4), ("munmap-on-guest", 105), ("ksm-hits", 4),
-     ("v513-locks", 0), ("queued-behind", 3), ("trace-count", 7), ("first-vcpus-above", 23)],
+     ("v513-locks", 0), ("queued-behind", 3), ("trace-count", 7), ("first-vcpus-above", 23),
+     ("zap-yields", 5), ("precheck-lock", 4), ("futile-reads", 2)],
 )  # fmt: skip
 def test_quiz_command_hides_then_reveals_the_answer(kind, seed, capsys):
     """`kvmviz quiz KIND -s SEED` prints the question with `Answer: ?`; with -c, the same

@@ -265,8 +265,10 @@ class TestHeadline:
 class TestInputs:
     def test_bad_kernel_policy_method(self):
         """Unknown names are rejected with the allowed values in the message."""
-        with pytest.raises(ValueError, match=r"v5\.12"):
-            kv.simulate(SMALL, "v6.0")
+        with pytest.raises(ValueError, match=r"v5\.12 to v6\.18"):
+            kv.simulate(SMALL, "v6.19")
+        with pytest.raises(ValueError, match=r"v5\.12 to v6\.18"):
+            kv.simulate(SMALL, "linux")
         with pytest.raises(ValueError, match="qrwlock"):
             kv.simulate(SMALL, policy="mutex")
         with pytest.raises(ValueError, match="qrwlock only"):

@@ -42,8 +42,10 @@ from _exercise_oracles import (
     lock_oracle,
     overlaps,
     page_hits,
+    precheck_oracle,
     requests,
     retry_oracle,
+    zap_yields_oracle,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,6 +125,9 @@ def test_the_cli_asks_the_kinds_of_the_exercises_module():
         "ksm-hits",
         "v513-locks",
         "queued-behind",
+        "zap-yields",
+        "precheck-lock",
+        "futile-reads",
     ]
     assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", kind) for kind in exercises.KINDS)
 
@@ -693,7 +698,8 @@ def test_a_munmap_on_guest_memory_retries_the_same_on_every_kernel():
     v5.13 and v5.15, whichever the question names."""
     for seed in range(8):
         q = exercises.munmap_on_guest(seed)
-        assert {munmap_oracle(q.scene, k) for k in kv.KERNELS} == {q.answer}, seed
+        # The 2021 kernels: from v6.8 the lockless pre-check sends faults back before the lock.
+        assert {munmap_oracle(q.scene, k) for k in kv.kernels.KERNELS_2021} == {q.answer}, seed
 
 
 def test_munmap_on_guest_seed_105_is_chapter_05s_exercise():
@@ -1076,7 +1082,10 @@ def test_retry_table_reads_the_snapshot_time_of_the_run():
 @pytest.mark.parametrize("method", ["compiled", "events"])
 def test_retry_table_explains_every_retry_of_the_engine(kernel, method):
     """mmu_notifier_retry_hva on the notifier counters gives the engine's verdict on every
-    attempt of a busy run, retries included (both engines)."""
+    attempt of a busy run, retries included (both engines; from v6.8 most faults that must
+    retry do so before the lock, d02c357e5bfa: fewer locked retries, and the locked check
+    still decides each of them)."""
+    precheck = kv.kernels.features(kernel).precheck
     scenario = kv.Scenario(
         n_vcpus=24,
         duration_us=3_000,
@@ -1084,8 +1093,10 @@ def test_retry_table_explains_every_retry_of_the_engine(kernel, method):
         spurious_share=0.5,
         invalidate_window_us=20.0,
     )
-    table = exercises.retry_table(kv.simulate(scenario, kernel, seed=5, method=method))
-    assert table["retried"].sum() > 100
+    run = kv.simulate(scenario, kernel, seed=5, method=method)
+    table = exercises.retry_table(run)
+    assert table["retried"].sum() > (10 if precheck else 100)
+    assert bool(run.faults["spins"].sum() > 1000) == precheck
     np.testing.assert_array_equal(table["must retry"], table["retried"])
 
 
@@ -1515,6 +1526,150 @@ def test_queued_behind_picks_in_the_window_and_refuses_an_empty_one(busy8):
         exercises.queued_behind(0, run=busy8, window=(0.0, 1.0))
 
 
+# -- the 2024 freeze: zap-yields, precheck-lock, futile-reads ------------------------------------
+def test_zap_yields_answers_are_the_kernel_texts():
+    """Every host the kind asks about (seeds 0..161 walk all 162 once): the answer is
+    rwlock_needbreak() transcribed (a09a689a5341, e1eed5847b09, c793a62823d1); the question
+    names the release, the build and the boot; yes and no are read either way."""
+    seen = set()
+    for seed in range(162):
+        q = exercises.zap_yields_question(seed)
+        s = q.scene
+        seen.add((s.kernel, s.preempt, s.dynamic))
+        assert q.answer is zap_yields_oracle(s.kernel, s.preempt, s.dynamic), (seed, s)
+        _accepts(q, ["yes" if q.answer else "no", str(q.answer)])
+        _rejects(q, not q.answer)
+    assert len(seen) == 162 == len(kv.kernels.RELEASES) * 3 * 2
+
+
+def test_zap_yields_on_the_reports_host_and_after_the_fixes():
+    """The hosts of chapter 08's table, by seed: v6.7 PREEMPT_DYNAMIC voluntary yields, v6.11
+    voluntary does not, v5.12 never did; each explanation cites the rule that decides."""
+    by_host = {
+        (q.scene.kernel, q.scene.preempt, q.scene.dynamic): q
+        for q in (exercises.zap_yields_question(seed) for seed in range(162))
+    }
+    assert by_host[("v6.7", "voluntary", True)].answer is True
+    assert "PREEMPT_DYNAMIC build always sets" in by_host[("v6.7", "voluntary", True)].explanation
+    assert by_host[("v6.11", "voluntary", True)].answer is False
+    assert "c793a62823d1 (v6.11)" in by_host[("v6.11", "voluntary", True)].explanation
+    assert by_host[("v5.12", "full", True)].answer is False
+    assert "e1eed5847b09 (v5.13)" in by_host[("v5.12", "full", True)].explanation
+    assert by_host[("v6.7", "voluntary", False)].answer is False
+
+
+def test_precheck_lock_answers_are_the_kernel_texts():
+    """Seeds 0..199: the answer is kvm_faultin_pfn()'s pre-check transcribed (always the lock
+    before d02c357e5bfa, v6.8); every case of the counters is asked, on kernels with and
+    without the pre-check, and both answers occur on each."""
+    cases = set()
+    for seed in SEEDS:
+        q = exercises.precheck_lock(seed)
+        s = q.scene
+        expected = precheck_oracle(s.kernel, s.count, s.lo, s.hi, s.gfn, s.seq_now, s.seq)
+        assert q.answer is expected, (seed, s)
+        _accepts(q, ["yes" if expected else "no"])
+        _rejects(q, "no" if expected else "yes")
+        inside = s.lo <= s.gfn < s.hi
+        precheck = kv.kernels.features(s.kernel).precheck
+        cases.add((precheck, inside, s.count != 0, s.seq_now != s.seq))
+    assert len(cases) >= 8
+    answers = {
+        (kv.kernels.features(q.scene.kernel).precheck, q.answer)
+        for q in map(exercises.precheck_lock, SEEDS)
+    }
+    assert answers == {(True, True), (True, False), (False, True)}
+
+
+@given(
+    kernel=st.sampled_from(kv.kernels.RELEASES),
+    count=st.integers(0, 3),
+    lo=st.integers(0, 1 << 20),
+    width=st.integers(1, 1 << 16),
+    offset=st.integers(-(1 << 16), 1 << 17),
+    seq=st.integers(0, 1 << 30),
+    moved=st.integers(0, 2),
+)
+def test_precheck_lock_rule_is_the_kernel_text_on_any_counters(
+    kernel, count, lo, width, offset, seq, moved
+):
+    """On any release and any counters, not only those the generator draws, the kind's answer
+    is the transcription of kvm_faultin_pfn()'s pre-check."""
+    from kvmviz.exercises.base import Scene
+    from kvmviz.exercises.freeze import PrecheckLock
+
+    scene = Scene(
+        kernel=kernel, gfn=max(lo + offset, 0), seq=seq, count=count, lo=lo, hi=lo + width,
+        seq_now=seq + moved,
+    )  # fmt: skip
+    expected = precheck_oracle(kernel, count, lo, lo + width, scene.gfn, seq + moved, seq)
+    assert PrecheckLock().answer(scene) is expected
+
+
+def test_precheck_lock_names_the_counters_of_the_release():
+    """v6.x names: mmu_invalidate_seq and mmu_invalidate_in_progress (20ec3ebd707c)."""
+    for seed in range(20):
+        q = exercises.precheck_lock(seed)
+        assert "`mmu_invalidate_seq` = " in q.question
+        assert "`mmu_invalidate_in_progress` = " in q.question
+        assert "mmu_notifier_seq" not in q.question
+
+
+def futile_reads_oracle(run) -> int:
+    """Brute force over ``run``'s tables: a read acquisition ends in a retry if, when it is
+    granted, an invalidation that took mmu_lock is in flight over its hva (from its start's
+    first grant to its end's release: count raised) or an end released after its sample of
+    seq (seq moved): mmu_invalidate_retry_hva() transcribed, sharing no code with the
+    engine's retry flag."""
+    n = run.notifiers
+    locked = n[n["locked"]]
+    starts = locked[locked["callback"] == START]
+    ends = locked[locked["callback"] == END].set_index("event")
+    windows = [
+        (r.t_grant_us, ends.loc[r.event, "t_release_us"], r.hva_start, r.hva_end)
+        for r in starts.itertuples()
+    ]
+    seq_bumps = sorted(ends["t_release_us"])
+    count = 0
+    for a in run.faults.itertuples():
+        in_flight = any(g <= a.t_grant_us < r and lo <= a.hva < hi for g, r, lo, hi in windows)
+        moved = any(a.t_snapshot_us < t <= a.t_grant_us for t in seq_bumps)
+        count += in_flight or moved
+    return count
+
+
+@pytest.mark.parametrize("seed", range(0, 30, 3))
+def test_futile_reads_counts_the_retries_of_both_runs(seed):
+    """The answer is the brute-force count on the two runs the question names (simulated here
+    from its own expression); v6.7 has futile reads and v6.8 at most a few; any order of the
+    two numbers other than v6.7's first is wrong."""
+    q = exercises.futile_reads(seed)
+    expression = re.search(r"The runs: `(kv\.simulate\(.*?\))` and the same", q.question)[1]
+    runs = {k: eval(expression.replace("'v6.7'", f"'{k}'"), {"kv": kv}) for k in ("v6.7", "v6.8")}
+    expected = [futile_reads_oracle(runs["v6.7"]), futile_reads_oracle(runs["v6.8"])]
+    assert q.answer == expected, seed
+    assert expected[0] > 0 and expected[1] <= max(3, expected[0] // 20)
+    _accepts(q, [expected, f"{expected[0]} {expected[1]}", f"[{expected[0]}, {expected[1]}]"])
+    _rejects(q, expected[::-1])
+    _rejects(q, [expected[0] + 1, expected[1]])
+
+
+def test_futile_reads_scene_is_the_small_freeze():
+    """FREEZE_SCENE: the NUMA-balancing preset with 4 vCPUs on 64 MiB, a 16 MiB scan at 0.5 ms,
+    3 ms, PREEMPT_DYNAMIC voluntary; the question says all of it."""
+    scene = exercises.FREEZE_SCENE
+    assert scene == kv.presets.numa_balancing_setup(
+        n_vcpus=4, layout=scene.layout, guest_run_us=20.0, duration_us=3000.0,
+        numa_scan_size_mib=16.0,
+    )  # fmt: skip
+    assert scene.layout.total_pages * 4096 == 64 << 20
+    assert (scene.preempt, scene.preempt_dynamic, scene.numa_scan_delay_ms) == (
+        "voluntary",
+        True,
+        0.5,
+    )
+
+
 ORACLES = {
     "takes-lock": takes_lock_oracle,
     "zapped-gfns": zapped_oracle,
@@ -1531,6 +1686,9 @@ ORACLES = {
     "ksm-hits": ksm_hits_oracle,
     "v513-locks": v513_locks_oracle,
     "queued-behind": queued_behind_oracle,
+    "zap-yields": zap_yields_oracle,
+    "precheck-lock": precheck_oracle,
+    "futile-reads": futile_reads_oracle,
 }
 
 
@@ -1612,6 +1770,10 @@ NOT_DEGENERATE = {
         round(float(q.scene.run.notifiers.iloc[q.scene.pick]["wait_us"]), 2) > 0
         and (q.answer >= 1 or _nobody_queued_behind_a_waiting_callback(q.seed))
     ),
+    "zap-yields": lambda q: isinstance(q.answer, bool),
+    # the fault's gfn at most 16 MiB from the range: the range is what the question is about
+    "precheck-lock": lambda q: q.scene.lo - 4096 <= q.scene.gfn < q.scene.hi + 4096,
+    "futile-reads": lambda q: q.answer[0] > q.answer[1],
 }
 
 
@@ -1790,6 +1952,41 @@ def _stated_operation(q) -> None:
     assert named == [q.scene.operation], q.question
 
 
+def _stated_zap(q) -> None:
+    s = q.scene
+    build = "built with `CONFIG_PREEMPT_DYNAMIC`" if s.dynamic else "built without"
+    boot = f"booted with `preempt={s.preempt}`" if s.dynamic else f"(`{s.preempt}`)"
+    _stated(q, f"A host runs Linux **{s.kernel}**, {build}", boot, "Does the zap **yield**")
+
+
+def _stated_precheck(q) -> None:
+    s = q.scene
+    _stated(
+        q,
+        f"A host runs **{s.kernel}** (TDP MMU). A vCPU takes an EPT violation on gfn {s.gfn:#x}",
+        f"`mmu_invalidate_seq` = {s.seq}, then resolves",
+        f"`mmu_invalidate_in_progress` = {s.count}",
+        f"covers gfns [{s.lo:#x}, {s.hi:#x}); `mmu_invalidate_seq` = {s.seq_now}.",
+        "(`mmu_invalidate_range_start` / `_end`"
+        + ("" if kv.kernels.features(s.kernel).precheck else ", kept as the hvas of these pages"),
+    )
+
+
+def _stated_futile(q) -> None:
+    s = q.scene
+    expression = re.search(r"The runs: `(kv\.simulate\(.*?\))` and the same", q.question)[1]
+    run = eval(expression, {"kv": kv})
+    assert run.scenario == s.scenario and (run.kernel, run.seed) == ("v6.7", q.seed)
+    _stated(
+        q,
+        f"with {s.scenario.n_vcpus} vCPUs",
+        f"every {s.scenario.guest_run_us:g} µs",
+        f"marks {s.scenario.numa_scan_size_mib:g} MiB of it",
+        "`preempt=voluntary`",
+        "on **v6.7**, and how many on **v6.8**",
+    )
+
+
 # For each kind, every parameter of its scene (what its oracle above reads), stated in the
 # question as the scene has it (and, where the model holds the true value, equal to it): the
 # memslots, the costs, the requests, the callbacks, the trace lines, the simulated run.
@@ -1819,6 +2016,9 @@ STATED = {
     "ksm-hits": _stated_ksm,
     "v513-locks": _stated_v513,
     "queued-behind": _stated_queue,
+    "zap-yields": _stated_zap,
+    "precheck-lock": _stated_precheck,
+    "futile-reads": _stated_futile,
 }  # fmt: skip
 
 
@@ -1829,7 +2029,7 @@ def test_every_question_states_its_scene(kind):
     lock requests and tie rules, the callbacks, the sweep and its measure, the trace by its
     files and lines, the simulated scene with its seed), with the model's true values where the
     model holds them: the text alone decides the answer."""
-    asked = _exercises_of(kind)[: 30 if kind in ("munmap-on-guest",) else 100]
+    asked = _exercises_of(kind)[: 30 if kind in ("munmap-on-guest", "futile-reads") else 100]
     assert set(STATED) == set(exercises.KINDS)
     for q in asked:
         STATED[kind](q)

@@ -749,3 +749,89 @@ def test_force_must_be_a_boolean(busy8, tmp_path, force):
     with pytest.raises(TypeError, match="force"):
         kv.to_perfetto(busy8, path, force=force)
     assert path.read_text(encoding="utf-8") == "my notes"
+
+
+# -- a zap that yielded (chapter 08) -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def yielded():
+    """The exercises' small freeze on v6.7: one zap that yields mmu_lock many times."""
+    run = kv.simulate(kv.exercises.FREEZE_SCENE, "v6.7", seed=1)
+    assert run.write_holds["yielded"].sum() > 5
+    return run
+
+
+def _zap_stretches(run) -> pd.DataFrame:
+    """Brute force from ``run.write_holds``: the zap's holds and, between two, its yields, with
+    the readers granted during each yield and how many of those retried."""
+    holds = run.write_holds[run.write_holds["callback"] == "invalidate_range_start"]
+    f = run.faults
+    rows = []
+    for k, h in enumerate(holds.itertuples()):
+        rows.append(("holding mmu_lock (write)", ns(h.t_grant_us), ns(h.t_release_us), None, None))
+        if h.yielded:
+            nxt = holds.iloc[k + 1]
+            lo, hi = h.t_release_us, nxt.t_grant_us
+            inside = (f.t_grant_us >= lo) & (f.t_grant_us < hi)
+            rows.append(
+                (trace_plan.YIELD_SLICE, ns(lo), ns(hi), int(inside.sum()),
+                 int((inside & f.retry).sum()))
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=["name", "start", "end", "readers", "futile"])
+
+
+@pytest.mark.parametrize("suffix", export.FORMATS)
+def test_a_yielded_zap_is_a_slice_per_write_hold_and_per_yield(yielded, suffix):
+    """Every write hold of the zap is a ``holding mmu_lock (write)`` slice and every gap between
+    two a ``yielded mmu_lock`` slice, nested in the callback's slice; each yield's args count
+    the readers granted in it and the futile ones among them; every acquisition of
+    ``run.lock`` is still one hold slice, and no slice overlaps its parent."""
+    if suffix == ".json":
+        _names, slices = json_slices(export.chrome_trace(yielded))
+    else:
+        _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(yielded))
+    pd.testing.assert_frame_equal(holds_of(slices), acquisitions(yielded))
+    assert_nested(slices)
+    expected = _zap_stretches(yielded)
+    zap = slices[slices["name"].isin(expected["name"]) & slices["track"].str.startswith("notif")]
+    zap = zap[[a["callback"] == "invalidate_range_start" for a in zap["args"]]]
+    zap = zap.sort_values("start", ignore_index=True)
+    assert zap["name"].tolist() == expected["name"].tolist()
+    assert zap["start"].tolist() == expected["start"].tolist()
+    assert zap["end"].tolist() == expected["end"].tolist()
+    gaps = zap["name"] == trace_plan.YIELD_SLICE
+    assert [a["readers let in"] for a in zap.loc[gaps, "args"]] == expected["readers"].dropna(
+    ).astype(int).tolist()  # fmt: skip
+    futile = [a["futile reads let in"] for a in zap.loc[gaps, "args"]]
+    assert futile == expected["futile"].dropna().astype(int).tolist() and sum(futile) > 0
+    k = len(zap) - int(gaps.sum())
+    assert [a["write hold"] for a in zap.loc[~gaps, "args"]] == [f"{j} of {k}" for j in
+                                                                 range(1, k + 1)]  # fmt: skip
+    assert all(a["flushed"] for a in zap.loc[~gaps, "args"][:-1])
+
+
+def test_a_yielded_zap_flows_from_the_stretch_each_fault_queued_behind(yielded):
+    """In the .pftrace each fault attempt that queued behind the zap (``blocked_by``) gets one
+    flow, from the zap's slice (its wait, a write hold or a yield) in which the fault asked for
+    the lock: the latest of them to start at or before the fault's request."""
+    _tracks, _c, slices, _i, _s = proto_slices(export.perfetto_trace(yielded))
+    n = yielded.notifiers
+    row = int(np.flatnonzero((n["callback"] == "invalidate_range_start").to_numpy())[0])
+    f = yielded.faults
+    behind = f[(f["blocked_by"] == row) & (ns(f["t_grant_us"]) > ns(f["t_request_us"]))]
+    out = {fid: i for i, ids in zip(slices.index, slices["flows_out"], strict=True) for fid in ids}
+    into = {fid: i for i, ids in zip(slices.index, slices["flows_in"], strict=True) for fid in ids}
+    assert set(out) == set(into) and len(out) == len(behind) > 10
+    zap = slices[
+        slices["track"].str.startswith("notif")
+        & (slices["depth"] == 1)
+        & np.array([a.get("callback") == "invalidate_range_start" for a in slices["args"]])
+    ].sort_values("start")
+    starts = zap["start"].to_numpy()
+    for fid, src in out.items():
+        target = slices.loc[into[fid]]
+        assert target["name"] == "waiting for mmu_lock (read)"
+        asked = target["start"]
+        expected = zap.index[np.searchsorted(starts, asked, side="right") - 1]
+        assert src == expected, (slices.loc[src, "name"], asked)
+    names = set(slices.loc[list(out.values()), "name"])
+    assert trace_plan.YIELD_SLICE in names or "holding mmu_lock (write)" in names

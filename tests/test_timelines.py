@@ -397,3 +397,69 @@ def test_the_counters_carry_the_names_of_the_runs_kernel():
         assert f"samples\n{seq}" in legend_texts(ax), kernel
         other = "mmu_invalidate" if kernel == "v5.15" else "mmu_notifier"
         assert not any(other in t.get_text() for t in counters.texts), kernel
+
+
+# -- the freeze timeline (chapter 08) ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_freeze():
+    """The exercises' small freeze on v6.7 (the zap yields, futile reads) and v6.8 (spins)."""
+    return {k: kv.simulate(kv.exercises.FREEZE_SCENE, k, seed=1) for k in ("v6.7", "v6.8")}
+
+
+def test_freeze_timeline_draws_each_write_hold_and_yield(small_freeze):
+    """The zap lane has one bar per write hold of ``run.write_holds`` in the window, and a
+    triangle at the release of each hold that ended in a yield; the legend counts the yields,
+    the futile reads and (on v6.8) the spins of the window."""
+    run = small_freeze["v6.7"]
+    start, end = timelines.freeze_window(run)
+    ax = timelines.freeze_timeline(run)
+    holds = run.write_holds
+    shown = holds[(holds.t_request_us < end) & (holds.t_release_us >= start)]
+    bars = gids(ax, "lane-zap-write")["lane-zap-write"]
+    assert len(bars.get_paths()) == len(shown) > 2
+    yields = gids(ax, "zap-yields")["zap-yields"]
+    expected = shown.t_release_us[shown.yielded].to_numpy()
+    np.testing.assert_allclose(yields.get_xdata(), expected[expected <= end])
+    futile = int(run.faults.retry.sum())
+    texts = legend_texts(ax)
+    assert any(t.endswith(f"{len(expected):,} times") for t in texts), texts
+    assert any(t.endswith(f"faults again: {futile:,}") for t in texts), texts
+    assert not any("spins" in t for t in texts)  # v6.7 has no pre-check
+
+
+def test_freeze_timeline_marks_futile_reads_and_spins_per_vcpu(small_freeze):
+    """Each vCPU lane: one retry bar per futile read of that vCPU, drawn from its grant; on
+    v6.8 one spin bar per attempt that retried without the lock, from its first exit to its
+    last sample of seq."""
+    for kernel, run in small_freeze.items():
+        ax = timelines.freeze_timeline(run)
+        _start, end = timelines.freeze_window(run)
+        f = run.faults
+        for v in range(run.scenario.n_vcpus):
+            mine = f[(f.vcpu == v) & (f.t_request_us < end)]
+            retry = gids(ax, f"lane-vcpu{v}-retry")[f"lane-vcpu{v}-retry"]
+            futile = mine[mine.retry]
+            starts = sorted(p.vertices[:, 0].min() for p in retry.get_paths())
+            assert starts == pytest.approx(sorted(futile.t_grant_us * 1.0))  # µs: a 1-µs scale
+            spin = gids(ax, f"lane-vcpu{v}-spin")[f"lane-vcpu{v}-spin"]
+            spun = mine[mine.spins > 0]
+            assert len(spin.get_paths()) == len(spun)
+            if kernel == "v6.7":
+                assert spun.empty
+        if kernel == "v6.8":
+            assert (f.spins > 0).any()
+            assert any("spins without the lock" in t for t in legend_texts(ax))
+
+
+def test_freeze_window_is_the_longest_zap_padded(small_freeze):
+    """The window runs from a little before the longest invalidate_range_start asks for the
+    lock to a little after its last release; a run with no zap is refused by name."""
+    run = small_freeze["v6.7"]
+    n = run.notifiers
+    zap = n[(n.callback == "invalidate_range_start") & n.locked].iloc[0]
+    start, end = timelines.freeze_window(run)
+    assert start < zap.t_arrive_us < zap.t_release_us < end
+    assert end - zap.t_release_us == pytest.approx(0.08 * (zap.t_release_us - zap.t_arrive_us))
+    quiet = kv.simulate(kv.exercises.FREEZE_SCENE.replace(numa_scan_period_ms=0.0), "v6.7")
+    with pytest.raises(ValueError, match="no invalidate_range_start that took mmu_lock"):
+        timelines.freeze_window(quiet)

@@ -147,7 +147,12 @@ def test_the_freeze_needs_a_yielding_zap_and_the_precheck_shortens_it():
     assert features("v6.8").precheck and not features("v6.7").precheck
 
 
-def test_the_compiled_engine_refuses_what_it_does_not_model():
+def test_the_compiled_engine_models_them_too():
+    """method="compiled" runs the yielding zap and the pre-check (the compiled event loop,
+    tests/test_engine_events_compiled.py), with the event engine's tables."""
     s = kv.presets.numa_balancing_setup(n_vcpus=4, duration_us=1_000.0)
-    with pytest.raises(ValueError, match=r"yields mmu_lock|pre-check"):
-        kv.simulate(s, "v6.7", method="compiled")
+    for kernel in ("v6.7", "v6.8"):
+        compiled = kv.simulate(s, kernel, method="compiled")
+        events = kv.simulate(s, kernel, method="events")
+        pd.testing.assert_frame_equal(compiled.faults, events.faults)
+        pd.testing.assert_frame_equal(compiled.write_holds, events.write_holds)

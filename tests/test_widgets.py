@@ -704,3 +704,34 @@ def explorer_groups(explorer) -> list[str]:
     faulting = explorer.scenarios[416].n_faulting
     bounds = np.linspace(0, faulting, 9).round().astype(int)
     return [f"vCPUs {a}–{b - 1}" for a, b in itertools.pairwise(bounds)]
+
+
+# -- the freeze's toggle (chapter 08) ----------------------------------------------------------
+def test_freeze_toggle_redraws_what_kernel_and_preemption_pick():
+    """The toggle's headline says the run its buttons pick (kernel, preempt=, PREEMPT_DYNAMIC)
+    in data attributes equal to kv.metrics.freeze of that run; flipping the kernel to v6.8
+    and then the box off changes the numbers and the picture; an unknown position is refused."""
+    scene = kv.exercises.FREEZE_SCENE
+    toggle = widgets.freeze_toggle(scene, seed=1, kernel="v6.7", preempt="voluntary")
+
+    def shown() -> dict:
+        return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', toggle.headline.value))
+
+    first, picture = shown(), toggle.image.value
+    run = kv.simulate(scene, "v6.7", seed=1)
+    numbers = kv.metrics.freeze(run)
+    assert first["kernel"] == "v6.7" and first["preempt"] == "voluntary"
+    assert first["dynamic"] == "true"
+    assert int(first["yields"]) == int(numbers["yields"]) > 0
+    assert int(first["futile-reads"]) == int(numbers["futile_reads"]) > 0
+    assert float(first["freeze-ms"]) == pytest.approx(numbers["freeze_max_ms"], rel=1e-5)
+    assert PIL.Image.open(io.BytesIO(picture)).size[0] > 500
+    toggle.kernel.value = "v6.8"
+    after = shown()
+    assert after["kernel"] == "v6.8" and int(after["futile-reads"]) < int(first["futile-reads"])
+    assert int(after["lockless-retries"]) > 0
+    assert toggle.image.value != picture
+    toggle.dynamic.value = False
+    assert shown()["dynamic"] == "false" and int(shown()["yields"]) == 0
+    with pytest.raises(ValueError, match="expected one of"):
+        widgets.freeze_toggle(scene, kernel="v5.12")

@@ -294,3 +294,49 @@ def _play_the_queue_animation(page) -> None:
     page.screenshot(path=str(ARTIFACTS / "04-animation.png"), full_page=False)
     print(f"queue animation: {frames} frames in {elapsed:.1f} s = {frames / elapsed:.1f} fps")
     assert frames > 10, "the animation did not play"
+
+
+def _freeze(page, kernel: str, timeout_ms: int = 120_000) -> dict:
+    """The numbers chapter 08's toggle shows for ``kernel`` (its headline's data attributes)."""
+    headline = page.locator(f'.kvmviz-freeze[data-kernel="{kernel}"]')
+    headline.wait_for(timeout=timeout_ms)
+    return headline.evaluate("e => Object.assign({}, e.dataset)")
+
+
+def test_freeze_toggle_in_jupyterlab(browser, lab):
+    """Run chapter 08 in JupyterLab and flip its toggle from v6.7 to v6.8: the freeze shown
+    shrinks, the futile reads vanish, and the timeline's picture is redrawn; no cell errors,
+    nothing leaves localhost."""
+    url, token = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    _, outside = keep_local(context)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{url}/lab/tree/08-the-freeze-that-came-back.ipynb?token={token}", timeout=120_000)
+    page.locator(".jp-NotebookPanel").first.wait_for(timeout=120_000)
+    _run_all_cells(page)
+    try:
+        before = _freeze(page, "v6.7")
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "08-failed.png"), full_page=True)
+        raise
+    picture = page.locator("img.kvmviz-freeze-timeline").first
+    picture.scroll_into_view_if_needed()
+    src = picture.get_attribute("src")
+    page.screenshot(path=str(ARTIFACTS / "08-v6.7.png"), full_page=False)
+    page.get_by_role("button", name="v6.8", exact=True).first.click()
+    after = _freeze(page, "v6.8")
+    assert before["preempt"] == after["preempt"] == "voluntary"
+    assert float(after["freezeMs"]) < float(before["freezeMs"]), (before, after)
+    assert int(after["futileReads"]) < int(before["futileReads"]) // 100
+    deadline = time.monotonic() + 30
+    while picture.get_attribute("src") == src:
+        assert time.monotonic() < deadline, "the timeline was not redrawn"
+        time.sleep(0.2)
+    page.screenshot(path=str(ARTIFACTS / "08-v6.8.png"), full_page=False)
+    _no_error_shown(page)
+    assert not errors, errors
+    assert not outside, f"requests left localhost: {outside}"
+    context.close()

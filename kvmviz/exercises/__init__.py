@@ -16,7 +16,7 @@ One flat module in front of small files, one idea each: :mod:`.base` (the :class
 reading typed answers, and the :class:`Generator` every kind subclasses), :mod:`.render` (how
 a question is written and shown), then one module per family of kinds: :mod:`.hits`,
 :mod:`.operations`, :mod:`.lock_order`, :mod:`.retry`, :mod:`.costs`, :mod:`.trace_counts`,
-:mod:`.queued`, :mod:`.sweeps`.
+:mod:`.queued`, :mod:`.sweeps`, :mod:`.freeze`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from .base import CallbackOrderExercise, Exercise, Generator, Scene, ZappedGfnsExercise
 from .costs import hit_flush_hold, memslot_walk_threshold
+from .freeze import FREEZE_SCENE, futile_reads, precheck_lock, zap_yields_question
 from .hits import hit_or_miss, takes_lock_question, zapped_gfns
 from .lock_order import grant_order, lock_states, reader_wait
 from .operations import callback_order
@@ -49,6 +50,7 @@ from .sweeps import (
 from .trace_counts import ksm_hits, trace_count, v513_locks
 
 __all__ = [
+    "FREEZE_SCENE",
     "KINDS",
     "QUEUE_SCENE",
     "RETRY_SCENE",
@@ -65,6 +67,7 @@ __all__ = [
     "ZappedGfnsExercise",
     "callback_order",
     "first_vcpus_above",
+    "futile_reads",
     "grant_order",
     "hit_flush_hold",
     "hit_or_miss",
@@ -74,6 +77,7 @@ __all__ = [
     "mmu_notifier_retry_hva",
     "munmap_on_guest",
     "must_retry",
+    "precheck_lock",
     "queued_behind",
     "quiz",
     "reader_wait",
@@ -82,6 +86,7 @@ __all__ = [
     "takes_lock_question",
     "trace_count",
     "v513_locks",
+    "zap_yields_question",
     "zapped_gfns",
 ]
 
@@ -101,6 +106,9 @@ KINDS: dict[str, Callable[..., Exercise]] = {
     "ksm-hits": ksm_hits,
     "v513-locks": v513_locks,
     "queued-behind": queued_behind,
+    "zap-yields": zap_yields_question,
+    "precheck-lock": precheck_lock,
+    "futile-reads": futile_reads,
 }
 """Every exercise kind, spelled as ``kvmviz quiz`` spells it, with its generator.
 

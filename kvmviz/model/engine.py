@@ -16,7 +16,7 @@ Each notification event runs its callbacks in order; a callback takes ``mmu_lock
 not as :func:`kvmviz.kernels.rule` says, holds it for the memslot walk and, on a hit, for the
 zap and one VM-wide TLB flush (``__kvm_handle_hva_range``, docs/kernel.md §2).
 
-Two implementations of the same model give identical tables for the same inputs:
+Three implementations of the same model give identical tables for the same inputs:
 
 * an event-driven one over the lock state machines of :mod:`kvmviz.rwlock`, for every policy:
   the reference, easy to read, slow;
@@ -25,7 +25,11 @@ Two implementations of the same model give identical tables for the same inputs:
   that requests at ``t`` is granted at once unless a writer arrived at or before ``t`` and has
   not yet left, in which case it enters when the most recent such writer leaves; and a writer
   enters once the writer before it has left and every reader inside has left. So between two
-  writer arrivals the vCPUs are independent of each other.
+  writer arrivals the vCPUs are independent of each other. That no longer holds once faults
+  check the counters before the lock (the pre-check, v6.8) or a zap yields the lock to them;
+* so for those runs, the event-driven one ported line by line to a compiled loop for
+  ``"qrwlock"`` with read-locking faults (:mod:`kvmviz.model._event_loop`): the same events in
+  the same order, the same arithmetic.
 
 Every random number is drawn per (vCPU, attempt) from a seeded stream, so both implementations,
 and any two runs with the same seed, see the same workload.
@@ -49,6 +53,7 @@ from ..inputs.notifiers import EVENT_KINDS, check_stream, generate_stream
 from ..inputs.scenario import Scenario
 from . import classify
 from ._closed_loop import attempt_draws, page_hva, run_qrwlock
+from ._event_loop import run_events
 from .run import Run
 from .rwlock import POLICIES, make_lock
 
@@ -262,9 +267,12 @@ def simulate(
         Notification events to use instead of generating them (e.g. from a real trace), in the
         form of :func:`kvmviz.notifiers.generate_stream`.
     method : {"auto", "compiled", "events"}
-        ``"auto"`` picks the compiled engine for ``"qrwlock"`` where it models the run, else
-        the event-driven one; the compiled engine models neither the pre-check nor a yielding
-        zap, so it refuses a release from v6.8 on and a run whose zaps yield.
+        ``"auto"`` picks a compiled engine for ``"qrwlock"`` with read-locking faults (the TDP
+        MMU), else the event-driven one; ``"compiled"`` insists on one (it refuses the other
+        policies and ``tdp_mmu=False``), ``"events"`` runs the event-driven reference. Of the
+        two compiled engines, a run with the pre-check (v6.8 on) or a zap that yields gets the
+        compiled port of the event-driven engine, any other the faster closed loop; all give
+        identical tables.
     max_records : int
         The most fault attempts plus notifier callbacks this call may simulate; default
         :data:`MAX_RECORDS` (about 1 GiB of tables). Raise it to go ahead with a bigger run.
@@ -299,9 +307,10 @@ def simulate(
                 method == "events"
                 or (method == "auto" and scenario.faults_write(policy))
                 or (method == "auto" and policy != "qrwlock")
-                or (method == "auto" and _beyond_compiled(scenario, kernel))
             ):
                 _run_events(model, policy)
+            elif _beyond_compiled(scenario, kernel):
+                _run_event_loop(model)
             else:
                 _run_compiled(model)
     except _Overrun as overrun:
@@ -316,8 +325,9 @@ def simulate(
 
 
 def _beyond_compiled(scenario: Scenario, kernel: str) -> bool:
-    """Whether the run needs what only the event engine models: the lockless pre-check
-    (d02c357e5bfa, v6.8) or a zap that yields ``mmu_lock`` (:func:`kvmviz.kernels.zap_yields`)."""
+    """Whether the run needs what the compiled closed loop does not model, so that the compiled
+    event loop runs it: the lockless pre-check (d02c357e5bfa, v6.8) or a zap that yields
+    ``mmu_lock`` (:func:`kvmviz.kernels.zap_yields`)."""
     return features(kernel).precheck or _yields(scenario, kernel)
 
 
@@ -331,8 +341,9 @@ def _yields(scenario: Scenario, kernel: str) -> bool:
 
 def _check_choices(scenario, kernel: str, policy: str, method: str) -> str:
     """Refuse what :func:`simulate` cannot run: a scenario that is not one, an unknown kernel,
-    policy or method, or the compiled engine asked for a lock, MMU or rule it does not model.
-    Returns the canonical release."""
+    policy or method, or a compiled engine asked for a lock or MMU it does not model (another
+    policy than qrwlock, or faults that take the lock for write). Returns the canonical
+    release."""
     if not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a kvmviz.Scenario, got {type(scenario).__name__}")
     kernel = resolve(kernel)
@@ -341,22 +352,11 @@ def _check_choices(scenario, kernel: str, policy: str, method: str) -> str:
     if method not in ("auto", "compiled", "events"):
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'compiled' or 'events'")
     if method == "compiled" and policy != "qrwlock":
-        raise ValueError("the compiled engine models qrwlock only; use method='events'")
+        raise ValueError("the compiled engines model qrwlock only; use method='events'")
     if method == "compiled" and not scenario.tdp_mmu:
         raise ValueError(
-            "the compiled engine models read-locking faults (the TDP MMU) only; "
+            "the compiled engines model read-locking faults (the TDP MMU) only; "
             "use method='events' for tdp_mmu=False"
-        )
-    if method == "compiled" and features(kernel).precheck:
-        raise ValueError(
-            f"the compiled engine does not model {kernel}'s lockless pre-check (d02c357e5bfa, "
-            "v6.8); use method='events' or 'auto'"
-        )
-    if method == "compiled" and _yields(scenario, kernel):
-        raise ValueError(
-            f"the compiled engine does not model a zap that yields mmu_lock ({kernel}, "
-            f"preempt={scenario.preempt!r}, preempt_dynamic={scenario.preempt_dynamic}); "
-            "use method='events' or 'auto'"
         )
     return kernel
 
@@ -445,7 +445,9 @@ class _Model:
         self._plan_callbacks(seed)
         # Reader records (filled by the engines as arrays or lists of scalars).
         self.reader_chunks: list[tuple] = []  # one tuple per attempt (event engine)
-        self.sorted_attempts: tuple | None = None  # column arrays (compiled engine)
+        # Column arrays, sorted (the compiled engines): those of _ATTEMPT_COLUMNS, then from
+        # the compiled event loop t_snapshot_us and spins.
+        self.sorted_attempts: tuple | None = None
         self.cb_grant = np.full(len(self.cb_callback), np.nan)
         self.cb_arrive = np.full(len(self.cb_callback), np.nan)
         self.cb_done = np.full(len(self.cb_callback), np.nan)
@@ -557,7 +559,9 @@ class _Model:
         """The ``faults``, ``notifiers`` and ``write_holds`` tables of the run."""
         cols, dtypes = list(_ATTEMPT_COLUMNS), list(_ATTEMPT_COLUMNS.values())
         extra = {"t_snapshot_us": float, "spins": np.int32}
-        if self.sorted_attempts is not None:
+        if self.sorted_attempts is not None and len(self.sorted_attempts) > len(cols):
+            data = dict(zip(cols + list(extra), self.sorted_attempts, strict=True))
+        elif self.sorted_attempts is not None:
             data = dict(zip(cols, self.sorted_attempts, strict=True))
             # The compiled engine samples mmu_notifier_seq half a VM-exit after the exit.
             data["t_snapshot_us"] = data["t_exit_us"] + self.half_exit
@@ -1157,6 +1161,76 @@ def _run_compiled(model: _Model) -> None:
             raise _Overrun(m * cap)
         cap = grown
     model.sorted_attempts = tuple(a[:n] for a in out)
+
+
+def _run_event_loop(model: _Model) -> None:
+    """The event-driven engine, compiled (:mod:`kvmviz.model._event_loop`): qrwlock, faults
+    read-locking, the pre-check and the yielding zap."""
+    s, draws = model.s, model.draws
+    m = draws.m
+    if len(model.first_time) != len(model.first_cb) or (
+        len(model.first_cb) and model.first_cb.max() >= len(model.cb_next)
+    ):
+        raise AssertionError("inconsistent callback plan")  # numba does not check bounds
+    model.init_state()
+    cycle = s.guest_run_us + s.vmexit_us + s.resolve_pfn_us + model.acquire + model.mean_hold
+    # Rows per vCPU as simulate() estimated them; the loop grows them if a vCPU needs more.
+    cap = min(int(1.3 * s.duration_us / cycle) + 64, model.max_attempts // max(m, 1) + 1)
+    dtypes = (*_ATTEMPT_COLUMNS.values(), float, np.int32)  # then t_snapshot_us, spins
+    out = tuple(np.empty(m * cap, dtype=d) for d in dtypes)
+    n, columns, n_holds, holds_f, holds_i, n_bumps, bumps, count, lo, hi = run_events(
+        float(s.duration_us),
+        float(model.half_exit),
+        float(s.vmexit_us),
+        float(model.mean_hold),
+        float(s.retry_check_us),
+        float(model.acquire),
+        bool(features(model.kernel).precheck),
+        draws.key,
+        m,
+        float(s.guest_run_us),
+        float(s.resolve_pfn_us),
+        draws.total_pages,
+        draws.slot_first_page,
+        draws.slot_hva,
+        np.ascontiguousarray(model.cb_locked, dtype=np.bool_),
+        np.ascontiguousarray(model.cb_count, dtype=np.int64),
+        np.ascontiguousarray(model.cb_bump, dtype=np.bool_),
+        np.ascontiguousarray(model.cb_flush, dtype=np.bool_),
+        np.ascontiguousarray(model.cb_cost, dtype=float),
+        np.ascontiguousarray(model.cb_loop, dtype=float),
+        np.ascontiguousarray(model.cb_post, dtype=float),
+        np.ascontiguousarray(model.cb_gap, dtype=float),
+        model.cb_next,
+        np.ascontiguousarray(model.cb_start, dtype=np.uint64),
+        np.ascontiguousarray(model.cb_end, dtype=np.uint64),
+        float(model.step_us),
+        float(s.tlb_flush_us),
+        np.ascontiguousarray(model.first_time, dtype=float),
+        model.first_cb,
+        int(model.max_attempts),
+        *out,
+        model.cb_arrive,
+        model.cb_grant,
+        model.cb_done,
+        model.cb_release,
+        model.cb_held,
+        model.cb_yields,
+    )
+    if n < 0:
+        raise _Overrun(model.max_attempts + 1)
+    model.sorted_attempts = tuple(a[:n] for a in columns)
+    model.yield_holds = [
+        (int(i), a, g, r, bool(y), bool(f))
+        for (i, y, f), (a, g, r) in zip(
+            holds_i[: 3 * n_holds].reshape(-1, 3).tolist(),
+            holds_f[: 3 * n_holds].reshape(-1, 3).tolist(),
+            strict=True,
+        )
+    ]
+    model.bump_times = bumps[:n_bumps].tolist()
+    c = model.counters
+    c.count, c.seq, c.range_start, c.range_end = int(count), n_bumps, int(lo), int(hi)
 
 
 # --------------------------------------------------------------------------------------------

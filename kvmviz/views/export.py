@@ -22,7 +22,11 @@ What the tracks carry (both formats, one track per row, top to bottom):
   mmu_lock (write)`` nested in it when the kernel's rule made it take the lock
   (:func:`kvmviz.kernels.rule`, whose source line is in the slice's args) and an instant at its
   arrival. Callbacks that overlap in time go to further lanes, so that slices on one track
-  always nest.
+  always nest. A zap that yielded ``mmu_lock`` (``run.write_holds``, chapter 08) has one
+  ``holding mmu_lock (write)`` slice per write hold (``write hold: 3 of 12``, ``flushed``) and
+  between two of them a ``yielded mmu_lock (contended: flush, readers in, asks again)`` slice
+  whose args count the readers granted in it and the futile ones among them; its flows leave
+  the stretch (wait, hold or yield) in which each fault asked for the lock.
 - ``invalidations N``: each ``invalidate_range_start`` ... ``invalidate_range_end`` pair, the
   window in which ``mmu_notifier_count`` is raised on the kernels whose start raised it (faults
   on the range retry, :func:`kvmviz.exercises.mmu_notifier_retry_hva`).

@@ -30,8 +30,19 @@ def _describe(value: str) -> tuple[str, str, float]:
         "writer_hold_mean_us": ("mean mmu_lock write hold", "µs", 1.0),
         "writer_hold_max_us": ("longest mmu_lock write hold", "µs", 1.0),
         "spurious_event_hold_us": ("mmu_lock write hold per spurious event", "µs", 1.0),
+        # kvmviz.metrics.freeze (chapter 08)
+        "freeze_max_ms": ("longest fault: the freeze", "ms", 1.0),
+        "zap_ms": ("longest zap, first grant to last release", "ms", 1.0),
+        "futile_reads": ("futile reads of mmu_lock", "", 1.0),
+        "yields": ("times a zap yielded mmu_lock", "", 1.0),
     }
     return {**METRICS, **extra}.get(value, (value, "", 1.0))
+
+
+def _tick(value) -> str:
+    """An axis value as a tick label: a number as ``:g`` writes it, a name (a kernel, a
+    preemption model) as it is."""
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
 
 
 def _label(name: str, labels: Mapping[str, str] | None) -> str:
@@ -97,7 +108,8 @@ def heatmap(
     """
     ax = ax or plt.gca()
     what, unit, factor = _describe(value)
-    cells = table.pivot_table(index=y, columns=x, values=value, aggfunc="mean") * factor
+    cells = table.pivot_table(index=y, columns=x, values=value, aggfunc="mean", observed=True)
+    cells = cells * factor
     cells = cells.sort_index(ascending=False)  # seaborn draws the first row at the top
     data = cells.to_numpy(dtype=float)
     vmin = 0.0 if vmin is None else vmin
@@ -115,8 +127,8 @@ def heatmap(
         linecolor=theme.color("background"),
         cbar=colorbar,
         cbar_kws={"shrink": 0.9, "label": f"{what} ({unit})" if unit else what},
-        xticklabels=[f"{c:g}" for c in cells.columns],
-        yticklabels=[f"{r:g}" for r in cells.index],
+        xticklabels=[_tick(c) for c in cells.columns],
+        yticklabels=[_tick(r) for r in cells.index],
     )
     ax.tick_params(length=0, labelrotation=0)
     ax.set_xlabel(_label(x, labels))

@@ -5,6 +5,8 @@ notifier lane and the queue depth below; :func:`retry_timeline` follows faults t
 ``mmu_notifier_seq`` snapshot, the check under the lock and their retries, with the counters
 below. Both draw a :class:`~kvmviz.Run`'s tables; none simulates. Choose a window with
 :func:`kvmviz.metrics.busiest_window` or :func:`kvmviz.metrics.whole_stalls`.
+:func:`freeze_timeline` is the 2024 freeze up close (chapter 08): a zap's write holds one by
+one, where it yields ``mmu_lock``, and the vCPUs' futile reads and lockless spins.
 
 :class:`LockTimeline` is the lock timeline that moves: it redraws another window, or another
 run of the same VM, into the same axes and names the artists that changed, so that a front end
@@ -33,7 +35,14 @@ from .metric_labels import counter_names
 from .span_bars import SpanBars
 from .theme import HATCHES, Themed
 
-__all__ = ["LockTimeline", "check_window", "lock_timeline", "retry_timeline"]
+__all__ = [
+    "LockTimeline",
+    "check_window",
+    "freeze_timeline",
+    "freeze_window",
+    "lock_timeline",
+    "retry_timeline",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -949,3 +958,302 @@ def _counter_axes(ax, run, start_us: float, end_us: float) -> None:
     ax.set_xlim(start_us, end_us)
     ax.set_ylabel("value (count)")
     ax.set_xlabel("simulated time (µs)")
+
+
+# --------------------------------------------------------------------------------------------
+# The freeze: a zap that yields, the futile reads it lets in, the pre-check's spins.
+# --------------------------------------------------------------------------------------------
+# A fault's lockless retries (d02c357e5bfa, v6.8): faulting again and again without touching
+# mmu_lock, from its first exit to its last sample of seq. Grey, hatched the other way from a
+# miss, so that it reads as "not on the lock" yet lost.
+_SPIN_STYLE = Themed(facecolor="miss_face", edgecolor="miss", linewidth=0, hatch="\\\\\\")
+# Where a zap gives mmu_lock up (cond_resched_rwlock_write()): a tick through the zap lane.
+_YIELD_MARK = Themed(
+    marker="v", markersize=6, color="text", markeredgecolor="background", markeredgewidth=0.4
+)
+_FREEZE_PAD = 0.08  # of the zap's span, either side of it: freeze_window()
+
+
+def freeze_window(run) -> tuple[float, float]:
+    """The window of a run's longest invalidation: from a little before its
+    ``invalidate_range_start`` asks for ``mmu_lock`` until a little after its last release
+    (its last write hold, when the zap yielded), µs.
+
+    Parameters
+    ----------
+    run : Run
+
+    Returns
+    -------
+    (float, float)
+        Inside ``[0, run.scenario.duration_us]`` when the zap is; the padding is
+        :data:`_FREEZE_PAD` of the zap's span either side.
+
+    Raises
+    ------
+    ValueError
+        The run has no ``invalidate_range_start`` that took ``mmu_lock``.
+    """
+    n = run.notifiers
+    zaps = n[n["locked"].to_numpy(dtype=bool) & (n["callback"] == "invalidate_range_start")]
+    if zaps.empty:
+        raise ValueError(
+            f"the run ({run.kernel}) has no invalidate_range_start that took mmu_lock: "
+            "no zap to show"
+        )
+    span = zaps["t_release_us"] - zaps["t_arrive_us"]
+    zap = zaps.loc[span.idxmax()]
+    start, end = float(zap["t_arrive_us"]), float(zap["t_release_us"])
+    pad = max(_FREEZE_PAD * (end - start), 1.0)
+    return max(0.0, start - pad), end + pad
+
+
+def _freeze_counts(run, faults, holds, start_us: float, end_us: float) -> dict:
+    """What the freeze timeline's legend counts in the window: the zap's yields, the futile
+    reads (granted, then retry), the faults that spun without the lock and their spins."""
+    release = holds["t_release_us"].to_numpy()
+    inside = (release >= start_us) & (release < end_us)
+    grant = faults["t_grant_us"].to_numpy()
+    granted = (grant >= start_us) & (grant < end_us)
+    spins = faults["spins"].to_numpy() if "spins" in faults else np.zeros(len(faults), int)
+    return {
+        "yields": int((holds["yielded"].to_numpy(dtype=bool) & inside).sum()),
+        "futile": int((faults["retry"].to_numpy(dtype=bool) & granted).sum()),
+        "spins": int(spins[granted].sum()),
+    }
+
+
+def _zap_lane(ax, holds, start_us: float, end_us: float, scale: float) -> None:
+    """The write holds of the window, one bar each (vermilion), their waits (orange) and a
+    triangle where a hold ended in a yield."""
+    request = holds["t_request_us"].to_numpy()
+    grant = holds["t_grant_us"].to_numpy()
+    release = holds["t_release_us"].to_numpy()
+    shown = (request < end_us) & (release >= start_us)
+    request, grant, release = request[shown], grant[shown], release[shown]
+    yielded = holds["yielded"].to_numpy(dtype=bool)[shown]
+    waited = grant > request
+    y = (0.0, 0.8)
+    SpanBars.add(
+        ax,
+        _spans(request[waited], (grant - request)[waited], scale),
+        y,
+        gid="lane-zap-wait",
+        **_STATE_STYLE["wait"],
+    )
+    SpanBars.add(
+        ax,
+        _spans(grant, release - grant, scale),
+        y,
+        gid="lane-zap-write",
+        zorder=2.1,
+        **_STATE_STYLE["write"],
+    )
+    at = release[yielded]
+    at = at[(at >= start_us) & (at <= end_us)]  # drawn unclipped: only those in the window
+    (marks,) = ax.plot(
+        at * scale,
+        np.full(at.size, -0.05),
+        linestyle="none",
+        gid="zap-yields",
+        zorder=2.4,
+        clip_on=False,
+        **_YIELD_MARK,
+    )
+    marks.set_in_layout(False)  # on the lanes' top edge: nothing for a layout to make room for
+
+
+def _freeze_vcpu_lanes(ax, run, window: _FaultWindow, vcpus, scale: float) -> list:
+    """One lane per vCPU of ``vcpus``: lockless spins, futile reads (the retry style), waits,
+    read holds, drawn in that order so that at a glance the lane shows where the time went: a
+    futile read is a tenth of a µs under the lock and a few µs of exit and pfn, the wait
+    before it in the queue is most of a frozen vCPU's time. Returns the lanes' tops."""
+    faults, retried, until = window.faults, window.retried, window.until
+    vcpu = faults["vcpu"].to_numpy()
+    request = faults["t_request_us"].to_numpy()
+    grant = faults["t_grant_us"].to_numpy()
+    wait = faults["wait_us"].to_numpy()
+    hold = faults["hold_us"].to_numpy()
+    exit_ = faults["t_exit_us"].to_numpy()
+    snapshot = faults["t_snapshot_us"].to_numpy()
+    spins = faults["spins"].to_numpy() if "spins" in faults else np.zeros(len(faults), int)
+    # A futile read ends where the vCPU faults again; if that next attempt spun without the
+    # lock, its spins are drawn from its first exit on, so the futile read stops there.
+    same = np.append(vcpu[1:] == vcpu[:-1], False)
+    next_spun = same & np.append(spins[1:] > 0, False)
+    until = np.where(retried & next_spun, np.append(exit_[1:], np.nan), until)
+    tops = []
+    for lane, v in enumerate(vcpus):
+        y = (1.4 + lane, 0.8)
+        tops.append(y[0])
+        mine = vcpu == v
+        spun = mine & (spins > 0)
+        held, again = mine & ~retried, mine & retried
+        waited = mine & (wait > 0)
+        for state, rows, start, width in (
+            ("spin", spun, exit_, snapshot - exit_),
+            ("retry", again, grant, until - grant),
+            ("wait", waited, request, wait),
+            ("read", held, grant, hold),
+        ):
+            style = _SPIN_STYLE if state == "spin" else _STATE_STYLE[state]
+            SpanBars.add(
+                ax,
+                _spans(start[rows], width[rows], scale),
+                y,
+                gid=f"lane-vcpu{v}-{state}",
+                **style,
+            )
+    return tops
+
+
+def _freeze_legend(ax, counts: dict, drawn_spins: bool) -> None:
+    """The freeze timeline's legend: each state, with the window's counts."""
+    handles = [
+        Patch(label="zap holds mmu_lock\nfor write", **_STATE_STYLE["write"]),
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            label=f"zap yields it, flushing\n(cond_resched_rwlock_write):\n"
+            f"{counts['yields']:,} times",
+            **_YIELD_MARK,
+        ),
+        Patch(label="waits for mmu_lock", **_STATE_STYLE["wait"]),
+        Patch(label="fault holds it for read", **_STATE_STYLE["read"]),
+        Patch(
+            label=f"futile read: granted, finds its\npage being zapped, lets go,\n"
+            f"faults again: {counts['futile']:,}",
+            **_STATE_STYLE["retry"],
+        ),
+    ]
+    if drawn_spins:
+        handles.append(
+            Patch(
+                label=f"spins without the lock\n(pre-check, d02c357e5bfa):\n"
+                f"{counts['spins']:,} retries",
+                **_SPIN_STYLE,
+            )
+        )
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        handlelength=1.4,
+        labelspacing=0.9,
+    )
+
+
+def _freeze_title(run, holds, start_us: float, end_us: float) -> str:
+    s = run.scenario
+    build = "PREEMPT_DYNAMIC, " if s.preempt_dynamic else ""
+    n = run.notifiers
+    zaps = n[n["locked"].to_numpy(dtype=bool) & (n["callback"] == "invalidate_range_start")]
+    inside = zaps[(zaps["t_arrive_us"] < end_us) & (zaps["t_release_us"] >= start_us)]
+    if inside.empty:
+        what = "no zap in the window"
+    else:
+        zap = inside.iloc[int((inside["t_release_us"] - inside["t_grant_us"]).argmax())]
+        span_ms = (zap["t_release_us"] - zap["t_grant_us"]) / 1000
+        yields = int(zap["yields"]) if "yields" in zap else 0
+        what = (
+            f"the zap crawls {span_ms:.2f} ms, yielding {yields:,} times"
+            if yields
+            else f"the zap runs {span_ms:.2f} ms without yielding"
+        )
+    return f"mmu_lock on {run.kernel} ({build}preempt={s.preempt}): {what}"
+
+
+def freeze_timeline(
+    run, start_us: float | None = None, end_us: float | None = None, *, ax=None,
+    max_lanes: int = 32,
+):  # fmt: skip
+    """The 2024 freeze up close: a zap's write holds one by one, its yields, and the vCPUs.
+
+    Top lane, the notifiers' write holds of ``mmu_lock`` (``run.write_holds``): each hold a
+    vermilion bar, each wait for it orange, and a dark triangle under the lane where a hold
+    ended in a *yield*: the zap found the lock contended (``rwlock_needbreak()``), flushed
+    remote TLBs and gave it up (``cond_resched_rwlock_write()``), then queued for it again.
+    Below, one lane per vCPU: orange while it waits for ``mmu_lock``, blue while it holds it
+    for read (drawn over the other states: zoomed out, a lane shows where the time went),
+    pale blue cross-hatched for a *futile read* (granted, found its address being
+    invalidated or seq moved, let go at once and faulted again; drawn until it asks again, as
+    in :func:`lock_timeline`), and grey hatched while it *spins* without the lock: on a
+    release with the pre-check (d02c357e5bfa, v6.8) a fault whose address is being
+    invalidated retries before taking ``mmu_lock`` (``run.faults.spins`` times), drawn from
+    its first exit to its last sample of seq. Below, the queue depth. The legend counts the
+    window's yields, futile reads and spins.
+
+    Parameters
+    ----------
+    run : Run
+    start_us, end_us : float, optional
+        The window, µs; default :func:`freeze_window` (the longest invalidation).
+    ax : pair of Axes or Axes, optional
+        As :func:`lock_timeline`: ``None`` a new figure (lanes above the queue depth), a pair
+        ``(lanes, queue)``, or one Axes for the lanes alone.
+    max_lanes : int
+        Most vCPUs to draw, a lane each (the first ones; the title says how many of how many).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes of the lanes.
+
+    Examples
+    --------
+    >>> run = kv.simulate(kv.presets.numa_balancing_setup(), "v6.7")  # doctest: +SKIP
+    >>> kv.timelines.freeze_timeline(run)  # doctest: +SKIP
+    """
+    if start_us is None or end_us is None:
+        default = freeze_window(run)
+        start_us = default[0] if start_us is None else start_us
+        end_us = default[1] if end_us is None else end_us
+    start_us, end_us = float(start_us), float(end_us)
+    if not end_us > start_us:
+        raise ValueError(f"end_us must be after start_us, got [{start_us}, {end_us})")
+    if max_lanes < 1:
+        raise ValueError(f"max_lanes must be >= 1, got {max_lanes}")
+    if ax is None:
+        lanes = min(run.scenario.n_vcpus, max_lanes)
+        _fig, (ax_lanes, ax_queue) = plt.subplots(
+            2,
+            1,
+            sharex=True,
+            figsize=(11, 2.6 + 0.19 * lanes),
+            height_ratios=[2 + 0.19 * lanes, 0.9],
+            layout="constrained",
+        )
+    elif isinstance(ax, Axes):
+        ax_lanes, ax_queue = ax, None
+    else:
+        ax_lanes, ax_queue = ax
+    scale, unit = _time_scale(end_us - start_us)
+    holds = run.write_holds
+    window = _FaultWindow.of(run.faults, start_us, end_us)
+    # A spin stretch starts at the attempt's first exit: keep attempts that spun into the window.
+    vcpus = list(range(min(run.scenario.n_vcpus, max_lanes)))
+    _zap_lane(ax_lanes, holds, start_us, end_us, scale)
+    tops = _freeze_vcpu_lanes(ax_lanes, run, window, vcpus, scale)
+    counts = _freeze_counts(run, window.faults, holds, start_us, end_us)
+    spun = "spins" in window.faults and bool((window.faults["spins"] > 0).any())
+    labels = [f"vCPU {v}" for v in vcpus]
+    ax_lanes.set_yticks([0.4, *(t + 0.4 for t in tops)], ["zap\n(write holds)", *labels])
+    ax_lanes.tick_params(axis="y", length=0)
+    ax_lanes.set_ylim((tops[-1] + 1.0) if tops else 1.0, -0.3)
+    ax_lanes.set_xlim(start_us * scale, end_us * scale)
+    ax_lanes.spines["left"].set_visible(False)
+    title = _freeze_title(run, holds, start_us, end_us)
+    if run.scenario.n_vcpus > len(vcpus):
+        title += f" (vCPUs 0-{len(vcpus) - 1} of {run.scenario.n_vcpus})"
+    ax_lanes.set_title(title, loc="left")
+    _freeze_legend(ax_lanes, counts, spun)
+    time_label = f"simulated time ({unit})"
+    if ax_queue is None:
+        ax_lanes.set_xlabel(time_label)
+        return ax_lanes
+    _queue_depth_axes(ax_queue, run, start_us, end_us, scale)
+    ax_queue.set_xlabel(time_label)
+    ax_lanes.tick_params(axis="x", labelbottom=False)
+    return ax_lanes

@@ -24,6 +24,10 @@ from .metric_labels import counter_names
 PID = 1
 """The one process of every trace: the VM."""
 
+YIELD_SLICE = "yielded mmu_lock (contended: flush, readers in, asks again)"
+"""The name of the slice between two write holds of a zap that yielded ``mmu_lock``
+(``rwlock_needbreak()`` -> ``cond_resched_rwlock_write()``)."""
+
 _BLOCK = 1 << 18  # rows per block of the passes over the whole fault table
 
 
@@ -78,7 +82,7 @@ def _blocks(n: int):
     return (slice(i, min(i + _BLOCK, n)) for i in range(0, n, _BLOCK))
 
 
-_CALLBACK, _WAIT, _HOLD, _INVALIDATION = range(4)
+_CALLBACK, _WAIT, _HOLD, _INVALIDATION, _YIELD = range(5)
 
 
 @dataclass
@@ -105,6 +109,11 @@ class Plan:
     counters: dict = field(default_factory=dict)
     flow_rows: np.ndarray = None  # fault rows whose wait ends a flow, ascending (flow id - 1)
     flows_out: dict = field(default_factory=dict)  # side slice -> [flow ids]
+    # A zap that yielded mmu_lock: its write holds and the gaps between them are slices of
+    # their own; their extra args by side slice, and, per notifier row, (ns, side slice) of
+    # each stretch a fault that asked then queued behind (the flows' sources).
+    s_extra: dict = field(default_factory=dict)
+    behind: dict = field(default_factory=dict)
     notifiers: dict = field(default_factory=dict)  # the callbacks' columns, as numpy arrays
     _rules: dict = field(default_factory=dict)
 
@@ -170,6 +179,82 @@ def _side_slices(plan: Plan) -> None:
     plan.s_track, plan.s_start, plan.s_end = tracks.astype(np.int64), start, stop
     plan.s_depth, plan.s_kind, plan.s_row = depth, kind.astype(np.int64), rows.astype(np.int64)
     plan.arrive, plan.lane_track = arrive, track.astype(np.int64)
+    _yielded_holds(plan, track)
+
+
+def _yielded_holds(plan: Plan, track: np.ndarray) -> None:
+    """The write holds of each zap that yielded ``mmu_lock`` (``run.write_holds``), one
+    ``holding mmu_lock (write)`` slice each in place of the callback's one hold, and between
+    two of them a ``yielded mmu_lock`` slice: the zap found the lock contended
+    (``rwlock_needbreak()``), flushed, let the queued readers in and asked again
+    (``cond_resched_rwlock_write()``). Runs whose zaps never yielded are left as they were."""
+    run = plan.run
+    holds = run.write_holds
+    if holds is None or not bool(holds["yielded"].any()):
+        return
+    yielded = sorted(set(holds.loc[holds["yielded"], "notifier"].tolist()))
+    drop = (plan.s_kind == _HOLD) & np.isin(plan.s_row, yielded)
+    keep = ~drop
+    parts = {
+        "track": [plan.s_track[keep]],
+        "start": [plan.s_start[keep]],
+        "end": [plan.s_end[keep]],
+        "depth": [plan.s_depth[keep]],
+        "kind": [plan.s_kind[keep]],
+        "row": [plan.s_row[keep]],
+    }
+    extra, behind, at = {}, {}, int(keep.sum())
+    f = run.faults
+    grant_order = np.argsort(f["t_grant_us"].to_numpy(), kind="stable")
+    f_grant = f["t_grant_us"].to_numpy()[grant_order]
+    f_retry = f["retry"].to_numpy(dtype=bool)[grant_order]
+    for row in yielded:
+        mine = holds[holds["notifier"] == row]
+        g, r = ns(mine["t_grant_us"]), ns(mine["t_release_us"])
+        k = len(mine)
+        # Holds, then the gaps between them: [release_j, grant_j+1).
+        starts = np.concatenate([g, r[:-1]])
+        ends = np.concatenate([r, g[1:]])
+        kinds = np.concatenate([np.full(k, _HOLD), np.full(k - 1, _YIELD)])
+        flushed = mine["flushed"].to_numpy(dtype=bool)
+        lo = mine["t_release_us"].to_numpy()[:-1]
+        hi = mine["t_grant_us"].to_numpy()[1:]
+        a, b = np.searchsorted(f_grant, lo), np.searchsorted(f_grant, hi)
+        futile = np.concatenate([[0], np.cumsum(f_retry)])
+        for j in range(k):
+            extra[at + j] = {
+                "write hold": f"{j + 1} of {k}",
+                "ends in": "a yield" if j < k - 1 else "the release",
+                "flushed": bool(flushed[j]),
+            }
+        for j in range(k - 1):
+            extra[at + k + j] = {
+                "yield": f"{j + 1} of {k - 1}",
+                "flushed before": bool(flushed[j]),
+                "readers let in": int(b[j] - a[j]),
+                "futile reads let in": int(futile[b[j]] - futile[a[j]]),
+            }
+        # Whom a fault that asked at t queued behind: the wait before the first hold, then
+        # each hold (it yields to the fault) and each gap (the zap asked again before it).
+        wait = np.flatnonzero((plan.s_kind == _WAIT) & (plan.s_row == row))
+        times = [ns(run.notifiers["t_arrive_us"].to_numpy()[row : row + 1])[0]] if wait.size else []
+        slices = [int(wait[0])] if wait.size else []
+        order = np.argsort(starts, kind="stable")
+        times += starts[order].tolist()
+        slices += (at + order).tolist()
+        behind[row] = (np.asarray(times, dtype=np.int64), np.asarray(slices, dtype=np.int64))
+        parts["track"].append(np.full(2 * k - 1, track[row], dtype=np.int64))
+        parts["start"].append(starts)
+        parts["end"].append(ends)
+        parts["depth"].append(np.ones(2 * k - 1, dtype=np.int64))
+        parts["kind"].append(kinds)
+        parts["row"].append(np.full(2 * k - 1, row, dtype=np.int64))
+        at += 2 * k - 1
+    plan.s_track, plan.s_start, plan.s_end, plan.s_depth, plan.s_kind, plan.s_row = (
+        np.concatenate(parts[name]).astype(np.int64)
+        for name in ("track", "start", "end", "depth", "kind", "row")
+    )
+    plan.s_extra, plan.behind = extra, behind
 
 
 def _flows(plan: Plan) -> None:
@@ -185,9 +270,12 @@ def _flows(plan: Plan) -> None:
     wait_slice = np.full(len(run.notifiers) + 1, -1, dtype=np.int64)  # [-1]: no callback
     waits = np.flatnonzero(plan.s_kind == _WAIT)
     wait_slice[plan.s_row[waits]] = waits
+    # A zap that yielded: a fault queued behind the stretch it asked in (plan.behind).
+    for row, (_times, slices) in plan.behind.items():
+        wait_slice[row] = slices[0]
     plan.flow_rows = np.zeros(0, dtype=np.int64)
     plan.flows_out = {}
-    if waits.size == 0:
+    if waits.size == 0 and not plan.behind:
         return
     f = run.faults
     request, grant = f["t_request_us"].to_numpy(), f["t_grant_us"].to_numpy()
@@ -200,6 +288,10 @@ def _flows(plan: Plan) -> None:
         found.append(rows.start + np.flatnonzero(ok))
     plan.flow_rows = np.concatenate(found) if found else plan.flow_rows
     sources = wait_slice[blocked[plan.flow_rows]]
+    for row, (times, slices) in plan.behind.items():
+        mine = np.flatnonzero(blocked[plan.flow_rows] == row)
+        asked = ns(request[plan.flow_rows[mine]])
+        sources[mine] = slices[np.maximum(np.searchsorted(times, asked, side="right") - 1, 0)]
     order = np.argsort(sources, kind="stable")
     ids = order + 1
     for s, group in zip(*_groups(sources[order], ids), strict=True):
@@ -387,7 +479,10 @@ def side_slice(plan: Plan, s: int) -> tuple[str, dict]:
         "callback": callback,
         "hit": "hit" if hit else "miss",
         "event": int(n["event"][row]),
+        **plan.s_extra.get(s, {}),
     }
+    if kind == _YIELD:
+        return YIELD_SLICE, mode
     return ("waiting for" if kind == _WAIT else "holding") + " mmu_lock (write)", mode
 
 
