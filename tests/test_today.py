@@ -156,3 +156,23 @@ def test_the_compiled_engine_models_them_too():
         events = kv.simulate(s, kernel, method="events")
         pd.testing.assert_frame_equal(compiled.faults, events.faults)
         pd.testing.assert_frame_equal(compiled.write_holds, events.write_holds)
+
+
+@pytest.mark.parametrize("kernel", ["v6.8", "v6.18"])
+def test_every_lockless_retry_is_owed_to_an_invalidation(kernel):
+    """A pre-check spin is owed to the hit invalidation in flight over the fault's address, or
+    to the end that moved seq under it: never to "other faults" (metrics.spin_causes)."""
+    for scenario in (
+        kv.presets.volatile_setup(duration_us=20_000.0),
+        kv.presets.numa_balancing_setup(
+            n_vcpus=16, duration_us=5_000.0, layout=kv.exercises.FREEZE_SCENE.layout
+        ),
+    ):
+        run = kv.simulate(scenario, kernel)
+        spun = run.faults["spins"].to_numpy() > 0
+        assert spun.any()
+        causes = kv.metrics.spin_causes(run)[spun]
+        assert (causes >= 0).all()
+        assert run.notifiers["hit"].to_numpy()[causes].all()
+        pieces = kv.metrics.stall_pieces(run)
+        assert "fault" not in set(pieces["behind"].astype(str))

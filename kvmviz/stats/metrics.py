@@ -200,8 +200,10 @@ def spin_causes(run) -> np.ndarray:
 
     The newest ``invalidate_range_start`` that took ``mmu_lock`` at or before the attempt's
     first sample of seq, whose range holds the attempt's hva and whose event had not yet ended
-    then (d02c357e5bfa checks ``mmu_invalidate_in_progress`` and the range). -1 for attempts
-    that did not spin, or where no such invalidation is found (a spin on a moved seq alone).
+    then (d02c357e5bfa checks ``mmu_invalidate_in_progress`` and the range), else the newest
+    such one that had begun (the sample came as it ended: its end moved seq); else the first
+    ``invalidate_range_end`` to bump seq after the sample (a spin on a moved seq). -1 for
+    attempts that did not spin, or where none is found.
 
     Returns
     -------
@@ -224,12 +226,30 @@ def spin_causes(run) -> np.ndarray:
     end = done.reindex(event[start]).to_numpy(dtype=float)
     lo = n["hva_start"].to_numpy(dtype=np.uint64)[start]
     hi = n["hva_end"].to_numpy(dtype=np.uint64)[start]
+    # The callbacks that bump seq from v6.8 (the only kernels that spin): a locked
+    # invalidate_range_end (071064f14d87), in the order they released.
+    bumps = np.flatnonzero(
+        n["locked"].to_numpy(dtype=bool) & (n["callback"].to_numpy() == "invalidate_range_end")
+    )
+    bump_t = n["t_release_us"].to_numpy(dtype=float)[bumps]
+    order = np.argsort(bump_t, kind="stable")
+    bump_cb, bump_t = bumps[order], bump_t[order]
     t = f["t_exit_us"].to_numpy(dtype=float)[rows] + run.scenario.vmexit_us / 2
     hva = f["hva"].to_numpy(dtype=np.uint64)[rows]
     for j, (tj, hj) in enumerate(zip(t.tolist(), hva.tolist(), strict=True)):
-        ok = np.flatnonzero((grant <= tj) & (end > tj) & (lo <= hj) & (hi > hj))
+        covers = (grant <= tj) & (lo <= hj) & (hi > hj)
+        ok = np.flatnonzero(covers & (end > tj))
+        if not ok.size:
+            # Its first sample came as the invalidation ended (its end bumped seq after the
+            # sample): the newest one over the hva that had begun.
+            ok = np.flatnonzero(covers)
         if ok.size:
             out[rows[j]] = start[ok[np.argmax(grant[ok])]]
+            continue
+        # Else seq moved between its sample and its check: the first end to bump it after.
+        k = np.searchsorted(bump_t, tj, side="right")
+        if k < len(bump_t):
+            out[rows[j]] = bump_cb[k]
     return out
 
 
