@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import io
 
-from .._shared._checks import check_seed
+from .._shared._checks import check_seed, strict_booleans
 from ..inputs import presets
 from ..inputs.kernels import zap_yields
 from ..inputs.scenario import Scenario
@@ -146,6 +146,7 @@ class FreezeToggle:
         display(self.box)
 
 
+@strict_booleans
 def freeze_toggle(
     scenario: Scenario | None = None,
     *,
