@@ -553,14 +553,7 @@ def _lock_legend(ax, run, drawn: set[str], arrived: set[bool]) -> None:
         ),
         *_arrival_handles(arrived),
     ]
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize="small",
-        handlelength=1.4,
-        labelspacing=0.9,
-    )
+    _side_legend(ax, handles, labelspacing=0.9)
 
 
 def _queue_depth_axes(ax, run, start_us: float, end_us: float, scale: float) -> None:
@@ -908,14 +901,7 @@ def _retry_legend(ax, run, window, shown, start_us: float, end_us: float) -> Non
     if window["retry"].to_numpy(dtype=bool).any():
         handles.append(Line2D([], [], label="must retry", **_RETRY_MARK))
     handles += [states[kind] for kind in ("write", "asks", "skip") if kind in states]
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize="small",
-        handlelength=1.4,
-        labelspacing=0.8,
-    )
+    _side_legend(ax, handles, labelspacing=0.8)
 
 
 def _counter_axes(ax, run, start_us: float, end_us: float) -> None:
@@ -1135,14 +1121,7 @@ def _freeze_legend(ax, counts: dict, drawn_spins: bool) -> None:
                 **_SPIN_STYLE,
             )
         )
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize="small",
-        handlelength=1.4,
-        labelspacing=0.9,
-    )
+    _side_legend(ax, handles, labelspacing=0.9)
 
 
 def _freeze_title(run, holds, start_us: float, end_us: float) -> str:
@@ -1257,3 +1236,15 @@ def freeze_timeline(
     ax_queue.set_xlabel(time_label)
     ax_lanes.tick_params(axis="x", labelbottom=False)
     return ax_lanes
+
+
+def _side_legend(ax, handles, *, labelspacing: float) -> None:
+    """The timelines' legend: to the right of the axes, top-aligned, small."""
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        handlelength=1.4,
+        labelspacing=labelspacing,
+    )
