@@ -9,11 +9,13 @@ runs are small (a dozen vCPUs, a few simulated ms), so the file takes a few seco
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import io
 import itertools
 import re
 import threading
+import time
 
 import ipywidgets as w
 import matplotlib.text
@@ -31,6 +33,7 @@ from kvmviz.metrics import KERNEL_TABLE_COLUMNS
 from kvmviz.views import metric_labels
 from kvmviz.widgets import dashboard as dashboard_module
 from kvmviz.widgets import explorer as explorer_module
+from kvmviz.widgets.animation_player import PAUSE_S, run_ahead
 
 N_FRAMES = 12
 QUEUE = kv.Scenario(n_vcpus=12, duration_us=3_000, notifier_rate_hz=20_000, spurious_share=0.6)
@@ -71,8 +74,9 @@ class TestPlayer:
         assert set(threading.enumerate()) == before
 
     def test_renders_ahead_on_the_event_loop_thread(self, queue, monkeypatch):
-        """Under a running event loop (as in ipykernel), every frame is drawn ahead, one per
-        loop turn, all on the loop's own thread, while the loop stays free for the slider."""
+        """Under a running event loop (as in ipykernel), every frame is drawn ahead, in order,
+        one at a time, all on the loop's own thread, while the loop stays free for the
+        slider."""
         drawn = []
         png = queue.png
         monkeypatch.setattr(
@@ -81,16 +85,17 @@ class TestPlayer:
 
         async def main():
             box = widgets.player(queue)
-            turns = 0
-            while len(drawn) < N_FRAMES and turns < 10 * N_FRAMES:
-                await asyncio.sleep(0)  # one turn: at most one frame drawn meanwhile
-                turns += 1
-            return box, turns
+            await asyncio.sleep(0)
+            assert [i for i, _ in drawn] == [0]  # the frame shown; none ahead in that turn
+            for _ in range(50 * N_FRAMES):
+                if len(drawn) == N_FRAMES:
+                    break
+                await asyncio.sleep(PAUSE_S / 2)
+            return box
 
-        box, turns = asyncio.run(main())
+        box = asyncio.run(main())
         assert [i for i, _ in drawn] == list(range(N_FRAMES))
         assert {ident for _, ident in drawn} == {threading.get_ident()}
-        assert turns >= N_FRAMES - 1  # not all at once: the loop served other work between
         slider = box.children[0].children[1]
         slider.value = 7
         assert len(drawn) == N_FRAMES  # already rendered: nothing drawn again
@@ -103,14 +108,76 @@ class TestPlayer:
 
         async def main():
             box = widgets.player(queue)
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            while len(drawn) < 2:
+                await asyncio.sleep(PAUSE_S / 2)
             box.close()
-            for _ in range(3 * N_FRAMES):
-                await asyncio.sleep(0)
+            await asyncio.sleep(3 * N_FRAMES * PAUSE_S)
 
         asyncio.run(main())
-        assert 1 <= len(drawn) < N_FRAMES
+        assert 2 <= len(drawn) < N_FRAMES
+
+
+class TestRunAhead:
+    """:func:`kvmviz.widgets.animation_player.run_ahead` against a kernel's message:
+    ipykernel serves one over several turns of its event loop (each ``await``), as when a
+    Voila page connects."""
+
+    @staticmethod
+    def _race(n_tasks: int, handler_turns: int) -> tuple[list, int, int]:
+        """Run ``n_tasks`` ahead while a message is served in ``handler_turns`` turns: the
+        tasks run in order, how many ran while the message was being served, and all that
+        had run when it was answered."""
+        done: list[int] = []
+        owner = w.HTML()
+
+        def task(i: int) -> None:  # some work, as a simulation is
+            time.sleep(0.002)
+            done.append(i)
+
+        async def main():
+            assert run_ahead([functools.partial(task, i) for i in range(n_tasks)], owner)
+            await asyncio.sleep(1.5 * PAUSE_S)  # the first task ran: the loop is busy ahead
+            before = len(done)
+            for _ in range(handler_turns):  # the message, served turn after turn
+                await asyncio.sleep(0)
+            during = len(done) - before
+            while len(done) < n_tasks:
+                await asyncio.sleep(PAUSE_S)
+            return during, before + during
+
+        during, answered_after = asyncio.run(main())
+        return done, during, answered_after
+
+    def test_a_message_waits_one_task_at_most(self):
+        """A message served over 30 turns sees at most one task run meanwhile, so that the
+        kernel answers within one task (0.2 s for the dashboard), not after all of them; and
+        every task still runs, in order. (Queued turn after turn, 30 tasks ran inside the
+        message, and a Voila page's widgets restored 2 s late: "model not found".)"""
+        done, during, answered_after = self._race(n_tasks=40, handler_turns=30)
+        assert done == list(range(40))
+        assert during <= 1, during
+        assert answered_after < 40
+
+    def test_nothing_without_a_running_loop(self):
+        """A script or a test without an event loop runs nothing ahead and says so."""
+        done = []
+        assert not run_ahead([functools.partial(done.append, 1)], w.HTML())
+        assert done == []
+
+    def test_stops_when_its_owner_closes(self):
+        """Closing the owner stops what is still queued."""
+        done: list[int] = []
+        owner = w.HTML()
+
+        async def main():
+            run_ahead([functools.partial(done.append, i) for i in range(20)], owner)
+            while not done:
+                await asyncio.sleep(PAUSE_S / 2)
+            owner.close()
+            await asyncio.sleep(25 * PAUSE_S)
+
+        asyncio.run(main())
+        assert 1 <= len(done) < 20
 
 
 class TestTable:
@@ -264,6 +331,29 @@ class TestDashboard:
         """With no scenario, each setup is its preset: the same runs as chapter 04's."""
         for name in kv.presets.SETUPS:
             assert kv.presets.with_setup(kv.Scenario(), name) == kv.presets.setup(name)
+
+    def test_runs_the_other_mmu_ahead_one_kernel_at_a_time(self, monkeypatch):
+        """Under an event loop, the dashboard queues the other MMU of both setups to run
+        ahead, in steps of one simulation at most (a kernel's message waits one step:
+        TestRunAhead); once they ran, flipping the MMU in either setup simulates nothing."""
+        queued = []
+        monkeypatch.setattr(
+            dashboard_module, "run_ahead", lambda tasks, owner: queued.extend(tasks) or True
+        )
+        scenario = DASHBOARD.replace(n_vcpus=40)  # runs no other test has cached
+        board = widgets.toggle_dashboard(scenario, seed=0, kernel="v6.8")
+        assert len(queued) == len(kv.presets.SETUPS) * (len(kv.KERNELS) + 1)
+        simulated = []
+        for task in queued:
+            misses = widgets.cached_simulate.cache_info().misses
+            task()
+            simulated.append(widgets.cached_simulate.cache_info().misses - misses)
+        assert max(simulated) == 1 and sum(simulated) == len(queued) - 2, simulated
+        misses = widgets.cached_simulate.cache_info().misses
+        board.mmu.value = not board.mmu.value
+        board.setup.value = "volatile"
+        assert _data(board.headline.value)["mmu"] == "shadow"
+        assert widgets.cached_simulate.cache_info().misses == misses
 
     def test_switching_setup_resets_the_sliders_and_simulates_nothing_new(self, dashboard):
         """Moving the sliders, then switching setup, puts the sliders back to the new setup's

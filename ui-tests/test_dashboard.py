@@ -232,6 +232,8 @@ def _headline(page, kernel: str, timeout_ms: int = 60_000, mmu: str = "tdp", set
 def _open(page, url: str) -> float:
     """Load the dashboard; returns the seconds from the request to the headline and the
     figure shown (the kernel started, the notebook run, the widgets drawn)."""
+    console: list[str] = []  # what the page's scripts said, for the failure's message
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     started = time.monotonic()
     page.goto(url, timeout=180_000)
     try:
@@ -242,9 +244,15 @@ def _open(page, url: str) -> float:
             " return i !== null && i.complete && i.naturalWidth > 0; }",
             timeout=60_000,
         )
-    except Exception:
+    except Exception as error:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-failed.png"), full_page=True)
-        raise
+        said = "\n".join(console[-40:])
+        (ARTIFACTS / "dashboard-failed-console.txt").write_text(said, encoding="utf-8")
+        raise AssertionError(
+            f"the dashboard did not show its headline and figure ({error.__class__.__name__});"
+            f" the page shows {page.inner_text('body')[:300]!r}; its console said:\n{said}"
+        ) from error
     return time.monotonic() - started
 
 

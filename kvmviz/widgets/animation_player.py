@@ -12,6 +12,8 @@ from ..views.animate import Animation
 
 __all__ = ["player", "run_ahead"]
 
+PAUSE_S = 0.02  # between two tasks run ahead: the kernel's own messages go first (run_ahead)
+
 
 def player(animation: Animation):
     """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
@@ -72,10 +74,16 @@ def player(animation: Animation):
     return box
 
 
-def run_ahead(tasks: list[Callable[[], None]], owner) -> bool:
-    """Call each of ``tasks`` on the running event loop, one per turn, while ``owner`` (a
-    widget) lives; nothing without a running loop (a script, a test). Returns whether there
-    was one."""
+def run_ahead(tasks: list[Callable[[], None]], owner, pause_s: float = PAUSE_S) -> bool:
+    """Call each of ``tasks`` on the running event loop, ``pause_s`` seconds apart, while
+    ``owner`` (a widget) lives; nothing without a running loop (a script, a test). Returns
+    whether there was one.
+
+    The pause, not one turn of the loop, is what lets a message in: ipykernel serves a
+    message over several turns of its loop (each ``await`` is one), so tasks queued turn
+    after turn would each run inside that message's handling, and the kernel would answer
+    only once they are all done (a Voila page connecting to a dashboard that runs ahead
+    waited all of its 2 s). With the pause, a message waits one task at most."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -87,17 +95,18 @@ def run_ahead(tasks: list[Callable[[], None]], owner) -> bool:
         if i >= len(tasks) or widget is None or getattr(widget, "comm", True) is None:
             return
         tasks[i]()
-        loop.call_soon(step, i + 1)
+        loop.call_later(pause_s, step, i + 1)
 
-    loop.call_soon(step, 0)
+    loop.call_later(pause_s, step, 0)
     return True
 
 
 def _render_ahead(frame: Callable[[int], bytes], n_frames: int, owner) -> bool:
-    """Call ``frame(1)`` .. ``frame(n_frames - 1)`` on the running event loop, one per turn,
-    so the messages of the widgets (a slider moved) are served in between. Stops early when
-    ``owner`` (the player) is garbage-collected or its widget closed. Returns whether an event
-    loop was there to do it (ipykernel runs one on the main thread; a plain script has none).
+    """Call ``frame(1)`` .. ``frame(n_frames - 1)`` on the running event loop, one at a time
+    (:func:`run_ahead`), so the messages of the widgets (a slider moved) are served in
+    between. Stops early when ``owner`` (the player) is garbage-collected or its widget
+    closed. Returns whether an event loop was there to do it (ipykernel runs one on the main
+    thread; a plain script has none).
 
     No thread: the frames are drawn on the loop's thread, the one that runs the cells and the
     slider's callbacks, so a frame drawn ahead never races the caller's own draw."""

@@ -494,14 +494,16 @@ class ToggleDashboard:
         self._lay_out()
         self.update()
         # The other setup simulated and measured ahead, so that its first flip is as quick as
-        # the next; the other MMU too, on the event loop while it is idle (in a notebook).
+        # the next; the other MMU too, on the event loop while it is idle (in a notebook), one
+        # kernel per turn (_warm_steps), so that the page connecting meanwhile is answered.
         for name in presets.SETUPS:
             if name != setup:
                 self._warm(self._setups[name].replace(tdp_mmu=self.vm.tdp_mmu))
         run_ahead(
             [
-                functools.partial(self._warm, base.replace(tdp_mmu=not self.vm.tdp_mmu))
+                step
                 for base in self._setups.values()
+                for step in self._warm_steps(base.replace(tdp_mmu=not self.vm.tdp_mmu))
             ],
             self.widget,
         )
@@ -647,10 +649,28 @@ class ToggleDashboard:
     def _warm(self, scenario: Scenario) -> None:
         """Simulate ``scenario`` on every kernel and measure what the views draw of it, ahead
         of the learner (everything lands in the caches a redraw reads)."""
-        runs = self.runs(scenario)
-        _cached_table(tuple(runs.values()))
-        for run in runs.values():
-            plot.precompute(run)
+        for step in self._warm_steps(scenario):
+            step()
+
+    def _warm_steps(self, scenario: Scenario) -> list:
+        """What :meth:`_warm` does, in steps of one kernel each (one simulation and what the
+        views draw of it, about 0.2 s at the default VM), then the table.
+
+        Run ahead one step at a time (:func:`~kvmviz.widgets.animation_player.run_ahead`), so
+        that a message to the kernel waits one step at most. A Voila page connects while the
+        kernel runs ahead, and the widget renderer of jupyterlab_widgets 3.0 waits 2 s at most
+        for a model the page has not loaded yet (``get_model``): a restore finishing in its
+        last 100 ms leaves "Error displaying widget: model not found" for good
+        (jupyter-widgets/ipywidgets#4026). Steps queued turn after turn held the page's
+        messages until all of them were done, right at those 2 s: one page in three failed."""
+
+        def one(kernel: str) -> None:
+            plot.precompute(cached_simulate(scenario, kernel, "qrwlock", self.seed))
+
+        return [
+            *(functools.partial(one, kernel) for kernel in KERNELS),
+            lambda: _cached_table(tuple(self.runs(scenario).values())),
+        ]
 
     def runs(self, scenario: Scenario | None = None) -> dict:
         """The cached runs of ``scenario`` (default the current one), one per kernel."""
