@@ -87,14 +87,25 @@ def _brownout(page, kernel: str) -> float:
     return float(locator.get_attribute("data-brownout"))
 
 
-def _run_all_cells(page) -> None:
-    """Run → Run All Cells, as a user would; again if the kernel was not ready to take it."""
+def _run_all_cells(page, notebook: str) -> None:
+    """Run → Run All Cells on ``notebook``, as a user would; again if the kernel was not ready
+    to take it.
+
+    The lab restores the tabs of the test before (one server for the module), and Run All
+    Cells runs whichever notebook is current: ``notebook``'s tab is made current first, and
+    only its own cells' prompts say whether it started (once, chapter 04's tab was still
+    current, 04 ran again and 08 never did)."""
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=notebook)
+    tab.first.wait_for(timeout=120_000)
+    tab.first.click()
+    current = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
     status = page.locator("#jp-main-statusbar")
     deadline = time.monotonic() + 120
-    while "Idle" not in status.inner_text():  # the kernel has started and waits for work
-        assert time.monotonic() < deadline, status.inner_text()
+    # Its kernel has started and waits for work (the status bar shows the current one's).
+    while notebook not in current.first.text_content() or "Idle" not in status.inner_text():
+        assert time.monotonic() < deadline, (current.first.text_content(), status.inner_text())
         time.sleep(0.5)
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+    prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")
     for _ in range(3):
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -119,7 +130,7 @@ def test_toggle_notebook_in_jupyterlab(browser, lab):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{url}/lab/tree/04-the-optimization.ipynb?token={token}", timeout=120_000)
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=120_000)
-    _run_all_cells(page)
+    _run_all_cells(page, "04-the-optimization.ipynb")
     try:
         # The first run in a fresh environment also compiles the engine (numba, cached after).
         before = _p99(page, "v5.12", timeout_ms=180_000)
@@ -316,7 +327,7 @@ def test_freeze_toggle_in_jupyterlab(browser, lab):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{url}/lab/tree/08-the-freeze-that-came-back.ipynb?token={token}", timeout=120_000)
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=120_000)
-    _run_all_cells(page)
+    _run_all_cells(page, "08-the-freeze-that-came-back.ipynb")
     try:
         before = _freeze(page, "v6.7")
     except Exception:
