@@ -18,8 +18,8 @@ PAUSE_S = 0.02  # between two tasks run ahead: the kernel's own messages go firs
 def player(animation: Animation):
     """An ipywidgets player: Play and a frame slider (linked in the browser) over an image.
 
-    In a notebook, every frame is rendered ahead and kept, one frame per turn of the kernel's
-    event loop while it is idle, so playback then only sends bytes to the browser. Display
+    In a notebook, every frame is rendered ahead and kept, one frame at a time on the kernel's
+    event loop (:func:`run_ahead`), so playback then only sends bytes to the browser. Display
     the returned box as a cell's last line. Outside a running event loop (a script, a test)
     a frame is rendered when it is first shown.
 

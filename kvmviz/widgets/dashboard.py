@@ -494,8 +494,8 @@ class ToggleDashboard:
         self._lay_out()
         self.update()
         # The other setup simulated and measured ahead, so that its first flip is as quick as
-        # the next; the other MMU too, on the event loop while it is idle (in a notebook), one
-        # kernel per turn (_warm_steps), so that the page connecting meanwhile is answered.
+        # the next; the other MMU too, on the event loop (in a notebook), one kernel per step
+        # with a pause between (_warm_steps), so that a page connecting meanwhile is answered.
         for name in presets.SETUPS:
             if name != setup:
                 self._warm(self._setups[name].replace(tdp_mmu=self.vm.tdp_mmu))
